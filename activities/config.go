@@ -1,0 +1,78 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/shipline/shipline/internal/platform"
+)
+
+// Config answers questions about platform.yaml for workflows. The file is read by
+// the worker at start; workflows get the non-secret facts they decide on through
+// these activities, so every decision is recorded in history.
+type Config struct {
+	Platform *platform.Config
+}
+
+// ProjectInput names a project.
+type ProjectInput struct {
+	Project string `json:"project"`
+}
+
+// ProjectSettings are the non-secret settings of a project that workflows decide on.
+type ProjectSettings struct {
+	Name string `json:"name"`
+	// Remote is the repository URL without credentials, for messages.
+	Remote        string   `json:"remote"`
+	Admins        []string `json:"admins"`
+	AutoDeploy    bool     `json:"auto_deploy"`
+	SelectiveJobs bool     `json:"selective_jobs"`
+}
+
+// Project returns a project's settings; an unregistered project is a permanent
+// ErrUnknownProject failure listing the registered ones.
+func (c *Config) Project(_ context.Context, in ProjectInput) (ProjectSettings, error) {
+	p, ok := c.Platform.Projects[in.Project]
+	if !ok {
+		return ProjectSettings{}, unknownProject(c.Platform, in.Project)
+	}
+	return ProjectSettings{
+		Name:          in.Project,
+		Remote:        RedactURL(p.Repo),
+		Admins:        slices.Clone(p.Admins),
+		AutoDeploy:    p.AutoDeploy,
+		SelectiveJobs: p.SelectiveJobs,
+	}, nil
+}
+
+func unknownProject(cfg *platform.Config, name string) error {
+	known := make([]string, 0, len(cfg.Projects))
+	for k := range cfg.Projects {
+		known = append(known, k)
+	}
+	sort.Strings(known)
+	msg := fmt.Sprintf("project %q is not registered in %s (registered: %v); ask a platform admin to add it under projects:", name, platformFile(cfg), known)
+	return temporal.NewNonRetryableApplicationError(msg, ErrUnknownProject, nil)
+}
+
+func platformFile(cfg *platform.Config) string {
+	if cfg.Path != "" {
+		return cfg.Path
+	}
+	return "platform.yaml"
+}
+
+// RedactURL drops user info (tokens) from a URL for messages and logs.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}

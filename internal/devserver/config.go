@@ -1,0 +1,146 @@
+package devserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	serverlog "go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+	"go.uber.org/zap"
+)
+
+const (
+	clusterName = "active"
+	storeName   = "sqlite-default"
+)
+
+// prepareDatabase returns the SQLite persistence config. A new database file
+// gets the schema first; then the namespace is created unless it exists.
+func prepareDatabase(opts Options) (*config.SQL, error) {
+	conf := &config.SQL{
+		PluginName:        sqliteplugin.PluginName,
+		DatabaseName:      opts.DBFile,
+		ConnectAttributes: map[string]string{"mode": "rwc"},
+	}
+	if isNewFile(opts.DBFile) {
+		if err := os.MkdirAll(filepath.Dir(opts.DBFile), 0o755); err != nil {
+			return nil, fmt.Errorf("create directory for the dev server database: %w", err)
+		}
+		if err := sqliteschema.SetupSchema(conf); err != nil {
+			// Leave no half-initialised file behind: the next start would take
+			// it for a ready database.
+			_ = os.Remove(opts.DBFile)
+			return nil, fmt.Errorf("create the dev server database schema in %s: %w", opts.DBFile, err)
+		}
+	}
+
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, opts.SearchAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %q: %w", opts.Namespace, err)
+	}
+	if err := sqliteschema.CreateNamespaces(conf, ns); err != nil {
+		return nil, fmt.Errorf("create namespace %q in %s: %w", opts.Namespace, opts.DBFile, err)
+	}
+	return conf, nil
+}
+
+func isNewFile(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// newTemporalServer builds the server from a config written in code: all four
+// services on opts.IP (frontend on opts.Port, the internal ones on free
+// ports), one history shard, no archival, no authorization.
+func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (temporal.Server, error) {
+	ports := map[primitives.ServiceName]int{primitives.FrontendService: opts.Port}
+	for _, svc := range []primitives.ServiceName{primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
+		p, err := freePort(opts.IP)
+		if err != nil {
+			return nil, err
+		}
+		ports[svc] = p
+	}
+	httpPort, err := freePort(opts.IP)
+	if err != nil {
+		return nil, err
+	}
+	hostPort := func(port int) string { return net.JoinHostPort(opts.IP, strconv.Itoa(port)) }
+
+	conf := &config.Config{}
+	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
+	conf.Global.Membership.BroadcastAddress = opts.IP
+	conf.Persistence.DefaultStore = storeName
+	conf.Persistence.VisibilityStore = storeName
+	conf.Persistence.NumHistoryShards = 1
+	conf.Persistence.DataStores = map[string]config.DataStore{storeName: {SQL: sqlConf}}
+	conf.ClusterMetadata = &cluster.Config{
+		EnableGlobalNamespace:    false,
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			clusterName: {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             hostPort(opts.Port),
+				HTTPAddress:            hostPort(httpPort),
+				ClusterID:              uuid.NewString(), // used only when the database is new
+			},
+		},
+	}
+	conf.DCRedirectionPolicy.Policy = "noop"
+	conf.Services = map[string]config.Service{}
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for svc, port := range ports {
+		var s config.Service
+		s.RPC.GRPCPort = port
+		s.RPC.BindOnIP = opts.IP
+		if svc == primitives.FrontendService {
+			s.RPC.HTTPPort = httpPort
+		}
+		conf.Services[string(svc)] = s
+		hosts[svc] = static.SingleLocalHost(hostPort(port))
+	}
+	conf.Archival.History.State = "disabled"
+	conf.Archival.Visibility.State = "disabled"
+	conf.NamespaceDefaults.Archival.History.State = "disabled"
+	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	conf.PublicClient.HostPort = hostPort(opts.Port)
+
+	dynConf := dynamicconfig.StaticClient{
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
+		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// Search attributes added after start (EnsureSearchAttributes on an
+		// older database) are usable at once, not after a cache refresh.
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+	}
+
+	server, err := temporal.NewServer(
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(serverlog.NewZapLogger(logger)),
+		temporal.WithAuthorizer(authorization.NewNoopAuthorizer()),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return authorization.NewNoopClaimMapper() }),
+		temporal.WithDynamicConfigClient(dynConf),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build temporal server: %w", err)
+	}
+	return server, nil
+}

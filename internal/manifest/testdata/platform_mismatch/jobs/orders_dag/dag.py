@@ -1,0 +1,1 @@
+# ${var.cluster_size} ${var.schema}

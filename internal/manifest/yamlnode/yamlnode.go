@@ -1,0 +1,315 @@
+// Package yamlnode decodes YAML configuration files through yaml.v3 nodes so
+// that every problem is reported as a diag.Diagnostic with file:line:col.
+// It is shared by shipline.yaml (internal/manifest) and platform.yaml
+// (internal/platform).
+package yamlnode
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shipline/shipline/internal/diag"
+)
+
+// Pos is a 1-based position in a YAML file; Col counts characters.
+type Pos struct{ Line, Col int }
+
+// PosOf returns the position of a node.
+func PosOf(n *yaml.Node) Pos { return Pos{n.Line, n.Column} }
+
+var lineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// Parse reads one YAML document and returns its top node, or nil when the
+// document is empty. Syntax errors are diagnostics.
+func Parse(file string, data []byte) (*yaml.Node, diag.List) {
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, diag.List{syntaxError(file, err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, diag.List{diag.Errorf(file, extra.Line, extra.Column,
+			"remove the `---` separator and keep one document", "%s holds more than one YAML document", file)}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, diag.List{syntaxError(file, err)}
+	}
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			return nil, nil
+		}
+		return Resolve(doc.Content[0]), nil
+	}
+	return Resolve(&doc), nil
+}
+
+func syntaxError(file string, err error) diag.Diagnostic {
+	msg := err.Error()
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return diag.Diagnostic{Severity: diag.Error, File: file, Line: line,
+			Summary: "invalid YAML: " + m[2], Fix: "fix the YAML syntax (indentation, quoting, `key: value` pairs)"}
+	}
+	return diag.Diagnostic{Severity: diag.Error, File: file,
+		Summary: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: "), Fix: "fix the YAML syntax"}
+}
+
+// Resolve follows aliases (*anchor) to the node they name.
+func Resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// IsNull reports whether n is absent or an explicit null / empty value.
+func IsNull(n *yaml.Node) bool {
+	n = Resolve(n)
+	return n == nil || n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// KindName describes a node for "must be X, not Y" messages.
+func KindName(n *yaml.Node) string {
+	n = Resolve(n)
+	switch {
+	case IsNull(n):
+		return "empty"
+	case n.Kind == yaml.MappingNode:
+		return "a mapping"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	}
+	switch n.Tag {
+	case "!!int", "!!float":
+		return "a number"
+	case "!!bool":
+		return "true/false"
+	}
+	return "a string"
+}
+
+// Decoder collects diagnostics for one file.
+type Decoder struct {
+	File  string
+	Diags diag.List
+}
+
+// Errorf adds an error at n.
+func (d *Decoder) Errorf(n *yaml.Node, fix, format string, args ...any) {
+	d.Diags = append(d.Diags, diag.Errorf(d.File, n.Line, n.Column, fix, format, args...))
+}
+
+// Warnf adds a warning at n.
+func (d *Decoder) Warnf(n *yaml.Node, fix, format string, args ...any) {
+	w := diag.Errorf(d.File, n.Line, n.Column, fix, format, args...)
+	w.Severity = diag.Warning
+	d.Diags = append(d.Diags, w)
+}
+
+// Map walks a mapping in document order, calling fn for each key. It reports
+// a node that is not a mapping, keys that are not plain strings, duplicate
+// keys and, when allowed is non-nil, keys not in allowed. fn is not called for
+// rejected keys. It returns false when n is not a mapping.
+func (d *Decoder) Map(n *yaml.Node, field string, allowed []string, fn func(key string, k, v *yaml.Node)) bool {
+	n = Resolve(n)
+	if n.Kind != yaml.MappingNode {
+		d.Errorf(n, "write it as a mapping of `key: value` lines (or {key: value})",
+			"%s must be a mapping, not %s", field, KindName(n))
+		return false
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], Resolve(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode || k.Tag == "!!merge" {
+			d.Errorf(k, "write plain keys; YAML merge keys (<<) and complex keys are not supported",
+				"unsupported key in %s", field)
+			continue
+		}
+		key := k.Value
+		if first, dup := seen[key]; dup {
+			d.Errorf(k, fmt.Sprintf("remove one of them or merge them into the first (line %d)", first),
+				"duplicate key %q in %s (first defined at line %d)", key, field, first)
+			continue
+		}
+		seen[key] = k.Line
+		if allowed != nil && !contains(allowed, key) {
+			fix := "allowed keys: " + strings.Join(allowed, ", ")
+			if s := suggest(key, allowed); s != "" {
+				fix = fmt.Sprintf("did you mean %q? ", s) + fix
+			}
+			d.Errorf(k, fix, "unknown key %q in %s", key, field)
+			continue
+		}
+		fn(key, k, v)
+	}
+	return true
+}
+
+// String decodes a scalar string. Numbers and booleans are refused (a quoted
+// "123" is fine); null reports false without a diagnostic.
+func (d *Decoder) String(n *yaml.Node, field string) (string, bool) {
+	n = Resolve(n)
+	if IsNull(n) {
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		d.Errorf(n, "write a string (quote it if it looks like a number or true/false)",
+			"%s must be a string, not %s", field, KindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// Scalar decodes any scalar (string, number, boolean) as its text.
+func (d *Decoder) Scalar(n *yaml.Node, field string) (string, bool) {
+	n = Resolve(n)
+	if n.Kind != yaml.ScalarNode || IsNull(n) {
+		d.Errorf(n, `write a single value such as a string, a number or true/false (use "" for an empty string)`,
+			"%s must be a single value, not %s", field, KindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// Bool decodes true/false.
+func (d *Decoder) Bool(n *yaml.Node, field string) (bool, bool) {
+	n = Resolve(n)
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+		var b bool
+		if err := n.Decode(&b); err == nil {
+			return b, true
+		}
+	}
+	d.Errorf(n, "write true or false", "%s must be true or false, not %s", field, KindName(n))
+	return false, false
+}
+
+// Int decodes an integer.
+func (d *Decoder) Int(n *yaml.Node, field string) (int, bool) {
+	n = Resolve(n)
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
+		var i int
+		if err := n.Decode(&i); err == nil {
+			return i, true
+		}
+	}
+	d.Errorf(n, "write a whole number, e.g. 1", "%s must be a whole number, not %s", field, KindName(n))
+	return 0, false
+}
+
+// StringList decodes a list of strings. Each item's node is returned too.
+func (d *Decoder) StringList(n *yaml.Node, field string) ([]string, []*yaml.Node, bool) {
+	n = Resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		d.Errorf(n, "write a YAML list, e.g. [a, b]", "%s must be a list, not %s", field, KindName(n))
+		return nil, nil, false
+	}
+	var out []string
+	var nodes []*yaml.Node
+	ok := true
+	for i, it := range n.Content {
+		it = Resolve(it)
+		s, good := d.String(it, fmt.Sprintf("%s[%d]", field, i))
+		if !good {
+			if IsNull(it) {
+				d.Errorf(it, "remove the empty item", "%s[%d] is empty", field, i)
+			}
+			ok = false
+			continue
+		}
+		out = append(out, s)
+		nodes = append(nodes, it)
+	}
+	return out, nodes, ok
+}
+
+// Vars decodes a string→string mapping of variables: keys must match keyRE,
+// values may be strings, numbers or booleans (kept as written); mappings,
+// lists and empty values are errors.
+func (d *Decoder) Vars(n *yaml.Node, field string, keyRE *regexp.Regexp, keyRule string) (map[string]string, map[string]Pos) {
+	out := map[string]string{}
+	pos := map[string]Pos{}
+	d.Map(n, field, nil, func(key string, k, v *yaml.Node) {
+		if !keyRE.MatchString(key) {
+			d.Errorf(k, keyRule, "invalid variable name %q in %s", key, field)
+			return
+		}
+		if IsNull(v) {
+			d.Errorf(k, `give it a value (use "" for an empty string)`, "variable %s.%s has no value", field, key)
+			return
+		}
+		s, ok := d.Scalar(v, field+"."+key)
+		if !ok {
+			return
+		}
+		out[key] = s
+		pos[key] = PosOf(k)
+	})
+	return out, pos
+}
+
+// Sort orders diagnostics of one file by position, keeping the order of equal positions.
+func Sort(l diag.List) {
+	sort.SliceStable(l, func(i, j int) bool {
+		if l[i].Line != l[j].Line {
+			return l[i].Line < l[j].Line
+		}
+		return l[i].Col < l[j].Col
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// suggest returns the allowed key closest to key when it is a likely typo.
+func suggest(key string, allowed []string) string {
+	best, bestD := "", 3
+	for _, a := range allowed {
+		if strings.EqualFold(a, key) {
+			return a
+		}
+		if dist := levenshtein(key, a); dist < bestD {
+			best, bestD = a, dist
+		}
+	}
+	if bestD <= 2 && len(key) > 3 {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,146 @@
+package platform
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden .want files")
+
+// baseDir stands for the platform file's directory in golden outputs.
+const baseDir = "/etc/shipline"
+
+// TestGolden parses each testdata/*.yaml and compares the diagnostics (and,
+// for a valid file, the resulting config) with testdata/*.want.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, diags := Parse("platform.yaml", data, baseDir)
+			var got string
+			if len(diags) > 0 {
+				got = diags.Error() + "\n"
+			}
+			if !diags.HasErrors() {
+				js, err := json.MarshalIndent(cfg, "", "  ")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got += string(js) + "\n"
+			}
+			want := strings.TrimSuffix(f, ".yaml") + ".want"
+			if *update {
+				if err := os.WriteFile(want, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			w, err := os.ReadFile(want)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(w) {
+				t.Errorf("output differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", want, got, w)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, diags := Parse("platform.yaml", []byte("teams: {dev: {members: [a]}}\nprojects: {p: {repo: x, admins: [a]}}\n"+
+		"promotion: {stages: [{name: s, fabrics: [], approval: {team: dev}}]}\n"), "/srv")
+	if len(diags) != 1 { // the stage has no fabrics
+		t.Fatalf("diags: %v", diags)
+	}
+	if cfg.Temporal != (Temporal{"127.0.0.1:7233", "default", "shipline"}) {
+		t.Errorf("temporal = %+v", cfg.Temporal)
+	}
+	if cfg.StateDir != filepath.Join("/srv", ".shipline") {
+		t.Errorf("state_dir = %q", cfg.StateDir)
+	}
+	p := cfg.Projects["p"]
+	if !p.AutoDeploy || p.SelectiveJobs || p.Name != "p" || p.Repo != filepath.Join("/srv", "x") {
+		t.Errorf("project = %+v", p)
+	}
+	a := cfg.Promotion.Stages[0].Approval
+	if a == nil || a.Required != 1 || !a.SelfApproval || a.Timeout != 0 {
+		t.Errorf("approval = %+v", a)
+	}
+}
+
+func TestLoadResolvesAgainstFileDir(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "conf")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(sub, "platform.yaml")
+	src := "state_dir: state\nteams: {dev: {members: [a]}}\n" +
+		"projects: {p: {repo: ../repos/p, admins: [a], ssh_key_file: keys/id}, q: {repo: 'git@host:q.git', admins: [a]}}\n" +
+		"fabrics: {l: {kind: local, owner: dev, root: fab}, af: {kind: airflow, owner: dev, dags_folder: /abs/dags/}}\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := Load(path)
+	if len(diags) != 0 {
+		t.Fatal(diags)
+	}
+	for got, want := range map[string]string{
+		cfg.Path:                     path,
+		cfg.StateDir:                 filepath.Join(sub, "state"),
+		cfg.Projects["p"].Repo:       filepath.Join(dir, "repos", "p"),
+		cfg.Projects["p"].SSHKeyFile: filepath.Join(sub, "keys", "id"),
+		cfg.Projects["q"].Repo:       "git@host:q.git",
+		cfg.Fabrics["l"].Root:        filepath.Join(sub, "fab"),
+		cfg.Fabrics["af"].DagsFolder: "/abs/dags",
+	} {
+		if got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	if _, diags := Load(filepath.Join(dir, "missing.yaml")); !diags.HasErrors() {
+		t.Error("missing file accepted")
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"1h": time.Hour, "3d": 72 * time.Hour, "1d12h": 36 * time.Hour, "90m": 90 * time.Minute, "0s": 0,
+	} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1h", "-2d", "1w", "d", "3", ""} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", in)
+		}
+	}
+}
+
+func TestTeams(t *testing.T) {
+	c := &Config{Teams: map[string]Team{"b": {Members: []string{"x", "y"}}, "a": {Members: []string{"x"}}}}
+	if got := c.TeamOf("x"); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("TeamOf(x) = %v", got)
+	}
+	if got := c.TeamOf("z"); got != nil {
+		t.Errorf("TeamOf(z) = %v", got)
+	}
+	if !c.IsMember("b", "y") || c.IsMember("a", "y") || c.IsMember("nope", "x") || c.IsMember("a", "") {
+		t.Error("IsMember")
+	}
+}

@@ -1,0 +1,112 @@
+// Package platform reads platform.yaml: the worker's configuration, owned by the
+// platform admins. It names the Temporal endpoint, the state directory, teams,
+// projects, fabrics and promotion stages. Secrets never live in this file: it only
+// names the environment variables (or Databricks profiles) that hold them.
+package platform
+
+import "time"
+
+// Config is a parsed and validated platform.yaml.
+type Config struct {
+	// Path is the file the config was read from; relative paths inside the file
+	// (state_dir, local repos, local fabric roots, dags folders) are resolved
+	// against its directory by Load.
+	Path      string             `json:"path,omitempty"`
+	Temporal  Temporal           `json:"temporal"`
+	StateDir  string             `json:"state_dir"`
+	Teams     map[string]Team    `json:"teams"`
+	Projects  map[string]Project `json:"projects"`
+	Fabrics   map[string]Fabric  `json:"fabrics"`
+	Promotion Promotion          `json:"promotion"`
+}
+
+// Temporal says where the worker and CLI find Temporal.
+type Temporal struct {
+	Address   string `json:"address"`    // default 127.0.0.1:7233
+	Namespace string `json:"namespace"`  // default "default"
+	TaskQueue string `json:"task_queue"` // default "shipline"
+}
+
+// Team is a named set of users.
+type Team struct {
+	Members []string `json:"members"`
+}
+
+// Project is one registered project.
+type Project struct {
+	Name string `json:"name"`
+	// Repo is the git remote: file://, https://, ssh:// (or scp-like git@host:path),
+	// or a plain local path which Load turns into an absolute path.
+	Repo string `json:"repo"`
+	// GitTokenEnv names the environment variable holding an HTTPS token.
+	GitTokenEnv string `json:"git_token_env,omitempty"`
+	// GitUserEnv optionally names the variable holding the HTTPS user name (default "shipline").
+	GitUserEnv string `json:"git_user_env,omitempty"`
+	// SSHKeyFile is a private key file for ssh remotes; empty means use the ssh agent.
+	SSHKeyFile string `json:"ssh_key_file,omitempty"`
+	// SSHKnownHosts is a known_hosts file; empty means ~/.ssh/known_hosts.
+	SSHKnownHosts string   `json:"ssh_known_hosts,omitempty"`
+	Admins        []string `json:"admins"`
+	// AutoDeploy: a Release also deploys (default true).
+	AutoDeploy bool `json:"auto_deploy"`
+	// SelectiveJobs allows deploying chosen jobs; not together with AutoDeploy.
+	SelectiveJobs bool `json:"selective_jobs"`
+}
+
+// FabricKind names a kind of execution environment.
+type FabricKind string
+
+const (
+	KindDatabricks FabricKind = "databricks"
+	KindAirflow    FabricKind = "airflow"
+	KindLocal      FabricKind = "local"
+)
+
+// Fabric is a named execution environment.
+type Fabric struct {
+	Name      string            `json:"name"`
+	Kind      FabricKind        `json:"kind"`
+	Owner     string            `json:"owner"`
+	Variables map[string]string `json:"variables,omitempty"`
+	// PauseSchedules makes deployed schedules paused unless the manifest overrides it.
+	PauseSchedules bool `json:"pause_schedules,omitempty"`
+
+	// databricks
+	Host         string `json:"host,omitempty"`
+	TokenEnv     string `json:"token_env,omitempty"`
+	Profile      string `json:"profile,omitempty"` // Databricks config profile, instead of token_env
+	ArtifactRoot string `json:"artifact_root,omitempty"`
+
+	// airflow
+	DagsFolder     string `json:"dags_folder,omitempty"`
+	ArtifactFabric string `json:"artifact_fabric,omitempty"`
+	AirflowURL     string `json:"airflow_url,omitempty"`
+	AirflowUserEnv string `json:"airflow_user_env,omitempty"`
+	AirflowPassEnv string `json:"airflow_password_env,omitempty"`
+
+	// local
+	Root string `json:"root,omitempty"`
+}
+
+// Promotion lists the ordered stages a release is promoted through.
+type Promotion struct {
+	Stages []Stage `json:"stages"`
+}
+
+// Stage is one step of a promotion.
+type Stage struct {
+	Name     string    `json:"name"`
+	Fabrics  []string  `json:"fabrics"`
+	Approval *Approval `json:"approval,omitempty"`
+	// Soak holds the stage until this long after the previous stage was deployed.
+	Soak time.Duration `json:"soak,omitempty"`
+}
+
+// Approval is the gate of a stage.
+type Approval struct {
+	Team     string `json:"team"`
+	Required int    `json:"required"`
+	// SelfApproval false forbids the requester (and the releaser) from approving. Default true.
+	SelfApproval bool          `json:"self_approval"`
+	Timeout      time.Duration `json:"timeout,omitempty"`
+}

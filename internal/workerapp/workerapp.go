@@ -1,0 +1,158 @@
+// Package workerapp is the body of the shipline-worker process, shared by
+// worker/main.go and the end-to-end tests: optionally start the embedded
+// Temporal dev server, dial Temporal, make sure Shipline's search attributes
+// exist, register workflows and activities, and poll until the context ends.
+package workerapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/shipline/shipline/internal/devserver"
+	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/workflows"
+)
+
+// Defaults used when platform.yaml leaves a Temporal setting empty.
+const (
+	DefaultAddress   = "127.0.0.1:7233"
+	DefaultNamespace = "default"
+	DefaultStateDir  = ".shipline"
+	// DevDBFile is the dev server's SQLite file, inside state_dir.
+	DevDBFile = "temporal.db"
+)
+
+// Options configures Run.
+type Options struct {
+	// Config is the loaded platform.yaml (required). Environment overrides
+	// (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE) are the caller's job.
+	Config *platform.Config
+	// Dev starts the embedded Temporal server (database in
+	// <StateDir>/temporal.db, UI) instead of dialing Config.Temporal.Address.
+	Dev bool
+	// TemporalPort is the dev server's frontend port (0 means 7233).
+	TemporalPort int
+	// UIPort is the dev server's UI port (0 means 8233, -1 disables the UI).
+	UIPort int
+	// Logger receives the worker's, the SDK's and the dev server's logs; nil discards them.
+	Logger *zap.Logger
+	// Ready, if set, is called once, when the worker is polling.
+	Ready func(Info)
+}
+
+// Info says where a running worker is connected.
+type Info struct {
+	Address   string // Temporal frontend host:port
+	Namespace string
+	TaskQueue string
+	UIURL     string // the dev server's UI, "" when there is none
+}
+
+// Run runs the worker until ctx ends, then stops the worker, closes the
+// client and stops the dev server (in that order) and returns nil. It returns
+// an error when it cannot start, or when the worker stops on a fatal error
+// (for example its namespace was deleted).
+func Run(ctx context.Context, opts Options) error {
+	if opts.Config == nil {
+		return errors.New("worker needs a platform config")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	info := Info{
+		Address:   orDefault(opts.Config.Temporal.Address, DefaultAddress),
+		Namespace: orDefault(opts.Config.Temporal.Namespace, DefaultNamespace),
+		TaskQueue: orDefault(opts.Config.Temporal.TaskQueue, workflows.DefaultTaskQueue),
+	}
+
+	if opts.Dev {
+		srv, err := startDevServer(ctx, opts, info.Namespace, logger)
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		info.Address, info.UIURL = srv.Address(), srv.UIURL()
+	}
+
+	c, err := Dial(ctx, info.Address, info.Namespace, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	if err := EnsureSearchAttributes(ctx, c, info.Namespace, logger); err != nil {
+		return err
+	}
+
+	fatal := make(chan error, 1)
+	w := worker.New(c, info.TaskQueue, worker.Options{
+		// Give running activities a moment to finish on shutdown; anything
+		// longer is retried by Temporal on the next worker.
+		WorkerStopTimeout: 10 * time.Second,
+		OnFatalError: func(err error) {
+			select {
+			case fatal <- err:
+			default:
+			}
+		},
+	})
+	register(w, Deps{Config: opts.Config, Logger: logger, Client: c})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker on task queue %s: %w", info.TaskQueue, err)
+	}
+	logger.Info("worker polling",
+		zap.String("address", info.Address), zap.String("namespace", info.Namespace),
+		zap.String("task_queue", info.TaskQueue), zap.String("ui", info.UIURL))
+	if opts.Ready != nil {
+		opts.Ready(info)
+	}
+
+	select {
+	case <-ctx.Done():
+		logger.Info("stopping worker")
+		w.Stop()
+		return nil
+	case err := <-fatal:
+		w.Stop()
+		return fmt.Errorf("worker on task queue %s stopped: %w", info.TaskQueue, err)
+	}
+}
+
+// startDevServer starts the embedded Temporal server with its database in
+// the state directory, which it creates.
+func startDevServer(ctx context.Context, opts Options, namespace string, logger *zap.Logger) (*devserver.Server, error) {
+	stateDir := orDefault(opts.Config.StateDir, DefaultStateDir)
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create state_dir: %w", err)
+	}
+	start := time.Now()
+	srv, err := devserver.Start(ctx, devserver.Options{
+		DBFile:           filepath.Join(stateDir, DevDBFile),
+		Port:             opts.TemporalPort,
+		UIPort:           opts.UIPort,
+		Namespace:        namespace,
+		SearchAttributes: SearchAttributes(),
+		Logger:           logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the embedded temporal dev server: %w", err)
+	}
+	logger.Info("temporal dev server started", zap.String("address", srv.Address()),
+		zap.String("ui", srv.UIURL()), zap.Duration("took", time.Since(start)))
+	return srv, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,247 @@
+// Package cli implements the `shipline` command. Each command group lives in its
+// own file as an options struct filled from flags plus a runX function; Main
+// maps every outcome to one exit code in one place:
+// 0 done · 1 the operation failed or was refused · 2 bad usage or invalid input.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os/user"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/shipline/shipline/workflows"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailed  = 1
+	ExitInvalid = 2
+)
+
+// exitError carries an exit code with the message printed for it.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// invalid is bad usage or invalid input (exit 2).
+func invalid(format string, args ...any) error {
+	return &exitError{code: ExitInvalid, err: fmt.Errorf(format, args...)}
+}
+
+// failed is an operation that failed or was refused (exit 1).
+func failed(err error) error { return &exitError{code: ExitFailed, err: err} }
+
+// Main runs the CLI with args (args[0] is the program name) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.Run(reorderArgs(app, args))
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	code := ExitFailed
+	if errors.As(err, &ee) {
+		code = ee.code
+	} else if isUsageError(err) {
+		code = ExitInvalid
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(stderr, "error: %s\n", msg)
+	}
+	return code
+}
+
+// isUsageError recognizes flag-parsing and required-flag errors from urfave/cli.
+func isUsageError(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"flag provided but not defined", "Required flag", "invalid value", "flag needs an argument", "No help topic"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	address, namespace, taskQueue, uiURL, actor, output string
+	stdout, stderr                                      io.Writer
+	// dial is replaced by tests that bring their own client.
+	dial func(g *globals) (client.Client, error)
+}
+
+func newApp(stdout, stderr io.Writer) *ucli.App {
+	g := &globals{stdout: stdout, stderr: stderr, dial: dialTemporal}
+	return &ucli.App{
+		Name:  "shipline",
+		Usage: "release, deploy and promote data-pipeline projects on Temporal",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "address", Value: "127.0.0.1:7233", EnvVars: []string{"TEMPORAL_ADDRESS"}, Usage: "Temporal frontend `HOST:PORT`", Destination: &g.address},
+			&ucli.StringFlag{Name: "namespace", Value: "default", EnvVars: []string{"TEMPORAL_NAMESPACE"}, Usage: "Temporal namespace", Destination: &g.namespace},
+			&ucli.StringFlag{Name: "task-queue", Value: workflows.DefaultTaskQueue, EnvVars: []string{"SHIPLINE_TASK_QUEUE"}, Usage: "task queue the shipline worker polls", Destination: &g.taskQueue},
+			&ucli.StringFlag{Name: "ui-url", Value: "http://127.0.0.1:8233", EnvVars: []string{"SHIPLINE_UI_URL"}, Usage: "Temporal UI base URL, for links", Destination: &g.uiURL},
+			&ucli.StringFlag{Name: "as", EnvVars: []string{"SHIPLINE_USER"}, Usage: "act as `USER` (default: the OS user)", Destination: &g.actor},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json", Destination: &g.output},
+		},
+		Before: func(*ucli.Context) error {
+			if g.output != "text" && g.output != "json" {
+				return invalid("--output must be text or json, not %q", g.output)
+			}
+			return nil
+		},
+		Commands: []*ucli.Command{
+			validateCommand(g),
+			releaseCommand(g),
+			releasesCommand(g),
+			statusCommand(g),
+		},
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		ExitErrHandler:  func(*ucli.Context, error) {},
+		HideHelpCommand: true,
+	}
+}
+
+// json reports whether output is for programs.
+func (g *globals) json() bool { return g.output == "json" }
+
+// who returns the actor: --as, else SHIPLINE_USER (same flag), else the OS user.
+func (g *globals) who() (string, error) {
+	if g.actor != "" {
+		return g.actor, nil
+	}
+	u, err := user.Current()
+	if err != nil || u.Username == "" {
+		return "", invalid("cannot tell who you are: pass --as USER or set SHIPLINE_USER")
+	}
+	return u.Username, nil
+}
+
+// client dials Temporal with a clear error when it is not there.
+func (g *globals) client() (client.Client, error) {
+	c, err := g.dial(g)
+	if err != nil {
+		return nil, failed(fmt.Errorf("cannot reach Temporal at %s (namespace %s): %w; start the stack with `shipline-worker --config platform.yaml --dev` or set --address/TEMPORAL_ADDRESS", g.address, g.namespace, err))
+	}
+	return c, nil
+}
+
+func dialTemporal(g *globals) (client.Client, error) {
+	return client.Dial(client.Options{
+		HostPort:  g.address,
+		Namespace: g.namespace,
+		Logger:    sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	})
+}
+
+// workflowURL links a workflow in the Temporal UI.
+func (g *globals) workflowURL(id string) string {
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", strings.TrimRight(g.uiURL, "/"), url.PathEscape(g.namespace), url.PathEscape(id))
+}
+
+// reorderArgs lets flags follow positional arguments (`release v1.0.0 --project demo`):
+// urfave/cli stops at the first positional, so flags of the command are moved
+// before them.
+func reorderArgs(app *ucli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	i := 1
+	globalTakesValue := takesValue(app.Flags)
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		if globalTakesValue[flagName(args[i])] && !strings.Contains(args[i], "=") {
+			i++
+		}
+		i++
+	}
+	if i >= len(args) {
+		return args
+	}
+	var cmd *ucli.Command
+	for _, c := range app.Commands {
+		if c.HasName(args[i]) {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		return args
+	}
+	cmdTakes := takesValue(cmd.Flags)
+	var globalFlags, flags, positional []string
+	rest := args[i+1:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		switch {
+		case a == "--":
+			positional = append(positional, rest[j+1:]...)
+			j = len(rest)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			name := flagName(a)
+			_, isCmd := cmdTakes[name]
+			takes, isGlobal := globalTakesValue[name]
+			dst := &flags
+			if !isCmd && isGlobal {
+				dst = &globalFlags
+			} else {
+				takes = cmdTakes[name]
+			}
+			*dst = append(*dst, a)
+			if takes && !strings.Contains(a, "=") && j+1 < len(rest) {
+				j++
+				*dst = append(*dst, rest[j])
+			}
+		default:
+			positional = append(positional, a)
+		}
+	}
+	out := append([]string{}, args[:i]...)
+	out = append(out, globalFlags...)
+	out = append(out, args[i])
+	out = append(out, flags...)
+	if len(positional) > 0 {
+		out = append(out, "--")
+		out = append(out, positional...)
+	}
+	return out
+}
+
+func flagName(a string) string {
+	a = strings.TrimLeft(a, "-")
+	name, _, _ := strings.Cut(a, "=")
+	return name
+}
+
+func takesValue(flags []ucli.Flag) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range flags {
+		_, isBool := f.(*ucli.BoolFlag)
+		for _, n := range f.Names() {
+			m[n] = !isBool
+		}
+	}
+	return m
+}
+
+// cleanWorkflowError strips the SDK's wrapping from a workflow or activity
+// failure and returns the message a user should read.
+func cleanWorkflowError(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Message()
+	}
+	return err.Error()
+}

@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+)
+
+func TestReorderArgs(t *testing.T) {
+	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+	for _, tc := range []struct{ in, want []string }{
+		{
+			in:   []string{"shipline", "release", "v1.0.0", "--project", "demo", "--wait"},
+			want: []string{"shipline", "release", "--project", "demo", "--wait", "--", "v1.0.0"},
+		},
+		{
+			in:   []string{"shipline", "--as", "bob", "releases", "--project=demo", "--output", "json"},
+			want: []string{"shipline", "--as", "bob", "--output", "json", "releases", "--project=demo"},
+		},
+		{
+			in:   []string{"shipline", "validate", "examples/demo", "--platform", "examples/platform.yaml"},
+			want: []string{"shipline", "validate", "--platform", "examples/platform.yaml", "--", "examples/demo"},
+		},
+		{in: []string{"shipline", "--help"}, want: []string{"shipline", "--help"}},
+	} {
+		if got := reorderArgs(app, tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("reorderArgs(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestExitCodesForUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"shipline", "release", "1.0", "--project", "demo", "--as", "alice"}, ExitInvalid, "not a release version"},
+		{[]string{"shipline", "release", "v1.0.0"}, ExitInvalid, "project"},
+		{[]string{"shipline", "release", "v1.0.0", "--project", "demo", "--bogus"}, ExitInvalid, "bogus"},
+		{[]string{"shipline", "--output", "yaml", "releases", "--project", "demo"}, ExitInvalid, "--output must be text or json"},
+		{[]string{"shipline", "status"}, ExitInvalid, "one workflow ID"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(tc.args, &out, &errb); code != tc.code || !bytes.Contains(errb.Bytes(), []byte(tc.msg)) {
+			t.Errorf("%q: exit %d stderr %q; want exit %d mentioning %q", tc.args, code, errb.String(), tc.code, tc.msg)
+		}
+	}
+}

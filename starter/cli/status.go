@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/shipline/shipline/workflows"
+)
+
+func statusCommand(g *globals) *ucli.Command {
+	return &ucli.Command{
+		Name:      "status",
+		Usage:     "show a workflow's state and steps (e.g. release/demo/v1.0.0)",
+		ArgsUsage: "ID",
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return invalid("status takes one workflow ID, e.g. `shipline status release/demo/v1.0.0`")
+			}
+			return runStatus(c.Context, g, c.Args().First())
+		},
+	}
+}
+
+// statusResult is the JSON form of `shipline status`.
+type statusResult struct {
+	WorkflowID string          `json:"workflow_id"`
+	RunID      string          `json:"run_id"`
+	Type       string          `json:"type"`
+	Execution  string          `json:"execution"` // Temporal's execution status: Running, Completed, Failed, ...
+	Started    time.Time       `json:"started"`
+	Closed     *time.Time      `json:"closed,omitempty"`
+	Failure    string          `json:"failure,omitempty"`
+	UIURL      string          `json:"ui_url"`
+	State      json.RawMessage `json:"state,omitempty"`
+}
+
+func runStatus(ctx context.Context, g *globals, id string) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	desc, err := c.DescribeWorkflow(ctx, id, "")
+	if err != nil {
+		return notFound(id, err)
+	}
+	res := statusResult{
+		WorkflowID: id, RunID: desc.WorkflowExecution.RunID, Type: desc.WorkflowType.Name,
+		Execution: executionStatus(desc.Status), Started: desc.WorkflowStartTime, UIURL: g.workflowURL(id),
+	}
+	if desc.WorkflowCloseTime != nil && !desc.WorkflowCloseTime.IsZero() {
+		res.Closed = desc.WorkflowCloseTime
+		res.Failure = closeFailure(ctx, c, id, res.RunID)
+	}
+	var raw json.RawMessage
+	if _, qerr := queryState(ctx, c, id, res.RunID, &raw); qerr == nil {
+		res.State = raw
+	}
+	if g.json() {
+		return printJSON(g, res)
+	}
+	printStatus(g, res)
+	return nil
+}
+
+func printStatus(g *globals, res statusResult) {
+	fmt.Fprintf(g.stdout, "%s  (%s, %s)\n", res.WorkflowID, res.Type, strings.ToLower(res.Execution))
+	var p workflows.Progress
+	if len(res.State) > 0 && json.Unmarshal(res.State, &p) == nil {
+		if p.Summary != "" {
+			fmt.Fprintf(g.stdout, "  %s\n", p.Summary)
+		}
+		if len(p.Steps) > 0 {
+			fmt.Fprintln(g.stdout, "  steps:")
+			for _, s := range p.Steps {
+				fmt.Fprintf(g.stdout, "    %s\n", stepLine(s))
+			}
+		}
+	}
+	if res.Failure != "" && (p.Summary == "" || !strings.Contains(p.Summary, res.Failure)) {
+		fmt.Fprintf(g.stdout, "  failure: %s\n", res.Failure)
+	}
+	fmt.Fprintf(g.stdout, "  started: %s\n", res.Started.Local().Format(time.DateTime))
+	if res.Closed != nil {
+		fmt.Fprintf(g.stdout, "  closed:  %s\n", res.Closed.Local().Format(time.DateTime))
+	}
+	fmt.Fprintf(g.stdout, "  UI:      %s\n", res.UIURL)
+}
+
+func stepLine(s workflows.Step) string {
+	line := fmt.Sprintf("%-8s %-18s", s.Status, s.Name)
+	if s.Detail != "" {
+		line += " " + firstLine(s.Detail)
+	}
+	return strings.TrimRight(line, " ")
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// queryState asks a workflow for its state. closed is the workflow's failure when
+// it has ended unsuccessfully (the query may still answer from history).
+func queryState(ctx context.Context, c client.Client, id, runID string, out any) (closed error, qerr error) {
+	desc, err := c.DescribeWorkflow(ctx, id, runID)
+	if err != nil {
+		return nil, err
+	}
+	switch desc.Status {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+	default:
+		msg := closeFailure(ctx, c, id, runID)
+		if msg == "" {
+			msg = "the workflow ended: " + strings.ToLower(executionStatus(desc.Status))
+		}
+		closed = errors.New(msg)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := c.QueryWorkflow(qctx, id, runID, workflows.StateQuery)
+	if err != nil {
+		return closed, err
+	}
+	return closed, v.Get(out)
+}
+
+// closeFailure returns the message a closed workflow failed with, if any.
+func closeFailure(ctx context.Context, c client.Client, id, runID string) string {
+	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return ""
+		}
+		if a := ev.GetWorkflowExecutionFailedEventAttributes(); a != nil {
+			return a.GetFailure().GetMessage()
+		}
+		if a := ev.GetWorkflowExecutionTerminatedEventAttributes(); a != nil {
+			return "terminated: " + a.GetReason()
+		}
+		if ev.GetWorkflowExecutionTimedOutEventAttributes() != nil {
+			return "timed out"
+		}
+		if ev.GetWorkflowExecutionCanceledEventAttributes() != nil {
+			return "cancelled"
+		}
+	}
+	return ""
+}
+
+func executionStatus(s enumspb.WorkflowExecutionStatus) string {
+	name := strings.TrimPrefix(s.String(), "WORKFLOW_EXECUTION_STATUS_")
+	if name == "" {
+		return "Unknown"
+	}
+	parts := strings.Split(strings.ToLower(name), "_")
+	for i, p := range parts {
+		parts[i] = strings.ToUpper(p[:1]) + p[1:]
+	}
+	return strings.Join(parts, "")
+}
+
+func notFound(id string, err error) error {
+	if strings.Contains(err.Error(), "not found") {
+		return failed(fmt.Errorf("no workflow %q in this namespace; list releases with `shipline releases --project P`", id))
+	}
+	return failed(fmt.Errorf("describe %s: %w", id, err))
+}
+
+func printJSON(g *globals, v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// stepPrinter prints steps as they move, each change once.
+type stepPrinter struct {
+	g    *globals
+	seen map[string]workflows.StepStatus
+}
+
+func (p *stepPrinter) print(steps []workflows.Step) {
+	if p.g.json() {
+		return
+	}
+	if p.seen == nil {
+		p.seen = map[string]workflows.StepStatus{}
+	}
+	for _, s := range steps {
+		if s.Status == workflows.StepPending || p.seen[s.Name] == s.Status {
+			continue
+		}
+		p.seen[s.Name] = s.Status
+		fmt.Fprintf(p.g.stdout, "  %s\n", stepLine(s))
+	}
+}
+
+func (p *stepPrinter) done(summary string) {
+	if !p.g.json() {
+		fmt.Fprintln(p.g.stdout, summary)
+	}
+}

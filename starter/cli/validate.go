@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/manifest"
+	"github.com/shipline/shipline/internal/platform"
+)
+
+type validateOptions struct {
+	dir      string
+	platform string
+}
+
+func validateCommand(g *globals) *ucli.Command {
+	var o validateOptions
+	return &ucli.Command{
+		Name:      "validate",
+		Usage:     "check shipline.yaml, its job definitions and placeholders offline",
+		ArgsUsage: "[DIR]",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "platform", Usage: "also check against this platform.yaml (fabrics, variables, registration)", Destination: &o.platform},
+		},
+		Action: func(c *ucli.Context) error {
+			o.dir = "."
+			if c.NArg() > 1 {
+				return invalid("validate takes one directory, got %d arguments", c.NArg())
+			}
+			if c.NArg() == 1 {
+				o.dir = c.Args().First()
+			}
+			return runValidate(g, o)
+		},
+	}
+}
+
+// validateResult is the JSON form of a validation.
+type validateResult struct {
+	Dir         string    `json:"dir"`
+	Valid       bool      `json:"valid"`
+	Pipelines   int       `json:"pipelines"`
+	Jobs        int       `json:"jobs"`
+	Diagnostics diag.List `json:"diagnostics"`
+}
+
+func runValidate(g *globals, o validateOptions) error {
+	if st, err := os.Stat(o.dir); err != nil || !st.IsDir() {
+		return invalid("%s is not a directory; pass the project directory that holds %s", o.dir, manifest.FileName)
+	}
+	m, diags := manifest.Load(os.DirFS(o.dir))
+	diags = relativeTo(o.dir, diags)
+	if o.platform != "" {
+		cfg, pdiags := platform.Load(o.platform)
+		diags = append(diags, pdiags...)
+		if !pdiags.HasErrors() && m != nil {
+			diags = append(diags, relativeTo(o.dir, manifest.CheckPlatform(m, cfg, ""))...)
+		}
+	}
+	res := validateResult{Dir: o.dir, Valid: !diags.HasErrors(), Diagnostics: diags}
+	if m != nil {
+		res.Pipelines, res.Jobs = len(m.Pipelines), len(m.Jobs)
+	}
+	if g.json() {
+		if res.Diagnostics == nil {
+			res.Diagnostics = diag.List{}
+		}
+		if err := json.NewEncoder(g.stdout).Encode(res); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range diags {
+			fmt.Fprintln(g.stdout, d.String())
+		}
+		if res.Valid {
+			fmt.Fprintf(g.stdout, "%s is valid: %d pipelines, %d jobs\n", o.dir, res.Pipelines, res.Jobs)
+		}
+	}
+	if !res.Valid {
+		return &exitError{code: ExitInvalid, err: fmt.Errorf("%s is invalid: %d errors", o.dir, countErrors(diags))}
+	}
+	return nil
+}
+
+// relativeTo prefixes project-relative file names with the directory the user named.
+func relativeTo(dir string, l diag.List) diag.List {
+	if dir == "." || dir == "" {
+		return l
+	}
+	out := make(diag.List, len(l))
+	for i, d := range l {
+		if d.File != "" && !filepath.IsAbs(d.File) {
+			d.File = filepath.ToSlash(filepath.Join(dir, d.File))
+		}
+		out[i] = d
+	}
+	return out
+}
+
+func countErrors(l diag.List) int {
+	n := 0
+	for _, d := range l {
+		if d.Severity != diag.Warning {
+			n++
+		}
+	}
+	return n
+}

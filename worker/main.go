@@ -1,0 +1,122 @@
+// Command shipline-worker runs Shipline's Temporal worker: it loads
+// platform.yaml, dials Temporal (or, with --dev, starts an embedded Temporal
+// server with its UI in the same process) and executes Shipline's workflows and
+// activities until it receives SIGINT or SIGTERM.
+//
+//	shipline-worker --config platform.yaml [--dev] [--temporal-port 7233] [--ui-port 8233]
+//	                [--log-level info] [--log-format console|json]
+//
+// TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE override the config's temporal
+// section. Exit codes: 0 stopped cleanly, 1 failed, 2 bad usage or invalid config.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/shipline/shipline/internal/logging"
+	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/workerapp"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// flags are the parsed command line.
+type flags struct {
+	config       string
+	dev          bool
+	temporalPort int
+	uiPort       int
+	logLevel     string
+	logFormat    string
+}
+
+func parseFlags(args []string, stderr io.Writer) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("shipline-worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "platform config `file` (required)")
+	fs.BoolVar(&f.dev, "dev", false, "start an embedded Temporal server (SQLite in state_dir) and UI in this process")
+	fs.IntVar(&f.temporalPort, "temporal-port", 7233, "with --dev: the embedded Temporal frontend `port`")
+	fs.IntVar(&f.uiPort, "ui-port", 8233, "with --dev: the Temporal UI `port` (-1 disables the UI)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "console", "log `format`: console or json")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if f.config == "" {
+		return f, errors.New("--config FILE is required (the platform.yaml to serve)")
+	}
+	return f, nil
+}
+
+// run is main without the exit, so it has one exit point.
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "shipline-worker: %v\n", err)
+		}
+		return 2
+	}
+
+	logger, err := logging.New(logging.Options{Level: f.logLevel, Format: f.logFormat})
+	if err != nil {
+		fmt.Fprintf(stderr, "shipline-worker: %v\n", err)
+		return 2
+	}
+	defer func() { _ = logger.Sync() }()
+
+	cfg, diags := platform.Load(f.config)
+	for _, d := range diags {
+		fmt.Fprintln(stderr, d.String())
+	}
+	if diags.HasErrors() {
+		return 2
+	}
+	if v := getenv("TEMPORAL_ADDRESS"); v != "" {
+		cfg.Temporal.Address = v
+	}
+	if v := getenv("TEMPORAL_NAMESPACE"); v != "" {
+		cfg.Temporal.Namespace = v
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = workerapp.Run(ctx, workerapp.Options{
+		Config:       cfg,
+		Dev:          f.dev,
+		TemporalPort: f.temporalPort,
+		UIPort:       f.uiPort,
+		Logger:       logger,
+		Ready:        func(info workerapp.Info) { fmt.Fprintln(stdout, readyLine(info)) },
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "shipline-worker: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// readyLine is the one line printed when the worker polls, e.g.
+//
+//	shipline worker ready: temporal 127.0.0.1:7233 namespace default task queue shipline, UI http://127.0.0.1:8233
+func readyLine(info workerapp.Info) string {
+	line := fmt.Sprintf("shipline worker ready: temporal %s namespace %s task queue %s",
+		info.Address, info.Namespace, info.TaskQueue)
+	if info.UIURL != "" {
+		line += ", UI " + info.UIURL
+	}
+	return line
+}

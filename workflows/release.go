@@ -1,0 +1,262 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/version"
+)
+
+// Stable type names of the failures a Release ends with.
+const (
+	ErrInvalidInput    = "InvalidInput"
+	ErrInvalidManifest = "InvalidManifest"
+)
+
+// Activity receivers: nil pointers whose methods name the activities (the worker
+// registers real instances under the same method names).
+var (
+	gitActs    *activities.Git
+	configActs *activities.Config
+)
+
+// Release releases one version of a project and then stays open as the record
+// of that release:
+//
+//  1. authorize: the actor must be an admin of the project;
+//  2. resolve ref: the ref is resolved to a commit on the project's remote;
+//  3. validate manifest: shipline.yaml at that commit must be valid;
+//  4. tag and push: an annotated tag VERSION (tagger = actor) is pushed, idempotently;
+//  5. deploy: due with auto_deploy, skipped with --no-deploy or auto_deploy: false.
+//
+// A refusal or permanent failure ends the workflow with a non-retryable error
+// whose message is what the user reads; the `state` query still answers.
+func Release(ctx workflow.Context, in ReleaseInput) (ReleaseState, error) {
+	r := &release{in: in}
+	if err := r.setup(ctx); err != nil {
+		return r.state, err
+	}
+	return r.run(ctx)
+}
+
+type release struct {
+	in       ReleaseInput
+	state    ReleaseState
+	settings activities.ProjectSettings
+}
+
+// setup registers the state query first, so every later step is observable,
+// and seeds the state (fresh, or carried over by continue-as-new).
+func (r *release) setup(ctx workflow.Context) error {
+	if r.in.Carried != nil {
+		r.state = *r.in.Carried
+	} else {
+		r.state = ReleaseState{
+			Progress: Progress{Status: StatusRunning, Steps: newSteps(StepAuthorize, StepResolve, StepValidate, StepTag, StepDeploy)},
+			Project:  r.in.Project, Version: r.in.Version, Ref: r.in.Ref, Actor: r.in.Actor,
+		}
+		if r.state.Ref == "" {
+			r.state.Ref = "main"
+		}
+		r.state.Summary = fmt.Sprintf("releasing %s of %s from %s for %s", r.in.Version, r.in.Project, r.state.Ref, r.in.Actor)
+	}
+	return workflow.SetQueryHandler(ctx, StateQuery, func() (ReleaseState, error) { return r.state, nil })
+}
+
+func (r *release) run(ctx workflow.Context) (ReleaseState, error) {
+	if r.in.Carried == nil {
+		if err := r.releaseOnce(ctx); err != nil {
+			return r.state, err
+		}
+	}
+	return r.state, r.keepRecord(ctx)
+}
+
+// releaseOnce runs the five steps of a new release.
+func (r *release) releaseOnce(ctx workflow.Context) error {
+	if err := r.checkInput(); err != nil {
+		return r.refuse(ctx, StepAuthorize, ErrInvalidInput, err.Error())
+	}
+	r.state.CreatedAt = workflow.Now(ctx)
+	if err := r.publish(ctx); err != nil {
+		return err
+	}
+	steps := []func(workflow.Context) error{r.authorize, r.resolve, r.validate, r.tag}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	r.planDeploy(ctx)
+	r.state.Status = StatusReleased
+	r.state.Summary = fmt.Sprintf("released %s of %s at %s by %s", r.state.Version, r.state.Project, short(r.state.Commit), r.state.Actor)
+	return r.publish(ctx)
+}
+
+// checkInput refuses input the CLI would never send but the Temporal UI can.
+func (r *release) checkInput() error {
+	switch {
+	case r.in.Project == "":
+		return errors.New(`the input has no "project"; start a Release with {"project":"demo","version":"v1.0.0","actor":"alice"}`)
+	case r.in.Actor == "":
+		return errors.New(`the input has no "actor": name the user on whose behalf the release is made`)
+	}
+	return version.Check(r.in.Version)
+}
+
+// authorize reads the project's settings and checks the actor is an admin.
+func (r *release) authorize(ctx workflow.Context) error {
+	r.begin(ctx, StepAuthorize)
+	err := workflow.ExecuteActivity(shortActivity(ctx), configActs.Project, activities.ProjectInput{Project: r.in.Project}).Get(ctx, &r.settings)
+	if err != nil {
+		return r.fail(ctx, StepAuthorize, err)
+	}
+	if err := access.Release(r.in.Project, r.settings.Admins, r.in.Actor); err != nil {
+		return r.refuse(ctx, StepAuthorize, access.ErrType, err.Error())
+	}
+	r.done(ctx, StepAuthorize, r.in.Actor+" is an admin of "+r.in.Project)
+	return nil
+}
+
+// resolve turns the ref into a commit on the remote.
+func (r *release) resolve(ctx workflow.Context) error {
+	r.begin(ctx, StepResolve)
+	var out activities.ResolveRefOutput
+	err := workflow.ExecuteActivity(gitActivity(ctx), gitActs.ResolveRef, activities.ResolveRefInput{Project: r.in.Project, Ref: r.state.Ref}).Get(ctx, &out)
+	if err != nil {
+		return r.fail(ctx, StepResolve, err)
+	}
+	r.state.Commit = out.Commit
+	r.done(ctx, StepResolve, fmt.Sprintf("%s is %s", r.state.Ref, short(out.Commit)))
+	return nil
+}
+
+// validate checks shipline.yaml and the files it names at the commit.
+func (r *release) validate(ctx workflow.Context) error {
+	r.begin(ctx, StepValidate)
+	var out activities.ValidateManifestOutput
+	err := workflow.ExecuteActivity(gitActivity(ctx), gitActs.ValidateManifest, activities.ValidateManifestInput{Project: r.in.Project, Commit: r.state.Commit}).Get(ctx, &out)
+	if err != nil {
+		return r.fail(ctx, StepValidate, err)
+	}
+	if out.Diagnostics.HasErrors() {
+		msg := fmt.Sprintf("shipline.yaml at %s (%s) is invalid; fix it, commit, and release again:\n%s", short(r.state.Commit), r.state.Ref, out.Diagnostics.Error())
+		return r.refuse(ctx, StepValidate, ErrInvalidManifest, msg)
+	}
+	r.done(ctx, StepValidate, "shipline.yaml is valid")
+	return nil
+}
+
+// tag creates and pushes the annotated tag; the tag time is the workflow's, so
+// a retried activity builds the identical tag object.
+func (r *release) tag(ctx workflow.Context) error {
+	r.begin(ctx, StepTag)
+	msg := r.in.Message
+	if msg == "" {
+		msg = fmt.Sprintf("Release %s of %s", r.in.Version, r.in.Project)
+	}
+	r.state.Message = msg
+	in := activities.CreateTagInput{
+		Project: r.in.Project, Version: r.in.Version, Commit: r.state.Commit, Tagger: r.in.Actor, When: r.state.CreatedAt,
+		Message: msg + "\n\n" + TagTrailer + ReleaseID(r.in.Project, r.in.Version) + "\n",
+	}
+	var out activities.CreateTagOutput
+	if err := workflow.ExecuteActivity(gitActivity(ctx), gitActs.CreateTag, in).Get(ctx, &out); err != nil {
+		return r.fail(ctx, StepTag, err)
+	}
+	r.state.TagCreated = out.Created
+	detail := fmt.Sprintf("pushed tag %s to %s", r.in.Version, r.settings.Remote)
+	if !out.Created {
+		detail = fmt.Sprintf("tag %s was already on %s at %s", r.in.Version, r.settings.Remote, short(r.state.Commit))
+	}
+	r.done(ctx, StepTag, detail)
+	return nil
+}
+
+// planDeploy records whether a deploy follows the release.
+func (r *release) planDeploy(ctx workflow.Context) {
+	switch {
+	case r.in.NoDeploy:
+		r.state.Deploy = DeploySkipped
+	case !r.settings.AutoDeploy:
+		r.state.Deploy = DeployNotAutomatic
+	default:
+		r.state.Deploy = DeployDue
+		r.done(ctx, StepDeploy, "a deploy of this release is due")
+		return
+	}
+	r.skip(StepDeploy, string(r.state.Deploy))
+}
+
+// keepRecord keeps the entity open as the release's record, continuing as new
+// when Temporal suggests it (after its handlers have finished).
+func (r *release) keepRecord(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.GetInfo(ctx).GetContinueAsNewSuggested() }); err != nil {
+		return err
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	carried := r.state
+	next := r.in
+	next.Carried = &carried
+	return workflow.NewContinueAsNewError(ctx, Release, next)
+}
+
+// publish mirrors the state into search attributes, memo and the UI's details.
+func (r *release) publish(ctx workflow.Context) error {
+	err := workflow.UpsertTypedSearchAttributes(ctx,
+		ProjectKey.ValueSet(r.in.Project), VersionKey.ValueSet(r.in.Version), ActorKey.ValueSet(r.in.Actor))
+	if err != nil {
+		return err
+	}
+	memo := map[string]any{MemoStatus: string(r.state.Status), MemoCreatedBy: r.in.Actor, MemoCreatedAt: r.state.CreatedAt}
+	if r.state.Commit != "" {
+		memo[MemoCommit] = r.state.Commit
+	}
+	if err := workflow.UpsertMemo(ctx, memo); err != nil {
+		return err
+	}
+	workflow.SetCurrentDetails(ctx, r.state.Summary)
+	return nil
+}
+
+// refuse ends the release because of the request itself (access, input, manifest).
+func (r *release) refuse(ctx workflow.Context, step, errType, msg string) error {
+	r.state.Status = StatusRefused
+	return r.end(ctx, step, errType, msg)
+}
+
+// fail ends the release because a step failed permanently.
+func (r *release) fail(ctx workflow.Context, step string, err error) error {
+	r.state.Status = StatusFailed
+	return r.end(ctx, step, errorType(err), userMessage(err))
+}
+
+func (r *release) end(ctx workflow.Context, step, errType, msg string) error {
+	setStep(r.state.Steps, step, StepFailed, msg, workflow.Now(ctx))
+	r.state.Refusal = msg
+	r.state.Summary = fmt.Sprintf("release %s of %s %s: %s", r.in.Version, r.in.Project, r.state.Status, msg)
+	workflow.GetLogger(ctx).Warn("release ended", "status", r.state.Status, "reason", msg)
+	if err := r.publish(ctx); err != nil {
+		workflow.GetLogger(ctx).Error("publish state", "error", err)
+	}
+	return temporal.NewNonRetryableApplicationError(msg, errType, nil)
+}
+
+func (r *release) begin(ctx workflow.Context, step string) {
+	setStep(r.state.Steps, step, StepRunning, "", workflow.Now(ctx))
+}
+
+func (r *release) done(ctx workflow.Context, step, detail string) {
+	setStep(r.state.Steps, step, StepDone, detail, workflow.Now(ctx))
+}
+
+func (r *release) skip(step, detail string) {
+	setStep(r.state.Steps, step, StepSkipped, detail, r.state.CreatedAt)
+}

@@ -1,0 +1,223 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/diag"
+)
+
+const commit = "0123456789abcdef0123456789abcdef01234567"
+
+type releaseEnv struct {
+	*testsuite.TestWorkflowEnvironment
+	t       *testing.T
+	tagCall *CreateTagCall
+}
+
+// CreateTagCall captures the tag the workflow asked for.
+type CreateTagCall struct{ in activities.CreateTagInput }
+
+func newReleaseEnv(t *testing.T, settings activities.ProjectSettings) *releaseEnv {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(Release)
+	env.RegisterActivity(&activities.Git{})
+	env.RegisterActivity(&activities.Config{})
+	env.OnActivity(configActs.Project, mock.Anything, activities.ProjectInput{Project: "demo"}).Return(settings, nil)
+	return &releaseEnv{TestWorkflowEnvironment: env, t: t, tagCall: &CreateTagCall{}}
+}
+
+func (e *releaseEnv) okGit(created bool) {
+	e.OnActivity(gitActs.ResolveRef, mock.Anything, activities.ResolveRefInput{Project: "demo", Ref: "main"}).
+		Return(activities.ResolveRefOutput{Commit: commit}, nil)
+	e.OnActivity(gitActs.ValidateManifest, mock.Anything, activities.ValidateManifestInput{Project: "demo", Commit: commit}).
+		Return(activities.ValidateManifestOutput{Name: "demo"}, nil)
+	e.OnActivity(gitActs.CreateTag, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CreateTagInput) (activities.CreateTagOutput, error) {
+			e.tagCall.in = in
+			return activities.CreateTagOutput{Created: created, Tagger: in.Tagger, When: in.When}, nil
+		})
+}
+
+// runOpen runs a release that is expected to stay open as the record: it
+// queries the state an hour later and then cancels the entity.
+func (e *releaseEnv) runOpen(in ReleaseInput) ReleaseState {
+	var state ReleaseState
+	e.RegisterDelayedCallback(func() {
+		v, err := e.QueryWorkflow(StateQuery)
+		if err != nil {
+			e.t.Fatalf("query state: %v", err)
+		}
+		if err := v.Get(&state); err != nil {
+			e.t.Fatal(err)
+		}
+		e.CancelWorkflow()
+	}, time.Hour)
+	e.ExecuteWorkflow(Release, in)
+	if !e.IsWorkflowCompleted() {
+		e.t.Fatal("workflow did not complete after cancel")
+	}
+	var canceled *temporal.CanceledError
+	if err := e.GetWorkflowError(); !errors.As(err, &canceled) {
+		e.t.Fatalf("the release entity ended before it was cancelled: %v", err)
+	}
+	return state
+}
+
+// runFailing runs a release expected to end with a non-retryable error of errType.
+func (e *releaseEnv) runFailing(in ReleaseInput, errType string) (ReleaseState, string) {
+	e.ExecuteWorkflow(Release, in)
+	if !e.IsWorkflowCompleted() {
+		e.t.Fatal("workflow still running; want it to fail")
+	}
+	err := e.GetWorkflowError()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		e.t.Fatalf("error = %v, want an application error of type %s", err, errType)
+	}
+	if app.Type() != errType || !app.NonRetryable() {
+		e.t.Fatalf("error type %q (non-retryable %v), want %q non-retryable", app.Type(), app.NonRetryable(), errType)
+	}
+	v, qerr := e.QueryWorkflow(StateQuery)
+	if qerr != nil {
+		e.t.Fatalf("query after failure: %v", qerr)
+	}
+	var state ReleaseState
+	if err := v.Get(&state); err != nil {
+		e.t.Fatal(err)
+	}
+	return state, app.Message()
+}
+
+func admins() activities.ProjectSettings {
+	return activities.ProjectSettings{Name: "demo", Remote: "file:///remotes/demo.git", Admins: []string{"alice"}, AutoDeploy: true}
+}
+
+func TestReleaseTagsAndStaysOpen(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	e.okGit(true)
+	state := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"})
+
+	if state.Status != StatusReleased || state.Commit != commit || !state.TagCreated {
+		t.Fatalf("state = %+v", state)
+	}
+	if state.Deploy != DeployDue {
+		t.Fatalf("deploy = %q, want due (auto_deploy)", state.Deploy)
+	}
+	for _, s := range state.Steps {
+		if s.Status != StepDone {
+			t.Errorf("step %q is %s, want done", s.Name, s.Status)
+		}
+	}
+	in := e.tagCall.in
+	if in.Tagger != "alice" || in.Version != "v1.0.0" || in.Commit != commit {
+		t.Fatalf("tag input = %+v", in)
+	}
+	if !strings.Contains(in.Message, TagTrailer+"release/demo/v1.0.0") {
+		t.Fatalf("tag message %q lacks the Shipline trailer", in.Message)
+	}
+	if in.When.IsZero() || !in.When.Equal(state.CreatedAt) {
+		t.Fatalf("tag time %v must be the workflow's release time %v", in.When, state.CreatedAt)
+	}
+}
+
+func TestReleaseIdempotentWhenTagExists(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	e.okGit(false)
+	state := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"})
+	if state.Status != StatusReleased || state.TagCreated {
+		t.Fatalf("state = %+v, want released with TagCreated=false", state)
+	}
+	if d := state.Steps[3].Detail; !strings.Contains(d, "already on") {
+		t.Fatalf("tag step detail = %q", d)
+	}
+}
+
+func TestReleaseRefusesNonAdmin(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "bob"}, access.ErrType)
+	if !strings.Contains(msg, "bob may not release project demo") {
+		t.Fatalf("message = %q", msg)
+	}
+	if state.Status != StatusRefused || state.Refusal != msg || state.Steps[0].Status != StepFailed {
+		t.Fatalf("state = %+v", state)
+	}
+	if state.Steps[1].Status != StepPending {
+		t.Fatalf("resolve ran after a refusal: %+v", state.Steps[1])
+	}
+}
+
+func TestReleaseRefusesInvalidManifest(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.Anything).Return(activities.ResolveRefOutput{Commit: commit}, nil)
+	bad := diag.List{diag.Errorf("shipline.yaml", 7, 12, "define pipelines.ingest", "job %q names unknown pipeline %q", "daily", "ingest")}
+	e.OnActivity(gitActs.ValidateManifest, mock.Anything, mock.Anything).Return(activities.ValidateManifestOutput{Diagnostics: bad}, nil)
+	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, ErrInvalidManifest)
+	if !strings.Contains(msg, "shipline.yaml:7:12: error: job \"daily\" names unknown pipeline \"ingest\"") || !strings.Contains(msg, "fix: define pipelines.ingest") {
+		t.Fatalf("message = %q", msg)
+	}
+	if state.Steps[3].Status != StepPending {
+		t.Fatalf("tagged despite an invalid manifest: %+v", state.Steps[3])
+	}
+}
+
+func TestReleaseTagMovedIsPermanent(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.Anything).Return(activities.ResolveRefOutput{Commit: commit}, nil)
+	e.OnActivity(gitActs.ValidateManifest, mock.Anything, mock.Anything).Return(activities.ValidateManifestOutput{}, nil)
+	moved := temporal.NewNonRetryableApplicationError("tag v1.0.0 already exists on the remote at commit abcdef1", activities.ErrTagConflict, nil)
+	e.OnActivity(gitActs.CreateTag, mock.Anything, mock.Anything).Return(activities.CreateTagOutput{}, moved).Once()
+	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, activities.ErrTagConflict)
+	if msg != "tag v1.0.0 already exists on the remote at commit abcdef1" || state.Status != StatusFailed {
+		t.Fatalf("msg = %q state = %+v", msg, state)
+	}
+}
+
+func TestReleaseRetriesTransientGitFailure(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.Anything).Return(activities.ResolveRefOutput{}, errors.New("connection refused")).Times(2)
+	e.okGit(true)
+	state := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"})
+	if state.Status != StatusReleased {
+		t.Fatalf("state = %+v", state)
+	}
+}
+
+func TestReleaseDeployPlan(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	e.okGit(true)
+	if s := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", NoDeploy: true}); s.Deploy != DeploySkipped || s.Steps[4].Status != StepSkipped {
+		t.Fatalf("--no-deploy: %+v", s)
+	}
+	manual := admins()
+	manual.AutoDeploy = false
+	e = newReleaseEnv(t, manual)
+	e.okGit(true)
+	if s := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}); s.Deploy != DeployNotAutomatic {
+		t.Fatalf("auto_deploy false: %+v", s)
+	}
+}
+
+func TestReleaseRefusesBadInputFromUI(t *testing.T) {
+	for _, in := range []ReleaseInput{
+		{Project: "demo", Version: "1.0", Actor: "alice"},
+		{Project: "demo", Version: "v1.0.0"},
+		{Version: "v1.0.0", Actor: "alice"},
+	} {
+		e := newReleaseEnv(t, admins())
+		_, msg := e.runFailing(in, ErrInvalidInput)
+		if msg == "" {
+			t.Fatalf("%+v: empty message", in)
+		}
+	}
+}

@@ -85,7 +85,9 @@ func (g *Git) ValidateManifest(ctx context.Context, in ValidateManifestInput) (V
 		if err != nil {
 			return err
 		}
-		man, diags := manifest.Load(fsys)
+		// Validate also checks the manifest against platform.yaml: the project's
+		// registration, job fabrics and their kinds, and ${var.*} per fabric.
+		man, diags := manifest.Validate(fsys, g.Platform, in.Project)
 		if man != nil {
 			out.Name = man.Name
 		}

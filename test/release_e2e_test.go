@@ -103,6 +103,10 @@ func TestReleaseEndToEnd(t *testing.T) {
 		t.Errorf("v2.0.0 row: %+v", r)
 	}
 
+	// A release started the way the Temporal UI does it: a plain JSON input, no
+	// search attributes; the workflow sets them and a readable summary itself.
+	startLikeUI(t, s, "release/demo/v1.2.0", `{"project":"demo","version":"v1.2.0","actor":"alice","ref":"main","no_deploy":true}`)
+
 	// The release survives a restart of the whole stack (SQLite under state_dir).
 	s.stop()
 	s = startStack(t, cfgPath, s.tempPort)
@@ -110,7 +114,7 @@ func TestReleaseEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "released v1.0.0 of demo") || !strings.Contains(out, "running") {
 		t.Fatalf("status after restart: exit %d\n%s", code, out)
 	}
-	if rows := listReleases(t, s); len(rows) != 1 || rows[0]["version"] != "v1.0.0" {
+	if rows := listReleases(t, s); len(rows) != 2 || rows[0]["version"] != "v1.2.0" || rows[1]["version"] != "v1.0.0" {
 		t.Fatalf("releases after restart: %+v", rows)
 	}
 }

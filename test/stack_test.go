@@ -24,7 +24,7 @@ import (
 
 // stack is one embedded Temporal server + Shipline worker, on free ports.
 type stack struct {
-	t        *testing.T
+	t        testing.TB
 	cfg      *platform.Config
 	cfgPath  string
 	address  string
@@ -35,7 +35,7 @@ type stack struct {
 }
 
 // startStack loads the platform file and runs the worker with --dev semantics.
-func startStack(t *testing.T, cfgPath string, temporalPort int) *stack {
+func startStack(t testing.TB, cfgPath string, temporalPort int) *stack {
 	t.Helper()
 	cfg, diags := platform.Load(cfgPath)
 	if diags.HasErrors() {
@@ -93,7 +93,7 @@ func (s *stack) shipline(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,7 +104,7 @@ func freePort(t *testing.T) int {
 }
 
 // git runs the git CLI in dir and returns its trimmed output.
-func git(t *testing.T, dir string, args ...string) string {
+func git(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -120,7 +120,7 @@ func git(t *testing.T, dir string, args ...string) string {
 }
 
 // copyTree copies the directory src into dst.
-func copyTree(t *testing.T, src, dst string) {
+func copyTree(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -148,7 +148,7 @@ func copyTree(t *testing.T, src, dst string) {
 // demoProject makes a bare remote holding examples/demo on main, plus a work
 // tree pushing to it, and a platform.yaml naming it. It returns the platform
 // file, the bare remote and the work tree.
-func demoProject(t *testing.T) (cfgPath, remote, work string) {
+func demoProject(t testing.TB) (cfgPath, remote, work string) {
 	t.Helper()
 	root := t.TempDir()
 	remote = filepath.Join(root, "remotes", "demo.git")

@@ -64,10 +64,11 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 // run is main without the exit, so it has one exit point.
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	f, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "shipline-worker: %v\n", err)
-		}
+		fmt.Fprintf(stderr, "shipline-worker: %v\n", err)
 		return 2
 	}
 

@@ -73,7 +73,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// The server's log level can only be raised above the caller's; Stop
 	// raises it further to silence the shutdown noise of the services.
 	logLevel := zap.NewAtomicLevelAt(max(level, opts.Logger.Level()))
-	logger := opts.Logger.Named("temporal").WithOptions(zap.IncreaseLevel(logLevel))
+	logger := serverLogger(opts.Logger, logLevel)
 
 	// Fail early, with a clear message, when a port is taken: the UI server
 	// otherwise exits the whole process from its own goroutine.
@@ -103,7 +103,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.ui = newUIServer(opts)
 		go func() {
 			if err := s.ui.Start(); err != nil {
-				logger.Error("temporal UI stopped", zap.Error(err))
+				opts.Logger.Error("temporal UI stopped", zap.Error(err))
 			}
 		}()
 		if err := waitForHTTP(ctx, s.UIURL()); err != nil {

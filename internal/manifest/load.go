@@ -211,7 +211,7 @@ func readLimited(fsys fs.FS, name string) ([]byte, readResult, bool) {
 	if fi.Size() > MaxFileSize {
 		return nil, readResult{err: errors.New("too large"), diag: diag.Diagnostic{Severity: diag.Error, File: name,
 			Summary: fmt.Sprintf("%s is too large (%d bytes; the limit is %d bytes = 1 MiB)", name, fi.Size(), MaxFileSize),
-			Fix:     "keep definitions small: move data and code into the pipelines, not the job definition"}}, false
+			Fix:     tooLargeFix(name)}}, false
 	}
 	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
@@ -219,6 +219,13 @@ func readLimited(fsys fs.FS, name string) ([]byte, readResult, bool) {
 			Summary: fmt.Sprintf("cannot read %s: %v", name, unwrapPath(err)), Fix: "check the file is readable"}}, false
 	}
 	return data, readResult{}, true
+}
+
+func tooLargeFix(name string) string {
+	if name == FileName {
+		return "check this is the right file: shipline.yaml only names pipelines and jobs"
+	}
+	return "keep definitions small: move data and code into the pipelines, not the job definition"
 }
 
 // unwrapPath drops the path from *fs.PathError (the diagnostic names the file).

@@ -20,14 +20,8 @@ import (
 	"github.com/shipline/shipline/workflows"
 )
 
-// Defaults used when platform.yaml leaves a Temporal setting empty.
-const (
-	DefaultAddress   = "127.0.0.1:7233"
-	DefaultNamespace = "default"
-	DefaultStateDir  = ".shipline"
-	// DevDBFile is the dev server's SQLite file, inside state_dir.
-	DevDBFile = "temporal.db"
-)
+// DevDBFile is the dev server's SQLite file, inside state_dir.
+const DevDBFile = "temporal.db"
 
 // Options configures Run.
 type Options struct {
@@ -68,8 +62,8 @@ func Run(ctx context.Context, opts Options) error {
 		logger = zap.NewNop()
 	}
 	info := Info{
-		Address:   orDefault(opts.Config.Temporal.Address, DefaultAddress),
-		Namespace: orDefault(opts.Config.Temporal.Namespace, DefaultNamespace),
+		Address:   orDefault(opts.Config.Temporal.Address, platform.DefaultAddress),
+		Namespace: orDefault(opts.Config.Temporal.Namespace, platform.DefaultNamespace),
 		TaskQueue: orDefault(opts.Config.Temporal.TaskQueue, workflows.DefaultTaskQueue),
 	}
 
@@ -129,7 +123,7 @@ func Run(ctx context.Context, opts Options) error {
 // startDevServer starts the embedded Temporal server with its database in
 // the state directory, which it creates.
 func startDevServer(ctx context.Context, opts Options, namespace string, logger *zap.Logger) (*devserver.Server, error) {
-	stateDir := orDefault(opts.Config.StateDir, DefaultStateDir)
+	stateDir := orDefault(opts.Config.StateDir, platform.DefaultStateDir)
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state_dir: %w", err)
 	}

@@ -63,12 +63,17 @@ func TestRunDevModeStartsPollsAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tq, err := c.DescribeTaskQueue(ctx, info.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tq.GetPollers()) == 0 {
-		t.Errorf("no pollers on task queue %s", info.TaskQueue)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		tq, err := c.DescribeTaskQueue(ctx, info.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tq.GetPollers()) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pollers on task queue %s after 10s", info.TaskQueue)
+		}
 	}
 	c.Close()
 

@@ -53,13 +53,22 @@ func runValidate(g *globals, o validateOptions) error {
 	if st, err := os.Stat(o.dir); err != nil || !st.IsDir() {
 		return invalid("%s is not a directory; pass the project directory that holds %s", o.dir, manifest.FileName)
 	}
-	m, diags := manifest.Load(os.DirFS(o.dir))
-	diags = relativeTo(o.dir, diags)
-	if o.platform != "" {
+	var (
+		m     *manifest.Manifest
+		diags diag.List
+	)
+	if o.platform == "" {
+		m, diags = manifest.Load(os.DirFS(o.dir))
+		diags = relativeTo(o.dir, diags)
+	} else {
 		cfg, pdiags := platform.Load(o.platform)
-		diags = append(diags, pdiags...)
-		if !pdiags.HasErrors() && m != nil {
-			diags = append(diags, relativeTo(o.dir, manifest.CheckPlatform(m, cfg, ""))...)
+		diags = pdiags
+		if pdiags.HasErrors() {
+			m, _ = manifest.Load(os.DirFS(o.dir))
+		} else {
+			var mdiags diag.List
+			m, mdiags = manifest.Validate(os.DirFS(o.dir), cfg, "")
+			diags = append(diags, relativeTo(o.dir, mdiags)...)
 		}
 	}
 	res := validateResult{Dir: o.dir, Valid: !diags.HasErrors(), Diagnostics: diags}

@@ -1,0 +1,18 @@
+//go:build unix
+
+package build
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setProcessGroup runs cmd in its own process group and makes cancellation
+// kill the whole group, so a build tool's children (compilers, forked test
+// runners, sbt's JVM) die with it.
+func setProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}

@@ -1,0 +1,128 @@
+// Package fabric puts artifacts and jobs onto execution environments. Each kind
+// (local, databricks, airflow) is one file behind the Fabric interface; adding a
+// kind touches one file and one line of the registry in Open.
+package fabric
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/shipline/shipline/internal/platform"
+)
+
+// Artifact is a built file to upload.
+type Artifact struct {
+	Pipeline  string `json:"pipeline"`
+	File      string `json:"file"`       // base name, e.g. ingest_orders-1.0.0-py3-none-any.whl
+	LocalPath string `json:"local_path"` // the file in the worker's build cache
+	SHA256    string `json:"sha256"`     // hex
+	Size      int64  `json:"size"`
+}
+
+// Upload is the result of putting one artifact on a fabric.
+type Upload struct {
+	Path string `json:"path"` // where it lives on the fabric (what ${artifact.X} renders to)
+	// Uploaded is false when the same bytes were already there (idempotent re-upload).
+	Uploaded bool `json:"uploaded"`
+}
+
+// JobSpec is one job to create or update on a fabric.
+type JobSpec struct {
+	Project string `json:"project"`
+	Job     string `json:"job"`
+	// Definition is the rendered definition: a Jobs API 2.2 create payload (JSON)
+	// for databricks jobs, Python source for Airflow DAGs.
+	Definition []byte `json:"definition"`
+	// Paused sets the schedule's pause status (databricks) or the DAG's (airflow).
+	Paused       bool   `json:"paused"`
+	Version      string `json:"version"`
+	DeploymentID string `json:"deployment_id"`
+}
+
+// JobAction says what an upsert did.
+type JobAction string
+
+const (
+	JobCreated   JobAction = "created"
+	JobUpdated   JobAction = "updated"
+	JobRecreated JobAction = "recreated" // it had been deleted by hand
+	JobUnchanged JobAction = "unchanged"
+)
+
+// JobResult is the outcome of an upsert.
+type JobResult struct {
+	ID     string    `json:"id"` // Databricks job ID, or the file written
+	Action JobAction `json:"action"`
+}
+
+// LiveJob is what a fabric holds now for a job, compared with what Shipline deployed.
+type LiveJob struct {
+	Exists  bool   `json:"exists"`
+	ID      string `json:"id,omitempty"`
+	Version string `json:"version,omitempty"` // the shipline_version tag / header found live
+	// Drift is true when the live job no longer matches the deployed definition.
+	Drift       bool   `json:"drift"`
+	DriftDetail string `json:"drift_detail,omitempty"`
+}
+
+// Fabric is one execution environment.
+type Fabric interface {
+	// Name is the fabric's name in platform.yaml.
+	Name() string
+	// ArtifactPath is the immutable path of an artifact on this fabric:
+	// <artifact_root>/<project>/<version>/<pipeline>/<file>.
+	ArtifactPath(project, version, pipeline, file string) string
+	// Upload puts an artifact at ArtifactPath, verifying size/checksum. Uploading
+	// the same bytes again is a no-op; different bytes at an existing path is a
+	// permanent error (paths are immutable).
+	Upload(ctx context.Context, project, version string, a Artifact) (Upload, error)
+	// UpsertJob creates or updates the job, never creating a duplicate.
+	UpsertJob(ctx context.Context, j JobSpec) (JobResult, error)
+	// InspectJob reads the live job and compares it with the deployed spec.
+	InspectJob(ctx context.Context, j JobSpec) (LiveJob, error)
+}
+
+// Env reads credentials (os.Getenv in production).
+type Env func(string) string
+
+// Open returns the fabric named name from the platform config.
+func Open(cfg *platform.Config, name string, env Env) (Fabric, error) {
+	f, ok := cfg.Fabrics[name]
+	if !ok {
+		known := make([]string, 0, len(cfg.Fabrics))
+		for k := range cfg.Fabrics {
+			known = append(known, k)
+		}
+		sort.Strings(known)
+		return nil, &Error{Permanent: true, Msg: fmt.Sprintf("fabric %q is not defined in platform.yaml (defined: %v)", name, known)}
+	}
+	switch f.Kind {
+	case platform.KindLocal:
+		return newLocal(f), nil
+	case platform.KindDatabricks:
+		return newDatabricks(f, env)
+	case platform.KindAirflow:
+		return newAirflow(cfg, f, env)
+	}
+	return nil, &Error{Permanent: true, Msg: fmt.Sprintf("fabric %q has unknown kind %q", name, f.Kind)}
+}
+
+// Error is a fabric failure. Permanent ones (bad credentials, 4xx, invalid
+// definitions) park a deployment; the rest are retried.
+type Error struct {
+	Permanent bool
+	// Kind is a stable type name, e.g. "FabricAuth", "FabricRejected", "InvalidDefinition", "ArtifactConflict".
+	Kind string
+	Msg  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil && e.Msg == "" {
+		return e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }

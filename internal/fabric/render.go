@@ -1,0 +1,230 @@
+package fabric
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/manifest"
+	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/templating"
+)
+
+// RenderInput is everything needed to render one job's definition for one fabric.
+type RenderInput struct {
+	Project string `json:"project"`
+	Version string `json:"version"` // the release tag, e.g. v1.2.0
+	Commit  string `json:"commit"`  // the full commit hash the tag points at
+	Fabric  string `json:"fabric"`
+	Job     manifest.Job `json:"job"`
+	// Definition is the job's definition file as read from the release's commit.
+	Definition []byte `json:"definition"`
+	// ArtifactPaths maps a pipeline to its artifact's path on the target fabric
+	// (Fabric.ArtifactPath / Upload.Path).
+	ArtifactPaths map[string]string `json:"artifact_paths"`
+	// Variables are the job's variables on the fabric, see MergeVariables.
+	Variables map[string]string `json:"variables"`
+	// Paused is the wanted pause state, see PausedFor.
+	Paused bool `json:"paused"`
+}
+
+// RenderJob fills the placeholders of a job's definition: Databricks job
+// payloads (JSON) with values escaped for JSON strings, Airflow DAGs as plain
+// text. Every placeholder must name something the job has: ${artifact.X} one of
+// the job's pipelines with a path in ArtifactPaths, ${var.X} one of Variables.
+//
+// It returns the rendered definition and whether the job is to be paused: the
+// wanted state for Airflow DAGs, and for Databricks payloads only when the
+// payload has something to pause (schedule, trigger or continuous).
+//
+// Errors are permanent *Error values of kind InvalidDefinition wrapping a
+// diag.List whose entries name the definition's file:line:col.
+func RenderJob(in RenderInput) ([]byte, bool, error) {
+	file := in.Job.Definition
+	if file == "" {
+		file = in.Job.Name + " definition"
+	}
+	isJSON := isJSONDefinition(in.Job)
+	values, known := renderValues(in)
+
+	var (
+		refs  []templating.Ref
+		diags diag.List
+	)
+	if isJSON {
+		refs, diags = templating.ScanJSON(file, in.Definition)
+	} else {
+		refs, diags = templating.Scan(file, in.Definition)
+	}
+	diags = append(diags, templating.CheckRefs(file, refs, known)...)
+	if diags.HasErrors() {
+		return nil, false, renderError(in, diags)
+	}
+
+	var (
+		out []byte
+		err error
+	)
+	if isJSON {
+		out, err = templating.RenderJSON(file, in.Definition, values)
+	} else {
+		out, err = templating.Render(file, in.Definition, values)
+	}
+	if err != nil {
+		var l diag.List
+		if errors.As(err, &l) {
+			return nil, false, renderError(in, l)
+		}
+		return nil, false, err
+	}
+	if !isJSON {
+		return out, in.Paused, nil
+	}
+	payload, bad := decodeJobPayload(file, out)
+	if bad != nil {
+		return nil, false, renderError(in, bad)
+	}
+	return out, in.Paused && hasSchedule(payload), nil
+}
+
+// isJSONDefinition tells whether a job's definition is a Databricks payload:
+// by its scheduler, else (scheduler unset) by the file's extension.
+func isJSONDefinition(j manifest.Job) bool {
+	switch j.Scheduler {
+	case manifest.Databricks:
+		return true
+	case manifest.Airflow:
+		return false
+	}
+	return strings.HasSuffix(strings.ToLower(j.Definition), ".json")
+}
+
+// renderValues builds the placeholder values and what CheckRefs may accept.
+func renderValues(in RenderInput) (map[string]string, templating.Known) {
+	values := map[string]string{
+		templating.ReleaseVersion: in.Version,
+		templating.ReleaseCommit:  in.Commit,
+		templating.ProjectName:    in.Project,
+		templating.FabricName:     in.Fabric,
+	}
+	known := templating.Known{Vars: map[string]bool{}, VarsComplete: true, Fabric: in.Fabric}
+	for _, p := range in.Job.Pipelines {
+		if path, ok := in.ArtifactPaths[p]; ok {
+			values[templating.ArtifactPrefix+p] = path
+			known.Pipelines = append(known.Pipelines, p)
+		}
+	}
+	for k, v := range in.Variables {
+		values[templating.VarPrefix+k] = v
+		known.Vars[k] = true
+	}
+	return values, known
+}
+
+func renderError(in RenderInput, l diag.List) error {
+	return &Error{
+		Permanent: true,
+		Kind:      "InvalidDefinition",
+		Msg:       fmt.Sprintf("render job %q for fabric %q:\n%s", in.Job.Name, in.Fabric, l.Error()),
+		Err:       l,
+	}
+}
+
+// decodeJobPayload parses a rendered Databricks payload, which must be a JSON
+// object. Large numbers are kept as json.Number.
+func decodeJobPayload(file string, data []byte) (map[string]any, diag.List) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	if err == nil && dec.More() {
+		err = fmt.Errorf("unexpected data after the JSON object")
+	}
+	if err != nil {
+		line, col := offsetPos(data, dec.InputOffset())
+		if se, ok := err.(*json.SyntaxError); ok {
+			line, col = offsetPos(data, se.Offset)
+		}
+		return nil, diag.List{diag.Errorf(file, line, col,
+			"fix the JSON: a job definition is a Jobs API 2.2 create payload",
+			"the rendered job definition is not valid JSON: %v", err)}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, diag.List{diag.Errorf(file, 1, 1,
+			"write a JSON object: a Jobs API 2.2 create payload such as {\"name\": ..., \"tasks\": [...]}",
+			"the job definition is not a JSON object")}
+	}
+	return obj, nil
+}
+
+// offsetPos turns a byte offset into a 1-based line and column (in characters).
+func offsetPos(data []byte, off int64) (int, int) {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	line, col := 1, 1
+	for _, r := range string(data[:off]) {
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// pausable lists the Jobs API settings that carry a pause_status.
+var pausable = []string{"schedule", "trigger", "continuous"}
+
+func hasSchedule(payload map[string]any) bool {
+	for _, k := range pausable {
+		if _, ok := payload[k].(map[string]any); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// MergeVariables returns the variables a job has on a fabric. Precedence, from
+// lowest to highest:
+//
+//  1. shipline.yaml `variables` (the project's defaults);
+//  2. platform.yaml `fabrics.<fabric>.variables` (set by the platform admins);
+//  3. shipline.yaml `fabrics.<fabric>.variables` (the project's per-fabric overrides).
+//
+// The project's explicit per-fabric overrides win over the platform's values,
+// which win over the project's defaults. cfg may be nil.
+func MergeVariables(man *manifest.Manifest, cfg *platform.Config, fabric string) map[string]string {
+	out := map[string]string{}
+	put := func(m map[string]string) {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	if man != nil {
+		put(man.Variables)
+	}
+	if cfg != nil {
+		put(cfg.Fabrics[fabric].Variables)
+	}
+	if man != nil {
+		put(man.Fabrics[fabric].Variables)
+	}
+	return out
+}
+
+// PausedFor tells whether a job's schedule is deployed paused on a fabric: the
+// fabric's pause_schedules (platform.yaml), unless shipline.yaml sets
+// fabrics.<fabric>.jobs.<job>.paused. cfg may be nil (nothing paused).
+func PausedFor(man *manifest.Manifest, cfg *platform.Config, fabric, job string) bool {
+	if man != nil {
+		if o := man.Fabrics[fabric].Jobs[job].Paused; o != nil {
+			return *o
+		}
+	}
+	return cfg != nil && cfg.Fabrics[fabric].PauseSchedules
+}

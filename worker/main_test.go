@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shipline/shipline/internal/workerapp"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    flags
+		wantErr string
+	}{
+		{args: []string{"--config", "p.yaml"}, want: flags{config: "p.yaml", temporalPort: 7233, uiPort: 8233, logLevel: "info", logFormat: "console"}},
+		{args: []string{"--config=p.yaml", "--dev", "--temporal-port", "17233", "--ui-port", "-1", "--log-level", "debug", "--log-format", "json"},
+			want: flags{config: "p.yaml", dev: true, temporalPort: 17233, uiPort: -1, logLevel: "debug", logFormat: "json"}},
+		{args: nil, wantErr: "--config FILE is required"},
+		{args: []string{"--config", "p.yaml", "extra"}, wantErr: "unexpected arguments"},
+		{args: []string{"--nope"}, wantErr: "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			got, err := parseFlags(tt.args, &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("parseFlags = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunExitsTwoOnBadInput(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "platform.yaml")
+	if err := os.WriteFile(bad, []byte("temporal: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{},
+		{"--config", filepath.Join(t.TempDir(), "missing.yaml")},
+		{"--config", bad},
+		{"--config", bad, "--log-format", "xml"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr, func(string) string { return "" }); code != 2 {
+			t.Errorf("run(%q) = %d, want 2 (stderr: %s)", args, code, stderr.String())
+		}
+		if stderr.Len() == 0 {
+			t.Errorf("run(%q) printed no reason", args)
+		}
+	}
+}
+
+func TestReadyLine(t *testing.T) {
+	info := workerapp.Info{Address: "127.0.0.1:7233", Namespace: "default", TaskQueue: "shipline", UIURL: "http://127.0.0.1:8233"}
+	want := "shipline worker ready: temporal 127.0.0.1:7233 namespace default task queue shipline, UI http://127.0.0.1:8233"
+	if got := readyLine(info); got != want {
+		t.Errorf("readyLine = %q, want %q", got, want)
+	}
+	info.UIURL = ""
+	if got := readyLine(info); strings.Contains(got, "UI") {
+		t.Errorf("readyLine without UI = %q", got)
+	}
+}

@@ -37,6 +37,7 @@ type flags struct {
 	uiPort       int
 	logLevel     string
 	logFormat    string
+	builds       int
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -49,6 +50,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.IntVar(&f.uiPort, "ui-port", 8233, "with --dev: the Temporal UI `port` (-1 disables the UI)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "console", "log `format`: console or json")
+	fs.IntVar(&f.builds, "build-parallelism", 0, "pipeline builds run at once on this worker (default: the number of CPUs)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -96,12 +98,13 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = workerapp.Run(ctx, workerapp.Options{
-		Config:       cfg,
-		Dev:          f.dev,
-		TemporalPort: f.temporalPort,
-		UIPort:       f.uiPort,
-		Logger:       logger,
-		Ready:        func(info workerapp.Info) { fmt.Fprintln(stdout, readyLine(info)) },
+		Config:           cfg,
+		Dev:              f.dev,
+		TemporalPort:     f.temporalPort,
+		UIPort:           f.uiPort,
+		BuildParallelism: f.builds,
+		Logger:           logger,
+		Ready:            func(info workerapp.Info) { fmt.Fprintln(stdout, readyLine(info)) },
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "shipline-worker: %v\n", err)

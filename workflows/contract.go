@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/shipline/shipline/activities"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -44,6 +46,7 @@ const (
 	MemoCreatedBy = "created_by"
 	MemoCreatedAt = "created_at"
 	MemoStatus    = "status"
+	MemoReason    = "reason"
 )
 
 // ReleaseID is the workflow ID of a release entity: release/<project>/<version>.
@@ -157,6 +160,8 @@ type ReleaseState struct {
 	TagCreated bool       `json:"tag_created"`
 	CreatedAt  time.Time  `json:"created_at,omitempty"`
 	Deploy     DeployPlan `json:"deploy,omitempty"`
+	// DeployID is the auto_deploy deployment's workflow ID.
+	DeployID string `json:"deploy_id,omitempty"`
 	// Refusal holds the reason a request was refused or failed, as the user saw it.
 	Refusal string `json:"refusal,omitempty"`
 }
@@ -181,3 +186,226 @@ type RemoteTag struct {
 type ListReleasesOutput struct {
 	Tags []RemoteTag `json:"tags"`
 }
+
+// ---- Deploy --------------------------------------------------------------
+
+// Deploy-related workflow type names.
+const (
+	// DeployWorkflow is one deployment of one release (ID DeployID).
+	DeployWorkflow = "Deploy"
+	// FabricWorkflow is the entity of one (project, fabric): its deploy queue,
+	// what runs there now and its deployment history (ID FabricID).
+	FabricWorkflow = "Fabric"
+	// PlanWorkflow computes what a deploy would do, changing nothing.
+	PlanWorkflow = "Plan"
+	// InspectWorkflow reads live jobs from fabrics to report drift.
+	InspectWorkflow = "Inspect"
+	// ReadLogsWorkflow returns a deployment's build logs from the worker's state_dir.
+	ReadLogsWorkflow = "ReadLogs"
+)
+
+// Update and signal names.
+const (
+	// ResumeUpdate retries a parked deployment from its failed step.
+	ResumeUpdate = "resume"
+	// CancelUpdate cancels a parked or queued deployment.
+	CancelUpdate = "cancel"
+	// EnqueueSignal asks a Fabric entity for its deploy lock (payload QueueEntry).
+	EnqueueSignal = "enqueue"
+	// GrantSignal tells a Deploy where it stands in a fabric's queue (payload Grant).
+	GrantSignal = "grant"
+	// DoneSignal tells a Fabric entity a deployment is over: release its lock and record the result.
+	DoneSignal = "deployment-done"
+)
+
+// DeployID is the workflow ID of one deployment: deploy/<project>/<version>/<request>.
+func DeployID(project, version, request string) string {
+	return "deploy/" + project + "/" + version + "/" + request
+}
+
+// FabricID is the workflow ID of a (project, fabric) entity.
+func FabricID(project, fabric string) string { return "fabric/" + project + "/" + fabric }
+
+// Deployment statuses (in addition to StatusRunning and StatusFailed/StatusRefused).
+const (
+	StatusQueued    Status = "queued"    // waiting for another deployment to the same fabric
+	StatusParked    Status = "parked"    // a step failed permanently; waiting for resume or cancel
+	StatusSucceeded Status = "succeeded" // everything is deployed
+	StatusCancelled Status = "cancelled" // cancelled by a user
+)
+
+// Deploy steps, in order.
+const (
+	StepResolveRelease = "resolve"
+	StepAccess         = "authorize"
+	StepLock           = "queue"
+	StepBuild          = "build"
+	StepUpload         = "upload"
+	StepSchedule       = "schedule"
+	StepRecord         = "record"
+)
+
+// DeployInput starts a Deploy. Plain JSON, so the Temporal UI can start one:
+//
+//	{"project":"demo","version":"v1.0.0","actor":"bob"}
+type DeployInput struct {
+	Project string `json:"project"`
+	Version string `json:"version"`
+	Actor   string `json:"actor"`
+	// Fabric overrides the fabric of every job (Prophecy's "Override Fabric").
+	Fabric string `json:"fabric,omitempty"`
+	// Jobs deploys only these jobs (the project must allow selective_jobs).
+	Jobs []string `json:"jobs,omitempty"`
+	// Trigger says who started it: "cli", "release" (auto_deploy) or "" (UI).
+	Trigger string `json:"trigger,omitempty"`
+}
+
+// PipelineBuild is the build state of one pipeline in a deployment.
+type PipelineBuild struct {
+	Pipeline string     `json:"pipeline"`
+	Status   StepStatus `json:"status"`
+	Cached   bool       `json:"cached"`
+	File     string     `json:"file,omitempty"`
+	SHA256   string     `json:"sha256,omitempty"`
+	Size     int64      `json:"size,omitempty"`
+	Seconds  float64    `json:"seconds,omitempty"`
+	LogPath  string     `json:"log_path,omitempty"`
+	LogTail  string     `json:"log_tail,omitempty"`
+	Error    string     `json:"error,omitempty"`
+}
+
+// JobRecord is one job deployed to one fabric.
+type JobRecord struct {
+	Fabric       string            `json:"fabric"`
+	Job          string            `json:"job"`
+	Scheduler    string            `json:"scheduler"`
+	ID           string            `json:"id,omitempty"` // Databricks job ID or file path
+	Action       string            `json:"action,omitempty"`
+	Version      string            `json:"version"`
+	Commit       string            `json:"commit"`
+	DeploymentID string            `json:"deployment_id"`
+	Actor        string            `json:"actor"`
+	At           time.Time         `json:"at"`
+	Artifacts    map[string]string `json:"artifacts,omitempty"` // pipeline → path on the fabric
+}
+
+// Waiting says which deployment holds a fabric a queued deploy waits for.
+type Waiting struct {
+	Fabric string   `json:"fabric"`
+	Holder string   `json:"holder"`          // deployment ID holding the fabric
+	Ahead  []string `json:"ahead,omitempty"` // deployments ahead, holder first
+}
+
+// Parked says why a deployment stopped and how to go on.
+type Parked struct {
+	Step   string    `json:"step"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+}
+
+// DeployState is a deployment's state, answered by StateQuery.
+type DeployState struct {
+	Progress
+	DeploymentID string                   `json:"deployment_id"`
+	Project      string                   `json:"project"`
+	Version      string                   `json:"version"`
+	Actor        string                   `json:"actor"`
+	Commit       string                   `json:"commit,omitempty"`
+	Fabrics      []string                 `json:"fabrics,omitempty"`
+	Builds       map[string]PipelineBuild `json:"builds,omitempty"`
+	Jobs         []JobRecord              `json:"jobs,omitempty"`
+	Waiting      *Waiting                 `json:"waiting,omitempty"`
+	Parked       *Parked                  `json:"parked,omitempty"`
+	Reason       string                   `json:"reason,omitempty"` // why it failed or was cancelled
+	Started      time.Time                `json:"started"`
+	Finished     time.Time                `json:"finished,omitempty"`
+}
+
+// ControlRequest is the input of ResumeUpdate and CancelUpdate.
+type ControlRequest struct {
+	Actor  string `json:"actor"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// FabricInput starts (or continues) a Fabric entity.
+type FabricInput struct {
+	Project string       `json:"project"`
+	Fabric  string       `json:"fabric"`
+	Carried *FabricState `json:"carried,omitempty"`
+}
+
+// QueueEntry is one deployment in a fabric's queue; the first holds the lock.
+type QueueEntry struct {
+	DeploymentID string    `json:"deployment_id"`
+	Version      string    `json:"version"`
+	Actor        string    `json:"actor"`
+	Since        time.Time `json:"since"`
+}
+
+// Grant is the payload of GrantSignal: the lock is held (Granted), or the
+// deployment waits behind Ahead (the holder first).
+type Grant struct {
+	Fabric  string   `json:"fabric"`
+	Granted bool     `json:"granted"`
+	Ahead   []string `json:"ahead,omitempty"`
+}
+
+// DeploymentDone is the payload of DoneSignal.
+type DeploymentDone struct {
+	DeploymentID string      `json:"deployment_id"`
+	Version      string      `json:"version"`
+	Actor        string      `json:"actor"`
+	Outcome      Status      `json:"outcome"`
+	Reason       string      `json:"reason,omitempty"`
+	Started      time.Time   `json:"started"`
+	Finished     time.Time   `json:"finished"`
+	Jobs         []JobRecord `json:"jobs,omitempty"` // jobs changed on this fabric, even by a failed deployment
+}
+
+// FabricState is a Fabric entity's state, answered by StateQuery.
+type FabricState struct {
+	Project string               `json:"project"`
+	Fabric  string               `json:"fabric"`
+	Queue   []QueueEntry         `json:"queue"`
+	Jobs    map[string]JobRecord `json:"jobs"`    // job name → what runs there now
+	History []DeploymentDone     `json:"history"` // newest last, bounded
+}
+
+// MaxFabricHistory bounds the deployments a Fabric entity remembers.
+const MaxFabricHistory = 500
+
+// PlanInput asks what a deploy would do; same selection as DeployInput.
+type PlanInput = DeployInput
+
+// PlannedBuild is what a deploy would do for one pipeline.
+type PlannedBuild struct {
+	Pipeline string `json:"pipeline"`
+	Action   string `json:"action"` // build or cached
+	Key      string `json:"key"`
+	File     string `json:"file,omitempty"`
+}
+
+// PlanOutput is what a deploy would build, upload, create, update or leave unchanged.
+type PlanOutput struct {
+	Project string                     `json:"project"`
+	Version string                     `json:"version"`
+	Commit  string                     `json:"commit"`
+	Builds  []PlannedBuild             `json:"builds"`
+	Uploads []activities.PlannedUpload `json:"uploads"`
+	Jobs    []activities.PlannedJob    `json:"jobs"`
+	Refused string                     `json:"refused,omitempty"`
+}
+
+// InspectInput lists recorded jobs to compare with the live fabrics.
+type InspectInput struct {
+	Jobs []activities.DeployedJob `json:"jobs"`
+}
+
+// InspectOutput reports drift per job.
+type InspectOutput = activities.InspectJobsOutput
+
+// ReadLogsInput names a deployment whose logs to read.
+type ReadLogsInput = activities.ReadLogsInput
+
+// ReadLogsOutput holds the logs.
+type ReadLogsOutput = activities.ReadLogsOutput

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -95,7 +96,34 @@ func (r *release) releaseOnce(ctx workflow.Context) error {
 	r.planDeploy(ctx)
 	r.state.Status = StatusReleased
 	r.state.Summary = fmt.Sprintf("released %s of %s at %s by %s", r.state.Version, r.state.Project, short(r.state.Commit), r.state.Actor)
-	return r.publish(ctx)
+	if err := r.publish(ctx); err != nil {
+		return err
+	}
+	if r.state.Deploy == DeployDue {
+		r.deploy(ctx)
+	}
+	return nil
+}
+
+// deploy runs the release's deployment as a child workflow and records its
+// outcome on the deploy step. A failed deploy does not undo the release: the tag
+// stays, and `shipline deploy` (or resume of a parked deploy) deploys it.
+func (r *release) deploy(ctx workflow.Context) {
+	r.state.DeployID = DeployID(r.in.Project, r.in.Version, "release")
+	r.begin(ctx, StepDeploy)
+	setStep(r.state.Steps, StepDeploy, StepRunning, "deployment "+r.state.DeployID, workflow.Now(ctx))
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        r.state.DeployID,
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		StaticSummary:     fmt.Sprintf("Deploy %s of %s by %s (auto_deploy)", r.in.Version, r.in.Project, r.in.Actor),
+	})
+	var out DeployState
+	err := workflow.ExecuteChildWorkflow(cctx, DeployWorkflow, DeployInput{Project: r.in.Project, Version: r.in.Version, Actor: r.in.Actor, Trigger: "release"}).Get(ctx, &out)
+	if err != nil {
+		setStep(r.state.Steps, StepDeploy, StepFailed, fmt.Sprintf("deployment %s: %s", r.state.DeployID, userMessage(err)), workflow.Now(ctx))
+		return
+	}
+	r.done(ctx, StepDeploy, fmt.Sprintf("deployment %s: %s", r.state.DeployID, out.Summary))
 }
 
 // checkInput refuses input the CLI would never send but the Temporal UI can.
@@ -106,8 +134,11 @@ func (r *release) checkInput() error {
 	case r.in.Actor == "":
 		return errors.New(`the input has no "actor": name the user on whose behalf the release is made`)
 	}
-	return version.Check(r.in.Version)
+	return versionCheck(r.in.Version)
 }
+
+// versionCheck is version.Check, for input that did not come through the CLI.
+func versionCheck(v string) error { return version.Check(v) }
 
 // authorize reads the project's settings and checks the actor is an admin.
 func (r *release) authorize(ctx workflow.Context) error {
@@ -187,7 +218,6 @@ func (r *release) planDeploy(ctx workflow.Context) {
 		r.state.Deploy = DeployNotAutomatic
 	default:
 		r.state.Deploy = DeployDue
-		r.done(ctx, StepDeploy, "a deploy of this release is due")
 		return
 	}
 	r.skip(StepDeploy, string(r.state.Deploy))

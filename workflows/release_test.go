@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
@@ -22,6 +23,7 @@ type releaseEnv struct {
 	*testsuite.TestWorkflowEnvironment
 	t       *testing.T
 	tagCall *CreateTagCall
+	deploys []DeployInput // auto_deploy children started
 }
 
 // CreateTagCall captures the tag the workflow asked for.
@@ -30,11 +32,18 @@ type CreateTagCall struct{ in activities.CreateTagInput }
 func newReleaseEnv(t *testing.T, settings activities.ProjectSettings) *releaseEnv {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
+	e := &releaseEnv{TestWorkflowEnvironment: env, t: t, tagCall: &CreateTagCall{}}
 	env.RegisterWorkflow(Release)
+	env.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
+	env.OnWorkflow(DeployWorkflow, mock.Anything, mock.Anything).Return(
+		func(_ workflow.Context, in DeployInput) (DeployState, error) {
+			e.deploys = append(e.deploys, in)
+			return DeployState{Progress: Progress{Status: StatusSucceeded, Summary: "deployed " + in.Version}}, nil
+		})
 	env.RegisterActivity(&activities.Git{})
 	env.RegisterActivity(&activities.Config{})
 	env.OnActivity(configActs.Project, mock.Anything, activities.ProjectInput{Project: "demo"}).Return(settings, nil)
-	return &releaseEnv{TestWorkflowEnvironment: env, t: t, tagCall: &CreateTagCall{}}
+	return e
 }
 
 func (e *releaseEnv) okGit(created bool) {
@@ -111,8 +120,8 @@ func TestReleaseTagsAndStaysOpen(t *testing.T) {
 	if state.Status != StatusReleased || state.Commit != commit || !state.TagCreated {
 		t.Fatalf("state = %+v", state)
 	}
-	if state.Deploy != DeployDue {
-		t.Fatalf("deploy = %q, want due (auto_deploy)", state.Deploy)
+	if state.Deploy != DeployDue || len(e.deploys) != 1 || e.deploys[0].Actor != "alice" || state.DeployID != "deploy/demo/v1.0.0/release" {
+		t.Fatalf("deploy = %q (%s), children %+v; want one auto_deploy child", state.Deploy, state.DeployID, e.deploys)
 	}
 	for _, s := range state.Steps {
 		if s.Status != StepDone {
@@ -196,7 +205,7 @@ func TestReleaseRetriesTransientGitFailure(t *testing.T) {
 func TestReleaseDeployPlan(t *testing.T) {
 	e := newReleaseEnv(t, admins())
 	e.okGit(true)
-	if s := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", NoDeploy: true}); s.Deploy != DeploySkipped || s.Steps[4].Status != StepSkipped {
+	if s := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", NoDeploy: true}); s.Deploy != DeploySkipped || s.Steps[4].Status != StepSkipped || len(e.deploys) != 0 {
 		t.Fatalf("--no-deploy: %+v", s)
 	}
 	manual := admins()

@@ -63,9 +63,9 @@ const metaFile = "meta.json"
 //	cache/.tmp/<key>-*/                                 builds in progress
 //	cache/.locks/<key>.lock                             one build of a key at a time
 //	logs/builds/<key>.log                               the latest build's full log
-func (b *Builder) cacheDir() string       { return filepath.Join(b.StateDir, "cache") }
+func (b *Builder) cacheDir() string           { return filepath.Join(b.StateDir, "cache") }
 func (b *Builder) entryDir(key string) string { return filepath.Join(b.cacheDir(), key) }
-func (b *Builder) tmpDir() string         { return filepath.Join(b.cacheDir(), ".tmp") }
+func (b *Builder) tmpDir() string             { return filepath.Join(b.cacheDir(), ".tmp") }
 func (b *Builder) lockPath(key string) string {
 	return filepath.Join(b.cacheDir(), ".locks", key+".lock")
 }
@@ -76,9 +76,16 @@ func (b *Builder) LogPath(key string) string {
 }
 
 // readEntry returns the complete cache entry of key, checking the artifact's
-// size and checksum. An entry that fails the check is removed and reported as
-// a miss, so the artifact is built again.
-func (b *Builder) readEntry(key string) (Meta, bool, error) {
+// size and checksum. An entry that fails the check is a miss; with drop (only
+// under the key's lock, so a fresh entry is never dropped by mistake) it is
+// also removed, so the artifact is built again.
+func (b *Builder) readEntry(key string, drop bool) (Meta, bool, error) {
+	damaged := func() (Meta, bool, error) {
+		if !drop {
+			return Meta{}, false, nil
+		}
+		return Meta{}, false, b.dropEntry(key)
+	}
 	dir := b.entryDir(key)
 	data, err := os.ReadFile(filepath.Join(dir, metaFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -89,11 +96,11 @@ func (b *Builder) readEntry(key string) (Meta, bool, error) {
 	}
 	var m Meta
 	if err := json.Unmarshal(data, &m); err != nil || m.File == "" || m.File != filepath.Base(m.File) {
-		return Meta{}, false, b.dropEntry(key)
+		return damaged()
 	}
 	sum, size, err := fileSHA256(filepath.Join(dir, m.File))
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && (sum != m.SHA256 || size != m.Size)) {
-		return Meta{}, false, b.dropEntry(key)
+		return damaged()
 	}
 	if err != nil {
 		return Meta{}, false, fmt.Errorf("read cache entry %s: %w", key, err)
@@ -142,7 +149,7 @@ func (b *Builder) commitEntry(work, artifact string, m Meta) (Meta, error) {
 	if err == nil {
 		return m, nil
 	}
-	if theirs, ok, rerr := b.readEntry(m.Key); rerr == nil && ok {
+	if theirs, ok, rerr := b.readEntry(m.Key, false); rerr == nil && ok {
 		return theirs, nil
 	}
 	return Meta{}, fmt.Errorf("store artifact in the build cache: %w", err)

@@ -25,8 +25,8 @@ const (
 type runner struct {
 	log     *os.File // opened with O_APPEND: commands write into it directly
 	logPath string
-	env     []string // the environment of every command (plus per-command extras)
-	step    atomic.Value
+	env     []string      // the environment of every command (plus per-command extras)
+	step    *atomic.Value // the current step, read by the heartbeat
 	// seconds is the time spent inside build tools so far.
 	seconds float64
 }
@@ -52,11 +52,6 @@ func (r *runner) logf(format string, args ...any) {
 
 // setStep names what the build is doing, for heartbeats.
 func (r *runner) setStep(s string) { r.step.Store(s) }
-
-func (r *runner) currentStep() string {
-	s, _ := r.step.Load().(string)
-	return s
-}
 
 // run runs c to completion. A non-zero exit is reported in the outcome, not
 // as an error; errors are failures to start it (exec.ErrNotFound, ...) and the

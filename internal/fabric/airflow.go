@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shipline/shipline/internal/platform"
@@ -287,7 +288,7 @@ func checkDAGFile(ctx context.Context, python, path, name, want string) error {
 		case d.ID == nil:
 			return invalid("%s:%d: the dag_id is not a string literal, so Shipline cannot check it\n    fix: write dag_id=%q (or \"${project.name}__<job>\")", name, line(d.Line), want)
 		case *d.ID != want:
-			return invalid("%s:%d: defines dag_id %q, expected %q\n    fix: name the DAG dag_id=\"${project.name}__<job>\": one DAG per job file, named <project>__<job>", name, line(d.Line), *d.ID, want)
+			return invalid("%s:%d: defines dag_id %q, expected %q\n    fix: name the DAG dag_id=%q (or \"${project.name}__<job>\"): one DAG per job file, named <project>__<job>", name, line(d.Line), *d.ID, want, want)
 		}
 	}
 	return nil
@@ -300,7 +301,9 @@ type airflowAPI struct {
 	userEnv, passEnv string
 	env              Env
 	client           *http.Client
-	token            string // Airflow 3 JWT, obtained on a 401 with credentials
+
+	mu    sync.Mutex
+	token string // Airflow 3 JWT, obtained on a 401 with credentials
 }
 
 // setPaused PATCHes /api/v2/dags/{dag_id} (Airflow 3), falling back to
@@ -339,9 +342,12 @@ func (a *airflowAPI) setPaused(ctx context.Context, dag string, paused bool) err
 func (a *airflowAPI) statusError(status int, msg, what string) error {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		fix := fmt.Sprintf("check the credentials in $%s/$%s and that the user may edit DAGs", a.userEnv, a.passEnv)
+		if a.userEnv == "" {
+			fix = "set airflow_user_env and airflow_password_env on the fabric in platform.yaml"
+		}
 		return &Error{Permanent: true, Kind: "FabricAuth",
-			Msg: fmt.Sprintf("fabric %q: %s: %d %s: check the credentials in $%s/$%s and the user's permission to edit DAGs",
-				a.fabric, what, status, msg, a.userEnv, a.passEnv)}
+			Msg: fmt.Sprintf("fabric %q: %s: %d %s: %s", a.fabric, what, status, msg, fix)}
 	case status == http.StatusTooManyRequests || status >= 500:
 		return &Error{Kind: "FabricUnavailable", Msg: fmt.Sprintf("fabric %q: %s: %d %s", a.fabric, what, status, msg)}
 	}
@@ -354,14 +360,22 @@ func (a *airflowAPI) statusError(status int, msg, what string) error {
 func (a *airflowAPI) do(ctx context.Context, method, path, body string, mayToken bool) (int, string, error) {
 	user, pass := a.credentials()
 	status, msg, err := a.send(ctx, method, path, body, user, pass)
-	if err != nil || status != http.StatusUnauthorized || !mayToken || user == "" || a.token != "" {
+	if err != nil || status != http.StatusUnauthorized || !mayToken || user == "" || a.bearer() != "" {
 		return status, msg, err
 	}
 	if tok, ok := a.fetchToken(ctx, user, pass); ok {
+		a.mu.Lock()
 		a.token = tok
+		a.mu.Unlock()
 		return a.send(ctx, method, path, body, user, pass)
 	}
 	return status, msg, nil
+}
+
+func (a *airflowAPI) bearer() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.token
 }
 
 func (a *airflowAPI) credentials() (string, string) {
@@ -384,9 +398,9 @@ func (a *airflowAPI) send(ctx context.Context, method, path, body, user, pass st
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	switch {
-	case a.token != "":
-		req.Header.Set("Authorization", "Bearer "+a.token)
+	switch tok := a.bearer(); {
+	case tok != "":
+		req.Header.Set("Authorization", "Bearer "+tok)
 	case user != "":
 		req.SetBasicAuth(user, pass)
 	}

@@ -26,7 +26,9 @@ import (
 //
 // JobSpec does not say which scheduler a job is for, so the local fabric tells
 // by content: a definition that parses as a JSON object is a Databricks payload,
-// anything else an Airflow DAG.
+// anything else an Airflow DAG. There is no scheduler behind the directory:
+// JobSpec.Paused shows in the payload's pause_status, and a DAG file keeps its
+// own is_paused_upon_creation.
 type localFabric struct {
 	name string
 	root string

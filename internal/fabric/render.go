@@ -15,10 +15,10 @@ import (
 
 // RenderInput is everything needed to render one job's definition for one fabric.
 type RenderInput struct {
-	Project string `json:"project"`
-	Version string `json:"version"` // the release tag, e.g. v1.2.0
-	Commit  string `json:"commit"`  // the full commit hash the tag points at
-	Fabric  string `json:"fabric"`
+	Project string       `json:"project"`
+	Version string       `json:"version"` // the release tag, e.g. v1.2.0
+	Commit  string       `json:"commit"`  // the full commit hash the tag points at
+	Fabric  string       `json:"fabric"`
 	Job     manifest.Job `json:"job"`
 	// Definition is the job's definition file as read from the release's commit.
 	Definition []byte `json:"definition"`
@@ -146,11 +146,11 @@ func decodeJobPayload(file string, data []byte) (map[string]any, diag.List) {
 	if err != nil {
 		line, col := offsetPos(data, dec.InputOffset())
 		if se, ok := err.(*json.SyntaxError); ok {
-			line, col = offsetPos(data, se.Offset)
+			line, col = offsetPos(data, max(se.Offset-1, 0)) // Offset is just past the bad byte
 		}
 		return nil, diag.List{diag.Errorf(file, line, col,
 			"fix the JSON: a job definition is a Jobs API 2.2 create payload",
-			"the rendered job definition is not valid JSON: %v", err)}
+			"the rendered job definition is not valid JSON (position after rendering): %v", err)}
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {

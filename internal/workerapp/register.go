@@ -16,6 +16,8 @@ type Deps struct {
 	Config *platform.Config
 	Logger *zap.Logger
 	Client client.Client
+	// BuildParallelism bounds the builds running at once on this worker.
+	BuildParallelism int
 }
 
 // register registers Shipline's workflows (under their contract names) and the
@@ -23,7 +25,15 @@ type Deps struct {
 func register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Release, workflow.RegisterOptions{Name: workflows.ReleaseWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.ListReleases, workflow.RegisterOptions{Name: workflows.ListReleasesWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Deploy, workflow.RegisterOptions{Name: workflows.DeployWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Fabric, workflow.RegisterOptions{Name: workflows.FabricWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Plan, workflow.RegisterOptions{Name: workflows.PlanWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Inspect, workflow.RegisterOptions{Name: workflows.InspectWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.ReadLogs, workflow.RegisterOptions{Name: workflows.ReadLogsWorkflow})
 
+	git := &activities.Git{Platform: d.Config}
 	r.RegisterActivity(&activities.Config{Platform: d.Config})
-	r.RegisterActivity(&activities.Git{Platform: d.Config})
+	r.RegisterActivity(git)
+	r.RegisterActivity(&activities.Deploy{Git: git, Platform: d.Config})
+	r.RegisterActivity(&activities.Build{Platform: d.Config, Parallelism: d.BuildParallelism})
 }

@@ -39,6 +39,8 @@ type Options struct {
 	Logger *zap.Logger
 	// Ready, if set, is called once, when the worker is polling.
 	Ready func(Info)
+	// BuildParallelism bounds the pipeline builds running at once (0 means the number of CPUs).
+	BuildParallelism int
 }
 
 // Info says where a running worker is connected.
@@ -98,7 +100,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		},
 	})
-	register(w, Deps{Config: opts.Config, Logger: logger, Client: c})
+	register(w, Deps{Config: opts.Config, Logger: logger, Client: c, BuildParallelism: opts.BuildParallelism})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", info.TaskQueue, err)
 	}

@@ -133,7 +133,17 @@ func followRelease(ctx context.Context, g *globals, c client.Client, id, runID s
 			switch state.Status {
 			case workflows.StatusReleased:
 				p.done(state.Summary)
-				return &state, nil
+				if state.DeployID == "" {
+					return &state, nil
+				}
+				if !g.json() {
+					fmt.Fprintf(g.stdout, "deploying (auto_deploy): %s\n", state.DeployID)
+				}
+				if _, err := waitStarted(ctx, c, state.DeployID); err != nil {
+					return &state, failed(err)
+				}
+				_, err := followDeploy(ctx, g, c, state.DeployID)
+				return &state, err
 			case workflows.StatusRefused, workflows.StatusFailed:
 				return &state, failed(errors.New(state.Refusal))
 			}
@@ -155,4 +165,22 @@ func printStarted(g *globals, res startResult, what string) error {
 	}
 	fmt.Fprintf(g.stdout, "%s\n  workflow: %s\n  follow:   shipline status %s\n  UI:       %s\n", what, res.WorkflowID, res.WorkflowID, res.UIURL)
 	return nil
+}
+
+// waitStarted waits until a workflow the worker starts (a child) exists.
+func waitStarted(ctx context.Context, c client.Client, id string) (string, error) {
+	for i := 0; ; i++ {
+		desc, err := c.DescribeWorkflow(ctx, id, "")
+		if err == nil {
+			return desc.WorkflowExecution.RunID, nil
+		}
+		if i > 300 {
+			return "", fmt.Errorf("%s did not start: %w", id, err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

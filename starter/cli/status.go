@@ -16,17 +16,53 @@ import (
 )
 
 func statusCommand(g *globals) *ucli.Command {
+	var watch bool
 	return &ucli.Command{
 		Name:      "status",
-		Usage:     "show a workflow's state and steps (e.g. release/demo/v1.0.0)",
+		Usage:     "show a workflow's state and steps (e.g. release/demo/v1.0.0); --watch follows it live",
 		ArgsUsage: "ID",
+		Flags:     []ucli.Flag{&ucli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "print progress until it is done, parked or ended", Destination: &watch}},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return invalid("status takes one workflow ID, e.g. `shipline status release/demo/v1.0.0`")
 			}
+			if watch {
+				return runWatch(c.Context, g, c.Args().First())
+			}
 			return runStatus(c.Context, g, c.Args().First())
 		},
 	}
+}
+
+// runWatch follows a release or deployment live, then prints its status.
+func runWatch(ctx context.Context, g *globals, id string) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	desc, err := c.DescribeWorkflow(ctx, id, "")
+	c.Close()
+	if err != nil {
+		return notFound(id, err)
+	}
+	c, err = g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var ferr error
+	switch desc.WorkflowType.Name {
+	case workflows.DeployWorkflow:
+		_, ferr = followDeploy(ctx, g, c, id)
+	case workflows.ReleaseWorkflow:
+		_, ferr = followRelease(ctx, g, c, id, "")
+	}
+	if g.json() {
+		if err := runStatus(ctx, g, id); err != nil {
+			return err
+		}
+	}
+	return ferr
 }
 
 // statusResult is the JSON form of `shipline status`.

@@ -73,11 +73,11 @@ type Emulator struct {
 	ws         map[string]*wsObject // normalised path without /Workspace prefix
 	nextObject int64
 
-	dbfs        map[string]*blob // normalised "/path"
-	dbfsDirs    map[string]time.Time
-	handles     map[int64]*dbfsHandle
-	nextHandle  int64
-	rng         *rand.Rand
+	dbfs       map[string]*blob // normalised "/path"
+	dbfsDirs   map[string]time.Time
+	handles    map[int64]*dbfsHandle
+	nextHandle int64
+	rng        *rand.Rand
 }
 
 type tokenState int
@@ -191,7 +191,7 @@ func (e *Emulator) Client(token string, tweak ...func(*databricks.Config)) (*dat
 
 type noLoader struct{}
 
-func (noLoader) Name() string                  { return "dbemu" }
+func (noLoader) Name() string                   { return "dbemu" }
 func (noLoader) Configure(*config.Config) error { return nil }
 
 // AddToken makes token valid (again).

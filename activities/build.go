@@ -1,0 +1,223 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/shipline/shipline/internal/build"
+	"github.com/shipline/shipline/internal/gitrepo"
+	"github.com/shipline/shipline/internal/manifest"
+	"github.com/shipline/shipline/internal/platform"
+)
+
+// Stable type names of permanent build failures (see also errors.go). Their
+// application errors carry BuildFailureDetails.
+const (
+	ErrBuildFailed       = "BuildFailed"
+	ErrTestsFailed       = "TestsFailed"
+	ErrArtifactNotFound  = "ArtifactNotFound"
+	ErrArtifactAmbiguous = "ArtifactAmbiguous"
+	ErrBuildToolMissing  = "BuildToolMissing"
+)
+
+// Build owns the build runner and cache: it turns a pipeline directory at a
+// commit into its artifact under <state_dir>/cache/<key>/, building only when
+// the cache lacks it. Builds log to <state_dir>/logs/builds/<key>.log.
+type Build struct {
+	Platform *platform.Config
+	// Python is the interpreter for Python pipelines; empty means
+	// $SHIPLINE_PYTHON, else /usr/bin/python3, else python3.
+	Python string
+	// Getenv reads git credentials, SHIPLINE_PYTHON and JAVA_HOME; nil means os.Getenv.
+	Getenv func(string) string
+	// Parallelism bounds the builds running at once on this worker (0: the number of CPUs).
+	Parallelism int
+
+	slotsOnce sync.Once
+	slots     chan struct{}
+}
+
+// acquire waits for a build slot, heartbeating while it waits; release frees it.
+func (b *Build) acquire(ctx context.Context, pipeline string) (release func(), err error) {
+	b.slotsOnce.Do(func() {
+		n := b.Parallelism
+		if n <= 0 {
+			n = runtime.NumCPU()
+		}
+		b.slots = make(chan struct{}, n)
+	})
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case b.slots <- struct{}{}:
+			return func() { <-b.slots }, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+			if activity.IsActivity(ctx) {
+				activity.RecordHeartbeat(ctx, pipeline+": waiting for a build slot")
+			}
+		}
+	}
+}
+
+// BuildInput names one pipeline of a project at a commit.
+type BuildInput struct {
+	Project string `json:"project"`
+	Commit  string `json:"commit"` // full 40-hex hash
+	// Pipeline is the pipeline as the manifest at Commit defines it.
+	Pipeline manifest.Pipeline `json:"pipeline"`
+}
+
+// BuildOutput describes the pipeline's artifact.
+type BuildOutput struct {
+	Pipeline string `json:"pipeline"`
+	// File is the artifact's file name (a wheel or a jar).
+	File string `json:"file"`
+	// LocalPath is the artifact in the worker's build cache.
+	LocalPath string `json:"local_path"`
+	SHA256    string `json:"sha256"`
+	Size      int64  `json:"size"`
+	// Cached is true when the artifact came from the cache (no build ran).
+	Cached   bool   `json:"cached"`
+	TreeHash string `json:"tree_hash"`
+	CacheKey string `json:"cache_key"`
+	// LogPath is the full log of the build that produced the artifact; LogTail
+	// its last lines (empty on a cache hit).
+	LogPath string `json:"log_path,omitempty"`
+	LogTail string `json:"log_tail,omitempty"`
+	// Seconds is the time spent in build tools (0 on a cache hit).
+	Seconds float64 `json:"seconds"`
+}
+
+// BuildFailureDetails are the details of a permanent build failure.
+type BuildFailureDetails struct {
+	Pipeline string `json:"pipeline"`
+	LogPath  string `json:"log_path,omitempty"`
+	LogTail  string `json:"log_tail,omitempty"`
+}
+
+// Pipeline returns the artifact of in.Pipeline at in.Commit: from the cache when
+// the pipeline directory's tree and build settings were built before, else by
+// exporting the directory from the project's mirror and building it. It
+// heartbeats with the current step. A failing test or build, a missing artifact
+// and a missing tool are permanent errors (ErrTestsFailed, ErrBuildFailed,
+// ErrArtifactNotFound, ErrArtifactAmbiguous, ErrBuildToolMissing) whose
+// message holds the end of the failing command's output and the log's path.
+func (b *Build) Pipeline(ctx context.Context, in BuildInput) (BuildOutput, error) {
+	release, err := b.acquire(ctx, in.Pipeline.Name)
+	if err != nil {
+		return BuildOutput{}, err
+	}
+	defer release()
+	m, tree, err := b.tree(ctx, in)
+	if err != nil {
+		return BuildOutput{}, err
+	}
+	res, err := b.builder().Build(ctx, build.Request{
+		Pipeline: in.Pipeline,
+		TreeHash: tree,
+		Export: func(ctx context.Context, dir string) error {
+			return m.Export(ctx, in.Commit, in.Pipeline.Path, dir)
+		},
+		Heartbeat: func(step string) {
+			if activity.IsActivity(ctx) {
+				activity.RecordHeartbeat(ctx, in.Pipeline.Name+": "+step)
+			}
+		},
+	})
+	if err != nil {
+		return BuildOutput{}, buildError(in.Pipeline.Name, err)
+	}
+	return BuildOutput{
+		Pipeline: in.Pipeline.Name, File: res.File, LocalPath: res.Path, SHA256: res.SHA256, Size: res.Size,
+		Cached: res.Cached, TreeHash: res.TreeHash, CacheKey: res.Key,
+		LogPath: res.LogPath, LogTail: res.LogTail, Seconds: res.Seconds,
+	}, nil
+}
+
+// CacheKeyOutput says whether a pipeline's artifact is already built.
+type CacheKeyOutput struct {
+	Key      string `json:"key"`
+	TreeHash string `json:"tree_hash"`
+	// Cached is true when the cache holds the artifact, so a deploy would not build it.
+	Cached bool `json:"cached"`
+	// File is the cached artifact's file name (empty when not cached).
+	File string `json:"file,omitempty"`
+}
+
+// CacheKey computes the pipeline's cache key and looks it up, without building:
+// `shipline plan` uses it to show what a deploy would build.
+func (b *Build) CacheKey(ctx context.Context, in BuildInput) (CacheKeyOutput, error) {
+	_, tree, err := b.tree(ctx, in)
+	if err != nil {
+		return CacheKeyOutput{}, err
+	}
+	res, ok, err := b.builder().Lookup(in.Pipeline, tree)
+	if err != nil {
+		return CacheKeyOutput{}, err
+	}
+	return CacheKeyOutput{Key: res.Key, TreeHash: tree, Cached: ok, File: res.File}, nil
+}
+
+// tree checks the input, opens the project's mirror and returns the git tree
+// hash of the pipeline directory at the commit (fetching the commit if needed).
+func (b *Build) tree(ctx context.Context, in BuildInput) (*gitrepo.Mirror, string, error) {
+	if in.Pipeline.Name == "" || in.Pipeline.Path == "" {
+		return nil, "", temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("build of project %s: the pipeline has no name or path", in.Project), ErrInvalidInput, nil)
+	}
+	if b.Platform == nil {
+		return nil, "", errors.New("build activities have no platform config")
+	}
+	m, err := (&Git{Platform: b.Platform, Getenv: b.Getenv}).mirror(in.Project)
+	if err != nil {
+		return nil, "", err
+	}
+	var tree string
+	err = withHeartbeat(ctx, func() (err error) {
+		tree, err = m.TreeHash(ctx, in.Commit, in.Pipeline.Path)
+		return err
+	})
+	if err != nil {
+		return nil, "", activityError(err)
+	}
+	return m, tree, nil
+}
+
+func (b *Build) builder() *build.Builder {
+	return &build.Builder{StateDir: b.Platform.StateDir, Python: b.Python, Getenv: b.Getenv}
+}
+
+// buildError turns the build's permanent errors into non-retryable application
+// errors with stable types, and the mirror's as activityError does; anything
+// else stays retryable.
+func buildError(pipeline string, err error) error {
+	var be *build.Error
+	if !errors.As(err, &be) {
+		return activityError(err)
+	}
+	typ := ErrInvalidInput
+	switch {
+	case errors.Is(be, build.ErrTestsFailed):
+		typ = ErrTestsFailed
+	case errors.Is(be, build.ErrBuildFailed):
+		typ = ErrBuildFailed
+	case errors.Is(be, build.ErrArtifactNotFound):
+		typ = ErrArtifactNotFound
+	case errors.Is(be, build.ErrArtifactAmbiguous):
+		typ = ErrArtifactAmbiguous
+	case errors.Is(be, build.ErrToolMissing):
+		typ = ErrBuildToolMissing
+	}
+	return temporal.NewNonRetryableApplicationError(be.Msg, typ, nil,
+		BuildFailureDetails{Pipeline: pipeline, LogPath: be.LogPath, LogTail: be.LogTail})
+}

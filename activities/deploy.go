@@ -1,0 +1,378 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/fabric"
+	"github.com/shipline/shipline/internal/gitrepo"
+	"github.com/shipline/shipline/internal/manifest"
+	"github.com/shipline/shipline/internal/platform"
+)
+
+// Stable type names of permanent deploy failures.
+const (
+	ErrUnknownRelease    = "UnknownRelease"
+	ErrInvalidManifest   = "InvalidManifest"
+	ErrSelectiveJobs     = "SelectiveJobsDisabled"
+	ErrFabricMismatch    = "FabricMismatch"
+	ErrUnknownJob        = "UnknownJob"
+	ErrInvalidDefinition = "InvalidDefinition"
+)
+
+// Deploy owns the side effects of a deployment other than builds: reading the
+// release's manifest, uploading artifacts, and creating or updating jobs on
+// fabrics (through internal/fabric, which owns each fabric's client).
+type Deploy struct {
+	Git      *Git
+	Platform *platform.Config
+	// Getenv reads fabric credentials; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+func (d *Deploy) env() fabric.Env {
+	if d.Getenv != nil {
+		return d.Getenv
+	}
+	return os.Getenv
+}
+
+// ResolveDeployInput selects what a deployment deploys.
+type ResolveDeployInput struct {
+	Project string   `json:"project"`
+	Version string   `json:"version"`
+	Fabric  string   `json:"fabric,omitempty"`
+	Jobs    []string `json:"jobs,omitempty"`
+}
+
+// ResolvedJob is one job and the fabric it goes to.
+type ResolvedJob struct {
+	Name       string   `json:"name"`
+	Scheduler  string   `json:"scheduler"`
+	Fabric     string   `json:"fabric"`
+	Pipelines  []string `json:"pipelines"`
+	Definition string   `json:"definition"`
+}
+
+// FabricInfo is what a workflow needs to decide on a fabric: its kind and who owns it.
+type FabricInfo struct {
+	Name    string   `json:"name"`
+	Kind    string   `json:"kind"`
+	Owner   string   `json:"owner"`
+	Members []string `json:"members"`
+}
+
+// ResolveDeployOutput is the deployment's plan of record.
+type ResolveDeployOutput struct {
+	Commit    string              `json:"commit"`
+	Jobs      []ResolvedJob       `json:"jobs"`
+	Pipelines []manifest.Pipeline `json:"pipelines"` // the pipelines the jobs need, by name
+	Fabrics   []FabricInfo        `json:"fabrics"`   // the target fabrics, by name
+}
+
+// Resolve finds the release's commit (its tag on the remote), validates the
+// manifest there against platform.yaml and selects the jobs: all of them, or
+// the --job selection (only with selective_jobs), each to its own fabric or to
+// the --fabric override. Every refusal is permanent and says what to do.
+func (d *Deploy) Resolve(ctx context.Context, in ResolveDeployInput) (ResolveDeployOutput, error) {
+	proj, ok := d.Platform.Projects[in.Project]
+	if !ok {
+		return ResolveDeployOutput{}, unknownProject(d.Platform, in.Project)
+	}
+	m, err := d.Git.mirror(in.Project)
+	if err != nil {
+		return ResolveDeployOutput{}, err
+	}
+	var out ResolveDeployOutput
+	var man *manifest.Manifest
+	err = withHeartbeat(ctx, func() error {
+		if err := m.Fetch(ctx); err != nil {
+			return err
+		}
+		commit, err := m.Resolve(ctx, "refs/tags/"+in.Version)
+		if err != nil {
+			return err
+		}
+		out.Commit = commit
+		fsys, err := m.TreeFS(ctx, commit)
+		if err != nil {
+			return err
+		}
+		var diags diag.List
+		man, diags = manifest.Validate(fsys, d.Platform, in.Project)
+		if diags.HasErrors() {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+				"shipline.yaml of %s %s is invalid against platform.yaml:\n%s", in.Project, in.Version, diags.Error()), ErrInvalidManifest, nil)
+		}
+		return nil
+	})
+	if err != nil {
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.Type() == ErrUnknownRef {
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+				"%s of %s is not released: no tag %s on the remote; release it first with `shipline release %s --project %s`",
+				in.Version, in.Project, in.Version, in.Version, in.Project), ErrUnknownRelease, nil)
+		}
+		return out, activityError(err)
+	}
+	jobs, err := selectJobs(d.Platform, man, proj, in)
+	if err != nil {
+		return out, err
+	}
+	out.Jobs = jobs
+	needed := map[string]bool{}
+	targets := map[string]bool{}
+	for _, j := range jobs {
+		for _, p := range j.Pipelines {
+			needed[p] = true
+		}
+		targets[j.Fabric] = true
+	}
+	for _, name := range sortedKeys(needed) {
+		p := man.Pipelines[name]
+		p.Name = name
+		out.Pipelines = append(out.Pipelines, p)
+	}
+	for _, name := range sortedKeys(targets) {
+		f := d.Platform.Fabrics[name]
+		out.Fabrics = append(out.Fabrics, FabricInfo{Name: name, Kind: string(f.Kind), Owner: f.Owner, Members: slices.Clone(d.Platform.Teams[f.Owner].Members)})
+	}
+	return out, nil
+}
+
+// selectJobs applies the --job selection and the --fabric override.
+func selectJobs(cfg *platform.Config, man *manifest.Manifest, proj platform.Project, in ResolveDeployInput) ([]ResolvedJob, error) {
+	names := sortedKeys(man.Jobs)
+	if len(in.Jobs) > 0 {
+		if !proj.SelectiveJobs {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+				"project %s deploys all its jobs together (selective_jobs is off); deploy without --job, or ask a platform admin to set projects.%s.selective_jobs: true (and auto_deploy: false)",
+				in.Project, in.Project), ErrSelectiveJobs, nil)
+		}
+		for _, j := range in.Jobs {
+			if _, ok := man.Jobs[j]; !ok {
+				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+					"job %q is not defined in shipline.yaml of %s %s (jobs: %s)", j, in.Project, in.Version, strings.Join(names, ", ")), ErrUnknownJob, nil)
+			}
+		}
+		names = slices.Clone(in.Jobs)
+		sort.Strings(names)
+		names = slices.Compact(names)
+	}
+	jobs := make([]ResolvedJob, 0, len(names))
+	for _, name := range names {
+		j := man.Jobs[name]
+		target := j.Fabric
+		if in.Fabric != "" {
+			target = in.Fabric
+		}
+		if err := checkFabricKind(cfg, name, string(j.Scheduler), target, in.Fabric != ""); err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, ResolvedJob{Name: name, Scheduler: string(j.Scheduler), Fabric: target, Pipelines: slices.Clone(j.Pipelines), Definition: j.Definition})
+	}
+	return jobs, nil
+}
+
+// fabricKinds says which fabric kinds run which scheduler's jobs.
+var fabricKinds = map[string][]platform.FabricKind{
+	string(manifest.Databricks): {platform.KindDatabricks, platform.KindLocal},
+	string(manifest.Airflow):    {platform.KindAirflow, platform.KindLocal},
+}
+
+// checkFabricKind refuses a job whose scheduler the target fabric cannot run.
+func checkFabricKind(cfg *platform.Config, job, scheduler, target string, override bool) error {
+	f, ok := cfg.Fabrics[target]
+	if !ok {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"fabric %q is not defined in platform.yaml (defined: %s)", target, strings.Join(sortedKeys(cfg.Fabrics), ", ")), ErrFabricMismatch, nil)
+	}
+	if slices.Contains(fabricKinds[scheduler], f.Kind) {
+		return nil
+	}
+	how := "fix jobs." + job + ".fabric in shipline.yaml"
+	if override {
+		how = "choose a " + string(fabricKinds[scheduler][0]) + " or local fabric for --fabric, or deploy the other jobs with --job"
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"job %s runs on %s, but fabric %s is a %s fabric; %s", job, scheduler, target, f.Kind, how), ErrFabricMismatch, nil)
+}
+
+// UploadInput uploads a deployment's artifacts to one fabric.
+type UploadInput struct {
+	Project   string            `json:"project"`
+	Version   string            `json:"version"`
+	Fabric    string            `json:"fabric"`
+	Artifacts []fabric.Artifact `json:"artifacts"`
+}
+
+// UploadOutput maps each pipeline to its artifact's path on the fabric.
+type UploadOutput struct {
+	Paths    map[string]string `json:"paths"`
+	Uploaded []string          `json:"uploaded,omitempty"` // pipelines whose bytes were sent (the rest were already there)
+}
+
+// Upload puts every artifact at its immutable path on the fabric, verifying
+// checksums; artifacts already there with the same bytes are left alone.
+func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, error) {
+	fab, err := fabric.Open(d.Platform, in.Fabric, d.env())
+	if err != nil {
+		return UploadOutput{}, fabricError(err)
+	}
+	out := UploadOutput{Paths: map[string]string{}}
+	err = withHeartbeat(ctx, func() error {
+		for _, a := range in.Artifacts {
+			up, err := fab.Upload(ctx, in.Project, in.Version, a)
+			if err != nil {
+				return fmt.Errorf("upload %s to fabric %s: %w", a.File, in.Fabric, err)
+			}
+			out.Paths[a.Pipeline] = up.Path
+			if up.Uploaded {
+				out.Uploaded = append(out.Uploaded, a.Pipeline)
+			}
+		}
+		return nil
+	})
+	return out, fabricError(err)
+}
+
+// UpsertJobInput creates or updates one job on its fabric.
+type UpsertJobInput struct {
+	Project      string            `json:"project"`
+	Version      string            `json:"version"`
+	Commit       string            `json:"commit"`
+	DeploymentID string            `json:"deployment_id"`
+	Job          ResolvedJob       `json:"job"`
+	Artifacts    map[string]string `json:"artifacts"` // pipeline → path on the job's fabric
+}
+
+// UpsertJobOutput says what happened to the job.
+type UpsertJobOutput struct {
+	ID               string `json:"id"`
+	Action           string `json:"action"`
+	DefinitionSHA256 string `json:"definition_sha256"`
+}
+
+// UpsertJob renders the job's definition for its fabric (placeholders,
+// variables, pause state) from the release commit and upserts it.
+func (d *Deploy) UpsertJob(ctx context.Context, in UpsertJobInput) (UpsertJobOutput, error) {
+	spec, err := d.render(ctx, in)
+	if err != nil {
+		return UpsertJobOutput{}, err
+	}
+	fab, err := fabric.Open(d.Platform, in.Job.Fabric, d.env())
+	if err != nil {
+		return UpsertJobOutput{}, fabricError(err)
+	}
+	var res fabric.JobResult
+	err = withHeartbeat(ctx, func() error {
+		var err error
+		res, err = fab.UpsertJob(ctx, spec)
+		return err
+	})
+	if err != nil {
+		return UpsertJobOutput{}, fabricError(fmt.Errorf("job %s on fabric %s: %w", in.Job.Name, in.Job.Fabric, err))
+	}
+	sum := sha256.Sum256(spec.Definition)
+	return UpsertJobOutput{ID: res.ID, Action: string(res.Action), DefinitionSHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// render reads the manifest and the job's definition at the commit and renders it.
+func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec, error) {
+	m, err := d.Git.mirror(in.Project)
+	if err != nil {
+		return fabric.JobSpec{}, err
+	}
+	var man *manifest.Manifest
+	var def []byte
+	err = withHeartbeat(ctx, func() error {
+		fsys, err := m.TreeFS(ctx, in.Commit)
+		if err != nil {
+			return err
+		}
+		if man, err = manifestOf(fsys); err != nil {
+			return err
+		}
+		def, err = fs.ReadFile(fsys, in.Job.Definition)
+		return err
+	})
+	if err != nil {
+		return fabric.JobSpec{}, activityError(err)
+	}
+	job := man.Jobs[in.Job.Name]
+	job.Name = in.Job.Name
+	rendered, paused, err := fabric.RenderJob(fabric.RenderInput{
+		Project: in.Project, Version: in.Version, Commit: in.Commit, Fabric: in.Job.Fabric,
+		Job: job, Definition: def, ArtifactPaths: in.Artifacts,
+		Variables: fabric.MergeVariables(man, d.Platform, in.Job.Fabric),
+		Paused:    fabric.PausedFor(man, d.Platform, in.Job.Fabric, in.Job.Name),
+	})
+	if err != nil {
+		return fabric.JobSpec{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render job %s for fabric %s: %v", in.Job.Name, in.Job.Fabric, err), ErrInvalidDefinition, nil)
+	}
+	return fabric.JobSpec{
+		Project: in.Project, Job: in.Job.Name, Definition: rendered, Paused: paused,
+		Version: in.Version, DeploymentID: in.DeploymentID,
+	}, nil
+}
+
+// fabricError turns a permanent *fabric.Error into a non-retryable application
+// error with its stable type; everything else is left for Temporal to retry.
+func fabricError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *fabric.Error
+	if errors.As(err, &fe) && fe.Permanent {
+		kind := fe.Kind
+		if kind == "" {
+			kind = "FabricRejected"
+		}
+		return temporal.NewNonRetryableApplicationError(err.Error(), kind, nil)
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return err
+	}
+	return err
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// manifestOf loads shipline.yaml from a commit's tree; an invalid one is permanent.
+func manifestOf(fsys fs.FS) (*manifest.Manifest, error) {
+	man, diags := manifest.Load(fsys)
+	if diags.HasErrors() {
+		return nil, temporal.NewNonRetryableApplicationError("shipline.yaml is invalid:\n"+diags.Error(), ErrInvalidManifest, nil)
+	}
+	return man, nil
+}
+
+// loadManifestAt loads shipline.yaml at a commit of a mirror.
+func loadManifestAt(ctx context.Context, m *gitrepo.Mirror, commit string) (*manifest.Manifest, error) {
+	fsys, err := m.TreeFS(ctx, commit)
+	if err != nil {
+		return nil, err
+	}
+	return manifestOf(fsys)
+}
+
+func asApp(err error, target **temporal.ApplicationError) bool { return errors.As(err, target) }

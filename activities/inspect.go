@@ -1,0 +1,242 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/shipline/shipline/internal/fabric"
+)
+
+// PlanJobsInput asks what deploying jobs would do, changing nothing.
+type PlanJobsInput struct {
+	Project string        `json:"project"`
+	Version string        `json:"version"`
+	Commit  string        `json:"commit"`
+	Jobs    []ResolvedJob `json:"jobs"`
+	// Files maps pipelines to their artifact file names when known (cached
+	// builds); others render with a placeholder name and count as changed.
+	Files map[string]string `json:"files,omitempty"`
+}
+
+// PlannedJob is what a deploy would do to one job.
+type PlannedJob struct {
+	Fabric string `json:"fabric"`
+	Job    string `json:"job"`
+	// Action is create, update or unchanged.
+	Action string `json:"action"`
+	ID     string `json:"id,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// PlannedUpload is an artifact a deploy would put on a fabric.
+type PlannedUpload struct {
+	Fabric   string `json:"fabric"`
+	Pipeline string `json:"pipeline"`
+	Path     string `json:"path"`
+}
+
+// PlanJobsOutput lists the planned job actions and the uploads they need.
+type PlanJobsOutput struct {
+	Jobs    []PlannedJob    `json:"jobs"`
+	Uploads []PlannedUpload `json:"uploads"`
+}
+
+// PlanJobs renders each job as a deploy would and compares it with the live job.
+func (d *Deploy) PlanJobs(ctx context.Context, in PlanJobsInput) (PlanJobsOutput, error) {
+	var out PlanJobsOutput
+	for _, j := range in.Jobs {
+		fab, err := fabric.Open(d.Platform, j.Fabric, d.env())
+		if err != nil {
+			return out, fabricError(err)
+		}
+		paths := map[string]string{}
+		pending := false
+		for _, p := range j.Pipelines {
+			file, ok := in.Files[p]
+			if !ok {
+				file, pending = "<"+p+" artifact, to be built>", true
+			}
+			paths[p] = fab.ArtifactPath(in.Project, in.Version, p, file)
+			up := PlannedUpload{Fabric: j.Fabric, Pipeline: p, Path: paths[p]}
+			if !slices.Contains(out.Uploads, up) {
+				out.Uploads = append(out.Uploads, up)
+			}
+		}
+		spec, err := d.render(ctx, UpsertJobInput{Project: in.Project, Version: in.Version, Commit: in.Commit, Job: j, Artifacts: paths})
+		if err != nil {
+			return out, err
+		}
+		live, err := fab.InspectJob(ctx, spec)
+		if err != nil {
+			return out, fabricError(fmt.Errorf("read job %s on fabric %s: %w", j.Name, j.Fabric, err))
+		}
+		pj := PlannedJob{Fabric: j.Fabric, Job: j.Name, ID: live.ID}
+		switch {
+		case !live.Exists:
+			pj.Action = "create"
+		case live.Drift || pending:
+			pj.Action, pj.Detail = "update", live.DriftDetail
+			if live.Version != "" {
+				pj.Detail = strings.TrimSpace("live version " + live.Version + "; " + live.DriftDetail)
+			}
+		default:
+			pj.Action = "unchanged"
+		}
+		out.Jobs = append(out.Jobs, pj)
+	}
+	return out, nil
+}
+
+// DeployedJob is a job as recorded by a fabric entity, to compare with the live one.
+type DeployedJob struct {
+	Project      string            `json:"project"`
+	Fabric       string            `json:"fabric"`
+	Job          string            `json:"job"`
+	Scheduler    string            `json:"scheduler"`
+	Version      string            `json:"version"`
+	Commit       string            `json:"commit"`
+	DeploymentID string            `json:"deployment_id"`
+	Artifacts    map[string]string `json:"artifacts"`
+}
+
+// JobDrift says whether a deployed job still matches what Shipline deployed.
+type JobDrift struct {
+	Fabric      string `json:"fabric"`
+	Job         string `json:"job"`
+	Exists      bool   `json:"exists"`
+	Drift       bool   `json:"drift"`
+	Detail      string `json:"detail,omitempty"`
+	LiveVersion string `json:"live_version,omitempty"`
+	// Error is set when the fabric could not be read (drift unknown).
+	Error string `json:"error,omitempty"`
+}
+
+// InspectJobsInput lists deployed jobs.
+type InspectJobsInput struct {
+	Jobs []DeployedJob `json:"jobs"`
+}
+
+// InspectJobsOutput reports drift per job, in input order.
+type InspectJobsOutput struct {
+	Jobs []JobDrift `json:"jobs"`
+}
+
+// InspectJobs re-renders each deployed job from its recorded release and
+// compares it with the live fabric. A fabric that cannot be read is reported
+// per job, not as a failure, so one unreachable fabric does not hide the rest.
+func (d *Deploy) InspectJobs(ctx context.Context, in InspectJobsInput) (InspectJobsOutput, error) {
+	var out InspectJobsOutput
+	for _, j := range in.Jobs {
+		r := JobDrift{Fabric: j.Fabric, Job: j.Job}
+		spec, err := d.render(ctx, UpsertJobInput{Project: j.Project, Version: j.Version, Commit: j.Commit, DeploymentID: j.DeploymentID,
+			Job: ResolvedJob{Name: j.Job, Scheduler: j.Scheduler, Fabric: j.Fabric, Definition: d.definitionOf(ctx, j)}, Artifacts: j.Artifacts})
+		if err == nil {
+			var fab fabric.Fabric
+			if fab, err = fabric.Open(d.Platform, j.Fabric, d.env()); err == nil {
+				var live fabric.LiveJob
+				if live, err = fab.InspectJob(ctx, spec); err == nil {
+					r.Exists, r.Drift, r.Detail, r.LiveVersion = live.Exists, live.Drift, live.DriftDetail, live.Version
+				}
+			}
+		}
+		if err != nil {
+			r.Error = userMessageOf(err)
+		}
+		out.Jobs = append(out.Jobs, r)
+	}
+	return out, nil
+}
+
+// definitionOf finds a job's definition path in the manifest of its commit.
+func (d *Deploy) definitionOf(ctx context.Context, j DeployedJob) string {
+	m, err := d.Git.mirror(j.Project)
+	if err != nil {
+		return ""
+	}
+	man, err := loadManifestAt(ctx, m, j.Commit)
+	if err != nil || man == nil {
+		return ""
+	}
+	return man.Jobs[j.Job].Definition
+}
+
+// ReadLogsInput names log files, as recorded in a deployment's state.
+type ReadLogsInput struct {
+	Paths []string `json:"paths"`
+	// MaxBytes caps each log (its tail is kept); default 256 KiB.
+	MaxBytes int `json:"max_bytes,omitempty"`
+}
+
+// LogFile is one log's content.
+type LogFile struct {
+	Path      string `json:"path"`
+	Content   string `json:"content"`
+	Truncated bool   `json:"truncated,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// ReadLogsOutput holds the logs, in input order.
+type ReadLogsOutput struct {
+	Logs []LogFile `json:"logs"`
+}
+
+// ReadLogs returns log files kept under <state_dir>/logs; any other path is refused.
+func (d *Deploy) ReadLogs(_ context.Context, in ReadLogsInput) (ReadLogsOutput, error) {
+	limit := in.MaxBytes
+	if limit <= 0 {
+		limit = 256 << 10
+	}
+	root, err := filepath.Abs(filepath.Join(d.Platform.StateDir, "logs"))
+	if err != nil {
+		return ReadLogsOutput{}, err
+	}
+	var out ReadLogsOutput
+	for _, p := range in.Paths {
+		lf := LogFile{Path: p}
+		abs, err := filepath.Abs(p)
+		if err != nil || !strings.HasPrefix(abs, root+string(filepath.Separator)) {
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is not a Shipline log (logs live under %s)", p, root), ErrInvalidInput, nil)
+		}
+		lf.Content, lf.Truncated, err = tail(abs, int64(limit))
+		if err != nil {
+			lf.Error = err.Error()
+		}
+		out.Logs = append(out.Logs, lf)
+	}
+	return out, nil
+}
+
+func tail(path string, limit int64) (string, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", false, err
+	}
+	truncated := st.Size() > limit
+	if truncated {
+		if _, err := f.Seek(st.Size()-limit, io.SeekStart); err != nil {
+			return "", false, err
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit))
+	return string(data), truncated, err
+}
+
+func userMessageOf(err error) string {
+	var app *temporal.ApplicationError
+	if ok := asApp(err, &app); ok {
+		return app.Message()
+	}
+	return err.Error()
+}

@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	ucli "github.com/urfave/cli/v2"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/shipline/shipline/internal/version"
+	"github.com/shipline/shipline/workflows"
+)
+
+type deployOptions struct {
+	version, project, fabric string
+	jobs                     []string
+	wait                     bool
+}
+
+func deploySelectionFlags(o *deployOptions) []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &o.project},
+		&ucli.StringFlag{Name: "fabric", Aliases: []string{"f"}, Usage: "deploy every job to this fabric instead of its own", Destination: &o.fabric},
+		&ucli.StringSliceFlag{Name: "job", Aliases: []string{"j"}, Usage: "deploy only this job (repeatable; needs selective_jobs)"},
+	}
+}
+
+func deployCommand(g *globals) *ucli.Command {
+	var o deployOptions
+	return &ucli.Command{
+		Name:      "deploy",
+		Usage:     "build, upload and schedule a released VERSION on its fabrics",
+		ArgsUsage: "VERSION",
+		Flags: append(deploySelectionFlags(&o),
+			&ucli.BoolFlag{Name: "wait", Usage: "print progress until the deployment is done or parked", Destination: &o.wait}),
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return invalid("deploy takes exactly one VERSION, e.g. `shipline deploy v1.0.0 --project demo`")
+			}
+			o.version, o.jobs = c.Args().First(), c.StringSlice("job")
+			return runDeploy(c.Context, g, o)
+		},
+	}
+}
+
+func runDeploy(ctx context.Context, g *globals, o deployOptions) error {
+	if err := versionCheckCLI(o.version); err != nil {
+		return err
+	}
+	actor, err := g.who()
+	if err != nil {
+		return err
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := workflows.DeployID(o.project, o.version, newRequestID())
+	in := workflows.DeployInput{Project: o.project, Version: o.version, Actor: actor, Fabric: o.fabric, Jobs: o.jobs, Trigger: "cli"}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: g.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.ProjectKey.ValueSet(o.project), workflows.VersionKey.ValueSet(o.version), workflows.ActorKey.ValueSet(actor)),
+		StaticSummary: fmt.Sprintf("Deploy %s of %s by %s", o.version, o.project, actor),
+	}, workflows.DeployWorkflow, in)
+	if err != nil {
+		return failed(fmt.Errorf("start %s: %w", id, err))
+	}
+	res := startResult{WorkflowID: id, RunID: run.GetRunID(), UIURL: g.workflowURL(id)}
+	if !o.wait {
+		return printStarted(g, res, fmt.Sprintf("deploy of %s of %s started for %s", o.version, o.project, actor))
+	}
+	if !g.json() {
+		fmt.Fprintf(g.stdout, "deploying %s of %s (%s)\n", o.version, o.project, id)
+	}
+	state, err := followDeploy(ctx, g, c, id)
+	res.State = state
+	if g.json() {
+		if perr := printJSON(g, res); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+// newRequestID names one deployment: a sortable time plus a random suffix.
+func newRequestID() string {
+	return time.Now().UTC().Format("20060102-150405") + "-" + uuid.NewString()[:4]
+}
+
+// followDeploy polls a deployment until it succeeds, parks or ends, printing
+// steps, builds and queue position as they change.
+func followDeploy(ctx context.Context, g *globals, c client.Client, id string) (*workflows.DeployState, error) {
+	p := &stepPrinter{g: g}
+	lastWait := ""
+	builds := map[string]workflows.StepStatus{}
+	for {
+		var s workflows.DeployState
+		closed, qerr := queryState(ctx, c, id, "", &s)
+		if qerr == nil {
+			if s.Waiting != nil && !g.json() && s.Waiting.Holder != lastWait {
+				lastWait = s.Waiting.Holder
+				fmt.Fprintf(g.stdout, "  queued   fabric %s is busy: behind %s\n", s.Waiting.Fabric, s.Waiting.Holder)
+			}
+			printBuilds(g, s, builds)
+			p.print(s.Steps)
+			switch s.Status {
+			case workflows.StatusSucceeded:
+				p.done(s.Summary)
+				return &s, nil
+			case workflows.StatusParked:
+				p.done(s.Summary)
+				return &s, failed(fmt.Errorf("%s is parked at %s: %s", id, s.Parked.Step, s.Parked.Reason))
+			case workflows.StatusRefused, workflows.StatusFailed, workflows.StatusCancelled:
+				return &s, failed(errors.New(s.Reason))
+			}
+		}
+		if closed != nil {
+			return nil, failed(closed)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
+}
+
+// printBuilds prints each pipeline's build state once per change.
+func printBuilds(g *globals, s workflows.DeployState, seen map[string]workflows.StepStatus) {
+	if g.json() {
+		return
+	}
+	for _, name := range sortedKeys(s.Builds) {
+		b := s.Builds[name]
+		if b.Status == workflows.StepPending || seen[name] == b.Status {
+			continue
+		}
+		seen[name] = b.Status
+		fmt.Fprintf(g.stdout, "    %s\n", buildLine(b))
+	}
+}
+
+func buildLine(b workflows.PipelineBuild) string {
+	switch {
+	case b.Status == workflows.StepDone && b.Cached:
+		return fmt.Sprintf("%-8s %-18s %s (from cache)", "cached", b.Pipeline, b.File)
+	case b.Status == workflows.StepDone:
+		return fmt.Sprintf("%-8s %-18s %s built in %.1fs", "built", b.Pipeline, b.File, b.Seconds)
+	case b.Status == workflows.StepFailed:
+		return fmt.Sprintf("%-8s %-18s %s", "failed", b.Pipeline, firstLine(b.Error))
+	default:
+		return fmt.Sprintf("%-8s %s", "building", b.Pipeline)
+	}
+}
+
+// controlCommand is `resume ID` or `cancel ID`: an update to a deployment.
+func controlCommand(g *globals, name, update, usage string) *ucli.Command {
+	var reason string
+	var wait bool
+	flags := []ucli.Flag{&ucli.BoolFlag{Name: "wait", Usage: "follow the deployment afterwards", Destination: &wait}}
+	if update == workflows.CancelUpdate {
+		flags = append(flags, &ucli.StringFlag{Name: "reason", Usage: "why (recorded)", Destination: &reason})
+	}
+	return &ucli.Command{
+		Name: name, Usage: usage, ArgsUsage: "ID", Flags: flags,
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return invalid("%s takes one deployment ID, e.g. `shipline %s deploy/demo/v1.0.0/20261122-101500-ab12`", name, name)
+			}
+			return runControl(c.Context, g, c.Args().First(), update, reason, wait)
+		},
+	}
+}
+
+func runControl(ctx context.Context, g *globals, id, update, reason string, wait bool) error {
+	actor, err := g.who()
+	if err != nil {
+		return err
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: update, WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args: []any{workflows.ControlRequest{Actor: actor, Reason: reason}},
+	})
+	if err != nil {
+		return failed(fmt.Errorf("%s %s: %s", update, id, cleanWorkflowError(err)))
+	}
+	var msg string
+	if err := h.Get(ctx, &msg); err != nil {
+		return failed(fmt.Errorf("%s %s: %s", update, id, cleanWorkflowError(err)))
+	}
+	if g.json() && !wait {
+		return printJSON(g, map[string]string{"workflow_id": id, "result": msg})
+	}
+	if !g.json() {
+		fmt.Fprintln(g.stdout, msg)
+	}
+	if !wait {
+		return nil
+	}
+	_, err = followDeploy(ctx, g, c, id)
+	return err
+}
+
+// versionCheckCLI refuses a malformed version before anything starts (exit 2).
+func versionCheckCLI(v string) error {
+	if err := version.Check(v); err != nil {
+		return invalid("%v", err)
+	}
+	return nil
+}

@@ -1,0 +1,572 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/fabric"
+)
+
+var (
+	deployActs *activities.Deploy
+	buildActs  *activities.Build
+)
+
+// ErrCancelled is the outcome type of a deployment cancelled by a user.
+const ErrCancelled = "Cancelled"
+
+// Types of resolve failures that are about the request itself: they end the
+// deployment (refused) instead of parking it, since resuming cannot fix them.
+var refusedTypes = []string{
+	activities.ErrUnknownProject, activities.ErrUnknownRelease, activities.ErrInvalidManifest,
+	activities.ErrSelectiveJobs, activities.ErrUnknownJob, activities.ErrFabricMismatch,
+}
+
+// Deploy deploys one release to its fabrics:
+//
+//  1. resolve: the release's commit, its manifest, the selected jobs and their fabrics;
+//  2. authorize: the actor must be in the owner team of every target fabric;
+//  3. queue: take each fabric's lock in name order (deploys to one fabric never interleave);
+//  4. build: each needed pipeline once, in parallel, from the build cache when unchanged;
+//  5. upload: the artifacts to each fabric at immutable paths, checksum-verified;
+//  6. schedule: render and upsert every job (never a duplicate);
+//  7. record: tell each fabric's entity what now runs there, and release the locks.
+//
+// A step that fails permanently parks the deployment with the reason; the
+// `resume` update retries from that step (steps done are not redone) and
+// `cancel` ends it. Refusals (access, invalid input) end it at once.
+func Deploy(ctx workflow.Context, in DeployInput) (DeployState, error) {
+	d := &deployment{in: in, grants: map[string]Grant{}, jobs: map[string]JobRecord{}, uploads: map[string]map[string]string{}}
+	if err := d.setup(ctx); err != nil {
+		return d.state, err
+	}
+	state, err := d.run(ctx)
+	var ended *endError
+	if errors.As(err, &ended) {
+		err = ended.err
+	}
+	return state, err
+}
+
+type deployment struct {
+	in      DeployInput
+	state   DeployState
+	plan    activities.ResolveDeployOutput
+	built   map[string]fabric.Artifact      // pipeline → artifact
+	uploads map[string]map[string]string    // fabric → pipeline → path
+	jobs    map[string]JobRecord            // job name → record (done)
+	grants  map[string]Grant                // fabric → latest queue position
+	queued  []string                        // fabrics whose queue we joined
+	control struct{ resume, cancel bool }   // set by the updates
+	who     struct{ resume, cancel string } // actors of the last control requests
+	reason  string                          // cancel reason
+}
+
+// setup seeds the state and registers the query and the two updates.
+func (d *deployment) setup(ctx workflow.Context) error {
+	info := workflow.GetInfo(ctx)
+	d.state = DeployState{
+		Progress: Progress{Status: StatusRunning, Steps: newSteps(StepResolveRelease, StepAccess, StepLock, StepBuild, StepUpload, StepSchedule, StepRecord),
+			Summary: fmt.Sprintf("deploying %s of %s for %s", d.in.Version, d.in.Project, d.in.Actor)},
+		DeploymentID: info.WorkflowExecution.ID, Project: d.in.Project, Version: d.in.Version, Actor: d.in.Actor,
+		Builds: map[string]PipelineBuild{}, Started: workflow.Now(ctx),
+	}
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (DeployState, error) { return d.state, nil }); err != nil {
+		return err
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, ResumeUpdate, func(ctx workflow.Context, r ControlRequest) (string, error) {
+		d.control.resume, d.who.resume = true, r.Actor
+		return fmt.Sprintf("resuming %s from step %s", d.state.DeploymentID, d.state.Parked.Step), nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r ControlRequest) error {
+		if d.state.Status != StatusParked {
+			return fmt.Errorf("%s is %s, not parked: only a parked deployment can be resumed", d.state.DeploymentID, d.state.Status)
+		}
+		return d.mayControl(r.Actor, "resume")
+	}})
+	if err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, CancelUpdate, func(ctx workflow.Context, r ControlRequest) (string, error) {
+		d.control.cancel, d.who.cancel, d.reason = true, r.Actor, r.Reason
+		return fmt.Sprintf("cancelling %s", d.state.DeploymentID), nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r ControlRequest) error {
+		switch d.state.Status {
+		case StatusSucceeded, StatusFailed, StatusRefused, StatusCancelled:
+			return fmt.Errorf("%s already ended: %s", d.state.DeploymentID, d.state.Status)
+		}
+		return d.mayControl(r.Actor, "cancel")
+	}})
+}
+
+// mayControl: the deployer, or a member of the owner team of every target fabric.
+func (d *deployment) mayControl(actor, action string) error {
+	if actor == "" {
+		return errors.New("no actor was named; pass --as USER or set SHIPLINE_USER")
+	}
+	if actor == d.in.Actor {
+		return nil
+	}
+	for _, f := range d.plan.Fabrics {
+		if err := access.Deploy(f.Name, f.Owner, f.Members, actor); err != nil {
+			return fmt.Errorf("%s may not %s %s: %w", actor, action, d.state.DeploymentID, err)
+		}
+	}
+	return nil
+}
+
+func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
+	if err := d.checkInput(); err != nil {
+		return d.state, d.refuse(ctx, StepResolveRelease, ErrInvalidInput, err.Error())
+	}
+	d.publish(ctx)
+	steps := []struct {
+		name string
+		fn   func(workflow.Context) error
+	}{
+		{StepResolveRelease, d.resolve}, {StepAccess, d.authorize}, {StepLock, d.lock},
+		{StepBuild, d.build}, {StepUpload, d.upload}, {StepSchedule, d.schedule},
+	}
+	for _, s := range steps {
+		if err := d.attempt(ctx, s.name, s.fn); err != nil {
+			return d.state, err
+		}
+	}
+	d.finish(ctx, StatusSucceeded, "")
+	return d.state, nil
+}
+
+func (d *deployment) checkInput() error {
+	switch {
+	case d.in.Project == "":
+		return errors.New(`the input has no "project"; start a Deploy with {"project":"demo","version":"v1.0.0","actor":"bob"}`)
+	case d.in.Actor == "":
+		return errors.New(`the input has no "actor": name the user on whose behalf the deploy is made`)
+	}
+	return versionCheck(d.in.Version)
+}
+
+// attempt runs a step; a permanent failure parks the deployment until resume
+// (run the step again) or cancel. Refusals and cancellation end it.
+func (d *deployment) attempt(ctx workflow.Context, step string, fn func(workflow.Context) error) error {
+	for {
+		setStep(d.state.Steps, step, StepRunning, "", workflow.Now(ctx))
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		var ended *endError
+		if errors.As(err, &ended) || temporal.IsCanceledError(err) {
+			if temporal.IsCanceledError(err) {
+				d.finish(ctx, StatusCancelled, "cancelled through Temporal")
+			}
+			return err
+		}
+		if cerr := d.park(ctx, step, userMessage(err)); cerr != nil {
+			return cerr
+		}
+	}
+}
+
+// park records why the step failed and waits for resume or cancel.
+func (d *deployment) park(ctx workflow.Context, step, reason string) error {
+	now := workflow.Now(ctx)
+	setStep(d.state.Steps, step, StepFailed, reason, now)
+	d.state.Status, d.state.Parked = StatusParked, &Parked{Step: step, Reason: reason, Since: now}
+	d.state.Summary = fmt.Sprintf("parked at %s: %s — fix the cause, then `shipline resume %s` (or `shipline cancel %s`)", step, firstLineOf(reason), d.state.DeploymentID, d.state.DeploymentID)
+	d.publish(ctx)
+	workflow.GetLogger(ctx).Warn("deployment parked", "step", step, "reason", reason)
+	d.control.resume = false
+	if err := workflow.Await(ctx, func() bool { return d.control.resume || d.control.cancel }); err != nil {
+		return err
+	}
+	if d.control.cancel {
+		return d.cancelled(ctx)
+	}
+	d.state.Status, d.state.Parked = StatusRunning, nil
+	d.state.Summary = fmt.Sprintf("resumed by %s at %s", d.who.resume, step)
+	d.publish(ctx)
+	return nil
+}
+
+// resolve reads the release and selects jobs; request errors end the deployment.
+func (d *deployment) resolve(ctx workflow.Context) error {
+	in := activities.ResolveDeployInput{Project: d.in.Project, Version: d.in.Version, Fabric: d.in.Fabric, Jobs: d.in.Jobs}
+	err := workflow.ExecuteActivity(gitActivity(ctx), deployActs.Resolve, in).Get(ctx, &d.plan)
+	if err != nil {
+		if slices.Contains(refusedTypes, errorType(err)) {
+			return d.refuse(ctx, StepResolveRelease, errorType(err), userMessage(err))
+		}
+		return err
+	}
+	d.state.Commit = d.plan.Commit
+	for _, f := range d.plan.Fabrics {
+		d.state.Fabrics = append(d.state.Fabrics, f.Name)
+	}
+	for _, p := range d.plan.Pipelines {
+		d.state.Builds[p.Name] = PipelineBuild{Pipeline: p.Name, Status: StepPending}
+	}
+	d.publish(ctx)
+	setStep(d.state.Steps, StepResolveRelease, StepDone, fmt.Sprintf("%s is %s: %d jobs to %s, %d pipelines",
+		d.in.Version, short(d.plan.Commit), len(d.plan.Jobs), strings.Join(d.state.Fabrics, ", "), len(d.plan.Pipelines)), workflow.Now(ctx))
+	return nil
+}
+
+// authorize checks the actor against every target fabric's owner team.
+func (d *deployment) authorize(ctx workflow.Context) error {
+	for _, f := range d.plan.Fabrics {
+		if err := access.Deploy(f.Name, f.Owner, f.Members, d.in.Actor); err != nil {
+			return d.refuse(ctx, StepAccess, access.ErrType, err.Error())
+		}
+	}
+	setStep(d.state.Steps, StepAccess, StepDone, d.in.Actor+" may deploy to "+strings.Join(d.state.Fabrics, ", "), workflow.Now(ctx))
+	return nil
+}
+
+// lock joins each fabric's queue in name order and waits for its grant, so two
+// deployments never deadlock and never interleave on a fabric.
+func (d *deployment) lock(ctx workflow.Context) error {
+	grants := workflow.GetSignalChannel(ctx, GrantSignal)
+	for _, f := range d.state.Fabrics {
+		if err := d.join(ctx, f); err != nil {
+			return err
+		}
+		for !d.grants[f].Granted {
+			d.state.Status = StatusQueued
+			g := d.grants[f]
+			if len(g.Ahead) > 0 {
+				d.state.Waiting = &Waiting{Fabric: f, Holder: g.Ahead[0], Ahead: g.Ahead}
+				d.state.Summary = fmt.Sprintf("queued for fabric %s behind %s", f, g.Ahead[0])
+			}
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(grants, func(c workflow.ReceiveChannel, _ bool) {
+				var g Grant
+				c.Receive(ctx, &g)
+				d.grants[g.Fabric] = g
+			})
+			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+			cancelled := workflow.NewChannel(ctx)
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				_ = workflow.Await(ctx, func() bool { return d.control.cancel })
+				cancelled.Send(ctx, true)
+			})
+			sel.AddReceive(cancelled, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+			sel.Select(ctx)
+			if ctx.Err() != nil {
+				return temporal.NewCanceledError()
+			}
+			if d.control.cancel {
+				return d.cancelled(ctx)
+			}
+		}
+	}
+	d.state.Status, d.state.Waiting = StatusRunning, nil
+	d.state.Summary = fmt.Sprintf("deploying %s of %s to %s", d.in.Version, d.in.Project, strings.Join(d.state.Fabrics, ", "))
+	setStep(d.state.Steps, StepLock, StepDone, "holding "+strings.Join(d.state.Fabrics, ", "), workflow.Now(ctx))
+	return nil
+}
+
+// join starts the fabric's entity if needed and asks for its lock.
+func (d *deployment) join(ctx workflow.Context, fab string) error {
+	if slices.Contains(d.queued, fab) {
+		return nil
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            FabricID(d.in.Project, fab),
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(ProjectKey.ValueSet(d.in.Project), FabricKey.ValueSet([]string{fab})),
+		StaticSummary:         fmt.Sprintf("Fabric %s of project %s: deploy queue and state", fab, d.in.Project),
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, FabricWorkflow, FabricInput{Project: d.in.Project, Fabric: fab})
+	var started workflow.Execution
+	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
+		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
+		if !errors.As(err, &already) {
+			return err
+		}
+	}
+	entry := QueueEntry{DeploymentID: d.state.DeploymentID, Version: d.in.Version, Actor: d.in.Actor, Since: workflow.Now(ctx)}
+	if err := workflow.SignalExternalWorkflow(ctx, FabricID(d.in.Project, fab), "", EnqueueSignal, entry).Get(ctx, nil); err != nil {
+		return err
+	}
+	d.queued = append(d.queued, fab)
+	return nil
+}
+
+// build builds every needed pipeline in parallel; pipelines already built are
+// kept across a resume. Failures are reported together.
+func (d *deployment) build(ctx workflow.Context) error {
+	if d.built == nil {
+		d.built = map[string]fabric.Artifact{}
+	}
+	type pending struct {
+		name string
+		f    workflow.Future
+	}
+	var running []pending
+	for _, p := range d.plan.Pipelines {
+		if _, ok := d.built[p.Name]; ok {
+			continue
+		}
+		d.setBuild(p.Name, func(b *PipelineBuild) { b.Status, b.Error = StepRunning, "" })
+		f := workflow.ExecuteActivity(buildActivity(ctx), buildActs.Pipeline, activities.BuildInput{Project: d.in.Project, Commit: d.plan.Commit, Pipeline: p})
+		running = append(running, pending{p.Name, f})
+	}
+	var failed []string
+	cached := 0
+	for _, r := range running {
+		var out activities.BuildOutput
+		if err := r.f.Get(ctx, &out); err != nil {
+			if temporal.IsCanceledError(err) {
+				return err
+			}
+			msg := userMessage(err)
+			d.setBuild(r.name, func(b *PipelineBuild) { b.Status, b.Error = StepFailed, msg })
+			failed = append(failed, fmt.Sprintf("%s: %s", r.name, msg))
+			continue
+		}
+		if out.Cached {
+			cached++
+		}
+		d.built[r.name] = fabric.Artifact{Pipeline: r.name, File: out.File, LocalPath: out.LocalPath, SHA256: out.SHA256, Size: out.Size}
+		d.setBuild(r.name, func(b *PipelineBuild) {
+			*b = PipelineBuild{Pipeline: r.name, Status: StepDone, Cached: out.Cached, File: out.File, SHA256: out.SHA256, Size: out.Size,
+				Seconds: out.Seconds, LogPath: out.LogPath, LogTail: out.LogTail}
+		})
+	}
+	if len(failed) > 0 {
+		return errors.New("build failed: " + strings.Join(failed, "; "))
+	}
+	setStep(d.state.Steps, StepBuild, StepDone, fmt.Sprintf("%d pipelines (%d from cache)", len(d.plan.Pipelines), cached+len(d.plan.Pipelines)-len(running)), workflow.Now(ctx))
+	return nil
+}
+
+// upload sends the artifacts to every target fabric in parallel.
+func (d *deployment) upload(ctx workflow.Context) error {
+	futures := map[string]workflow.Future{}
+	for _, f := range d.state.Fabrics {
+		if _, ok := d.uploads[f]; ok {
+			continue
+		}
+		var arts []fabric.Artifact
+		for _, p := range d.pipelinesOn(f) {
+			arts = append(arts, d.built[p])
+		}
+		futures[f] = workflow.ExecuteActivity(fabricActivity(ctx), deployActs.Upload, activities.UploadInput{Project: d.in.Project, Version: d.in.Version, Fabric: f, Artifacts: arts})
+	}
+	var failed []string
+	sent := 0
+	for _, f := range sortedNames(futures) {
+		var out activities.UploadOutput
+		if err := futures[f].Get(ctx, &out); err != nil {
+			if temporal.IsCanceledError(err) {
+				return err
+			}
+			failed = append(failed, fmt.Sprintf("%s: %s", f, userMessage(err)))
+			continue
+		}
+		d.uploads[f] = out.Paths
+		sent += len(out.Uploaded)
+	}
+	if len(failed) > 0 {
+		return errors.New("upload failed: " + strings.Join(failed, "; "))
+	}
+	setStep(d.state.Steps, StepUpload, StepDone, fmt.Sprintf("%d artifacts sent, the rest already there", sent), workflow.Now(ctx))
+	return nil
+}
+
+// schedule renders and upserts every job in parallel; jobs done are kept across a resume.
+func (d *deployment) schedule(ctx workflow.Context) error {
+	futures := map[string]workflow.Future{}
+	byName := map[string]activities.ResolvedJob{}
+	for _, j := range d.plan.Jobs {
+		if _, ok := d.jobs[j.Name]; ok {
+			continue
+		}
+		byName[j.Name] = j
+		futures[j.Name] = workflow.ExecuteActivity(fabricActivity(ctx), deployActs.UpsertJob, activities.UpsertJobInput{
+			Project: d.in.Project, Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID,
+			Job: j, Artifacts: d.artifactPaths(j),
+		})
+	}
+	var failed []string
+	for _, name := range sortedNames(futures) {
+		var out activities.UpsertJobOutput
+		if err := futures[name].Get(ctx, &out); err != nil {
+			if temporal.IsCanceledError(err) {
+				return err
+			}
+			failed = append(failed, fmt.Sprintf("%s: %s", name, userMessage(err)))
+			continue
+		}
+		j := byName[name]
+		d.jobs[name] = JobRecord{Fabric: j.Fabric, Job: name, Scheduler: j.Scheduler, ID: out.ID, Action: out.Action,
+			Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID, Actor: d.in.Actor,
+			At: workflow.Now(ctx), Artifacts: d.artifactPaths(j)}
+	}
+	d.state.Jobs = d.jobList()
+	if len(failed) > 0 {
+		return errors.New("schedule failed: " + strings.Join(failed, "; "))
+	}
+	var actions []string
+	for _, j := range d.state.Jobs {
+		actions = append(actions, j.Job+" "+j.Action)
+	}
+	setStep(d.state.Steps, StepSchedule, StepDone, strings.Join(actions, ", "), workflow.Now(ctx))
+	return nil
+}
+
+// finish records the outcome on every fabric entity (releasing the locks) and
+// on the deployment itself.
+func (d *deployment) finish(ctx workflow.Context, outcome Status, reason string) {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	now := workflow.Now(ctx)
+	d.state.Reason, d.state.Finished, d.state.Waiting = reason, now, nil
+	d.state.Jobs = d.jobList()
+	if outcome == StatusSucceeded {
+		setStep(d.state.Steps, StepRecord, StepDone, "recorded on "+strings.Join(d.queued, ", "), now)
+		d.state.Summary = fmt.Sprintf("deployed %s of %s to %s (%d jobs)", d.in.Version, d.in.Project, strings.Join(d.state.Fabrics, ", "), len(d.state.Jobs))
+	}
+	for _, f := range d.queued {
+		done := DeploymentDone{DeploymentID: d.state.DeploymentID, Version: d.in.Version, Actor: d.in.Actor, Outcome: outcome,
+			Reason: reason, Started: d.state.Started, Finished: now}
+		for _, j := range d.state.Jobs {
+			if j.Fabric == f {
+				done.Jobs = append(done.Jobs, j)
+			}
+		}
+		if err := workflow.SignalExternalWorkflow(ctx, FabricID(d.in.Project, f), "", DoneSignal, done).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("could not release fabric", "fabric", f, "error", err)
+		}
+	}
+	// The status moves last, so a query never sees an ended deployment whose
+	// fabrics are not yet released.
+	d.state.Status = outcome
+	d.publish(ctx)
+}
+
+// endError marks a deployment that ended (refused or cancelled): not parked.
+type endError struct{ err error }
+
+func (e *endError) Error() string { return e.err.Error() }
+func (e *endError) Unwrap() error { return e.err }
+
+// refuse ends the deployment because of the request itself.
+func (d *deployment) refuse(ctx workflow.Context, step, errType, msg string) error {
+	setStep(d.state.Steps, step, StepFailed, msg, workflow.Now(ctx))
+	d.state.Summary = fmt.Sprintf("deploy of %s of %s refused: %s", d.in.Version, d.in.Project, msg)
+	d.finish(ctx, StatusRefused, msg)
+	return &endError{temporal.NewNonRetryableApplicationError(msg, errType, nil)}
+}
+
+// cancelled ends the deployment on a user's cancel request. The workflow
+// completes (not fails): cancelling is a decision, recorded with who and why.
+func (d *deployment) cancelled(ctx workflow.Context) error {
+	reason := "cancelled by " + d.who.cancel
+	if d.reason != "" {
+		reason += ": " + d.reason
+	}
+	d.state.Summary = reason
+	d.finish(ctx, StatusCancelled, reason)
+	return &endError{temporal.NewNonRetryableApplicationError(reason, ErrCancelled, nil)}
+}
+
+func (d *deployment) publish(ctx workflow.Context) {
+	attrs := []temporal.SearchAttributeUpdate{ProjectKey.ValueSet(d.in.Project), VersionKey.ValueSet(d.in.Version), ActorKey.ValueSet(d.in.Actor)}
+	if len(d.state.Fabrics) > 0 {
+		attrs = append(attrs, FabricKey.ValueSet(d.state.Fabrics))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, attrs...); err != nil {
+		workflow.GetLogger(ctx).Error("search attributes", "error", err)
+	}
+	memo := map[string]any{MemoStatus: string(d.state.Status), MemoReason: d.state.Reason + parkedReason(d.state.Parked)}
+	if err := workflow.UpsertMemo(ctx, memo); err != nil {
+		workflow.GetLogger(ctx).Error("memo", "error", err)
+	}
+	workflow.SetCurrentDetails(ctx, d.state.Summary)
+}
+
+func parkedReason(p *Parked) string {
+	if p == nil {
+		return ""
+	}
+	return "parked at " + p.Step + ": " + p.Reason
+}
+
+func (d *deployment) setBuild(p string, f func(*PipelineBuild)) {
+	b := d.state.Builds[p]
+	f(&b)
+	d.state.Builds[p] = b
+}
+
+// pipelinesOn lists the pipelines whose artifacts a fabric needs.
+func (d *deployment) pipelinesOn(fab string) []string {
+	set := map[string]bool{}
+	for _, j := range d.plan.Jobs {
+		if j.Fabric == fab {
+			for _, p := range j.Pipelines {
+				set[p] = true
+			}
+		}
+	}
+	return sortedNames(set)
+}
+
+func (d *deployment) artifactPaths(j activities.ResolvedJob) map[string]string {
+	paths := map[string]string{}
+	for _, p := range j.Pipelines {
+		paths[p] = d.uploads[j.Fabric][p]
+	}
+	return paths
+}
+
+func (d *deployment) jobList() []JobRecord {
+	out := make([]JobRecord, 0, len(d.jobs))
+	for _, name := range sortedNames(d.jobs) {
+		out = append(out, d.jobs[name])
+	}
+	return out
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func firstLineOf(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// buildActivity: builds heartbeat; a build may take long, and a test failure is permanent.
+func buildActivity(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
+	})
+}
+
+// fabricActivity: fabric APIs are retried with backoff (429/503/resets) for up to 15 minutes.
+func fabricActivity(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    10 * time.Minute,
+		ScheduleToCloseTimeout: 15 * time.Minute,
+		HeartbeatTimeout:       time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
+	})
+}

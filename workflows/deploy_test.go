@@ -1,0 +1,263 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/manifest"
+)
+
+const deployID = "deploy/demo/v1.0.0/test"
+
+type deployEnv struct {
+	*testsuite.TestWorkflowEnvironment
+	t      *testing.T
+	done   []DeploymentDone // DoneSignals sent to fabric entities
+	builds atomic.Int32
+	// grantOnEnqueue answers each enqueue at once with a grant (no contention).
+	grantOnEnqueue bool
+}
+
+func resolved() activities.ResolveDeployOutput {
+	return activities.ResolveDeployOutput{
+		Commit: commit,
+		Jobs: []activities.ResolvedJob{
+			{Name: "daily_orders", Scheduler: "databricks", Fabric: "dev", Pipelines: []string{"ingest", "score"}, Definition: "jobs/daily.json"},
+			{Name: "orders_dag", Scheduler: "airflow", Fabric: "dev", Pipelines: []string{"ingest"}, Definition: "jobs/dag.py"},
+		},
+		Pipelines: []manifest.Pipeline{{Name: "ingest", Path: "pipelines/ingest", Language: manifest.Python}, {Name: "score", Path: "pipelines/score", Language: manifest.Python}},
+		Fabrics:   []activities.FabricInfo{{Name: "dev", Kind: "databricks", Owner: "developers", Members: []string{"alice", "bob"}}},
+	}
+}
+
+func newDeployEnv(t *testing.T) *deployEnv {
+	var s testsuite.WorkflowTestSuite
+	e := &deployEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), t: t, grantOnEnqueue: true}
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: deployID})
+	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
+	// The fabric entity is played by a stub child that records DoneSignals.
+	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in FabricInput) error {
+		ch := workflow.GetSignalChannel(ctx, DoneSignal)
+		for {
+			var d DeploymentDone
+			if ok, _ := ch.ReceiveWithTimeout(ctx, 7*24*time.Hour, &d); !ok {
+				return nil
+			}
+			e.done = append(e.done, d)
+		}
+	}, workflow.RegisterOptions{Name: FabricWorkflow})
+	e.RegisterActivity(&activities.Deploy{})
+	e.RegisterActivity(&activities.Build{})
+	return e
+}
+
+// ExecuteWorkflow runs the deployment; with grantOnEnqueue the fabric grants
+// its lock a second in (as an idle fabric entity would).
+func (e *deployEnv) ExecuteWorkflow(wf any, args ...any) {
+	if e.grantOnEnqueue {
+		e.RegisterDelayedCallback(func() { e.SignalWorkflow(GrantSignal, Grant{Fabric: "dev", Granted: true}) }, time.Second)
+	}
+	e.TestWorkflowEnvironment.ExecuteWorkflow(wf, args...)
+}
+
+func (e *deployEnv) okResolve() {
+	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(resolved(), nil)
+}
+
+func (e *deployEnv) okBuilds() {
+	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BuildInput) (activities.BuildOutput, error) {
+		e.builds.Add(1)
+		return activities.BuildOutput{Pipeline: in.Pipeline.Name, File: in.Pipeline.Name + "-1.0-py3-none-any.whl", SHA256: "ab", Size: 10, Cached: in.Pipeline.Name == "score"}, nil
+	})
+}
+
+func (e *deployEnv) okUpload() {
+	e.OnActivity(deployActs.Upload, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UploadInput) (activities.UploadOutput, error) {
+		out := activities.UploadOutput{Paths: map[string]string{}}
+		for _, a := range in.Artifacts {
+			out.Paths[a.Pipeline] = "/Volumes/main/shipline/artifacts/demo/v1.0.0/" + a.Pipeline + "/" + a.File
+		}
+		return out, nil
+	})
+}
+
+func (e *deployEnv) query() DeployState {
+	v, err := e.QueryWorkflow(StateQuery)
+	if err != nil {
+		e.t.Fatalf("query: %v", err)
+	}
+	var s DeployState
+	if err := v.Get(&s); err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+func (e *deployEnv) result() DeployState {
+	if !e.IsWorkflowCompleted() {
+		e.t.Fatal("deployment did not complete")
+	}
+	var s DeployState
+	if err := e.GetWorkflowResult(&s); err != nil {
+		e.t.Fatalf("deployment failed: %v", err)
+	}
+	return s
+}
+
+func TestDeploySucceeds(t *testing.T) {
+	e := newDeployEnv(t)
+	e.okResolve()
+	e.okBuilds()
+	e.okUpload()
+	var upserts []activities.UpsertJobInput
+	e.OnActivity(deployActs.UpsertJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UpsertJobInput) (activities.UpsertJobOutput, error) {
+		upserts = append(upserts, in)
+		return activities.UpsertJobOutput{ID: "1000000000000001", Action: "created"}, nil
+	})
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+	s := e.result()
+
+	if s.Status != StatusSucceeded || len(s.Jobs) != 2 {
+		t.Fatalf("state = %+v", s)
+	}
+	if !s.Builds["score"].Cached || s.Builds["ingest"].Cached || s.Builds["ingest"].Status != StepDone {
+		t.Fatalf("builds = %+v", s.Builds)
+	}
+	if e.builds.Load() != 2 {
+		t.Fatalf("%d build activities, want one per pipeline (2)", e.builds.Load())
+	}
+	for _, in := range upserts {
+		if in.Job.Name == "orders_dag" && (len(in.Artifacts) != 1 || !strings.HasSuffix(in.Artifacts["ingest"], "/ingest/ingest-1.0-py3-none-any.whl")) {
+			t.Fatalf("orders_dag artifacts = %v", in.Artifacts)
+		}
+	}
+	if len(e.done) != 1 || e.done[0].Outcome != StatusSucceeded || len(e.done[0].Jobs) != 2 || e.done[0].Jobs[0].Actor != "bob" {
+		t.Fatalf("done signals = %+v", e.done)
+	}
+}
+
+func TestDeployRefusesActorOutsideOwnerTeam(t *testing.T) {
+	e := newDeployEnv(t)
+	e.okResolve()
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "mallory"})
+	err := e.GetWorkflowError()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != access.ErrType || !strings.Contains(app.Message(), "fabric dev is owned by team developers") {
+		t.Fatalf("error = %v", err)
+	}
+	if e.builds.Load() != 0 {
+		t.Fatal("built despite the refusal")
+	}
+}
+
+func TestDeployRefusesSelectiveJobs(t *testing.T) {
+	e := newDeployEnv(t)
+	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(activities.ResolveDeployOutput{},
+		temporal.NewNonRetryableApplicationError("project demo deploys all its jobs together", activities.ErrSelectiveJobs, nil))
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob", Jobs: []string{"orders_dag"}})
+	var app *temporal.ApplicationError
+	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != activities.ErrSelectiveJobs {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+// A permanent failure parks the deployment; resume retries only what failed.
+func TestDeployParksAndResumes(t *testing.T) {
+	e := newDeployEnv(t)
+	e.okResolve()
+	e.okBuilds()
+	e.okUpload()
+	calls := map[string]int{}
+	e.OnActivity(deployActs.UpsertJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UpsertJobInput) (activities.UpsertJobOutput, error) {
+		calls[in.Job.Name]++
+		if in.Job.Name == "daily_orders" && calls[in.Job.Name] == 1 {
+			return activities.UpsertJobOutput{}, temporal.NewNonRetryableApplicationError("fabric dev refused the token (403 PERMISSION_DENIED)", "FabricAuth", nil)
+		}
+		return activities.UpsertJobOutput{ID: "42", Action: "created"}, nil
+	})
+	var parked DeployState
+	e.RegisterDelayedCallback(func() {
+		parked = e.query()
+		e.UpdateWorkflow(ResumeUpdate, "1", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { t.Fatalf("resume rejected: %v", err) },
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "alice"})
+	}, time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+	s := e.result()
+
+	if parked.Status != StatusParked || parked.Parked == nil || parked.Parked.Step != StepSchedule || !strings.Contains(parked.Parked.Reason, "403") {
+		t.Fatalf("parked state = %+v", parked)
+	}
+	if s.Status != StatusSucceeded || calls["daily_orders"] != 2 || calls["orders_dag"] != 1 || e.builds.Load() != 2 {
+		t.Fatalf("status %s, upserts %v, builds %d", s.Status, calls, e.builds.Load())
+	}
+}
+
+func TestDeployCancelWhileParked(t *testing.T) {
+	e := newDeployEnv(t)
+	e.okResolve()
+	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(activities.BuildOutput{},
+		temporal.NewNonRetryableApplicationError("tests failed: assert 1 == 2", "TestsFailed", nil))
+	e.RegisterDelayedCallback(func() {
+		e.UpdateWorkflow(ResumeUpdate, "r", &testsuite.TestUpdateCallback{
+			OnReject:   func(error) {},
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "mallory"}) // not allowed: refused by the validator
+		e.UpdateWorkflow(CancelUpdate, "c", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { t.Fatalf("cancel rejected: %v", err) },
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "bob", Reason: "fixing the test first"})
+	}, time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+	var app *temporal.ApplicationError
+	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != ErrCancelled || !strings.Contains(app.Message(), "fixing the test first") {
+		t.Fatalf("error = %v", err)
+	}
+	if len(e.done) != 1 || e.done[0].Outcome != StatusCancelled {
+		t.Fatalf("fabric not released on cancel: %+v", e.done)
+	}
+}
+
+// A second deployment waits behind the holder and says so.
+func TestDeployWaitsInQueue(t *testing.T) {
+	e := newDeployEnv(t)
+	e.grantOnEnqueue = false
+	e.okResolve()
+	e.okBuilds()
+	e.okUpload()
+	e.OnActivity(deployActs.UpsertJob, mock.Anything, mock.Anything).Return(activities.UpsertJobOutput{ID: "1", Action: "updated"}, nil)
+	var queued DeployState
+	var buildsWhileQueued int32 = -1
+	e.RegisterDelayedCallback(func() {
+		e.SignalWorkflow(GrantSignal, Grant{Fabric: "dev", Ahead: []string{"deploy/demo/v0.9.0/x"}})
+	}, time.Minute)
+	e.RegisterDelayedCallback(func() {
+		queued = e.query()
+		buildsWhileQueued = e.builds.Load()
+		e.SignalWorkflow(GrantSignal, Grant{Fabric: "dev", Granted: true})
+	}, time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+	s := e.result()
+	if queued.Status != StatusQueued || queued.Waiting == nil || queued.Waiting.Holder != "deploy/demo/v0.9.0/x" || buildsWhileQueued != 0 {
+		t.Fatalf("queued state = %+v", queued)
+	}
+	if !strings.Contains(queued.Summary, "behind deploy/demo/v0.9.0/x") || s.Status != StatusSucceeded {
+		t.Fatalf("summary %q, final %s", queued.Summary, s.Status)
+	}
+}

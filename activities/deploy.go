@@ -203,7 +203,7 @@ func checkFabricKind(cfg *platform.Config, job, scheduler, target string, overri
 	}
 	how := "fix jobs." + job + ".fabric in shipline.yaml"
 	if override {
-		how = "choose a " + string(fabricKinds[scheduler][0]) + " or local fabric for --fabric, or deploy the other jobs with --job"
+		how = "choose a fabric of kind " + string(fabricKinds[scheduler][0]) + " or local for --fabric, or deploy the other jobs with --job"
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 		"job %s runs on %s, but fabric %s is a %s fabric; %s", job, scheduler, target, f.Kind, how), ErrFabricMismatch, nil)

@@ -243,8 +243,10 @@ func (p *parser) pipelines(k, v *yaml.Node) {
 }
 
 // buildRule: python pipelines are always built as wheels by Shipline
-// (`python -m build --wheel`), so they take no build/artifact; scala and java
-// pipelines must say how they are built and where the jar lands.
+// (`python -m build --wheel`), so they take no build/artifact; a java pipeline
+// without them is compiled by convention (javac on src/main/java, then jar);
+// scala pipelines, and java ones with a build command, must say how they are
+// built and where the jar lands.
 func (p *parser) buildRule(k *yaml.Node, name string, pl Pipeline, build, artifact *yaml.Node) {
 	switch pl.Language {
 	case Python:
@@ -260,6 +262,8 @@ func (p *parser) buildRule(k *yaml.Node, name string, pl Pipeline, build, artifa
 			example = `build: "mvn -B package", artifact: "target/*.jar"`
 		}
 		switch {
+		case build == nil && artifact == nil && pl.Language == Java:
+			// built by convention
 		case build == nil && artifact == nil:
 			p.Errorf(k, "add "+example, "%s pipeline %q needs build and artifact", pl.Language, name)
 		case build == nil:

@@ -67,6 +67,8 @@ func gitActivities(t *testing.T, repo string, env map[string]string) *Git {
 			Projects: map[string]platform.Project{
 				"demo": {Name: "demo", Repo: repo, GitTokenEnv: "DEMO_GIT_TOKEN", Admins: []string{"alice"}},
 			},
+			Teams:   map[string]platform.Team{"developers": {Members: []string{"alice"}}},
+			Fabrics: map[string]platform.Fabric{"dev": {Name: "dev", Kind: platform.KindDatabricks, Owner: "developers"}},
 		},
 		Getenv: func(k string) string { return env[k] },
 	}

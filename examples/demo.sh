@@ -4,7 +4,9 @@
 #   1. builds bin/shipline and bin/shipline-worker;
 #   2. makes a git remote for examples/demo under examples/.shipline/remotes/demo.git;
 #   3. starts `shipline-worker --dev` (embedded Temporal + UI on :8233) in the background;
-#   4. validates the project, releases VERSION (default v1.0.0) as alice, and lists releases;
+#   4. validates the project, releases VERSION (default v1.0.0) as alice — with auto_deploy this builds both
+#      wheels and deploys the job JSON and the DAG to the local fabric (examples/.shipline/fabrics/local) —
+#      then lists releases and deployments;
 #   5. stops the worker, unless KEEP=1 (then the UI stays up until you stop it).
 # Rerunning is safe: the remote and the release are reused (a release is made once per version).
 set -euo pipefail
@@ -57,6 +59,10 @@ echo "==> the tag on the remote"
 git --git-dir "$REMOTE" cat-file -p "$VERSION" | sed 's/^/    /'
 echo "==> shipline releases --project demo --refresh"
 bin/shipline releases --project demo --refresh
+echo "==> shipline deployments --project demo"
+bin/shipline deployments --project demo
+echo "==> what the local fabric holds"
+find "$STATE/fabrics/local" -type f | sed 's/^/    /'
 echo "==> shipline status release/demo/$VERSION"
 bin/shipline status "release/demo/$VERSION"
 if [ "${KEEP:-0}" = 1 ]; then

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -75,4 +76,50 @@ func RedactURL(raw string) string {
 	}
 	u.User = nil
 	return u.String()
+}
+
+// StageSettings is one promotion stage with the facts a workflow decides on.
+type StageSettings struct {
+	Name    string   `json:"name"`
+	Fabrics []string `json:"fabrics"`
+	// Approval gate; Team empty means no gate.
+	Team         string        `json:"team,omitempty"`
+	Members      []string      `json:"members,omitempty"` // of Team
+	Required     int           `json:"required,omitempty"`
+	SelfApproval bool          `json:"self_approval"`
+	Timeout      time.Duration `json:"timeout,omitempty"`
+	Soak         time.Duration `json:"soak,omitempty"`
+	// Owners maps each stage fabric to its owner team and that team's members.
+	Owners map[string]FabricInfo `json:"owners"`
+}
+
+// PromotionSettings lists the stages of promotion.stages in order.
+type PromotionSettings struct {
+	Stages []StageSettings `json:"stages"`
+}
+
+// Promotion returns promotion.stages with teams resolved to members. A platform
+// without stages is a permanent error saying what to add.
+func (c *Config) Promotion(_ context.Context, in ProjectInput) (PromotionSettings, error) {
+	if _, ok := c.Platform.Projects[in.Project]; !ok {
+		return PromotionSettings{}, unknownProject(c.Platform, in.Project)
+	}
+	if len(c.Platform.Promotion.Stages) == 0 {
+		return PromotionSettings{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s defines no promotion stages; add promotion.stages (e.g. dev → qa → prod) to promote releases", platformFile(c.Platform)), ErrInvalidInput, nil)
+	}
+	var out PromotionSettings
+	for _, st := range c.Platform.Promotion.Stages {
+		s := StageSettings{Name: st.Name, Fabrics: slices.Clone(st.Fabrics), Soak: st.Soak, Owners: map[string]FabricInfo{}}
+		if a := st.Approval; a != nil {
+			s.Team, s.Required, s.SelfApproval, s.Timeout = a.Team, a.Required, a.SelfApproval, a.Timeout
+			s.Members = slices.Clone(c.Platform.Teams[a.Team].Members)
+		}
+		for _, f := range st.Fabrics {
+			fab := c.Platform.Fabrics[f]
+			s.Owners[f] = FabricInfo{Name: f, Kind: string(fab.Kind), Owner: fab.Owner, Members: slices.Clone(c.Platform.Teams[fab.Owner].Members)}
+		}
+		out.Stages = append(out.Stages, s)
+	}
+	return out, nil
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/fabric"
-	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
 )
@@ -54,6 +53,9 @@ type ResolveDeployInput struct {
 	Version string   `json:"version"`
 	Fabric  string   `json:"fabric,omitempty"`
 	Jobs    []string `json:"jobs,omitempty"`
+	// Stage lists a promotion stage's fabrics: every job goes to each of them
+	// that can run it; jobs none of them can run are left out.
+	Stage []string `json:"stage,omitempty"`
 }
 
 // ResolvedJob is one job and the fabric it goes to.
@@ -170,6 +172,9 @@ func selectJobs(cfg *platform.Config, man *manifest.Manifest, proj platform.Proj
 		sort.Strings(names)
 		names = slices.Compact(names)
 	}
+	if len(in.Stage) > 0 {
+		return stageJobs(cfg, man, names, in)
+	}
 	jobs := make([]ResolvedJob, 0, len(names))
 	for _, name := range names {
 		j := man.Jobs[name]
@@ -181,6 +186,27 @@ func selectJobs(cfg *platform.Config, man *manifest.Manifest, proj platform.Proj
 			return nil, err
 		}
 		jobs = append(jobs, ResolvedJob{Name: name, Scheduler: string(j.Scheduler), Fabric: target, Pipelines: slices.Clone(j.Pipelines), Definition: j.Definition})
+	}
+	return jobs, nil
+}
+
+// stageJobs sends every job to each stage fabric whose kind can run it.
+func stageJobs(cfg *platform.Config, man *manifest.Manifest, names []string, in ResolveDeployInput) ([]ResolvedJob, error) {
+	var jobs []ResolvedJob
+	for _, name := range names {
+		j := man.Jobs[name]
+		for _, f := range in.Stage {
+			fab, ok := cfg.Fabrics[f]
+			if !ok {
+				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("stage fabric %q is not defined in platform.yaml", f), ErrFabricMismatch, nil)
+			}
+			if slices.Contains(fabricKinds[string(j.Scheduler)], fab.Kind) {
+				jobs = append(jobs, ResolvedJob{Name: name, Scheduler: string(j.Scheduler), Fabric: f, Pipelines: slices.Clone(j.Pipelines), Definition: j.Definition})
+			}
+		}
+	}
+	if len(jobs) == 0 {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no job of %s can run on the stage's fabrics %s", in.Project, strings.Join(in.Stage, ", ")), ErrFabricMismatch, nil)
 	}
 	return jobs, nil
 }
@@ -304,7 +330,11 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 		if man, err = manifestOf(fsys); err != nil {
 			return err
 		}
-		def, err = fs.ReadFile(fsys, in.Job.Definition)
+		path := in.Job.Definition
+		if path == "" { // a recorded job (revert, drift): take it from the manifest of its commit
+			path = man.Jobs[in.Job.Name].Definition
+		}
+		def, err = fs.ReadFile(fsys, path)
 		return err
 	})
 	if err != nil {
@@ -364,15 +394,6 @@ func manifestOf(fsys fs.FS) (*manifest.Manifest, error) {
 		return nil, temporal.NewNonRetryableApplicationError("shipline.yaml is invalid:\n"+diags.Error(), ErrInvalidManifest, nil)
 	}
 	return man, nil
-}
-
-// loadManifestAt loads shipline.yaml at a commit of a mirror.
-func loadManifestAt(ctx context.Context, m *gitrepo.Mirror, commit string) (*manifest.Manifest, error) {
-	fsys, err := m.TreeFS(ctx, commit)
-	if err != nil {
-		return nil, err
-	}
-	return manifestOf(fsys)
 }
 
 func asApp(err error, target **temporal.ApplicationError) bool { return errors.As(err, target) }

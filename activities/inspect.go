@@ -136,7 +136,7 @@ func (d *Deploy) InspectJobs(ctx context.Context, in InspectJobsInput) (InspectJ
 	for _, j := range in.Jobs {
 		r := JobDrift{Fabric: j.Fabric, Job: j.Job}
 		spec, err := d.render(ctx, UpsertJobInput{Project: j.Project, Version: j.Version, Commit: j.Commit, DeploymentID: j.DeploymentID,
-			Job: ResolvedJob{Name: j.Job, Scheduler: j.Scheduler, Fabric: j.Fabric, Definition: d.definitionOf(ctx, j)}, Artifacts: j.Artifacts})
+			Job: ResolvedJob{Name: j.Job, Scheduler: j.Scheduler, Fabric: j.Fabric}, Artifacts: j.Artifacts})
 		if err == nil {
 			var fab fabric.Fabric
 			if fab, err = fabric.Open(d.Platform, j.Fabric, d.env()); err == nil {
@@ -152,19 +152,6 @@ func (d *Deploy) InspectJobs(ctx context.Context, in InspectJobsInput) (InspectJ
 		out.Jobs = append(out.Jobs, r)
 	}
 	return out, nil
-}
-
-// definitionOf finds a job's definition path in the manifest of its commit.
-func (d *Deploy) definitionOf(ctx context.Context, j DeployedJob) string {
-	m, err := d.Git.mirror(j.Project)
-	if err != nil {
-		return ""
-	}
-	man, err := loadManifestAt(ctx, m, j.Commit)
-	if err != nil || man == nil {
-		return ""
-	}
-	return man.Jobs[j.Job].Definition
 }
 
 // ReadLogsInput names log files, as recorded in a deployment's state.

@@ -164,6 +164,20 @@ type ReleaseState struct {
 	DeployID string `json:"deploy_id,omitempty"`
 	// Refusal holds the reason a request was refused or failed, as the user saw it.
 	Refusal string `json:"refusal,omitempty"`
+
+	// Admins are the project's admins when it was released (who may delete it).
+	Admins []string `json:"admins,omitempty"`
+	// Fabrics the release was deployed to, with its latest deployment there.
+	Fabrics map[string]FabricReach `json:"fabrics,omitempty"`
+	// Stages reached through promotion (the first stage included once deployed).
+	Stages []string `json:"stages,omitempty"`
+	// Linked: the release reached a stage after the first and can no longer be deleted.
+	Linked bool `json:"linked"`
+	// Artifacts are the checksums of its first deployment (pipeline → sha256):
+	// every later deployment of this release must ship the same bytes.
+	Artifacts map[string]string `json:"artifacts,omitempty"`
+	// Deleted records what deleting the release did.
+	Deleted *DeleteResult `json:"deleted,omitempty"`
 }
 
 // ListReleasesInput asks for the release tags on a project's remote.
@@ -256,8 +270,15 @@ type DeployInput struct {
 	Fabric string `json:"fabric,omitempty"`
 	// Jobs deploys only these jobs (the project must allow selective_jobs).
 	Jobs []string `json:"jobs,omitempty"`
-	// Trigger says who started it: "cli", "release" (auto_deploy) or "" (UI).
+	// Trigger says who started it: "cli", "release" (auto_deploy), "promote" or "" (UI).
 	Trigger string `json:"trigger,omitempty"`
+	// Stage deploys to a promotion stage's fabrics: each job goes to every one of
+	// Fabrics that can run it (set by Promote).
+	Stage   string   `json:"stage,omitempty"`
+	Fabrics []string `json:"fabrics,omitempty"`
+	// Expect pins the artifacts' bytes (pipeline → sha256): a build or cache hit
+	// with other bytes fails the deployment instead of shipping them.
+	Expect map[string]string `json:"expect,omitempty"`
 }
 
 // PipelineBuild is the build state of one pipeline in a deployment.
@@ -360,6 +381,8 @@ type DeploymentDone struct {
 	Started      time.Time   `json:"started"`
 	Finished     time.Time   `json:"finished"`
 	Jobs         []JobRecord `json:"jobs,omitempty"` // jobs changed on this fabric, even by a failed deployment
+	// Removed lists jobs removed from the fabric (a deleted release with no predecessor).
+	Removed []string `json:"removed,omitempty"`
 }
 
 // FabricState is a Fabric entity's state, answered by StateQuery.
@@ -409,3 +432,176 @@ type ReadLogsInput = activities.ReadLogsInput
 
 // ReadLogsOutput holds the logs.
 type ReadLogsOutput = activities.ReadLogsOutput
+
+// ---- Promote, link and delete -----------------------------------------------
+
+const (
+	// PromoteWorkflow walks a release through promotion.stages (ID PromoteID).
+	PromoteWorkflow = "Promote"
+	// AuditWorkflow is a project's entity that records refused attempts that left
+	// no trace elsewhere (an update refused by a validator), ID AuditID.
+	AuditWorkflow = "Audit"
+)
+
+// Promotion messages.
+const (
+	// ApproveUpdate and RejectUpdate vote on the stage that waits for approval (input Vote).
+	ApproveUpdate = "approve"
+	RejectUpdate  = "reject"
+	// PendingQuery explains in one sentence why a promotion is pending.
+	PendingQuery = "pending"
+	// LinkUpdate asks a Release entity to mark the release linked before it is
+	// deployed to a stage after the first (input LinkRequest). Refused once deleted.
+	LinkUpdate = "link"
+	// DeleteUpdate deletes a release (input DeleteRequest). Refused once linked.
+	DeleteUpdate = "delete"
+	// DeployedSignal tells a Release entity a deployment of it succeeded (payload Deployed).
+	DeployedSignal = "deployed"
+	// RefusalSignal records a refused attempt in the project's Audit entity (payload Refusal).
+	RefusalSignal = "refusal"
+)
+
+// PromoteID is the workflow ID of a release's promotion: promote/<project>/<version>.
+func PromoteID(project, version string) string { return "promote/" + project + "/" + version }
+
+// AuditID is the workflow ID of a project's audit entity: audit/<project>.
+func AuditID(project string) string { return "audit/" + project }
+
+// Promotion statuses.
+const (
+	StatusWaiting  Status = "waiting"  // a gate waits for approvals or a soak timer
+	StatusPromoted Status = "promoted" // every stage up to the target is deployed
+	StatusRejected Status = "rejected" // a reviewer rejected a stage
+	StatusExpired  Status = "expired"  // a gate's approval timed out; `promote` again reopens it
+	StatusDeleted  Status = "deleted"  // Release: the release was deleted
+)
+
+// PromoteInput starts a promotion:
+//
+//	{"project":"demo","version":"v1.2.0","actor":"alice","to":"prod"}
+type PromoteInput struct {
+	Project string `json:"project"`
+	Version string `json:"version"`
+	// Actor requested the promotion (with self_approval: false they may not approve).
+	Actor string `json:"actor"`
+	// To stops after this stage; default: the last stage.
+	To string `json:"to,omitempty"`
+	// Carried is set only by continue-as-new.
+	Carried *PromoteState `json:"carried,omitempty"`
+}
+
+// Vote is the input of ApproveUpdate and RejectUpdate, and a recorded vote.
+type Vote struct {
+	Stage   string    `json:"stage"`
+	Actor   string    `json:"actor"`
+	Comment string    `json:"comment,omitempty"`
+	At      time.Time `json:"at,omitempty"`
+}
+
+// StageStatus is where a stage of a promotion stands.
+type StageStatus string
+
+const (
+	StagePending   StageStatus = "pending"
+	StageReached   StageStatus = "reached"   // deployed before this promotion (e.g. by auto_deploy)
+	StageApproval  StageStatus = "approval"  // waiting for approvals
+	StageSoaking   StageStatus = "soaking"   // waiting for the soak time
+	StageDeploying StageStatus = "deploying" // the stage's deployment runs
+	StageDeployed  StageStatus = "deployed"
+	StageRejected  StageStatus = "rejected"
+	StageExpired   StageStatus = "expired"
+	StageRefused   StageStatus = "refused" // no approver may deploy to the stage's fabrics, or the release was deleted
+	StageFailed    StageStatus = "failed"
+)
+
+// StageState is one stage of a promotion.
+type StageState struct {
+	Name     string      `json:"name"`
+	Fabrics  []string    `json:"fabrics"`
+	Status   StageStatus `json:"status"`
+	Team     string      `json:"team,omitempty"`
+	Required int         `json:"required,omitempty"`
+	// Eligible lists the team members who may still approve.
+	Eligible     []string      `json:"eligible,omitempty"`
+	SelfApproval bool          `json:"self_approval"`
+	Timeout      time.Duration `json:"timeout,omitempty"`
+	Soak         time.Duration `json:"soak,omitempty"`
+	Approvals    []Vote        `json:"approvals,omitempty"`
+	Rejection    *Vote         `json:"rejection,omitempty"`
+	OpenedAt     time.Time     `json:"opened_at,omitempty"`
+	ExpiresAt    time.Time     `json:"expires_at,omitempty"`
+	SoakUntil    time.Time     `json:"soak_until,omitempty"`
+	DeploymentID string        `json:"deployment_id,omitempty"`
+	DeployedBy   string        `json:"deployed_by,omitempty"`
+	DeployedAt   time.Time     `json:"deployed_at,omitempty"`
+	Detail       string        `json:"detail,omitempty"`
+}
+
+// PromoteState is a promotion's state, answered by StateQuery.
+type PromoteState struct {
+	Progress
+	Project  string       `json:"project"`
+	Version  string       `json:"version"`
+	Actor    string       `json:"actor"`
+	Releaser string       `json:"releaser,omitempty"`
+	Target   string       `json:"target"`
+	Stages   []StageState `json:"stages"`
+	// Pending explains why the promotion waits (empty when it does not).
+	Pending string `json:"pending,omitempty"`
+	// Artifacts pins the bytes every stage deploys: pipeline → sha256.
+	Artifacts map[string]string `json:"artifacts,omitempty"`
+}
+
+// LinkRequest is the input of LinkUpdate.
+type LinkRequest struct {
+	Stage       string `json:"stage"`
+	PromotionID string `json:"promotion_id"`
+	Actor       string `json:"actor"`
+}
+
+// DeleteRequest is the input of DeleteUpdate.
+type DeleteRequest struct {
+	Actor string `json:"actor"`
+}
+
+// DeleteResult says what deleting a release did.
+type DeleteResult struct {
+	TagDeleted bool     `json:"tag_deleted"`
+	Artifacts  int      `json:"artifacts_removed"`
+	Reverted   []string `json:"reverted,omitempty"` // fabric/job → previous version
+	Removed    []string `json:"removed,omitempty"`  // fabric/job removed (no previous release)
+}
+
+// Deployed is the payload of DeployedSignal.
+type Deployed struct {
+	DeploymentID string            `json:"deployment_id"`
+	Fabrics      []string          `json:"fabrics"`
+	Actor        string            `json:"actor"`
+	At           time.Time         `json:"at"`
+	Artifacts    map[string]string `json:"artifacts"` // pipeline → sha256
+	Jobs         []JobRecord       `json:"jobs,omitempty"`
+}
+
+// FabricReach records a release's latest deployment to a fabric.
+type FabricReach struct {
+	DeploymentID string    `json:"deployment_id"`
+	Actor        string    `json:"actor"`
+	At           time.Time `json:"at"`
+}
+
+// Refusal is the payload of RefusalSignal: an attempt refused before it was recorded anywhere else.
+type Refusal struct {
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"` // approve, reject, delete, resume, cancel, promote
+	Target  string    `json:"target"` // the workflow ID the request was for
+	Version string    `json:"version,omitempty"`
+	Stage   string    `json:"stage,omitempty"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
+// AuditInput starts a project's Audit entity.
+type AuditInput struct {
+	Project string    `json:"project"`
+	Carried []Refusal `json:"carried,omitempty"`
+}

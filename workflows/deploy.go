@@ -22,8 +22,13 @@ var (
 	buildActs  *activities.Build
 )
 
-// ErrCancelled is the outcome type of a deployment cancelled by a user.
-const ErrCancelled = "Cancelled"
+// Outcome types of deployments that ended without parking.
+const (
+	// ErrCancelled: cancelled by a user.
+	ErrCancelled = "Cancelled"
+	// ErrArtifactMismatch: the bytes differ from the ones this release shipped before.
+	ErrArtifactMismatch = "ArtifactMismatch"
+)
 
 // Types of resolve failures that are about the request itself: they end the
 // deployment (refused) instead of parking it, since resuming cannot fix them.
@@ -200,7 +205,7 @@ func (d *deployment) park(ctx workflow.Context, step, reason string) error {
 
 // resolve reads the release and selects jobs; request errors end the deployment.
 func (d *deployment) resolve(ctx workflow.Context) error {
-	in := activities.ResolveDeployInput{Project: d.in.Project, Version: d.in.Version, Fabric: d.in.Fabric, Jobs: d.in.Jobs}
+	in := activities.ResolveDeployInput{Project: d.in.Project, Version: d.in.Version, Fabric: d.in.Fabric, Jobs: d.in.Jobs, Stage: d.in.Fabrics}
 	err := workflow.ExecuteActivity(gitActivity(ctx), deployActs.Resolve, in).Get(ctx, &d.plan)
 	if err != nil {
 		if slices.Contains(refusedTypes, errorType(err)) {
@@ -338,6 +343,11 @@ func (d *deployment) build(ctx workflow.Context) error {
 		if out.Cached {
 			cached++
 		}
+		if want, ok := d.in.Expect[r.name]; ok && want != out.SHA256 {
+			msg := fmt.Sprintf("pipeline %s built to %s (sha256 %s), but this release shipped sha256 %s before; a promotion deploys the same bytes, so it stops here — look for a non-reproducible build or a changed build cache",
+				r.name, out.File, short12(out.SHA256), short12(want))
+			return d.refuse(ctx, StepBuild, ErrArtifactMismatch, msg)
+		}
 		d.built[r.name] = fabric.Artifact{Pipeline: r.name, File: out.File, LocalPath: out.LocalPath, SHA256: out.SHA256, Size: out.Size}
 		d.setBuild(r.name, func(b *PipelineBuild) {
 			*b = PipelineBuild{Pipeline: r.name, Status: StepDone, Cached: out.Cached, File: out.File, SHA256: out.SHA256, Size: out.Size,
@@ -390,11 +400,12 @@ func (d *deployment) schedule(ctx workflow.Context) error {
 	futures := map[string]workflow.Future{}
 	byName := map[string]activities.ResolvedJob{}
 	for _, j := range d.plan.Jobs {
-		if _, ok := d.jobs[j.Name]; ok {
+		key := j.Fabric + "/" + j.Name
+		if _, ok := d.jobs[key]; ok {
 			continue
 		}
-		byName[j.Name] = j
-		futures[j.Name] = workflow.ExecuteActivity(fabricActivity(ctx), deployActs.UpsertJob, activities.UpsertJobInput{
+		byName[key] = j
+		futures[key] = workflow.ExecuteActivity(fabricActivity(ctx), deployActs.UpsertJob, activities.UpsertJobInput{
 			Project: d.in.Project, Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID,
 			Job: j, Artifacts: d.artifactPaths(j),
 		})
@@ -410,7 +421,7 @@ func (d *deployment) schedule(ctx workflow.Context) error {
 			continue
 		}
 		j := byName[name]
-		d.jobs[name] = JobRecord{Fabric: j.Fabric, Job: name, Scheduler: j.Scheduler, ID: out.ID, Action: out.Action,
+		d.jobs[name] = JobRecord{Fabric: j.Fabric, Job: j.Name, Scheduler: j.Scheduler, ID: out.ID, Action: out.Action,
 			Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID, Actor: d.in.Actor,
 			At: workflow.Now(ctx), Artifacts: d.artifactPaths(j)}
 	}
@@ -420,7 +431,11 @@ func (d *deployment) schedule(ctx workflow.Context) error {
 	}
 	var actions []string
 	for _, j := range d.state.Jobs {
-		actions = append(actions, j.Job+" "+j.Action)
+		what := j.Job + " " + j.Action
+		if len(d.state.Fabrics) > 1 {
+			what = j.Fabric + "/" + what
+		}
+		actions = append(actions, what)
 	}
 	setStep(d.state.Steps, StepSchedule, StepDone, strings.Join(actions, ", "), workflow.Now(ctx))
 	return nil
@@ -449,10 +464,34 @@ func (d *deployment) finish(ctx workflow.Context, outcome Status, reason string)
 			workflow.GetLogger(ctx).Error("could not release fabric", "fabric", f, "error", err)
 		}
 	}
+	if outcome == StatusSucceeded {
+		d.tellRelease(ctx, now)
+	}
 	// The status moves last, so a query never sees an ended deployment whose
 	// fabrics are not yet released.
 	d.state.Status = outcome
 	d.publish(ctx)
+}
+
+// tellRelease records the deployment on the release's entity (fabrics reached,
+// artifact checksums). A release entity that is gone is not an error.
+func (d *deployment) tellRelease(ctx workflow.Context, now time.Time) {
+	dep := Deployed{DeploymentID: d.state.DeploymentID, Fabrics: d.state.Fabrics, Actor: d.in.Actor, At: now,
+		Artifacts: map[string]string{}, Jobs: d.state.Jobs}
+	for p, a := range d.built {
+		dep.Artifacts[p] = a.SHA256
+	}
+	err := workflow.SignalExternalWorkflow(ctx, ReleaseID(d.in.Project, d.in.Version), "", DeployedSignal, dep).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("release entity not told of the deployment", "error", err)
+	}
+}
+
+func short12(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
 }
 
 // endError marks a deployment that ended (refused or cancelled): not parked.

@@ -25,6 +25,7 @@ type deployEnv struct {
 	*testsuite.TestWorkflowEnvironment
 	t      *testing.T
 	done   []DeploymentDone // DoneSignals sent to fabric entities
+	told   []Deployed       // DeployedSignals sent to the release entity
 	builds atomic.Int32
 	// grantOnEnqueue answers each enqueue at once with a grant (no contention).
 	grantOnEnqueue bool
@@ -60,6 +61,11 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	}, workflow.RegisterOptions{Name: FabricWorkflow})
 	e.RegisterActivity(&activities.Deploy{})
 	e.RegisterActivity(&activities.Build{})
+	e.OnSignalExternalWorkflow(mock.Anything, ReleaseID("demo", "v1.0.0"), "", DeployedSignal, mock.Anything).Return(
+		func(_, _, _, _ string, arg any) error {
+			e.told = append(e.told, arg.(Deployed))
+			return nil
+		})
 	return e
 }
 
@@ -145,6 +151,9 @@ func TestDeploySucceeds(t *testing.T) {
 	}
 	if len(e.done) != 1 || e.done[0].Outcome != StatusSucceeded || len(e.done[0].Jobs) != 2 || e.done[0].Jobs[0].Actor != "bob" {
 		t.Fatalf("done signals = %+v", e.done)
+	}
+	if len(e.told) != 1 || e.told[0].Artifacts["ingest"] != "ab" || e.told[0].Fabrics[0] != "dev" {
+		t.Fatalf("release entity told %+v", e.told)
 	}
 }
 

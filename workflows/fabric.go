@@ -69,6 +69,9 @@ func (f *fabricEntity) done(ctx workflow.Context, d DeploymentDone) {
 	for _, j := range d.Jobs {
 		f.state.Jobs[j.Job] = j
 	}
+	for _, name := range d.Removed {
+		delete(f.state.Jobs, name)
+	}
 	d.Jobs = slices.Clone(d.Jobs)
 	f.state.History = append(f.state.History, d)
 	if n := len(f.state.History); n > MaxFabricHistory {

@@ -49,6 +49,7 @@ type release struct {
 	in       ReleaseInput
 	state    ReleaseState
 	settings activities.ProjectSettings
+	deleting bool // a delete update is running
 }
 
 // setup registers the state query first, so every later step is observable,
@@ -150,6 +151,7 @@ func (r *release) authorize(ctx workflow.Context) error {
 	if err := access.Release(r.in.Project, r.settings.Admins, r.in.Actor); err != nil {
 		return r.refuse(ctx, StepAuthorize, access.ErrType, err.Error())
 	}
+	r.state.Admins = r.settings.Admins
 	r.done(ctx, StepAuthorize, r.in.Actor+" is an admin of "+r.in.Project)
 	return nil
 }
@@ -221,21 +223,6 @@ func (r *release) planDeploy(ctx workflow.Context) {
 		return
 	}
 	r.skip(StepDeploy, string(r.state.Deploy))
-}
-
-// keepRecord keeps the entity open as the release's record, continuing as new
-// when Temporal suggests it (after its handlers have finished).
-func (r *release) keepRecord(ctx workflow.Context) error {
-	if err := workflow.Await(ctx, func() bool { return workflow.GetInfo(ctx).GetContinueAsNewSuggested() }); err != nil {
-		return err
-	}
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return err
-	}
-	carried := r.state
-	next := r.in
-	next.Carried = &carried
-	return workflow.NewContinueAsNewError(ctx, Release, next)
 }
 
 // publish mirrors the state into search attributes, memo and the UI's details.

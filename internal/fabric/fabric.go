@@ -81,6 +81,15 @@ type Fabric interface {
 	UpsertJob(ctx context.Context, j JobSpec) (JobResult, error)
 	// InspectJob reads the live job and compares it with the deployed spec.
 	InspectJob(ctx context.Context, j JobSpec) (LiveJob, error)
+	// DeleteJob removes the job Shipline manages for project/job: Action
+	// JobDeleted (ID names what was removed; several IDs, comma-separated,
+	// when duplicates were found and all deleted) or JobAbsent when there was
+	// nothing to remove. Idempotent.
+	DeleteJob(ctx context.Context, project, job string) (JobResult, error)
+	// DeleteArtifacts removes <artifact_root>/<project>/<version>/ and
+	// everything under it, and nothing else; it returns how many files it
+	// removed (0 when the directory is absent). Idempotent.
+	DeleteArtifacts(ctx context.Context, project, version string) (int, error)
 }
 
 // Env reads credentials (os.Getenv in production).

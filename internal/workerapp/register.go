@@ -30,10 +30,13 @@ func register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Plan, workflow.RegisterOptions{Name: workflows.PlanWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Inspect, workflow.RegisterOptions{Name: workflows.InspectWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.ReadLogs, workflow.RegisterOptions{Name: workflows.ReadLogsWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Promote, workflow.RegisterOptions{Name: workflows.PromoteWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})
 
 	git := &activities.Git{Platform: d.Config}
 	r.RegisterActivity(&activities.Config{Platform: d.Config})
 	r.RegisterActivity(git)
 	r.RegisterActivity(&activities.Deploy{Git: git, Platform: d.Config})
 	r.RegisterActivity(&activities.Build{Platform: d.Config, Parallelism: d.BuildParallelism})
+	r.RegisterActivity(&activities.Messages{Client: d.Client})
 }

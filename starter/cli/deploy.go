@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -190,16 +191,12 @@ func runControl(ctx context.Context, g *globals, id, update, reason string, wait
 		return err
 	}
 	defer c.Close()
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: update, WaitForStage: client.WorkflowUpdateStageCompleted,
-		Args: []any{workflows.ControlRequest{Actor: actor, Reason: reason}},
-	})
-	if err != nil {
-		return failed(fmt.Errorf("%s %s: %s", update, id, cleanWorkflowError(err)))
-	}
 	var msg string
-	if err := h.Get(ctx, &msg); err != nil {
-		return failed(fmt.Errorf("%s %s: %s", update, id, cleanWorkflowError(err)))
+	if err := sendUpdate(ctx, c, id, update, workflows.ControlRequest{Actor: actor, Reason: reason}, &msg); err != nil {
+		if project, version, ok := parseDeployID(id); ok {
+			recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()})
+		}
+		return failed(fmt.Errorf("%s %s refused: %w", update, id, err))
 	}
 	if g.json() && !wait {
 		return printJSON(g, map[string]string{"workflow_id": id, "result": msg})
@@ -220,4 +217,13 @@ func versionCheckCLI(v string) error {
 		return invalid("%v", err)
 	}
 	return nil
+}
+
+// parseDeployID splits deploy/<project>/<version>/<request>.
+func parseDeployID(id string) (project, version string, ok bool) {
+	parts := strings.Split(id, "/")
+	if len(parts) != 4 || parts[0] != "deploy" {
+		return "", "", false
+	}
+	return parts[1], parts[2], true
 }

@@ -86,10 +86,16 @@ const (
 // exactly once (by its shipline tags), the warm redeploy must build nothing and
 // leave every job ID unchanged.
 //
-//	go test ./test/bench -run '^$' -bench Deploy -benchtime 1x -timeout 30m
-//	go test ./test/bench -run '^$' -bench Deploy -benchtime 1x -pipelines 3 -jobs 4
+//	go test ./test/bench -run '^$' -bench Deploy -benchtime 1x -timeout 30m -v
+//	go test ./test/bench -run '^$' -bench Deploy -benchtime 1x -v -pipelines 3 -jobs 4
 //
-// (or SHIPLINE_BENCH_PIPELINES, SHIPLINE_BENCH_JOBS, SHIPLINE_BENCH_BUILD_PARALLELISM.)
+// (-v prints the whole report: without it Go cuts a benchmark's log to 10
+// lines. The sizes can also come from SHIPLINE_BENCH_PIPELINES,
+// SHIPLINE_BENCH_JOBS and SHIPLINE_BENCH_BUILD_PARALLELISM, e.g. when running
+// more than this package.) The report breaks the cold and warm deployments
+// down by step (from the workflow's state), by history event and activity type
+// (from the workflow history) and by emulator API route, so a missed target
+// can be traced to the step that dominates.
 func BenchmarkDeploy(b *testing.B) {
 	n, m := *benchPipelines, *benchJobs
 	if n < 1 || m < 1 {

@@ -208,21 +208,37 @@ func (e *Emulator) dirsDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, ok := e.vdirs[p]; !ok || p == root {
-		apiError(w, http.StatusNotFound, "NOT_FOUND", "The directory being accessed is not found.")
+		apiErrorReason(w, http.StatusNotFound, "NOT_FOUND", "FILES_API_DIRECTORY_IS_NOT_FOUND", "The directory being accessed is not found.")
 		return
 	}
+	// Like the real API: only empty directories are deleted; a non-empty one is
+	// a 400 whose ErrorInfo reason says why (clients walk and delete bottom-up).
+	empty := true
 	for f := range e.vfiles {
-		if strings.HasPrefix(f, p+"/") {
-			apiError(w, http.StatusBadRequest, "DIRECTORY_NOT_EMPTY", fmt.Sprintf("The directory %s is not empty.", p))
-			return
-		}
+		empty = empty && !strings.HasPrefix(f, p+"/")
 	}
 	for d := range e.vdirs {
-		if strings.HasPrefix(d, p+"/") {
-			apiError(w, http.StatusBadRequest, "DIRECTORY_NOT_EMPTY", fmt.Sprintf("The directory %s is not empty.", p))
-			return
-		}
+		empty = empty && !strings.HasPrefix(d, p+"/")
+	}
+	if !empty {
+		apiErrorReason(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", "FILES_API_DIRECTORY_IS_NOT_EMPTY",
+			fmt.Sprintf("The directory %s is not empty. Delete its contents first.", p))
+		return
 	}
 	delete(e.vdirs, p)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// apiErrorReason writes a Databricks error body with a google.rpc.ErrorInfo
+// detail, as the Files API does (clients match on the reason, not the 400/404).
+func apiErrorReason(w http.ResponseWriter, status int, code, reason, msg string) {
+	writeJSON(w, status, map[string]any{
+		"error_code": code,
+		"message":    msg,
+		"details": []map[string]any{{
+			"@type":  "type.googleapis.com/google.rpc.ErrorInfo",
+			"reason": reason,
+			"domain": "filesystem.databricks.com",
+		}},
+	})
 }

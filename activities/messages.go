@@ -1,0 +1,89 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+)
+
+// ErrUpdateRefused is the type of a permanent failure when another workflow's
+// validator refused an update sent on a workflow's behalf.
+const ErrUpdateRefused = "UpdateRefused"
+
+// Messages lets a workflow ask another workflow something synchronously (a
+// query, or an update whose validator may refuse), which workflow code cannot do
+// itself. Names come from the caller (workflows/contract.go), so this package
+// stays free of the workflow contract.
+type Messages struct {
+	Client client.Client
+}
+
+// QueryInput names a workflow and one of its queries.
+type QueryInput struct {
+	WorkflowID string `json:"workflow_id"`
+	Query      string `json:"query"`
+}
+
+// QueryOutput is the query's JSON answer; Missing is true when there is no such workflow.
+type QueryOutput struct {
+	Result  json.RawMessage `json:"result,omitempty"`
+	Missing bool            `json:"missing,omitempty"`
+}
+
+// Query asks a workflow (running or closed) a query.
+func (m *Messages) Query(ctx context.Context, in QueryInput) (QueryOutput, error) {
+	v, err := m.Client.QueryWorkflow(ctx, in.WorkflowID, "", in.Query)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return QueryOutput{Missing: true}, nil
+		}
+		return QueryOutput{}, err
+	}
+	var raw json.RawMessage
+	if err := v.Get(&raw); err != nil {
+		return QueryOutput{}, err
+	}
+	return QueryOutput{Result: raw}, nil
+}
+
+// UpdateInput sends one update with one JSON argument.
+type UpdateInput struct {
+	WorkflowID string          `json:"workflow_id"`
+	Update     string          `json:"update"`
+	Arg        json.RawMessage `json:"arg"`
+}
+
+// UpdateOutput is the update's JSON result.
+type UpdateOutput struct {
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// Update sends an update and waits for its result. A refusal (validator or
+// handler error) is permanent and carries the target's message.
+func (m *Messages) Update(ctx context.Context, in UpdateInput) (UpdateOutput, error) {
+	h, err := m.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: in.WorkflowID, UpdateName: in.Update, WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args: []any{in.Arg},
+	})
+	if err == nil {
+		var raw json.RawMessage
+		if err = h.Get(ctx, &raw); err == nil {
+			return UpdateOutput{Result: raw}, nil
+		}
+	}
+	var app *temporal.ApplicationError
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return UpdateOutput{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is not running", in.WorkflowID), ErrUpdateRefused, nil)
+	case errors.As(err, &app):
+		return UpdateOutput{}, temporal.NewNonRetryableApplicationError(app.Message(), ErrUpdateRefused, nil)
+	}
+	return UpdateOutput{}, err
+}

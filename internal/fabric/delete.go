@@ -1,0 +1,373 @@
+package fabric
+
+// Deleting a release from a fabric: its artifact directory
+// <artifact_root>/<project>/<version>/ and the jobs Shipline manages. Which
+// jobs to delete and which to revert to the previous release is decided by the
+// caller; these are the side effects only, each idempotent.
+//
+// Choices:
+//   - Only <artifact_root>/<project>/<version>/ is ever removed: project and
+//     version must be single safe path segments, and the local fabric refuses
+//     a project or version directory that is a symlink (it could point
+//     anywhere). Entries listed by a remote file system are checked to lie
+//     under that directory before they are deleted.
+//   - Databricks jobs are found by the tags shipline_project + shipline_job,
+//     like UpsertJob; several such jobs (duplicates made by hand) are all
+//     deleted, and JobResult.ID lists them all, comma-separated. A job that
+//     disappears between the listing and its delete is not counted.
+//   - Airflow: only the DAG file is removed; the scheduler marks the DAG
+//     inactive itself. Its runs' history in Airflow's database is kept (the
+//     REST API's DAG delete would erase it).
+//   - The number of removed files is what this call removed: a retry after a
+//     partial delete (DBFS answers 503 on large recursive deletes and asks to
+//     call again) counts only what was left. On Volumes, a call that fails
+//     part way still returns, with its error, how many files it removed.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/databricks/databricks-sdk-go"
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/files"
+	"github.com/databricks/databricks-sdk-go/service/workspace"
+)
+
+// Actions of DeleteJob.
+const (
+	JobDeleted JobAction = "deleted" // the job (or its file) was removed
+	JobAbsent  JobAction = "absent"  // there was nothing to remove
+)
+
+// IDs splits the ID of a DeleteJob result that removed several jobs.
+func (r JobResult) IDs() []string {
+	if r.ID == "" {
+		return nil
+	}
+	return strings.Split(r.ID, ",")
+}
+
+// artifactDeleter is the artifact half of DeleteArtifacts (a Fabric or an artifactDir).
+type artifactDeleter interface {
+	DeleteArtifacts(ctx context.Context, project, version string) (int, error)
+}
+
+func checkReleaseDir(project, version string) error {
+	for _, s := range []string{project, version} {
+		if err := checkSegment(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// --- local directories (local fabric, airflow fallback) ---
+
+// DeleteJob removes <root>/jobs/<project>__<job>.json and
+// <root>/dags/<project>__<job>.py, whichever exist.
+func (l *localFabric) DeleteJob(_ context.Context, project, job string) (JobResult, error) {
+	if err := checkJobNames(JobSpec{Project: project, Job: job}); err != nil {
+		return JobResult{}, err
+	}
+	base := project + "__" + job
+	return removeJobFiles(l.name, filepath.Join(l.root, "jobs", base+".json"), filepath.Join(l.root, "dags", base+".py"))
+}
+
+// removeJobFiles removes the files that exist among paths; a directory in
+// the way is a permanent error (it is not a job file Shipline wrote).
+func removeJobFiles(fabricName string, paths ...string) (JobResult, error) {
+	var removed []string
+	for _, p := range paths {
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return JobResult{}, fmt.Errorf("fabric %q: %w", fabricName, err)
+		}
+		if st.IsDir() {
+			return JobResult{}, &Error{Permanent: true, Kind: "UnsafePath",
+				Msg: fmt.Sprintf("fabric %q: %s is a directory, not a job file Shipline wrote; remove or rename it by hand", fabricName, p)}
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return JobResult{}, fmt.Errorf("fabric %q: %w", fabricName, err)
+		}
+		syncDir(filepath.Dir(p))
+		removed = append(removed, p)
+	}
+	if len(removed) == 0 {
+		return JobResult{Action: JobAbsent}, nil
+	}
+	return JobResult{ID: strings.Join(removed, ","), Action: JobDeleted}, nil
+}
+
+// DeleteArtifacts removes <dir>/<project>/<version> recursively.
+func (d artifactDir) DeleteArtifacts(ctx context.Context, project, version string) (int, error) {
+	if err := checkReleaseDir(project, version); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	projectDir := filepath.Join(string(d), project)
+	dir := filepath.Join(projectDir, version)
+	for _, p := range []string{projectDir, dir} {
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("delete artifacts %s: %w", dir, err)
+		}
+		if !st.IsDir() { // includes symlinks, which Lstat does not follow
+			return 0, &Error{Permanent: true, Kind: "UnsafePath",
+				Msg: fmt.Sprintf("delete artifacts: %s is not a directory (a symlink or a file), so it was not created by Shipline; nothing was deleted; remove it by hand", p)}
+		}
+	}
+	n := 0
+	err := filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !e.IsDir() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete artifacts %s: %w", dir, err)
+	}
+	// RemoveAll never follows symlinks: a link inside dir is removed, not its target.
+	if err := os.RemoveAll(dir); err != nil {
+		return 0, fmt.Errorf("delete artifacts %s: %w", dir, err)
+	}
+	syncDir(projectDir)
+	return n, nil
+}
+
+// --- airflow ---
+
+// DeleteJob removes <dags_folder>/<project>__<job>.py.
+func (a *airflowFabric) DeleteJob(_ context.Context, project, job string) (JobResult, error) {
+	if err := checkJobNames(JobSpec{Project: project, Job: job}); err != nil {
+		return JobResult{}, err
+	}
+	if st, err := os.Stat(a.dags); err != nil || !st.IsDir() {
+		return JobResult{}, &Error{Permanent: true, Kind: "FabricConfig",
+			Msg: fmt.Sprintf("fabric %q: dags_folder %s is not a directory; fix dags_folder in platform.yaml", a.name, a.dags)}
+	}
+	return removeJobFiles(a.name, filepath.Join(a.dags, project+"__"+job+".py"))
+}
+
+// DeleteArtifacts deletes from the artifact fabric (or the folder next to the DAGs).
+func (a *airflowFabric) DeleteArtifacts(ctx context.Context, project, version string) (int, error) {
+	del, ok := a.artifacts.(artifactDeleter)
+	if !ok {
+		return 0, &Error{Permanent: true, Kind: "FabricConfig", Msg: fmt.Sprintf("fabric %q: its artifact store cannot delete artifacts", a.name)}
+	}
+	return del.DeleteArtifacts(ctx, project, version)
+}
+
+// --- databricks ---
+
+// DeleteJob deletes every job tagged with project and job (Jobs API 2.2 delete).
+func (d *databricksFabric) DeleteJob(ctx context.Context, project, job string) (JobResult, error) {
+	spec := JobSpec{Project: project, Job: job}
+	if err := checkJobNames(spec); err != nil {
+		return JobResult{}, err
+	}
+	w, _, err := d.clients()
+	if err != nil {
+		return JobResult{}, err
+	}
+	ids, err := d.findJobs(ctx, spec, nil)
+	if err != nil {
+		return JobResult{}, err
+	}
+	var deleted []string
+	for _, id := range ids {
+		err := w.Jobs.DeleteByJobId(ctx, id)
+		if isMissingJob(err) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return JobResult{}, d.fail(fmt.Sprintf("delete of job %d (%s/%s)", id, project, job), err)
+		}
+		deleted = append(deleted, strconv.FormatInt(id, 10))
+	}
+	if len(deleted) == 0 {
+		return JobResult{Action: JobAbsent}, nil
+	}
+	return JobResult{ID: strings.Join(deleted, ","), Action: JobDeleted}, nil
+}
+
+// DeleteArtifacts removes <artifact_root>/<project>/<version> by the kind of artifact_root.
+func (d *databricksFabric) DeleteArtifacts(ctx context.Context, project, version string) (int, error) {
+	if err := checkReleaseDir(project, version); err != nil {
+		return 0, err
+	}
+	w, _, err := d.clients()
+	if err != nil {
+		return 0, err
+	}
+	dir := d.root + "/" + project + "/" + version
+	switch {
+	case strings.HasPrefix(dir, "/Volumes/"):
+		return d.deleteVolumeDir(ctx, w, dir)
+	case strings.HasPrefix(dir, "/Workspace/"):
+		return d.deleteWorkspaceDir(ctx, w, dir)
+	default:
+		return d.deleteDBFSDir(ctx, w, dir)
+	}
+}
+
+// under reports whether p is dir or inside it (both cleaned, slash-separated).
+func under(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// deleteVolumeDir walks dir with the Files API, deletes its files, then its
+// directories bottom-up (the API only deletes empty directories).
+func (d *databricksFabric) deleteVolumeDir(ctx context.Context, w *databricks.WorkspaceClient, dir string) (int, error) {
+	var fileList, dirs []string
+	queue := []string{dir}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		entries, err := w.Files.ListDirectoryContentsAll(ctx, files.ListDirectoryContentsRequest{DirectoryPath: p})
+		if apierr.IsMissing(err) {
+			if p == dir { // no directory; a file at that path is removed like the rest
+				if _, err := w.Files.GetMetadata(ctx, files.GetMetadataRequest{FilePath: dir}); err == nil {
+					fileList = append(fileList, dir)
+				} else if !apierr.IsMissing(err) {
+					return 0, d.fail("status of "+dir, err)
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return 0, d.fail("listing of "+p, err)
+		}
+		dirs = append(dirs, p)
+		for _, e := range entries {
+			child := strings.TrimSuffix(e.Path, "/")
+			if e.Name != "" {
+				child = path.Join(p, e.Name)
+			}
+			if child == p || !under(child, dir) {
+				return 0, &Error{Permanent: true, Kind: "UnsafePath",
+					Msg: fmt.Sprintf("databricks fabric %q: listing %s returned %q, which is not inside it; nothing more was deleted", d.name, p, e.Path)}
+			}
+			if e.IsDirectory {
+				queue = append(queue, child)
+			} else {
+				fileList = append(fileList, child)
+			}
+		}
+	}
+	n := 0
+	for _, f := range fileList {
+		err := w.Files.DeleteByFilePath(ctx, f)
+		if apierr.IsMissing(err) {
+			continue
+		}
+		if err != nil {
+			return n, d.fail("delete of "+f, err)
+		}
+		n++
+	}
+	// dirs is in breadth-first order: children come after their parents.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		err := w.Files.DeleteDirectoryByDirectoryPath(ctx, dirs[i])
+		switch {
+		case err == nil || apierr.IsMissing(err): // an implicit directory may vanish with its last file
+		case directoryNotEmpty(err):
+			return n, &Error{Kind: "FabricUnavailable",
+				Msg: fmt.Sprintf("databricks fabric %q: %s got new entries while it was being deleted (an upload of the same version?); will retry", d.name, dirs[i])}
+		default:
+			return n, d.fail("delete of directory "+dirs[i], err)
+		}
+	}
+	return n, nil
+}
+
+// directoryNotEmpty tells the Files API's answer to deleting a non-empty
+// directory: 400 with reason FILES_API_DIRECTORY_IS_NOT_EMPTY.
+func directoryNotEmpty(err error) bool {
+	var ae *apierr.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest {
+		return false
+	}
+	if info := ae.ErrorDetails().ErrorInfo; info != nil && info.Reason == "FILES_API_DIRECTORY_IS_NOT_EMPTY" {
+		return true
+	}
+	return ae.ErrorCode == "DIRECTORY_NOT_EMPTY"
+}
+
+// deleteWorkspaceDir counts the files under dir, then deletes it recursively.
+func (d *databricksFabric) deleteWorkspaceDir(ctx context.Context, w *databricks.WorkspaceClient, dir string) (int, error) {
+	objs, err := w.Workspace.RecursiveList(ctx, dir) // a missing dir lists as empty
+	if err != nil {
+		return 0, d.fail("listing of "+dir, err)
+	}
+	err = w.Workspace.Delete(ctx, workspace.Delete{Path: dir, Recursive: true})
+	if apierr.IsMissing(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, d.fail("delete of "+dir, err)
+	}
+	return len(objs), nil
+}
+
+// deleteDBFSDir counts the files under dir, then deletes it recursively.
+func (d *databricksFabric) deleteDBFSDir(ctx context.Context, w *databricks.WorkspaceClient, dir string) (int, error) {
+	norm := strings.TrimPrefix(dir, "dbfs:")
+	n := 0
+	queue := []string{dir}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		infos, err := w.Dbfs.ListAll(ctx, files.ListDbfsRequest{Path: p})
+		if apierr.IsMissing(err) {
+			continue
+		}
+		if err != nil {
+			return 0, d.fail("listing of "+p, err)
+		}
+		for _, fi := range infos {
+			child := strings.TrimSuffix(strings.TrimPrefix(fi.Path, "dbfs:"), "/")
+			if !under(child, norm) {
+				return 0, &Error{Permanent: true, Kind: "UnsafePath",
+					Msg: fmt.Sprintf("databricks fabric %q: listing %s returned %q, which is not inside %s; nothing was deleted", d.name, p, fi.Path, dir)}
+			}
+			switch {
+			case !fi.IsDir:
+				n++
+			case child != strings.TrimPrefix(p, "dbfs:"):
+				queue = append(queue, child)
+			}
+		}
+	}
+	// The real service deletes large trees in increments, answering 503 and
+	// asking to call again: a transient error, retried by the activity.
+	err := w.Dbfs.Delete(ctx, files.Delete{Path: dir, Recursive: true})
+	if apierr.IsMissing(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, d.fail("delete of "+dir, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,553 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
+	historypb "go.temporal.io/api/history/v1"
+	updatepb "go.temporal.io/api/update/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/workflows"
+)
+
+// `shipline audit` assembles every action on a project from workflow histories,
+// which are the audit trail. Which event becomes which action:
+//
+//   - WorkflowExecutionStarted of a Release, Deploy or Promote run (not a run
+//     continued-as-new) → action release / deploy / promote, by the input's
+//     `actor`, on its `version`; a Deploy's fabrics come from the ShiplineFabric
+//     search attribute it upserts (else its `fabric` override) and its `trigger`
+//     (cli, release = auto_deploy) is kept. The action's result is:
+//   - the run's close event: completed → the result's `status` (succeeded,
+//     promoted, rejected, expired, …); failed → "refused" for the failure types
+//     of a refusal (AccessDenied, InvalidInput, InvalidManifest), "cancelled"
+//     for Cancelled, else "failed", the failure message as detail; terminated,
+//     timed out, cancelled through Temporal likewise;
+//   - while the run is open (the Release entity stays open as the release's
+//     record; a parked deploy waits): the last `status` the workflow wrote into
+//     its memo (WorkflowPropertiesModified events), e.g. "released", "parked".
+//     Parking is noted in the detail.
+//   - WorkflowExecutionUpdateAccepted (+ its UpdateCompleted) on any of those
+//     workflows → action = the update's name (approve, reject, resume, cancel,
+//     delete, link), by the input's `actor`, with its `stage`; `comment` or
+//     `reason` is the detail; result "ok", or "failed" with the handler's
+//     error. An update refused by its validator leaves no event: the CLI records
+//     it in the project's Audit entity instead (recordRefusal).
+//   - WorkflowExecutionSignaled RefusalSignal on the Audit entity → the refused
+//     action, result "refused", the reason as detail.
+//
+// Fabric entities are skipped: what they record duplicates the deployments.
+
+func auditCommand(g *globals) *ucli.Command {
+	var o auditOptions
+	return &ucli.Command{
+		Name:  "audit",
+		Usage: "every action on a project, in time order: who did what, when, on which version and fabric, and the result",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &o.project},
+			&ucli.StringFlag{Name: "since", Usage: "only actions from `T` on: RFC 3339 (2026-11-22T10:00:00Z) or a duration back from now (24h, 90m)", Destination: &o.since},
+			&ucli.BoolFlag{Name: "json", Usage: "print JSON lines, one object per action (same as --output json)", Destination: &o.json},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 0 {
+				return invalid("audit takes no arguments, e.g. `shipline audit --project demo --since 24h`")
+			}
+			return runAudit(c.Context, g, o)
+		},
+	}
+}
+
+type auditOptions struct {
+	project, since string
+	json           bool
+}
+
+// auditRecord is one action on a project.
+type auditRecord struct {
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Project string    `json:"project"`
+	Version string    `json:"version,omitempty"`
+	Fabric  string    `json:"fabric,omitempty"` // comma-separated when several
+	Stage   string    `json:"stage,omitempty"`
+	Result  string    `json:"result"`
+	Detail  string    `json:"detail,omitempty"`
+	// Trigger is how a deploy was started: cli, release (auto_deploy), promote, or empty (Temporal UI).
+	Trigger    string `json:"trigger,omitempty"`
+	WorkflowID string `json:"workflow_id"`
+}
+
+// parseSince reads --since: RFC 3339 (or a date), or a duration back from now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			d = -d
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, invalid("--since %q is neither a time (2026-11-22T10:00:00Z, 2026-11-22) nor a duration (24h, 90m)", s)
+}
+
+func runAudit(ctx context.Context, g *globals, o auditOptions) error {
+	since, err := parseSince(o.since, time.Now())
+	if err != nil {
+		return err
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	records, err := auditProject(ctx, c, o.project)
+	if err != nil {
+		return failed(err)
+	}
+	if !since.IsZero() {
+		kept := records[:0]
+		for _, r := range records {
+			if !r.Time.Before(since) {
+				kept = append(kept, r)
+			}
+		}
+		records = kept
+	}
+	if o.json || g.json() {
+		enc := json.NewEncoder(g.stdout)
+		for _, r := range records {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(records) == 0 {
+		if since.IsZero() {
+			fmt.Fprintf(g.stdout, "no actions recorded for %s\n", o.project)
+		} else {
+			fmt.Fprintf(g.stdout, "no actions recorded for %s since %s\n", o.project, since.Local().Format(time.DateTime))
+		}
+		return nil
+	}
+	return printAudit(g, records)
+}
+
+func printAudit(g *globals, records []auditRecord) error {
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tVERSION\tFABRIC/STAGE\tRESULT\tDETAIL\t")
+	for _, r := range records {
+		where := r.Fabric
+		if r.Stage != "" {
+			where = strings.TrimPrefix(where+" stage "+r.Stage, " ")
+		}
+		detail := firstLine(r.Detail)
+		if r.Trigger != "" && r.Trigger != "cli" {
+			detail = strings.TrimSuffix("by "+r.Trigger+"; "+detail, "; ")
+		}
+		if len(detail) > 100 {
+			detail = detail[:97] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Time.Local().Format(time.DateTime), dash(r.Actor), r.Action, dash(r.Version), dash(where), r.Result, detail)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// auditRun is one run of a workflow of the project, as visibility lists it.
+type auditRun struct {
+	WorkflowID, RunID, Type string
+	// Fabrics is the run's ShiplineFabric search attribute (a fallback when its
+	// history holds no upsert of it).
+	Fabrics []string
+}
+
+// auditedTypes are the workflow types whose histories hold actions.
+var auditedTypes = map[string]bool{
+	workflows.ReleaseWorkflow: true, workflows.DeployWorkflow: true, workflows.PromoteWorkflow: true, workflows.AuditWorkflow: true,
+}
+
+// auditProject lists every run of the project's workflows (all types, all
+// statuses) and extracts their actions, in time order.
+func auditProject(ctx context.Context, c client.Client, project string) ([]auditRecord, error) {
+	runs, err := listRuns(ctx, c, fmt.Sprintf("%s = '%s'", workflows.ProjectKey.GetName(), strings.ReplaceAll(project, "'", "")))
+	if err != nil {
+		return nil, fmt.Errorf("list workflows of %s: %w", project, err)
+	}
+	results := make([][]auditRecord, len(runs))
+	errs := make([]error, len(runs))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, run := range runs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			events, err := fetchHistory(ctx, c, run.WorkflowID, run.RunID)
+			if err != nil {
+				errs[i] = fmt.Errorf("history of %s (run %s): %w", run.WorkflowID, run.RunID, err)
+				return
+			}
+			results[i] = extractActions(project, run, events)
+		}()
+	}
+	wg.Wait()
+	var all []auditRecord
+	for i := range runs {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		all = append(all, results[i]...)
+	}
+	sortRecords(all)
+	return all, nil
+}
+
+// sortRecords orders records by time; ties keep a stable, meaningful order.
+func sortRecords(rs []auditRecord) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		if !rs[i].Time.Equal(rs[j].Time) {
+			return rs[i].Time.Before(rs[j].Time)
+		}
+		return rs[i].WorkflowID < rs[j].WorkflowID
+	})
+}
+
+// listRuns lists every run (continued-as-new runs included) matching query.
+func listRuns(ctx context.Context, c client.Client, query string) ([]auditRun, error) {
+	dc := converter.GetDefaultDataConverter()
+	seen := map[string]bool{}
+	var runs []auditRun
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 500})
+		if err != nil {
+			return nil, err
+		}
+		for _, ex := range resp.Executions {
+			r := auditRun{WorkflowID: ex.GetExecution().GetWorkflowId(), RunID: ex.GetExecution().GetRunId(), Type: ex.GetType().GetName()}
+			if !auditedTypes[r.Type] || seen[r.WorkflowID+"\x00"+r.RunID] {
+				continue
+			}
+			seen[r.WorkflowID+"\x00"+r.RunID] = true
+			if p := ex.GetSearchAttributes().GetIndexedFields()[workflows.FabricKey.GetName()]; p != nil {
+				_ = dc.FromPayload(p, &r.Fabrics)
+			}
+			runs = append(runs, r)
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			return runs, nil
+		}
+	}
+}
+
+func fetchHistory(ctx context.Context, c client.Client, id, runID string) ([]*historypb.HistoryEvent, error) {
+	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events []*historypb.HistoryEvent
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+// actionOf maps a workflow type to the action its start is.
+var actionOf = map[string]string{
+	workflows.ReleaseWorkflow: "release",
+	workflows.DeployWorkflow:  "deploy",
+	workflows.PromoteWorkflow: "promote",
+}
+
+// refusalTypes are the application failure types of a refused request.
+var refusalTypes = map[string]bool{
+	access.ErrType: true, "InvalidInput": true, "InvalidManifest": true,
+}
+
+// extractActions turns one run's history into the actions it records.
+func extractActions(project string, run auditRun, events []*historypb.HistoryEvent) []auditRecord {
+	var out []auditRecord
+	start := -1          // index in out of the run's own action
+	memoStatus := ""     // last status written into the memo
+	var fabrics []string // last ShiplineFabric upserted
+	var parkNotes []string
+	commit := ""                               // the release's commit, from the memo
+	updates := map[string]int{}                // update ID → index in out
+	admitted := map[string]*updatepb.Request{} // update ID → request, for updates admitted before acceptance
+	for _, ev := range events {
+		at := ev.GetEventTime().AsTime()
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			a := ev.GetWorkflowExecutionStartedEventAttributes()
+			action, ok := actionOf[run.Type]
+			if !ok || a.GetContinuedExecutionRunId() != "" || a.GetInitiator() == enumspb.CONTINUE_AS_NEW_INITIATOR_WORKFLOW {
+				continue // the Audit entity, or a run continued-as-new: no new action
+			}
+			in := firstArg(a.GetInput())
+			r := auditRecord{Time: at, Actor: str(in["actor"]), Action: action, Project: project, Version: str(in["version"]),
+				Result: "running", WorkflowID: run.WorkflowID, Trigger: str(in["trigger"])}
+			if p := str(in["project"]); p != "" {
+				r.Project = p
+			}
+			switch run.Type {
+			case workflows.DeployWorkflow:
+				r.Fabric = str(in["fabric"])
+			case workflows.PromoteWorkflow:
+				r.Stage = str(in["to"])
+			}
+			out = append(out, r)
+			start = len(out) - 1
+		case enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+			fields := ev.GetWorkflowPropertiesModifiedEventAttributes().GetUpsertedMemo().GetFields()
+			if s := payloadString(fields[workflows.MemoStatus]); s != "" {
+				if s == string(workflows.StatusParked) && memoStatus != s {
+					note := firstLine(payloadString(fields[workflows.MemoReason]))
+					if !strings.HasPrefix(note, "parked") {
+						note = strings.TrimSuffix("parked: "+note, ": ")
+					}
+					parkNotes = append(parkNotes, note+" ("+at.Local().Format(time.DateTime)+")")
+				}
+				memoStatus = s
+			}
+			if c := payloadString(fields[workflows.MemoCommit]); c != "" {
+				commit = c
+			}
+		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+			p := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()[workflows.FabricKey.GetName()]
+			if p != nil {
+				var fs []string
+				if converter.GetDefaultDataConverter().FromPayload(p, &fs) == nil && len(fs) > 0 {
+					fabrics = fs
+				}
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+			req := ev.GetWorkflowExecutionUpdateAdmittedEventAttributes().GetRequest()
+			admitted[req.GetMeta().GetUpdateId()] = req
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes()
+			req := a.GetAcceptedRequest()
+			if req == nil {
+				req = admitted[a.GetProtocolInstanceId()]
+			}
+			in := firstArg(req.GetInput().GetArgs())
+			r := auditRecord{Time: at, Actor: str(in["actor"]), Action: req.GetInput().GetName(), Project: project,
+				Stage: str(in["stage"]), Result: "in progress", WorkflowID: run.WorkflowID}
+			r.Detail = str(in["comment"])
+			if r.Detail == "" {
+				r.Detail = str(in["reason"])
+			}
+			out = append(out, r)
+			id := req.GetMeta().GetUpdateId()
+			if id == "" {
+				id = a.GetProtocolInstanceId()
+			}
+			updates[id] = len(out) - 1
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+			a := ev.GetWorkflowExecutionUpdateCompletedEventAttributes()
+			i, ok := updates[a.GetMeta().GetUpdateId()]
+			if !ok {
+				continue
+			}
+			if f := a.GetOutcome().GetFailure(); f != nil {
+				out[i].Result = "failed"
+				out[i].Detail = joinDetail(out[i].Detail, f.GetMessage())
+			} else {
+				out[i].Result = "ok"
+				if s := payloadString(firstPayload(a.GetOutcome().GetSuccess())); s != "" {
+					out[i].Detail = joinDetail(out[i].Detail, s)
+				}
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+			a := ev.GetWorkflowExecutionSignaledEventAttributes()
+			if run.Type != workflows.AuditWorkflow || a.GetSignalName() != workflows.RefusalSignal {
+				continue
+			}
+			var ref workflows.Refusal
+			if p := firstPayload(a.GetInput()); p == nil || converter.GetDefaultDataConverter().FromPayload(p, &ref) != nil {
+				continue
+			}
+			out = append(out, auditRecord{Time: at, Actor: ref.Actor, Action: ref.Action, Project: project, Version: ref.Version,
+				Stage: ref.Stage, Result: "refused", Detail: ref.Reason, WorkflowID: ref.Target})
+			if out[len(out)-1].WorkflowID == "" {
+				out[len(out)-1].WorkflowID = run.WorkflowID
+			}
+		default:
+			if start >= 0 {
+				closeResult(&out[start], ev)
+			}
+		}
+	}
+	// The version of an update is its workflow's (every audited ID names it).
+	version := ""
+	if start >= 0 {
+		version = out[start].Version
+	}
+	if version == "" {
+		version = versionOfID(run.WorkflowID)
+	}
+	for i := range out {
+		if out[i].Version == "" && run.Type != workflows.AuditWorkflow {
+			out[i].Version = version
+		}
+	}
+	if start < 0 {
+		return out
+	}
+	r := &out[start]
+	if len(fabrics) == 0 {
+		fabrics = run.Fabrics
+	}
+	if len(fabrics) > 0 {
+		fs := append([]string(nil), fabrics...)
+		sort.Strings(fs)
+		r.Fabric = strings.Join(fs, ",")
+	}
+	if r.Result == "running" && memoStatus != "" {
+		r.Result = memoStatus // still open: what the workflow says it is (released, parked, waiting, …)
+	}
+	if run.Type == workflows.ReleaseWorkflow && r.Detail == "" && commit != "" {
+		r.Detail = "tag " + r.Version + " at " + shortHash(commit)
+	}
+	if len(parkNotes) > 0 {
+		r.Detail = joinDetail(strings.Join(parkNotes, "; "), r.Detail)
+	}
+	return out
+}
+
+// closeResult sets an action's result from its run's close event (other events are ignored).
+func closeResult(r *auditRecord, ev *historypb.HistoryEvent) {
+	switch ev.GetEventType() {
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+		res := firstArg(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult())
+		r.Result = "completed"
+		if s := str(res["status"]); s != "" {
+			r.Result = s
+		}
+		if reason := str(res["reason"]); reason != "" {
+			r.Detail = reason
+		} else if s := str(res["summary"]); s != "" {
+			r.Detail = s
+		}
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+		f := ev.GetWorkflowExecutionFailedEventAttributes().GetFailure()
+		r.Result = failureResult(f)
+		r.Detail = f.GetMessage()
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+		a := ev.GetWorkflowExecutionTerminatedEventAttributes()
+		r.Result = "terminated"
+		r.Detail = strings.TrimSpace(a.GetReason() + " " + identity(a.GetIdentity()))
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
+		r.Result = "timed out"
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
+		r.Result = "cancelled"
+		r.Detail = "cancelled through Temporal"
+	}
+	// WORKFLOW_EXECUTION_CONTINUED_AS_NEW: the run goes on; its memo status is the result.
+}
+
+func failureResult(f *failurepb.Failure) string {
+	t := f.GetApplicationFailureInfo().GetType()
+	switch {
+	case refusalTypes[t]:
+		return string(workflows.StatusRefused)
+	case t == "Cancelled":
+		return string(workflows.StatusCancelled)
+	}
+	return string(workflows.StatusFailed)
+}
+
+func identity(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "(by " + id + ")"
+}
+
+func joinDetail(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
+
+// versionOfID reads the version from release/P/V, deploy/P/V/R and promote/P/V.
+func versionOfID(id string) string {
+	parts := strings.Split(id, "/")
+	if len(parts) >= 3 {
+		switch parts[0] {
+		case "release", "deploy", "promote":
+			return parts[2]
+		}
+	}
+	return ""
+}
+
+func firstPayload(ps *commonpb.Payloads) *commonpb.Payload {
+	if len(ps.GetPayloads()) == 0 {
+		return nil
+	}
+	return ps.GetPayloads()[0]
+}
+
+// firstArg decodes the first payload as a JSON object; nil when it is not one.
+func firstArg(ps *commonpb.Payloads) map[string]any {
+	p := firstPayload(ps)
+	if p == nil {
+		return nil
+	}
+	var m map[string]any
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &m); err != nil {
+		return nil
+	}
+	return m
+}
+
+// payloadString decodes a payload holding a string; "" otherwise.
+func payloadString(p *commonpb.Payload) string {
+	if p == nil {
+		return ""
+	}
+	var s string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		return ""
+	}
+	return s
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}

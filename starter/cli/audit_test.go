@@ -1,0 +1,281 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
+	historypb "go.temporal.io/api/history/v1"
+	updatepb "go.temporal.io/api/update/v1"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/workflows"
+)
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+// hist builds a history whose events are one minute apart from start.
+type hist struct {
+	t      *testing.T
+	start  time.Time
+	events []*historypb.HistoryEvent
+}
+
+func newHist(t *testing.T, start time.Time) *hist { return &hist{t: t, start: start} }
+
+func (h *hist) payloads(vs ...any) *commonpb.Payloads {
+	ps, err := converter.GetDefaultDataConverter().ToPayloads(vs...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ps
+}
+
+func (h *hist) payload(v any) *commonpb.Payload { return h.payloads(v).Payloads[0] }
+
+func (h *hist) add(typ enumspb.EventType, set func(ev *historypb.HistoryEvent)) *hist {
+	ev := &historypb.HistoryEvent{
+		EventId:   int64(len(h.events) + 1),
+		EventType: typ,
+		EventTime: timestamppb.New(h.start.Add(time.Duration(len(h.events)) * time.Minute)),
+	}
+	set(ev)
+	h.events = append(h.events, ev)
+	return h
+}
+
+func (h *hist) started(input any, continued bool) *hist {
+	return h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, func(ev *historypb.HistoryEvent) {
+		a := &historypb.WorkflowExecutionStartedEventAttributes{Input: h.payloads(input)}
+		if continued {
+			a.ContinuedExecutionRunId = "previous-run"
+			a.Initiator = enumspb.CONTINUE_AS_NEW_INITIATOR_WORKFLOW
+		}
+		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionStartedEventAttributes{WorkflowExecutionStartedEventAttributes: a}
+	})
+}
+
+func (h *hist) memo(status, reason string) *hist {
+	return h.memoFields(map[string]any{workflows.MemoStatus: status, workflows.MemoReason: reason})
+}
+
+func (h *hist) memoFields(m map[string]any) *hist {
+	return h.add(enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED, func(ev *historypb.HistoryEvent) {
+		fields := map[string]*commonpb.Payload{}
+		for k, v := range m {
+			fields[k] = h.payload(v)
+		}
+		ev.Attributes = &historypb.HistoryEvent_WorkflowPropertiesModifiedEventAttributes{
+			WorkflowPropertiesModifiedEventAttributes: &historypb.WorkflowPropertiesModifiedEventAttributes{UpsertedMemo: &commonpb.Memo{Fields: fields}}}
+	})
+}
+
+func (h *hist) fabrics(fs ...string) *hist {
+	return h.add(enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, func(ev *historypb.HistoryEvent) {
+		ev.Attributes = &historypb.HistoryEvent_UpsertWorkflowSearchAttributesEventAttributes{
+			UpsertWorkflowSearchAttributesEventAttributes: &historypb.UpsertWorkflowSearchAttributesEventAttributes{
+				SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{workflows.FabricKey.GetName(): h.payload(fs)}}}}
+	})
+}
+
+func (h *hist) completed(result any) *hist {
+	return h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, func(ev *historypb.HistoryEvent) {
+		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionCompletedEventAttributes{
+			WorkflowExecutionCompletedEventAttributes: &historypb.WorkflowExecutionCompletedEventAttributes{Result: h.payloads(result)}}
+	})
+}
+
+func (h *hist) failed(errType, msg string) *hist {
+	return h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, func(ev *historypb.HistoryEvent) {
+		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionFailedEventAttributes{
+			WorkflowExecutionFailedEventAttributes: &historypb.WorkflowExecutionFailedEventAttributes{Failure: &failurepb.Failure{
+				Message: msg, FailureInfo: &failurepb.Failure_ApplicationFailureInfo{ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: errType, NonRetryable: true}}}}}
+	})
+}
+
+// update adds an accepted update and, unless outcome is nil, its completion
+// (an error for a failed handler, anything else is the handler's result).
+func (h *hist) update(id, name string, input any, outcome any) *hist {
+	h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, func(ev *historypb.HistoryEvent) {
+		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionUpdateAcceptedEventAttributes{
+			WorkflowExecutionUpdateAcceptedEventAttributes: &historypb.WorkflowExecutionUpdateAcceptedEventAttributes{
+				ProtocolInstanceId: id,
+				AcceptedRequest: &updatepb.Request{Meta: &updatepb.Meta{UpdateId: id, Identity: "cli"},
+					Input: &updatepb.Input{Name: name, Args: h.payloads(input)}}}}
+	})
+	if outcome == nil {
+		return h
+	}
+	return h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED, func(ev *historypb.HistoryEvent) {
+		o := &updatepb.Outcome{}
+		if err, ok := outcome.(error); ok {
+			o.Value = &updatepb.Outcome_Failure{Failure: &failurepb.Failure{Message: err.Error()}}
+		} else {
+			o.Value = &updatepb.Outcome_Success{Success: h.payloads(outcome)}
+		}
+		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionUpdateCompletedEventAttributes{
+			WorkflowExecutionUpdateCompletedEventAttributes: &historypb.WorkflowExecutionUpdateCompletedEventAttributes{
+				Meta: &updatepb.Meta{UpdateId: id}, Outcome: o}}
+	})
+}
+
+func (h *hist) signal(name string, input any) *hist {
+	return h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, func(ev *historypb.HistoryEvent) {
+		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionSignaledEventAttributes{
+			WorkflowExecutionSignaledEventAttributes: &historypb.WorkflowExecutionSignaledEventAttributes{SignalName: name, Input: h.payloads(input)}}
+	})
+}
+
+// line is the comparable core of a record.
+func line(r auditRecord) string {
+	return fmt.Sprintf("%s %s %s %s fabric=%s stage=%s → %s [%s] id=%s",
+		r.Time.Format("15:04"), r.Actor, r.Action, r.Version, r.Fabric, r.Stage, r.Result, r.Detail, r.WorkflowID)
+}
+
+func TestExtractActions(t *testing.T) {
+	releaseID := workflows.ReleaseID("demo", "v1.0.0")
+	autoID := workflows.DeployID("demo", "v1.0.0", "release")
+	refusedID := workflows.DeployID("demo", "v1.0.0", "20261122-101000-aaaa")
+	parkedID := workflows.DeployID("demo", "v1.0.0", "20261122-103000-bbbb")
+	promoteID := workflows.PromoteID("demo", "v1.0.0")
+
+	type run struct {
+		run    auditRun
+		events []*historypb.HistoryEvent
+	}
+	runs := []run{
+		// A release that stays open as the record: its result is the memo's status.
+		{auditRun{WorkflowID: releaseID, RunID: "r1", Type: workflows.ReleaseWorkflow},
+			newHist(t, t0).
+				started(workflows.ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Ref: "main"}, false).
+				memo("running", "").
+				memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "0123456789abcdef", workflows.MemoCreatedBy: "alice"}).events},
+		// Its continued run: no new release action, but a refused-by-handler delete.
+		{auditRun{WorkflowID: releaseID, RunID: "r2", Type: workflows.ReleaseWorkflow},
+			newHist(t, t0.Add(2*time.Hour)).
+				started(workflows.ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Carried: &workflows.ReleaseState{}}, true).
+				update("u-del", workflows.DeleteUpdate, workflows.DeleteRequest{Actor: "alice"}, fmt.Errorf("v1.0.0 is linked: it reached qa")).events},
+		// auto_deploy: the fabrics come from the upserted search attribute.
+		{auditRun{WorkflowID: autoID, RunID: "d1", Type: workflows.DeployWorkflow, Fabrics: []string{"ignored"}},
+			newHist(t, t0.Add(3*time.Minute)).
+				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Trigger: "release"}, false).
+				fabrics("dev", "airflow-dev").
+				completed(workflows.DeployState{Progress: workflows.Progress{Status: workflows.StatusSucceeded, Summary: "deployed v1.0.0 of demo to airflow-dev, dev (2 jobs)"}}).events},
+		// mallory is refused: the failure type says so.
+		{auditRun{WorkflowID: refusedID, RunID: "d2", Type: workflows.DeployWorkflow, Fabrics: []string{"dev"}},
+			newHist(t, t0.Add(10*time.Minute)).
+				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "mallory", Trigger: "cli"}, false).
+				memo("refused", "mallory may not deploy to fabric dev").
+				failed(access.ErrType, "mallory may not deploy to fabric dev: it is owned by team developers").events},
+		// A deployment parks, bob resumes it, it succeeds.
+		{auditRun{WorkflowID: parkedID, RunID: "d3", Type: workflows.DeployWorkflow},
+			newHist(t, t0.Add(30*time.Minute)).
+				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob", Fabric: "dev", Trigger: "cli"}, false).
+				memo("running", "").
+				memo("parked", "parked at upload: 403 invalid token (SHIPLINE_TOKEN)").
+				update("u-res", workflows.ResumeUpdate, workflows.ControlRequest{Actor: "bob"}, "resuming "+parkedID+" from step upload").
+				memo("running", "").
+				completed(workflows.DeployState{Progress: workflows.Progress{Status: workflows.StatusSucceeded, Summary: "deployed v1.0.0 of demo to dev (1 jobs)"}}).events},
+		// A promotion waiting at prod: carol approved qa; erin's approval is still running.
+		{auditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow},
+			newHist(t, t0.Add(time.Hour)).
+				started(workflows.PromoteInput{Project: "demo", Version: "v1.0.0", Actor: "alice", To: "prod"}, false).
+				memo("waiting", "").
+				update("u-app", workflows.ApproveUpdate, workflows.Vote{Stage: "qa", Actor: "carol", Comment: "lgtm"}, workflows.StageState{Name: "qa"}).
+				update("u-app2", workflows.ApproveUpdate, workflows.Vote{Stage: "prod", Actor: "erin"}, nil).events},
+		// The Audit entity: an approval refused by the validator.
+		{auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow},
+			newHist(t, t0.Add(90*time.Minute)).
+				started(workflows.AuditInput{Project: "demo"}, false).
+				signal(workflows.RefusalSignal, workflows.Refusal{Actor: "mallory", Action: workflows.ApproveUpdate, Target: promoteID,
+					Version: "v1.0.0", Stage: "prod", Reason: "mallory is not in team prod_support", At: t0.Add(91 * time.Minute)}).events},
+	}
+	var all []auditRecord
+	for _, r := range runs {
+		all = append(all, extractActions("demo", r.run, r.events)...)
+	}
+	sortRecords(all)
+	var got []string
+	for _, r := range all {
+		got = append(got, line(r))
+	}
+	want := []string{
+		"10:00 alice release v1.0.0 fabric= stage= → released [tag v1.0.0 at 0123456] id=" + releaseID,
+		"10:03 alice deploy v1.0.0 fabric=airflow-dev,dev stage= → succeeded [deployed v1.0.0 of demo to airflow-dev, dev (2 jobs)] id=" + autoID,
+		"10:10 mallory deploy v1.0.0 fabric=dev stage= → refused [mallory may not deploy to fabric dev: it is owned by team developers] id=" + refusedID,
+		"10:30 bob deploy v1.0.0 fabric=dev stage= → succeeded [parked at upload: 403 invalid token (SHIPLINE_TOKEN) (" + t0.Add(32*time.Minute).Local().Format(time.DateTime) + "); deployed v1.0.0 of demo to dev (1 jobs)] id=" + parkedID,
+		"10:33 bob resume v1.0.0 fabric= stage= → ok [resuming " + parkedID + " from step upload] id=" + parkedID,
+		"11:00 alice promote v1.0.0 fabric= stage=prod → waiting [] id=" + promoteID,
+		"11:02 carol approve v1.0.0 fabric= stage=qa → ok [lgtm] id=" + promoteID,
+		"11:04 erin approve v1.0.0 fabric= stage=prod → in progress [] id=" + promoteID,
+		"11:31 mallory approve v1.0.0 fabric= stage=prod → refused [mallory is not in team prod_support] id=" + promoteID,
+		"12:01 alice delete v1.0.0 fabric= stage= → failed [v1.0.0 is linked: it reached qa] id=" + releaseID,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("records:\n%s\n\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Triggers are kept for deploys.
+	for _, r := range all {
+		if r.WorkflowID == autoID && r.Action == "deploy" && r.Trigger != "release" {
+			t.Errorf("auto_deploy trigger = %q", r.Trigger)
+		}
+	}
+
+	// The text table and the JSON lines.
+	var out bytes.Buffer
+	g := &globals{stdout: &out}
+	if err := printAudit(g, all); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"TIME", "FABRIC/STAGE", "airflow-dev,dev", "stage prod", "by release; deployed", "refused"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("table lacks %q:\n%s", want, text)
+		}
+	}
+	if n := strings.Count(text, "\n"); n != len(all)+1 {
+		t.Errorf("table has %d lines for %d records", n, len(all))
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := t0
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+	}{
+		{"", time.Time{}},
+		{"24h", now.Add(-24 * time.Hour)},
+		{"90m", now.Add(-90 * time.Minute)},
+		{"2026-11-20T08:00:00Z", time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)},
+		{"2026-11-20T08:00:00+02:00", time.Date(2026, 11, 20, 6, 0, 0, 0, time.UTC)},
+	} {
+		got, err := parseSince(tc.in, now)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("parseSince(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := parseSince("yesterday", now); err == nil || !strings.Contains(err.Error(), "neither a time") {
+		t.Errorf("parseSince(yesterday) error = %v", err)
+	}
+}
+
+func TestAuditJSONLine(t *testing.T) {
+	r := auditRecord{Time: t0, Actor: "alice", Action: "release", Project: "demo", Version: "v1.0.0", Result: "released", WorkflowID: "release/demo/v1.0.0"}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"time":"2026-11-22T10:00:00Z","actor":"alice","action":"release","project":"demo","version":"v1.0.0","result":"released","workflow_id":"release/demo/v1.0.0"}`
+	if string(b) != want {
+		t.Errorf("JSON line\n got %s\nwant %s", b, want)
+	}
+}

@@ -1,0 +1,254 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/shipline/shipline/workflows"
+)
+
+func promoteCommand(g *globals) *ucli.Command {
+	var project, to string
+	var wait bool
+	return &ucli.Command{
+		Name:      "promote",
+		Usage:     "promote a release through the promotion stages (dev → qa → prod), with approvals",
+		ArgsUsage: "VERSION",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project},
+			&ucli.StringFlag{Name: "to", Usage: "stop after this stage (a later promote continues)", Destination: &to},
+			&ucli.BoolFlag{Name: "wait", Usage: "print progress until promoted, or until it ends or waits for approvals", Destination: &wait},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return invalid("promote takes exactly one VERSION")
+			}
+			return runPromote(c.Context, g, c.Args().First(), project, to, wait)
+		},
+	}
+}
+
+func runPromote(ctx context.Context, g *globals, version, project, to string, wait bool) error {
+	if err := versionCheckCLI(version); err != nil {
+		return err
+	}
+	actor, err := g.who()
+	if err != nil {
+		return err
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := workflows.PromoteID(project, version)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: g.taskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.ProjectKey.ValueSet(project), workflows.VersionKey.ValueSet(version), workflows.ActorKey.ValueSet(actor)),
+		StaticSummary: fmt.Sprintf("Promote %s of %s by %s", version, project, actor),
+	}, workflows.PromoteWorkflow, workflows.PromoteInput{Project: project, Version: version, Actor: actor, To: to})
+	res := startResult{WorkflowID: id, UIURL: g.workflowURL(id)}
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		res.Existing, res.RunID = true, started.RunId
+		if !g.json() {
+			fmt.Fprintf(g.stdout, "%s is already running; showing it\n", id)
+		}
+	case err != nil:
+		return failed(fmt.Errorf("start %s: %w", id, err))
+	default:
+		res.RunID = run.GetRunID()
+	}
+	if !wait {
+		if res.Existing {
+			return runStatus(ctx, g, id)
+		}
+		return printStarted(g, res, fmt.Sprintf("promotion of %s of %s started for %s", version, project, actor))
+	}
+	state, err := followPromote(ctx, g, c, id)
+	res.State = state
+	if g.json() {
+		if perr := printJSON(g, res); perr != nil {
+			return perr
+		}
+	}
+	return err
+}
+
+// followPromote prints stage changes until the promotion ends or waits for people.
+func followPromote(ctx context.Context, g *globals, c client.Client, id string) (*workflows.PromoteState, error) {
+	seen := map[string]workflows.StageStatus{}
+	for {
+		var s workflows.PromoteState
+		closed, qerr := queryState(ctx, c, id, "", &s)
+		if qerr == nil {
+			for _, st := range s.Stages {
+				if seen[st.Name] != st.Status {
+					seen[st.Name] = st.Status
+					if !g.json() {
+						fmt.Fprintf(g.stdout, "  %s\n", stageLine(st))
+					}
+				}
+			}
+			switch s.Status {
+			case workflows.StatusPromoted:
+				if !g.json() {
+					fmt.Fprintln(g.stdout, s.Summary)
+				}
+				return &s, nil
+			case workflows.StatusWaiting:
+				if !g.json() {
+					fmt.Fprintf(g.stdout, "pending: %s\n", s.Pending)
+				}
+				return &s, nil
+			case workflows.StatusRejected, workflows.StatusExpired, workflows.StatusRefused, workflows.StatusFailed:
+				return &s, failed(errors.New(s.Summary))
+			}
+		}
+		if closed != nil {
+			return nil, failed(closed)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
+}
+
+func stageLine(s workflows.StageState) string {
+	line := fmt.Sprintf("%-10s %-10s", s.Status, s.Name)
+	if s.Detail != "" {
+		line += " " + firstLine(s.Detail)
+	}
+	return line
+}
+
+func voteCommand(g *globals, name, update, usage string) *ucli.Command {
+	var project, stage, comment string
+	return &ucli.Command{
+		Name: name, Usage: usage, ArgsUsage: "VERSION",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project},
+			&ucli.StringFlag{Name: "stage", Aliases: []string{"s"}, Required: true, Usage: "the stage waiting for approval", Destination: &stage},
+			&ucli.StringFlag{Name: "comment", Aliases: []string{"m"}, Usage: "why (required to reject)", Destination: &comment},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return invalid("%s takes exactly one VERSION", name)
+			}
+			version := c.Args().First()
+			if err := versionCheckCLI(version); err != nil {
+				return err
+			}
+			return runVote(c.Context, g, project, version, update, stage, comment)
+		},
+	}
+}
+
+func runVote(ctx context.Context, g *globals, project, version, update, stage, comment string) error {
+	actor, err := g.who()
+	if err != nil {
+		return err
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := workflows.PromoteID(project, version)
+	vote := workflows.Vote{Stage: stage, Actor: actor, Comment: comment}
+	var st workflows.StageState
+	if err := sendUpdate(ctx, c, id, update, vote, &st); err != nil {
+		recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Stage: stage, Reason: err.Error(), At: time.Now().UTC()})
+		return failed(fmt.Errorf("%s refused: %w", update, err))
+	}
+	if g.json() {
+		return printJSON(g, st)
+	}
+	fmt.Fprintf(g.stdout, "%s: %d of %d approvals", st.Name, len(st.Approvals), st.Required)
+	if st.Rejection != nil {
+		fmt.Fprintf(g.stdout, "; rejected by %s", st.Rejection.Actor)
+	}
+	fmt.Fprintln(g.stdout)
+	return nil
+}
+
+// sendUpdate sends an update and waits for its result; refusals come back as
+// plain errors carrying the workflow's message.
+func sendUpdate(ctx context.Context, c client.Client, id, update string, arg, out any) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: update, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err == nil {
+		err = h.Get(ctx, out)
+	}
+	if err == nil {
+		return nil
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("%s is not running (finished, or never started)", id)
+	}
+	return errors.New(cleanWorkflowError(err))
+}
+
+func deleteCommand(g *globals) *ucli.Command {
+	var project string
+	return &ucli.Command{
+		Name:      "delete",
+		Usage:     "delete a release that only reached the first stage (tag, artifacts, jobs revert); refused once linked",
+		ArgsUsage: "VERSION",
+		Flags:     []ucli.Flag{&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project}},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return invalid("delete takes exactly one VERSION")
+			}
+			version := c.Args().First()
+			if err := versionCheckCLI(version); err != nil {
+				return err
+			}
+			return runDelete(c.Context, g, project, version)
+		},
+	}
+}
+
+func runDelete(ctx context.Context, g *globals, project, version string) error {
+	actor, err := g.who()
+	if err != nil {
+		return err
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := workflows.ReleaseID(project, version)
+	var res workflows.DeleteResult
+	if err := sendUpdate(ctx, c, id, workflows.DeleteUpdate, workflows.DeleteRequest{Actor: actor}, &res); err != nil {
+		recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: "delete", Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()})
+		return failed(fmt.Errorf("delete refused: %w", err))
+	}
+	if g.json() {
+		return printJSON(g, res)
+	}
+	fmt.Fprintf(g.stdout, "deleted %s of %s: tag deleted %v, %d artifacts removed\n", version, project, res.TagDeleted, res.Artifacts)
+	for _, r := range res.Reverted {
+		fmt.Fprintf(g.stdout, "  reverted %s\n", r)
+	}
+	for _, r := range res.Removed {
+		fmt.Fprintf(g.stdout, "  removed  %s\n", r)
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/access"
+)
+
+var messageActs *activities.Messages
+
+// keepRecord keeps the entity open as the release's record: it learns where the
+// release was deployed (DeployedSignal), marks it linked before a promotion
+// deploys it past the first stage (LinkUpdate), and deletes it on request
+// (DeleteUpdate) unless it is linked. Link and delete are decided here, one at
+// a time, so they cannot race. It continues as new when Temporal suggests it.
+func (r *release) keepRecord(ctx workflow.Context) error {
+	if err := r.registerRecordHandlers(ctx); err != nil {
+		return err
+	}
+	deployed := workflow.GetSignalChannel(ctx, DeployedSignal)
+	for {
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(deployed, func(c workflow.ReceiveChannel, _ bool) {
+			var d Deployed
+			c.Receive(ctx, &d)
+			r.recordDeployed(d)
+		})
+		wake := workflow.NewChannel(ctx)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			_ = workflow.Await(ctx, func() bool {
+				return r.state.Status == StatusDeleted || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+			})
+			wake.Send(ctx, true)
+		})
+		sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.Select(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if r.state.Status == StatusDeleted || (workflow.GetInfo(ctx).GetContinueAsNewSuggested() && deployed.Len() == 0) {
+			break
+		}
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	if r.state.Status == StatusDeleted {
+		return nil
+	}
+	carried := r.state
+	next := r.in
+	next.Carried = &carried
+	return workflow.NewContinueAsNewError(ctx, Release, next)
+}
+
+func (r *release) registerRecordHandlers(ctx workflow.Context) error {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, LinkUpdate, func(ctx workflow.Context, req LinkRequest) (ReleaseState, error) {
+		r.state.Linked = true
+		if !slices.Contains(r.state.Stages, req.Stage) {
+			r.state.Stages = append(r.state.Stages, req.Stage)
+		}
+		r.state.Summary = fmt.Sprintf("released %s of %s; linked (promoted to %s by %s)", r.in.Version, r.in.Project, req.Stage, req.Actor)
+		r.publishQuiet(ctx)
+		return r.state, nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req LinkRequest) error {
+		if r.deleting || r.state.Status == StatusDeleted {
+			return fmt.Errorf("%s of %s is being deleted or was deleted; it cannot be promoted", r.in.Version, r.in.Project)
+		}
+		return nil
+	}})
+	if err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, DeleteUpdate, r.delete, workflow.UpdateHandlerOptions{
+		Validator: func(ctx workflow.Context, req DeleteRequest) error {
+			if err := access.DeleteRelease(r.in.Project, r.state.Admins, req.Actor); err != nil {
+				return err
+			}
+			switch {
+			case r.deleting || r.state.Status == StatusDeleted:
+				return fmt.Errorf("%s of %s is already being deleted", r.in.Version, r.in.Project)
+			case r.state.Linked:
+				return fmt.Errorf("%s of %s is linked: it reached %s, and a release that reached a stage after the first can no longer be deleted; release a new version instead",
+					r.in.Version, r.in.Project, strings.Join(r.state.Stages, ", "))
+			}
+			return nil
+		},
+	})
+}
+
+// recordDeployed notes a successful deployment of this release.
+func (r *release) recordDeployed(d Deployed) {
+	if r.state.Fabrics == nil {
+		r.state.Fabrics = map[string]FabricReach{}
+	}
+	for _, f := range d.Fabrics {
+		r.state.Fabrics[f] = FabricReach{DeploymentID: d.DeploymentID, Actor: d.Actor, At: d.At}
+	}
+	if r.state.Artifacts == nil && len(d.Artifacts) > 0 {
+		r.state.Artifacts = maps.Clone(d.Artifacts)
+	}
+}
+
+// delete removes the release: on every fabric it reached, each job it runs is
+// reverted to the previous release's definition (or removed when there is none)
+// and its artifacts are removed; then the remote tag is deleted.
+func (r *release) delete(ctx workflow.Context, req DeleteRequest) (DeleteResult, error) {
+	r.deleting = true
+	defer func() { r.deleting = false }()
+	var res DeleteResult
+	r.state.Summary = fmt.Sprintf("deleting %s of %s for %s", r.in.Version, r.in.Project, req.Actor)
+	for _, f := range sortedNames(r.state.Fabrics) {
+		if err := r.revertJobs(ctx, f, &res); err != nil {
+			return res, err
+		}
+		var out activities.DeleteArtifactsOutput
+		in := activities.DeleteArtifactsInput{Project: r.in.Project, Version: r.in.Version, Fabric: f}
+		if err := workflow.ExecuteActivity(fabricActivity(ctx), deployActs.DeleteArtifacts, in).Get(ctx, &out); err != nil {
+			return res, fmt.Errorf("remove artifacts of %s from fabric %s: %s", r.in.Version, f, userMessage(err))
+		}
+		res.Artifacts += out.Removed
+	}
+	var tag activities.DeleteTagOutput
+	if err := workflow.ExecuteActivity(gitActivity(ctx), gitActs.DeleteTag, activities.DeleteTagInput{Project: r.in.Project, Version: r.in.Version, Commit: r.state.Commit}).Get(ctx, &tag); err != nil {
+		return res, fmt.Errorf("delete tag %s: %s", r.in.Version, userMessage(err))
+	}
+	res.TagDeleted = tag.Deleted
+	r.state.Deleted = &res
+	r.state.Status = StatusDeleted
+	r.state.Summary = fmt.Sprintf("deleted %s of %s (by %s): %d jobs reverted, %d removed, %d artifacts removed, tag deleted: %v",
+		r.in.Version, r.in.Project, req.Actor, len(res.Reverted), len(res.Removed), res.Artifacts, res.TagDeleted)
+	r.publishQuiet(ctx)
+	return res, nil
+}
+
+// revertJobs puts back, on one fabric, the previous release of every job that
+// runs this release, or removes the job when no earlier release ran it.
+func (r *release) revertJobs(ctx workflow.Context, fab string, res *DeleteResult) error {
+	var q activities.QueryOutput
+	qin := activities.QueryInput{WorkflowID: FabricID(r.in.Project, fab), Query: StateQuery}
+	if err := workflow.ExecuteActivity(shortActivity(ctx), messageActs.Query, qin).Get(ctx, &q); err != nil {
+		return fmt.Errorf("read fabric %s: %s", fab, userMessage(err))
+	}
+	if q.Missing {
+		return nil
+	}
+	var fs FabricState
+	if err := json.Unmarshal(q.Result, &fs); err != nil {
+		return err
+	}
+	done := DeploymentDone{DeploymentID: "delete/" + r.in.Project + "/" + r.in.Version, Version: r.in.Version, Outcome: StatusDeleted,
+		Started: workflow.Now(ctx)}
+	for _, name := range sortedNames(fs.Jobs) {
+		cur := fs.Jobs[name]
+		if cur.Version != r.in.Version {
+			continue
+		}
+		if prev, ok := previousRecord(fs.History, name, r.in.Version); ok {
+			in := activities.UpsertJobInput{Project: r.in.Project, Version: prev.Version, Commit: prev.Commit, DeploymentID: prev.DeploymentID,
+				Job: activities.ResolvedJob{Name: name, Scheduler: prev.Scheduler, Fabric: fab}, Artifacts: prev.Artifacts}
+			var out activities.UpsertJobOutput
+			if err := workflow.ExecuteActivity(fabricActivity(ctx), deployActs.UpsertJob, in).Get(ctx, &out); err != nil {
+				return fmt.Errorf("revert job %s on fabric %s to %s: %s", name, fab, prev.Version, userMessage(err))
+			}
+			prev.ID, prev.Action, prev.At = out.ID, "reverted", workflow.Now(ctx)
+			done.Jobs = append(done.Jobs, prev)
+			res.Reverted = append(res.Reverted, fmt.Sprintf("%s/%s → %s", fab, name, prev.Version))
+			continue
+		}
+		var out activities.DeleteJobOutput
+		if err := workflow.ExecuteActivity(fabricActivity(ctx), deployActs.DeleteJob, activities.DeleteJobInput{Project: r.in.Project, Fabric: fab, Job: name}).Get(ctx, &out); err != nil {
+			return fmt.Errorf("remove job %s from fabric %s: %s", name, fab, userMessage(err))
+		}
+		done.Removed = append(done.Removed, name)
+		res.Removed = append(res.Removed, fab+"/"+name)
+	}
+	done.Finished = workflow.Now(ctx)
+	return workflow.SignalExternalWorkflow(ctx, FabricID(r.in.Project, fab), "", DoneSignal, done).Get(ctx, nil)
+}
+
+// previousRecord finds the latest record of job from another version in a
+// fabric's history of successful deployments.
+func previousRecord(history []DeploymentDone, job, version string) (JobRecord, bool) {
+	for i := len(history) - 1; i >= 0; i-- {
+		h := history[i]
+		if h.Outcome != StatusSucceeded {
+			continue
+		}
+		for _, j := range h.Jobs {
+			if j.Job == job && j.Version != version {
+				return j, true
+			}
+		}
+	}
+	return JobRecord{}, false
+}
+
+// publishQuiet publishes and logs a failure instead of returning it.
+func (r *release) publishQuiet(ctx workflow.Context) {
+	if err := r.publish(ctx); err != nil {
+		workflow.GetLogger(ctx).Error("publish state", "error", err)
+	}
+}

@@ -47,6 +47,9 @@ const (
 	MemoCreatedAt = "created_at"
 	MemoStatus    = "status"
 	MemoReason    = "reason"
+	MemoLinked    = "linked"
+	MemoStages    = "stages"
+	MemoFabrics   = "fabrics"
 )
 
 // ReleaseID is the workflow ID of a release entity: release/<project>/<version>.
@@ -575,6 +578,7 @@ type DeleteResult struct {
 // Deployed is the payload of DeployedSignal.
 type Deployed struct {
 	DeploymentID string            `json:"deployment_id"`
+	Stage        string            `json:"stage,omitempty"` // set for a promotion's deployment
 	Fabrics      []string          `json:"fabrics"`
 	Actor        string            `json:"actor"`
 	At           time.Time         `json:"at"`

@@ -476,7 +476,7 @@ func (d *deployment) finish(ctx workflow.Context, outcome Status, reason string)
 // tellRelease records the deployment on the release's entity (fabrics reached,
 // artifact checksums). A release entity that is gone is not an error.
 func (d *deployment) tellRelease(ctx workflow.Context, now time.Time) {
-	dep := Deployed{DeploymentID: d.state.DeploymentID, Fabrics: d.state.Fabrics, Actor: d.in.Actor, At: now,
+	dep := Deployed{DeploymentID: d.state.DeploymentID, Stage: d.in.Stage, Fabrics: d.state.Fabrics, Actor: d.in.Actor, At: now,
 		Artifacts: map[string]string{}, Jobs: d.state.Jobs}
 	for p, a := range d.built {
 		dep.Artifacts[p] = a.SHA256

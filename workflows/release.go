@@ -46,10 +46,11 @@ func Release(ctx workflow.Context, in ReleaseInput) (ReleaseState, error) {
 }
 
 type release struct {
-	in       ReleaseInput
-	state    ReleaseState
-	settings activities.ProjectSettings
-	deleting bool // a delete update is running
+	in        ReleaseInput
+	state     ReleaseState
+	settings  activities.ProjectSettings
+	deleting  bool // a delete update is running
+	deploying bool // the auto_deploy child runs
 }
 
 // setup registers the state query first, so every later step is observable,
@@ -67,7 +68,10 @@ func (r *release) setup(ctx workflow.Context) error {
 		}
 		r.state.Summary = fmt.Sprintf("releasing %s of %s from %s for %s", r.in.Version, r.in.Project, r.state.Ref, r.in.Actor)
 	}
-	return workflow.SetQueryHandler(ctx, StateQuery, func() (ReleaseState, error) { return r.state, nil })
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (ReleaseState, error) { return r.state, nil }); err != nil {
+		return err
+	}
+	return r.registerRecordHandlers(ctx)
 }
 
 func (r *release) run(ctx workflow.Context) (ReleaseState, error) {
@@ -119,6 +123,8 @@ func (r *release) deploy(ctx workflow.Context) {
 		StaticSummary:     fmt.Sprintf("Deploy %s of %s by %s (auto_deploy)", r.in.Version, r.in.Project, r.in.Actor),
 	})
 	var out DeployState
+	r.deploying = true
+	defer func() { r.deploying = false }()
 	err := workflow.ExecuteChildWorkflow(cctx, DeployWorkflow, DeployInput{Project: r.in.Project, Version: r.in.Version, Actor: r.in.Actor, Trigger: "release"}).Get(ctx, &out)
 	if err != nil {
 		setStep(r.state.Steps, StepDeploy, StepFailed, fmt.Sprintf("deployment %s: %s", r.state.DeployID, userMessage(err)), workflow.Now(ctx))
@@ -232,7 +238,8 @@ func (r *release) publish(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	memo := map[string]any{MemoStatus: string(r.state.Status), MemoCreatedBy: r.in.Actor, MemoCreatedAt: r.state.CreatedAt}
+	memo := map[string]any{MemoStatus: string(r.state.Status), MemoCreatedBy: r.in.Actor, MemoCreatedAt: r.state.CreatedAt,
+		MemoLinked: r.state.Linked, MemoStages: r.state.Stages, MemoFabrics: sortedNames(r.state.Fabrics)}
 	if r.state.Commit != "" {
 		memo[MemoCommit] = r.state.Commit
 	}

@@ -21,9 +21,6 @@ var messageActs *activities.Messages
 // (DeleteUpdate) unless it is linked. Link and delete are decided here, one at
 // a time, so they cannot race. It continues as new when Temporal suggests it.
 func (r *release) keepRecord(ctx workflow.Context) error {
-	if err := r.registerRecordHandlers(ctx); err != nil {
-		return err
-	}
 	deployed := workflow.GetSignalChannel(ctx, DeployedSignal)
 	for {
 		sel := workflow.NewSelector(ctx)
@@ -31,6 +28,7 @@ func (r *release) keepRecord(ctx workflow.Context) error {
 			var d Deployed
 			c.Receive(ctx, &d)
 			r.recordDeployed(d)
+			r.publishQuiet(ctx)
 		})
 		wake := workflow.NewChannel(ctx)
 		workflow.Go(ctx, func(ctx workflow.Context) {
@@ -63,6 +61,9 @@ func (r *release) keepRecord(ctx workflow.Context) error {
 
 func (r *release) registerRecordHandlers(ctx workflow.Context) error {
 	err := workflow.SetUpdateHandlerWithOptions(ctx, LinkUpdate, func(ctx workflow.Context, req LinkRequest) (ReleaseState, error) {
+		if r.state.Status != StatusReleased {
+			return r.state, fmt.Errorf("%s of %s is not released (it is %s)", r.in.Version, r.in.Project, r.state.Status)
+		}
 		r.state.Linked = true
 		if !slices.Contains(r.state.Stages, req.Stage) {
 			r.state.Stages = append(r.state.Stages, req.Stage)
@@ -87,6 +88,10 @@ func (r *release) registerRecordHandlers(ctx workflow.Context) error {
 			switch {
 			case r.deleting || r.state.Status == StatusDeleted:
 				return fmt.Errorf("%s of %s is already being deleted", r.in.Version, r.in.Project)
+			case r.state.Status != StatusReleased:
+				return fmt.Errorf("%s of %s is not released (it is %s); there is nothing to delete yet", r.in.Version, r.in.Project, r.state.Status)
+			case r.deploying:
+				return fmt.Errorf("%s of %s is still being deployed (%s); wait for it, then delete", r.in.Version, r.in.Project, r.state.DeployID)
 			case r.state.Linked:
 				return fmt.Errorf("%s of %s is linked: it reached %s, and a release that reached a stage after the first can no longer be deleted; release a new version instead",
 					r.in.Version, r.in.Project, strings.Join(r.state.Stages, ", "))
@@ -106,6 +111,9 @@ func (r *release) recordDeployed(d Deployed) {
 	}
 	if r.state.Artifacts == nil && len(d.Artifacts) > 0 {
 		r.state.Artifacts = maps.Clone(d.Artifacts)
+	}
+	if d.Stage != "" && !slices.Contains(r.state.Stages, d.Stage) {
+		r.state.Stages = append(r.state.Stages, d.Stage)
 	}
 }
 

@@ -119,6 +119,7 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 			voteCommand(g, "reject", workflows.RejectUpdate, "reject the stage of a promotion (ends it); --comment is required"),
 			deleteCommand(g),
 			statusCommand(g),
+			auditCommand(g),
 		},
 		Writer:          stdout,
 		ErrWriter:       stderr,

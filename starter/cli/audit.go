@@ -92,8 +92,8 @@ type auditRecord struct {
 	WorkflowID string `json:"workflow_id"`
 }
 
-// parseSince reads --since: RFC 3339 (or a date), or a duration back from now.
-func parseSince(s string, now time.Time) (time.Time, error) {
+// parseAuditSince reads --since: RFC 3339 (or a date), or a duration back from now.
+func parseAuditSince(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
@@ -112,7 +112,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 func runAudit(ctx context.Context, g *globals, o auditOptions) error {
-	since, err := parseSince(o.since, time.Now())
+	since, err := parseAuditSince(o.since, time.Now())
 	if err != nil {
 		return err
 	}
@@ -169,12 +169,12 @@ func printAudit(g *globals, records []auditRecord) error {
 		if len(detail) > 100 {
 			detail = detail[:97] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Time.Local().Format(time.DateTime), dash(r.Actor), r.Action, dash(r.Version), dash(where), r.Result, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Time.Local().Format(time.DateTime), orDash(r.Actor), r.Action, orDash(r.Version), orDash(where), r.Result, detail)
 	}
 	return tw.Flush()
 }
 
-func dash(s string) string {
+func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
@@ -197,7 +197,7 @@ var auditedTypes = map[string]bool{
 // auditProject lists every run of the project's workflows (all types, all
 // statuses) and extracts their actions, in time order.
 func auditProject(ctx context.Context, c client.Client, project string) ([]auditRecord, error) {
-	runs, err := listRuns(ctx, c, fmt.Sprintf("%s = '%s'", workflows.ProjectKey.GetName(), strings.ReplaceAll(project, "'", "")))
+	runs, err := listAuditRuns(ctx, c, fmt.Sprintf("%s = '%s'", workflows.ProjectKey.GetName(), strings.ReplaceAll(project, "'", "")))
 	if err != nil {
 		return nil, fmt.Errorf("list workflows of %s: %w", project, err)
 	}
@@ -211,7 +211,7 @@ func auditProject(ctx context.Context, c client.Client, project string) ([]audit
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			events, err := fetchHistory(ctx, c, run.WorkflowID, run.RunID)
+			events, err := fetchAuditHistory(ctx, c, run.WorkflowID, run.RunID)
 			if err != nil {
 				errs[i] = fmt.Errorf("history of %s (run %s): %w", run.WorkflowID, run.RunID, err)
 				return
@@ -227,12 +227,12 @@ func auditProject(ctx context.Context, c client.Client, project string) ([]audit
 		}
 		all = append(all, results[i]...)
 	}
-	sortRecords(all)
+	sortAuditRecords(all)
 	return all, nil
 }
 
-// sortRecords orders records by time; ties keep a stable, meaningful order.
-func sortRecords(rs []auditRecord) {
+// sortAuditRecords orders records by time; ties keep a stable, meaningful order.
+func sortAuditRecords(rs []auditRecord) {
 	sort.SliceStable(rs, func(i, j int) bool {
 		if !rs[i].Time.Equal(rs[j].Time) {
 			return rs[i].Time.Before(rs[j].Time)
@@ -241,8 +241,8 @@ func sortRecords(rs []auditRecord) {
 	})
 }
 
-// listRuns lists every run (continued-as-new runs included) matching query.
-func listRuns(ctx context.Context, c client.Client, query string) ([]auditRun, error) {
+// listAuditRuns lists every run (continued-as-new runs included) matching query.
+func listAuditRuns(ctx context.Context, c client.Client, query string) ([]auditRun, error) {
 	dc := converter.GetDefaultDataConverter()
 	seen := map[string]bool{}
 	var runs []auditRun
@@ -269,7 +269,7 @@ func listRuns(ctx context.Context, c client.Client, query string) ([]auditRun, e
 	}
 }
 
-func fetchHistory(ctx context.Context, c client.Client, id, runID string) ([]*historypb.HistoryEvent, error) {
+func fetchAuditHistory(ctx context.Context, c client.Client, id, runID string) ([]*historypb.HistoryEvent, error) {
 	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var events []*historypb.HistoryEvent
 	for it.HasNext() {
@@ -291,7 +291,7 @@ var actionOf = map[string]string{
 
 // refusalTypes are the application failure types of a refused request.
 var refusalTypes = map[string]bool{
-	access.ErrType: true, "InvalidInput": true, "InvalidManifest": true,
+	access.ErrType: true, workflows.ErrInvalidInput: true, workflows.ErrInvalidManifest: true,
 }
 
 // extractActions turns one run's history into the actions it records.
@@ -313,25 +313,25 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			if !ok || a.GetContinuedExecutionRunId() != "" || a.GetInitiator() == enumspb.CONTINUE_AS_NEW_INITIATOR_WORKFLOW {
 				continue // the Audit entity, or a run continued-as-new: no new action
 			}
-			in := firstArg(a.GetInput())
-			r := auditRecord{Time: at, Actor: str(in["actor"]), Action: action, Project: project, Version: str(in["version"]),
-				Result: "running", WorkflowID: run.WorkflowID, Trigger: str(in["trigger"])}
-			if p := str(in["project"]); p != "" {
+			in := decodeFirstArg(a.GetInput())
+			r := auditRecord{Time: at, Actor: asString(in["actor"]), Action: action, Project: project, Version: asString(in["version"]),
+				Result: "running", WorkflowID: run.WorkflowID, Trigger: asString(in["trigger"])}
+			if p := asString(in["project"]); p != "" {
 				r.Project = p
 			}
 			switch run.Type {
 			case workflows.DeployWorkflow:
-				r.Fabric = str(in["fabric"])
+				r.Fabric = asString(in["fabric"])
 			case workflows.PromoteWorkflow:
-				r.Stage = str(in["to"])
+				r.Stage = asString(in["to"])
 			}
 			out = append(out, r)
 			start = len(out) - 1
 		case enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
 			fields := ev.GetWorkflowPropertiesModifiedEventAttributes().GetUpsertedMemo().GetFields()
-			if s := payloadString(fields[workflows.MemoStatus]); s != "" {
+			if s := payloadAsString(fields[workflows.MemoStatus]); s != "" {
 				if s == string(workflows.StatusParked) && memoStatus != s {
-					note := firstLine(payloadString(fields[workflows.MemoReason]))
+					note := firstLine(payloadAsString(fields[workflows.MemoReason]))
 					if !strings.HasPrefix(note, "parked") {
 						note = strings.TrimSuffix("parked: "+note, ": ")
 					}
@@ -339,7 +339,7 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 				}
 				memoStatus = s
 			}
-			if c := payloadString(fields[workflows.MemoCommit]); c != "" {
+			if c := payloadAsString(fields[workflows.MemoCommit]); c != "" {
 				commit = c
 			}
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
@@ -359,12 +359,12 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			if req == nil {
 				req = admitted[a.GetProtocolInstanceId()]
 			}
-			in := firstArg(req.GetInput().GetArgs())
-			r := auditRecord{Time: at, Actor: str(in["actor"]), Action: req.GetInput().GetName(), Project: project,
-				Stage: str(in["stage"]), Result: "in progress", WorkflowID: run.WorkflowID}
-			r.Detail = str(in["comment"])
+			in := decodeFirstArg(req.GetInput().GetArgs())
+			r := auditRecord{Time: at, Actor: asString(in["actor"]), Action: req.GetInput().GetName(), Project: project,
+				Stage: asString(in["stage"]), Result: "in progress", WorkflowID: run.WorkflowID}
+			r.Detail = asString(in["comment"])
 			if r.Detail == "" {
-				r.Detail = str(in["reason"])
+				r.Detail = asString(in["reason"])
 			}
 			out = append(out, r)
 			id := req.GetMeta().GetUpdateId()
@@ -380,11 +380,11 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			}
 			if f := a.GetOutcome().GetFailure(); f != nil {
 				out[i].Result = "failed"
-				out[i].Detail = joinDetail(out[i].Detail, f.GetMessage())
+				out[i].Detail = joinAuditDetail(out[i].Detail, f.GetMessage())
 			} else {
 				out[i].Result = "ok"
-				if s := payloadString(firstPayload(a.GetOutcome().GetSuccess())); s != "" {
-					out[i].Detail = joinDetail(out[i].Detail, s)
+				if s := payloadAsString(firstPayloadOf(a.GetOutcome().GetSuccess())); s != "" {
+					out[i].Detail = joinAuditDetail(out[i].Detail, s)
 				}
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
@@ -393,7 +393,7 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 				continue
 			}
 			var ref workflows.Refusal
-			if p := firstPayload(a.GetInput()); p == nil || converter.GetDefaultDataConverter().FromPayload(p, &ref) != nil {
+			if p := firstPayloadOf(a.GetInput()); p == nil || converter.GetDefaultDataConverter().FromPayload(p, &ref) != nil {
 				continue
 			}
 			out = append(out, auditRecord{Time: at, Actor: ref.Actor, Action: ref.Action, Project: project, Version: ref.Version,
@@ -403,7 +403,7 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			}
 		default:
 			if start >= 0 {
-				closeResult(&out[start], ev)
+				auditCloseResult(&out[start], ev)
 			}
 		}
 	}
@@ -413,7 +413,7 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 		version = out[start].Version
 	}
 	if version == "" {
-		version = versionOfID(run.WorkflowID)
+		version = versionOfWorkflowID(run.WorkflowID)
 	}
 	for i := range out {
 		if out[i].Version == "" && run.Type != workflows.AuditWorkflow {
@@ -439,33 +439,33 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 		r.Detail = "tag " + r.Version + " at " + shortHash(commit)
 	}
 	if len(parkNotes) > 0 {
-		r.Detail = joinDetail(strings.Join(parkNotes, "; "), r.Detail)
+		r.Detail = joinAuditDetail(strings.Join(parkNotes, "; "), r.Detail)
 	}
 	return out
 }
 
-// closeResult sets an action's result from its run's close event (other events are ignored).
-func closeResult(r *auditRecord, ev *historypb.HistoryEvent) {
+// auditCloseResult sets an action's result from its run's close event (other events are ignored).
+func auditCloseResult(r *auditRecord, ev *historypb.HistoryEvent) {
 	switch ev.GetEventType() {
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-		res := firstArg(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult())
+		res := decodeFirstArg(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult())
 		r.Result = "completed"
-		if s := str(res["status"]); s != "" {
+		if s := asString(res["status"]); s != "" {
 			r.Result = s
 		}
-		if reason := str(res["reason"]); reason != "" {
+		if reason := asString(res["reason"]); reason != "" {
 			r.Detail = reason
-		} else if s := str(res["summary"]); s != "" {
+		} else if s := asString(res["summary"]); s != "" {
 			r.Detail = s
 		}
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
 		f := ev.GetWorkflowExecutionFailedEventAttributes().GetFailure()
-		r.Result = failureResult(f)
+		r.Result = auditFailureResult(f)
 		r.Detail = f.GetMessage()
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
 		a := ev.GetWorkflowExecutionTerminatedEventAttributes()
 		r.Result = "terminated"
-		r.Detail = strings.TrimSpace(a.GetReason() + " " + identity(a.GetIdentity()))
+		r.Detail = strings.TrimSpace(a.GetReason() + " " + byIdentity(a.GetIdentity()))
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
 		r.Result = "timed out"
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
@@ -475,25 +475,25 @@ func closeResult(r *auditRecord, ev *historypb.HistoryEvent) {
 	// WORKFLOW_EXECUTION_CONTINUED_AS_NEW: the run goes on; its memo status is the result.
 }
 
-func failureResult(f *failurepb.Failure) string {
+func auditFailureResult(f *failurepb.Failure) string {
 	t := f.GetApplicationFailureInfo().GetType()
 	switch {
 	case refusalTypes[t]:
 		return string(workflows.StatusRefused)
-	case t == "Cancelled":
+	case t == workflows.ErrCancelled:
 		return string(workflows.StatusCancelled)
 	}
 	return string(workflows.StatusFailed)
 }
 
-func identity(id string) string {
+func byIdentity(id string) string {
 	if id == "" {
 		return ""
 	}
 	return "(by " + id + ")"
 }
 
-func joinDetail(a, b string) string {
+func joinAuditDetail(a, b string) string {
 	switch {
 	case a == "":
 		return b
@@ -503,8 +503,8 @@ func joinDetail(a, b string) string {
 	return a + "; " + b
 }
 
-// versionOfID reads the version from release/P/V, deploy/P/V/R and promote/P/V.
-func versionOfID(id string) string {
+// versionOfWorkflowID reads the version from release/P/V, deploy/P/V/R and promote/P/V.
+func versionOfWorkflowID(id string) string {
 	parts := strings.Split(id, "/")
 	if len(parts) >= 3 {
 		switch parts[0] {
@@ -515,16 +515,16 @@ func versionOfID(id string) string {
 	return ""
 }
 
-func firstPayload(ps *commonpb.Payloads) *commonpb.Payload {
+func firstPayloadOf(ps *commonpb.Payloads) *commonpb.Payload {
 	if len(ps.GetPayloads()) == 0 {
 		return nil
 	}
 	return ps.GetPayloads()[0]
 }
 
-// firstArg decodes the first payload as a JSON object; nil when it is not one.
-func firstArg(ps *commonpb.Payloads) map[string]any {
-	p := firstPayload(ps)
+// decodeFirstArg decodes the first payload as a JSON object; nil when it is not one.
+func decodeFirstArg(ps *commonpb.Payloads) map[string]any {
+	p := firstPayloadOf(ps)
 	if p == nil {
 		return nil
 	}
@@ -535,8 +535,8 @@ func firstArg(ps *commonpb.Payloads) map[string]any {
 	return m
 }
 
-// payloadString decodes a payload holding a string; "" otherwise.
-func payloadString(p *commonpb.Payload) string {
+// payloadAsString decodes a payload holding a string; "" otherwise.
+func payloadAsString(p *commonpb.Payload) string {
 	if p == nil {
 		return ""
 	}
@@ -547,7 +547,7 @@ func payloadString(p *commonpb.Payload) string {
 	return s
 }
 
-func str(v any) string {
+func asString(v any) string {
 	s, _ := v.(string)
 	return s
 }

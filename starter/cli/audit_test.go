@@ -20,18 +20,18 @@ import (
 	"github.com/shipline/shipline/workflows"
 )
 
-var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+var auditT0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
-// hist builds a history whose events are one minute apart from start.
-type hist struct {
+// auditHist builds a history whose events are one minute apart from start.
+type auditHist struct {
 	t      *testing.T
 	start  time.Time
 	events []*historypb.HistoryEvent
 }
 
-func newHist(t *testing.T, start time.Time) *hist { return &hist{t: t, start: start} }
+func newAuditHist(t *testing.T, start time.Time) *auditHist { return &auditHist{t: t, start: start} }
 
-func (h *hist) payloads(vs ...any) *commonpb.Payloads {
+func (h *auditHist) payloads(vs ...any) *commonpb.Payloads {
 	ps, err := converter.GetDefaultDataConverter().ToPayloads(vs...)
 	if err != nil {
 		h.t.Fatal(err)
@@ -39,9 +39,9 @@ func (h *hist) payloads(vs ...any) *commonpb.Payloads {
 	return ps
 }
 
-func (h *hist) payload(v any) *commonpb.Payload { return h.payloads(v).Payloads[0] }
+func (h *auditHist) payload(v any) *commonpb.Payload { return h.payloads(v).Payloads[0] }
 
-func (h *hist) add(typ enumspb.EventType, set func(ev *historypb.HistoryEvent)) *hist {
+func (h *auditHist) add(typ enumspb.EventType, set func(ev *historypb.HistoryEvent)) *auditHist {
 	ev := &historypb.HistoryEvent{
 		EventId:   int64(len(h.events) + 1),
 		EventType: typ,
@@ -52,7 +52,7 @@ func (h *hist) add(typ enumspb.EventType, set func(ev *historypb.HistoryEvent)) 
 	return h
 }
 
-func (h *hist) started(input any, continued bool) *hist {
+func (h *auditHist) started(input any, continued bool) *auditHist {
 	return h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, func(ev *historypb.HistoryEvent) {
 		a := &historypb.WorkflowExecutionStartedEventAttributes{Input: h.payloads(input)}
 		if continued {
@@ -63,11 +63,11 @@ func (h *hist) started(input any, continued bool) *hist {
 	})
 }
 
-func (h *hist) memo(status, reason string) *hist {
+func (h *auditHist) memo(status, reason string) *auditHist {
 	return h.memoFields(map[string]any{workflows.MemoStatus: status, workflows.MemoReason: reason})
 }
 
-func (h *hist) memoFields(m map[string]any) *hist {
+func (h *auditHist) memoFields(m map[string]any) *auditHist {
 	return h.add(enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED, func(ev *historypb.HistoryEvent) {
 		fields := map[string]*commonpb.Payload{}
 		for k, v := range m {
@@ -78,7 +78,7 @@ func (h *hist) memoFields(m map[string]any) *hist {
 	})
 }
 
-func (h *hist) fabrics(fs ...string) *hist {
+func (h *auditHist) fabrics(fs ...string) *auditHist {
 	return h.add(enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, func(ev *historypb.HistoryEvent) {
 		ev.Attributes = &historypb.HistoryEvent_UpsertWorkflowSearchAttributesEventAttributes{
 			UpsertWorkflowSearchAttributesEventAttributes: &historypb.UpsertWorkflowSearchAttributesEventAttributes{
@@ -86,14 +86,14 @@ func (h *hist) fabrics(fs ...string) *hist {
 	})
 }
 
-func (h *hist) completed(result any) *hist {
+func (h *auditHist) completed(result any) *auditHist {
 	return h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, func(ev *historypb.HistoryEvent) {
 		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionCompletedEventAttributes{
 			WorkflowExecutionCompletedEventAttributes: &historypb.WorkflowExecutionCompletedEventAttributes{Result: h.payloads(result)}}
 	})
 }
 
-func (h *hist) failed(errType, msg string) *hist {
+func (h *auditHist) failed(errType, msg string) *auditHist {
 	return h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, func(ev *historypb.HistoryEvent) {
 		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionFailedEventAttributes{
 			WorkflowExecutionFailedEventAttributes: &historypb.WorkflowExecutionFailedEventAttributes{Failure: &failurepb.Failure{
@@ -103,7 +103,7 @@ func (h *hist) failed(errType, msg string) *hist {
 
 // update adds an accepted update and, unless outcome is nil, its completion
 // (an error for a failed handler, anything else is the handler's result).
-func (h *hist) update(id, name string, input any, outcome any) *hist {
+func (h *auditHist) update(id, name string, input any, outcome any) *auditHist {
 	h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, func(ev *historypb.HistoryEvent) {
 		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionUpdateAcceptedEventAttributes{
 			WorkflowExecutionUpdateAcceptedEventAttributes: &historypb.WorkflowExecutionUpdateAcceptedEventAttributes{
@@ -127,15 +127,15 @@ func (h *hist) update(id, name string, input any, outcome any) *hist {
 	})
 }
 
-func (h *hist) signal(name string, input any) *hist {
+func (h *auditHist) signal(name string, input any) *auditHist {
 	return h.add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, func(ev *historypb.HistoryEvent) {
 		ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionSignaledEventAttributes{
 			WorkflowExecutionSignaledEventAttributes: &historypb.WorkflowExecutionSignaledEventAttributes{SignalName: name, Input: h.payloads(input)}}
 	})
 }
 
-// line is the comparable core of a record.
-func line(r auditRecord) string {
+// auditLineOf is the comparable core of a record.
+func auditLineOf(r auditRecord) string {
 	return fmt.Sprintf("%s %s %s %s fabric=%s stage=%s → %s [%s] id=%s",
 		r.Time.Format("15:04"), r.Actor, r.Action, r.Version, r.Fabric, r.Stage, r.Result, r.Detail, r.WorkflowID)
 }
@@ -154,30 +154,30 @@ func TestExtractActions(t *testing.T) {
 	runs := []run{
 		// A release that stays open as the record: its result is the memo's status.
 		{auditRun{WorkflowID: releaseID, RunID: "r1", Type: workflows.ReleaseWorkflow},
-			newHist(t, t0).
+			newAuditHist(t, auditT0).
 				started(workflows.ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Ref: "main"}, false).
 				memo("running", "").
 				memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "0123456789abcdef", workflows.MemoCreatedBy: "alice"}).events},
 		// Its continued run: no new release action, but a refused-by-handler delete.
 		{auditRun{WorkflowID: releaseID, RunID: "r2", Type: workflows.ReleaseWorkflow},
-			newHist(t, t0.Add(2*time.Hour)).
+			newAuditHist(t, auditT0.Add(2*time.Hour)).
 				started(workflows.ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Carried: &workflows.ReleaseState{}}, true).
 				update("u-del", workflows.DeleteUpdate, workflows.DeleteRequest{Actor: "alice"}, fmt.Errorf("v1.0.0 is linked: it reached qa")).events},
 		// auto_deploy: the fabrics come from the upserted search attribute.
 		{auditRun{WorkflowID: autoID, RunID: "d1", Type: workflows.DeployWorkflow, Fabrics: []string{"ignored"}},
-			newHist(t, t0.Add(3*time.Minute)).
+			newAuditHist(t, auditT0.Add(3*time.Minute)).
 				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Trigger: "release"}, false).
 				fabrics("dev", "airflow-dev").
 				completed(workflows.DeployState{Progress: workflows.Progress{Status: workflows.StatusSucceeded, Summary: "deployed v1.0.0 of demo to airflow-dev, dev (2 jobs)"}}).events},
 		// mallory is refused: the failure type says so.
 		{auditRun{WorkflowID: refusedID, RunID: "d2", Type: workflows.DeployWorkflow, Fabrics: []string{"dev"}},
-			newHist(t, t0.Add(10*time.Minute)).
+			newAuditHist(t, auditT0.Add(10*time.Minute)).
 				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "mallory", Trigger: "cli"}, false).
 				memo("refused", "mallory may not deploy to fabric dev").
 				failed(access.ErrType, "mallory may not deploy to fabric dev: it is owned by team developers").events},
 		// A deployment parks, bob resumes it, it succeeds.
 		{auditRun{WorkflowID: parkedID, RunID: "d3", Type: workflows.DeployWorkflow},
-			newHist(t, t0.Add(30*time.Minute)).
+			newAuditHist(t, auditT0.Add(30*time.Minute)).
 				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob", Fabric: "dev", Trigger: "cli"}, false).
 				memo("running", "").
 				memo("parked", "parked at upload: 403 invalid token (SHIPLINE_TOKEN)").
@@ -186,32 +186,32 @@ func TestExtractActions(t *testing.T) {
 				completed(workflows.DeployState{Progress: workflows.Progress{Status: workflows.StatusSucceeded, Summary: "deployed v1.0.0 of demo to dev (1 jobs)"}}).events},
 		// A promotion waiting at prod: carol approved qa; erin's approval is still running.
 		{auditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow},
-			newHist(t, t0.Add(time.Hour)).
+			newAuditHist(t, auditT0.Add(time.Hour)).
 				started(workflows.PromoteInput{Project: "demo", Version: "v1.0.0", Actor: "alice", To: "prod"}, false).
 				memo("waiting", "").
 				update("u-app", workflows.ApproveUpdate, workflows.Vote{Stage: "qa", Actor: "carol", Comment: "lgtm"}, workflows.StageState{Name: "qa"}).
 				update("u-app2", workflows.ApproveUpdate, workflows.Vote{Stage: "prod", Actor: "erin"}, nil).events},
 		// The Audit entity: an approval refused by the validator.
 		{auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow},
-			newHist(t, t0.Add(90*time.Minute)).
+			newAuditHist(t, auditT0.Add(90*time.Minute)).
 				started(workflows.AuditInput{Project: "demo"}, false).
 				signal(workflows.RefusalSignal, workflows.Refusal{Actor: "mallory", Action: workflows.ApproveUpdate, Target: promoteID,
-					Version: "v1.0.0", Stage: "prod", Reason: "mallory is not in team prod_support", At: t0.Add(91 * time.Minute)}).events},
+					Version: "v1.0.0", Stage: "prod", Reason: "mallory is not in team prod_support", At: auditT0.Add(91 * time.Minute)}).events},
 	}
 	var all []auditRecord
 	for _, r := range runs {
 		all = append(all, extractActions("demo", r.run, r.events)...)
 	}
-	sortRecords(all)
+	sortAuditRecords(all)
 	var got []string
 	for _, r := range all {
-		got = append(got, line(r))
+		got = append(got, auditLineOf(r))
 	}
 	want := []string{
 		"10:00 alice release v1.0.0 fabric= stage= → released [tag v1.0.0 at 0123456] id=" + releaseID,
 		"10:03 alice deploy v1.0.0 fabric=airflow-dev,dev stage= → succeeded [deployed v1.0.0 of demo to airflow-dev, dev (2 jobs)] id=" + autoID,
 		"10:10 mallory deploy v1.0.0 fabric=dev stage= → refused [mallory may not deploy to fabric dev: it is owned by team developers] id=" + refusedID,
-		"10:30 bob deploy v1.0.0 fabric=dev stage= → succeeded [parked at upload: 403 invalid token (SHIPLINE_TOKEN) (" + t0.Add(32*time.Minute).Local().Format(time.DateTime) + "); deployed v1.0.0 of demo to dev (1 jobs)] id=" + parkedID,
+		"10:30 bob deploy v1.0.0 fabric=dev stage= → succeeded [parked at upload: 403 invalid token (SHIPLINE_TOKEN) (" + auditT0.Add(32*time.Minute).Local().Format(time.DateTime) + "); deployed v1.0.0 of demo to dev (1 jobs)] id=" + parkedID,
 		"10:33 bob resume v1.0.0 fabric= stage= → ok [resuming " + parkedID + " from step upload] id=" + parkedID,
 		"11:00 alice promote v1.0.0 fabric= stage=prod → waiting [] id=" + promoteID,
 		"11:02 carol approve v1.0.0 fabric= stage=qa → ok [lgtm] id=" + promoteID,
@@ -247,7 +247,7 @@ func TestExtractActions(t *testing.T) {
 }
 
 func TestParseSince(t *testing.T) {
-	now := t0
+	now := auditT0
 	for _, tc := range []struct {
 		in   string
 		want time.Time
@@ -258,18 +258,18 @@ func TestParseSince(t *testing.T) {
 		{"2026-11-20T08:00:00Z", time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)},
 		{"2026-11-20T08:00:00+02:00", time.Date(2026, 11, 20, 6, 0, 0, 0, time.UTC)},
 	} {
-		got, err := parseSince(tc.in, now)
+		got, err := parseAuditSince(tc.in, now)
 		if err != nil || !got.Equal(tc.want) {
-			t.Errorf("parseSince(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			t.Errorf("parseAuditSince(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
-	if _, err := parseSince("yesterday", now); err == nil || !strings.Contains(err.Error(), "neither a time") {
-		t.Errorf("parseSince(yesterday) error = %v", err)
+	if _, err := parseAuditSince("yesterday", now); err == nil || !strings.Contains(err.Error(), "neither a time") {
+		t.Errorf("parseAuditSince(yesterday) error = %v", err)
 	}
 }
 
 func TestAuditJSONLine(t *testing.T) {
-	r := auditRecord{Time: t0, Actor: "alice", Action: "release", Project: "demo", Version: "v1.0.0", Result: "released", WorkflowID: "release/demo/v1.0.0"}
+	r := auditRecord{Time: auditT0, Actor: "alice", Action: "release", Project: "demo", Version: "v1.0.0", Result: "released", WorkflowID: "release/demo/v1.0.0"}
 	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)

@@ -142,8 +142,11 @@ func followRelease(ctx context.Context, g *globals, c client.Client, id, runID s
 				if _, err := waitStarted(ctx, c, state.DeployID); err != nil {
 					return &state, failed(err)
 				}
-				_, err := followDeploy(ctx, g, c, state.DeployID)
-				return &state, err
+				if _, err := followDeploy(ctx, g, c, state.DeployID); err != nil {
+					return &state, err
+				}
+				// The release records the deploy's outcome right after it ends.
+				return waitDeployRecorded(ctx, c, id, runID)
 			case workflows.StatusRefused, workflows.StatusFailed:
 				return &state, failed(errors.New(state.Refusal))
 			}
@@ -181,6 +184,26 @@ func waitStarted(ctx context.Context, c client.Client, id string) (string, error
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitDeployRecorded waits until the release's deploy step shows the outcome.
+func waitDeployRecorded(ctx context.Context, c client.Client, id, runID string) (*workflows.ReleaseState, error) {
+	for {
+		var state workflows.ReleaseState
+		if _, err := queryState(ctx, c, id, runID, &state); err != nil {
+			return nil, failed(err)
+		}
+		for _, s := range state.Steps {
+			if s.Name == workflows.StepDeploy && s.Status != workflows.StepRunning {
+				return &state, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -52,6 +53,10 @@ type releaseRow struct {
 	Latest     bool      `json:"latest"`
 	Status     string    `json:"status"` // released, releasing, or tagged (seen on the remote only)
 	WorkflowID string    `json:"workflow_id,omitempty"`
+	// Stages reached through promotion; Linked releases can no longer be deleted.
+	Stages  []string `json:"stages,omitempty"`
+	Fabrics []string `json:"fabrics,omitempty"`
+	Linked  bool     `json:"linked"`
 }
 
 func runReleases(ctx context.Context, g *globals, o releasesOptions) error {
@@ -83,13 +88,20 @@ func runReleases(ctx context.Context, g *globals, o releasesOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tCOMMIT\tCREATED BY\tCREATED AT\tSOURCE\tSTATUS\t")
+	fmt.Fprintln(tw, "VERSION\tCOMMIT\tCREATED BY\tCREATED AT\tSOURCE\tSTATUS\tREACHED\t")
 	for _, r := range rows {
 		v := r.Version
 		if r.Latest {
 			v += " (latest)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", v, shortHash(r.Commit), r.CreatedBy, r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Source, r.Status)
+		if r.Linked {
+			v += " [linked]"
+		}
+		reached := strings.Join(r.Stages, ",")
+		if reached == "" {
+			reached = strings.Join(r.Fabrics, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", v, shortHash(r.Commit), r.CreatedBy, r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Source, r.Status, reached)
 	}
 	return tw.Flush()
 }
@@ -135,9 +147,14 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 	var m struct {
 		status, commit, by string
 		at                 time.Time
+		stages, fabrics    []string
+		linked             bool
 	}
 	fields := memo.GetFields()
 	dc := converter.GetDefaultDataConverter()
+	_ = dc.FromPayload(fields[workflows.MemoStages], &m.stages)
+	_ = dc.FromPayload(fields[workflows.MemoFabrics], &m.fabrics)
+	_ = dc.FromPayload(fields[workflows.MemoLinked], &m.linked)
 	_ = dc.FromPayload(fields[workflows.MemoStatus], &m.status)
 	_ = dc.FromPayload(fields[workflows.MemoCommit], &m.commit)
 	_ = dc.FromPayload(fields[workflows.MemoCreatedBy], &m.by)
@@ -149,7 +166,8 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 	default:
 		return releaseRow{}, false
 	}
-	return releaseRow{Version: v, Commit: m.commit, CreatedBy: m.by, CreatedAt: m.at, Source: "shipline", Status: m.status, WorkflowID: id}, true
+	return releaseRow{Version: v, Commit: m.commit, CreatedBy: m.by, CreatedAt: m.at, Source: "shipline", Status: m.status, WorkflowID: id,
+		Stages: m.stages, Fabrics: m.fabrics, Linked: m.linked}, true
 }
 
 // remoteTags runs ListReleases on the worker, which fetches the remote's tags.

@@ -121,6 +121,7 @@ func printStatus(g *globals, res statusResult) {
 			}
 		}
 	}
+	printDetails(g, res.State)
 	if res.Failure != "" && (p.Summary == "" || !strings.Contains(p.Summary, res.Failure)) {
 		fmt.Fprintf(g.stdout, "  failure: %s\n", res.Failure)
 	}
@@ -243,5 +244,50 @@ func (p *stepPrinter) print(steps []workflows.Step) {
 func (p *stepPrinter) done(summary string) {
 	if !p.g.json() {
 		fmt.Fprintln(p.g.stdout, summary)
+	}
+}
+
+// printDetails prints what a Deploy or Promote state adds to the steps:
+// queue position, parked reason, builds, jobs, stages and the pending explanation.
+func printDetails(g *globals, raw json.RawMessage) {
+	var d struct {
+		Pending string                             `json:"pending"`
+		Stages  []workflows.StageState             `json:"stages"`
+		Waiting *workflows.Waiting                 `json:"waiting"`
+		Parked  *workflows.Parked                  `json:"parked"`
+		Builds  map[string]workflows.PipelineBuild `json:"builds"`
+		Jobs    []workflows.JobRecord              `json:"jobs"`
+	}
+	if len(raw) == 0 || json.Unmarshal(raw, &d) != nil {
+		return
+	}
+	if len(d.Builds) > 0 {
+		fmt.Fprintln(g.stdout, "  builds:")
+		for _, name := range sortedKeys(d.Builds) {
+			if b := d.Builds[name]; b.Status != workflows.StepPending {
+				fmt.Fprintf(g.stdout, "    %s\n", buildLine(b))
+			}
+		}
+	}
+	if len(d.Jobs) > 0 {
+		fmt.Fprintln(g.stdout, "  jobs:")
+		for _, j := range d.Jobs {
+			fmt.Fprintf(g.stdout, "    %-12s %-18s %-9s %s\n", j.Fabric, j.Job, j.Action, j.ID)
+		}
+	}
+	if len(d.Stages) > 0 {
+		fmt.Fprintln(g.stdout, "  stages:")
+		for _, st := range d.Stages {
+			fmt.Fprintf(g.stdout, "    %s\n", stageLine(st))
+		}
+	}
+	if d.Waiting != nil {
+		fmt.Fprintf(g.stdout, "  queued:  fabric %s is busy with %s\n", d.Waiting.Fabric, d.Waiting.Holder)
+	}
+	if d.Parked != nil {
+		fmt.Fprintf(g.stdout, "  parked at %s since %s: %s\n", d.Parked.Step, d.Parked.Since.Local().Format(time.DateTime), d.Parked.Reason)
+	}
+	if d.Pending != "" {
+		fmt.Fprintf(g.stdout, "  pending: %s\n", d.Pending)
 	}
 }

@@ -1,0 +1,187 @@
+package test
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shipline/shipline/test/dbemu"
+	"github.com/shipline/shipline/workflows"
+)
+
+// promoteFixture has three Databricks workspaces (dev, qa, prod, each its own
+// emulator) and an Airflow folder, with DESIGN.md's three stages.
+type promoteFixture struct {
+	s       *stack
+	emus    map[string]*dbemu.Emulator
+	remote  string
+	workDir string
+}
+
+func newPromoteFixture(t *testing.T) *promoteFixture {
+	t.Helper()
+	f := &promoteFixture{emus: map[string]*dbemu.Emulator{}}
+	for _, name := range []string{"dev", "qa", "prod"} {
+		emu := dbemu.Start(dbemu.Options{Volumes: []string{volume}, Tokens: []string{goodToken}})
+		t.Cleanup(emu.Close)
+		f.emus[name] = emu
+	}
+	t.Setenv(devTokenEnv, goodToken)
+	root := t.TempDir()
+	f.remote = filepath.Join(root, "remotes", "demo.git")
+	f.workDir = filepath.Join(root, "work")
+	dags := filepath.Join(root, "airflow", "dags")
+	for _, d := range []string{f.remote, dags} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, f.remote, "init", "--bare", "-q", "-b", "main")
+	copyTree(t, filepath.Join("testdata", "project"), f.workDir)
+	git(t, f.workDir, "init", "-q", "-b", "main")
+	git(t, f.workDir, "add", ".")
+	git(t, f.workDir, "commit", "-q", "-m", "demo project")
+	git(t, f.workDir, "push", "-q", f.remote, "main")
+	fab := func(name, owner string) string {
+		return fmt.Sprintf("  %s: {kind: databricks, owner: %s, host: %s, token_env: %s, artifact_root: %s}\n", name, owner, f.emus[name].URL, devTokenEnv, volume)
+	}
+	cfg := fmt.Sprintf(`state_dir: state
+teams:
+  developers:   {members: [alice, bob]}
+  prod_support: {members: [carol, dave, erin]}
+projects:
+  demo: {repo: %s, admins: [alice], auto_deploy: true}
+fabrics:
+%s%s%s  airflow-dev: {kind: airflow, owner: developers, dags_folder: %s, artifact_fabric: dev}
+promotion:
+  stages:
+    - {name: dev,  fabrics: [dev, airflow-dev]}
+    - {name: qa,   fabrics: [qa],   approval: {team: developers, required: 1}}
+    - {name: prod, fabrics: [prod], approval: {team: prod_support, required: 2, self_approval: false, timeout: 72h}}
+`, f.remote, fab("dev", "developers"), fab("qa", "developers"), fab("prod", "prod_support"), dags)
+	path := filepath.Join(root, "platform.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.s = startStack(t, path, 0)
+	return f
+}
+
+// artifactSums maps each artifact file name on a workspace to its sha256.
+func artifactSums(emu *dbemu.Emulator, version string) map[string]string {
+	sums := map[string]string{}
+	for _, p := range emu.Files() {
+		if strings.HasPrefix(p, volume+"/demo/"+version+"/") {
+			data, _ := emu.File(p)
+			sum := sha256.Sum256(data)
+			sums[filepath.Base(p)] = fmt.Sprintf("%x", sum)
+		}
+	}
+	return sums
+}
+
+func TestPromoteEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	f := newPromoteFixture(t)
+	sh := f.s.shipline
+
+	// Release (auto_deploy reaches the dev stage), then promote: qa waits for developers.
+	if code, out, errOut := sh("release", "v1.2.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
+		t.Fatalf("release: %s\n%s", out, errOut)
+	}
+	code, out, _ := sh("promote", "v1.2.0", "--project", "demo", "--as", "alice", "--wait")
+	if code != 0 || !strings.Contains(out, "pending: qa: 0 of 1 approvals from developers; alice, bob may approve") {
+		t.Fatalf("promote: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := sh("approve", "v1.2.0", "--project", "demo", "--stage", "qa", "--as", "carol"); code != 1 || !strings.Contains(errOut, "only members of developers") {
+		t.Fatalf("carol approving qa: exit %d %q", code, errOut)
+	}
+	if code, out, _ := sh("approve", "v1.2.0", "--project", "demo", "--stage", "qa", "--as", "bob", "--comment", "tests green"); code != 0 || !strings.Contains(out, "qa: 1 of 1 approvals") {
+		t.Fatalf("bob approving qa: exit %d\n%s", code, out)
+	}
+	waitFor(t, f.s, workflows.PromoteID("demo", "v1.2.0"), "prod: 0 of 2 approvals from prod_support")
+
+	// prod: alice requested it (self-approval off and not in the team), carol once, then dave.
+	if code, _, errOut := sh("approve", "v1.2.0", "--project", "demo", "--stage", "prod", "--as", "alice"); code != 1 || !strings.Contains(errOut, "alice may not vote on prod") {
+		t.Fatalf("alice approving prod: exit %d %q", code, errOut)
+	}
+	if code, _, _ := sh("approve", "v1.2.0", "--project", "demo", "--stage", "prod", "--as", "carol"); code != 0 {
+		t.Fatal("carol's approval refused")
+	}
+	if code, _, errOut := sh("approve", "v1.2.0", "--project", "demo", "--stage", "prod", "--as", "carol"); code != 1 || !strings.Contains(errOut, "carol already approved prod") {
+		t.Fatalf("second vote: exit %d %q", code, errOut)
+	}
+	code, out, _ = sh("status", workflows.PromoteID("demo", "v1.2.0"))
+	if code != 0 || !strings.Contains(out, "prod: 1 of 2 approvals from prod_support (carol approved ") || !strings.Contains(out, "dave, erin may approve; expires ") {
+		t.Fatalf("pending explanation:\n%s", out)
+	}
+	if code, _, _ := sh("approve", "v1.2.0", "--project", "demo", "--stage", "prod", "--as", "dave"); code != 0 {
+		t.Fatal("dave's approval refused")
+	}
+	waitFor(t, f.s, workflows.PromoteID("demo", "v1.2.0"), "promoted v1.2.0 of demo to prod")
+
+	// The same bytes reached every workspace.
+	dev, qa, prod := artifactSums(f.emus["dev"], "v1.2.0"), artifactSums(f.emus["qa"], "v1.2.0"), artifactSums(f.emus["prod"], "v1.2.0")
+	if len(dev) != 3 || fmt.Sprint(dev) != fmt.Sprint(qa) || fmt.Sprint(dev) != fmt.Sprint(prod) {
+		t.Fatalf("artifacts differ:\n dev  %v\n qa   %v\n prod %v", dev, qa, prod)
+	}
+	jobs := f.emus["prod"].JobsTagged(map[string]string{"shipline_project": "demo", "shipline_job": "daily_orders"})
+	if len(jobs) != 1 || jobs[0].CreatorUserName == "" {
+		t.Fatalf("prod jobs: %+v", jobs)
+	}
+
+	// A linked release cannot be deleted; releases shows it linked, with its stages.
+	if code, _, errOut := sh("delete", "v1.2.0", "--project", "demo", "--as", "alice"); code != 1 || !strings.Contains(errOut, "is linked: it reached qa, prod") {
+		t.Fatalf("delete linked: exit %d %q", code, errOut)
+	}
+	code, out, _ = sh("releases", "--project", "demo")
+	if code != 0 || !strings.Contains(out, "v1.2.0 (latest) [linked]") || !strings.Contains(out, "qa,prod") {
+		t.Fatalf("releases:\n%s", out)
+	}
+
+	// A newer release that only reached dev can be deleted: its jobs go back to v1.2.0.
+	git(t, f.workDir, "commit", "-q", "--allow-empty", "-m", "next")
+	git(t, f.workDir, "push", "-q", f.remote, "main")
+	if code, _, _ := sh("release", "v1.3.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
+		t.Fatal("release v1.3.0 failed")
+	}
+	if code, _, errOut := sh("delete", "v1.3.0", "--project", "demo", "--as", "bob"); code != 1 || !strings.Contains(errOut, "only the project's admins") {
+		t.Fatalf("bob deleting: exit %d %q", code, errOut)
+	}
+	code, out, errOut := sh("delete", "v1.3.0", "--project", "demo", "--as", "alice")
+	if code != 0 || !strings.Contains(out, "reverted dev/daily_orders → v1.2.0") {
+		t.Fatalf("delete v1.3.0: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if tags := git(t, f.remote, "tag", "-l", "v1.3.0"); tags != "" {
+		t.Fatal("tag v1.3.0 still on the remote")
+	}
+	if len(artifactSums(f.emus["dev"], "v1.3.0")) != 0 || len(artifactSums(f.emus["dev"], "v1.2.0")) != 3 {
+		t.Fatal("v1.3.0 artifacts should be gone and v1.2.0's kept")
+	}
+	devJob := f.emus["dev"].JobsTagged(map[string]string{"shipline_project": "demo", "shipline_job": "daily_orders"})
+	if len(devJob) != 1 || devJob[0].Tags()["shipline_version"] != "v1.2.0" {
+		t.Fatalf("dev job after delete: %+v", devJob)
+	}
+}
+
+// waitFor polls `status ID` until its output contains want.
+func waitFor(t *testing.T, s *stack, id, want string) {
+	t.Helper()
+	var out string
+	for i := 0; i < 300; i++ {
+		_, out, _ = s.shipline("--output", "json", "status", id)
+		if strings.Contains(out, want) {
+			return
+		}
+		sleep100ms()
+	}
+	var res map[string]any
+	_ = json.Unmarshal([]byte(out), &res)
+	t.Fatalf("%s never showed %q; last status:\n%s", id, want, out)
+}

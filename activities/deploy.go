@@ -1,11 +1,14 @@
 package activities
 
 import (
+	"sync"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"io/fs"
 	"os"
 	"slices"
@@ -249,27 +252,37 @@ type UploadOutput struct {
 	Uploaded []string          `json:"uploaded,omitempty"` // pipelines whose bytes were sent (the rest were already there)
 }
 
-// Upload puts every artifact at its immutable path on the fabric, verifying
-// checksums; artifacts already there with the same bytes are left alone.
+// Upload puts every artifact at its immutable path on the fabric, a few at a
+// time, verifying checksums; artifacts already there with the same bytes are
+// left alone.
 func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, error) {
 	fab, err := fabric.Open(d.Platform, in.Fabric, d.env())
 	if err != nil {
 		return UploadOutput{}, fabricError(err)
 	}
 	out := UploadOutput{Paths: map[string]string{}}
+	var mu sync.Mutex
 	err = withHeartbeat(ctx, func() error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(jobWorkers)
 		for _, a := range in.Artifacts {
-			up, err := fab.Upload(ctx, in.Project, in.Version, a)
-			if err != nil {
-				return fmt.Errorf("upload %s to fabric %s: %w", a.File, in.Fabric, err)
-			}
-			out.Paths[a.Pipeline] = up.Path
-			if up.Uploaded {
-				out.Uploaded = append(out.Uploaded, a.Pipeline)
-			}
+			g.Go(func() error {
+				up, err := fab.Upload(gctx, in.Project, in.Version, a)
+				if err != nil {
+					return fmt.Errorf("upload %s to fabric %s: %w", a.File, in.Fabric, err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				out.Paths[a.Pipeline] = up.Path
+				if up.Uploaded {
+					out.Uploaded = append(out.Uploaded, a.Pipeline)
+				}
+				return nil
+			})
 		}
-		return nil
+		return g.Wait()
 	})
+	sort.Strings(out.Uploaded)
 	return out, fabricError(err)
 }
 

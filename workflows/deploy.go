@@ -395,35 +395,48 @@ func (d *deployment) upload(ctx workflow.Context) error {
 	return nil
 }
 
-// schedule renders and upserts every job in parallel; jobs done are kept across a resume.
+// schedule renders and upserts the jobs, one activity per fabric (in
+// parallel); jobs done are kept across a resume.
 func (d *deployment) schedule(ctx workflow.Context) error {
 	futures := map[string]workflow.Future{}
-	byName := map[string]activities.ResolvedJob{}
-	for _, j := range d.plan.Jobs {
-		key := j.Fabric + "/" + j.Name
-		if _, ok := d.jobs[key]; ok {
+	byKey := map[string]activities.ResolvedJob{}
+	for _, f := range d.state.Fabrics {
+		var todo []activities.ResolvedJob
+		for _, j := range d.plan.Jobs {
+			key := j.Fabric + "/" + j.Name
+			if _, ok := d.jobs[key]; ok || j.Fabric != f {
+				continue
+			}
+			byKey[key] = j
+			todo = append(todo, j)
+		}
+		if len(todo) == 0 {
 			continue
 		}
-		byName[key] = j
-		futures[key] = workflow.ExecuteActivity(fabricActivity(ctx), deployActs.UpsertJob, activities.UpsertJobInput{
+		futures[f] = workflow.ExecuteActivity(fabricActivity(ctx), deployActs.UpsertJobs, activities.UpsertJobsInput{
 			Project: d.in.Project, Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID,
-			Job: j, Artifacts: d.artifactPaths(j),
+			Fabric: f, Jobs: todo, Artifacts: d.uploads[f],
 		})
 	}
 	var failed []string
-	for _, name := range sortedNames(futures) {
-		var out activities.UpsertJobOutput
-		if err := futures[name].Get(ctx, &out); err != nil {
+	for _, f := range sortedNames(futures) {
+		var out activities.UpsertJobsOutput
+		if err := futures[f].Get(ctx, &out); err != nil {
 			if temporal.IsCanceledError(err) {
 				return err
 			}
-			failed = append(failed, fmt.Sprintf("%s: %s", name, userMessage(err)))
+			failed = append(failed, fmt.Sprintf("fabric %s: %s", f, userMessage(err)))
 			continue
 		}
-		j := byName[name]
-		d.jobs[name] = JobRecord{Fabric: j.Fabric, Job: j.Name, Scheduler: j.Scheduler, ID: out.ID, Action: out.Action,
-			Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID, Actor: d.in.Actor,
-			At: workflow.Now(ctx), Artifacts: d.artifactPaths(j)}
+		for _, name := range sortedNames(out.Failed) {
+			failed = append(failed, fmt.Sprintf("%s on %s: %s", name, f, out.Failed[name]))
+		}
+		for name, res := range out.Results {
+			j := byKey[f+"/"+name]
+			d.jobs[f+"/"+name] = JobRecord{Fabric: f, Job: name, Scheduler: j.Scheduler, ID: res.ID, Action: res.Action,
+				Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID, Actor: d.in.Actor,
+				At: workflow.Now(ctx), Artifacts: d.artifactPaths(j)}
+		}
 	}
 	d.state.Jobs = d.jobList()
 	if len(failed) > 0 {

@@ -99,6 +99,27 @@ func (e *deployEnv) okUpload() {
 	})
 }
 
+// onJobs mocks UpsertJobs with a per-job function, the way the activity calls
+// each job; an error from fn is reported as a permanent per-job failure.
+func (e *deployEnv) onJobs(fn func(in activities.UpsertJobInput) (activities.UpsertJobOutput, error)) {
+	e.OnActivity(deployActs.UpsertJobs, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UpsertJobsInput) (activities.UpsertJobsOutput, error) {
+		out := activities.UpsertJobsOutput{Results: map[string]activities.UpsertJobOutput{}, Failed: map[string]string{}}
+		for _, j := range in.Jobs {
+			paths := map[string]string{}
+			for _, p := range j.Pipelines {
+				paths[p] = in.Artifacts[p]
+			}
+			res, err := fn(activities.UpsertJobInput{Project: in.Project, Version: in.Version, Commit: in.Commit, DeploymentID: in.DeploymentID, Job: j, Artifacts: paths})
+			if err != nil {
+				out.Failed[j.Name] = err.Error()
+				continue
+			}
+			out.Results[j.Name] = res
+		}
+		return out, nil
+	})
+}
+
 func (e *deployEnv) query() DeployState {
 	v, err := e.QueryWorkflow(StateQuery)
 	if err != nil {
@@ -128,7 +149,7 @@ func TestDeploySucceeds(t *testing.T) {
 	e.okBuilds()
 	e.okUpload()
 	var upserts []activities.UpsertJobInput
-	e.OnActivity(deployActs.UpsertJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UpsertJobInput) (activities.UpsertJobOutput, error) {
+	e.onJobs(func(in activities.UpsertJobInput) (activities.UpsertJobOutput, error) {
 		upserts = append(upserts, in)
 		return activities.UpsertJobOutput{ID: "1000000000000001", Action: "created"}, nil
 	})
@@ -189,10 +210,10 @@ func TestDeployParksAndResumes(t *testing.T) {
 	e.okBuilds()
 	e.okUpload()
 	calls := map[string]int{}
-	e.OnActivity(deployActs.UpsertJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UpsertJobInput) (activities.UpsertJobOutput, error) {
+	e.onJobs(func(in activities.UpsertJobInput) (activities.UpsertJobOutput, error) {
 		calls[in.Job.Name]++
 		if in.Job.Name == "daily_orders" && calls[in.Job.Name] == 1 {
-			return activities.UpsertJobOutput{}, temporal.NewNonRetryableApplicationError("fabric dev refused the token (403 PERMISSION_DENIED)", "FabricAuth", nil)
+			return activities.UpsertJobOutput{}, errors.New("fabric dev refused the token (403 PERMISSION_DENIED)")
 		}
 		return activities.UpsertJobOutput{ID: "42", Action: "created"}, nil
 	})
@@ -250,7 +271,9 @@ func TestDeployWaitsInQueue(t *testing.T) {
 	e.okResolve()
 	e.okBuilds()
 	e.okUpload()
-	e.OnActivity(deployActs.UpsertJob, mock.Anything, mock.Anything).Return(activities.UpsertJobOutput{ID: "1", Action: "updated"}, nil)
+	e.onJobs(func(activities.UpsertJobInput) (activities.UpsertJobOutput, error) {
+		return activities.UpsertJobOutput{ID: "1", Action: "updated"}, nil
+	})
 	var queued DeployState
 	var buildsWhileQueued int32 = -1
 	e.RegisterDelayedCallback(func() {

@@ -84,6 +84,9 @@ type databricksFabric struct {
 	raw *client.DatabricksClient
 }
 
+// defaultRateLimit is the client-side request rate per fabric client.
+const defaultRateLimit = 100
+
 func newDatabricks(f platform.Fabric, env Env) (Fabric, error) {
 	if env == nil {
 		env = os.Getenv
@@ -92,6 +95,10 @@ func newDatabricks(f platform.Fabric, env Env) (Fabric, error) {
 		name: f.Name, host: strings.TrimRight(f.Host, "/"), tokenEnv: f.TokenEnv, profile: f.Profile,
 		root: strings.TrimRight(f.ArtifactRoot, "/"), env: env,
 		retryTimeout: 30 * time.Second, httpTimeout: 60 * time.Second,
+		// The SDK's default client-side limit (15 requests/s) serializes a deploy
+		// of many jobs behind itself; the workspace answers 429 when it is busy,
+		// which the SDK and Temporal retry.
+		rateLimit: defaultRateLimit,
 	}
 	bad := func(msg string) (Fabric, error) {
 		return nil, &Error{Permanent: true, Kind: "FabricConfig", Msg: fmt.Sprintf("fabric %q: %s in platform.yaml", f.Name, msg)}

@@ -14,6 +14,13 @@ import (
 	"github.com/shipline/shipline/activities"
 )
 
+// Change IDs of workflow.GetVersion markers: each names a change to workflow
+// code made while workflows of the previous shape may still be open.
+const (
+	// ChangeBatchedJobs: Deploy upserts a fabric's jobs in one activity instead of one per job.
+	ChangeBatchedJobs = "batched-job-upserts"
+)
+
 // DefaultTaskQueue is used when platform.yaml names none.
 const DefaultTaskQueue = "shipline"
 

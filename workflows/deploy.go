@@ -398,6 +398,11 @@ func (d *deployment) upload(ctx workflow.Context) error {
 // schedule renders and upserts the jobs, one activity per fabric (in
 // parallel); jobs done are kept across a resume.
 func (d *deployment) schedule(ctx workflow.Context) error {
+	// Deployments started before jobs were batched per fabric replay the
+	// one-activity-per-job path.
+	if workflow.GetVersion(ctx, ChangeBatchedJobs, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return d.schedulePerJob(ctx)
+	}
 	futures := map[string]workflow.Future{}
 	byKey := map[string]activities.ResolvedJob{}
 	for _, f := range d.state.Fabrics {
@@ -451,6 +456,44 @@ func (d *deployment) schedule(ctx workflow.Context) error {
 		actions = append(actions, what)
 	}
 	setStep(d.state.Steps, StepSchedule, StepDone, strings.Join(actions, ", "), workflow.Now(ctx))
+	return nil
+}
+
+// schedulePerJob is the first version of schedule: one UpsertJob activity per job.
+func (d *deployment) schedulePerJob(ctx workflow.Context) error {
+	futures := map[string]workflow.Future{}
+	byKey := map[string]activities.ResolvedJob{}
+	for _, j := range d.plan.Jobs {
+		key := j.Fabric + "/" + j.Name
+		if _, ok := d.jobs[key]; ok {
+			continue
+		}
+		byKey[key] = j
+		futures[key] = workflow.ExecuteActivity(fabricActivity(ctx), deployActs.UpsertJob, activities.UpsertJobInput{
+			Project: d.in.Project, Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID,
+			Job: j, Artifacts: d.artifactPaths(j),
+		})
+	}
+	var failed []string
+	for _, key := range sortedNames(futures) {
+		var out activities.UpsertJobOutput
+		if err := futures[key].Get(ctx, &out); err != nil {
+			if temporal.IsCanceledError(err) {
+				return err
+			}
+			failed = append(failed, fmt.Sprintf("%s: %s", key, userMessage(err)))
+			continue
+		}
+		j := byKey[key]
+		d.jobs[key] = JobRecord{Fabric: j.Fabric, Job: j.Name, Scheduler: j.Scheduler, ID: out.ID, Action: out.Action,
+			Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID, Actor: d.in.Actor,
+			At: workflow.Now(ctx), Artifacts: d.artifactPaths(j)}
+	}
+	d.state.Jobs = d.jobList()
+	if len(failed) > 0 {
+		return errors.New("schedule failed: " + strings.Join(failed, "; "))
+	}
+	setStep(d.state.Steps, StepSchedule, StepDone, fmt.Sprintf("%d jobs", len(d.state.Jobs)), workflow.Now(ctx))
 	return nil
 }
 

@@ -36,6 +36,11 @@ type stack struct {
 
 // startStack loads the platform file and runs the worker with --dev semantics.
 func startStack(t testing.TB, cfgPath string, temporalPort int) *stack {
+	return startStackWith(t, cfgPath, temporalPort, nil)
+}
+
+// startStackWith is startStack with dynamic config overrides for the embedded server.
+func startStackWith(t testing.TB, cfgPath string, temporalPort int, dynamic map[string]any) *stack {
 	t.Helper()
 	cfg, diags := platform.Load(cfgPath)
 	if diags.HasErrors() {
@@ -50,7 +55,7 @@ func startStack(t testing.TB, cfgPath string, temporalPort int) *stack {
 	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	go func() {
 		s.done <- workerapp.Run(ctx, workerapp.Options{
-			Config: cfg, Dev: true, TemporalPort: temporalPort, UIPort: freePort(t), Logger: logger,
+			Config: cfg, Dev: true, TemporalPort: temporalPort, UIPort: freePort(t), Logger: logger, DevDynamicConfig: dynamic,
 			Ready: func(i workerapp.Info) { ready <- i },
 		})
 	}()

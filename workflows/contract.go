@@ -496,8 +496,10 @@ type PromoteInput struct {
 	Actor string `json:"actor"`
 	// To stops after this stage; default: the last stage.
 	To string `json:"to,omitempty"`
-	// Carried is set only by continue-as-new.
-	Carried *PromoteState `json:"carried,omitempty"`
+	// Carried is set only by continue-as-new, with the stage settings the
+	// promotion started with (a promotion keeps its rules until it ends).
+	Carried         *PromoteState                 `json:"carried,omitempty"`
+	CarriedSettings *activities.PromotionSettings `json:"carried_settings,omitempty"`
 }
 
 // Vote is the input of ApproveUpdate and RejectUpdate, and a recorded vote.

@@ -63,6 +63,9 @@ type promotion struct {
 func (p *promotion) setup(ctx workflow.Context) error {
 	if p.in.Carried != nil {
 		p.state = *p.in.Carried
+		if p.in.CarriedSettings != nil {
+			p.settings = *p.in.CarriedSettings
+		}
 	} else {
 		p.state = PromoteState{Progress: Progress{Status: StatusRunning}, Project: p.in.Project, Version: p.in.Version, Actor: p.in.Actor, Target: p.in.To}
 		p.state.Summary = fmt.Sprintf("promoting %s of %s for %s", p.in.Version, p.in.Project, p.in.Actor)
@@ -421,9 +424,9 @@ func (p *promotion) continueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
-	carried := p.state
+	carried, settings := p.state, p.settings
 	next := p.in
-	next.Carried = &carried
+	next.Carried, next.CarriedSettings = &carried, &settings
 	return workflow.NewContinueAsNewError(ctx, Promote, next)
 }
 

@@ -129,6 +129,9 @@ func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (t
 		// older database) are usable at once, not after a cache refresh.
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
 	}
+	for k, v := range opts.DynamicConfig {
+		dynConf[dynamicconfig.MakeKey(k)] = v
+	}
 
 	server, err := temporal.NewServer(
 		temporal.WithConfig(conf),

@@ -50,6 +50,10 @@ type Options struct {
 	// LogLevel is the lowest level of server log lines passed on: debug,
 	// info, warn or error. Empty means warn: the server is chatty.
 	LogLevel string
+	// DynamicConfig overrides server dynamic config keys, e.g.
+	// "limit.historyCount.suggestContinueAsNew" (tests use it to make
+	// long-lived workflows continue as new early).
+	DynamicConfig map[string]any
 }
 
 // Server is a running embedded Temporal server (and UI).

@@ -41,6 +41,8 @@ type Options struct {
 	Ready func(Info)
 	// BuildParallelism bounds the pipeline builds running at once (0 means the number of CPUs).
 	BuildParallelism int
+	// DevDynamicConfig overrides the embedded server's dynamic config (tests).
+	DevDynamicConfig map[string]any
 }
 
 // Info says where a running worker is connected.
@@ -137,6 +139,7 @@ func startDevServer(ctx context.Context, opts Options, namespace string, logger 
 		Namespace:        namespace,
 		SearchAttributes: SearchAttributes(),
 		Logger:           logger,
+		DynamicConfig:    opts.DevDynamicConfig,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the embedded temporal dev server: %w", err)

@@ -168,6 +168,60 @@ func TestPromoteEndToEnd(t *testing.T) {
 	if len(devJob) != 1 || devJob[0].Tags()["shipline_version"] != "v1.2.0" {
 		t.Fatalf("dev job after delete: %+v", devJob)
 	}
+
+	// The audit tells the same story, step by step, in time order.
+	checkAudit(t, f.s, []string{
+		"alice release v1.2.0 released",
+		"alice deploy v1.2.0 succeeded",
+		"alice promote v1.2.0 promoted",
+		"carol approve v1.2.0 refused",
+		"bob approve v1.2.0 ok",
+		"bob link v1.2.0 ok",
+		"bob deploy v1.2.0 succeeded",
+		"alice approve v1.2.0 refused",
+		"carol approve v1.2.0 ok",
+		"carol approve v1.2.0 refused",
+		"dave approve v1.2.0 ok",
+		"carol link v1.2.0 ok",
+		"carol deploy v1.2.0 succeeded",
+		"alice delete v1.2.0 refused",
+		"alice release v1.3.0 deleted", // the release run ends when its delete completes
+		"alice deploy v1.3.0 succeeded",
+		"bob delete v1.3.0 refused",
+		"alice delete v1.3.0 ok",
+	})
+}
+
+// checkAudit reads `shipline audit --json` and checks that want ("actor action
+// version result") appears in order among its records.
+func checkAudit(t *testing.T, s *stack, want []string) {
+	t.Helper()
+	var got []string
+	for attempt := 0; attempt < 50; attempt++ {
+		code, out, _ := s.shipline("audit", "--project", "demo", "--json")
+		if code != 0 {
+			t.Fatalf("audit: exit %d", code)
+		}
+		got = nil
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var r struct{ Actor, Action, Version, Result string }
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("audit line %q: %v", line, err)
+			}
+			got = append(got, strings.Join([]string{r.Actor, r.Action, r.Version, strings.Fields(r.Result + " -")[0]}, " "))
+		}
+		i := 0
+		for _, g := range got {
+			if i < len(want) && g == want[i] {
+				i++
+			}
+		}
+		if i == len(want) {
+			return
+		}
+		sleep100ms()
+	}
+	t.Fatalf("audit does not tell the story in order.\nwant (in order):\n  %s\ngot:\n  %s", strings.Join(want, "\n  "), strings.Join(got, "\n  "))
 }
 
 // waitFor polls `status ID` until its output contains want.

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/signing"
 )
 
 // Config answers questions about platform.yaml for workflows. The file is read by
@@ -122,4 +123,14 @@ func (c *Config) Promotion(_ context.Context, in ProjectInput) (PromotionSetting
 		out.Stages = append(out.Stages, s)
 	}
 	return out, nil
+}
+
+// Signatures returns platform.yaml's signing policy: whether signatures are
+// required and each user's public keys (public, not secret).
+func (c *Config) Signatures(_ context.Context) (signing.Policy, error) {
+	p := signing.Policy{Require: c.Platform.RequireSignatures, Keys: map[string][]string{}}
+	for name, u := range c.Platform.Users {
+		p.Keys[name] = slices.Clone(u.Keys)
+	}
+	return p, nil
 }

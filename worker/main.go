@@ -4,7 +4,10 @@
 // activities until it receives SIGINT or SIGTERM.
 //
 //	shipline-worker --config platform.yaml [--dev] [--temporal-port 7233] [--ui-port 8233]
-//	                [--log-level info] [--log-format console|json]
+//	                [--log-level info] [--log-format console|json] [--metrics-addr 127.0.0.1:9464]
+//
+// With --metrics-addr the worker serves Prometheus metrics (the Temporal
+// SDK's and Shipline's shipline_* ones) on http://ADDR/metrics.
 //
 // TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE override the config's temporal
 // section. Exit codes: 0 stopped cleanly, 1 failed, 2 bad usage or invalid config.
@@ -16,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -38,6 +42,7 @@ type flags struct {
 	logLevel     string
 	logFormat    string
 	builds       int
+	metricsAddr  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -51,8 +56,14 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "console", "log `format`: console or json")
 	fs.IntVar(&f.builds, "build-parallelism", 0, "pipeline builds run at once on this worker (default: the number of CPUs)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://`host:port`/metrics, e.g. 127.0.0.1:9464 (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	if f.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
+			return f, fmt.Errorf("--metrics-addr %q: want HOST:PORT, e.g. 127.0.0.1:9464 or :9464", f.metricsAddr)
+		}
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -103,6 +114,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		TemporalPort:     f.temporalPort,
 		UIPort:           f.uiPort,
 		BuildParallelism: f.builds,
+		MetricsAddr:      f.metricsAddr,
 		Logger:           logger,
 		Ready:            func(info workerapp.Info) { fmt.Fprintln(stdout, readyLine(info)) },
 	})
@@ -121,6 +133,9 @@ func readyLine(info workerapp.Info) string {
 		info.Address, info.Namespace, info.TaskQueue)
 	if info.UIURL != "" {
 		line += ", UI " + info.UIURL
+	}
+	if info.MetricsURL != "" {
+		line += ", metrics " + info.MetricsURL
 	}
 	return line
 }

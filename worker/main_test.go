@@ -19,6 +19,9 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"--config", "p.yaml"}, want: flags{config: "p.yaml", temporalPort: 7233, uiPort: 8233, logLevel: "info", logFormat: "console"}},
 		{args: []string{"--config=p.yaml", "--dev", "--temporal-port", "17233", "--ui-port", "-1", "--log-level", "debug", "--log-format", "json"},
 			want: flags{config: "p.yaml", dev: true, temporalPort: 17233, uiPort: -1, logLevel: "debug", logFormat: "json"}},
+		{args: []string{"--config", "p.yaml", "--metrics-addr", "127.0.0.1:9464"},
+			want: flags{config: "p.yaml", temporalPort: 7233, uiPort: 8233, logLevel: "info", logFormat: "console", metricsAddr: "127.0.0.1:9464"}},
+		{args: []string{"--config", "p.yaml", "--metrics-addr", "9464"}, wantErr: "want HOST:PORT"},
 		{args: nil, wantErr: "--config FILE is required"},
 		{args: []string{"--config", "p.yaml", "extra"}, wantErr: "unexpected arguments"},
 		{args: []string{"--nope"}, wantErr: "flag provided but not defined"},
@@ -67,7 +70,11 @@ func TestReadyLine(t *testing.T) {
 		t.Errorf("readyLine = %q, want %q", got, want)
 	}
 	info.UIURL = ""
-	if got := readyLine(info); strings.Contains(got, "UI") {
+	if got := readyLine(info); strings.Contains(got, "UI") || strings.Contains(got, "metrics") {
 		t.Errorf("readyLine without UI = %q", got)
+	}
+	info.MetricsURL = "http://127.0.0.1:9464/metrics"
+	if got := readyLine(info); !strings.HasSuffix(got, ", metrics http://127.0.0.1:9464/metrics") {
+		t.Errorf("readyLine with metrics = %q", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/signing"
 )
 
 // Change IDs of workflow.GetVersion markers: each names a change to workflow
@@ -19,6 +20,8 @@ import (
 const (
 	// ChangeBatchedJobs: Deploy upserts a fabric's jobs in one activity instead of one per job.
 	ChangeBatchedJobs = "batched-job-upserts"
+	// ChangeSignedRequests: workflows read the signing policy and verify requests.
+	ChangeSignedRequests = "signed-requests"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -142,6 +145,8 @@ type ReleaseInput struct {
 	Message string `json:"message,omitempty"`
 	// NoDeploy releases without deploying (Prophecy's two-step mode), even with auto_deploy.
 	NoDeploy bool `json:"no_deploy,omitempty"`
+	// Auth signs the request (see internal/signing); required with require_signatures.
+	Auth *signing.Auth `json:"auth,omitempty"`
 
 	// Carried is set only by continue-as-new: the state so far.
 	Carried *ReleaseState `json:"carried,omitempty"`
@@ -188,6 +193,8 @@ type ReleaseState struct {
 	Artifacts map[string]string `json:"artifacts,omitempty"`
 	// Deleted records what deleting the release did.
 	Deleted *DeleteResult `json:"deleted,omitempty"`
+	// Requests are the IDs of signed requests accepted (replays are refused).
+	Requests []string `json:"requests,omitempty"`
 }
 
 // ListReleasesInput asks for the release tags on a project's remote.
@@ -289,6 +296,9 @@ type DeployInput struct {
 	// Expect pins the artifacts' bytes (pipeline → sha256): a build or cache hit
 	// with other bytes fails the deployment instead of shipping them.
 	Expect map[string]string `json:"expect,omitempty"`
+	// Auth signs the request; a deployment started by a Release or Promote
+	// workflow of the same release needs none.
+	Auth *signing.Auth `json:"auth,omitempty"`
 }
 
 // PipelineBuild is the build state of one pipeline in a deployment.
@@ -354,8 +364,9 @@ type DeployState struct {
 
 // ControlRequest is the input of ResumeUpdate and CancelUpdate.
 type ControlRequest struct {
-	Actor  string `json:"actor"`
-	Reason string `json:"reason,omitempty"`
+	Actor  string        `json:"actor"`
+	Reason string        `json:"reason,omitempty"`
+	Auth   *signing.Auth `json:"auth,omitempty"`
 }
 
 // FabricInput starts (or continues) a Fabric entity.
@@ -443,6 +454,21 @@ type ReadLogsInput = activities.ReadLogsInput
 // ReadLogsOutput holds the logs.
 type ReadLogsOutput = activities.ReadLogsOutput
 
+// Actions named in signed requests (signing.Request.Action).
+const (
+	ActionRelease = "release"
+	ActionDeploy  = "deploy"
+	ActionPromote = "promote"
+	ActionApprove = "approve"
+	ActionReject  = "reject"
+	ActionDelete  = "delete"
+	ActionResume  = "resume"
+	ActionCancel  = "cancel"
+)
+
+// ErrSignature is the failure type of a request refused for its signature.
+const ErrSignature = "SignatureRefused"
+
 // ---- Promote, link and delete -----------------------------------------------
 
 const (
@@ -496,6 +522,8 @@ type PromoteInput struct {
 	Actor string `json:"actor"`
 	// To stops after this stage; default: the last stage.
 	To string `json:"to,omitempty"`
+	// Auth signs the request.
+	Auth *signing.Auth `json:"auth,omitempty"`
 	// Carried is set only by continue-as-new, with the stage settings the
 	// promotion started with (a promotion keeps its rules until it ends).
 	Carried         *PromoteState                 `json:"carried,omitempty"`
@@ -504,10 +532,11 @@ type PromoteInput struct {
 
 // Vote is the input of ApproveUpdate and RejectUpdate, and a recorded vote.
 type Vote struct {
-	Stage   string    `json:"stage"`
-	Actor   string    `json:"actor"`
-	Comment string    `json:"comment,omitempty"`
-	At      time.Time `json:"at,omitempty"`
+	Stage   string        `json:"stage"`
+	Actor   string        `json:"actor"`
+	Comment string        `json:"comment,omitempty"`
+	At      time.Time     `json:"at,omitempty"`
+	Auth    *signing.Auth `json:"auth,omitempty"`
 }
 
 // StageStatus is where a stage of a promotion stands.
@@ -562,6 +591,8 @@ type PromoteState struct {
 	Pending string `json:"pending,omitempty"`
 	// Artifacts pins the bytes every stage deploys: pipeline → sha256.
 	Artifacts map[string]string `json:"artifacts,omitempty"`
+	// Requests are the IDs of signed requests accepted (replays are refused).
+	Requests []string `json:"requests,omitempty"`
 }
 
 // LinkRequest is the input of LinkUpdate.
@@ -573,7 +604,8 @@ type LinkRequest struct {
 
 // DeleteRequest is the input of DeleteUpdate.
 type DeleteRequest struct {
-	Actor string `json:"actor"`
+	Actor string        `json:"actor"`
+	Auth  *signing.Auth `json:"auth,omitempty"`
 }
 
 // DeleteResult says what deleting a release did.

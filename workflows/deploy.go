@@ -75,6 +75,7 @@ type deployment struct {
 	control struct{ resume, cancel bool }   // set by the updates
 	who     struct{ resume, cancel string } // actors of the last control requests
 	reason  string                          // cancel reason
+	guard   requestGuard
 }
 
 // setup seeds the state and registers the query and the two updates.
@@ -90,11 +91,15 @@ func (d *deployment) setup(ctx workflow.Context) error {
 		return err
 	}
 	err := workflow.SetUpdateHandlerWithOptions(ctx, ResumeUpdate, func(ctx workflow.Context, r ControlRequest) (string, error) {
+		d.guard.remember(r.Auth)
 		d.control.resume, d.who.resume = true, r.Actor
 		return fmt.Sprintf("resuming %s from step %s", d.state.DeploymentID, d.state.Parked.Step), nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r ControlRequest) error {
 		if d.state.Status != StatusParked {
 			return fmt.Errorf("%s is %s, not parked: only a parked deployment can be resumed", d.state.DeploymentID, d.state.Status)
+		}
+		if err := d.guard.check(ctx, d.state.DeploymentID, ActionResume, r.Actor, SignedArgs(r), r.Auth); err != nil {
+			return err
 		}
 		return d.mayControl(r.Actor, "resume")
 	}})
@@ -102,12 +107,16 @@ func (d *deployment) setup(ctx workflow.Context) error {
 		return err
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, CancelUpdate, func(ctx workflow.Context, r ControlRequest) (string, error) {
+		d.guard.remember(r.Auth)
 		d.control.cancel, d.who.cancel, d.reason = true, r.Actor, r.Reason
 		return fmt.Sprintf("cancelling %s", d.state.DeploymentID), nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r ControlRequest) error {
 		switch d.state.Status {
 		case StatusSucceeded, StatusFailed, StatusRefused, StatusCancelled:
 			return fmt.Errorf("%s already ended: %s", d.state.DeploymentID, d.state.Status)
+		}
+		if err := d.guard.check(ctx, d.state.DeploymentID, ActionCancel, r.Actor, SignedArgs(r), r.Auth); err != nil {
+			return err
 		}
 		return d.mayControl(r.Actor, "cancel")
 	}})
@@ -134,6 +143,9 @@ func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
 		return d.state, d.refuse(ctx, StepResolveRelease, ErrInvalidInput, err.Error())
 	}
 	d.publish(ctx)
+	if err := d.checkSignature(ctx); err != nil {
+		return d.state, err
+	}
 	steps := []struct {
 		name string
 		fn   func(workflow.Context) error
@@ -158,6 +170,24 @@ func (d *deployment) checkInput() error {
 		return errors.New(`the input has no "actor": name the user on whose behalf the deploy is made`)
 	}
 	return versionCheck(d.in.Version)
+}
+
+// checkSignature verifies the request that started the deployment, unless the
+// Release or Promote workflow of this release started it (they verified theirs).
+func (d *deployment) checkSignature(ctx workflow.Context) error {
+	if err := d.guard.load(ctx); err != nil {
+		return err
+	}
+	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil {
+		if parent.ID == ReleaseID(d.in.Project, d.in.Version) || parent.ID == PromoteID(d.in.Project, d.in.Version) {
+			return nil
+		}
+	}
+	if err := d.guard.check(ctx, d.state.DeploymentID, ActionDeploy, d.in.Actor, SignedArgs(d.in), d.in.Auth); err != nil {
+		return d.refuse(ctx, StepAccess, ErrSignature, err.Error())
+	}
+	d.guard.remember(d.in.Auth)
+	return nil
 }
 
 // attempt runs a step; a permanent failure parks the deployment until resume

@@ -17,6 +17,7 @@ import (
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
 	"github.com/shipline/shipline/internal/manifest"
+	"github.com/shipline/shipline/internal/signing"
 )
 
 const deployID = "deploy/demo/v1.0.0/test"
@@ -61,6 +62,8 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	}, workflow.RegisterOptions{Name: FabricWorkflow})
 	e.RegisterActivity(&activities.Deploy{})
 	e.RegisterActivity(&activities.Build{})
+	e.RegisterActivity(&activities.Config{})
+	e.OnActivity(configActs.Signatures, mock.Anything).Return(signing.Policy{}, nil)
 	e.OnSignalExternalWorkflow(mock.Anything, ReleaseID("demo", "v1.0.0"), "", DeployedSignal, mock.Anything).Return(
 		func(_, _, _, _ string, arg any) error {
 			e.told = append(e.told, arg.(Deployed))

@@ -59,8 +59,9 @@ func (f *fabricEntity) enqueue(ctx workflow.Context, e QueueEntry) {
 	f.tell(ctx, e.DeploymentID)
 }
 
-// done records a finished deployment, drops it from the queue and grants the
-// lock to the next one when it was the holder.
+// done records a finished deployment, drops it from the queue and tells every
+// deployment behind it its new place: the next one is granted the lock when
+// the holder left, the others learn who holds it now.
 func (f *fabricEntity) done(ctx workflow.Context, d DeploymentDone) {
 	pos := f.position(d.DeploymentID)
 	if pos >= 0 {
@@ -77,19 +78,55 @@ func (f *fabricEntity) done(ctx workflow.Context, d DeploymentDone) {
 	if n := len(f.state.History); n > MaxFabricHistory {
 		f.state.History = slices.Clone(f.state.History[n-MaxFabricHistory:])
 	}
-	if pos == 0 && len(f.state.Queue) > 0 {
-		f.tell(ctx, f.state.Queue[0].DeploymentID)
+	if pos < 0 || pos >= len(f.state.Queue) {
+		return
+	}
+	// Entities that ran the first version of this code only told the new
+	// holder; everyone behind it kept naming the deployment that had left.
+	if workflow.GetVersion(ctx, changeTellWholeQueue, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		if pos == 0 {
+			f.tell(ctx, f.state.Queue[0].DeploymentID)
+		}
+		return
+	}
+	// Everyone who stood behind the one that left moves up: tell them all (the
+	// new holder first), so a waiting deployment's status names the holder.
+	// The signals go out together; the loop waits for them all.
+	type sent struct {
+		id     string
+		signal workflow.Future
+	}
+	var all []sent
+	for _, e := range f.state.Queue[pos:] {
+		all = append(all, sent{e.DeploymentID, f.grant(ctx, e.DeploymentID)})
+	}
+	for _, s := range all {
+		f.unreachable(ctx, s.id, s.signal.Get(ctx, nil))
 	}
 }
 
+// changeTellWholeQueue: when a deployment leaves the queue, every deployment
+// behind it is told its new place (not only a new holder).
+const changeTellWholeQueue = "fabric-tell-whole-queue"
+
 // tell signals a deployment its place: granted when it is the head.
 func (f *fabricEntity) tell(ctx workflow.Context, id string) {
+	f.unreachable(ctx, id, f.grant(ctx, id).Get(ctx, nil))
+}
+
+// grant sends a deployment its place (granted when it is the head).
+func (f *fabricEntity) grant(ctx workflow.Context, id string) workflow.Future {
 	pos := f.position(id)
 	g := Grant{Fabric: f.state.Fabric, Granted: pos == 0}
 	for _, e := range f.state.Queue[:max(pos, 0)] {
 		g.Ahead = append(g.Ahead, e.DeploymentID)
 	}
-	err := workflow.SignalExternalWorkflow(ctx, id, "", GrantSignal, g).Get(ctx, nil)
+	return workflow.SignalExternalWorkflow(ctx, id, "", GrantSignal, g)
+}
+
+// unreachable drops a queued deployment whose grant signal failed.
+func (f *fabricEntity) unreachable(ctx workflow.Context, id string, err error) {
+	pos := f.position(id)
 	if err != nil && pos >= 0 {
 		// The deployment is gone (terminated by hand): drop it so the queue moves on.
 		workflow.GetLogger(ctx).Warn("queued deployment unreachable; dropping it", "deployment", id, "error", err)

@@ -58,11 +58,13 @@ type promotion struct {
 	state    PromoteState
 	settings activities.PromotionSettings
 	current  int // index of the stage being worked on
+	guard    requestGuard
 }
 
 func (p *promotion) setup(ctx workflow.Context) error {
 	if p.in.Carried != nil {
 		p.state = *p.in.Carried
+		p.guard.Seen = p.state.Requests
 		if p.in.CarriedSettings != nil {
 			p.settings = *p.in.CarriedSettings
 		}
@@ -82,9 +84,19 @@ func (p *promotion) setup(ctx workflow.Context) error {
 	}
 	for _, name := range []string{ApproveUpdate, RejectUpdate} {
 		reject := name == RejectUpdate
+		action := map[bool]string{false: ActionApprove, true: ActionReject}[reject]
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name, func(ctx workflow.Context, v Vote) (StageState, error) {
+			p.guard.remember(v.Auth)
+			p.state.Requests = p.guard.Seen
+			v.Auth = nil
 			return p.vote(ctx, v, reject), nil
-		}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, v Vote) error { return p.checkVote(v, reject) }})
+		}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, v Vote) error {
+			// Who is asking comes first (the signature), then what they may do.
+			if err := p.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, action, v.Actor, SignedArgs(v), v.Auth); err != nil {
+				return err
+			}
+			return p.checkVote(v, reject)
+		}})
 		if err != nil {
 			return err
 		}
@@ -93,6 +105,9 @@ func (p *promotion) setup(ctx workflow.Context) error {
 }
 
 func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
+	if err := p.guard.load(ctx); err != nil {
+		return p.state, err
+	}
 	if p.in.Carried == nil {
 		if err := p.begin(ctx); err != nil {
 			return p.state, err
@@ -120,6 +135,11 @@ func (p *promotion) begin(ctx workflow.Context) error {
 		return p.end(ctx, StatusRefused, ErrInvalidInput, err.Error())
 	}
 	p.publish(ctx)
+	if err := p.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionPromote, p.in.Actor, SignedArgs(p.in), p.in.Auth); err != nil {
+		return p.end(ctx, StatusRefused, ErrSignature, err.Error())
+	}
+	p.guard.remember(p.in.Auth)
+	p.state.Requests = p.guard.Seen
 	if err := workflow.ExecuteActivity(shortActivity(ctx), configActs.Promotion, activities.ProjectInput{Project: p.in.Project}).Get(ctx, &p.settings); err != nil {
 		return p.end(ctx, StatusRefused, errorType(err), userMessage(err))
 	}

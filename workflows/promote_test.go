@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/signing"
 )
 
 func owners(team string, members ...string) activities.FabricInfo {
@@ -38,6 +39,7 @@ type promoteEnv struct {
 	t       *testing.T
 	deploys []DeployInput
 	links   []LinkRequest
+	policy  signing.Policy
 }
 
 func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel ReleaseState) *promoteEnv {
@@ -49,6 +51,7 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.RegisterActivity(&activities.Config{})
 	e.RegisterActivity(&activities.Messages{})
 	e.OnActivity(configActs.Promotion, mock.Anything, mock.Anything).Return(settings, nil)
+	e.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.policy, nil })
 	relJSON, _ := json.Marshal(rel)
 	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: ReleaseID("demo", "v1.2.0"), Query: StateQuery}).
 		Return(activities.QueryOutput{Result: relJSON}, nil)

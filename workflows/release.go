@@ -10,6 +10,7 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/signing"
 	"github.com/shipline/shipline/internal/version"
 )
 
@@ -51,6 +52,7 @@ type release struct {
 	settings  activities.ProjectSettings
 	deleting  bool // a delete update is running
 	deploying bool // the auto_deploy child runs
+	guard     requestGuard
 }
 
 // setup registers the state query first, so every later step is observable,
@@ -58,6 +60,7 @@ type release struct {
 func (r *release) setup(ctx workflow.Context) error {
 	if r.in.Carried != nil {
 		r.state = *r.in.Carried
+		r.guard.Seen = r.state.Requests
 	} else {
 		r.state = ReleaseState{
 			Progress: Progress{Status: StatusRunning, Steps: newSteps(StepAuthorize, StepResolve, StepValidate, StepTag, StepDeploy)},
@@ -79,6 +82,8 @@ func (r *release) run(ctx workflow.Context) (ReleaseState, error) {
 		if err := r.releaseOnce(ctx); err != nil {
 			return r.state, err
 		}
+	} else if err := r.guard.load(ctx); err != nil {
+		return r.state, err
 	}
 	return r.state, r.keepRecord(ctx)
 }
@@ -92,6 +97,14 @@ func (r *release) releaseOnce(ctx workflow.Context) error {
 	if err := r.publish(ctx); err != nil {
 		return err
 	}
+	if err := r.guard.load(ctx); err != nil {
+		return r.fail(ctx, StepAuthorize, err)
+	}
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	if err := r.guard.check(ctx, id, ActionRelease, r.in.Actor, SignedArgs(r.in), r.in.Auth); err != nil {
+		return r.refuse(ctx, StepAuthorize, ErrSignature, err.Error())
+	}
+	r.remember(r.in.Auth)
 	steps := []func(workflow.Context) error{r.authorize, r.resolve, r.validate, r.tag}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -283,4 +296,10 @@ func (r *release) done(ctx workflow.Context, step, detail string) {
 
 func (r *release) skip(step, detail string) {
 	setStep(r.state.Steps, step, StepSkipped, detail, r.state.CreatedAt)
+}
+
+// remember records an accepted signed request on the release's record.
+func (r *release) remember(a *signing.Auth) {
+	r.guard.remember(a)
+	r.state.Requests = r.guard.Seen
 }

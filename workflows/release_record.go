@@ -82,6 +82,9 @@ func (r *release) registerRecordHandlers(ctx workflow.Context) error {
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, DeleteUpdate, r.delete, workflow.UpdateHandlerOptions{
 		Validator: func(ctx workflow.Context, req DeleteRequest) error {
+			if err := r.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionDelete, req.Actor, SignedArgs(req), req.Auth); err != nil {
+				return err
+			}
 			if err := access.DeleteRelease(r.in.Project, r.state.Admins, req.Actor); err != nil {
 				return err
 			}
@@ -121,6 +124,7 @@ func (r *release) recordDeployed(d Deployed) {
 // reverted to the previous release's definition (or removed when there is none)
 // and its artifacts are removed; then the remote tag is deleted.
 func (r *release) delete(ctx workflow.Context, req DeleteRequest) (DeleteResult, error) {
+	r.remember(req.Auth)
 	r.deleting = true
 	defer func() { r.deleting = false }()
 	var res DeleteResult

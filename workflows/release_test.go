@@ -15,6 +15,7 @@ import (
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
 	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/signing"
 )
 
 const commit = "0123456789abcdef0123456789abcdef01234567"
@@ -24,6 +25,7 @@ type releaseEnv struct {
 	t       *testing.T
 	tagCall *CreateTagCall
 	deploys []DeployInput // auto_deploy children started
+	pol     signing.Policy
 }
 
 // CreateTagCall captures the tag the workflow asked for.
@@ -43,6 +45,7 @@ func newReleaseEnv(t *testing.T, settings activities.ProjectSettings) *releaseEn
 	env.RegisterActivity(&activities.Git{})
 	env.RegisterActivity(&activities.Config{})
 	env.OnActivity(configActs.Project, mock.Anything, activities.ProjectInput{Project: "demo"}).Return(settings, nil)
+	env.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.pol, nil })
 	return e
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -62,7 +64,15 @@ func (m *Manifest) checkPipelineDir(fsys fs.FS, p Pipeline) diag.List {
 		return nil
 	}
 	field := "pipelines." + p.Name + ".path"
-	fi, err := fs.Stat(fsys, p.Path)
+	resolved, err := resolveInside(fsys, p.Path)
+	if errors.Is(err, errOutside) {
+		return diag.List{m.diagAt(diag.Error, field, "keep the pipeline's files inside the repository, not behind a symlink to somewhere else",
+			"pipeline %q: %s leads outside the project through a symlink (%v)", p.Name, p.Path, linkOf(err))}
+	}
+	var fi fs.FileInfo
+	if err == nil {
+		fi, err = fs.Stat(fsys, resolved)
+	}
 	switch {
 	case err != nil:
 		return diag.List{m.diagAt(diag.Error, field, "create the directory, or fix the path (relative to the project root)",
@@ -125,6 +135,11 @@ func (m *Manifest) checkDefinition(fsys fs.FS, j Job, scanned map[string]scan, c
 // scanDefinition finds the placeholders of a definition; a Databricks
 // definition must also be a JSON object with placeholders only inside strings.
 func scanDefinition(file string, sched Scheduler, data []byte) (scan, diag.List) {
+	if line, col, what, bad := notText(data); bad {
+		return scan{}, diag.List{diag.Errorf(file, line, col,
+			"commit the job definition as UTF-8 text (is this a binary file?)",
+			"the definition is not a text file: %s", what)}
+	}
 	if sched != Databricks {
 		refs, d := templating.Scan(file, data)
 		return scan{refs: refs, ok: true}, d
@@ -182,6 +197,25 @@ func checkJSONObject(file string, data []byte) *diag.Diagnostic {
 	}
 }
 
+// notText finds the first NUL byte or invalid UTF-8 sequence of data.
+func notText(data []byte) (line, col int, what string, bad bool) {
+	if utf8.Valid(data) && bytes.IndexByte(data, 0) < 0 {
+		return 0, 0, "", false
+	}
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == 0 || r == utf8.RuneError && size <= 1 {
+			line, col = lineCol(data, i)
+			if r == 0 {
+				return line, col, fmt.Sprintf("a NUL byte at line %d, column %d", line, col), true
+			}
+			return line, col, fmt.Sprintf("invalid UTF-8 byte 0x%02x at line %d, column %d", data[i], line, col), true
+		}
+		i += size
+	}
+	return 0, 0, "", false
+}
+
 // lineCol converts a byte offset into a 1-based line and character column.
 func lineCol(data []byte, off int) (int, int) {
 	off = min(off, len(data))
@@ -197,9 +231,22 @@ type readResult struct {
 	diag diag.Diagnostic
 }
 
-// readLimited reads a project file of at most MaxFileSize bytes.
+// readLimited reads a project file of at most MaxFileSize bytes. The file must
+// be a regular file inside the project: a symlink (of the file or of a
+// directory on its way) that leads outside the project, a directory, a device
+// or a FIFO is refused, and at most MaxFileSize+1 bytes are ever read.
 func readLimited(fsys fs.FS, name string) ([]byte, readResult, bool) {
-	fi, err := fs.Stat(fsys, name)
+	resolved, err := resolveInside(fsys, name)
+	if err != nil {
+		if errors.Is(err, errOutside) {
+			return nil, readResult{err: err, diag: diag.Diagnostic{Severity: diag.Error, File: name,
+				Summary: fmt.Sprintf("%s leads outside the project through a symlink (%v)", name, linkOf(err)),
+				Fix:     "commit the file itself inside the repository, not a link to somewhere else"}}, false
+		}
+		return nil, readResult{err: err, diag: diag.Diagnostic{Severity: diag.Error, File: name,
+			Summary: fmt.Sprintf("cannot read %s: %v", name, unwrapPath(err)), Fix: "check the file exists and is readable"}}, false
+	}
+	fi, err := fs.Stat(fsys, resolved)
 	if err != nil {
 		return nil, readResult{err: err, diag: diag.Diagnostic{Severity: diag.Error, File: name,
 			Summary: fmt.Sprintf("cannot read %s: %v", name, unwrapPath(err)), Fix: "check the file exists and is readable"}}, false
@@ -208,17 +255,99 @@ func readLimited(fsys fs.FS, name string) ([]byte, readResult, bool) {
 		return nil, readResult{err: errors.New("is a directory"), diag: diag.Diagnostic{Severity: diag.Error, File: name,
 			Summary: name + " is a directory, not a file", Fix: "point at a file"}}, false
 	}
-	if fi.Size() > MaxFileSize {
-		return nil, readResult{err: errors.New("too large"), diag: diag.Diagnostic{Severity: diag.Error, File: name,
-			Summary: fmt.Sprintf("%s is too large (%d bytes; the limit is %d bytes = 1 MiB)", name, fi.Size(), MaxFileSize),
-			Fix:     tooLargeFix(name)}}, false
+	if !fi.Mode().IsRegular() {
+		return nil, readResult{err: errors.New("not a regular file"), diag: diag.Diagnostic{Severity: diag.Error, File: name,
+			Summary: fmt.Sprintf("%s is not a regular file (%s)", name, fi.Mode().Type()), Fix: "point at a plain file committed in the repository"}}, false
 	}
-	data, err := fs.ReadFile(fsys, name)
+	tooLarge := func(size int64) readResult {
+		return readResult{err: errors.New("too large"), diag: diag.Diagnostic{Severity: diag.Error, File: name,
+			Summary: fmt.Sprintf("%s is too large (%d bytes; the limit is %d bytes = 1 MiB)", name, size, MaxFileSize),
+			Fix:     tooLargeFix(name)}}
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, tooLarge(fi.Size()), false
+	}
+	f, err := fsys.Open(resolved)
+	var data []byte
+	if err == nil {
+		data, err = io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+		f.Close()
+	}
 	if err != nil {
 		return nil, readResult{err: err, diag: diag.Diagnostic{Severity: diag.Error, File: name,
 			Summary: fmt.Sprintf("cannot read %s: %v", name, unwrapPath(err)), Fix: "check the file is readable"}}, false
 	}
+	if len(data) > MaxFileSize { // grew since Stat, or a size the file system does not report
+		return nil, tooLarge(int64(len(data))), false
+	}
 	return data, readResult{}, true
+}
+
+// errOutside is a path of the project that leads outside it through a symlink.
+var errOutside = errors.New("symlink leads outside the project")
+
+// outsideError names the link that leads outside the project.
+type outsideError struct{ link, target string }
+
+func (e *outsideError) Error() string        { return e.link + " -> " + e.target }
+func (e *outsideError) Is(target error) bool { return target == errOutside }
+
+// linkOf renders "link -> target" for an error wrapping an *outsideError.
+func linkOf(err error) string {
+	var o *outsideError
+	if errors.As(err, &o) {
+		return o.Error()
+	}
+	return unwrapPath(err).Error()
+}
+
+// resolveInside follows the symlinks along name (a valid fs path) and returns
+// the path it leads to inside fsys, or an error wrapping errOutside when a
+// link is absolute or climbs above the root. File systems without symlinks
+// (no fs.ReadLinkFS) return name unchanged.
+func resolveInside(fsys fs.FS, name string) (string, error) {
+	if _, ok := fsys.(fs.ReadLinkFS); !ok || name == "." {
+		return name, nil
+	}
+	if !fs.ValidPath(name) {
+		return "", &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	hops := 0
+	parts := strings.Split(name, "/")
+	cur := "."
+	for i := 0; i < len(parts); i++ {
+		p := path.Join(cur, parts[i])
+		fi, err := fs.Lstat(fsys, p)
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = p
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", &fs.PathError{Op: "open", Path: name, Err: errors.New("too many levels of symbolic links")}
+		}
+		target, err := fs.ReadLink(fsys, p)
+		if err != nil {
+			return "", err
+		}
+		t := filepath.ToSlash(target)
+		if t == "" || strings.HasPrefix(t, "/") || filepath.IsAbs(target) || filepath.VolumeName(target) != "" {
+			return "", &outsideError{link: p, target: target}
+		}
+		resolved := path.Join(cur, t)
+		if resolved == ".." || strings.HasPrefix(resolved, "../") {
+			return "", &outsideError{link: p, target: target}
+		}
+		// Continue from the link's target with the remaining elements.
+		rest := append(strings.Split(resolved, "/"), parts[i+1:]...)
+		if resolved == "." {
+			rest = parts[i+1:]
+		}
+		parts, cur, i = rest, ".", -1
+	}
+	return cur, nil
 }
 
 func tooLargeFix(name string) string {

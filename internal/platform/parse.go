@@ -2,6 +2,7 @@ package platform
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -41,7 +42,7 @@ const (
 )
 
 var (
-	topKeys      = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion"}
+	topKeys      = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures"}
 	temporalKeys = []string{"address", "namespace", "task_queue"}
 	teamKeys     = []string{"members"}
 	projectKeys  = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "admins",
@@ -65,15 +66,35 @@ func Load(path string) (*Config, diag.List) {
 		return nil, diag.List{{Severity: diag.Error, File: path, Summary: "cannot read the platform config: " + unwrap(err),
 			Fix: "pass the platform config file with --config (or --platform)"}}
 	}
-	if fi.Size() > MaxFileSize {
-		return nil, diag.List{{Severity: diag.Error, File: path,
-			Summary: fmt.Sprintf("the platform config is too large (%d bytes; the limit is 1 MiB)", fi.Size()),
+	if !fi.Mode().IsRegular() {
+		what := "a directory"
+		if !fi.IsDir() {
+			what = "not a regular file (" + fi.Mode().Type().String() + ")"
+		}
+		return nil, diag.List{{Severity: diag.Error, File: path, Summary: "cannot read the platform config: it is " + what,
+			Fix: "pass the platform config file with --config (or --platform)"}}
+	}
+	tooLarge := func(size int64) diag.List {
+		return diag.List{{Severity: diag.Error, File: path,
+			Summary: fmt.Sprintf("the platform config is too large (%d bytes; the limit is 1 MiB)", size),
 			Fix:     "check this is the right file"}}
 	}
-	data, err := os.ReadFile(path)
+	if fi.Size() > MaxFileSize {
+		return nil, tooLarge(fi.Size())
+	}
+	// Read at most one byte more than the limit, whatever Stat said.
+	f, err := os.Open(path)
+	var data []byte
+	if err == nil {
+		data, err = io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+		f.Close()
+	}
 	if err != nil {
 		return nil, diag.List{{Severity: diag.Error, File: path, Summary: "cannot read the platform config: " + unwrap(err),
 			Fix: "check the file is readable"}}
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(int64(len(data)))
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -156,6 +177,7 @@ func (p *parser) config(root *yaml.Node) {
 	if v := sections["promotion"]; v != nil {
 		p.promotion(keys["promotion"], v)
 	}
+	p.users(keys["require_signatures"], sections["users"], sections["require_signatures"])
 }
 
 func file(name string) string { return filepath.Base(name) }

@@ -18,6 +18,15 @@ type Config struct {
 	Projects  map[string]Project `json:"projects"`
 	Fabrics   map[string]Fabric  `json:"fabrics"`
 	Promotion Promotion          `json:"promotion"`
+	// Users registers people's public keys (OpenSSH ssh-ed25519 lines) for signed requests.
+	Users map[string]User `json:"users,omitempty"`
+	// RequireSignatures refuses unsigned mutating requests (and --as is no longer trusted).
+	RequireSignatures bool `json:"require_signatures,omitempty"`
+}
+
+// User is a person who signs requests.
+type User struct {
+	Keys []string `json:"keys"`
 }
 
 // Temporal says where the worker and CLI find Temporal.

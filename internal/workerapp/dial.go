@@ -26,17 +26,19 @@ const dialPatience = 90 * time.Second
 // namespace does not exist yet, and returns the last error when ctx ends or
 // patience runs out.
 func Dial(ctx context.Context, address, namespace string, logger *zap.Logger) (client.Client, error) {
+	return dial(ctx, client.Options{HostPort: address, Namespace: namespace}, logger)
+}
+
+// dial is Dial with more client options (the worker's metrics handler).
+func dial(ctx context.Context, opts client.Options, logger *zap.Logger) (client.Client, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
 	ctx, cancel := context.WithTimeout(ctx, dialPatience)
 	defer cancel()
 
-	opts := client.Options{
-		HostPort:  address,
-		Namespace: namespace,
-		Logger:    logging.NewTemporalLogger(logger.Named("sdk")),
-	}
+	address, namespace := opts.HostPort, opts.Namespace
+	opts.Logger = logging.NewTemporalLogger(logger.Named("sdk"))
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		c, err := dialOnce(ctx, opts)

@@ -12,10 +12,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"github.com/shipline/shipline/internal/devserver"
+	"github.com/shipline/shipline/internal/metrics"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/workflows"
 )
@@ -43,6 +46,10 @@ type Options struct {
 	BuildParallelism int
 	// DevDynamicConfig overrides the embedded server's dynamic config (tests).
 	DevDynamicConfig map[string]any
+	// MetricsAddr, when set (host:port, port 0 picks a free one), serves the
+	// worker's Prometheus metrics on http://MetricsAddr/metrics: the Temporal
+	// SDK's and Shipline's (see internal/metrics). Empty: no metrics.
+	MetricsAddr string
 }
 
 // Info says where a running worker is connected.
@@ -51,6 +58,8 @@ type Info struct {
 	Namespace string
 	TaskQueue string
 	UIURL     string // the dev server's UI, "" when there is none
+	// MetricsURL is where the Prometheus metrics are served, "" when they are not.
+	MetricsURL string
 }
 
 // Run runs the worker until ctx ends, then stops the worker, closes the
@@ -71,6 +80,23 @@ func Run(ctx context.Context, opts Options) error {
 		TaskQueue: orDefault(opts.Config.Temporal.TaskQueue, workflows.DefaultTaskQueue),
 	}
 
+	// The metrics endpoint comes first, so that a taken port fails at once;
+	// it stops last, after the worker.
+	var (
+		metricsHandler client.MetricsHandler
+		interceptors   []interceptor.WorkerInterceptor
+	)
+	if opts.MetricsAddr != "" {
+		m, url, stop, err := serveMetrics(ctx, opts, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		info.MetricsURL = url
+		metricsHandler = m.SDKHandler()
+		interceptors = append(interceptors, metrics.NewInterceptor(m.Shipline, opts.Config))
+	}
+
 	if opts.Dev {
 		srv, err := startDevServer(ctx, opts, info.Namespace, logger)
 		if err != nil {
@@ -80,7 +106,7 @@ func Run(ctx context.Context, opts Options) error {
 		info.Address, info.UIURL = srv.Address(), srv.UIURL()
 	}
 
-	c, err := Dial(ctx, info.Address, info.Namespace, logger)
+	c, err := dial(ctx, client.Options{HostPort: info.Address, Namespace: info.Namespace, MetricsHandler: metricsHandler}, logger)
 	if err != nil {
 		return err
 	}
@@ -95,6 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 		// Give running activities a moment to finish on shutdown; anything
 		// longer is retried by Temporal on the next worker.
 		WorkerStopTimeout: 10 * time.Second,
+		Interceptors:      interceptors,
 		OnFatalError: func(err error) {
 			select {
 			case fatal <- err:
@@ -108,7 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	logger.Info("worker polling",
 		zap.String("address", info.Address), zap.String("namespace", info.Namespace),
-		zap.String("task_queue", info.TaskQueue), zap.String("ui", info.UIURL))
+		zap.String("task_queue", info.TaskQueue), zap.String("ui", info.UIURL), zap.String("metrics", info.MetricsURL))
 	if opts.Ready != nil {
 		opts.Ready(info)
 	}
@@ -122,6 +149,30 @@ func Run(ctx context.Context, opts Options) error {
 		w.Stop()
 		return fmt.Errorf("worker on task queue %s stopped: %w", info.TaskQueue, err)
 	}
+}
+
+// serveMetrics creates the worker's metrics and serves them on
+// opts.MetricsAddr until ctx ends or stop is called (stop waits for the
+// server to close).
+func serveMetrics(ctx context.Context, opts Options, logger *zap.Logger) (m *metrics.Metrics, url string, stop func(), err error) {
+	m, err = metrics.New()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	srv, err := metrics.Listen(opts.MetricsAddr, m.HTTPHandler(zap.NewStdLog(logger.Named("metrics"))))
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ctx); err != nil {
+			logger.Error("metrics server stopped", zap.Error(err))
+		}
+	}()
+	logger.Info("serving metrics", zap.String("url", srv.URL()))
+	return m, srv.URL(), func() { cancel(); <-served }, nil
 }
 
 // startDevServer starts the embedded Temporal server with its database in

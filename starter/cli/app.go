@@ -60,6 +60,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		code = ExitInvalid
 	}
 	if msg := err.Error(); msg != "" {
+		if strings.Contains(msg, "unsigned: ") {
+			msg += keyHint()
+		}
 		fmt.Fprintf(stderr, "error: %s\n", msg)
 	}
 	return code
@@ -78,8 +81,8 @@ func isUsageError(err error) bool {
 
 // globals are the flags every command shares.
 type globals struct {
-	address, namespace, taskQueue, uiURL, actor, output string
-	stdout, stderr                                      io.Writer
+	address, namespace, taskQueue, uiURL, actor, output, keyFile string
+	stdout, stderr                                               io.Writer
 	// dial is replaced by tests that bring their own client.
 	dial func(g *globals) (client.Client, error)
 }
@@ -96,6 +99,7 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "ui-url", Value: "http://127.0.0.1:8233", EnvVars: []string{"SHIPLINE_UI_URL"}, Usage: "Temporal UI base URL, for links", Destination: &g.uiURL},
 			&ucli.StringFlag{Name: "as", EnvVars: []string{"SHIPLINE_USER"}, Usage: "act as `USER` (default: the OS user)", Destination: &g.actor},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json", Destination: &g.output},
+			&ucli.StringFlag{Name: "key", EnvVars: []string{"SHIPLINE_KEY"}, Usage: "ed25519 private key `FILE` that signs requests (default ~/.ssh/id_ed25519 when present)", Destination: &g.keyFile},
 		},
 		Before: func(*ucli.Context) error {
 			if g.output != "text" && g.output != "json" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shipline/shipline/activities"
 	"sort"
 	"strings"
 	"sync"
@@ -34,7 +35,7 @@ import (
 //     (cli, release = auto_deploy) is kept. The action's result is:
 //   - the run's close event: completed → the result's `status` (succeeded,
 //     promoted, rejected, expired, …); failed → "refused" for the failure types
-//     of a refusal (AccessDenied, InvalidInput, InvalidManifest), "cancelled"
+//     of a refusal (AccessDenied, SignatureRefused, InvalidInput, InvalidManifest, …), "cancelled"
 //     for Cancelled, else "failed", the failure message as detail; terminated,
 //     timed out, cancelled through Temporal likewise;
 //   - while the run is open (the Release entity stays open as the release's
@@ -292,6 +293,9 @@ var actionOf = map[string]string{
 // refusalTypes are the application failure types of a refused request.
 var refusalTypes = map[string]bool{
 	access.ErrType: true, workflows.ErrInvalidInput: true, workflows.ErrInvalidManifest: true,
+	workflows.ErrSignature: true, workflows.ErrNotReleased: true, workflows.ErrNoDeployer: true,
+	activities.ErrSelectiveJobs: true, activities.ErrUnknownJob: true, activities.ErrFabricMismatch: true,
+	activities.ErrUnknownRelease: true, activities.ErrUnknownProject: true,
 }
 
 // extractActions turns one run's history into the actions it records.

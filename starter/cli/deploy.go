@@ -64,6 +64,9 @@ func runDeploy(ctx context.Context, g *globals, o deployOptions) error {
 	defer c.Close()
 	id := workflows.DeployID(o.project, o.version, newRequestID())
 	in := workflows.DeployInput{Project: o.project, Version: o.version, Actor: actor, Fabric: o.fabric, Jobs: o.jobs, Trigger: "cli"}
+	if in.Auth, err = g.auth(id, workflows.ActionDeploy, actor, in); err != nil {
+		return err
+	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: g.taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
@@ -192,7 +195,11 @@ func runControl(ctx context.Context, g *globals, id, update, reason string, wait
 	}
 	defer c.Close()
 	var msg string
-	if err := sendUpdate(ctx, c, id, update, workflows.ControlRequest{Actor: actor, Reason: reason}, &msg); err != nil {
+	req := workflows.ControlRequest{Actor: actor, Reason: reason}
+	if req.Auth, err = g.auth(id, update, actor, req); err != nil {
+		return err
+	}
+	if err := sendUpdate(ctx, c, id, update, req, &msg); err != nil {
 		if project, version, ok := parseDeployID(id); ok {
 			recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()})
 		}

@@ -50,6 +50,10 @@ func runPromote(ctx context.Context, g *globals, version, project, to string, wa
 	}
 	defer c.Close()
 	id := workflows.PromoteID(project, version)
+	in := workflows.PromoteInput{Project: project, Version: version, Actor: actor, To: to}
+	if in.Auth, err = g.auth(id, workflows.ActionPromote, actor, in); err != nil {
+		return err
+	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: g.taskQueue,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
@@ -58,7 +62,7 @@ func runPromote(ctx context.Context, g *globals, version, project, to string, wa
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.ProjectKey.ValueSet(project), workflows.VersionKey.ValueSet(version), workflows.ActorKey.ValueSet(actor)),
 		StaticSummary: fmt.Sprintf("Promote %s of %s by %s", version, project, actor),
-	}, workflows.PromoteWorkflow, workflows.PromoteInput{Project: project, Version: version, Actor: actor, To: to})
+	}, workflows.PromoteWorkflow, in)
 	res := startResult{WorkflowID: id, UIURL: g.workflowURL(id)}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
@@ -171,6 +175,9 @@ func runVote(ctx context.Context, g *globals, project, version, update, stage, c
 	defer c.Close()
 	id := workflows.PromoteID(project, version)
 	vote := workflows.Vote{Stage: stage, Actor: actor, Comment: comment}
+	if vote.Auth, err = g.auth(id, update, actor, vote); err != nil {
+		return err
+	}
 	var st workflows.StageState
 	if err := sendUpdate(ctx, c, id, update, vote, &st); err != nil {
 		recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Stage: stage, Reason: err.Error(), At: time.Now().UTC()})
@@ -236,7 +243,11 @@ func runDelete(ctx context.Context, g *globals, project, version string) error {
 	defer c.Close()
 	id := workflows.ReleaseID(project, version)
 	var res workflows.DeleteResult
-	if err := sendUpdate(ctx, c, id, workflows.DeleteUpdate, workflows.DeleteRequest{Actor: actor}, &res); err != nil {
+	req := workflows.DeleteRequest{Actor: actor}
+	if req.Auth, err = g.auth(id, workflows.ActionDelete, actor, req); err != nil {
+		return err
+	}
+	if err := sendUpdate(ctx, c, id, workflows.DeleteUpdate, req, &res); err != nil {
 		recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: "delete", Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()})
 		return failed(fmt.Errorf("delete refused: %w", err))
 	}

@@ -71,9 +71,11 @@ func runRelease(ctx context.Context, g *globals, o releaseOptions) error {
 
 	id := workflows.ReleaseID(o.project, o.version)
 	res := startResult{WorkflowID: id, UIURL: g.workflowURL(id)}
-	run, existing, err := startRelease(ctx, g, c, id, workflows.ReleaseInput{
-		Project: o.project, Version: o.version, Actor: actor, Ref: o.ref, Message: o.message, NoDeploy: o.noDeploy,
-	})
+	in := workflows.ReleaseInput{Project: o.project, Version: o.version, Actor: actor, Ref: o.ref, Message: o.message, NoDeploy: o.noDeploy}
+	if in.Auth, err = g.auth(id, workflows.ActionRelease, actor, in); err != nil {
+		return err
+	}
+	run, existing, err := startRelease(ctx, g, c, id, in)
 	if err != nil {
 		return err
 	}

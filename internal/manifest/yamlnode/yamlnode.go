@@ -5,6 +5,7 @@
 package yamlnode
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -24,7 +26,18 @@ type Pos struct{ Line, Col int }
 // PosOf returns the position of a node.
 func PosOf(n *yaml.Node) Pos { return Pos{n.Line, n.Column} }
 
-var lineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	lineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	anchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
+
+// position converts a byte offset of data into a 1-based line and character column.
+func position(data []byte, off int) (int, int) {
+	before := data[:min(off, len(data))]
+	line := bytes.Count(before, []byte("\n")) + 1
+	start := bytes.LastIndexByte(before, '\n') + 1
+	return line, utf8.RuneCount(before[start:]) + 1
+}
 
 // Parse reads one YAML document and returns its top node, or nil when the
 // document is empty. Syntax errors are diagnostics.
@@ -35,14 +48,14 @@ func Parse(file string, data []byte) (*yaml.Node, diag.List) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, diag.List{syntaxError(file, err)}
+		return nil, diag.List{syntaxError(file, data, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, diag.List{diag.Errorf(file, extra.Line, extra.Column,
 			"remove the `---` separator and keep one document", "%s holds more than one YAML document", file)}
 	} else if !errors.Is(err, io.EOF) {
-		return nil, diag.List{syntaxError(file, err)}
+		return nil, diag.List{syntaxError(file, data, err)}
 	}
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
@@ -53,23 +66,103 @@ func Parse(file string, data []byte) (*yaml.Node, diag.List) {
 	return Resolve(&doc), nil
 }
 
-func syntaxError(file string, err error) diag.Diagnostic {
+func syntaxError(file string, data []byte, err error) diag.Diagnostic {
 	msg := err.Error()
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return diag.Diagnostic{Severity: diag.Error, File: file, Line: line,
+		d := diag.Diagnostic{Severity: diag.Error, File: file, Line: line,
 			Summary: "invalid YAML: " + m[2], Fix: "fix the YAML syntax (indentation, quoting, `key: value` pairs)"}
+		// yaml.v3 gives no column; a tab in the indentation is the usual culprit.
+		if col, ok := indentTab(data, line); ok {
+			d.Col = col
+			d.Summary += " (a tab in the indentation)"
+			d.Fix = "indent with spaces: YAML does not allow tabs for indentation"
+		}
+		return d
 	}
-	return diag.Diagnostic{Severity: diag.Error, File: file,
+	d := diag.Diagnostic{Severity: diag.Error, File: file,
 		Summary: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: "), Fix: "fix the YAML syntax"}
+	if m := anchorRE.FindStringSubmatch(msg); m != nil {
+		// yaml.v3 gives no position: point at the first use of the alias.
+		if i := strings.Index(string(data), "*"+m[1]); i >= 0 {
+			d.Line, d.Col = position(data, i)
+		}
+		d.Fix = fmt.Sprintf("define the anchor &%s before this alias uses it, or write the value in full", m[1])
+		return d
+	}
+	// Encoding errors come without a position: find the first offending byte.
+	if line, col, what, ok := firstNonText(data); ok {
+		d.Line, d.Col = line, col
+		d.Summary = fmt.Sprintf("not a YAML text file: %s at line %d, column %d", what, line, col)
+		d.Fix = "save the file as UTF-8 text without control characters (is this a binary file?)"
+	}
+	return d
 }
 
-// Resolve follows aliases (*anchor) to the node they name.
+// indentTab returns the column of a tab in the leading whitespace of line
+// (1-based) of data, or of the line before it (yaml.v3 often reports the
+// line after the offending one).
+func indentTab(data []byte, line int) (int, bool) {
+	lines := strings.Split(string(data), "\n")
+	for _, l := range []int{line, line - 1} {
+		if l < 1 || l > len(lines) {
+			continue
+		}
+		text := lines[l-1]
+		for i, r := range text {
+			if r == '\t' {
+				if l != line {
+					return 0, false // only when the reported line itself has it
+				}
+				return i + 1, true
+			}
+			if r != ' ' {
+				break
+			}
+		}
+	}
+	return 0, false
+}
+
+// firstNonText finds the first byte of data that YAML does not accept in a
+// UTF-8 text: invalid UTF-8, or a control character other than tab, LF and CR.
+func firstNonText(data []byte) (line, col int, what string, ok bool) {
+	line, col = 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			return line, col, fmt.Sprintf("invalid UTF-8 byte 0x%02x", data[i]), true
+		case r == '\n':
+			line, col = line+1, 1
+		case r < 0x20 && r != '\t' && r != '\r', r == 0x7f:
+			return line, col, fmt.Sprintf("control character %U", r), true
+		default:
+			col++
+		}
+		i += size
+	}
+	return 0, 0, "", false
+}
+
+// Resolve follows aliases (*anchor) to the node they name. The node returned
+// for an alias is a copy of its target placed where the alias is written, so
+// that a problem with the value is reported where it is used; the target's
+// children keep their own positions.
 func Resolve(n *yaml.Node) *yaml.Node {
+	if n == nil || n.Kind != yaml.AliasNode {
+		return n
+	}
+	at := n
 	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
-	return n
+	if n == at {
+		return n
+	}
+	cp := *n
+	cp.Line, cp.Column = at.Line, at.Column
+	return &cp
 }
 
 // IsNull reports whether n is absent or an explicit null / empty value.
@@ -121,9 +214,10 @@ func (d *Decoder) Warnf(n *yaml.Node, fix, format string, args ...any) {
 // keys and, when allowed is non-nil, keys not in allowed. fn is not called for
 // rejected keys. It returns false when n is not a mapping.
 func (d *Decoder) Map(n *yaml.Node, field string, allowed []string, fn func(key string, k, v *yaml.Node)) bool {
+	at := n // an alias is reported where it is used, not where its anchor is
 	n = Resolve(n)
 	if n.Kind != yaml.MappingNode {
-		d.Errorf(n, "write it as a mapping of `key: value` lines (or {key: value})",
+		d.Errorf(at, "write it as a mapping of `key: value` lines (or {key: value})",
 			"%s must be a mapping, not %s", field, KindName(n))
 		return false
 	}
@@ -158,12 +252,13 @@ func (d *Decoder) Map(n *yaml.Node, field string, allowed []string, fn func(key 
 // String decodes a scalar string. Numbers and booleans are refused (a quoted
 // "123" is fine); null reports false without a diagnostic.
 func (d *Decoder) String(n *yaml.Node, field string) (string, bool) {
+	at := n
 	n = Resolve(n)
 	if IsNull(n) {
 		return "", false
 	}
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		d.Errorf(n, "write a string (quote it if it looks like a number or true/false)",
+		d.Errorf(at, "write a string (quote it if it looks like a number or true/false)",
 			"%s must be a string, not %s", field, KindName(n))
 		return "", false
 	}
@@ -172,9 +267,10 @@ func (d *Decoder) String(n *yaml.Node, field string) (string, bool) {
 
 // Scalar decodes any scalar (string, number, boolean) as its text.
 func (d *Decoder) Scalar(n *yaml.Node, field string) (string, bool) {
+	at := n
 	n = Resolve(n)
 	if n.Kind != yaml.ScalarNode || IsNull(n) {
-		d.Errorf(n, `write a single value such as a string, a number or true/false (use "" for an empty string)`,
+		d.Errorf(at, `write a single value such as a string, a number or true/false (use "" for an empty string)`,
 			"%s must be a single value, not %s", field, KindName(n))
 		return "", false
 	}
@@ -183,6 +279,7 @@ func (d *Decoder) Scalar(n *yaml.Node, field string) (string, bool) {
 
 // Bool decodes true/false.
 func (d *Decoder) Bool(n *yaml.Node, field string) (bool, bool) {
+	at := n
 	n = Resolve(n)
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
 		var b bool
@@ -190,12 +287,13 @@ func (d *Decoder) Bool(n *yaml.Node, field string) (bool, bool) {
 			return b, true
 		}
 	}
-	d.Errorf(n, "write true or false", "%s must be true or false, not %s", field, KindName(n))
+	d.Errorf(at, "write true or false", "%s must be true or false, not %s", field, KindName(n))
 	return false, false
 }
 
 // Int decodes an integer.
 func (d *Decoder) Int(n *yaml.Node, field string) (int, bool) {
+	at := n
 	n = Resolve(n)
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
 		var i int
@@ -203,22 +301,22 @@ func (d *Decoder) Int(n *yaml.Node, field string) (int, bool) {
 			return i, true
 		}
 	}
-	d.Errorf(n, "write a whole number, e.g. 1", "%s must be a whole number, not %s", field, KindName(n))
+	d.Errorf(at, "write a whole number, e.g. 1", "%s must be a whole number, not %s", field, KindName(n))
 	return 0, false
 }
 
 // StringList decodes a list of strings. Each item's node is returned too.
 func (d *Decoder) StringList(n *yaml.Node, field string) ([]string, []*yaml.Node, bool) {
+	at := n
 	n = Resolve(n)
 	if n.Kind != yaml.SequenceNode {
-		d.Errorf(n, "write a YAML list, e.g. [a, b]", "%s must be a list, not %s", field, KindName(n))
+		d.Errorf(at, "write a YAML list, e.g. [a, b]", "%s must be a list, not %s", field, KindName(n))
 		return nil, nil, false
 	}
 	var out []string
 	var nodes []*yaml.Node
 	ok := true
 	for i, it := range n.Content {
-		it = Resolve(it)
 		s, good := d.String(it, fmt.Sprintf("%s[%d]", field, i))
 		if !good {
 			if IsNull(it) {
@@ -228,7 +326,7 @@ func (d *Decoder) StringList(n *yaml.Node, field string) ([]string, []*yaml.Node
 			continue
 		}
 		out = append(out, s)
-		nodes = append(nodes, it)
+		nodes = append(nodes, Resolve(it))
 	}
 	return out, nodes, ok
 }

@@ -190,6 +190,10 @@ func TestPromoteEndToEnd(t *testing.T) {
 		"bob delete v1.3.0 refused",
 		"alice delete v1.3.0 ok",
 	})
+
+	// The Databricks token was used all along (release → deploy → promote → delete)
+	// but never entered a workflow history.
+	assertNoSecretsInHistory(t, f.s, goodToken)
 }
 
 // checkAudit reads `shipline audit --json` and checks that want ("actor action

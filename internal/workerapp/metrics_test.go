@@ -85,7 +85,7 @@ func TestRunServesMetrics(t *testing.T) {
 		name   string
 		labels []string
 	}{
-		{"temporal_request", []string{"namespace=default", "operation=StartWorkflowExecution"}},
+		{"temporal_request", []string{"namespace=default", "operation=RespondWorkflowTaskCompleted"}},
 		{"temporal_request_latency", []string{"namespace=default"}},
 		{"temporal_long_request", []string{"namespace=default", "operation=PollWorkflowTaskQueue"}},
 		{"temporal_workflow_task_execution_latency", []string{"workflow_type=Deploy", "task_queue=shipline-metrics"}},

@@ -34,6 +34,8 @@ type ProjectSettings struct {
 	Admins        []string `json:"admins"`
 	AutoDeploy    bool     `json:"auto_deploy"`
 	SelectiveJobs bool     `json:"selective_jobs"`
+	// GitRetry bounds how long git steps retry an unreachable remote before parking.
+	GitRetry time.Duration `json:"git_retry,omitempty"`
 }
 
 // Project returns a project's settings; an unregistered project is a permanent
@@ -49,6 +51,7 @@ func (c *Config) Project(_ context.Context, in ProjectInput) (ProjectSettings, e
 		Admins:        slices.Clone(p.Admins),
 		AutoDeploy:    p.AutoDeploy,
 		SelectiveJobs: p.SelectiveJobs,
+		GitRetry:      p.GitRetry,
 	}, nil
 }
 

@@ -195,6 +195,8 @@ type ReleaseState struct {
 	Deleted *DeleteResult `json:"deleted,omitempty"`
 	// Requests are the IDs of signed requests accepted (replays are refused).
 	Requests []string `json:"requests,omitempty"`
+	// Parked says why the release waits for `resume` (its remote stayed unreachable).
+	Parked *Parked `json:"parked,omitempty"`
 }
 
 // ListReleasesInput asks for the release tags on a project's remote.

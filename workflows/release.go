@@ -46,6 +46,9 @@ func Release(ctx workflow.Context, in ReleaseInput) (ReleaseState, error) {
 	return r.run(ctx)
 }
 
+// A release parks (StatusParked, Parked) when its remote stays unreachable for
+// the project's git_retry window; `resume` runs the step again, `cancel` ends it.
+
 type release struct {
 	in        ReleaseInput
 	state     ReleaseState
@@ -53,6 +56,10 @@ type release struct {
 	deleting  bool // a delete update is running
 	deploying bool // the auto_deploy child runs
 	guard     requestGuard
+	control   struct {
+		resume, cancel bool
+		by             string
+	}
 }
 
 // setup registers the state query first, so every later step is observable,
@@ -72,6 +79,9 @@ func (r *release) setup(ctx workflow.Context) error {
 		r.state.Summary = fmt.Sprintf("releasing %s of %s from %s for %s", r.in.Version, r.in.Project, r.state.Ref, r.in.Actor)
 	}
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (ReleaseState, error) { return r.state, nil }); err != nil {
+		return err
+	}
+	if err := r.registerControlHandlers(ctx); err != nil {
 		return err
 	}
 	return r.registerRecordHandlers(ctx)
@@ -105,9 +115,11 @@ func (r *release) releaseOnce(ctx workflow.Context) error {
 		return r.refuse(ctx, StepAuthorize, ErrSignature, err.Error())
 	}
 	r.remember(r.in.Auth)
-	steps := []func(workflow.Context) error{r.authorize, r.resolve, r.validate, r.tag}
-	for _, step := range steps {
-		if err := step(ctx); err != nil {
+	if err := r.authorize(ctx); err != nil {
+		return err
+	}
+	for _, step := range []func(workflow.Context) error{r.resolve, r.validate, r.tag} {
+		if err := r.attempt(ctx, step); err != nil {
 			return err
 		}
 	}
@@ -179,9 +191,9 @@ func (r *release) authorize(ctx workflow.Context) error {
 func (r *release) resolve(ctx workflow.Context) error {
 	r.begin(ctx, StepResolve)
 	var out activities.ResolveRefOutput
-	err := workflow.ExecuteActivity(gitActivity(ctx), gitActs.ResolveRef, activities.ResolveRefInput{Project: r.in.Project, Ref: r.state.Ref}).Get(ctx, &out)
+	err := workflow.ExecuteActivity(r.gitActivity(ctx), gitActs.ResolveRef, activities.ResolveRefInput{Project: r.in.Project, Ref: r.state.Ref}).Get(ctx, &out)
 	if err != nil {
-		return r.fail(ctx, StepResolve, err)
+		return r.failOrPark(ctx, StepResolve, err)
 	}
 	r.state.Commit = out.Commit
 	r.done(ctx, StepResolve, fmt.Sprintf("%s is %s", r.state.Ref, short(out.Commit)))
@@ -192,9 +204,9 @@ func (r *release) resolve(ctx workflow.Context) error {
 func (r *release) validate(ctx workflow.Context) error {
 	r.begin(ctx, StepValidate)
 	var out activities.ValidateManifestOutput
-	err := workflow.ExecuteActivity(gitActivity(ctx), gitActs.ValidateManifest, activities.ValidateManifestInput{Project: r.in.Project, Commit: r.state.Commit}).Get(ctx, &out)
+	err := workflow.ExecuteActivity(r.gitActivity(ctx), gitActs.ValidateManifest, activities.ValidateManifestInput{Project: r.in.Project, Commit: r.state.Commit}).Get(ctx, &out)
 	if err != nil {
-		return r.fail(ctx, StepValidate, err)
+		return r.failOrPark(ctx, StepValidate, err)
 	}
 	if out.Diagnostics.HasErrors() {
 		msg := fmt.Sprintf("shipline.yaml at %s (%s) is invalid; fix it, commit, and release again:\n%s", short(r.state.Commit), r.state.Ref, out.Diagnostics.Error())
@@ -218,8 +230,8 @@ func (r *release) tag(ctx workflow.Context) error {
 		Message: msg + "\n\n" + TagTrailer + ReleaseID(r.in.Project, r.in.Version) + "\n",
 	}
 	var out activities.CreateTagOutput
-	if err := workflow.ExecuteActivity(gitActivity(ctx), gitActs.CreateTag, in).Get(ctx, &out); err != nil {
-		return r.fail(ctx, StepTag, err)
+	if err := workflow.ExecuteActivity(r.gitActivity(ctx), gitActs.CreateTag, in).Get(ctx, &out); err != nil {
+		return r.failOrPark(ctx, StepTag, err)
 	}
 	r.state.TagCreated = out.Created
 	detail := fmt.Sprintf("pushed tag %s to %s", r.in.Version, r.settings.Remote)

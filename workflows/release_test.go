@@ -233,3 +233,38 @@ func TestReleaseRefusesBadInputFromUI(t *testing.T) {
 		}
 	}
 }
+
+// A remote that stays unreachable for the retry window parks the release;
+// resume runs the step again once it is back.
+func TestReleaseParksWhenRemoteIsDown(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	down := true
+	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.Anything).Return(func(context.Context, activities.ResolveRefInput) (activities.ResolveRefOutput, error) {
+		if down {
+			return activities.ResolveRefOutput{}, errors.New("dial tcp: connection refused")
+		}
+		return activities.ResolveRefOutput{Commit: commit}, nil
+	})
+	e.OnActivity(gitActs.ValidateManifest, mock.Anything, mock.Anything).Return(activities.ValidateManifestOutput{}, nil)
+	e.OnActivity(gitActs.CreateTag, mock.Anything, mock.Anything).Return(activities.CreateTagOutput{Created: true}, nil)
+	var parked ReleaseState
+	var bobRefused string
+	e.RegisterDelayedCallback(func() {
+		v, _ := e.QueryWorkflow(StateQuery)
+		_ = v.Get(&parked)
+		down = false
+		e.UpdateWorkflow(ResumeUpdate, "bob", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { bobRefused = err.Error() }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "bob"})
+		e.UpdateWorkflow(ResumeUpdate, "alice", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("alice's resume refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "alice"})
+	}, 30*time.Minute) // after the 10-minute retry window, before runOpen's check at 1h
+	s := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", NoDeploy: true})
+	if parked.Status != StatusParked || parked.Parked == nil || parked.Parked.Step != StepResolve || !strings.Contains(parked.Parked.Reason, "connection refused") {
+		t.Fatalf("parked state %+v", parked)
+	}
+	if !strings.Contains(bobRefused, "only the releaser (alice) or a project admin") || s.Status != StatusReleased {
+		t.Fatalf("bob refusal %q, final %s", bobRefused, s.Status)
+	}
+}

@@ -208,9 +208,13 @@ func (r Remote) classify(op string, err error, c *credentials) error {
 			"project %s: git remote %s forbade the %s (HTTP 403), using %s: give the token's user permission to read the repository and push tags, or %s",
 			r.Project, remote, op, describe, r.httpFix()))
 	case errors.Is(err, transport.ErrRepositoryNotFound):
+		who := ""
+		if describe != "" {
+			who = " visible to " + describe
+		}
 		return newError(ErrAuth, clean, fmt.Sprintf(
-			"project %s: git remote %s has no repository visible to %s: check projects.%s.repo in platform.yaml and that the credentials may read it",
-			r.Project, remote, describe, r.Project))
+			"project %s: git remote %s has no repository%s: check projects.%s.repo in platform.yaml and that the credentials may read it",
+			r.Project, remote, who, r.Project))
 	case strings.Contains(msg, "unable to authenticate"):
 		return newError(ErrAuth, clean, fmt.Sprintf(
 			"project %s: ssh server of %s refused the %s, using %s: add the public key to the repository (a deploy key with write access) or set projects.%s.ssh_key_file",

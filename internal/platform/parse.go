@@ -45,7 +45,7 @@ var (
 	topKeys      = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures"}
 	temporalKeys = []string{"address", "namespace", "task_queue"}
 	teamKeys     = []string{"members"}
-	projectKeys  = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "admins",
+	projectKeys  = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
 		"auto_deploy", "selective_jobs"}
 	fabricCommon   = []string{"kind", "owner", "variables", "pause_schedules"}
 	fabricKindKeys = map[FabricKind][]string{

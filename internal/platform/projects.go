@@ -42,6 +42,14 @@ func (p *parser) projects(v *yaml.Node) {
 					} else {
 						pr.SSHKnownHosts = p.localPath(s)
 					}
+				case "git_retry":
+					if s, ok := p.String(vv, f); ok {
+						d, err := ParseDuration(s)
+						if err != nil || d <= 0 {
+							p.Errorf(vv, "write a positive duration such as 10m or 1h", "%s %q is not a positive duration", f, s)
+						}
+						pr.GitRetry = d
+					}
 				case "admins":
 					pr.Admins = p.admins(kk, vv, f)
 				case "auto_deploy":

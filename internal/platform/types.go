@@ -54,8 +54,11 @@ type Project struct {
 	// SSHKeyFile is a private key file for ssh remotes; empty means use the ssh agent.
 	SSHKeyFile string `json:"ssh_key_file,omitempty"`
 	// SSHKnownHosts is a known_hosts file; empty means ~/.ssh/known_hosts.
-	SSHKnownHosts string   `json:"ssh_known_hosts,omitempty"`
-	Admins        []string `json:"admins"`
+	SSHKnownHosts string `json:"ssh_known_hosts,omitempty"`
+	// GitRetry is how long a release keeps retrying an unreachable remote
+	// before it parks (default 10m).
+	GitRetry time.Duration `json:"git_retry,omitempty"`
+	Admins   []string      `json:"admins"`
 	// AutoDeploy: a Release also deploys (default true).
 	AutoDeploy bool `json:"auto_deploy"`
 	// SelectiveJobs allows deploying chosen jobs; not together with AutoDeploy.

@@ -165,7 +165,8 @@ func buildLine(b workflows.PipelineBuild) string {
 	}
 }
 
-// controlCommand is `resume ID` or `cancel ID`: an update to a deployment.
+// controlCommand is `resume ID` or `cancel ID`: an update to a parked
+// deployment or release.
 func controlCommand(g *globals, name, update, usage string) *ucli.Command {
 	var reason string
 	var wait bool
@@ -177,7 +178,7 @@ func controlCommand(g *globals, name, update, usage string) *ucli.Command {
 		Name: name, Usage: usage, ArgsUsage: "ID", Flags: flags,
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
-				return invalid("%s takes one deployment ID, e.g. `shipline %s deploy/demo/v1.0.0/20261122-101500-ab12`", name, name)
+				return invalid("%s takes one deployment or release ID, e.g. `shipline %s deploy/demo/v1.0.0/20261122-101500-ab12`", name, name)
 			}
 			return runControl(c.Context, g, c.Args().First(), update, reason, wait)
 		},
@@ -200,7 +201,7 @@ func runControl(ctx context.Context, g *globals, id, update, reason string, wait
 		return err
 	}
 	if err := sendUpdate(ctx, c, id, update, req, &msg); err != nil {
-		if project, version, ok := parseDeployID(id); ok {
+		if project, version, ok := parseWorkflowID(id); ok {
 			recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()})
 		}
 		return failed(fmt.Errorf("%s %s refused: %w", update, id, err))
@@ -226,8 +227,12 @@ func versionCheckCLI(v string) error {
 	return nil
 }
 
-// parseDeployID splits deploy/<project>/<version>/<request>.
-func parseDeployID(id string) (project, version string, ok bool) {
+// parseWorkflowID reads the project and version from a deployment ID
+// (deploy/<project>/<version>/<request>) or a release ID (release/<project>/<version>).
+func parseWorkflowID(id string) (project, version string, ok bool) {
+	if p, v, ok := workflows.ParseReleaseID(id); ok {
+		return p, v, true
+	}
 	parts := strings.Split(id, "/")
 	if len(parts) != 4 || parts[0] != "deploy" {
 		return "", "", false

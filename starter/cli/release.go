@@ -151,6 +151,9 @@ func followRelease(ctx context.Context, g *globals, c client.Client, id, runID s
 				return waitDeployRecorded(ctx, c, id, runID)
 			case workflows.StatusRefused, workflows.StatusFailed:
 				return &state, failed(errors.New(state.Refusal))
+			case workflows.StatusParked:
+				p.done(state.Summary)
+				return &state, failed(fmt.Errorf("%s is parked at %s: %s", id, state.Parked.Step, state.Parked.Reason))
 			}
 		}
 		if closed != nil {

@@ -61,7 +61,7 @@ cleanup() {
 		for f in "$work"/logs/*.log; do
 			[ -f "$f" ] || continue
 			echo "----- last lines of $f"
-			tail -n 30 "$f"
+			tail -n 20 "$f" | cut -c1-400
 		done
 	fi
 	if [ "${KEEP:-0}" = 1 ]; then
@@ -75,23 +75,34 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# free_ports N prints N distinct free loopback TCP ports.
+# free_ports N prints N distinct free loopback TCP ports below 32768: Temporal
+# stores membership ports in a PostgreSQL smallint (cluster_membership.rpc_port),
+# so the kernel's ephemeral ports (32768 and up) make the server exit.
 free_ports() {
 	python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
+import random, socket, sys
+socks, ports = [], []
+while len(ports) < int(sys.argv[1]):
+    port = random.randrange(20000, 32000)
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    if port not in ports:
+        socks.append(s)
+        ports.append(port)
+print(" ".join(map(str, ports)))
 PY
 }
 
-# wait_port PORT SECONDS: wait until something listens on 127.0.0.1:PORT.
+# wait_port PORT SECONDS PID: wait until something listens on 127.0.0.1:PORT,
+# as long as process PID lives.
 wait_port() {
 	local deadline=$(($(date +%s) + $2))
 	until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+		kill -0 "$3" 2>/dev/null || return 1
 		[ "$(date +%s)" -lt "$deadline" ] || return 1
 		sleep 0.5
 	done
@@ -150,7 +161,9 @@ log "starting temporal-server, frontend on 127.0.0.1:$fe"
 "$work/bin/temporal-server" --config-file "$work/temporal/config.yaml" --allow-no-auth start \
 	>"$work/logs/temporal-server.log" 2>&1 &
 server_pid=$!
-wait_port "$fe" 120 || die "temporal frontend not listening on :$fe after 2 minutes"
+wait_port "$fe" 120 "$server_pid" || die "temporal frontend not listening on :$fe (see $work/logs/temporal-server.log)"
+sleep 3 # a server that cannot reach its database or join its ring exits in its first seconds
+kill -0 "$server_pid" 2>/dev/null || die "temporal-server exited (see $work/logs/temporal-server.log)"
 
 # --- 5. the scenario -------------------------------------------------------------
 log "running the cluster scenario (two workers, concurrent deploys, one worker killed)"

@@ -1,0 +1,143 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/shipline/shipline/internal/metrics/metricstest"
+	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/workerapp"
+	"github.com/shipline/shipline/test/dbemu"
+)
+
+// A release with auto_deploy, a redeploy and a refused deploy on a worker
+// serving metrics: Shipline's metrics count what happened.
+func TestMetricsEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test starts the embedded Temporal server and runs real builds")
+	}
+	emu := dbemu.Start(dbemu.Options{Volumes: []string{volume}, Tokens: []string{goodToken}, Seed: 7})
+	t.Cleanup(emu.Close)
+	t.Setenv(devTokenEnv, goodToken)
+
+	root := t.TempDir()
+	remote := filepath.Join(root, "remotes", "demo.git")
+	work := filepath.Join(root, "work")
+	dags := filepath.Join(root, "airflow", "dags")
+	for _, d := range []string{remote, dags} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, remote, "init", "--bare", "-q", "-b", "main")
+	copyTree(t, filepath.Join("testdata", "project"), work)
+	git(t, work, "init", "-q", "-b", "main")
+	git(t, work, "add", ".")
+	git(t, work, "commit", "-q", "-m", "demo project")
+	git(t, work, "push", "-q", remote, "main")
+	cfgPath := filepath.Join(root, "platform.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+temporal: {namespace: default, task_queue: shipline}
+state_dir: %s
+teams:
+  developers:   {members: [alice, bob]}
+  prod_support: {members: [carol]}
+projects:
+  demo: {repo: %s, admins: [alice], auto_deploy: true}
+fabrics:
+  dev:         {kind: databricks, owner: developers, host: %s, token_env: %s, artifact_root: %s, pause_schedules: true}
+  prod:        {kind: databricks, owner: prod_support, host: %s, token_env: %s, artifact_root: %s}
+  airflow-dev: {kind: airflow, owner: developers, dags_folder: %s, artifact_fabric: dev}
+`, filepath.Join(root, "state"), remote, emu.URL, devTokenEnv, volume, emu.URL, devTokenEnv, volume, dags)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, metricsURL := startMetricsStack(t, cfgPath)
+
+	if code, out, errOut := s.shipline("release", "v1.0.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
+		t.Fatalf("release+deploy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := s.shipline("deploy", "v1.0.0", "--project", "demo", "--as", "bob", "--wait"); code != 0 {
+		t.Fatalf("redeploy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, _ := s.shipline("deploy", "v1.0.0", "--project", "demo", "--as", "bob", "--fabric", "prod", "--wait"); code != 1 {
+		t.Fatalf("deploy to prod as bob: exit %d, want 1 (refused)", code)
+	}
+
+	fams := metricstest.MustScrape(t, metricsURL)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"shipline_deploys_total", []string{"outcome=succeeded"}, 2},
+		{"shipline_deploys_total", []string{"outcome=refused"}, 1},
+		{"shipline_deploys_total", []string{"outcome=failed"}, 0},
+		{"shipline_deploys_total", []string{"outcome=parked"}, 0},
+		// Three pipelines (two Python wheels, one Java jar): built by the
+		// release's deploy, from the cache on the redeploy.
+		{"shipline_build_cache_total", []string{"result=miss"}, 3},
+		{"shipline_build_cache_total", []string{"result=hit"}, 3},
+		{"shipline_build_duration_seconds", []string{"language=python"}, 2},
+		{"shipline_build_duration_seconds", []string{"language=java"}, 1},
+		// The Databricks job is created, then left unchanged; so is the DAG.
+		{"shipline_job_upserts_total", []string{"fabric_kind=databricks", "action=created"}, 1},
+		{"shipline_job_upserts_total", []string{"fabric_kind=databricks", "action=unchanged"}, 1},
+		{"shipline_job_upserts_total", []string{"fabric_kind=airflow", "action=created"}, 1},
+		{"shipline_job_upserts_total", []string{"fabric_kind=airflow", "action=unchanged"}, 1},
+	} {
+		if got := fams.Value(c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if got := fams.Value("shipline_upload_duration_seconds", "fabric_kind=databricks"); got < 2 {
+		t.Errorf("databricks uploads timed = %v, want at least 2 (one per deploy)", got)
+	}
+	for _, name := range []string{"temporal_workflow_completed", "temporal_activity_execution_latency", "temporal_long_request"} {
+		if fams.Value(name, "namespace=default") == 0 {
+			t.Errorf("SDK metric %s not recorded; SDK families %v", name, fams.Names("temporal_"))
+		}
+	}
+}
+
+// startMetricsStack is startStack with the worker's metrics served on a free
+// port; it returns the stack and the metrics URL.
+func startMetricsStack(t *testing.T, cfgPath string) (*stack, string) {
+	t.Helper()
+	cfg, diags := platform.Load(cfgPath)
+	if diags.HasErrors() {
+		t.Fatalf("platform config %s:\n%s", cfgPath, diags.Error())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &stack{t: t, cfg: cfg, cfgPath: cfgPath, cancel: cancel, done: make(chan error, 1), tempPort: freePort(t)}
+	ready := make(chan workerapp.Info, 1)
+	go func() {
+		s.done <- workerapp.Run(ctx, workerapp.Options{
+			Config: cfg, Dev: true, TemporalPort: s.tempPort, UIPort: freePort(t),
+			Logger:      zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+			MetricsAddr: "127.0.0.1:0",
+			Ready:       func(i workerapp.Info) { ready <- i },
+		})
+	}()
+	var info workerapp.Info
+	select {
+	case info = <-ready:
+	case err := <-s.done:
+		t.Fatalf("worker stopped before it was ready: %v", err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("worker not ready after 3 minutes")
+	}
+	t.Cleanup(s.stop)
+	s.address, s.uiURL = info.Address, info.UIURL
+	if !strings.HasSuffix(info.MetricsURL, "/metrics") {
+		t.Fatalf("MetricsURL = %q", info.MetricsURL)
+	}
+	return s, info.MetricsURL
+}

@@ -325,6 +325,29 @@ func (h *hardEnv) waitDeploy(id string, limit time.Duration) workflows.DeploySta
 	return last
 }
 
+// activityAttempts returns, per activity type, the highest attempt that
+// started in a workflow's history (1 when no activity of the type was retried).
+func (h *hardEnv) activityAttempts(id string) map[string]int {
+	h.t.Helper()
+	types := map[int64]string{} // scheduled event ID → activity type
+	out := map[string]int{}
+	it := h.client.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			h.t.Fatalf("history of %s: %v", id, err)
+		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			types[e.EventId] = a.ActivityType.GetName()
+		}
+		if a := e.GetActivityTaskStartedEventAttributes(); a != nil {
+			name := types[a.ScheduledEventId]
+			out[name] = max(out[name], int(a.Attempt))
+		}
+	}
+	return out
+}
+
 // deployExecutions lists every Deploy workflow execution through visibility.
 func (h *hardEnv) deployExecutions() map[string]enumspb.WorkflowExecutionStatus {
 	h.t.Helper()

@@ -219,7 +219,7 @@ func (d *databricksFabric) fail(op string, err error) error {
 	if errors.As(err, &ae) {
 		// A copy without the request (whose headers hold the token) keeps errors.Is working.
 		clean := &apierr.APIError{ErrorCode: ae.ErrorCode, Message: d.redact(ae.Message), StatusCode: ae.StatusCode}
-		detail := fmt.Sprintf("%d %s: %s", ae.StatusCode, ae.ErrorCode, clean.Message)
+		detail := strings.TrimSpace(fmt.Sprintf("%d %s", ae.StatusCode, ae.ErrorCode)) + ": " + clean.Message // HEAD answers carry no error code
 		switch {
 		case ae.StatusCode == http.StatusUnauthorized || ae.StatusCode == http.StatusForbidden:
 			return &Error{Permanent: true, Kind: "FabricAuth", Err: clean,
@@ -379,10 +379,18 @@ func (s volumeStore) read(ctx context.Context, w io.Writer) error {
 }
 
 func (s volumeStore) put(ctx context.Context, f *os.File, _ int64) error {
-	// *os.File is seekable, so the SDK can resend it when it retries a 429/503.
+	// The SDK resends a seekable body when it retries a 429/503, but net/http
+	// closes a body that is an io.Closer once sent: hand it one whose Close
+	// does nothing, or every retry fails on "file already closed".
 	// overwrite must be sent: the API overwrites when it is left out.
-	return s.w.Files.Upload(ctx, files.UploadRequest{FilePath: s.path, Contents: f, Overwrite: false, ForceSendFields: []string{"Overwrite"}})
+	return s.w.Files.Upload(ctx, files.UploadRequest{FilePath: s.path, Contents: resendable{f}, Overwrite: false, ForceSendFields: []string{"Overwrite"}})
 }
+
+// resendable is a request body the SDK can rewind and send again: Close is a
+// no-op (the caller closes the file).
+type resendable struct{ io.ReadSeeker }
+
+func (resendable) Close() error { return nil }
 
 type workspaceStore struct {
 	w    *databricks.WorkspaceClient

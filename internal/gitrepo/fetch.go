@@ -80,6 +80,9 @@ func (m *Mirror) resolve(repo *git.Repository, ref string) (plumbing.Hash, error
 	if ref == "" {
 		return plumbing.ZeroHash, newError(ErrInvalid, nil, fmt.Sprintf("project %s: no ref given: name a branch, tag or commit", m.remote.Project))
 	}
+	if why := CheckRefName(ref); why != "" {
+		return plumbing.ZeroHash, newError(ErrUnknownRef, nil, fmt.Sprintf("project %s: %q is not a branch, tag or commit (not a valid ref name: %s)", m.remote.Project, shorten(ref), why))
+	}
 	// Git's order: refs/<ref>, refs/tags/<ref>, refs/heads/<ref>.
 	candidates := []string{"refs/tags/" + ref, "refs/heads/" + ref}
 	if strings.HasPrefix(ref, "refs/") {
@@ -175,4 +178,41 @@ func (m *Mirror) peelToCommit(repo *git.Repository, h plumbing.Hash, ref string)
 func isHex(s string) bool {
 	_, err := hex.DecodeString(s + strings.Repeat("0", len(s)%2))
 	return err == nil
+}
+
+// CheckRefName applies git's check-ref-format rules to a ref a user gave,
+// returning why it is invalid ("" when it is fine).
+func CheckRefName(ref string) string {
+	switch {
+	case len(ref) > 255:
+		return "it is longer than 255 characters"
+	case strings.HasPrefix(ref, "-"):
+		return "it starts with '-'"
+	case strings.Contains(ref, ".."):
+		return "it contains '..'"
+	case strings.Contains(ref, "@{"):
+		return "it contains '@{'"
+	case strings.HasPrefix(ref, "/") || strings.HasSuffix(ref, "/") || strings.Contains(ref, "//"):
+		return "it has an empty path component"
+	case strings.HasSuffix(ref, ".") || strings.HasSuffix(ref, ".lock"):
+		return "it ends with '.' or '.lock'"
+	}
+	for _, r := range ref {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r) {
+			return fmt.Sprintf("it contains %q", r)
+		}
+	}
+	for _, part := range strings.Split(ref, "/") {
+		if strings.HasPrefix(part, ".") {
+			return "a path component starts with '.'"
+		}
+	}
+	return ""
+}
+
+func shorten(s string) string {
+	if len(s) > 60 {
+		return s[:57] + "..."
+	}
+	return s
 }

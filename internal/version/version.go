@@ -12,13 +12,19 @@ import (
 
 var pattern = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
 
+// MaxLen bounds a version's length (it becomes part of tags, workflow IDs and paths).
+const MaxLen = 64
+
 // Valid reports whether v is a release version.
-func Valid(v string) bool { return pattern.MatchString(v) && semver.IsValid(v) }
+func Valid(v string) bool { return len(v) <= MaxLen && pattern.MatchString(v) && semver.IsValid(v) }
 
 // Check returns a user-facing error when v is not a release version.
 func Check(v string) error {
 	if Valid(v) {
 		return nil
+	}
+	if len(v) > MaxLen {
+		return fmt.Errorf("version %.20q… is not a release version: it has %d characters, at most %d are allowed", v, len(v), MaxLen)
 	}
 	return fmt.Errorf("version %q is not a release version: use vMAJOR.MINOR.PATCH with an optional -prerelease, for example v1.2.0 or v1.3.0-rc.1", v)
 }

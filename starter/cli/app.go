@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os/user"
+	"regexp"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -260,4 +261,15 @@ func cleanWorkflowError(err error) string {
 		return app.Message()
 	}
 	return err.Error()
+}
+
+// projectRE is the shape of project names (as in platform.yaml).
+var projectRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// checkProject refuses a malformed --project before anything is sent (exit 2).
+func checkProject(project string) error {
+	if !projectRE.MatchString(project) {
+		return invalid("--project %.40q is not a project name: lowercase letters, digits, '-' and '_', starting with a letter", project)
+	}
+	return nil
 }

@@ -50,7 +50,7 @@ func deployCommand(g *globals) *ucli.Command {
 }
 
 func runDeploy(ctx context.Context, g *globals, o deployOptions) error {
-	if err := versionCheckCLI(o.version); err != nil {
+	if err := checkTarget(o.version, o.project); err != nil {
 		return err
 	}
 	actor, err := g.who()
@@ -225,6 +225,14 @@ func versionCheckCLI(v string) error {
 		return invalid("%v", err)
 	}
 	return nil
+}
+
+// checkTarget refuses a malformed version or project before anything starts (exit 2).
+func checkTarget(v, project string) error {
+	if err := versionCheckCLI(v); err != nil {
+		return err
+	}
+	return checkProject(project)
 }
 
 // parseWorkflowID reads the project and version from a deployment ID

@@ -361,7 +361,7 @@ func planCommand(g *globals) *ucli.Command {
 }
 
 func runPlan(ctx context.Context, g *globals, o deployOptions) error {
-	if err := versionCheckCLI(o.version); err != nil {
+	if err := checkTarget(o.version, o.project); err != nil {
 		return err
 	}
 	actor, err := g.who()

@@ -37,7 +37,7 @@ func promoteCommand(g *globals) *ucli.Command {
 }
 
 func runPromote(ctx context.Context, g *globals, version, project, to string, wait bool) error {
-	if err := versionCheckCLI(version); err != nil {
+	if err := checkTarget(version, project); err != nil {
 		return err
 	}
 	actor, err := g.who()

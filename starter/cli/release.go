@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/shipline/shipline/internal/version"
+	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -56,8 +56,14 @@ type startResult struct {
 }
 
 func runRelease(ctx context.Context, g *globals, o releaseOptions) error {
-	if err := version.Check(o.version); err != nil {
-		return invalid("%v", err)
+	if err := checkTarget(o.version, o.project); err != nil {
+		return err
+	}
+	if why := gitrepo.CheckRefName(o.ref); why != "" || o.ref == "" {
+		if why == "" {
+			why = "it is empty"
+		}
+		return invalid("--ref %.60q is not a valid ref: %s; name a branch, tag or commit", o.ref, why)
 	}
 	actor, err := g.who()
 	if err != nil {

@@ -190,8 +190,12 @@ func TestCluster(t *testing.T) {
 	}()...)
 	byWorker := map[string]int{}
 	for _, id := range ids {
+		var where []string
 		for _, s := range activityStarts(ctx, t, c, id) {
 			byWorker[workerName(workers, s.identity)]++
+			if s.activityType == "Pipeline" || s.activityType == "Upload" {
+				where = append(where, fmt.Sprintf("%s#%s@%s(attempt %d)", s.activityType, s.activityID, workerName(workers, s.identity), s.attempt))
+			}
 			if id == act.workflowID && s.activityID == act.activityID {
 				if s.identity != survivor.identity() && workerName(workers, s.identity) != survivor.name {
 					t.Errorf("killed activity %s of %s finished on %s, want the survivor %s", act.activityID, id, s.identity, survivor.name)
@@ -202,6 +206,7 @@ func TestCluster(t *testing.T) {
 				phase("killed build %s of %s finished on %s in attempt %d", act.activity, id, workerName(workers, s.identity), s.attempt)
 			}
 		}
+		t.Logf("  %s: %s", id, strings.Join(where, " "))
 	}
 	phase("activities started per worker: %v", byWorker)
 	if byWorker[w1.name] == 0 || byWorker[w2.name] == 0 {
@@ -460,7 +465,11 @@ func startWorker(ctx context.Context, t *testing.T, e env, f *fixture, name stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(e.bin, "shipline-worker"), "--config", f.platform[name], "--log-format", "json")
+	args := []string{filepath.Join(e.bin, "shipline-worker"), "--config", f.platform[name], "--log-format", "json"}
+	if e.separateState {
+		args = isolate(t, args, f.otherStates(name))
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = f.root
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+e.address, "TEMPORAL_NAMESPACE="+e.namespace, tokenEnv+"="+token)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -490,6 +499,28 @@ func startWorker(ctx context.Context, t *testing.T, e env, f *fixture, name stri
 		}
 	})
 	return w
+}
+
+// isolate makes the worker command unable to see the other workers' state
+// directories, as on separate machines: in a private mount namespace, an empty
+// tmpfs covers each of them. The worker keeps its PID (unshare and sh exec).
+// It needs root (CAP_SYS_ADMIN) and unshare(1); without them the state
+// directories are separate but readable by both workers.
+func isolate(t *testing.T, args, hide []string) []string {
+	t.Helper()
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Geteuid() != 0 {
+		t.Logf("note: not root or no unshare(1): workers' state directories are separate but not hidden from each other")
+		return args
+	}
+	script := ""
+	for i := range hide {
+		script += fmt.Sprintf(`mount -t tmpfs shipline-hidden "$%d" && `, i+1)
+	}
+	script += fmt.Sprintf(`shift %d && exec "$@"`, len(hide))
+	out := []string{unshare, "--mount", "--propagation", "private", "sh", "-c", script, "isolate"}
+	out = append(out, hide...)
+	return append(out, args...)
 }
 
 func (w *workerProc) pid() int { return w.cmd.Process.Pid }
@@ -589,11 +620,12 @@ type fixture struct {
 	dags     string
 	emu      *dbemu.Emulator
 	platform map[string]string // worker name → its platform.yaml
+	state    map[string]string // worker name → its state_dir
 }
 
 func newFixture(t *testing.T, e env) *fixture {
 	t.Helper()
-	f := &fixture{e: e, root: e.dir, platform: map[string]string{}}
+	f := &fixture{e: e, root: e.dir, platform: map[string]string{}, state: map[string]string{}}
 	f.emu = dbemu.Start(dbemu.Options{Volumes: []string{volume}, Tokens: []string{token}, Seed: 11})
 	t.Cleanup(f.emu.Close)
 	f.remote = filepath.Join(f.root, "remotes", "demo.git")
@@ -636,8 +668,23 @@ fabrics:
 			t.Fatal(err)
 		}
 		f.platform[name] = path
+		f.state[name] = state
+		if err := os.MkdirAll(state, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return f
+}
+
+// otherStates lists the state directories of the workers other than name.
+func (f *fixture) otherStates(name string) []string {
+	var out []string
+	for w := range f.platform {
+		if w != name {
+			out = append(out, f.state[w])
+		}
+	}
+	return out
 }
 
 // changePipelines changes every pipeline's sources (so nothing is cached) and

@@ -134,7 +134,7 @@ fi
 mkdir -p "$work/pg"
 [ ${#as_pg[@]} -eq 0 ] || chown postgres "$work/pg"
 read -r pg_port < <(free_ports 1)
-log "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $NF}') on 127.0.0.1:$pg_port"
+log "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port"
 "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_data" -U temporal --auth=trust -E UTF8 --no-sync >"$work/logs/initdb.log" 2>&1 ||
 	die "initdb (see $work/logs/initdb.log)"
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -w -t 60 -l "$work/pg/postgresql.log" \

@@ -23,3 +23,7 @@ bench:            ## benchmarks (figures in the output; see README "Benchmarks")
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
 	$(GO) vet ./...
+
+.PHONY: cluster-test
+cluster-test:     ## end to end on a real cluster: temporal-server from the Go module on PostgreSQL, two workers, one killed
+	./test/cluster/run.sh

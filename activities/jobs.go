@@ -76,14 +76,20 @@ func (d *Deploy) UpsertJobs(ctx context.Context, in UpsertJobsInput) (UpsertJobs
 			}
 		}()
 	}
-	for _, j := range in.Jobs {
-		select {
-		case next <- j:
-		case <-ctx.Done():
+	// Heartbeat on a clock too, not only after each job: one job's calls can
+	// outlast the heartbeat timeout while the SDK retries 429s, and a
+	// heartbeat timeout would start a second attempt beside this one.
+	_ = withHeartbeat(ctx, func() error {
+		for _, j := range in.Jobs {
+			select {
+			case next <- j:
+			case <-ctx.Done():
+			}
 		}
-	}
-	close(next)
-	wg.Wait()
+		close(next)
+		wg.Wait()
+		return nil
+	})
 	if err := ctx.Err(); err != nil {
 		return out, err
 	}

@@ -37,23 +37,35 @@ func TestFlakyFabricAPIs(t *testing.T) {
 	}
 	t.Logf("setup and %d releases took %s", len(versions), time.Since(begin).Round(time.Millisecond))
 
-	// 0. One 503 on an upload is retried by the SDK inside the activity: the
-	// file is sent again, and the Upload activity's first attempt succeeds.
+	// 0. The first deploy: one 503 on an upload is retried by the SDK inside
+	// the activity (the file is sent again: the Upload activity's first
+	// attempt succeeds); the answer of one job create is lost (the retry finds
+	// the job instead of creating a second one).
 	h.emu.Inject(dbemu.Fault{Method: "PUT", Path: "/api/2.0/fs/files/Volumes/*", Status: 503, Times: 1})
+	h.emu.Inject(dbemu.Fault{Method: "POST", Path: "/api/2.2/jobs/create", Drop: dbemu.DropAfter, Times: 1})
 	id := h.startDeploy("demo", versions[0])
 	if s := h.waitDeploy(id, 2*time.Minute); s.Status != workflows.StatusSucceeded {
-		t.Fatalf("%s with one 503 on an upload ended %s: %s", id, s.Status, s.Summary)
+		t.Fatalf("%s with one 503 on an upload and a lost create ended %s: %s", id, s.Status, s.Summary)
 	}
 	h.emu.ClearFaults()
 	if n := h.activityAttempts(id)["Upload"]; n != 1 {
 		t.Errorf("one 503 on an upload took %d attempts of the Upload activity, want 1 (the SDK's own retry must resend the file)", n)
 	}
+	lost := 0
+	for _, r := range h.emu.Requests() {
+		if r.Path == "/api/2.2/jobs/create" && r.Fault == "drop after handling" {
+			lost++
+		}
+	}
+	if lost != 1 {
+		t.Errorf("%d job creates lost their answer, want 1", lost)
+	}
+	h.checkOneJobEach()
 	versions = versions[1:]
 
 	// 1. Transient faults: 12 % answered 429/503 by the emulator, 8 % of the
 	// connections dropped by the proxy (half of them after the call was
-	// handled), plus one lost answer of a job create and one of an upload.
-	h.emu.Inject(dbemu.Fault{Method: "POST", Path: "/api/2.2/jobs/create", Drop: dbemu.DropAfter, Times: 1})
+	// handled), plus one lost answer of an upload.
 	h.emu.Inject(dbemu.Fault{Method: "PUT", Path: "/api/2.0/fs/files/Volumes/*", Drop: dbemu.DropAfter, Times: 1})
 	h.emu.RandomFaults(0.12, []int{429, 503})
 	h.flaky.setDrops(0.08)

@@ -39,6 +39,23 @@ func (g *requestGuard) load(ctx workflow.Context) error {
 	return nil
 }
 
+// carry returns the policy to hand to the next run (nil when none was loaded).
+func (g *requestGuard) carry() *signing.Policy {
+	if !g.Loaded {
+		return nil
+	}
+	p := g.Policy
+	return &p
+}
+
+// restore takes a policy carried over by continue-as-new.
+func (g *requestGuard) restore(p *signing.Policy, seen []string) {
+	g.Seen = seen
+	if p != nil {
+		g.Policy, g.Loaded = *p, true
+	}
+}
+
 // check verifies one request: args are its arguments without their Auth.
 func (g *requestGuard) check(ctx workflow.Context, workflowID, action, actor string, args any, auth *signing.Auth) error {
 	if !g.Loaded {
@@ -69,13 +86,13 @@ func (g *requestGuard) remember(auth *signing.Auth) {
 func SignedArgs(v any) any {
 	switch in := v.(type) {
 	case ReleaseInput:
-		in.Auth, in.Carried = nil, nil
+		in.Auth, in.Carried, in.CarriedPolicy = nil, nil, nil
 		return in
 	case DeployInput:
 		in.Auth = nil
 		return in
 	case PromoteInput:
-		in.Auth, in.Carried, in.CarriedSettings = nil, nil, nil
+		in.Auth, in.Carried, in.CarriedSettings, in.CarriedPolicy = nil, nil, nil, nil
 		return in
 	case Vote:
 		in.Auth = nil

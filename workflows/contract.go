@@ -148,8 +148,10 @@ type ReleaseInput struct {
 	// Auth signs the request (see internal/signing); required with require_signatures.
 	Auth *signing.Auth `json:"auth,omitempty"`
 
-	// Carried is set only by continue-as-new: the state so far.
-	Carried *ReleaseState `json:"carried,omitempty"`
+	// Carried is set only by continue-as-new: the state so far, and the signing
+	// policy (so updates are checked from the first moment of the new run).
+	Carried       *ReleaseState   `json:"carried,omitempty"`
+	CarriedPolicy *signing.Policy `json:"carried_policy,omitempty"`
 }
 
 // DeployPlan says whether a release deploys.
@@ -530,6 +532,7 @@ type PromoteInput struct {
 	// promotion started with (a promotion keeps its rules until it ends).
 	Carried         *PromoteState                 `json:"carried,omitempty"`
 	CarriedSettings *activities.PromotionSettings `json:"carried_settings,omitempty"`
+	CarriedPolicy   *signing.Policy               `json:"carried_policy,omitempty"`
 }
 
 // Vote is the input of ApproveUpdate and RejectUpdate, and a recorded vote.

@@ -64,7 +64,7 @@ type promotion struct {
 func (p *promotion) setup(ctx workflow.Context) error {
 	if p.in.Carried != nil {
 		p.state = *p.in.Carried
-		p.guard.Seen = p.state.Requests
+		p.guard.restore(p.in.CarriedPolicy, p.state.Requests)
 		if p.in.CarriedSettings != nil {
 			p.settings = *p.in.CarriedSettings
 		}
@@ -446,7 +446,7 @@ func (p *promotion) continueAsNew(ctx workflow.Context) error {
 	}
 	carried, settings := p.state, p.settings
 	next := p.in
-	next.Carried, next.CarriedSettings = &carried, &settings
+	next.Carried, next.CarriedSettings, next.CarriedPolicy = &carried, &settings, p.guard.carry()
 	return workflow.NewContinueAsNewError(ctx, Promote, next)
 }
 

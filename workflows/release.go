@@ -67,7 +67,7 @@ type release struct {
 func (r *release) setup(ctx workflow.Context) error {
 	if r.in.Carried != nil {
 		r.state = *r.in.Carried
-		r.guard.Seen = r.state.Requests
+		r.guard.restore(r.in.CarriedPolicy, r.state.Requests)
 	} else {
 		r.state = ReleaseState{
 			Progress: Progress{Status: StatusRunning, Steps: newSteps(StepAuthorize, StepResolve, StepValidate, StepTag, StepDeploy)},

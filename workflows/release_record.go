@@ -55,7 +55,7 @@ func (r *release) keepRecord(ctx workflow.Context) error {
 	}
 	carried := r.state
 	next := r.in
-	next.Carried = &carried
+	next.Carried, next.CarriedPolicy = &carried, r.guard.carry()
 	return workflow.NewContinueAsNewError(ctx, Release, next)
 }
 

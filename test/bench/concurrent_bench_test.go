@@ -22,7 +22,10 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
+	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/workerapp"
 	"github.com/shipline/shipline/test/dbemu"
 	"github.com/shipline/shipline/workflows"
@@ -35,6 +38,7 @@ var (
 	concJobs      = flag.Int("project-jobs", envInt("SHIPLINE_BENCH_PROJECT_JOBS", 2), "BenchmarkConcurrentDeploys: Databricks jobs per project")
 	concSingles   = flag.Int("singles", envInt("SHIPLINE_BENCH_SINGLES", 3), "BenchmarkConcurrentDeploys: single deploys (one after another, separate projects) for the baseline; the median is used")
 	concProfile   = flag.String("phase-cpuprofile", os.Getenv("SHIPLINE_BENCH_PHASE_CPUPROFILE"), "BenchmarkConcurrentDeploys: write a CPU profile of the concurrent phase only to this file")
+	concDynamic   = flag.String("dev-dynamic-config", os.Getenv("SHIPLINE_BENCH_DEV_DYNAMIC_CONFIG"), "BenchmarkConcurrentDeploys: what-if overrides of the embedded server's dynamic config, KEY=VALUE[,KEY=VALUE] (default: none, the shipped configuration)")
 	concFollow    = flag.Bool("follow", os.Getenv("SHIPLINE_BENCH_FOLLOW") == "1", "BenchmarkConcurrentDeploys: every deploy runs `shipline deploy --wait` (polls the state query every 150ms) instead of waiting for the workflow's result")
 )
 
@@ -183,7 +187,11 @@ projects:
 	if err := os.WriteFile(cfgPath, []byte(pf.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	s := startStack(b, cfgPath, *benchParallel)
+	dyn, err := parseDynamicConfig(*concDynamic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := startStackDynamic(b, cfgPath, *benchParallel, dyn)
 	c, err := workerapp.Dial(context.Background(), s.address, "default", nil)
 	if err != nil {
 		b.Fatal(err)
@@ -326,6 +334,9 @@ projects:
 	w("concurrent deploy benchmark: %d projects at once, each %d pipeline(s) + %d job(s) on one databricks fabric (emulator);", cfg.projects, cfg.pipelines, cfg.jobs)
 	w("  one worker in this process with the embedded Temporal server (SQLite), %d CPUs, GOMAXPROCS %d, build parallelism %d;", runtime.NumCPU(), runtime.GOMAXPROCS(0), lanes)
 	w("  builds from the cache (same pipeline tree in every project, built once by the warm-up deploy); waiting: %s", mode)
+	if len(dyn) > 0 {
+		w("  WHAT-IF: embedded server dynamic config overridden: %s", *concDynamic)
+	}
 	w("  set-up (generate %d projects, start the stack, release all): %.1fs; warm-up deploy (builds) %.2fs", len(names), setupSecs, warm.latency.Seconds())
 	w("")
 	w("  %-42s %10s  %s", "figure", "value", "target")
@@ -533,6 +544,67 @@ func checkProjectJobs(b *testing.B, emu *dbemu.Emulator, runs []*concRun, jobs [
 			}
 		}
 	}
+}
+
+// parseDynamicConfig reads KEY=VALUE[,KEY=VALUE]; a value is an int, a
+// float, a bool, a duration or else a string.
+func parseDynamicConfig(spec string) (map[string]any, error) {
+	out := map[string]any{}
+	for _, kv := range strings.Split(spec, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("-dev-dynamic-config: %q is not KEY=VALUE", kv)
+		}
+		if i, err := strconv.Atoi(v); err == nil {
+			out[k] = i
+		} else if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out[k] = f
+		} else if bv, err := strconv.ParseBool(v); err == nil {
+			out[k] = bv
+		} else if d, err := time.ParseDuration(v); err == nil {
+			out[k] = d
+		} else {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// startStackDynamic is startStack with the embedded server's dynamic config
+// overridden by dyn (nil: exactly startStack).
+func startStackDynamic(tb testing.TB, cfgPath string, buildParallelism int, dyn map[string]any) *stack {
+	tb.Helper()
+	if len(dyn) == 0 {
+		return startStack(tb, cfgPath, buildParallelism)
+	}
+	cfg, diags := platform.Load(cfgPath)
+	if diags.HasErrors() {
+		tb.Fatalf("platform config %s:\n%s", cfgPath, diags.Error())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &stack{tb: tb, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan workerapp.Info, 1)
+	logger := zaptest.NewLogger(tb, zaptest.Level(zap.ErrorLevel))
+	go func() {
+		s.done <- workerapp.Run(ctx, workerapp.Options{
+			Config: cfg, Dev: true, TemporalPort: freePort(tb), UIPort: -1, Logger: logger,
+			BuildParallelism: buildParallelism, DevDynamicConfig: dyn,
+			Ready: func(i workerapp.Info) { ready <- i },
+		})
+	}()
+	select {
+	case info := <-ready:
+		s.address, s.uiURL = info.Address, info.UIURL
+	case err := <-s.done:
+		tb.Fatalf("worker stopped before it was ready: %v", err)
+	case <-time.After(3 * time.Minute):
+		tb.Fatal("worker not ready after 3 minutes")
+	}
+	tb.Cleanup(s.stop)
+	return s
 }
 
 // ---- memory ----------------------------------------------------------------

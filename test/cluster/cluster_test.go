@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -145,17 +146,19 @@ func TestCluster(t *testing.T) {
 	phase("%d deploys started", len(deploys))
 
 	// 7. SIGKILL the worker running a build, a few seconds into it.
-	victim, act := findRunningBuild(ctx, t, c, workers, func() []string {
-		ids := make([]string, len(deploys))
-		for i, d := range deploys {
-			ids[i] = d.id
-		}
-		return ids
-	}(), 2*time.Second, 3*time.Minute)
-	survivor := w1
+	ids := []string{workflows.DeployID(project, "v1.0.0", "release")}
+	for _, d := range deploys {
+		ids = append(ids, d.id)
+	}
+	sctx, stopSampler := context.WithCancel(ctx)
+	defer stopSampler()
+	samples := startSampler(sctx, c, workers, ids[1:])
+	act := samples.pickVictim(t, "Pipeline", 30*time.Second, 2*time.Second, 3*time.Minute)
+	victim, survivor := act.worker, w1
 	if victim == w1 {
 		survivor = w2
 	}
+	phase("seen running so far: %v", samples.deploysOn())
 	victim.kill(t)
 	killedAt := time.Now()
 	phase("SIGKILLed %s (pid %d) while it ran %s of %s (attempt %d, started %s ago)",
@@ -181,13 +184,8 @@ func TestCluster(t *testing.T) {
 
 	// 9. The work spread over both workers; the killed build was retried and
 	// finished on the survivor.
-	ids := append([]string{workflows.DeployID(project, "v1.0.0", "release")}, func() []string {
-		var out []string
-		for _, d := range deploys {
-			out = append(out, d.id)
-		}
-		return out
-	}()...)
+	stopSampler()
+	phase("seen running (sampled): %v", samples.deploysOn())
 	byWorker := map[string]int{}
 	for _, id := range ids {
 		var where []string
@@ -211,6 +209,9 @@ func TestCluster(t *testing.T) {
 	phase("activities started per worker: %v", byWorker)
 	if byWorker[w1.name] == 0 || byWorker[w2.name] == 0 {
 		t.Errorf("activities did not spread over both workers: %v", byWorker)
+	}
+	if seen := samples.deploysOn(); seen[w1.name] == "" || seen[w2.name] == "" {
+		t.Errorf("the concurrent deploys did not run on both workers: %v", seen)
 	}
 
 	// 10. Exactly one job per (project, job, fabric), running the last version queued there.
@@ -273,9 +274,80 @@ func TestCluster(t *testing.T) {
 	}
 	phase("%d artifacts match their builds' checksums", checked)
 
+	// 12. The killed worker comes back; the other one is SIGKILLed while it
+	// uploads to Databricks (uploads answer slowly for a while).
+	back := startWorker(ctx, t, e, f, victim.name)
+	back.waitReady(t, 2*time.Minute)
+	workers = []*workerProc{survivor, back}
+	phase("%s restarted (pid %d)", back.name, back.pid())
+	f.changePipelines(t, "v1.3.0")
+	f.cli(t, 0, "release", "v1.3.0", "--project", project, "--as", "alice", "--no-deploy", "--wait")
+	f.emu.Inject(dbemu.Fault{Method: "PUT", Path: "/api/2.0/fs/files/Volumes/*", Latency: 8 * time.Second})
+	var res struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	out := f.cli(t, 0, "--output", "json", "deploy", "v1.3.0", "--project", project, "--as", "bob")
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.WorkflowID == "" {
+		t.Fatalf("deploy output: %v\n%s", err, out)
+	}
+	uctx, stopUploads := context.WithCancel(ctx)
+	defer stopUploads()
+	up := startSampler(uctx, c, workers, []string{res.WorkflowID}).pickVictim(t, "Upload", 0, time.Second, 3*time.Minute)
+	up.worker.kill(t)
+	killedAt = time.Now()
+	f.emu.ClearFaults()
+	stopUploads()
+	phase("SIGKILLed %s (pid %d) while it ran %s of %s (attempt %d, started %s ago)",
+		up.worker.name, up.worker.pid(), up.activity, up.workflowID, up.attempt, up.runningFor.Round(100*time.Millisecond))
+	st := waitDeploy(ctx, t, c, res.WorkflowID, 5*time.Minute)
+	phase("deploy of v1.3.0 ended %s after the kill: %s", time.Since(killedAt).Round(time.Second), st.Status)
+	if st.Status != workflows.StatusSucceeded {
+		t.Errorf("deploy %s: %s — %s", res.WorkflowID, st.Status, st.Summary)
+		if st.Parked != nil {
+			t.Fatalf("  parked at %s: %s", st.Parked.Step, st.Parked.Reason)
+		}
+		t.FailNow()
+	}
+	for _, s := range activityStarts(ctx, t, c, res.WorkflowID) {
+		if s.activityID == up.activityID {
+			if w := workerOf(workers, s.identity); w == up.worker || s.attempt < 2 {
+				t.Errorf("killed upload %s finished on %s in attempt %d; want the other worker, attempt ≥ 2", s.activityID, s.identity, s.attempt)
+			}
+			phase("killed upload finished on %s in attempt %d", workerName(workers, s.identity), s.attempt)
+		}
+	}
+	jobs = f.emu.JobsTagged(map[string]string{"shipline_project": project, "shipline_job": "daily_orders"})
+	if len(jobs) != 1 || jobs[0].Tags()["shipline_version"] != "v1.3.0" {
+		t.Errorf("after the upload kill: %d Databricks jobs for daily_orders (want 1, at v1.3.0)", len(jobs))
+	}
+	f.checkDAGs(t, f.dags, "demo__orders_dag.py", "v1.3.0")
+	for p, b := range st.Builds {
+		path := volume + "/" + project + "/v1.3.0/" + p + "/" + b.File
+		data, ok := f.emu.File(path)
+		if sum := sha256.Sum256(data); !ok || hex.EncodeToString(sum[:]) != b.SHA256 {
+			t.Errorf("artifact %s on dev: present %v, sha256 %x, built %s", path, ok, sum, b.SHA256)
+		}
+	}
+	n := 0
+	for _, path := range f.emu.Files() {
+		if strings.HasPrefix(path, volume+"/"+project+"/v1.3.0/") {
+			n++
+		}
+	}
+	if n != len(st.Builds) {
+		t.Errorf("%d files under v1.3.0 on the volume, want %d (one per pipeline)", n, len(st.Builds))
+	}
+	phase("v1.3.0: one job, %d artifacts with their builds' checksums", n)
+
 	// The killed worker's build tools were in their own process group: report
 	// any still running (they are not Shipline's to clean up once the worker died).
-	if orphans := orphanBuilds(f.root, survivor.pid()); len(orphans) > 0 {
+	var live []int
+	for _, w := range workers {
+		if w.alive() {
+			live = append(live, w.pid())
+		}
+	}
+	if orphans := orphanBuilds(f.root, live); len(orphans) > 0 {
 		t.Logf("note: build processes left running by the killed worker: %v", orphans)
 	}
 	phase("PASS in %s", time.Since(t0).Round(time.Second))
@@ -296,7 +368,7 @@ func registerNamespace(ctx context.Context, t *testing.T, e env) {
 			err = nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{
 				Namespace:                        e.namespace,
 				Description:                      "Shipline cluster test",
-				WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour),
+				WorkflowExecutionRetentionPeriod: durationpb.New(30 * 24 * time.Hour), // as docker/temporal/create-namespace.sh
 			})
 			var exists *serviceerror.NamespaceAlreadyExists
 			if errors.As(err, &exists) {
@@ -385,39 +457,107 @@ type runningActivity struct {
 	workflowID, activityID, activity string
 	attempt                          int32
 	runningFor                       time.Duration
+	worker                           *workerProc
 }
 
-// findRunningBuild waits until one of the workflows has a build activity
-// started at least minAge ago, and returns the worker running it.
-func findRunningBuild(ctx context.Context, t *testing.T, c client.Client, workers []*workerProc, ids []string, minAge, limit time.Duration) (*workerProc, runningActivity) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		for _, id := range ids {
-			d, err := c.DescribeWorkflowExecution(ctx, id, "")
-			if err != nil {
-				continue
-			}
-			for _, pa := range d.GetPendingActivities() {
-				if pa.GetActivityType().GetName() != "Pipeline" || pa.GetState() != enumspb.PENDING_ACTIVITY_STATE_STARTED {
+// sampler polls the deployments' pending activities and records which
+// worker runs which activity (history keeps only each activity's last
+// attempt, so a killed worker's attempts appear only here).
+type sampler struct {
+	mu      sync.Mutex
+	running map[string]runningActivity            // workflow/activity → latest observation
+	seen    map[string]map[string]map[string]bool // worker → workflow → "type#id/attempt"
+}
+
+func startSampler(ctx context.Context, c client.Client, workers []*workerProc, ids []string) *sampler {
+	s := &sampler{running: map[string]runningActivity{}, seen: map[string]map[string]map[string]bool{}}
+	go func() {
+		for ctx.Err() == nil {
+			now := map[string]runningActivity{}
+			for _, id := range ids {
+				d, err := c.DescribeWorkflowExecution(ctx, id, "")
+				if err != nil {
 					continue
 				}
-				age := time.Since(pa.GetLastStartedTime().AsTime())
-				if age < minAge {
-					continue
-				}
-				for _, w := range workers {
-					if w.owns(pa.GetLastWorkerIdentity()) {
-						return w, runningActivity{workflowID: id, activityID: pa.GetActivityId(), activity: pa.GetActivityType().GetName(),
-							attempt: pa.GetAttempt(), runningFor: age}
+				for _, pa := range d.GetPendingActivities() {
+					if pa.GetState() != enumspb.PENDING_ACTIVITY_STATE_STARTED {
+						continue
 					}
+					w := workerOf(workers, pa.GetLastWorkerIdentity())
+					if w == nil {
+						continue
+					}
+					a := runningActivity{workflowID: id, activityID: pa.GetActivityId(), activity: pa.GetActivityType().GetName(),
+						attempt: pa.GetAttempt(), runningFor: time.Since(pa.GetLastStartedTime().AsTime()), worker: w}
+					now[id+"/"+a.activityID] = a
 				}
+			}
+			s.mu.Lock()
+			s.running = now
+			for _, a := range now {
+				if s.seen[a.worker.name] == nil {
+					s.seen[a.worker.name] = map[string]map[string]bool{}
+				}
+				if s.seen[a.worker.name][a.workflowID] == nil {
+					s.seen[a.worker.name][a.workflowID] = map[string]bool{}
+				}
+				s.seen[a.worker.name][a.workflowID][fmt.Sprintf("%s#%s/%d", a.activity, a.activityID, a.attempt)] = true
+			}
+			s.mu.Unlock()
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	return s
+}
+
+// deploysOn returns, per worker, how many deployments it was seen running
+// activities for, and how many activity attempts.
+func (s *sampler) deploysOn() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for w, byWF := range s.seen {
+		n := 0
+		for _, acts := range byWF {
+			n += len(acts)
+		}
+		out[w] = fmt.Sprintf("%d deploys, %d activity attempts", len(byWF), n)
+	}
+	return out
+}
+
+// pickVictim waits until both workers have been seen running activities of
+// the deployments (or spreadWait passes) and an activity of the given type
+// has run for at least minAge, and returns it and its worker.
+func (s *sampler) pickVictim(t *testing.T, activity string, spreadWait, minAge, limit time.Duration) runningActivity {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < limit {
+		s.mu.Lock()
+		spread := len(s.seen) >= 2 || time.Since(start) > spreadWait
+		var pick *runningActivity
+		for _, a := range s.running {
+			if a.activity == activity && a.runningFor >= minAge && (pick == nil || a.runningFor > pick.runningFor) {
+				pick = &a
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		s.mu.Unlock()
+		if spread && pick != nil {
+			return *pick
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("no build ran for %s within %s", minAge, limit)
-	return nil, runningActivity{}
+	t.Fatalf("no %s activity ran for %s within %s", activity, minAge, limit)
+	return runningActivity{}
+}
+
+func workerOf(ws []*workerProc, identity string) *workerProc {
+	for _, w := range ws {
+		if w.owns(identity) {
+			return w
+		}
+	}
+	return nil
 }
 
 type activityStart struct {
@@ -460,7 +600,8 @@ type workerProc struct {
 
 func startWorker(ctx context.Context, t *testing.T, e env, f *fixture, name string) *workerProc {
 	t.Helper()
-	logPath := filepath.Join(e.dir, name+".log")
+	f.starts[name]++
+	logPath := filepath.Join(e.dir, fmt.Sprintf("%s-%d.log", name, f.starts[name]))
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -573,8 +714,8 @@ func (w *workerProc) kill(t *testing.T) {
 }
 
 // orphanBuilds lists processes whose working directory is under root and
-// that are not the survivor's children.
-func orphanBuilds(root string, survivor int) []string {
+// that are not children of a live worker.
+func orphanBuilds(root string, live []int) []string {
 	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -586,7 +727,7 @@ func orphanBuilds(root string, survivor int) []string {
 		if err != nil || !strings.HasPrefix(cwd, root+string(filepath.Separator)) {
 			continue
 		}
-		if ppid(pid) == survivor {
+		if slices.Contains(live, ppid(pid)) {
 			continue
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
@@ -621,11 +762,12 @@ type fixture struct {
 	emu      *dbemu.Emulator
 	platform map[string]string // worker name → its platform.yaml
 	state    map[string]string // worker name → its state_dir
+	starts   map[string]int    // worker name → processes started
 }
 
 func newFixture(t *testing.T, e env) *fixture {
 	t.Helper()
-	f := &fixture{e: e, root: e.dir, platform: map[string]string{}, state: map[string]string{}}
+	f := &fixture{e: e, root: e.dir, platform: map[string]string{}, state: map[string]string{}, starts: map[string]int{}}
 	f.emu = dbemu.Start(dbemu.Options{Volumes: []string{volume}, Tokens: []string{token}, Seed: 11})
 	t.Cleanup(f.emu.Close)
 	f.remote = filepath.Join(f.root, "remotes", "demo.git")

@@ -118,6 +118,10 @@ server_mod=$($GO list -m -f '{{.Dir}}' go.temporal.io/server)
 server_version=$($GO list -m -f '{{.Version}}' go.temporal.io/server)
 [ -d "$server_mod/schema/postgresql/v12/temporal/versioned" ] || die "no PostgreSQL schema in $server_mod"
 log "temporal server $server_version"
+# docker-compose.yml runs the same server version (its images' default tag).
+compose_version=$(sed -n 's/.*TEMPORAL_VERSION:-\([0-9.]*\)}.*/\1/p' docker-compose.yml | sort -u)
+[ "$compose_version" = "${server_version#v}" ] ||
+	die "docker-compose.yml runs Temporal ${compose_version:-?}, go.mod has $server_version: keep them in step"
 
 # --- 2. PostgreSQL -------------------------------------------------------------
 if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then

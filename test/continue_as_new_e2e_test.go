@@ -25,17 +25,7 @@ func TestPromotionWithManyMessages(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	root := t.TempDir()
-	remote := filepath.Join(root, "remotes", "demo.git")
-	work := filepath.Join(root, "work")
-	if err := os.MkdirAll(remote, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(t, remote, "init", "--bare", "-q", "-b", "main")
-	copyTree(t, filepath.Join("testdata", "project"), work)
-	git(t, work, "init", "-q", "-b", "main")
-	git(t, work, "add", ".")
-	git(t, work, "commit", "-q", "-m", "demo project")
-	git(t, work, "push", "-q", remote, "main")
+	remote, _ := fixtureProject(t, root, filepath.Join("testdata", "project"))
 	var reviewers []string
 	for i := 1; i <= 25; i++ {
 		reviewers = append(reviewers, fmt.Sprintf("r%02d", i))

@@ -29,20 +29,9 @@ func TestMetricsEndToEnd(t *testing.T) {
 	t.Setenv(devTokenEnv, goodToken)
 
 	root := t.TempDir()
-	remote := filepath.Join(root, "remotes", "demo.git")
-	work := filepath.Join(root, "work")
+	remote, _ := fixtureProject(t, root, filepath.Join("testdata", "project"))
 	dags := filepath.Join(root, "airflow", "dags")
-	for _, d := range []string{remote, dags} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git(t, remote, "init", "--bare", "-q", "-b", "main")
-	copyTree(t, filepath.Join("testdata", "project"), work)
-	git(t, work, "init", "-q", "-b", "main")
-	git(t, work, "add", ".")
-	git(t, work, "commit", "-q", "-m", "demo project")
-	git(t, work, "push", "-q", remote, "main")
+	mkdirs(t, dags)
 	cfgPath := filepath.Join(root, "platform.yaml")
 	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
 temporal: {namespace: default, task_queue: shipline}

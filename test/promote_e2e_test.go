@@ -32,20 +32,9 @@ func newPromoteFixture(t *testing.T) *promoteFixture {
 	}
 	t.Setenv(devTokenEnv, goodToken)
 	root := t.TempDir()
-	f.remote = filepath.Join(root, "remotes", "demo.git")
-	f.workDir = filepath.Join(root, "work")
+	f.remote, f.workDir = fixtureProject(t, root, filepath.Join("testdata", "project"))
 	dags := filepath.Join(root, "airflow", "dags")
-	for _, d := range []string{f.remote, dags} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git(t, f.remote, "init", "--bare", "-q", "-b", "main")
-	copyTree(t, filepath.Join("testdata", "project"), f.workDir)
-	git(t, f.workDir, "init", "-q", "-b", "main")
-	git(t, f.workDir, "add", ".")
-	git(t, f.workDir, "commit", "-q", "-m", "demo project")
-	git(t, f.workDir, "push", "-q", f.remote, "main")
+	mkdirs(t, dags)
 	fab := func(name, owner string) string {
 		return fmt.Sprintf("  %s: {kind: databricks, owner: %s, host: %s, token_env: %s, artifact_root: %s}\n", name, owner, f.emus[name].URL, devTokenEnv, volume)
 	}

@@ -51,17 +51,7 @@ func TestSignedRequests(t *testing.T) {
 	t.Setenv("SHIPLINE_KEY", "")
 	aliceKey, alicePub, _ := writeKey(t, root, "alice")
 	bobKey, bobPub, bobPriv := writeKey(t, root, "bob")
-	remote := filepath.Join(root, "remotes", "demo.git")
-	work := filepath.Join(root, "work")
-	if err := os.MkdirAll(remote, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(t, remote, "init", "--bare", "-q", "-b", "main")
-	copyTree(t, filepath.Join("testdata", "project"), work)
-	git(t, work, "init", "-q", "-b", "main")
-	git(t, work, "add", ".")
-	git(t, work, "commit", "-q", "-m", "demo project")
-	git(t, work, "push", "-q", remote, "main")
+	remote, _ := fixtureProject(t, root, filepath.Join("testdata", "project"))
 	cfg := fmt.Sprintf(`state_dir: state
 require_signatures: true
 users:

@@ -187,3 +187,31 @@ func demoProject(t testing.TB) (cfgPath, remote, work string) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func sleep100ms() { time.Sleep(100 * time.Millisecond) }
+
+// fixtureProject pushes a copy of testdata/project (or another tree) to a new
+// bare remote under root and returns the remote and the work tree.
+func fixtureProject(t testing.TB, root, tree string) (remote, work string) {
+	t.Helper()
+	remote = filepath.Join(root, "remotes", "demo.git")
+	work = filepath.Join(root, "work")
+	if err := os.MkdirAll(remote, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, remote, "init", "--bare", "-q", "-b", "main")
+	copyTree(t, tree, work)
+	git(t, work, "init", "-q", "-b", "main")
+	git(t, work, "add", ".")
+	git(t, work, "commit", "-q", "-m", "demo project")
+	git(t, work, "push", "-q", remote, "main")
+	return remote, work
+}
+
+// mkdirs creates directories.
+func mkdirs(t testing.TB, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -148,6 +148,19 @@ func (g *globals) who() (string, error) {
 	return u.Username, nil
 }
 
+// session names the actor and dials Temporal (close the client when done).
+func (g *globals) session() (string, client.Client, error) {
+	actor, err := g.who()
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := g.client()
+	if err != nil {
+		return "", nil, err
+	}
+	return actor, c, nil
+}
+
 // client dials Temporal with a clear error when it is not there.
 func (g *globals) client() (client.Client, error) {
 	c, err := g.dial(g)

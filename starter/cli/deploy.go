@@ -53,11 +53,7 @@ func runDeploy(ctx context.Context, g *globals, o deployOptions) error {
 	if err := checkTarget(o.version, o.project); err != nil {
 		return err
 	}
-	actor, err := g.who()
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
+	actor, c, err := g.session()
 	if err != nil {
 		return err
 	}
@@ -186,11 +182,7 @@ func controlCommand(g *globals, name, update, usage string) *ucli.Command {
 }
 
 func runControl(ctx context.Context, g *globals, id, update, reason string, wait bool) error {
-	actor, err := g.who()
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
+	actor, c, err := g.session()
 	if err != nil {
 		return err
 	}

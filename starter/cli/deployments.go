@@ -364,11 +364,7 @@ func runPlan(ctx context.Context, g *globals, o deployOptions) error {
 	if err := checkTarget(o.version, o.project); err != nil {
 		return err
 	}
-	actor, err := g.who()
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
+	actor, c, err := g.session()
 	if err != nil {
 		return err
 	}

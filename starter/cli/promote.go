@@ -40,11 +40,7 @@ func runPromote(ctx context.Context, g *globals, version, project, to string, wa
 	if err := checkTarget(version, project); err != nil {
 		return err
 	}
-	actor, err := g.who()
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
+	actor, c, err := g.session()
 	if err != nil {
 		return err
 	}
@@ -164,11 +160,7 @@ func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 }
 
 func runVote(ctx context.Context, g *globals, project, version, update, stage, comment string) error {
-	actor, err := g.who()
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
+	actor, c, err := g.session()
 	if err != nil {
 		return err
 	}
@@ -232,11 +224,7 @@ func deleteCommand(g *globals) *ucli.Command {
 }
 
 func runDelete(ctx context.Context, g *globals, project, version string) error {
-	actor, err := g.who()
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
+	actor, c, err := g.session()
 	if err != nil {
 		return err
 	}

@@ -65,11 +65,7 @@ func runRelease(ctx context.Context, g *globals, o releaseOptions) error {
 		}
 		return invalid("--ref %.60q is not a valid ref: %s; name a branch, tag or commit", o.ref, why)
 	}
-	actor, err := g.who()
-	if err != nil {
-		return err
-	}
-	c, err := g.client()
+	actor, c, err := g.session()
 	if err != nil {
 		return err
 	}

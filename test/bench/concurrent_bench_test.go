@@ -369,9 +369,13 @@ projects:
 	w("slowest concurrent deploy %s (%.2fs):", slowest.workflowID, slowest.latency.Seconds())
 	writeSteps(w, slowest.state)
 	writeHistory(w, slowest.events)
-	w("a single deploy %s (%.2fs):", singles[0].workflowID, singles[0].latency.Seconds())
-	writeSteps(w, singles[0].state)
-	writeHistory(w, singles[0].events)
+	writeWaits(w, slowest.events)
+	for _, r := range singles {
+		w("single deploy %s (%.2fs):", r.workflowID, r.latency.Seconds())
+		writeSteps(w, r.state)
+		writeHistory(w, r.events)
+		writeWaits(w, r.events)
+	}
 	w("RSS and goroutines during the phase (every second):")
 	for i, smp := range samples.series {
 		if i%10 == 0 || i == len(samples.series)-1 {
@@ -843,6 +847,20 @@ func queueOf(events []*historypb.HistoryEvent) queueStats {
 		}
 	}
 	return q
+}
+
+// writeWaits lists the gaps of 50ms or more between two consecutive events
+// of a history, naming both: where a deployment waited.
+func writeWaits(w func(string, ...any), events []*historypb.HistoryEvent) {
+	var parts []string
+	for i := 1; i < len(events); i++ {
+		gap := events[i].GetEventTime().AsTime().Sub(events[i-1].GetEventTime().AsTime()).Seconds()
+		if gap >= 0.05 {
+			parts = append(parts, fmt.Sprintf("%.2fs %s→%s", gap,
+				strings.TrimPrefix(events[i-1].GetEventType().String(), "EVENT_TYPE_"), strings.TrimPrefix(events[i].GetEventType().String(), "EVENT_TYPE_")))
+		}
+	}
+	w("  waits ≥ 50ms between events: %s", strings.Join(parts, "; "))
 }
 
 func writeQueueCompare(w func(string, ...any), singles, runs []*concRun) {

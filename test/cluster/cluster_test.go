@@ -636,7 +636,13 @@ func startWorker(ctx context.Context, t *testing.T, e env, f *fixture, name stri
 		if t.Failed() {
 			data, _ := os.ReadFile(logPath)
 			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-			t.Logf("last lines of %s's log:\n%s", name, strings.Join(lines[max(0, len(lines)-20):], "\n"))
+			lines = lines[max(0, len(lines)-20):]
+			for i, l := range lines {
+				if len(l) > 600 {
+					lines[i] = l[:600] + " …"
+				}
+			}
+			t.Logf("last lines of %s (%s):\n%s", name, logPath, strings.Join(lines, "\n"))
 		}
 	})
 	return w

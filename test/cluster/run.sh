@@ -19,8 +19,11 @@
 # pytest and a JDK, like `make test`.
 #
 # Environment: KEEP=1 keeps the work directory (logs, configs, databases);
-# SHIPLINE_CLUSTER_STATE=separate gives each worker its own state_dir (as on two
-# machines) instead of a shared one; CLUSTER_TEST_TIMEOUT (default 15m).
+# CLUSTER_TEST_TIMEOUT (default 15m); SHIPLINE_CLUSTER_STATE=separate gives each
+# worker its own state_dir, hidden from the other (as on two machines; hiding
+# needs root and unshare(1)) instead of the shared one Shipline needs today:
+# then an upload retried on the surviving worker cannot open the artifact the
+# killed worker built, and the deploy stalls (the test fails after 5 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package build
+package filelock
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 )
 
 // lockFile takes an exclusive flock on path, polling until ctx ends. The kernel
-// drops the lock when the process dies, so a crashed build never leaves a stale lock.
+// drops the lock if the process dies, so a crash never leaves a stale lock.
 func lockFile(ctx context.Context, path string) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create lock directory: %w", err)
@@ -27,18 +27,18 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		if err == nil {
 			return func() {
 				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
+				_ = f.Close()
 			}, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			_ = f.Close()
 			return nil, ctx.Err()
-		case <-time.After(lockPoll):
+		case <-time.After(poll):
 		}
 	}
 }

@@ -18,7 +18,7 @@ test-short:       ## skip the end-to-end tests that start the embedded server
 	$(GO) test -short ./...
 
 bench:            ## benchmarks (figures in the output; see README "Benchmarks")
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/... ./internal/devserver/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m -v ./test/... ./internal/devserver/
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,8 +40,9 @@ func TestWorkerKilledDuringDeploys(t *testing.T) {
 	begin := time.Now()
 
 	h := newHardEnv(t, hardOptions{Projects: projects, Seed: seed})
-	// Every workspace call takes a little while, so that uploads and job
-	// upserts last long enough to be hit by a kill.
+	// Every workspace call takes a little while (uploads longer), so that
+	// uploads and job upserts last long enough to be hit by a kill.
+	h.emu.Inject(dbemu.Fault{Method: "PUT", Path: "/api/2.0/fs/files/Volumes/*", Latency: 700 * time.Millisecond})
 	h.emu.Inject(dbemu.Fault{Latency: 150 * time.Millisecond})
 	w := h.newWorkerProcess()
 	w.start()
@@ -128,10 +130,19 @@ func TestWorkerKilledDuringDeploys(t *testing.T) {
 
 // phases says where each deployment is: its running step (and builds).
 func (h *hardEnv) phases(ids []string) string {
-	var out []string
-	for _, id := range ids {
-		s, ok := h.deployState(id)
-		what := "?"
+	out := make([]string, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { out[i] = h.phase(id) })
+	}
+	wg.Wait()
+	return strings.Join(out, ", ")
+}
+
+func (h *hardEnv) phase(id string) string {
+	s, ok := h.deployState(id)
+	what := "? (no answer to the query)"
+	{
 		if ok {
 			what = string(s.Status)
 			for _, st := range s.Steps {
@@ -149,9 +160,17 @@ func (h *hardEnv) phases(ids []string) string {
 				what += " " + strings.Join(building, "+")
 			}
 		}
-		out = append(out, s.Project+" "+what)
 	}
-	return strings.Join(out, ", ")
+	project, _, _ := parseDeployIDForTest(id)
+	return project + " " + what
+}
+
+func parseDeployIDForTest(id string) (project, version string, ok bool) {
+	parts := strings.Split(id, "/")
+	if len(parts) != 4 {
+		return id, "", false
+	}
+	return parts[1], parts[2], true
 }
 
 func envInt(t *testing.T, name string, def int) int {

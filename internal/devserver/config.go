@@ -32,9 +32,13 @@ const (
 // gets the schema first; then the namespace is created unless it exists.
 func prepareDatabase(opts Options) (*config.SQL, error) {
 	conf := &config.SQL{
-		PluginName:        sqliteplugin.PluginName,
-		DatabaseName:      opts.DBFile,
-		ConnectAttributes: map[string]string{"mode": "rwc"},
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: opts.DBFile,
+		// WAL with synchronous=normal: commits no longer wait for an fsync of
+		// the main file, which is what limits a dev server under many parallel
+		// workflows (the last commits may be lost on a power cut, not on a
+		// crash of the process). One connection, as SQLite allows one writer.
+		ConnectAttributes: map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "normal"},
 	}
 	if isNewFile(opts.DBFile) {
 		if err := os.MkdirAll(filepath.Dir(opts.DBFile), 0o755); err != nil {
@@ -128,6 +132,10 @@ func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (t
 		// Search attributes added after start (EnsureSearchAttributes on an
 		// older database) are usable at once, not after a cache refresh.
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		// One task-queue partition: a single-host dev server gains nothing from
+		// several, and tasks of many parallel workflows then wait less.
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): 1,
 	}
 	for k, v := range opts.DynamicConfig {
 		dynConf[dynamicconfig.MakeKey(k)] = v

@@ -140,28 +140,26 @@ func (h *hardEnv) phases(ids []string) string {
 }
 
 func (h *hardEnv) phase(id string) string {
+	project, _, _ := parseDeployIDForTest(id)
 	s, ok := h.deployState(id)
-	what := "? (no answer to the query)"
-	{
-		if ok {
-			what = string(s.Status)
-			for _, st := range s.Steps {
-				if st.Status == workflows.StepRunning {
-					what = st.Name
-				}
-			}
-			var building []string
-			for _, name := range sortedKeysOf(s.Builds) {
-				if b := s.Builds[name]; b.Status == workflows.StepRunning {
-					building = append(building, name)
-				}
-			}
-			if what == workflows.StepBuild && len(building) > 0 {
-				what += " " + strings.Join(building, "+")
-			}
+	if !ok {
+		return project + " ? (no answer to the query)"
+	}
+	what := string(s.Status)
+	for _, st := range s.Steps {
+		if st.Status == workflows.StepRunning {
+			what = st.Name
 		}
 	}
-	project, _, _ := parseDeployIDForTest(id)
+	var building []string
+	for _, name := range sortedKeysOf(s.Builds) {
+		if b := s.Builds[name]; b.Status == workflows.StepRunning {
+			building = append(building, name)
+		}
+	}
+	if what == workflows.StepBuild && len(building) > 0 {
+		what += " " + strings.Join(building, "+")
+	}
 	return project + " " + what
 }
 

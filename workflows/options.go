@@ -26,7 +26,7 @@ func gitActivity(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
 		ScheduleToCloseTimeout: 10 * time.Minute,
-		HeartbeatTimeout:       time.Minute,
+		HeartbeatTimeout:       heartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -57,3 +57,7 @@ func errorType(err error) string {
 	}
 	return ""
 }
+
+// heartbeatTimeout: long activities heartbeat every few seconds, so a worker
+// that dies is noticed (and its activity retried elsewhere) within this.
+const heartbeatTimeout = 20 * time.Second

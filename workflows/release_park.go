@@ -73,7 +73,7 @@ func (r *release) gitActivity(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    min(5*time.Minute, window),
 		ScheduleToCloseTimeout: window,
-		HeartbeatTimeout:       time.Minute,
+		HeartbeatTimeout:       heartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

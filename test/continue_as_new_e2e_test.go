@@ -25,7 +25,7 @@ func TestPromotionWithManyMessages(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	root := t.TempDir()
-	remote, _ := fixtureProject(t, root, filepath.Join("testdata", "project"))
+	remote, _ := fixtureProject(t, root, projectTrees...)
 	var reviewers []string
 	for i := 1; i <= 25; i++ {
 		reviewers = append(reviewers, fmt.Sprintf("r%02d", i))

@@ -39,7 +39,7 @@ func newDeployFixture(t *testing.T) *deployFixture {
 	t.Setenv(devTokenEnv, goodToken)
 
 	root := t.TempDir()
-	remote, work := fixtureProject(t, root, filepath.Join("testdata", "project"))
+	remote, work := fixtureProject(t, root, projectTrees...)
 	dags := filepath.Join(root, "airflow", "dags")
 	mkdirs(t, dags)
 

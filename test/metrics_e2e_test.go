@@ -29,7 +29,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 	t.Setenv(devTokenEnv, goodToken)
 
 	root := t.TempDir()
-	remote, _ := fixtureProject(t, root, filepath.Join("testdata", "project"))
+	remote, _ := fixtureProject(t, root, projectTrees...)
 	dags := filepath.Join(root, "airflow", "dags")
 	mkdirs(t, dags)
 	cfgPath := filepath.Join(root, "platform.yaml")

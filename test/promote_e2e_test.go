@@ -32,7 +32,7 @@ func newPromoteFixture(t *testing.T) *promoteFixture {
 	}
 	t.Setenv(devTokenEnv, goodToken)
 	root := t.TempDir()
-	f.remote, f.workDir = fixtureProject(t, root, filepath.Join("testdata", "project"))
+	f.remote, f.workDir = fixtureProject(t, root, projectTrees...)
 	dags := filepath.Join(root, "airflow", "dags")
 	mkdirs(t, dags)
 	fab := func(name, owner string) string {

@@ -51,7 +51,7 @@ func TestSignedRequests(t *testing.T) {
 	t.Setenv("SHIPLINE_KEY", "")
 	aliceKey, alicePub, _ := writeKey(t, root, "alice")
 	bobKey, bobPub, bobPriv := writeKey(t, root, "bob")
-	remote, _ := fixtureProject(t, root, filepath.Join("testdata", "project"))
+	remote, _ := fixtureProject(t, root, projectTrees...)
 	cfg := fmt.Sprintf(`state_dir: state
 require_signatures: true
 users:

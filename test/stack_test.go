@@ -188,9 +188,14 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 func sleep100ms() { time.Sleep(100 * time.Millisecond) }
 
-// fixtureProject pushes a copy of testdata/project (or another tree) to a new
-// bare remote under root and returns the remote and the work tree.
-func fixtureProject(t testing.TB, root, tree string) (remote, work string) {
+// projectTrees is the end-to-end fixture project: examples/demo (two Python
+// pipelines, the Databricks job, the Airflow DAG) with testdata/project laid
+// over it (a Java pipeline, its job task, fabrics dev and airflow-dev).
+var projectTrees = []string{filepath.Join("..", "examples", "demo"), filepath.Join("testdata", "project")}
+
+// fixtureProject pushes the trees, laid over each other in order, to a new bare
+// remote under root and returns the remote and the work tree.
+func fixtureProject(t testing.TB, root string, trees ...string) (remote, work string) {
 	t.Helper()
 	remote = filepath.Join(root, "remotes", "demo.git")
 	work = filepath.Join(root, "work")
@@ -198,7 +203,9 @@ func fixtureProject(t testing.TB, root, tree string) (remote, work string) {
 		t.Fatal(err)
 	}
 	git(t, remote, "init", "--bare", "-q", "-b", "main")
-	copyTree(t, tree, work)
+	for _, tree := range trees {
+		copyTree(t, tree, work)
+	}
 	git(t, work, "init", "-q", "-b", "main")
 	git(t, work, "add", ".")
 	git(t, work, "commit", "-q", "-m", "demo project")

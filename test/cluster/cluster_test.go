@@ -785,7 +785,8 @@ func newFixture(t *testing.T, e env) *fixture {
 		}
 	}
 	git(t, f.remote, "init", "--bare", "-q", "-b", "main")
-	copyTree(t, filepath.Join("..", "testdata", "project"), f.work)
+	copyTree(t, filepath.Join("..", "..", "examples", "demo"), f.work) // the fixture: examples/demo with
+	copyTree(t, filepath.Join("..", "testdata", "project"), f.work)    // test/testdata/project laid over it
 	git(t, f.work, "init", "-q", "-b", "main")
 	git(t, f.work, "add", ".")
 	git(t, f.work, "commit", "-q", "-m", "demo project")

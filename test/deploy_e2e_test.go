@@ -268,21 +268,25 @@ func TestDeployQueue(t *testing.T) {
 	_ = json.Unmarshal([]byte(out1), &first)
 	_ = json.Unmarshal([]byte(out2), &second)
 
+	// Whichever joined the fabric's queue second waits, and says behind whom.
 	sawQueued := false
 	for i := 0; i < 200 && !sawQueued; i++ {
-		code, out, _ := f.s.shipline("status", second.WorkflowID)
-		sawQueued = code == 0 && strings.Contains(out, "queued for fabric") && strings.Contains(out, "behind "+first.WorkflowID)
+		for _, pair := range [][2]string{{second.WorkflowID, first.WorkflowID}, {first.WorkflowID, second.WorkflowID}} {
+			code, out, _ := f.s.shipline("status", pair[0])
+			sawQueued = sawQueued || (code == 0 && strings.Contains(out, "queued for fabric") && strings.Contains(out, "behind "+pair[1]))
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !sawQueued {
-		t.Errorf("the second deployment never said it was queued behind %s", first.WorkflowID)
+		t.Errorf("neither deployment said it was queued behind the other")
 	}
 	for _, id := range []string{first.WorkflowID, second.WorkflowID} {
 		if code, out, _ := f.s.shipline("status", id, "--watch"); code != 0 {
 			t.Fatalf("%s did not succeed:\n%s", id, out)
 		}
 	}
-	// Never interleaved: every job reset of the first came before any of the second.
+	// Never interleaved: the deployment that finished first did so before the
+	// other scheduled any job.
 	var a, b workflows.DeployState
 	for id, st := range map[string]*workflows.DeployState{first.WorkflowID: &a, second.WorkflowID: &b} {
 		_, out, _ := f.s.shipline("--output", "json", "status", id)
@@ -292,8 +296,11 @@ func TestDeployQueue(t *testing.T) {
 		_ = json.Unmarshal([]byte(out), &res)
 		*st = res.State
 	}
+	if b.Finished.Before(a.Finished) {
+		a, b = b, a
+	}
 	if !a.Finished.Before(b.Jobs[0].At) {
-		t.Errorf("interleaved: first finished %v, second scheduled a job at %v", a.Finished, b.Jobs[0].At)
+		t.Errorf("interleaved: one finished %v, the other scheduled a job at %v", a.Finished, b.Jobs[0].At)
 	}
 	f.job(t)
 }

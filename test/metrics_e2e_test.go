@@ -1,21 +1,15 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/shipline/shipline/internal/metrics/metricstest"
-	"github.com/shipline/shipline/internal/platform"
-	"github.com/shipline/shipline/internal/workerapp"
 	"github.com/shipline/shipline/test/dbemu"
+	"github.com/shipline/shipline/test/testkit"
 )
 
 // A release with auto_deploy, a redeploy and a refused deploy on a worker
@@ -100,33 +94,9 @@ fabrics:
 // port; it returns the stack and the metrics URL.
 func startMetricsStack(t *testing.T, cfgPath string) (*stack, string) {
 	t.Helper()
-	cfg, diags := platform.Load(cfgPath)
-	if diags.HasErrors() {
-		t.Fatalf("platform config %s:\n%s", cfgPath, diags.Error())
+	k := testkit.Start(t, cfgPath, testkit.Options{MetricsAddr: "127.0.0.1:0"})
+	if !strings.HasSuffix(k.MetricsURL, "/metrics") {
+		t.Fatalf("MetricsURL = %q", k.MetricsURL)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &stack{t: t, cfg: cfg, cfgPath: cfgPath, cancel: cancel, done: make(chan error, 1), tempPort: freePort(t)}
-	ready := make(chan workerapp.Info, 1)
-	go func() {
-		s.done <- workerapp.Run(ctx, workerapp.Options{
-			Config: cfg, Dev: true, TemporalPort: s.tempPort, UIPort: freePort(t),
-			Logger:      zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-			MetricsAddr: "127.0.0.1:0",
-			Ready:       func(i workerapp.Info) { ready <- i },
-		})
-	}()
-	var info workerapp.Info
-	select {
-	case info = <-ready:
-	case err := <-s.done:
-		t.Fatalf("worker stopped before it was ready: %v", err)
-	case <-time.After(3 * time.Minute):
-		t.Fatal("worker not ready after 3 minutes")
-	}
-	t.Cleanup(s.stop)
-	s.address, s.uiURL = info.Address, info.UIURL
-	if !strings.HasSuffix(info.MetricsURL, "/metrics") {
-		t.Fatalf("MetricsURL = %q", info.MetricsURL)
-	}
-	return s, info.MetricsURL
+	return &stack{t: t, kit: k, cfg: k.Config, cfgPath: cfgPath, address: k.Address, uiURL: k.UIURL, tempPort: k.TemporalPort}, k.MetricsURL
 }

@@ -4,33 +4,27 @@ package test
 
 import (
 	"bytes"
-	"context"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-
 	"github.com/shipline/shipline/internal/platform"
-	"github.com/shipline/shipline/internal/workerapp"
 	"github.com/shipline/shipline/starter/cli"
+	"github.com/shipline/shipline/test/testkit"
 )
 
-// stack is one embedded Temporal server + Shipline worker, on free ports.
+// stack is one embedded Temporal server + Shipline worker (testkit.Stack), with
+// the CLI pointed at it.
 type stack struct {
 	t        testing.TB
+	kit      *testkit.Stack
 	cfg      *platform.Config
 	cfgPath  string
 	address  string
 	uiURL    string
-	cancel   context.CancelFunc
-	done     chan error
 	tempPort int
 }
 
@@ -42,51 +36,12 @@ func startStack(t testing.TB, cfgPath string, temporalPort int) *stack {
 // startStackWith is startStack with dynamic config overrides for the embedded server.
 func startStackWith(t testing.TB, cfgPath string, temporalPort int, dynamic map[string]any) *stack {
 	t.Helper()
-	cfg, diags := platform.Load(cfgPath)
-	if diags.HasErrors() {
-		t.Fatalf("platform config %s:\n%s", cfgPath, diags.Error())
-	}
-	if temporalPort == 0 {
-		temporalPort = freePort(t)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &stack{t: t, cfg: cfg, cfgPath: cfgPath, cancel: cancel, done: make(chan error, 1), tempPort: temporalPort}
-	ready := make(chan workerapp.Info, 1)
-	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	go func() {
-		s.done <- workerapp.Run(ctx, workerapp.Options{
-			Config: cfg, Dev: true, TemporalPort: temporalPort, UIPort: freePort(t), Logger: logger, DevDynamicConfig: dynamic,
-			Ready: func(i workerapp.Info) { ready <- i },
-		})
-	}()
-	select {
-	case info := <-ready:
-		s.address, s.uiURL = info.Address, info.UIURL
-	case err := <-s.done:
-		t.Fatalf("worker stopped before it was ready: %v", err)
-	case <-time.After(3 * time.Minute):
-		t.Fatal("worker not ready after 3 minutes")
-	}
-	t.Cleanup(s.stop)
-	return s
+	k := testkit.Start(t, cfgPath, testkit.Options{TemporalPort: temporalPort, DynamicConfig: dynamic})
+	return &stack{t: t, kit: k, cfg: k.Config, cfgPath: cfgPath, address: k.Address, uiURL: k.UIURL, tempPort: k.TemporalPort}
 }
 
 // stop ends the worker and the embedded server and waits for them.
-func (s *stack) stop() {
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	s.cancel = nil
-	select {
-	case err := <-s.done:
-		if err != nil {
-			s.t.Errorf("worker stopped with error: %v", err)
-		}
-	case <-time.After(time.Minute):
-		s.t.Error("worker did not stop within a minute")
-	}
-}
+func (s *stack) stop() { s.kit.Stop() }
 
 // shipline runs the real CLI code against this stack and returns exit code,
 // stdout and stderr.
@@ -98,57 +53,13 @@ func (s *stack) shipline(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return testkit.FreePort(t) }
 
 // git runs the git CLI in dir and returns its trimmed output.
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=dev", "GIT_AUTHOR_EMAIL=dev@example.com",
-		"GIT_COMMITTER_NAME=dev", "GIT_COMMITTER_EMAIL=dev@example.com",
-		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+func git(t testing.TB, dir string, args ...string) string { return testkit.Git(t, dir, args...) }
 
 // copyTree copies the directory src into dst.
-func copyTree(t testing.TB, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			if d.Name() == "__pycache__" || d.Name() == ".shipline" {
-				return filepath.SkipDir
-			}
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
+func copyTree(t testing.TB, src, dst string) { testkit.CopyTree(t, src, dst) }
 
 // demoProject makes a bare remote holding examples/demo on main, plus a work
 // tree pushing to it, and a platform.yaml naming it. It returns the platform

@@ -70,26 +70,9 @@ func cleanDir(dir string) string {
 // subtree finds dir's tree at commit, fetching the commit if the mirror lacks it.
 // It runs with the lock held.
 func (m *Mirror) subtree(ctx context.Context, repo *git.Repository, commit, dir string) (*object.Tree, error) {
-	if len(commit) != 40 || !isHex(commit) {
-		return nil, newError(ErrInvalid, nil, fmt.Sprintf("project %s: commit %q is not a full 40-hex commit hash", m.remote.Project, commit))
-	}
-	h := plumbing.NewHash(commit)
-	c, err := repo.CommitObject(h)
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
-		if err := m.fetch(ctx, repo); err != nil {
-			return nil, err
-		}
-		c, err = repo.CommitObject(h)
-	}
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
-		return nil, m.unknownRef(commit)
-	}
+	_, root, err := m.commitTree(ctx, repo, commit)
 	if err != nil {
-		return nil, fmt.Errorf("read commit %s in mirror: %w", commit, err)
-	}
-	root, err := c.Tree()
-	if err != nil {
-		return nil, fmt.Errorf("read tree of commit %s in mirror: %w", commit, err)
+		return nil, err
 	}
 	d := cleanDir(dir)
 	if d == "." {

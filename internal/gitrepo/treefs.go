@@ -33,28 +33,38 @@ func (m *Mirror) TreeFS(ctx context.Context, commit string) (fs.FS, error) {
 		return nil, err
 	}
 	defer unlock()
+	c, tree, err := m.commitTree(ctx, repo, commit)
+	if err != nil {
+		return nil, err
+	}
+	return &treeFS{repo: repo, root: tree, modTime: c.Committer.When}, nil
+}
+
+// commitTree finds a full commit hash and its root tree in the mirror, fetching
+// once when the mirror lacks it. It runs with the lock held.
+func (m *Mirror) commitTree(ctx context.Context, repo *git.Repository, commit string) (*object.Commit, *object.Tree, error) {
 	if len(commit) != 40 || !isHex(commit) {
-		return nil, newError(ErrInvalid, nil, fmt.Sprintf("project %s: commit %q is not a full 40-hex commit hash", m.remote.Project, commit))
+		return nil, nil, newError(ErrInvalid, nil, fmt.Sprintf("project %s: commit %q is not a full 40-hex commit hash", m.remote.Project, commit))
 	}
 	h := plumbing.NewHash(commit)
 	c, err := repo.CommitObject(h)
 	if errors.Is(err, plumbing.ErrObjectNotFound) {
 		if err := m.fetch(ctx, repo); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c, err = repo.CommitObject(h)
 	}
 	if errors.Is(err, plumbing.ErrObjectNotFound) {
-		return nil, m.unknownRef(commit)
+		return nil, nil, m.unknownRef(commit)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read commit %s in mirror: %w", commit, err)
+		return nil, nil, fmt.Errorf("read commit %s in mirror: %w", commit, err)
 	}
 	tree, err := c.Tree()
 	if err != nil {
-		return nil, fmt.Errorf("read tree of commit %s in mirror: %w", commit, err)
+		return nil, nil, fmt.Errorf("read tree of commit %s in mirror: %w", commit, err)
 	}
-	return &treeFS{repo: repo, root: tree, modTime: c.Committer.When}, nil
+	return c, tree, nil
 }
 
 // treeFS is an fs.FS over one git tree.

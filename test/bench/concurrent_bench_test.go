@@ -23,11 +23,10 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/workerapp"
 	"github.com/shipline/shipline/test/dbemu"
+	"github.com/shipline/shipline/test/testkit"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -581,34 +580,8 @@ func parseDynamicConfig(spec string) (map[string]any, error) {
 // overridden by dyn (nil: exactly startStack).
 func startStackDynamic(tb testing.TB, cfgPath string, buildParallelism int, dyn map[string]any) *stack {
 	tb.Helper()
-	if len(dyn) == 0 {
-		return startStack(tb, cfgPath, buildParallelism)
-	}
-	cfg, diags := platform.Load(cfgPath)
-	if diags.HasErrors() {
-		tb.Fatalf("platform config %s:\n%s", cfgPath, diags.Error())
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &stack{tb: tb, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan workerapp.Info, 1)
-	logger := zaptest.NewLogger(tb, zaptest.Level(zap.ErrorLevel))
-	go func() {
-		s.done <- workerapp.Run(ctx, workerapp.Options{
-			Config: cfg, Dev: true, TemporalPort: freePort(tb), UIPort: -1, Logger: logger,
-			BuildParallelism: buildParallelism, DevDynamicConfig: dyn,
-			Ready: func(i workerapp.Info) { ready <- i },
-		})
-	}()
-	select {
-	case info := <-ready:
-		s.address, s.uiURL = info.Address, info.UIURL
-	case err := <-s.done:
-		tb.Fatalf("worker stopped before it was ready: %v", err)
-	case <-time.After(3 * time.Minute):
-		tb.Fatal("worker not ready after 3 minutes")
-	}
-	tb.Cleanup(s.stop)
-	return s
+	return startStackWith(tb, cfgPath, testkit.Options{NoUI: true, BuildParallelism: buildParallelism, DynamicConfig: dyn,
+		LogLevel: zap.NewAtomicLevelAt(zap.ErrorLevel)})
 }
 
 // ---- memory ----------------------------------------------------------------

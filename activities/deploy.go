@@ -408,5 +408,3 @@ func manifestOf(fsys fs.FS) (*manifest.Manifest, error) {
 	}
 	return man, nil
 }
-
-func asApp(err error, target **temporal.ApplicationError) bool { return errors.As(err, target) }

@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
 )
 
@@ -220,10 +221,4 @@ func tail(path string, limit int64) (string, bool, error) {
 	return string(data), truncated, err
 }
 
-func userMessageOf(err error) string {
-	var app *temporal.ApplicationError
-	if ok := asApp(err, &app); ok {
-		return app.Message()
-	}
-	return err.Error()
-}
+func userMessageOf(err error) string { return apperr.Message(err) }

@@ -1,11 +1,12 @@
 package workflows
 
 import (
-	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // shortActivity is for quick reads (configuration lookups).
@@ -37,26 +38,10 @@ func gitActivity(ctx workflow.Context) workflow.Context {
 
 // userMessage extracts the message a user should read from an activity or
 // application error, without the SDK's wrapping ("activity error (type: ...)").
-func userMessage(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Message()
-	}
-	var timeout *temporal.TimeoutError
-	if errors.As(err, &timeout) {
-		return "timed out: " + timeout.Error()
-	}
-	return err.Error()
-}
+func userMessage(err error) string { return apperr.Message(err) }
 
 // errorType returns the application error type, or "" for other errors.
-func errorType(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Type()
-	}
-	return ""
-}
+func errorType(err error) string { return apperr.Type(err) }
 
 // heartbeatTimeout: long activities heartbeat every few seconds, so a worker
 // that dies is noticed (and its activity retried elsewhere) within this.

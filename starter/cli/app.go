@@ -17,8 +17,8 @@ import (
 	ucli "github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -268,13 +268,7 @@ func takesValue(flags []ucli.Flag) map[string]bool {
 
 // cleanWorkflowError strips the SDK's wrapping from a workflow or activity
 // failure and returns the message a user should read.
-func cleanWorkflowError(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return app.Message()
-	}
-	return err.Error()
-}
+func cleanWorkflowError(err error) string { return apperr.Message(err) }
 
 // projectRE is the shape of project names (as in platform.yaml).
 var projectRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)

@@ -179,7 +179,7 @@ func (b *Builder) buildLocked(ctx context.Context, req Request, key string, step
 		return Result{}, fmt.Errorf("create build directory: %w", err)
 	}
 
-	s := &session{b: b, r: r, p: p, key: key, work: work, src: src, out: out}
+	s := &session{b: b, r: r, p: p, key: key, tree: req.TreeHash, work: work, src: src, out: out}
 	artifact, tools, err := s.run(ctx)
 	if err != nil {
 		var be *Error
@@ -235,6 +235,8 @@ func checkRequest(req Request) error {
 		return invalid("pipeline name %q cannot name a build: use letters, digits, _ and -", p.Name)
 	case req.TreeHash == "":
 		return invalid("pipeline %s: no tree hash given", p.Name)
+	case checkTreeHash(p.Name, req.TreeHash) != nil:
+		return checkTreeHash(p.Name, req.TreeHash)
 	case req.Export == nil:
 		return invalid("pipeline %s: no source to export", p.Name)
 	case p.Build == "" && p.Language == manifest.Scala:

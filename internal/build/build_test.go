@@ -18,6 +18,18 @@ import (
 	"github.com/shipline/shipline/internal/manifest"
 )
 
+// Git tree hashes of the test trees (any hex will do).
+const (
+	tree1       = "3f9a1c2e55aa0000000000000000000000000001"
+	tree2       = "4e8b2d3f66bb0000000000000000000000000002"
+	treeBad     = "bad0000000000000000000000000000000000003"
+	treeT       = "7777777700000000000000000000000000000004"
+	treeJ       = "1a2b3c4d00000000000000000000000000000005"
+	treeJBad    = "1a2b3c4e00000000000000000000000000000006"
+	treeJBroken = "1a2b3c4f00000000000000000000000000000007"
+	treeS       = "5c0e5c0e00000000000000000000000000000008"
+)
+
 // PythonFiles is a small Python pipeline with a passing test.
 var pythonFiles = map[string]string{
 	"pyproject.toml": `[build-system]
@@ -124,15 +136,15 @@ func TestPythonWheelAndCache(t *testing.T) {
 	p := manifest.Pipeline{Name: "orders", Path: "pipelines/orders", Language: manifest.Python}
 	ctx := context.Background()
 
-	res, err := b.Build(ctx, Request{Pipeline: p, TreeHash: "tree-1", Export: src.export})
+	res, err := b.Build(ctx, Request{Pipeline: p, TreeHash: tree1, Export: src.export})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("wheel built in %.2fs inside build tools", res.Seconds)
-	if res.Cached || res.File != "orders-1.2.0-py3-none-any.whl" || res.Seconds <= 0 {
+	if res.Cached || res.File != "orders-1.2.0+sl.3f9a1c2e-py3-none-any.whl" || res.Seconds <= 0 {
 		t.Fatalf("result = %+v", res)
 	}
-	if res.Path != filepath.Join(b.StateDir, "cache", res.Key, res.File) || res.Key != Key(p, "tree-1") {
+	if res.Path != filepath.Join(b.StateDir, "cache", res.Key, res.File) || res.Key != Key(p, tree1) {
 		t.Errorf("artifact at %s, key %s", res.Path, res.Key)
 	}
 	if got := sha(t, res.Path); got != res.SHA256 {
@@ -164,17 +176,17 @@ func TestPythonWheelAndCache(t *testing.T) {
 	}
 
 	// A second build of the same key is a cache hit: same bytes, no export, no tools.
-	again, err := b.Build(ctx, Request{Pipeline: p, TreeHash: "tree-1", Export: src.export})
+	again, err := b.Build(ctx, Request{Pipeline: p, TreeHash: tree1, Export: src.export})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !again.Cached || again.SHA256 != res.SHA256 || again.Path != res.Path || again.Seconds != 0 || src.calls.Load() != 1 {
 		t.Fatalf("second build = %+v (exports: %d), want a cache hit", again, src.calls.Load())
 	}
-	if hit, ok, err := b.Lookup(p, "tree-1"); err != nil || !ok || hit.SHA256 != res.SHA256 {
+	if hit, ok, err := b.Lookup(p, tree1); err != nil || !ok || hit.SHA256 != res.SHA256 {
 		t.Fatalf("Lookup = %+v, %v, %v", hit, ok, err)
 	}
-	if _, ok, err := b.Lookup(p, "tree-2"); err != nil || ok {
+	if _, ok, err := b.Lookup(p, tree2); err != nil || ok {
 		t.Fatalf("Lookup(tree-2) = %v, %v; want a miss", ok, err)
 	}
 
@@ -182,7 +194,7 @@ func TestPythonWheelAndCache(t *testing.T) {
 	if err := os.WriteFile(res.Path, []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rebuilt, err := b.Build(ctx, Request{Pipeline: p, TreeHash: "tree-1", Export: src.export})
+	rebuilt, err := b.Build(ctx, Request{Pipeline: p, TreeHash: tree1, Export: src.export})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,13 +208,13 @@ func TestPythonWheelAndCache(t *testing.T) {
 
 func TestKey(t *testing.T) {
 	p := manifest.Pipeline{Name: "orders", Path: "pipelines/orders", Language: manifest.Python}
-	base := Key(p, "tree-1")
+	base := Key(p, tree1)
 	if len(base) != 64 {
 		t.Fatalf("key %q", base)
 	}
 	moved := p
 	moved.Path = "elsewhere/orders"
-	if Key(moved, "tree-1") != base {
+	if Key(moved, tree1) != base {
 		t.Error("moving the pipeline changed its key")
 	}
 	for name, change := range map[string]func(*manifest.Pipeline){
@@ -214,11 +226,11 @@ func TestKey(t *testing.T) {
 	} {
 		q := p
 		change(&q)
-		if Key(q, "tree-1") == base {
+		if Key(q, tree1) == base {
 			t.Errorf("changing %s kept the key", name)
 		}
 	}
-	if Key(p, "tree-2") == base {
+	if Key(p, tree2) == base {
 		t.Error("a new tree kept the key")
 	}
 }
@@ -229,7 +241,7 @@ func TestPythonFailingTest(t *testing.T) {
 		"tests/test_double.py": "from orders import double\n\ndef test_double():\n    assert double(2) == 5, 'doubling is broken'\n",
 	})}
 	p := manifest.Pipeline{Name: "orders", Path: "pipelines/orders", Language: manifest.Python}
-	_, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: "tree-bad", Export: src.export})
+	_, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeBad, Export: src.export})
 	be := buildErr(t, err, ErrTestsFailed)
 	t.Log(be.Msg)
 	for _, text := range []string{be.Msg, be.LogTail} {
@@ -244,7 +256,7 @@ func TestPythonFailingTest(t *testing.T) {
 	if !strings.Contains(string(log), "doubling is broken") || strings.Contains(string(log), "-m build") {
 		t.Errorf("log:\n%s", log)
 	}
-	if _, ok, _ := b.Lookup(p, "tree-bad"); ok {
+	if _, ok, _ := b.Lookup(p, treeBad); ok {
 		t.Error("a failed build left a cache entry")
 	}
 }
@@ -255,7 +267,7 @@ func TestPythonToolMissing(t *testing.T) {
 	p := manifest.Pipeline{Name: "orders", Path: "p", Language: manifest.Python}
 
 	b.Python = filepath.Join(t.TempDir(), "no-such-python")
-	_, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: "t", Export: src.export})
+	_, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeT, Export: src.export})
 	if be := buildErr(t, err, ErrToolMissing); !strings.Contains(be.Msg, PythonEnv) {
 		t.Errorf("message lacks the fix: %s", be.Msg)
 	}
@@ -268,7 +280,7 @@ func TestPythonToolMissing(t *testing.T) {
 	}
 	b.Python = ""
 	b.Getenv = func(k string) string { return map[string]string{PythonEnv: wrapper}[k] }
-	_, err = b.Build(context.Background(), Request{Pipeline: p, TreeHash: "t", Export: src.export})
+	_, err = b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeT, Export: src.export})
 	be := buildErr(t, err, ErrToolMissing)
 	if !strings.Contains(be.Msg, "apt-get install python3-build") || !strings.Contains(be.Msg, wrapper) {
 		t.Errorf("message lacks the interpreter or the fix: %s", be.Msg)
@@ -299,11 +311,11 @@ func TestJavaConvention(t *testing.T) {
 	needJDK(t)
 	b := &Builder{StateDir: t.TempDir()}
 	p := manifest.Pipeline{Name: "orders_java", Path: "pipelines/orders_java", Language: manifest.Java}
-	res, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: "jt", Export: (&source{files: javaFiles}).export})
+	res, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeJ, Export: (&source{files: javaFiles}).export})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.File != "orders_java.jar" || res.Meta.Tools["javac"] == "" {
+	if res.File != "orders_java-sl.1a2b3c4d.jar" || res.Meta.Tools["javac"] == "" {
 		t.Fatalf("result = %+v", res)
 	}
 	names := strings.Join(zipNames(t, res.Path), " ")
@@ -315,6 +327,21 @@ func TestJavaConvention(t *testing.T) {
 	if strings.Contains(names, "OrdersTest") {
 		t.Errorf("jar holds test classes: %s", names)
 	}
+	// The content version is in the manifest; java still runs the stamped jar,
+	// and another build of the same tree gives the same bytes.
+	if v := jarManifest(t, res.Path)["Implementation-Version"]; v != "sl.1a2b3c4d" {
+		t.Errorf("Implementation-Version %q", v)
+	}
+	if out, err := exec.Command("java", "-cp", res.Path, "com.example.orders.Orders", "a,b,c").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "3" {
+		t.Errorf("java -cp %s: %v\n%s", res.File, err, out)
+	}
+	if out, err := exec.Command("jar", "--describe-module", "--file", res.Path).CombinedOutput(); err != nil {
+		t.Errorf("jar cannot read %s: %v\n%s", res.File, err, out)
+	}
+	other, err := (&Builder{StateDir: t.TempDir()}).Build(context.Background(), Request{Pipeline: p, TreeHash: treeJ, Export: (&source{files: javaFiles}).export})
+	if err != nil || other.SHA256 != res.SHA256 || other.File != res.File {
+		t.Errorf("second build of the same tree: %+v, %v; first sha256 %s", other, err, res.SHA256)
+	}
 	if log, _ := os.ReadFile(res.LogPath); !strings.Contains(string(log), "OrdersTest ok") {
 		t.Errorf("tests did not run:\n%s", log)
 	}
@@ -322,13 +349,13 @@ func TestJavaConvention(t *testing.T) {
 	failing := with(javaFiles, map[string]string{
 		"src/test/java/com/example/orders/OrdersTest.java": strings.Replace(javaFiles["src/test/java/com/example/orders/OrdersTest.java"], "!= 2", "!= 3", 1),
 	})
-	_, err = b.Build(context.Background(), Request{Pipeline: p, TreeHash: "jt-bad", Export: (&source{files: failing}).export})
+	_, err = b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeJBad, Export: (&source{files: failing}).export})
 	if be := buildErr(t, err, ErrTestsFailed); !strings.Contains(be.Msg, "count is wrong") || !strings.Contains(be.Msg, "com.example.orders.OrdersTest") {
 		t.Errorf("error: %s", be.Msg)
 	}
 
 	broken := with(javaFiles, map[string]string{"src/main/java/com/example/orders/Orders.java": "package com.example.orders;\nclass Orders { int x = ; }\n"})
-	_, err = b.Build(context.Background(), Request{Pipeline: p, TreeHash: "jt-broken", Export: (&source{files: broken}).export})
+	_, err = b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeJBroken, Export: (&source{files: broken}).export})
 	if be := buildErr(t, err, ErrBuildFailed); !strings.Contains(be.Msg, "Orders.java") {
 		t.Errorf("error lacks the compiler's message: %s", be.Msg)
 	}
@@ -336,20 +363,22 @@ func TestJavaConvention(t *testing.T) {
 
 func TestCustomBuildCommand(t *testing.T) {
 	b := &Builder{StateDir: t.TempDir()}
-	files := map[string]string{"VERSION": "2.0.1\n"}
+	files := map[string]string{"VERSION": "2.0.1\n", "packed.zip": testJar(t, "Implementation-Version: 2.0.1\r\n", "jar-2.0.1")}
 	p := manifest.Pipeline{
 		Name: "score", Path: "pipelines/score", Language: manifest.Scala,
 		Test:     "test -f VERSION && echo tests-ran",
-		Build:    `mkdir -p target/scala-2.12 && printf "jar-%s" "$(cat VERSION)" > target/scala-2.12/score_2.12-$(cat VERSION).jar && echo built`,
+		Build:    `mkdir -p target/scala-2.12 && cp packed.zip target/scala-2.12/score_2.12-$(cat VERSION).jar && echo built`,
 		Artifact: "target/scala-2.12/*.jar",
 	}
-	res, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: "s1", Export: (&source{files: files}).export})
+	res, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeS, Export: (&source{files: files}).export})
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(res.Path)
-	if res.File != "score_2.12-2.0.1.jar" || string(data) != "jar-2.0.1" {
-		t.Fatalf("artifact %s = %q", res.File, data)
+	if res.File != "score_2.12-2.0.1+sl.5c0e5c0e.jar" || jarEntry(t, res.Path, "data.txt") != "jar-2.0.1" {
+		t.Fatalf("artifact %s", res.File)
+	}
+	if v := jarManifest(t, res.Path)["Implementation-Version"]; v != "2.0.1+sl.5c0e5c0e" {
+		t.Errorf("Implementation-Version %q", v)
 	}
 	log, _ := os.ReadFile(res.LogPath)
 	if i, j := strings.Index(string(log), "tests-ran"), strings.Index(string(log), "built"); i < 0 || j < i {
@@ -374,7 +403,7 @@ func TestCustomBuildCommand(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			q := p
 			tc.change(&q)
-			_, err := b.Build(context.Background(), Request{Pipeline: q, TreeHash: "s1", Export: (&source{files: files}).export})
+			_, err := b.Build(context.Background(), Request{Pipeline: q, TreeHash: treeS, Export: (&source{files: files}).export})
 			be := buildErr(t, err, tc.kind)
 			for _, want := range tc.contains {
 				if !strings.Contains(be.Msg, want) {
@@ -385,7 +414,7 @@ func TestCustomBuildCommand(t *testing.T) {
 	}
 
 	noBuild := manifest.Pipeline{Name: "score", Path: "p", Language: manifest.Scala}
-	_, err = b.Build(context.Background(), Request{Pipeline: noBuild, TreeHash: "s1", Export: (&source{files: files}).export})
+	_, err = b.Build(context.Background(), Request{Pipeline: noBuild, TreeHash: treeS, Export: (&source{files: files}).export})
 	buildErr(t, err, ErrInvalid)
 }
 
@@ -393,7 +422,7 @@ func TestCustomBuildCommand(t *testing.T) {
 func TestConcurrentBuildsOfOneKey(t *testing.T) {
 	b := &Builder{StateDir: t.TempDir()}
 	src := &source{files: map[string]string{"a.txt": "a\n"}}
-	p := manifest.Pipeline{Name: "c", Path: "c", Language: manifest.Java, Build: "mkdir -p out && cp a.txt out/c.jar", Artifact: "out/*.jar"}
+	p := manifest.Pipeline{Name: "c", Path: "c", Language: manifest.Java, Build: "mkdir -p out && cp a.txt out/c.bin", Artifact: "out/*.bin"}
 	var wg sync.WaitGroup
 	results := make([]Result, 4)
 	errs := make([]error, 4)
@@ -401,7 +430,7 @@ func TestConcurrentBuildsOfOneKey(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = b.Build(context.Background(), Request{Pipeline: p, TreeHash: "t", Export: src.export})
+			results[i], errs[i] = b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeT, Export: src.export})
 		}()
 	}
 	wg.Wait()

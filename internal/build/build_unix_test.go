@@ -33,7 +33,7 @@ func TestCancelKillsProcessGroup(t *testing.T) {
 			cancel()
 		}
 	}
-	_, err := b.Build(ctx, Request{Pipeline: p, TreeHash: "t", Export: (&source{}).export, Heartbeat: heartbeat})
+	_, err := b.Build(ctx, Request{Pipeline: p, TreeHash: treeT, Export: (&source{}).export, Heartbeat: heartbeat})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}

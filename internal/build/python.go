@@ -61,6 +61,17 @@ func (s *session) python(ctx context.Context) (string, map[string]string, error)
 		}
 	}
 
+	label := ContentLabel(s.tree)
+	how, err := labelPython(s.src, label)
+	var le *labelError
+	if errors.As(err, &le) {
+		return "", nil, s.fail(ErrBuildFailed, outcome{}, le.what, le.fix)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	s.r.logf("content label +%s: %s", label, how)
+
 	args := []string{py, "-m", "build", "--wheel", "--no-isolation", "--outdir", s.out, "."}
 	out, err := s.r.run(ctx, command{step: "build", dir: s.src, args: args})
 	if err != nil {
@@ -76,6 +87,9 @@ func (s *session) python(ctx context.Context) (string, map[string]string, error)
 			"fix pyproject.toml or the package (run `python -m build --wheel` in "+s.p.Path+" to reproduce), commit, and release a new version")
 	}
 	wheel, err := s.singleOutput(".whl")
+	if err == nil {
+		err = s.checkWheelLabel(wheel, label)
+	}
 	return wheel, tools, err
 }
 

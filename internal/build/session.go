@@ -20,13 +20,26 @@ type session struct {
 	r    *runner
 	p    manifest.Pipeline
 	key  string
+	tree string // the pipeline directory's git tree hash: its content label
 	work string // the build's private directory
 	src  string // the exported pipeline directory (work/src)
 	out  string // where the artifact is written (work/out), outside the sources
 }
 
-// run builds the artifact and returns its path and the versions of the tools used.
+// run builds the artifact and returns its path and the versions of the tools
+// used. A jar gets the content version in its manifest and file name.
 func (s *session) run(ctx context.Context) (string, map[string]string, error) {
+	artifact, tools, err := s.build(ctx)
+	if err != nil || !strings.EqualFold(filepath.Ext(artifact), ".jar") {
+		return artifact, tools, err
+	}
+	s.r.setStep("content version")
+	artifact, err = s.stampJar(artifact)
+	return artifact, tools, err
+}
+
+// build runs the pipeline's build by its kind.
+func (s *session) build(ctx context.Context) (string, map[string]string, error) {
 	switch {
 	case s.p.Build != "":
 		return s.custom(ctx)

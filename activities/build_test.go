@@ -140,7 +140,8 @@ func TestBuildPythonPipelineAndCache(t *testing.T) {
 
 	out := e.mustPipeline(first, ordersPipeline)
 	t.Logf("wheel %s built in %.2fs inside build tools", out.File, out.Seconds)
-	if out.Cached || out.File != "orders-1.0.0-py3-none-any.whl" || out.CacheKey != before.Key || out.TreeHash != before.TreeHash {
+	label := build.ContentLabel(before.TreeHash)
+	if out.Cached || out.File != "orders-1.0.0+"+label+"-py3-none-any.whl" || out.CacheKey != before.Key || out.TreeHash != before.TreeHash {
 		t.Fatalf("first build = %+v", out)
 	}
 	sum, wheel := fileSum(t, out.LocalPath)
@@ -182,8 +183,13 @@ func TestBuildPythonPipelineAndCache(t *testing.T) {
 	if k.Key == before.Key || k.Cached {
 		t.Fatalf("CacheKey after a change inside = %+v, want a new uncached key", k)
 	}
-	if rebuilt := e.mustPipeline(third, ordersPipeline); rebuilt.Cached || rebuilt.CacheKey != k.Key {
+	if rebuilt := e.mustPipeline(third, ordersPipeline); rebuilt.Cached || rebuilt.CacheKey != k.Key ||
+		rebuilt.File != "orders-1.0.0+"+build.ContentLabel(k.TreeHash)+"-py3-none-any.whl" || rebuilt.File == out.File {
 		t.Fatalf("build after a change inside = %+v", rebuilt)
+	}
+	// The repository itself is never changed by a build (the version is set in the exported copy).
+	if st := runGit(t, remote.work, "status", "--porcelain"); st != "" {
+		t.Errorf("work tree changed: %s", st)
 	}
 }
 
@@ -228,13 +234,13 @@ func TestBuildJavaAndCustomPipelines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := zr.Open("demo/Hello.class"); err != nil || out.File != "hello.jar" {
+	if _, err := zr.Open("demo/Hello.class"); err != nil || out.File != "hello-"+build.ContentLabel(out.TreeHash)+".jar" {
 		t.Errorf("jar %s lacks demo/Hello.class: %v", out.File, err)
 	}
 
 	custom := manifest.Pipeline{Name: "packed", Path: "pipelines/hello", Language: manifest.Java,
 		Build: "mkdir -p target && jar --create --file target/packed-1.0.jar -C src/main/java .", Artifact: "target/*.jar"}
-	if out := e.mustPipeline(commit, custom); out.File != "packed-1.0.jar" || out.Cached {
+	if out := e.mustPipeline(commit, custom); out.File != "packed-1.0-"+build.ContentLabel(out.TreeHash)+".jar" || out.Cached {
 		t.Errorf("custom build = %+v", out)
 	}
 

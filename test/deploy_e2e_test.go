@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipline/shipline/internal/build"
 	"github.com/shipline/shipline/test/dbemu"
 	"github.com/shipline/shipline/workflows"
 )
@@ -107,10 +108,13 @@ func TestDeployEndToEnd(t *testing.T) {
 	}
 	job, settings := f.job(t)
 	libs := libraries(settings)
+	// Each artifact's version carries its pipeline directory's content label.
+	label := func(p string) string { return build.ContentLabel(git(t, f.workDir, "rev-parse", "HEAD:pipelines/"+p)) }
+	enrichJar := "enrich-" + label("enrich") + ".jar"
 	for _, want := range []string{
-		volume + "/demo/v1.0.0/ingest_orders/ingest_orders-1.0.0-py3-none-any.whl",
-		volume + "/demo/v1.0.0/score_churn/score_churn-1.0.0-py3-none-any.whl",
-		volume + "/demo/v1.0.0/enrich/enrich.jar",
+		volume + "/demo/v1.0.0/ingest_orders/ingest_orders-1.0.0+" + label("ingest_orders") + "-py3-none-any.whl",
+		volume + "/demo/v1.0.0/score_churn/score_churn-1.0.0+" + label("score_churn") + "-py3-none-any.whl",
+		volume + "/demo/v1.0.0/enrich/" + enrichJar,
 	} {
 		if !strings.Contains(libs, want) {
 			t.Errorf("job libraries %s lack %s", libs, want)
@@ -149,7 +153,7 @@ func TestDeployEndToEnd(t *testing.T) {
 		t.Fatalf("redeploy changed the job ID %d → %d", job.ID, again.ID)
 	}
 	code, out, _ = f.s.shipline("plan", "v1.0.0", "--project", "demo", "--as", "bob")
-	if code != 0 || !strings.Contains(out, "from cache: enrich.jar") || !strings.Contains(out, "daily_orders       unchanged") {
+	if code != 0 || !strings.Contains(out, "from cache: "+enrichJar) || !strings.Contains(out, "daily_orders       unchanged") {
 		t.Errorf("plan after redeploy: exit %d\n%s", code, out)
 	}
 

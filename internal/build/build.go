@@ -20,10 +20,14 @@
 //     The interpreter is Builder.Python, else $SHIPLINE_PYTHON, else
 //     /usr/bin/python3 (Debian's, which has python3-build), else python3.
 //   - java without a build command: javac of src/main/java/**.java, the files
-//     of src/main/resources, packed with `jar` into <pipeline>.jar. Tests: the
+//     of src/main/resources, packed with `jar` into <pipeline>-sl.<hash>.jar. Tests: the
 //     `test` command if any, else when src/test/java exists every compiled
 //     class named *Test (not nested) is run with `java` as a main class after
 //     compiling; a non-zero exit fails the build.
+//
+// Every wheel and jar carries its content version, the declared version plus
+// "+sl.<first 8 hex digits of the tree hash>" (see version.go): a changed
+// pipeline never ships under a version a cluster already has installed.
 //
 // Commands run with SOURCE_DATE_EPOCH set (1980-01-01), so wheels and jars of
 // the same tree are byte-identical whoever builds them.

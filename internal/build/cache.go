@@ -18,6 +18,9 @@ import (
 
 // BuilderVersion is part of every cache key. Bump it whenever a change to this
 // package changes the artifacts it produces, so old cache entries are not reused.
+// It was deliberately kept at "1" when content versions (+sl.<hash>) came in:
+// entries built before keep serving their exact bytes, which releases already
+// deployed have pinned by checksum for their promotion.
 const BuilderVersion = "1"
 
 // Key is the cache key of a pipeline's artifact: the sha256 of the pipeline

@@ -14,7 +14,7 @@ import (
 // Artifact is a built file to upload.
 type Artifact struct {
 	Pipeline  string `json:"pipeline"`
-	File      string `json:"file"`       // base name, e.g. ingest_orders-1.0.0-py3-none-any.whl
+	File      string `json:"file"`       // base name, e.g. ingest_orders-1.0.0+sl.3f9a1c2e-py3-none-any.whl
 	LocalPath string `json:"local_path"` // the file in the worker's build cache
 	SHA256    string `json:"sha256"`     // hex
 	Size      int64  `json:"size"`

@@ -31,7 +31,17 @@ const (
 	ErrFabricMismatch    = "FabricMismatch"
 	ErrUnknownJob        = "UnknownJob"
 	ErrInvalidDefinition = "InvalidDefinition"
+	// ErrArtifactMissing: an artifact's file is gone from the build cache
+	// (someone cleaned <state_dir>/cache, or its entry's files); the details
+	// are ArtifactMissingDetails. The Deploy workflow rebuilds the pipelines.
+	ErrArtifactMissing = "ArtifactMissing"
 )
+
+// ArtifactMissingDetails name the artifacts an upload found gone from the build cache.
+type ArtifactMissingDetails struct {
+	Pipelines []string `json:"pipelines"`
+	Paths     []string `json:"paths"`
+}
 
 // Deploy owns the side effects of a deployment other than builds: reading the
 // release's manifest, uploading artifacts, and creating or updating jobs on
@@ -254,8 +264,13 @@ type UploadOutput struct {
 
 // Upload puts every artifact at its immutable path on the fabric, a few at a
 // time, verifying checksums; artifacts already there with the same bytes are
-// left alone.
+// left alone. An artifact whose file is gone from the build cache is the
+// permanent ErrArtifactMissing (retrying cannot bring it back; a build can),
+// checked before anything is sent.
 func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, error) {
+	if err := checkArtifacts(in); err != nil {
+		return UploadOutput{}, err
+	}
 	fab, err := fabric.Open(d.Platform, in.Fabric, d.env())
 	if err != nil {
 		return UploadOutput{}, fabricError(err)
@@ -284,6 +299,35 @@ func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, erro
 	})
 	sort.Strings(out.Uploaded)
 	return out, fabricError(err)
+}
+
+// checkArtifacts finds the artifacts whose build cache file is gone, or no
+// longer of the size that was built (a damaged entry, which the build drops
+// and rebuilds).
+func checkArtifacts(in UploadInput) error {
+	var gone ArtifactMissingDetails
+	var what []string
+	for _, a := range in.Artifacts {
+		fi, err := os.Stat(a.LocalPath)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			what = append(what, fmt.Sprintf("%s (%s is gone)", a.Pipeline, a.LocalPath))
+		case err != nil:
+			return fmt.Errorf("artifact of pipeline %s: %w", a.Pipeline, err)
+		case a.Size > 0 && fi.Size() != a.Size:
+			what = append(what, fmt.Sprintf("%s (%s has %d bytes, built with %d)", a.Pipeline, a.LocalPath, fi.Size(), a.Size))
+		default:
+			continue
+		}
+		gone.Pipelines = append(gone.Pipelines, a.Pipeline)
+		gone.Paths = append(gone.Paths, a.LocalPath)
+	}
+	if len(what) == 0 {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"the build cache no longer holds the artifact of %s for fabric %s: rebuild (a deployment does so once by itself)",
+		strings.Join(what, ", "), in.Fabric), ErrArtifactMissing, nil, gone)
 }
 
 // UpsertJobInput creates or updates one job on its fabric.

@@ -22,6 +22,10 @@ const (
 	ChangeBatchedJobs = "batched-job-upserts"
 	// ChangeSignedRequests: workflows read the signing policy and verify requests.
 	ChangeSignedRequests = "signed-requests"
+	// ChangeRebuildMissingArtifacts: Deploy rebuilds a pipeline whose artifact is
+	// gone from the build cache (upload failed with ArtifactMissing) and uploads
+	// again once, instead of parking.
+	ChangeRebuildMissingArtifacts = "rebuild-missing-artifacts"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.

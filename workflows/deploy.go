@@ -391,32 +391,12 @@ func (d *deployment) build(ctx workflow.Context) error {
 	return nil
 }
 
-// upload sends the artifacts to every target fabric in parallel.
+// upload sends the artifacts to every target fabric in parallel; an artifact
+// gone from the build cache is rebuilt once and sent again (sendArtifacts).
 func (d *deployment) upload(ctx workflow.Context) error {
-	futures := map[string]workflow.Future{}
-	for _, f := range d.state.Fabrics {
-		if _, ok := d.uploads[f]; ok {
-			continue
-		}
-		var arts []fabric.Artifact
-		for _, p := range d.pipelinesOn(f) {
-			arts = append(arts, d.built[p])
-		}
-		futures[f] = workflow.ExecuteActivity(fabricActivity(ctx), deployActs.Upload, activities.UploadInput{Project: d.in.Project, Version: d.in.Version, Fabric: f, Artifacts: arts})
-	}
-	var failed []string
-	sent := 0
-	for _, f := range sortedNames(futures) {
-		var out activities.UploadOutput
-		if err := futures[f].Get(ctx, &out); err != nil {
-			if temporal.IsCanceledError(err) {
-				return err
-			}
-			failed = append(failed, fmt.Sprintf("%s: %s", f, userMessage(err)))
-			continue
-		}
-		d.uploads[f] = out.Paths
-		sent += len(out.Uploaded)
+	sent, failed, err := d.sendArtifacts(ctx)
+	if err != nil {
+		return err
 	}
 	if len(failed) > 0 {
 		return errors.New("upload failed: " + strings.Join(failed, "; "))

@@ -233,6 +233,12 @@ func TestKey(t *testing.T) {
 	if Key(p, tree2) == base {
 		t.Error("a new tree kept the key")
 	}
+	// Keys are stable across Shipline versions unless BuilderVersion is bumped:
+	// an unchanged pipeline keeps its cache entry and its bytes (promotions pin
+	// them by checksum). This is the key of p at tree1 under BuilderVersion 1.
+	if base != "b7c45b898d36d4c058a1cb1b65c6702f0a7a46838d0c0b993415c7e4f357a1e6" {
+		t.Errorf("the cache key of an unchanged pipeline changed: %s", base)
+	}
 }
 
 func TestPythonFailingTest(t *testing.T) {

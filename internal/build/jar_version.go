@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,8 @@ import (
 //     score_2.12-0.1.0+sl.3f9a1c2e.jar when the name ends in the declared
 //     version, else a "-sl.3f9a1c2e" suffix (orders.jar → orders-sl.3f9a1c2e.jar).
 //
-// Every other entry is copied byte for byte (compressed data, times, extra
+// A signed jar (META-INF/*.SF) keeps its manifest, which its signature covers;
+// only its file name changes. Every other entry is copied byte for byte (compressed data, times, extra
 // fields), and the manifest is stored uncompressed with its original time (or
 // jarDate), so stamping the same jar always gives the same bytes.
 
@@ -72,6 +74,11 @@ func stampJar(src, dir, label string) (string, string, error) {
 	}
 	declared, edited := setImplementationVersion(text, label)
 	version := WithLabel(declared, label)
+	signed := false
+	for _, f := range zr.File {
+		dir, base := pathDir(f.Name), strings.ToUpper(f.Name)
+		signed = signed || (strings.EqualFold(dir, "META-INF") && strings.HasSuffix(base, ".SF"))
+	}
 
 	stem := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
 	file := stem + "-" + label + ".jar"
@@ -87,6 +94,18 @@ func stampJar(src, dir, label string) (string, string, error) {
 		return "", "", err
 	}
 	defer out.Close()
+	if signed {
+		// A signature covers the manifest: only the file name changes.
+		in, err := os.Open(src)
+		if err != nil {
+			return "", "", err
+		}
+		defer in.Close()
+		if _, err := io.Copy(out, in); err != nil {
+			return "", "", err
+		}
+		return dst, declared + " (signed jar: manifest unchanged)", out.Close()
+	}
 	zw := zip.NewWriter(out)
 	writeManifest := func(h *zip.FileHeader) error {
 		h.Method = zip.Store

@@ -201,6 +201,7 @@ func (s *session) checkWheelLabel(wheel, label string) error {
 		s.r.logf("content version: %s", v)
 		return nil
 	}
-	return s.fail(ErrBuildFailed, outcome{}, fmt.Sprintf("the wheel %s has version %q, which lacks the content label +%s", filepath.Base(wheel), v, label),
-		"declare a static version in pyproject.toml's [project] (version = \"1.0.0\"), commit, and release a new version")
+	return s.fail(ErrBuildFailed, outcome{}, fmt.Sprintf("the wheel %s has version %q, which does not end in the content label +%s", filepath.Base(wheel), v, label),
+		"Shipline sets the label in its copy of pyproject.toml ([project] version) or setup.cfg ([egg_info] tag_build); "+
+			"make sure nothing changes the version after it (setup.cfg's tag_build or tag_date, a version plugin), or declare a static version in [project], commit, and release a new version")
 }

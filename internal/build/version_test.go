@@ -185,6 +185,13 @@ func TestLabelPyprojectLines(t *testing.T) {
 		t.Errorf("labelled (%s):\n%s\nwant:\n%s", how, got, want)
 	}
 
+	// Poetry's version, when [project] has none.
+	dir = t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pyproject.toml"), []byte("[tool.poetry]\nname = \"x\"\nversion = \"0.3.0\"\n"), 0o644)
+	if how, err := labelPython(dir, "sl.ab"); err != nil || !strings.Contains(how, "pyproject.toml:3: version 0.3.0 → 0.3.0+sl.ab") {
+		t.Errorf("poetry: %s, %v", how, err)
+	}
+
 	// A setup.cfg that sets tag_build itself is refused with its line.
 	dir = t.TempDir()
 	os.WriteFile(filepath.Join(dir, "setup.cfg"), []byte("[metadata]\nname = x\n[egg_info]\ntag-build = .dev\n"), 0o644)
@@ -284,6 +291,22 @@ func TestStampJar(t *testing.T) {
 				t.Error("stamping the same jar twice gave different bytes")
 			}
 		})
+	}
+
+	// A signed jar keeps its bytes (the signature covers the manifest); only its name changes.
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, name := range []string{"META-INF/MANIFEST.MF", "META-INF/LIB.SF", "a.class"} {
+		w, _ := zw.Create(name)
+		io.WriteString(w, "Manifest-Version: 1.0\r\nImplementation-Version: 2.1\r\n\r\n")
+	}
+	zw.Close()
+	signed := filepath.Join(dir, "lib-2.1.jar")
+	os.WriteFile(signed, buf.Bytes(), 0o644)
+	out, _, err := stampJar(signed, filepath.Join(dir, "out"), "sl.ab")
+	if err != nil || filepath.Base(out) != "lib-2.1+sl.ab.jar" || sha(t, out) != sha(t, signed) {
+		t.Errorf("signed jar stamped to %s (%v)", out, err)
 	}
 
 	long := strings.Repeat("x", 100)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -107,10 +108,12 @@ func setuptoolsBackend(backend string) bool {
 }
 
 // labelPython writes the content label into the Python project at dir (the
-// build's copy) and says what it changed, for the build log.
-func labelPython(dir, label string) (string, error) {
-	path := filepath.Join(dir, "pyproject.toml")
-	data, err := os.ReadFile(path)
+// build's copy of the repository's directory repoDir, which messages name) and
+// says what it changed, for the build log.
+func labelPython(dir, repoDir, label string) (string, error) {
+	shown := func(name string) string { return path.Join(repoDir, name) }
+	file := filepath.Join(dir, "pyproject.toml")
+	data, err := os.ReadFile(file)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("read pyproject.toml: %w", err)
 	}
@@ -119,32 +122,32 @@ func labelPython(dir, label string) (string, error) {
 		m := versionLine.FindStringSubmatch(p.lines[p.versionAt])
 		old, quote := m[3]+m[4], m[2][:1]
 		if old == "" {
-			return "", &labelError{fmt.Sprintf("pyproject.toml:%d: the version is empty", p.versionAt+1),
+			return "", &labelError{fmt.Sprintf("%s:%d: the version is empty", shown("pyproject.toml"), p.versionAt+1),
 				`set it, e.g. version = "1.0.0", commit, and release a new version`}
 		}
 		labelled := WithLabel(old, label)
 		p.lines[p.versionAt] = m[1] + quote + labelled + quote + m[5]
-		if err := os.WriteFile(path, []byte(strings.Join(p.lines, "\n")), 0o644); err != nil {
+		if err := os.WriteFile(file, []byte(strings.Join(p.lines, "\n")), 0o644); err != nil {
 			return "", fmt.Errorf("write pyproject.toml: %w", err)
 		}
-		return fmt.Sprintf("pyproject.toml:%d: version %s → %s", p.versionAt+1, old, labelled), nil
+		return fmt.Sprintf("%s:%d: version %s → %s", shown("pyproject.toml"), p.versionAt+1, old, labelled), nil
 	}
 	if !setuptoolsBackend(p.backend) {
-		where := "pyproject.toml"
+		where := shown("pyproject.toml")
 		if p.dynamicAt >= 0 {
-			where = fmt.Sprintf("pyproject.toml:%d", p.dynamicAt+1)
+			where = fmt.Sprintf("%s:%d", where, p.dynamicAt+1)
 		}
 		return "", &labelError{fmt.Sprintf("%s: the version is computed by the build backend %s, to which Shipline cannot add the content version (+%s) that makes each build's wheel distinct on clusters",
 			where, p.backend, label),
 			`declare a static version in [project] (version = "1.0.0"; Shipline adds the label in the copy it builds, never in the repository), commit, and release a new version`}
 	}
-	return tagBuild(dir, label)
+	return tagBuild(dir, shown("setup.cfg"), label)
 }
 
 // tagBuild sets setuptools' egg_info tag_build in the copy's setup.cfg.
-func tagBuild(dir, label string) (string, error) {
-	path := filepath.Join(dir, "setup.cfg")
-	data, err := os.ReadFile(path)
+func tagBuild(dir, shown, label string) (string, error) {
+	file := filepath.Join(dir, "setup.cfg")
+	data, err := os.ReadFile(file)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("read setup.cfg: %w", err)
 	}
@@ -161,7 +164,7 @@ func tagBuild(dir, label string) (string, error) {
 			continue
 		}
 		if k, _, ok := strings.Cut(t, "="); ok && section == "egg_info" && strings.ReplaceAll(strings.TrimSpace(k), "-", "_") == "tag_build" {
-			return "", &labelError{fmt.Sprintf("setup.cfg:%d sets [egg_info] tag_build, which Shipline sets to add the content version (+%s)", i+1, label),
+			return "", &labelError{fmt.Sprintf("%s:%d sets [egg_info] tag_build, which Shipline sets to add the content version (+%s)", shown, i+1, label),
 				"remove the line, commit, and release a new version"}
 		}
 	}
@@ -173,10 +176,10 @@ func tagBuild(dir, label string) (string, error) {
 		}
 		lines = append(lines, "[egg_info]", setting, "")
 	}
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
 		return "", fmt.Errorf("write setup.cfg: %w", err)
 	}
-	return "setup.cfg: [egg_info] tag_build = +" + label + " (setuptools adds it to the version)", nil
+	return shown + ": [egg_info] tag_build = +" + label + " (setuptools adds it to the version)", nil
 }
 
 // labelError says why a project cannot be labelled, and what to do.

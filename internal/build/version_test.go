@@ -162,7 +162,8 @@ version = {attr = "orders.__version__"}
 	hatch := with(pythonFiles, map[string]string{"pyproject.toml": "[build-system]\nrequires = [\"hatchling\", \"hatch-vcs\"]\nbuild-backend = \"hatchling.build\"\n\n[project]\nname = \"orders\"\ndynamic = [\"version\"]\n"})
 	_, err = b.Build(ctx, Request{Pipeline: p, TreeHash: treeT, Export: (&source{files: hatch}).export})
 	be := buildErr(t, err, ErrBuildFailed)
-	for _, want := range []string{"pyproject.toml:7", "hatchling.build", "+sl.77777777", "declare a static version in [project]"} {
+	t.Log(be.Msg)
+	for _, want := range []string{"pipelines/legacy/pyproject.toml:7", "hatchling.build", "+sl.77777777", "declare a static version in [project]"} {
 		if !strings.Contains(be.Msg, want) {
 			t.Errorf("error lacks %q: %s", want, be.Msg)
 		}
@@ -175,28 +176,28 @@ func TestLabelPyprojectLines(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "pyproject.toml"), []byte(in), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	how, err := labelPython(dir, "sl.ab")
+	how, err := labelPython(dir, "p", "sl.ab")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(filepath.Join(dir, "pyproject.toml"))
 	want := strings.Replace(in, "'1.0+cpu'", "'1.0+cpu.sl.ab'", 1)
-	if string(got) != want || !strings.Contains(how, "pyproject.toml:3") {
+	if string(got) != want || !strings.Contains(how, "p/pyproject.toml:3") {
 		t.Errorf("labelled (%s):\n%s\nwant:\n%s", how, got, want)
 	}
 
 	// Poetry's version, when [project] has none.
 	dir = t.TempDir()
 	os.WriteFile(filepath.Join(dir, "pyproject.toml"), []byte("[tool.poetry]\nname = \"x\"\nversion = \"0.3.0\"\n"), 0o644)
-	if how, err := labelPython(dir, "sl.ab"); err != nil || !strings.Contains(how, "pyproject.toml:3: version 0.3.0 → 0.3.0+sl.ab") {
+	if how, err := labelPython(dir, "p", "sl.ab"); err != nil || !strings.Contains(how, "p/pyproject.toml:3: version 0.3.0 → 0.3.0+sl.ab") {
 		t.Errorf("poetry: %s, %v", how, err)
 	}
 
 	// A setup.cfg that sets tag_build itself is refused with its line.
 	dir = t.TempDir()
 	os.WriteFile(filepath.Join(dir, "setup.cfg"), []byte("[metadata]\nname = x\n[egg_info]\ntag-build = .dev\n"), 0o644)
-	_, err = labelPython(dir, "sl.ab")
-	if le, ok := err.(*labelError); !ok || !strings.Contains(le.what, "setup.cfg:4") {
+	_, err = labelPython(dir, "p", "sl.ab")
+	if le, ok := err.(*labelError); !ok || !strings.Contains(le.what, "p/setup.cfg:4") {
 		t.Errorf("err = %v", err)
 	}
 }

@@ -239,8 +239,8 @@ func checkRequest(req Request) error {
 		return invalid("pipeline name %q cannot name a build: use letters, digits, _ and -", p.Name)
 	case req.TreeHash == "":
 		return invalid("pipeline %s: no tree hash given", p.Name)
-	case checkTreeHash(p.Name, req.TreeHash) != nil:
-		return checkTreeHash(p.Name, req.TreeHash)
+	case !validTreeHash(req.TreeHash):
+		return invalid("pipeline %s: tree hash %q is not a git object id (hex)", p.Name, req.TreeHash)
 	case req.Export == nil:
 		return invalid("pipeline %s: no source to export", p.Name)
 	case p.Build == "" && p.Language == manifest.Scala:

@@ -30,8 +30,8 @@ func TestContentLabel(t *testing.T) {
 			t.Errorf("WithLabel(%q) = %s, want %s", version, got, want)
 		}
 	}
-	if err := checkTreeHash("p", "tree-1"); err == nil {
-		t.Error("a non-hex tree hash was accepted")
+	if validTreeHash("tree-1") || !validTreeHash("3F9A1C2E") {
+		t.Error("validTreeHash accepts a non-hex hash or refuses a hex one")
 	}
 }
 

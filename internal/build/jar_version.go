@@ -76,8 +76,7 @@ func stampJar(src, dir, label string) (string, string, error) {
 	version := WithLabel(declared, label)
 	signed := false
 	for _, f := range zr.File {
-		dir, base := pathDir(f.Name), strings.ToUpper(f.Name)
-		signed = signed || (strings.EqualFold(dir, "META-INF") && strings.HasSuffix(base, ".SF"))
+		signed = signed || (strings.EqualFold(pathDir(f.Name), "META-INF") && strings.HasSuffix(strings.ToUpper(f.Name), ".SF"))
 	}
 
 	stem := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))

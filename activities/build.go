@@ -11,20 +11,11 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/build"
 	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
-)
-
-// Stable type names of permanent build failures (see also errors.go). Their
-// application errors carry BuildFailureDetails.
-const (
-	ErrBuildFailed       = "BuildFailed"
-	ErrTestsFailed       = "TestsFailed"
-	ErrArtifactNotFound  = "ArtifactNotFound"
-	ErrArtifactAmbiguous = "ArtifactAmbiguous"
-	ErrBuildToolMissing  = "BuildToolMissing"
 )
 
 // Build owns the build runner and cache: it turns a pipeline directory at a
@@ -98,19 +89,16 @@ type BuildOutput struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// BuildFailureDetails are the details of a permanent build failure.
-type BuildFailureDetails struct {
-	Pipeline string `json:"pipeline"`
-	LogPath  string `json:"log_path,omitempty"`
-	LogTail  string `json:"log_tail,omitempty"`
-}
+// BuildFailureDetails are the details of a permanent build failure's
+// application error: the pipeline and its log (set by internal/build).
+type BuildFailureDetails = build.FailureDetails
 
 // Pipeline returns the artifact of in.Pipeline at in.Commit: from the cache when
 // the pipeline directory's tree and build settings were built before, else by
 // exporting the directory from the project's mirror and building it. It
 // heartbeats with the current step. A failing test or build, a missing artifact
-// and a missing tool are permanent errors (ErrTestsFailed, ErrBuildFailed,
-// ErrArtifactNotFound, ErrArtifactAmbiguous, ErrBuildToolMissing) whose
+// and a missing tool are permanent errors (apperr.TestsFailed, apperr.BuildFailed,
+// apperr.ArtifactNotFound, apperr.ArtifactAmbiguous, apperr.BuildToolMissing) whose
 // message holds the end of the failing command's output and the log's path.
 func (b *Build) Pipeline(ctx context.Context, in BuildInput) (BuildOutput, error) {
 	release, err := b.acquire(ctx, in.Pipeline.Name)
@@ -135,7 +123,7 @@ func (b *Build) Pipeline(ctx context.Context, in BuildInput) (BuildOutput, error
 		},
 	})
 	if err != nil {
-		return BuildOutput{}, buildError(in.Pipeline.Name, err)
+		return BuildOutput{}, apperr.ForTemporal(err)
 	}
 	return BuildOutput{
 		Pipeline: in.Pipeline.Name, File: res.File, LocalPath: res.Path, SHA256: res.SHA256, Size: res.Size,
@@ -173,7 +161,7 @@ func (b *Build) CacheKey(ctx context.Context, in BuildInput) (CacheKeyOutput, er
 func (b *Build) tree(ctx context.Context, in BuildInput) (*gitrepo.Mirror, string, error) {
 	if in.Pipeline.Name == "" || in.Pipeline.Path == "" {
 		return nil, "", temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("build of project %s: the pipeline has no name or path", in.Project), ErrInvalidInput, nil)
+			fmt.Sprintf("build of project %s: the pipeline has no name or path", in.Project), apperr.InvalidInput, nil)
 	}
 	if b.Platform == nil {
 		return nil, "", errors.New("build activities have no platform config")
@@ -188,36 +176,11 @@ func (b *Build) tree(ctx context.Context, in BuildInput) (*gitrepo.Mirror, strin
 		return err
 	})
 	if err != nil {
-		return nil, "", activityError(err)
+		return nil, "", apperr.ForTemporal(err)
 	}
 	return m, tree, nil
 }
 
 func (b *Build) builder() *build.Builder {
 	return &build.Builder{StateDir: b.Platform.StateDir, Python: b.Python, Getenv: b.Getenv}
-}
-
-// buildError turns the build's permanent errors into non-retryable application
-// errors with stable types, and the mirror's as activityError does; anything
-// else stays retryable.
-func buildError(pipeline string, err error) error {
-	var be *build.Error
-	if !errors.As(err, &be) {
-		return activityError(err)
-	}
-	typ := ErrInvalidInput
-	switch {
-	case errors.Is(be, build.ErrTestsFailed):
-		typ = ErrTestsFailed
-	case errors.Is(be, build.ErrBuildFailed):
-		typ = ErrBuildFailed
-	case errors.Is(be, build.ErrArtifactNotFound):
-		typ = ErrArtifactNotFound
-	case errors.Is(be, build.ErrArtifactAmbiguous):
-		typ = ErrArtifactAmbiguous
-	case errors.Is(be, build.ErrToolMissing):
-		typ = ErrBuildToolMissing
-	}
-	return temporal.NewNonRetryableApplicationError(be.Msg, typ, nil,
-		BuildFailureDetails{Pipeline: pipeline, LogPath: be.LogPath, LogTail: be.LogTail})
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/build"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
@@ -202,7 +203,7 @@ func TestBuildFailingPytest(t *testing.T) {
 	})
 	e := newBuildEnv(t, buildActivities(t, "file://"+remote.bare))
 	_, err := e.pipeline(bad, ordersPipeline)
-	ae := appError(t, err, ErrTestsFailed)
+	ae := appError(t, err, apperr.TestsFailed)
 	if !strings.Contains(ae.Error(), "totals are off") || !strings.Contains(ae.Error(), "pipeline orders") {
 		t.Errorf("error lacks the assertion or the pipeline: %v", ae)
 	}
@@ -246,7 +247,7 @@ func TestBuildJavaAndCustomPipelines(t *testing.T) {
 
 	custom.Artifact = "build/libs/*.jar"
 	_, err = e.pipeline(commit, custom)
-	if ae := appError(t, err, ErrArtifactNotFound); !strings.Contains(ae.Error(), "build/libs/*.jar") {
+	if ae := appError(t, err, apperr.ArtifactNotFound); !strings.Contains(ae.Error(), "build/libs/*.jar") {
 		t.Errorf("error does not name the glob: %v", ae)
 	}
 }
@@ -257,13 +258,13 @@ func TestBuildBadInput(t *testing.T) {
 	e := newBuildEnv(t, buildActivities(t, "file://"+remote.bare))
 
 	_, err := e.env.ExecuteActivity(e.b.Pipeline, BuildInput{Project: "nope", Commit: commit, Pipeline: ordersPipeline})
-	appError(t, err, ErrUnknownProject)
+	appError(t, err, apperr.UnknownProject)
 	missing := manifest.Pipeline{Name: "gone", Path: "pipelines/gone", Language: manifest.Python}
 	_, err = e.pipeline(commit, missing)
-	if ae := appError(t, err, ErrInvalidInput); !strings.Contains(ae.Error(), "pipelines/gone does not exist") {
+	if ae := appError(t, err, apperr.InvalidInput); !strings.Contains(ae.Error(), "pipelines/gone does not exist") {
 		t.Errorf("error: %v", ae)
 	}
 	scala := manifest.Pipeline{Name: "s", Path: "pipelines/other", Language: manifest.Scala}
 	_, err = e.pipeline(commit, scala)
-	appError(t, err, ErrInvalidInput)
+	appError(t, err, apperr.InvalidInput)
 }

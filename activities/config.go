@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/signing"
 )
@@ -39,7 +40,7 @@ type ProjectSettings struct {
 }
 
 // Project returns a project's settings; an unregistered project is a permanent
-// ErrUnknownProject failure listing the registered ones.
+// apperr.UnknownProject failure listing the registered ones.
 func (c *Config) Project(_ context.Context, in ProjectInput) (ProjectSettings, error) {
 	p, ok := c.Platform.Projects[in.Project]
 	if !ok {
@@ -62,7 +63,7 @@ func unknownProject(cfg *platform.Config, name string) error {
 	}
 	sort.Strings(known)
 	msg := fmt.Sprintf("project %q is not registered in %s (registered: %v); ask a platform admin to add it under projects:", name, platformFile(cfg), known)
-	return temporal.NewNonRetryableApplicationError(msg, ErrUnknownProject, nil)
+	return temporal.NewNonRetryableApplicationError(msg, apperr.UnknownProject, nil)
 }
 
 func platformFile(cfg *platform.Config) string {
@@ -110,7 +111,7 @@ func (c *Config) Promotion(_ context.Context, in ProjectInput) (PromotionSetting
 	}
 	if len(c.Platform.Promotion.Stages) == 0 {
 		return PromotionSettings{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s defines no promotion stages; add promotion.stages (e.g. dev → qa → prod) to promote releases", platformFile(c.Platform)), ErrInvalidInput, nil)
+			fmt.Sprintf("%s defines no promotion stages; add promotion.stages (e.g. dev → qa → prod) to promote releases", platformFile(c.Platform)), apperr.InvalidInput, nil)
 	}
 	var out PromotionSettings
 	for _, st := range c.Platform.Promotion.Stages {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
 )
 
@@ -29,7 +30,7 @@ type DeleteTagOutput struct {
 
 // DeleteTag deletes the release tag on the project's remote (and in the
 // mirror), only while it still points to Commit: a tag moved elsewhere is a
-// permanent error of type ErrTagConflict and is left alone.
+// permanent error of type apperr.TagConflict and is left alone.
 func (g *Git) DeleteTag(ctx context.Context, in DeleteTagInput) (DeleteTagOutput, error) {
 	m, err := g.mirror(in.Project)
 	if err != nil {
@@ -41,7 +42,7 @@ func (g *Git) DeleteTag(ctx context.Context, in DeleteTagInput) (DeleteTagOutput
 		return err
 	})
 	if err != nil {
-		return DeleteTagOutput{}, activityError(err)
+		return DeleteTagOutput{}, apperr.ForTemporal(err)
 	}
 	return DeleteTagOutput{Deleted: deleted}, nil
 }
@@ -72,7 +73,7 @@ func (d *Deploy) DeleteJob(ctx context.Context, in DeleteJobInput) (DeleteJobOut
 	}
 	fab, err := fabric.Open(d.Platform, in.Fabric, d.env())
 	if err != nil {
-		return DeleteJobOutput{}, fabricError(err)
+		return DeleteJobOutput{}, apperr.ForTemporal(err)
 	}
 	var res fabric.JobResult
 	err = withHeartbeat(ctx, func() (err error) {
@@ -80,7 +81,7 @@ func (d *Deploy) DeleteJob(ctx context.Context, in DeleteJobInput) (DeleteJobOut
 		return err
 	})
 	if err != nil {
-		return DeleteJobOutput{}, fabricError(fmt.Errorf("delete job %s of %s on fabric %s: %w", in.Job, in.Project, in.Fabric, err))
+		return DeleteJobOutput{}, apperr.ForTemporal(fmt.Errorf("delete job %s of %s on fabric %s: %w", in.Job, in.Project, in.Fabric, err))
 	}
 	out := DeleteJobOutput{Action: string(res.Action), IDs: res.IDs()}
 	if len(out.IDs) > 1 {
@@ -112,7 +113,7 @@ func (d *Deploy) DeleteArtifacts(ctx context.Context, in DeleteArtifactsInput) (
 	}
 	fab, err := fabric.Open(d.Platform, in.Fabric, d.env())
 	if err != nil {
-		return DeleteArtifactsOutput{}, fabricError(err)
+		return DeleteArtifactsOutput{}, apperr.ForTemporal(err)
 	}
 	var n int
 	err = withHeartbeat(ctx, func() (err error) {
@@ -120,7 +121,7 @@ func (d *Deploy) DeleteArtifacts(ctx context.Context, in DeleteArtifactsInput) (
 		return err
 	})
 	if err != nil {
-		return DeleteArtifactsOutput{}, fabricError(fmt.Errorf("delete artifacts of %s %s on fabric %s: %w", in.Project, in.Version, in.Fabric, err))
+		return DeleteArtifactsOutput{}, apperr.ForTemporal(fmt.Errorf("delete artifacts of %s %s on fabric %s: %w", in.Project, in.Version, in.Fabric, err))
 	}
 	return DeleteArtifactsOutput{Removed: n}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/test/dbemu"
@@ -57,7 +58,7 @@ func TestDeleteTagActivity(t *testing.T) {
 
 	// v1.1.0 is on the second commit: asking to delete it "at" the first is refused.
 	_, err := del("v1.1.0", first)
-	ae := appError(t, err, ErrTagConflict)
+	ae := appError(t, err, apperr.TagConflict)
 	if !strings.Contains(ae.Error(), "tag moved; not deleting") {
 		t.Errorf("message: %v", ae)
 	}
@@ -65,9 +66,9 @@ func TestDeleteTagActivity(t *testing.T) {
 		t.Fatalf("remote tags after a refused delete = %q", tags)
 	}
 	_, err = del("not-a-version", first)
-	appError(t, err, ErrInvalidInput)
+	appError(t, err, apperr.InvalidInput)
 	_, err = env.ExecuteActivity(g.DeleteTag, DeleteTagInput{Project: "nope", Version: "v1.1.0", Commit: second})
-	appError(t, err, ErrUnknownProject)
+	appError(t, err, apperr.UnknownProject)
 }
 
 // deleteFixture is a Deploy over a local fabric, an airflow fabric whose
@@ -147,14 +148,14 @@ func TestDeleteJobActivity(t *testing.T) {
 
 	// Permanent failures are non-retryable with stable types; outages retry.
 	_, err = del("dev", "../daily")
-	appError(t, err, "InvalidName")
+	appError(t, err, apperr.InvalidName)
 	_, err = del("nowhere", "daily")
 	var ae *temporal.ApplicationError
 	if !errors.As(err, &ae) || !ae.NonRetryable() {
 		t.Fatalf("unknown fabric: %v", err)
 	}
 	_, err = env.ExecuteActivity(d.DeleteJob, DeleteJobInput{Project: "nope", Fabric: "dev", Job: "daily"})
-	appError(t, err, ErrUnknownProject)
+	appError(t, err, apperr.UnknownProject)
 	emu.Inject(dbemu.Fault{Path: "/api/2.2/jobs/list", Status: 500})
 	_, err = del("dev", "daily")
 	if err == nil || (errors.As(err, &ae) && ae.NonRetryable()) {
@@ -163,7 +164,7 @@ func TestDeleteJobActivity(t *testing.T) {
 	emu.ClearFaults()
 	emu.DenyToken(dbemu.DefaultToken)
 	_, err = del("dev", "daily")
-	appError(t, err, "FabricAuth")
+	appError(t, err, apperr.FabricAuth)
 }
 
 func TestDeleteArtifactsActivity(t *testing.T) {
@@ -214,7 +215,7 @@ func TestDeleteArtifactsActivity(t *testing.T) {
 		t.Fatalf("local v1.1.0 touched: %v", err)
 	}
 	_, err := del("local", "..")
-	appError(t, err, "InvalidName")
+	appError(t, err, apperr.InvalidName)
 	_, err = env.ExecuteActivity(d.DeleteArtifacts, DeleteArtifactsInput{Project: "nope", Version: "v1.0.0", Fabric: "local"})
-	appError(t, err, ErrUnknownProject)
+	appError(t, err, apperr.UnknownProject)
 }

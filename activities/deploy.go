@@ -17,27 +17,15 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
 )
 
-// Stable type names of permanent deploy failures.
-const (
-	ErrUnknownRelease    = "UnknownRelease"
-	ErrInvalidManifest   = "InvalidManifest"
-	ErrSelectiveJobs     = "SelectiveJobsDisabled"
-	ErrFabricMismatch    = "FabricMismatch"
-	ErrUnknownJob        = "UnknownJob"
-	ErrInvalidDefinition = "InvalidDefinition"
-	// ErrArtifactMissing: an artifact's file is gone from the build cache
-	// (someone cleaned <state_dir>/cache, or its entry's files); the details
-	// are ArtifactMissingDetails. The Deploy workflow rebuilds the pipelines.
-	ErrArtifactMissing = "ArtifactMissing"
-)
-
-// ArtifactMissingDetails name the artifacts an upload found gone from the build cache.
+// ArtifactMissingDetails name the artifacts an upload found gone from the build
+// cache (the details of an apperr.ArtifactMissing failure).
 type ArtifactMissingDetails struct {
 	Pipelines []string `json:"pipelines"`
 	Paths     []string `json:"paths"`
@@ -128,18 +116,18 @@ func (d *Deploy) Resolve(ctx context.Context, in ResolveDeployInput) (ResolveDep
 		man, diags = manifest.Validate(fsys, d.Platform, in.Project)
 		if diags.HasErrors() {
 			return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-				"shipline.yaml of %s %s is invalid against platform.yaml:\n%s", in.Project, in.Version, diags.Error()), ErrInvalidManifest, nil)
+				"shipline.yaml of %s %s is invalid against platform.yaml:\n%s", in.Project, in.Version, diags.Error()), apperr.InvalidManifest, nil)
 		}
 		return nil
 	})
 	if err != nil {
 		var app *temporal.ApplicationError
-		if errors.As(err, &app) && app.Type() == ErrUnknownRef {
+		if errors.As(err, &app) && app.Type() == apperr.UnknownRef {
 			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 				"%s of %s is not released: no tag %s on the remote; release it first with `shipline release %s --project %s`",
-				in.Version, in.Project, in.Version, in.Version, in.Project), ErrUnknownRelease, nil)
+				in.Version, in.Project, in.Version, in.Version, in.Project), apperr.UnknownRelease, nil)
 		}
-		return out, activityError(err)
+		return out, apperr.ForTemporal(err)
 	}
 	jobs, err := selectJobs(d.Platform, man, proj, in)
 	if err != nil {
@@ -173,12 +161,12 @@ func selectJobs(cfg *platform.Config, man *manifest.Manifest, proj platform.Proj
 		if !proj.SelectiveJobs {
 			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 				"project %s deploys all its jobs together (selective_jobs is off); deploy without --job, or ask a platform admin to set projects.%s.selective_jobs: true (and auto_deploy: false)",
-				in.Project, in.Project), ErrSelectiveJobs, nil)
+				in.Project, in.Project), apperr.SelectiveJobsDisabled, nil)
 		}
 		for _, j := range in.Jobs {
 			if _, ok := man.Jobs[j]; !ok {
 				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-					"job %q is not defined in shipline.yaml of %s %s (jobs: %s)", j, in.Project, in.Version, strings.Join(names, ", ")), ErrUnknownJob, nil)
+					"job %q is not defined in shipline.yaml of %s %s (jobs: %s)", j, in.Project, in.Version, strings.Join(names, ", ")), apperr.UnknownJob, nil)
 			}
 		}
 		names = slices.Clone(in.Jobs)
@@ -211,7 +199,7 @@ func stageJobs(cfg *platform.Config, man *manifest.Manifest, names []string, in 
 		for _, f := range in.Stage {
 			fab, ok := cfg.Fabrics[f]
 			if !ok {
-				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("stage fabric %q is not defined in platform.yaml", f), ErrFabricMismatch, nil)
+				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("stage fabric %q is not defined in platform.yaml", f), apperr.FabricMismatch, nil)
 			}
 			if slices.Contains(fabricKinds[string(j.Scheduler)], fab.Kind) {
 				jobs = append(jobs, ResolvedJob{Name: name, Scheduler: string(j.Scheduler), Fabric: f, Pipelines: slices.Clone(j.Pipelines), Definition: j.Definition})
@@ -219,7 +207,7 @@ func stageJobs(cfg *platform.Config, man *manifest.Manifest, names []string, in 
 		}
 	}
 	if len(jobs) == 0 {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no job of %s can run on the stage's fabrics %s", in.Project, strings.Join(in.Stage, ", ")), ErrFabricMismatch, nil)
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no job of %s can run on the stage's fabrics %s", in.Project, strings.Join(in.Stage, ", ")), apperr.FabricMismatch, nil)
 	}
 	return jobs, nil
 }
@@ -235,7 +223,7 @@ func checkFabricKind(cfg *platform.Config, job, scheduler, target string, overri
 	f, ok := cfg.Fabrics[target]
 	if !ok {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-			"fabric %q is not defined in platform.yaml (defined: %s)", target, strings.Join(sortedKeys(cfg.Fabrics), ", ")), ErrFabricMismatch, nil)
+			"fabric %q is not defined in platform.yaml (defined: %s)", target, strings.Join(sortedKeys(cfg.Fabrics), ", ")), apperr.FabricMismatch, nil)
 	}
 	if slices.Contains(fabricKinds[scheduler], f.Kind) {
 		return nil
@@ -245,7 +233,7 @@ func checkFabricKind(cfg *platform.Config, job, scheduler, target string, overri
 		how = "choose a fabric of kind " + string(fabricKinds[scheduler][0]) + " or local for --fabric, or deploy the other jobs with --job"
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-		"job %s runs on %s, but fabric %s is a %s fabric; %s", job, scheduler, target, f.Kind, how), ErrFabricMismatch, nil)
+		"job %s runs on %s, but fabric %s is a %s fabric; %s", job, scheduler, target, f.Kind, how), apperr.FabricMismatch, nil)
 }
 
 // UploadInput uploads a deployment's artifacts to one fabric.
@@ -265,7 +253,7 @@ type UploadOutput struct {
 // Upload puts every artifact at its immutable path on the fabric, a few at a
 // time, verifying checksums; artifacts already there with the same bytes are
 // left alone. An artifact whose file is gone from the build cache is the
-// permanent ErrArtifactMissing (retrying cannot bring it back; a build can),
+// permanent apperr.ArtifactMissing (retrying cannot bring it back; a build can),
 // checked before anything is sent.
 func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, error) {
 	if err := checkArtifacts(in); err != nil {
@@ -273,7 +261,7 @@ func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, erro
 	}
 	fab, err := fabric.Open(d.Platform, in.Fabric, d.env())
 	if err != nil {
-		return UploadOutput{}, fabricError(err)
+		return UploadOutput{}, apperr.ForTemporal(err)
 	}
 	out := UploadOutput{Paths: map[string]string{}}
 	var mu sync.Mutex
@@ -298,7 +286,7 @@ func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, erro
 		return g.Wait()
 	})
 	sort.Strings(out.Uploaded)
-	return out, fabricError(err)
+	return out, apperr.ForTemporal(err)
 }
 
 // checkArtifacts finds the artifacts whose build cache file is gone, or no
@@ -327,7 +315,7 @@ func checkArtifacts(in UploadInput) error {
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 		"the build cache no longer holds the artifact of %s for fabric %s: rebuild (a deployment does so once by itself)",
-		strings.Join(what, ", "), in.Fabric), ErrArtifactMissing, nil, gone)
+		strings.Join(what, ", "), in.Fabric), apperr.ArtifactMissing, nil, gone)
 }
 
 // UpsertJobInput creates or updates one job on its fabric.
@@ -356,7 +344,7 @@ func (d *Deploy) UpsertJob(ctx context.Context, in UpsertJobInput) (UpsertJobOut
 	}
 	fab, err := fabric.Open(d.Platform, in.Job.Fabric, d.env())
 	if err != nil {
-		return UpsertJobOutput{}, fabricError(err)
+		return UpsertJobOutput{}, apperr.ForTemporal(err)
 	}
 	var res fabric.JobResult
 	err = withHeartbeat(ctx, func() error {
@@ -365,7 +353,7 @@ func (d *Deploy) UpsertJob(ctx context.Context, in UpsertJobInput) (UpsertJobOut
 		return err
 	})
 	if err != nil {
-		return UpsertJobOutput{}, fabricError(fmt.Errorf("job %s on fabric %s: %w", in.Job.Name, in.Job.Fabric, err))
+		return UpsertJobOutput{}, apperr.ForTemporal(fmt.Errorf("job %s on fabric %s: %w", in.Job.Name, in.Job.Fabric, err))
 	}
 	sum := sha256.Sum256(spec.Definition)
 	return UpsertJobOutput{ID: res.ID, Action: string(res.Action), DefinitionSHA256: hex.EncodeToString(sum[:])}, nil
@@ -395,7 +383,7 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 		return err
 	})
 	if err != nil {
-		return fabric.JobSpec{}, activityError(err)
+		return fabric.JobSpec{}, apperr.ForTemporal(err)
 	}
 	job := man.Jobs[in.Job.Name]
 	job.Name = in.Job.Name
@@ -406,33 +394,12 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 		Paused:    fabric.PausedFor(man, d.Platform, in.Job.Fabric, in.Job.Name),
 	})
 	if err != nil {
-		return fabric.JobSpec{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render job %s for fabric %s: %v", in.Job.Name, in.Job.Fabric, err), ErrInvalidDefinition, nil)
+		return fabric.JobSpec{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render job %s for fabric %s: %v", in.Job.Name, in.Job.Fabric, err), apperr.InvalidDefinition, nil)
 	}
 	return fabric.JobSpec{
 		Project: in.Project, Job: in.Job.Name, Definition: rendered, Paused: paused,
 		Version: in.Version, DeploymentID: in.DeploymentID,
 	}, nil
-}
-
-// fabricError turns a permanent *fabric.Error into a non-retryable application
-// error with its stable type; everything else is left for Temporal to retry.
-func fabricError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var fe *fabric.Error
-	if errors.As(err, &fe) && fe.Permanent {
-		kind := fe.Kind
-		if kind == "" {
-			kind = "FabricRejected"
-		}
-		return temporal.NewNonRetryableApplicationError(err.Error(), kind, nil)
-	}
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) {
-		return err
-	}
-	return err
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -448,7 +415,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func manifestOf(fsys fs.FS) (*manifest.Manifest, error) {
 	man, diags := manifest.Load(fsys)
 	if diags.HasErrors() {
-		return nil, temporal.NewNonRetryableApplicationError("shipline.yaml is invalid:\n"+diags.Error(), ErrInvalidManifest, nil)
+		return nil, temporal.NewNonRetryableApplicationError("shipline.yaml is invalid:\n"+diags.Error(), apperr.InvalidManifest, nil)
 	}
 	return man, nil
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/internal/manifest"
@@ -41,7 +42,7 @@ type ResolveRefOutput struct {
 }
 
 // ResolveRef fetches the project's remote into its mirror and resolves Ref.
-// An unknown ref is a permanent error of type ErrUnknownRef.
+// An unknown ref is a permanent error of type apperr.UnknownRef.
 func (g *Git) ResolveRef(ctx context.Context, in ResolveRefInput) (ResolveRefOutput, error) {
 	m, err := g.mirror(in.Project)
 	if err != nil {
@@ -53,7 +54,7 @@ func (g *Git) ResolveRef(ctx context.Context, in ResolveRefInput) (ResolveRefOut
 		return err
 	})
 	if err != nil {
-		return ResolveRefOutput{}, activityError(err)
+		return ResolveRefOutput{}, apperr.ForTemporal(err)
 	}
 	return ResolveRefOutput{Commit: commit}, nil
 }
@@ -95,7 +96,7 @@ func (g *Git) ValidateManifest(ctx context.Context, in ValidateManifestInput) (V
 		return nil
 	})
 	if err != nil {
-		return ValidateManifestOutput{}, activityError(err)
+		return ValidateManifestOutput{}, apperr.ForTemporal(err)
 	}
 	return out, nil
 }
@@ -122,7 +123,7 @@ type CreateTagOutput struct {
 
 // CreateTag creates the annotated tag in the mirror and pushes it. Idempotent: a
 // tag of that name already on the remote pointing at Commit is success; one
-// pointing elsewhere is a permanent error of type ErrTagConflict.
+// pointing elsewhere is a permanent error of type apperr.TagConflict.
 func (g *Git) CreateTag(ctx context.Context, in CreateTagInput) (CreateTagOutput, error) {
 	m, err := g.mirror(in.Project)
 	if err != nil {
@@ -141,7 +142,7 @@ func (g *Git) CreateTag(ctx context.Context, in CreateTagInput) (CreateTagOutput
 		return err
 	})
 	if err != nil {
-		return CreateTagOutput{}, activityError(err)
+		return CreateTagOutput{}, apperr.ForTemporal(err)
 	}
 	return CreateTagOutput{Created: res.Created, Tagger: res.Tagger, When: res.When}, nil
 }
@@ -180,7 +181,7 @@ func (g *Git) ListTags(ctx context.Context, in ListTagsInput) (ListTagsOutput, e
 		return err
 	})
 	if err != nil {
-		return ListTagsOutput{}, activityError(err)
+		return ListTagsOutput{}, apperr.ForTemporal(err)
 	}
 	out := ListTagsOutput{Tags: make([]TagInfo, 0, len(tags))}
 	for _, t := range tags {
@@ -196,7 +197,7 @@ func (g *Git) ListTags(ctx context.Context, in ListTagsInput) (ListTagsOutput, e
 	return out, nil
 }
 
-// mirror returns the project's mirror, or ErrUnknownProject.
+// mirror returns the project's mirror, or apperr.UnknownProject.
 func (g *Git) mirror(project string) (*gitrepo.Mirror, error) {
 	if g.Platform == nil {
 		return nil, errors.New("git activities have no platform config")
@@ -210,11 +211,11 @@ func (g *Git) mirror(project string) (*gitrepo.Mirror, error) {
 		slices.Sort(known)
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"project %q is not registered in platform.yaml (registered: %s): check the name, or ask a platform admin to add it under projects",
-			project, strings.Join(known, ", ")), ErrUnknownProject, nil)
+			project, strings.Join(known, ", ")), apperr.UnknownProject, nil)
 	}
 	if p.Repo == "" {
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-			"project %s has no repo in platform.yaml: set projects.%s.repo", project, project), ErrInvalidInput, nil)
+			"project %s has no repo in platform.yaml: set projects.%s.repo", project, project), apperr.InvalidInput, nil)
 	}
 	store := gitrepo.Store{Dir: filepath.Join(g.Platform.StateDir, "git"), Getenv: g.Getenv}
 	m, err := store.Mirror(gitrepo.Remote{
@@ -226,28 +227,9 @@ func (g *Git) mirror(project string) (*gitrepo.Mirror, error) {
 		SSHKnownHosts: p.SSHKnownHosts,
 	})
 	if err != nil {
-		return nil, activityError(err)
+		return nil, apperr.ForTemporal(err)
 	}
 	return m, nil
-}
-
-// activityError turns gitrepo's permanent errors into non-retryable application
-// errors with Shipline's stable types; anything else stays retryable.
-func activityError(err error) error {
-	var ge *gitrepo.Error
-	if !errors.As(err, &ge) {
-		return err
-	}
-	typ := ErrInvalidInput
-	switch {
-	case errors.Is(ge, gitrepo.ErrUnknownRef):
-		typ = ErrUnknownRef
-	case errors.Is(ge, gitrepo.ErrAuth):
-		typ = ErrGitAuth
-	case errors.Is(ge, gitrepo.ErrTagConflict):
-		typ = ErrTagConflict
-	}
-	return temporal.NewNonRetryableApplicationError(ge.Msg, typ, ge.Cause)
 }
 
 // heartbeatEvery is how often long git operations report liveness.

@@ -10,6 +10,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 var releaseTime = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -79,7 +81,7 @@ func TestCreateTagActivity(t *testing.T) {
 	moved := in
 	moved.Commit = second
 	_, err := env.ExecuteActivity(g.CreateTag, moved)
-	ae := appError(t, err, ErrTagConflict)
+	ae := appError(t, err, apperr.TagConflict)
 	if !strings.Contains(ae.Error(), "tag v1.0.0 already exists") || !strings.Contains(ae.Error(), first[:7]) {
 		t.Errorf("conflict message: %v", ae)
 	}
@@ -107,14 +109,14 @@ func TestGitActivityPermanentErrors(t *testing.T) {
 	env.RegisterActivity(g)
 
 	_, err := env.ExecuteActivity(g.ResolveRef, ResolveRefInput{Project: "nope", Ref: "main"})
-	ae := appError(t, err, ErrUnknownProject)
+	ae := appError(t, err, apperr.UnknownProject)
 	if !strings.Contains(ae.Error(), `"nope"`) || !strings.Contains(ae.Error(), "demo") {
 		t.Errorf("unknown project message: %v", ae)
 	}
 	_, err = env.ExecuteActivity(g.ResolveRef, ResolveRefInput{Project: "demo", Ref: "no-such-branch"})
-	appError(t, err, ErrUnknownRef)
+	appError(t, err, apperr.UnknownRef)
 	_, err = env.ExecuteActivity(g.CreateTag, CreateTagInput{Project: "demo", Version: "1.0", Commit: commit, Tagger: "alice", When: releaseTime})
-	appError(t, err, ErrInvalidInput)
+	appError(t, err, apperr.InvalidInput)
 }
 
 func TestGitAuthActivity(t *testing.T) {
@@ -129,7 +131,7 @@ func TestGitAuthActivity(t *testing.T) {
 	env.RegisterActivity(g)
 
 	_, err := env.ExecuteActivity(g.ResolveRef, ResolveRefInput{Project: "demo", Ref: "main"})
-	ae := appError(t, err, ErrGitAuth)
+	ae := appError(t, err, apperr.GitAuthFailed)
 	text := ae.Error()
 	for c := errors.Unwrap(ae); c != nil; c = errors.Unwrap(c) {
 		text += " | " + c.Error()
@@ -200,5 +202,5 @@ jobs:
 	}
 
 	_, err := env.ExecuteActivity(g.ValidateManifest, ValidateManifestInput{Project: "demo", Commit: strings.Repeat("ab", 20)})
-	appError(t, err, ErrUnknownRef)
+	appError(t, err, apperr.UnknownRef)
 }

@@ -55,7 +55,7 @@ func (d *Deploy) PlanJobs(ctx context.Context, in PlanJobsInput) (PlanJobsOutput
 	for _, j := range in.Jobs {
 		fab, err := fabric.Open(d.Platform, j.Fabric, d.env())
 		if err != nil {
-			return out, fabricError(err)
+			return out, apperr.ForTemporal(err)
 		}
 		paths := map[string]string{}
 		pending := false
@@ -76,7 +76,7 @@ func (d *Deploy) PlanJobs(ctx context.Context, in PlanJobsInput) (PlanJobsOutput
 		}
 		live, err := fab.InspectJob(ctx, spec)
 		if err != nil {
-			return out, fabricError(fmt.Errorf("read job %s on fabric %s: %w", j.Name, j.Fabric, err))
+			return out, apperr.ForTemporal(fmt.Errorf("read job %s on fabric %s: %w", j.Name, j.Fabric, err))
 		}
 		pj := PlannedJob{Fabric: j.Fabric, Job: j.Name, ID: live.ID}
 		switch {
@@ -190,7 +190,7 @@ func (d *Deploy) ReadLogs(_ context.Context, in ReadLogsInput) (ReadLogsOutput, 
 		lf := LogFile{Path: p}
 		abs, err := filepath.Abs(p)
 		if err != nil || !strings.HasPrefix(abs, root+string(filepath.Separator)) {
-			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is not a Shipline log (logs live under %s)", p, root), ErrInvalidInput, nil)
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is not a Shipline log (logs live under %s)", p, root), apperr.InvalidInput, nil)
 		}
 		lf.Content, lf.Truncated, err = tail(abs, int64(limit))
 		if err != nil {

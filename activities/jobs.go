@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
 )
 
@@ -44,7 +45,7 @@ type UpsertJobsOutput struct {
 func (d *Deploy) UpsertJobs(ctx context.Context, in UpsertJobsInput) (UpsertJobsOutput, error) {
 	fab, err := fabric.Open(d.Platform, in.Fabric, d.env())
 	if err != nil {
-		return UpsertJobsOutput{}, fabricError(err)
+		return UpsertJobsOutput{}, apperr.ForTemporal(err)
 	}
 	out := UpsertJobsOutput{Results: map[string]UpsertJobOutput{}, Failed: map[string]string{}}
 	var (
@@ -106,7 +107,7 @@ func (d *Deploy) upsertOne(ctx context.Context, fab fabric.Fabric, in UpsertJobs
 	}
 	res, err := fab.UpsertJob(ctx, spec)
 	if err != nil {
-		return UpsertJobOutput{}, fabricError(fmt.Errorf("job %s on fabric %s: %w", j.Name, in.Fabric, err))
+		return UpsertJobOutput{}, apperr.ForTemporal(fmt.Errorf("job %s on fabric %s: %w", j.Name, in.Fabric, err))
 	}
 	sum := sha256.Sum256(spec.Definition)
 	return UpsertJobOutput{ID: res.ID, Action: string(res.Action), DefinitionSHA256: hex.EncodeToString(sum[:])}, nil

@@ -9,11 +9,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-)
 
-// ErrUpdateRefused is the type of a permanent failure when another workflow's
-// validator refused an update sent on a workflow's behalf.
-const ErrUpdateRefused = "UpdateRefused"
+	"github.com/shipline/shipline/internal/apperr"
+)
 
 // Messages lets a workflow ask another workflow something synchronously (a
 // query, or an update whose validator may refuse), which workflow code cannot do
@@ -81,9 +79,9 @@ func (m *Messages) Update(ctx context.Context, in UpdateInput) (UpdateOutput, er
 	var nf *serviceerror.NotFound
 	switch {
 	case errors.As(err, &nf):
-		return UpdateOutput{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is not running", in.WorkflowID), ErrUpdateRefused, nil)
+		return UpdateOutput{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is not running", in.WorkflowID), apperr.UpdateRefused, nil)
 	case errors.As(err, &app):
-		return UpdateOutput{}, temporal.NewNonRetryableApplicationError(app.Message(), ErrUpdateRefused, nil)
+		return UpdateOutput{}, temporal.NewNonRetryableApplicationError(app.Message(), apperr.UpdateRefused, nil)
 	}
 	return UpdateOutput{}, err
 }

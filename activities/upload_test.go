@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
@@ -44,7 +45,7 @@ func TestUploadOfVanishedCacheEntry(t *testing.T) {
 	}
 	for _, fab := range []string{"local", "dev"} {
 		err := upload(fab, "v1.1.0", built)
-		ae := appError(t, err, ErrArtifactMissing)
+		ae := appError(t, err, apperr.ArtifactMissing)
 		var details ArtifactMissingDetails
 		if err := ae.Details(&details); err != nil {
 			t.Fatal(err)
@@ -65,7 +66,7 @@ func TestUploadOfVanishedCacheEntry(t *testing.T) {
 	if err := os.WriteFile(rebuilt.LocalPath, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	appError(t, upload("dev", "v1.1.0", rebuilt), ErrArtifactMissing)
+	appError(t, upload("dev", "v1.1.0", rebuilt), apperr.ArtifactMissing)
 	again := e.mustPipeline(commit, p)
 	if err := upload("dev", "v1.1.0", again); err != nil {
 		t.Fatalf("upload after the rebuild: %v", err)

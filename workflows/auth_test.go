@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/signing"
 )
 
@@ -62,7 +63,7 @@ func TestReleaseSignatures(t *testing.T) {
 				}
 				return
 			}
-			_, msg := e.runFailing(in, ErrSignature)
+			_, msg := e.runFailing(in, apperr.SignatureRefused)
 			if !strings.Contains(msg, tc.want) {
 				t.Fatalf("message %q lacks %q", msg, tc.want)
 			}

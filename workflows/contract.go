@@ -474,9 +474,6 @@ const (
 	ActionCancel  = "cancel"
 )
 
-// ErrSignature is the failure type of a request refused for its signature.
-const ErrSignature = "SignatureRefused"
-
 // ---- Promote, link and delete -----------------------------------------------
 
 const (

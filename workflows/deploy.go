@@ -14,6 +14,7 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
 )
 
@@ -21,21 +22,6 @@ var (
 	deployActs *activities.Deploy
 	buildActs  *activities.Build
 )
-
-// Outcome types of deployments that ended without parking.
-const (
-	// ErrCancelled: cancelled by a user.
-	ErrCancelled = "Cancelled"
-	// ErrArtifactMismatch: the bytes differ from the ones this release shipped before.
-	ErrArtifactMismatch = "ArtifactMismatch"
-)
-
-// Types of resolve failures that are about the request itself: they end the
-// deployment (refused) instead of parking it, since resuming cannot fix them.
-var refusedTypes = []string{
-	activities.ErrUnknownProject, activities.ErrUnknownRelease, activities.ErrInvalidManifest,
-	activities.ErrSelectiveJobs, activities.ErrUnknownJob, activities.ErrFabricMismatch,
-}
 
 // Deploy deploys one release to its fabrics:
 //
@@ -140,7 +126,7 @@ func (d *deployment) mayControl(actor, action string) error {
 
 func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
 	if err := d.checkInput(); err != nil {
-		return d.state, d.refuse(ctx, StepResolveRelease, ErrInvalidInput, err.Error())
+		return d.state, d.refuse(ctx, StepResolveRelease, apperr.InvalidInput, err.Error())
 	}
 	d.publish(ctx)
 	if err := d.checkSignature(ctx); err != nil {
@@ -184,7 +170,7 @@ func (d *deployment) checkSignature(ctx workflow.Context) error {
 		}
 	}
 	if err := d.guard.check(ctx, d.state.DeploymentID, ActionDeploy, d.in.Actor, SignedArgs(d.in), d.in.Auth); err != nil {
-		return d.refuse(ctx, StepAccess, ErrSignature, err.Error())
+		return d.refuse(ctx, StepAccess, apperr.SignatureRefused, err.Error())
 	}
 	d.guard.remember(d.in.Auth)
 	return nil
@@ -238,7 +224,7 @@ func (d *deployment) resolve(ctx workflow.Context) error {
 	in := activities.ResolveDeployInput{Project: d.in.Project, Version: d.in.Version, Fabric: d.in.Fabric, Jobs: d.in.Jobs, Stage: d.in.Fabrics}
 	err := workflow.ExecuteActivity(gitActivity(ctx), deployActs.Resolve, in).Get(ctx, &d.plan)
 	if err != nil {
-		if slices.Contains(refusedTypes, errorType(err)) {
+		if apperr.Classify(err) == apperr.Refused { // resuming cannot fix the request
 			return d.refuse(ctx, StepResolveRelease, errorType(err), userMessage(err))
 		}
 		return err
@@ -260,7 +246,7 @@ func (d *deployment) resolve(ctx workflow.Context) error {
 func (d *deployment) authorize(ctx workflow.Context) error {
 	for _, f := range d.plan.Fabrics {
 		if err := access.Deploy(f.Name, f.Owner, f.Members, d.in.Actor); err != nil {
-			return d.refuse(ctx, StepAccess, access.ErrType, err.Error())
+			return d.refuse(ctx, StepAccess, apperr.AccessDenied, err.Error())
 		}
 	}
 	setStep(d.state.Steps, StepAccess, StepDone, d.in.Actor+" may deploy to "+strings.Join(d.state.Fabrics, ", "), workflow.Now(ctx))
@@ -376,7 +362,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 		if want, ok := d.in.Expect[r.name]; ok && want != out.SHA256 {
 			msg := fmt.Sprintf("pipeline %s built to %s (sha256 %s), but this release shipped sha256 %s before; a promotion deploys the same bytes, so it stops here — look for a non-reproducible build or a changed build cache",
 				r.name, out.File, short12(out.SHA256), short12(want))
-			return d.refuse(ctx, StepBuild, ErrArtifactMismatch, msg)
+			return d.refuse(ctx, StepBuild, apperr.ArtifactMismatch, msg)
 		}
 		d.built[r.name] = fabric.Artifact{Pipeline: r.name, File: out.File, LocalPath: out.LocalPath, SHA256: out.SHA256, Size: out.Size}
 		d.setBuild(r.name, func(b *PipelineBuild) {
@@ -583,7 +569,7 @@ func (d *deployment) cancelled(ctx workflow.Context) error {
 	}
 	d.state.Summary = reason
 	d.finish(ctx, StatusCancelled, reason)
-	return &endError{temporal.NewNonRetryableApplicationError(reason, ErrCancelled, nil)}
+	return &endError{temporal.NewNonRetryableApplicationError(reason, apperr.Cancelled, nil)}
 }
 
 func (d *deployment) publish(ctx workflow.Context) {

@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
-	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/signing"
 )
@@ -187,7 +187,7 @@ func TestDeployRefusesActorOutsideOwnerTeam(t *testing.T) {
 	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "mallory"})
 	err := e.GetWorkflowError()
 	var app *temporal.ApplicationError
-	if !errors.As(err, &app) || app.Type() != access.ErrType || !strings.Contains(app.Message(), "fabric dev is owned by team developers") {
+	if !errors.As(err, &app) || app.Type() != apperr.AccessDenied || !strings.Contains(app.Message(), "fabric dev is owned by team developers") {
 		t.Fatalf("error = %v", err)
 	}
 	if e.builds.Load() != 0 {
@@ -198,10 +198,10 @@ func TestDeployRefusesActorOutsideOwnerTeam(t *testing.T) {
 func TestDeployRefusesSelectiveJobs(t *testing.T) {
 	e := newDeployEnv(t)
 	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(activities.ResolveDeployOutput{},
-		temporal.NewNonRetryableApplicationError("project demo deploys all its jobs together", activities.ErrSelectiveJobs, nil))
+		temporal.NewNonRetryableApplicationError("project demo deploys all its jobs together", apperr.SelectiveJobsDisabled, nil))
 	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob", Jobs: []string{"orders_dag"}})
 	var app *temporal.ApplicationError
-	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != activities.ErrSelectiveJobs {
+	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != apperr.SelectiveJobsDisabled {
 		t.Fatalf("error = %v", err)
 	}
 }
@@ -244,7 +244,7 @@ func TestDeployCancelWhileParked(t *testing.T) {
 	e := newDeployEnv(t)
 	e.okResolve()
 	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(activities.BuildOutput{},
-		temporal.NewNonRetryableApplicationError("tests failed: assert 1 == 2", "TestsFailed", nil))
+		temporal.NewNonRetryableApplicationError("tests failed: assert 1 == 2", apperr.TestsFailed, nil))
 	e.RegisterDelayedCallback(func() {
 		e.UpdateWorkflow(ResumeUpdate, "r", &testsuite.TestUpdateCallback{
 			OnReject:   func(error) {},
@@ -259,7 +259,7 @@ func TestDeployCancelWhileParked(t *testing.T) {
 	}, time.Hour)
 	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
 	var app *temporal.ApplicationError
-	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != ErrCancelled || !strings.Contains(app.Message(), "fixing the test first") {
+	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != apperr.Cancelled || !strings.Contains(app.Message(), "fixing the test first") {
 		t.Fatalf("error = %v", err)
 	}
 	if len(e.done) != 1 || e.done[0].Outcome != StatusCancelled {
@@ -294,5 +294,38 @@ func TestDeployWaitsInQueue(t *testing.T) {
 	}
 	if !strings.Contains(queued.Summary, "behind deploy/demo/v0.9.0/x") || s.Status != StatusSucceeded {
 		t.Fatalf("summary %q, final %s", queued.Summary, s.Status)
+	}
+}
+
+// Every failure type ends a deployment the way its class says: a refused
+// request ends it at once, anything else parks it until resume or cancel.
+func TestDeployResolveFailureFollowsItsClass(t *testing.T) {
+	for _, typ := range apperr.Types() {
+		t.Run(typ, func(t *testing.T) {
+			e := newDeployEnv(t)
+			e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(activities.ResolveDeployOutput{},
+				temporal.NewNonRetryableApplicationError("resolve failed: "+typ, typ, nil))
+			var before DeployState
+			e.RegisterDelayedCallback(func() {
+				before = e.query()
+				e.UpdateWorkflow(CancelUpdate, "c", &testsuite.TestUpdateCallback{
+					OnReject: func(error) {}, OnAccept: func() {}, OnComplete: func(any, error) {},
+				}, ControlRequest{Actor: "bob"})
+			}, time.Hour)
+			e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+			var app *temporal.ApplicationError
+			if !errors.As(e.GetWorkflowError(), &app) {
+				t.Fatalf("error = %v", e.GetWorkflowError())
+			}
+			if apperr.ClassOf(typ) == apperr.Refused {
+				if end := e.query(); app.Type() != typ || end.Status != StatusRefused || before.Status != "" {
+					t.Fatalf("a %s failure: error type %s, status %s (%s an hour in); want it refused at once", typ, app.Type(), end.Status, before.Status)
+				}
+				return
+			}
+			if before.Status != StatusParked || before.Parked == nil || before.Parked.Step != StepResolveRelease || app.Type() != apperr.Cancelled {
+				t.Fatalf("a %s failure: status %s (%+v), then %s; want it parked until cancelled", typ, before.Status, before.Parked, app.Type())
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
 )
 
@@ -70,7 +71,7 @@ func (d *deployment) uploadPass(ctx workflow.Context) (sent int, failed, missing
 				return sent, failed, missing, err
 			}
 			failed = append(failed, fmt.Sprintf("%s: %s", f, userMessage(err)))
-			if errorType(err) == activities.ErrArtifactMissing {
+			if errorType(err) == apperr.ArtifactMissing {
 				missing = append(missing, d.missingPipelines(f, err)...)
 			}
 			continue

@@ -11,12 +11,13 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // missingArtifact is the Upload activity's error for a vanished cache entry.
 func missingArtifact(pipeline string) error {
 	return temporal.NewNonRetryableApplicationError("the build cache no longer holds the artifact of "+pipeline,
-		activities.ErrArtifactMissing, nil, activities.ArtifactMissingDetails{Pipelines: []string{pipeline}, Paths: []string{"/state/cache/k/" + pipeline + ".whl"}})
+		apperr.ArtifactMissing, nil, activities.ArtifactMissingDetails{Pipelines: []string{pipeline}, Paths: []string{"/state/cache/k/" + pipeline + ".whl"}})
 }
 
 // uploadsMissing mocks Upload: the first `times` calls fail because pipeline's

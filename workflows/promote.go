@@ -15,12 +15,7 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
-)
-
-// Outcome types of promotions that ended without reaching their target.
-const (
-	ErrNotReleased = "NotReleased"
-	ErrNoDeployer  = "NoDeployer"
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // Promote walks one release through promotion.stages, in order, up to the
@@ -132,11 +127,11 @@ func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
 // released it, and the checksums every stage must ship.
 func (p *promotion) begin(ctx workflow.Context) error {
 	if err := p.checkInput(); err != nil {
-		return p.end(ctx, StatusRefused, ErrInvalidInput, err.Error())
+		return p.end(ctx, StatusRefused, apperr.InvalidInput, err.Error())
 	}
 	p.publish(ctx)
 	if err := p.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionPromote, p.in.Actor, SignedArgs(p.in), p.in.Auth); err != nil {
-		return p.end(ctx, StatusRefused, ErrSignature, err.Error())
+		return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
 	}
 	p.guard.remember(p.in.Auth)
 	p.state.Requests = p.guard.Seen
@@ -158,7 +153,7 @@ func (p *promotion) begin(ctx workflow.Context) error {
 		p.state.Stages = append(p.state.Stages, s)
 	}
 	if p.in.To != "" && !slices.ContainsFunc(p.settings.Stages, func(s activities.StageSettings) bool { return s.Name == p.in.To }) {
-		return p.end(ctx, StatusRefused, ErrInvalidInput, fmt.Sprintf("--to %q is not a stage; stages: %s", p.in.To, strings.Join(p.stageNames(), ", ")))
+		return p.end(ctx, StatusRefused, apperr.InvalidInput, fmt.Sprintf("--to %q is not a stage; stages: %s", p.in.To, strings.Join(p.stageNames(), ", ")))
 	}
 	if p.state.Target == "" {
 		p.state.Target = p.settings.Stages[len(p.settings.Stages)-1].Name
@@ -194,7 +189,7 @@ func (p *promotion) release(ctx workflow.Context) (ReleaseState, error) {
 		if rel.Status != "" {
 			why = "its release is " + string(rel.Status)
 		}
-		return rel, p.end(ctx, StatusRefused, ErrNotReleased, fmt.Sprintf("%s of %s cannot be promoted: %s; release it first with `shipline release %s --project %s`",
+		return rel, p.end(ctx, StatusRefused, apperr.NotReleased, fmt.Sprintf("%s of %s cannot be promoted: %s; release it first with `shipline release %s --project %s`",
 			p.in.Version, p.in.Project, why, p.in.Version, p.in.Project))
 	}
 	return rel, nil
@@ -273,14 +268,14 @@ func (p *promotion) deploy(ctx workflow.Context, i int) error {
 	deployer, err := p.deployer(i)
 	if err != nil {
 		s.Status, s.Detail = StageRefused, err.Error()
-		return p.end(ctx, StatusRefused, ErrNoDeployer, err.Error())
+		return p.end(ctx, StatusRefused, apperr.NoDeployer, err.Error())
 	}
 	if i > 0 {
 		arg, _ := json.Marshal(LinkRequest{Stage: s.Name, PromotionID: workflow.GetInfo(ctx).WorkflowExecution.ID, Actor: deployer})
 		in := activities.UpdateInput{WorkflowID: ReleaseID(p.in.Project, p.in.Version), Update: LinkUpdate, Arg: arg}
 		if err := workflow.ExecuteActivity(shortActivity(ctx), messageActs.Update, in).Get(ctx, nil); err != nil {
 			s.Status, s.Detail = StageRefused, userMessage(err)
-			return p.end(ctx, StatusRefused, ErrNotReleased, "cannot promote: "+userMessage(err))
+			return p.end(ctx, StatusRefused, apperr.NotReleased, "cannot promote: "+userMessage(err))
 		}
 	}
 	s.Status, p.state.Status, s.DeployedBy = StageDeploying, StatusRunning, deployer

@@ -10,14 +10,9 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/signing"
 	"github.com/shipline/shipline/internal/version"
-)
-
-// Stable type names of the failures a Release ends with.
-const (
-	ErrInvalidInput    = "InvalidInput"
-	ErrInvalidManifest = "InvalidManifest"
 )
 
 // Activity receivers: nil pointers whose methods name the activities (the worker
@@ -101,7 +96,7 @@ func (r *release) run(ctx workflow.Context) (ReleaseState, error) {
 // releaseOnce runs the five steps of a new release.
 func (r *release) releaseOnce(ctx workflow.Context) error {
 	if err := r.checkInput(); err != nil {
-		return r.refuse(ctx, StepAuthorize, ErrInvalidInput, err.Error())
+		return r.refuse(ctx, StepAuthorize, apperr.InvalidInput, err.Error())
 	}
 	r.state.CreatedAt = workflow.Now(ctx)
 	if err := r.publish(ctx); err != nil {
@@ -112,7 +107,7 @@ func (r *release) releaseOnce(ctx workflow.Context) error {
 	}
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
 	if err := r.guard.check(ctx, id, ActionRelease, r.in.Actor, SignedArgs(r.in), r.in.Auth); err != nil {
-		return r.refuse(ctx, StepAuthorize, ErrSignature, err.Error())
+		return r.refuse(ctx, StepAuthorize, apperr.SignatureRefused, err.Error())
 	}
 	r.remember(r.in.Auth)
 	if err := r.authorize(ctx); err != nil {
@@ -180,7 +175,7 @@ func (r *release) authorize(ctx workflow.Context) error {
 		return r.fail(ctx, StepAuthorize, err)
 	}
 	if err := access.Release(r.in.Project, r.settings.Admins, r.in.Actor); err != nil {
-		return r.refuse(ctx, StepAuthorize, access.ErrType, err.Error())
+		return r.refuse(ctx, StepAuthorize, apperr.AccessDenied, err.Error())
 	}
 	r.state.Admins = r.settings.Admins
 	r.done(ctx, StepAuthorize, r.in.Actor+" is an admin of "+r.in.Project)
@@ -210,7 +205,7 @@ func (r *release) validate(ctx workflow.Context) error {
 	}
 	if out.Diagnostics.HasErrors() {
 		msg := fmt.Sprintf("shipline.yaml at %s (%s) is invalid; fix it, commit, and release again:\n%s", short(r.state.Commit), r.state.Ref, out.Diagnostics.Error())
-		return r.refuse(ctx, StepValidate, ErrInvalidManifest, msg)
+		return r.refuse(ctx, StepValidate, apperr.InvalidManifest, msg)
 	}
 	r.done(ctx, StepValidate, "shipline.yaml is valid")
 	return nil
@@ -281,9 +276,13 @@ func (r *release) refuse(ctx workflow.Context, step, errType, msg string) error 
 	return r.end(ctx, step, errType, msg)
 }
 
-// fail ends the release because a step failed permanently.
+// fail ends the release because a step failed permanently (refused when the
+// failure's class says the request itself is wrong).
 func (r *release) fail(ctx workflow.Context, step string, err error) error {
 	r.state.Status = StatusFailed
+	if apperr.Classify(err) == apperr.Refused {
+		r.state.Status = StatusRefused
+	}
 	return r.end(ctx, step, errorType(err), userMessage(err))
 }
 

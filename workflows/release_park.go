@@ -8,6 +8,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // defaultGitRetry is how long a release retries an unreachable remote before it parks.
@@ -56,7 +58,7 @@ func (r *release) attempt(ctx workflow.Context, step func(workflow.Context) erro
 		r.state.Parked = nil
 		if r.control.cancel {
 			r.state.Status = StatusFailed
-			return r.end(ctx, p.step, ErrCancelled, "cancelled by "+r.control.by)
+			return r.end(ctx, p.step, apperr.Cancelled, "cancelled by "+r.control.by)
 		}
 		r.state.Status = StatusRunning
 		r.state.Summary = fmt.Sprintf("resumed by %s at %s", r.control.by, p.step)

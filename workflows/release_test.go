@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
-	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/signing"
 )
@@ -157,7 +157,7 @@ func TestReleaseIdempotentWhenTagExists(t *testing.T) {
 
 func TestReleaseRefusesNonAdmin(t *testing.T) {
 	e := newReleaseEnv(t, admins())
-	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "bob"}, access.ErrType)
+	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "bob"}, apperr.AccessDenied)
 	if !strings.Contains(msg, "bob may not release project demo") {
 		t.Fatalf("message = %q", msg)
 	}
@@ -174,7 +174,7 @@ func TestReleaseRefusesInvalidManifest(t *testing.T) {
 	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.Anything).Return(activities.ResolveRefOutput{Commit: commit}, nil)
 	bad := diag.List{diag.Errorf("shipline.yaml", 7, 12, "define pipelines.ingest", "job %q names unknown pipeline %q", "daily", "ingest")}
 	e.OnActivity(gitActs.ValidateManifest, mock.Anything, mock.Anything).Return(activities.ValidateManifestOutput{Diagnostics: bad}, nil)
-	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, ErrInvalidManifest)
+	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, apperr.InvalidManifest)
 	if !strings.Contains(msg, "shipline.yaml:7:12: error: job \"daily\" names unknown pipeline \"ingest\"") || !strings.Contains(msg, "fix: define pipelines.ingest") {
 		t.Fatalf("message = %q", msg)
 	}
@@ -187,11 +187,32 @@ func TestReleaseTagMovedIsPermanent(t *testing.T) {
 	e := newReleaseEnv(t, admins())
 	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.Anything).Return(activities.ResolveRefOutput{Commit: commit}, nil)
 	e.OnActivity(gitActs.ValidateManifest, mock.Anything, mock.Anything).Return(activities.ValidateManifestOutput{}, nil)
-	moved := temporal.NewNonRetryableApplicationError("tag v1.0.0 already exists on the remote at commit abcdef1", activities.ErrTagConflict, nil)
+	moved := temporal.NewNonRetryableApplicationError("tag v1.0.0 already exists on the remote at commit abcdef1", apperr.TagConflict, nil)
 	e.OnActivity(gitActs.CreateTag, mock.Anything, mock.Anything).Return(activities.CreateTagOutput{}, moved).Once()
-	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, activities.ErrTagConflict)
+	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, apperr.TagConflict)
 	if msg != "tag v1.0.0 already exists on the remote at commit abcdef1" || state.Status != StatusFailed {
 		t.Fatalf("msg = %q state = %+v", msg, state)
+	}
+}
+
+// A release ends refused or failed by the class of its failure type, as the
+// deployment and the audit read it: an unknown project or a ref that cannot
+// name anything is the request's fault; a tag on another commit is not.
+func TestReleaseEndsByFailureClass(t *testing.T) {
+	unknown := temporal.NewNonRetryableApplicationError(`project "ghost" is not registered in platform.yaml`, apperr.UnknownProject, nil)
+	e := newReleaseEnv(t, admins())
+	e.OnActivity(configActs.Project, mock.Anything, activities.ProjectInput{Project: "ghost"}).Return(activities.ProjectSettings{}, unknown)
+	state, _ := e.runFailing(ReleaseInput{Project: "ghost", Version: "v1.0.0", Actor: "alice"}, apperr.UnknownProject)
+	if state.Status != StatusRefused {
+		t.Errorf("unknown project: status %s, want %s", state.Status, StatusRefused)
+	}
+
+	bad := temporal.NewNonRetryableApplicationError(`project demo: "main~" is not a valid ref name`, apperr.InvalidInput, nil)
+	e = newReleaseEnv(t, admins())
+	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.Anything).Return(activities.ResolveRefOutput{}, bad)
+	state, _ = e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, apperr.InvalidInput)
+	if state.Status != StatusRefused {
+		t.Errorf("invalid ref: status %s, want %s", state.Status, StatusRefused)
 	}
 }
 
@@ -227,7 +248,7 @@ func TestReleaseRefusesBadInputFromUI(t *testing.T) {
 		{Version: "v1.0.0", Actor: "alice"},
 	} {
 		e := newReleaseEnv(t, admins())
-		_, msg := e.runFailing(in, ErrInvalidInput)
+		_, msg := e.runFailing(in, apperr.InvalidInput)
 		if msg == "" {
 			t.Fatalf("%+v: empty message", in)
 		}

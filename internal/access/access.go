@@ -5,6 +5,9 @@
 // Rules: release / delete release / settings → project admins. Deploy to a
 // fabric → members of its owner team. Approve a stage → members of its approval
 // team, not the requester when self-approval is off.
+//
+// A workflow ends a refusal as a non-retryable application error of type
+// apperr.AccessDenied.
 package access
 
 import (
@@ -12,9 +15,6 @@ import (
 	"slices"
 	"strings"
 )
-
-// ErrType is the stable type name of a refusal (a non-retryable application error).
-const ErrType = "AccessDenied"
 
 // Denied is a refusal: who tried what on which target, and why.
 type Denied struct {

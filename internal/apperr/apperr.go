@@ -1,5 +1,8 @@
-// Package apperr reads Temporal application errors the way users should see
-// them: the message without the SDK's wrapping, and the stable type name.
+// Package apperr is Shipline's failure vocabulary: every stable type name of a
+// failure with its class (types.go), the one error type the working packages
+// return and its translation for Temporal (error.go), and the reading of
+// application errors the way users should see them (the message without the
+// SDK's wrapping, and the type name) for workflows, activities and the CLI.
 package apperr
 
 import (
@@ -22,11 +25,16 @@ func Message(err error) string {
 	return err.Error()
 }
 
-// Type returns the application error's type name, or "" for other errors.
+// Type returns the type name of an application error or an *Error, or "" for
+// other errors.
 func Type(err error) string {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
 		return app.Type()
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Type
 	}
 	return ""
 }

@@ -43,6 +43,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/manifest"
 )
 
@@ -186,7 +187,7 @@ func (b *Builder) buildLocked(ctx context.Context, req Request, key string, step
 	s := &session{b: b, r: r, p: p, key: key, tree: req.TreeHash, work: work, src: src, out: out}
 	artifact, tools, err := s.run(ctx)
 	if err != nil {
-		var be *Error
+		var be *apperr.Error
 		if errors.As(err, &be) {
 			r.logf("FAILED: %s", be.Msg)
 		} else {
@@ -232,7 +233,7 @@ func (b *Builder) openLog(key string, step *atomic.Value) (*runner, error) {
 func checkRequest(req Request) error {
 	p := req.Pipeline
 	invalid := func(format string, args ...any) error {
-		return &Error{Kind: ErrInvalid, Msg: fmt.Sprintf(format, args...)}
+		return &apperr.Error{Type: apperr.InvalidInput, Msg: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case !validName(p.Name):

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/manifest"
 )
 
@@ -120,14 +121,18 @@ func zipNames(t *testing.T, path string) []string {
 	return names
 }
 
-// buildErr asserts err is a *Error of kind.
-func buildErr(t *testing.T, err error, kind error) *Error {
+// failure is what a test reads from a permanent build error.
+type failure struct{ Msg, LogPath, LogTail string }
+
+// buildErr asserts err is a permanent build error of kind.
+func buildErr(t *testing.T, err error, kind error) failure {
 	t.Helper()
-	var be *Error
+	var be *apperr.Error
 	if !errors.As(err, &be) || !errors.Is(err, kind) {
 		t.Fatalf("err = %v (%T), want a build error of kind %v", err, err, kind)
 	}
-	return be
+	d, _ := Details(err)
+	return failure{Msg: be.Msg, LogPath: d.LogPath, LogTail: d.LogTail}
 }
 
 func TestPythonWheelAndCache(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 const jdkFix = "install a JDK on the worker (Debian/Ubuntu: apt-get install openjdk-17-jdk-headless), or set JAVA_HOME"
@@ -82,7 +84,7 @@ func (s *session) java(ctx context.Context) (string, map[string]string, error) {
 }
 
 // javac compiles sources into dir with classpath cp (may be empty).
-func (s *session) javac(ctx context.Context, javac, step string, sources []string, dir, cp string, kind error) error {
+func (s *session) javac(ctx context.Context, javac, step string, sources []string, dir, cp string, kind *apperr.Error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}

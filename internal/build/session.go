@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/manifest"
 )
 
@@ -48,7 +49,7 @@ func (s *session) build(ctx context.Context) (string, map[string]string, error) 
 	case s.p.Language == manifest.Java:
 		return s.java(ctx)
 	}
-	return "", nil, &Error{Kind: ErrInvalid, Msg: fmt.Sprintf("pipeline %s: no way to build a %s pipeline without a build command", s.p.Name, s.p.Language)}
+	return "", nil, &apperr.Error{Type: apperr.InvalidInput, Msg: fmt.Sprintf("pipeline %s: no way to build a %s pipeline without a build command", s.p.Name, s.p.Language)}
 }
 
 // custom runs the manifest's test and build commands and picks the artifact
@@ -75,7 +76,7 @@ func (s *session) testCommand(ctx context.Context) error {
 
 // shell runs `sh -c line` in the pipeline directory; a non-zero exit is a
 // permanent error of kind (exit 127, "command not found", is ErrToolMissing).
-func (s *session) shell(ctx context.Context, step, line string, kind error, fix string) error {
+func (s *session) shell(ctx context.Context, step, line string, kind *apperr.Error, fix string) error {
 	out, err := s.r.run(ctx, command{step: step, dir: s.src, args: []string{"sh", "-c", line}})
 	if errors.Is(err, exec.ErrNotFound) {
 		return s.fail(ErrToolMissing, outcome{}, "no `sh` on the worker's PATH", "install a POSIX shell on the worker")
@@ -164,14 +165,15 @@ func (s *session) listDir(dir string) string {
 }
 
 // fail makes a permanent error carrying the failing command's output.
-func (s *session) fail(kind error, out outcome, what, fix string) error {
+func (s *session) fail(kind *apperr.Error, out outcome, what, fix string) error {
 	msg := fmt.Sprintf("pipeline %s: %s: %s", s.p.Name, what, fix)
 	t := out.tail
 	if t != "" {
 		msg += "\n--- output (last lines) ---\n" + t + "\n---"
 	}
 	msg += "\nfull build log: " + s.r.logPath
-	return &Error{Kind: kind, Msg: msg, LogPath: s.r.logPath, LogTail: t}
+	return &apperr.Error{Type: kind.Type, Msg: msg,
+		Details: []any{FailureDetails{Pipeline: s.p.Name, LogPath: s.r.logPath, LogTail: t}}}
 }
 
 // isDir reports whether path is a directory.

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -55,7 +56,7 @@ func newAirflow(cfg *platform.Config, f platform.Fabric, env Env) (Fabric, error
 	a := &airflowFabric{name: f.Name, dags: f.DagsFolder, env: env}
 	if f.ArtifactFabric != "" {
 		if f.ArtifactFabric == f.Name {
-			return nil, &Error{Permanent: true, Kind: "FabricConfig",
+			return nil, &apperr.Error{Type: apperr.FabricConfig,
 				Msg: fmt.Sprintf("fabric %q: artifact_fabric names itself; name a databricks or local fabric", f.Name)}
 		}
 		store, err := Open(cfg, f.ArtifactFabric, env)
@@ -94,7 +95,7 @@ func (a *airflowFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, er
 		return JobResult{}, err
 	}
 	if st, err := os.Stat(a.dags); err != nil || !st.IsDir() {
-		return JobResult{}, &Error{Permanent: true, Kind: "FabricConfig",
+		return JobResult{}, &apperr.Error{Type: apperr.FabricConfig,
 			Msg: fmt.Sprintf("fabric %q: dags_folder %s is not a directory; create it or fix dags_folder in platform.yaml", a.name, a.dags)}
 	}
 	name := dagID(j) + ".py"
@@ -251,7 +252,7 @@ func checkDAGFile(ctx context.Context, python, path, name, want string) error {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			return &Error{Permanent: true, Kind: "PythonUnavailable", Err: err,
+			return &apperr.Error{Type: apperr.PythonUnavailable, Cause: err,
 				Msg: fmt.Sprintf("check DAG %s: no Python interpreter %q on the worker: install python3 or set SHIPLINE_PYTHON", name, python)}
 		}
 		if ctx.Err() != nil {
@@ -271,7 +272,7 @@ func checkDAGFile(ctx context.Context, python, path, name, want string) error {
 		return l
 	}
 	invalid := func(format string, args ...any) error {
-		return &Error{Permanent: true, Kind: "InvalidDefinition", Msg: fmt.Sprintf(format, args...)}
+		return &apperr.Error{Type: apperr.InvalidDefinition, Msg: fmt.Sprintf(format, args...)}
 	}
 	if e := res.Error; e != nil {
 		msg := fmt.Sprintf("%s:%d:%d: %s: %s", name, line(e.Line), e.Col, e.Type, e.Msg)
@@ -316,7 +317,7 @@ func (a *airflowAPI) setPaused(ctx context.Context, dag string, paused bool) err
 		path := "/api/" + v + "/dags/" + url.PathEscape(dag) + "?update_mask=is_paused"
 		status, msg, err := a.do(ctx, http.MethodPatch, path, body, v == "v2")
 		if err != nil {
-			return &Error{Kind: "FabricUnavailable", Err: err,
+			return &apperr.Error{Type: apperr.FabricUnavailable, Cause: err,
 				Msg: fmt.Sprintf("fabric %q: set is_paused of DAG %s: %v", a.fabric, dag, err)}
 		}
 		switch {
@@ -325,17 +326,17 @@ func (a *airflowAPI) setPaused(ctx context.Context, dag string, paused bool) err
 		case status == http.StatusNotFound:
 			vs, _, err := a.do(ctx, http.MethodGet, "/api/"+v+"/version", "", false)
 			if err != nil {
-				return &Error{Kind: "FabricUnavailable", Err: err, Msg: fmt.Sprintf("fabric %q: %v", a.fabric, err)}
+				return &apperr.Error{Type: apperr.FabricUnavailable, Cause: err, Msg: fmt.Sprintf("fabric %q: %v", a.fabric, err)}
 			}
 			if vs == http.StatusNotFound {
 				continue // no such API version here
 			}
-			return &Error{Kind: "DagNotParsed",
+			return &apperr.Error{Type: apperr.DagNotParsed,
 				Msg: fmt.Sprintf("fabric %q: Airflow does not know DAG %s yet (the scheduler has not parsed the file); will retry", a.fabric, dag)}
 		}
 		return a.statusError(status, msg, fmt.Sprintf("PATCH %s%s", a.base, path))
 	}
-	return &Error{Permanent: true, Kind: "FabricConfig",
+	return &apperr.Error{Type: apperr.FabricConfig,
 		Msg: fmt.Sprintf("fabric %q: no Airflow REST API at %s (neither /api/v2 nor /api/v1 answers): fix airflow_url in platform.yaml", a.fabric, a.base)}
 }
 
@@ -346,12 +347,12 @@ func (a *airflowAPI) statusError(status int, msg, what string) error {
 		if a.userEnv == "" {
 			fix = "set airflow_user_env and airflow_password_env on the fabric in platform.yaml"
 		}
-		return &Error{Permanent: true, Kind: "FabricAuth",
+		return &apperr.Error{Type: apperr.FabricAuth,
 			Msg: fmt.Sprintf("fabric %q: %s: %d %s: %s", a.fabric, what, status, msg, fix)}
 	case status == http.StatusTooManyRequests || status >= 500:
-		return &Error{Kind: "FabricUnavailable", Msg: fmt.Sprintf("fabric %q: %s: %d %s", a.fabric, what, status, msg)}
+		return &apperr.Error{Type: apperr.FabricUnavailable, Msg: fmt.Sprintf("fabric %q: %s: %d %s", a.fabric, what, status, msg)}
 	}
-	return &Error{Permanent: true, Kind: "FabricRejected", Msg: fmt.Sprintf("fabric %q: %s: %d %s", a.fabric, what, status, msg)}
+	return &apperr.Error{Type: apperr.FabricRejected, Msg: fmt.Sprintf("fabric %q: %s: %d %s", a.fabric, what, status, msg)}
 }
 
 // do sends one request and returns the status and a short error text. With

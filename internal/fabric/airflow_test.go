@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -138,7 +139,7 @@ func TestAirflowDAGForms(t *testing.T) {
 	for name, src := range bad {
 		cfg, dags, _ := airflowConfig(t, "")
 		_, err := openAirflow(t, cfg).UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "orders", Definition: []byte(src)})
-		if fe, isErr := err.(*Error); !isErr || fe.Kind != "InvalidDefinition" || !fe.Permanent {
+		if fe, isErr := err.(*apperr.Error); !isErr || fe.Type != apperr.InvalidDefinition || !fe.Permanent() {
 			t.Errorf("%s: err = %v, want InvalidDefinition", name, err)
 		}
 		if names := dirNames(t, dags); len(names) != 0 {
@@ -153,7 +154,7 @@ func TestAirflowSyntaxErrorLeavesNothing(t *testing.T) {
 	f := openAirflow(t, cfg)
 	src := "from airflow import DAG\n\nwith DAG(dag_id=\"demo__orders\") as dag\n    pass\n"
 	_, err := f.UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "orders", Definition: []byte(src)})
-	fe := permanentKind(t, err, "InvalidDefinition")
+	fe := permanentKind(t, err, apperr.InvalidDefinition)
 	// Line 3 of the rendered definition (Shipline's header line not counted).
 	if !strings.Contains(fe.Msg, "demo__orders.py:3:") || !strings.Contains(fe.Msg, "SyntaxError") ||
 		!strings.Contains(fe.Msg, `with DAG(dag_id="demo__orders") as dag`) {
@@ -169,7 +170,7 @@ func TestAirflowWrongDagIDRefused(t *testing.T) {
 	cfg, dags, _ := airflowConfig(t, "")
 	src := strings.Replace(validDAG, "demo__orders", "orders", 1)
 	_, err := openAirflow(t, cfg).UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "orders", Definition: []byte(src)})
-	fe := permanentKind(t, err, "InvalidDefinition")
+	fe := permanentKind(t, err, apperr.InvalidDefinition)
 	if !strings.Contains(fe.Msg, `defines dag_id "orders", expected "demo__orders"`) || !strings.Contains(fe.Msg, "demo__orders.py:5") {
 		t.Errorf("message: %s", fe.Msg)
 	}
@@ -192,7 +193,7 @@ func TestAirflowFailedReplaceKeepsOldFile(t *testing.T) {
 
 	spec.Version, spec.Definition = "v1.0.1", []byte(validDAG+"    )\n")
 	_, err := f.UpsertJob(ctx, spec)
-	permanentKind(t, err, "InvalidDefinition")
+	permanentKind(t, err, apperr.InvalidDefinition)
 	after, _ := os.ReadFile(path)
 	if string(after) != string(before) {
 		t.Errorf("old DAG changed:\n%s", after)
@@ -371,16 +372,16 @@ func TestAirflowAPIErrors(t *testing.T) {
 	requirePython(t)
 	s, url := newFakeAirflow(t, "v2")
 	s.status = http.StatusUnauthorized
-	fe := permanentKind(t, upsertWithAPI(t, url, false), "FabricAuth")
+	fe := permanentKind(t, upsertWithAPI(t, url, false), apperr.FabricAuth)
 	if !strings.Contains(fe.Msg, "AF_USER") {
 		t.Errorf("message does not say where credentials come from: %s", fe.Msg)
 	}
 
 	s.status = http.StatusForbidden
-	permanentKind(t, upsertWithAPI(t, url, false), "FabricAuth")
+	permanentKind(t, upsertWithAPI(t, url, false), apperr.FabricAuth)
 
 	s.status = http.StatusServiceUnavailable
-	if fe, ok := upsertWithAPI(t, url, false).(*Error); !ok || fe.Permanent {
+	if fe, ok := upsertWithAPI(t, url, false).(*apperr.Error); !ok || fe.Permanent() {
 		t.Errorf("503: %v, want a transient error", fe)
 	}
 
@@ -388,14 +389,14 @@ func TestAirflowAPIErrors(t *testing.T) {
 	s.status = 0
 	s.known = map[string]bool{}
 	err := upsertWithAPI(t, url, false)
-	if fe, ok := err.(*Error); !ok || fe.Permanent || fe.Kind != "DagNotParsed" {
+	if fe, ok := err.(*apperr.Error); !ok || fe.Permanent() || fe.Type != apperr.DagNotParsed {
 		t.Errorf("unknown DAG: %v, want transient DagNotParsed", err)
 	}
 
 	// No Airflow at all at the URL.
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
-	permanentKind(t, upsertWithAPI(t, srv.URL, false), "FabricConfig")
+	permanentKind(t, upsertWithAPI(t, srv.URL, false), apperr.FabricConfig)
 }
 
 func TestAirflowWithoutPython(t *testing.T) {
@@ -406,7 +407,7 @@ func TestAirflowWithoutPython(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "orders", Definition: []byte(validDAG)})
-	fe := permanentKind(t, err, "PythonUnavailable")
+	fe := permanentKind(t, err, apperr.PythonUnavailable)
 	if !strings.Contains(fe.Msg, "SHIPLINE_PYTHON") {
 		t.Errorf("message: %s", fe.Msg)
 	}

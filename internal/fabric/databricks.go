@@ -59,6 +59,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -101,7 +102,7 @@ func newDatabricks(f platform.Fabric, env Env) (Fabric, error) {
 		rateLimit: defaultRateLimit,
 	}
 	bad := func(msg string) (Fabric, error) {
-		return nil, &Error{Permanent: true, Kind: "FabricConfig", Msg: fmt.Sprintf("fabric %q: %s in platform.yaml", f.Name, msg)}
+		return nil, &apperr.Error{Type: apperr.FabricConfig, Msg: fmt.Sprintf("fabric %q: %s in platform.yaml", f.Name, msg)}
 	}
 	switch {
 	case d.host == "" && d.profile == "":
@@ -150,7 +151,7 @@ func (noLoader) Configure(*config.Config) error { return nil }
 // from DATABRICKS_* variables or ~/.databrickscfg: platform.yaml is the only source.
 func (d *databricksFabric) clients() (*databricks.WorkspaceClient, *client.DatabricksClient, error) {
 	if d.tokenEnv != "" && d.env(d.tokenEnv) == "" {
-		return nil, nil, &Error{Permanent: true, Kind: "FabricAuth",
+		return nil, nil, &apperr.Error{Type: apperr.FabricAuth,
 			Msg: fmt.Sprintf("databricks fabric %q (%s): environment variable %s is empty; set it to a personal access token on the worker", d.name, d.host, d.tokenEnv)}
 	}
 	d.mu.Lock()
@@ -175,7 +176,7 @@ func (d *databricksFabric) clients() (*databricks.WorkspaceClient, *client.Datab
 		d.raw, err = client.New(ws.Config)
 	}
 	if err != nil {
-		return nil, nil, &Error{Permanent: true, Kind: "FabricAuth",
+		return nil, nil, &apperr.Error{Type: apperr.FabricAuth,
 			Msg: fmt.Sprintf("databricks fabric %q (%s): cannot configure the client: %s; %s", d.name, d.where(), d.redact(err.Error()), d.credentialHint())}
 	}
 	d.ws = ws
@@ -205,13 +206,13 @@ func (d *databricksFabric) redact(s string) string {
 	return s
 }
 
-// fail maps an SDK error to an *Error: 401/403 → permanent FabricAuth, other
+// fail maps an SDK error to an *apperr.Error: 401/403 → permanent FabricAuth, other
 // 4xx → permanent FabricRejected, 429/5xx/network → transient.
 func (d *databricksFabric) fail(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var fe *Error
+	var fe *apperr.Error
 	if errors.As(err, &fe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
@@ -222,21 +223,21 @@ func (d *databricksFabric) fail(op string, err error) error {
 		detail := strings.TrimSpace(fmt.Sprintf("%d %s", ae.StatusCode, ae.ErrorCode)) + ": " + clean.Message // HEAD answers carry no error code
 		switch {
 		case ae.StatusCode == http.StatusUnauthorized || ae.StatusCode == http.StatusForbidden:
-			return &Error{Permanent: true, Kind: "FabricAuth", Err: clean,
+			return &apperr.Error{Type: apperr.FabricAuth, Cause: clean,
 				Msg: fmt.Sprintf("databricks fabric %q (%s) refused %s (%s); %s", d.name, d.where(), op, detail, d.credentialHint())}
 		case ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode >= 500:
-			return &Error{Kind: "FabricUnavailable", Err: clean,
+			return &apperr.Error{Type: apperr.FabricUnavailable, Cause: clean,
 				Msg: fmt.Sprintf("databricks fabric %q (%s): %s: %s (will retry)", d.name, d.where(), op, detail)}
 		case ae.StatusCode >= 400:
-			return &Error{Permanent: true, Kind: "FabricRejected", Err: clean,
+			return &apperr.Error{Type: apperr.FabricRejected, Cause: clean,
 				Msg: fmt.Sprintf("databricks fabric %q (%s) rejected %s: %s", d.name, d.where(), op, detail)}
 		}
 	}
 	if errors.Is(err, config.ErrCannotConfigureDefault) {
-		return &Error{Permanent: true, Kind: "FabricAuth",
+		return &apperr.Error{Type: apperr.FabricAuth,
 			Msg: fmt.Sprintf("databricks fabric %q (%s): no credentials: %s", d.name, d.where(), d.credentialHint())}
 	}
-	return &Error{Kind: "FabricUnavailable", Err: err,
+	return &apperr.Error{Type: apperr.FabricUnavailable, Cause: err,
 		Msg: fmt.Sprintf("databricks fabric %q (%s): %s: %s (will retry)", d.name, d.where(), op, d.redact(err.Error()))}
 }
 
@@ -296,7 +297,7 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 	case errors.Is(err, apierr.ErrResourceConflict) || errors.Is(err, apierr.ErrResourceAlreadyExists):
 		done, err := d.compareExisting(ctx, store, path, st.Size(), want, true)
 		if err == nil && !done {
-			err = &Error{Kind: "FabricUnavailable", Msg: fmt.Sprintf("databricks fabric %q: %s was reported as existing but is not there (will retry)", d.name, path)}
+			err = &apperr.Error{Type: apperr.FabricUnavailable, Msg: fmt.Sprintf("databricks fabric %q: %s was reported as existing but is not there (will retry)", d.name, path)}
 		}
 		return Upload{Path: path}, err
 	case err != nil:
@@ -305,7 +306,7 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 	// 3. Verify the size on the fabric.
 	if done, err := d.compareExisting(ctx, store, path, st.Size(), want, false); err != nil || !done {
 		if err == nil {
-			err = &Error{Kind: "FabricUnavailable", Msg: fmt.Sprintf("databricks fabric %q: %s is missing right after its upload (will retry)", d.name, path)}
+			err = &apperr.Error{Type: apperr.FabricUnavailable, Msg: fmt.Sprintf("databricks fabric %q: %s is missing right after its upload (will retry)", d.name, path)}
 		}
 		return Upload{}, err
 	}
@@ -323,7 +324,7 @@ func (d *databricksFabric) compareExisting(ctx context.Context, s artifactBacken
 		return false, nil
 	}
 	conflict := func(what string) error {
-		return &Error{Permanent: true, Kind: "ArtifactConflict",
+		return &apperr.Error{Type: apperr.ArtifactConflict,
 			Msg: fmt.Sprintf("databricks fabric %q: %s already exists with %s: artifact paths are immutable; release a new version (or delete the file if it is garbage)", d.name, path, what)}
 	}
 	if rsize < 0 {
@@ -599,12 +600,12 @@ func (d *databricksFabric) InspectJob(ctx context.Context, j JobSpec) (LiveJob, 
 	return out, nil
 }
 
-func (d *databricksFabric) duplicates(j JobSpec, ids []int64) *Error {
+func (d *databricksFabric) duplicates(j JobSpec, ids []int64) *apperr.Error {
 	s := make([]string, len(ids))
 	for i, id := range ids {
 		s[i] = strconv.FormatInt(id, 10)
 	}
-	return &Error{Permanent: true, Kind: "DuplicateJobs",
+	return &apperr.Error{Type: apperr.DuplicateJobs,
 		Msg: fmt.Sprintf("databricks fabric %q (%s): jobs %s all carry tags %s=%s and %s=%s; delete all but one of them in the workspace, then resume",
 			d.name, d.where(), strings.Join(s, ", "), TagProject, j.Project, TagJob, j.Job)}
 }
@@ -613,7 +614,7 @@ func (d *databricksFabric) duplicates(j JobSpec, ids []int64) *Error {
 // status; it returns the settings and the create-only access_control_list.
 func desiredSettings(j JobSpec) (map[string]any, any, error) {
 	invalid := func(msg string) error {
-		return &Error{Permanent: true, Kind: "InvalidDefinition", Msg: fmt.Sprintf("job %s/%s: %s", j.Project, j.Job, msg)}
+		return &apperr.Error{Type: apperr.InvalidDefinition, Msg: fmt.Sprintf("job %s/%s: %s", j.Project, j.Job, msg)}
 	}
 	if j.Project == "" || j.Job == "" {
 		return nil, nil, invalid("project and job names are required")
@@ -710,7 +711,7 @@ func (d *databricksFabric) getSettings(ctx context.Context, id int64) (map[strin
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
 		if err := dec.Decode(&page); err != nil {
-			return nil, false, &Error{Kind: "FabricUnavailable", Msg: fmt.Sprintf("databricks fabric %q: unreadable jobs/get answer for job %d: %v (will retry)", d.name, id, err)}
+			return nil, false, &apperr.Error{Type: apperr.FabricUnavailable, Msg: fmt.Sprintf("databricks fabric %q: unreadable jobs/get answer for job %d: %v (will retry)", d.name, id, err)}
 		}
 		if settings == nil {
 			settings = page.Settings
@@ -735,7 +736,7 @@ func (d *databricksFabric) postJSON(ctx context.Context, path string, body any, 
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return &Error{Permanent: true, Kind: "InvalidDefinition", Msg: fmt.Sprintf("encode %s request: %v", path, err)}
+		return &apperr.Error{Type: apperr.InvalidDefinition, Msg: fmt.Sprintf("encode %s request: %v", path, err)}
 	}
 	var resp []byte
 	h := map[string]string{"Content-Type": "application/json", "Accept": "application/json"}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/test/dbemu"
 )
@@ -51,11 +52,11 @@ func dbArtifact(t *testing.T, pipeline, file string, content []byte) Artifact {
 	return Artifact{Pipeline: pipeline, File: file, LocalPath: p, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
 }
 
-func dbKind(t *testing.T, err error, kind string, permanent bool) *Error {
+func dbKind(t *testing.T, err error, kind string, permanent bool) *apperr.Error {
 	t.Helper()
-	var fe *Error
-	if !errors.As(err, &fe) || fe.Kind != kind || fe.Permanent != permanent {
-		t.Fatalf("want *Error kind %s permanent=%v, got %#v (%v)", kind, permanent, fe, err)
+	var fe *apperr.Error
+	if !errors.As(err, &fe) || fe.Type != kind || fe.Permanent() != permanent {
+		t.Fatalf("want *apperr.Error of type %s permanent=%v, got %#v (%v)", kind, permanent, fe, err)
 	}
 	return fe
 }
@@ -88,7 +89,7 @@ func TestDatabricksUploadAllRoots(t *testing.T) {
 				same[0] ^= 0xff
 				for _, other := range [][]byte{same, append(bytes.Clone(content), 'x')} {
 					_, err = d.Upload(ctx, "demo", "v1.0.0", dbArtifact(t, "ingest", a.File, other))
-					dbKind(t, err, "ArtifactConflict", true)
+					dbKind(t, err, apperr.ArtifactConflict, true)
 				}
 				if b, _ := emu.File(want); !bytes.Equal(b, content) {
 					t.Fatalf("a conflicting upload changed the file")
@@ -116,7 +117,7 @@ func TestDatabricksVolumeUploadNeverOverwrites(t *testing.T) {
 	// A missing volume is the fabric's configuration: permanent.
 	_, d2, _ := dbSetup(t, "/Volumes/main/nope/artifacts")
 	_, err := d2.Upload(context.Background(), "demo", "v1", dbArtifact(t, "p", "a.whl", []byte("x")))
-	dbKind(t, err, "FabricRejected", true)
+	dbKind(t, err, apperr.FabricRejected, true)
 }
 
 func jobDef(name string, extra string) []byte {
@@ -194,7 +195,7 @@ func TestDatabricksDuplicateJobs(t *testing.T) {
 		}
 	}
 	_, err := d.UpsertJob(ctx, JobSpec{Project: "demo", Job: "daily", Definition: jobDef("demo daily", ""), Version: "v1"})
-	fe := dbKind(t, err, "DuplicateJobs", true)
+	fe := dbKind(t, err, apperr.DuplicateJobs, true)
 	for _, j := range emu.Jobs() {
 		if !strings.Contains(fe.Msg, fmt.Sprint(j.ID)) {
 			t.Errorf("message %q does not name job %d", fe.Msg, j.ID)
@@ -212,19 +213,19 @@ func TestDatabricksAuthErrors(t *testing.T) {
 
 	env[dbTokenEnv] = "dapi-wrong-secret"
 	_, err := d.UpsertJob(ctx, spec)
-	fe := dbKind(t, err, "FabricAuth", true)
+	fe := dbKind(t, err, apperr.FabricAuth, true)
 	if !strings.Contains(fe.Msg, dbTokenEnv) || !strings.Contains(fe.Msg, `"dev"`) || !strings.Contains(fe.Msg, emu.URL) || strings.Contains(fe.Error(), "dapi-wrong-secret") {
 		t.Errorf("auth message: %s", fe.Msg)
 	}
 	env[dbTokenEnv] = ""
 	_, err = d.Upload(ctx, "demo", "v1", dbArtifact(t, "p", "a.whl", []byte("x")))
-	dbKind(t, err, "FabricAuth", true)
+	dbKind(t, err, apperr.FabricAuth, true)
 
 	// 403 → parked; token fixed → resume works without a new fabric.
 	env[dbTokenEnv] = dbemu.DefaultToken
 	emu.DenyToken(dbemu.DefaultToken)
 	_, err = d.UpsertJob(ctx, spec)
-	dbKind(t, err, "FabricAuth", true)
+	dbKind(t, err, apperr.FabricAuth, true)
 	emu.AddToken("dapi-new")
 	env[dbTokenEnv] = "dapi-new"
 	if res, err := d.UpsertJob(ctx, spec); err != nil || res.Action != JobCreated {
@@ -236,11 +237,11 @@ func TestDatabricksInvalidDefinition(t *testing.T) {
 	_, d, _ := dbSetup(t, dbVolume)
 	for _, def := range []string{`{"name": `, `[1]`, `null`, `{"tags": "x"}`} {
 		_, err := d.UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "daily", Definition: []byte(def)})
-		dbKind(t, err, "InvalidDefinition", true)
+		dbKind(t, err, apperr.InvalidDefinition, true)
 	}
 	// Valid JSON the service refuses (a bad schedule) → FabricRejected with its message.
 	_, err := d.UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "daily", Definition: []byte(`{"name":"x","schedule":{}}`)})
-	fe := dbKind(t, err, "FabricRejected", true)
+	fe := dbKind(t, err, apperr.FabricRejected, true)
 	if !strings.Contains(fe.Msg, "quartz_cron_expression") {
 		t.Errorf("message lacks the API's reason: %s", fe.Msg)
 	}
@@ -261,8 +262,8 @@ func TestDatabricksTransientFaultsNoDuplicates(t *testing.T) {
 			if err == nil {
 				return
 			}
-			var fe *Error
-			if errors.As(err, &fe) && fe.Permanent {
+			var fe *apperr.Error
+			if errors.As(err, &fe) && fe.Permanent() {
 				t.Fatalf("%s: permanent error under transient faults: %v", what, err)
 			}
 			if attempt == 100 {
@@ -347,6 +348,6 @@ func TestDatabricksConfigErrors(t *testing.T) {
 		{Name: "x", Host: "https://h", TokenEnv: "T", ArtifactRoot: "s3://bucket"},
 	} {
 		_, err := newDatabricks(f, nil)
-		dbKind(t, err, "FabricConfig", true)
+		dbKind(t, err, apperr.FabricConfig, true)
 	}
 }

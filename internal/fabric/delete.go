@@ -39,6 +39,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/files"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
+
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // Actions of DeleteJob.
@@ -94,7 +96,7 @@ func removeJobFiles(fabricName string, paths ...string) (JobResult, error) {
 			return JobResult{}, fmt.Errorf("fabric %q: %w", fabricName, err)
 		}
 		if st.IsDir() {
-			return JobResult{}, &Error{Permanent: true, Kind: "UnsafePath",
+			return JobResult{}, &apperr.Error{Type: apperr.UnsafePath,
 				Msg: fmt.Sprintf("fabric %q: %s is a directory, not a job file Shipline wrote; remove or rename it by hand", fabricName, p)}
 		}
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -128,7 +130,7 @@ func (d artifactDir) DeleteArtifacts(ctx context.Context, project, version strin
 			return 0, fmt.Errorf("delete artifacts %s: %w", dir, err)
 		}
 		if !st.IsDir() { // includes symlinks, which Lstat does not follow
-			return 0, &Error{Permanent: true, Kind: "UnsafePath",
+			return 0, &apperr.Error{Type: apperr.UnsafePath,
 				Msg: fmt.Sprintf("delete artifacts: %s is not a directory (a symlink or a file), so it was not created by Shipline; nothing was deleted; remove it by hand", p)}
 		}
 	}
@@ -164,7 +166,7 @@ func (a *airflowFabric) DeleteJob(_ context.Context, project, job string) (JobRe
 		return JobResult{}, err
 	}
 	if st, err := os.Stat(a.dags); err != nil || !st.IsDir() {
-		return JobResult{}, &Error{Permanent: true, Kind: "FabricConfig",
+		return JobResult{}, &apperr.Error{Type: apperr.FabricConfig,
 			Msg: fmt.Sprintf("fabric %q: dags_folder %s is not a directory; fix dags_folder in platform.yaml", a.name, a.dags)}
 	}
 	return removeJobFiles(a.name, filepath.Join(a.dags, project+"__"+job+".py"))
@@ -174,7 +176,7 @@ func (a *airflowFabric) DeleteJob(_ context.Context, project, job string) (JobRe
 func (a *airflowFabric) DeleteArtifacts(ctx context.Context, project, version string) (int, error) {
 	del, ok := a.artifacts.(artifactDeleter)
 	if !ok {
-		return 0, &Error{Permanent: true, Kind: "FabricConfig", Msg: fmt.Sprintf("fabric %q: its artifact store cannot delete artifacts", a.name)}
+		return 0, &apperr.Error{Type: apperr.FabricConfig, Msg: fmt.Sprintf("fabric %q: its artifact store cannot delete artifacts", a.name)}
 	}
 	return del.DeleteArtifacts(ctx, project, version)
 }
@@ -266,7 +268,7 @@ func (d *databricksFabric) deleteVolumeDir(ctx context.Context, w *databricks.Wo
 				child = path.Join(p, e.Name)
 			}
 			if child == p || !under(child, dir) {
-				return 0, &Error{Permanent: true, Kind: "UnsafePath",
+				return 0, &apperr.Error{Type: apperr.UnsafePath,
 					Msg: fmt.Sprintf("databricks fabric %q: listing %s returned %q, which is not inside it; nothing more was deleted", d.name, p, e.Path)}
 			}
 			if e.IsDirectory {
@@ -293,7 +295,7 @@ func (d *databricksFabric) deleteVolumeDir(ctx context.Context, w *databricks.Wo
 		switch {
 		case err == nil || apierr.IsMissing(err): // an implicit directory may vanish with its last file
 		case directoryNotEmpty(err):
-			return n, &Error{Kind: "FabricUnavailable",
+			return n, &apperr.Error{Type: apperr.FabricUnavailable,
 				Msg: fmt.Sprintf("databricks fabric %q: %s got new entries while it was being deleted (an upload of the same version?); will retry", d.name, dirs[i])}
 		default:
 			return n, d.fail("delete of directory "+dirs[i], err)
@@ -349,7 +351,7 @@ func (d *databricksFabric) deleteDBFSDir(ctx context.Context, w *databricks.Work
 		for _, fi := range infos {
 			child := strings.TrimSuffix(strings.TrimPrefix(fi.Path, "dbfs:"), "/")
 			if !under(child, norm) {
-				return 0, &Error{Permanent: true, Kind: "UnsafePath",
+				return 0, &apperr.Error{Type: apperr.UnsafePath,
 					Msg: fmt.Sprintf("databricks fabric %q: listing %s returned %q, which is not inside %s; nothing was deleted", d.name, p, fi.Path, dir)}
 			}
 			switch {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/test/dbemu"
 )
@@ -88,10 +89,10 @@ func TestDatabricksDeleteArtifactsRefusesUnsafeNames(t *testing.T) {
 	for _, s := range badSegments {
 		for _, args := range [][2]string{{s, "v1.0.0"}, {"demo", s}} {
 			_, err := d.DeleteArtifacts(ctx, args[0], args[1])
-			dbKind(t, err, "InvalidName", true)
+			dbKind(t, err, apperr.InvalidName, true)
 		}
 		_, err := d.DeleteJob(ctx, "demo", s)
-		dbKind(t, err, "InvalidName", true)
+		dbKind(t, err, apperr.InvalidName, true)
 	}
 	if n := len(emu.Requests()); n != 0 {
 		t.Fatalf("%d requests reached the workspace for refused names", n)
@@ -117,8 +118,8 @@ func TestDatabricksDeleteArtifactsRetriesAfterTransientFaults(t *testing.T) {
 			break
 		}
 		failed++
-		var fe *Error
-		if !errors.As(err, &fe) || fe.Permanent {
+		var fe *apperr.Error
+		if !errors.As(err, &fe) || fe.Permanent() {
 			t.Fatalf("attempt %d: %v, want a transient error", attempt, err)
 		}
 		if attempt == 10 {
@@ -206,12 +207,12 @@ func TestDatabricksDeleteAuthErrors(t *testing.T) {
 	emu, d, env := dbSetup(t, dbVolume)
 	emu.DenyToken(dbemu.DefaultToken)
 	_, err := d.DeleteJob(ctx, "demo", "daily")
-	dbKind(t, err, "FabricAuth", true)
+	dbKind(t, err, apperr.FabricAuth, true)
 	_, err = d.DeleteArtifacts(ctx, "demo", "v1.0.0")
-	dbKind(t, err, "FabricAuth", true)
+	dbKind(t, err, apperr.FabricAuth, true)
 	env[dbTokenEnv] = ""
 	_, err = d.DeleteArtifacts(ctx, "demo", "v1.0.0")
-	dbKind(t, err, "FabricAuth", true)
+	dbKind(t, err, apperr.FabricAuth, true)
 }
 
 func TestLocalDeleteJobAndArtifacts(t *testing.T) {
@@ -294,11 +295,11 @@ func TestLocalDeleteRefusesUnsafePaths(t *testing.T) {
 	}
 	for _, s := range badSegments {
 		_, err := f.DeleteArtifacts(ctx, "demo", s)
-		permanentKind(t, err, "InvalidName")
+		permanentKind(t, err, apperr.InvalidName)
 		_, err = f.DeleteArtifacts(ctx, s, "v1.0.0")
-		permanentKind(t, err, "InvalidName")
+		permanentKind(t, err, apperr.InvalidName)
 		_, err = f.DeleteJob(ctx, s, "daily")
-		permanentKind(t, err, "InvalidName")
+		permanentKind(t, err, apperr.InvalidName)
 	}
 
 	// A version directory that is a symlink to elsewhere: refused, target untouched.
@@ -310,7 +311,7 @@ func TestLocalDeleteRefusesUnsafePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.DeleteArtifacts(ctx, "demo", "v6.6.6")
-	permanentKind(t, err, "UnsafePath")
+	permanentKind(t, err, apperr.UnsafePath)
 	// A project directory that is a symlink: refused too.
 	if err := os.Symlink(outside, filepath.Join(root, "artifacts", "linked")); err != nil {
 		t.Fatal(err)
@@ -319,7 +320,7 @@ func TestLocalDeleteRefusesUnsafePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.DeleteArtifacts(ctx, "linked", "v1.0.0")
-	permanentKind(t, err, "UnsafePath")
+	permanentKind(t, err, apperr.UnsafePath)
 
 	// A symlink inside the version directory is removed, not what it points to.
 	v := filepath.Join(arts, "v1.0.0", "ingest")
@@ -347,7 +348,7 @@ func TestLocalDeleteRefusesUnsafePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.DeleteJob(ctx, "demo", "daily")
-	permanentKind(t, err, "UnsafePath")
+	permanentKind(t, err, apperr.UnsafePath)
 }
 
 func TestAirflowDeleteJobAndArtifacts(t *testing.T) {
@@ -373,7 +374,7 @@ func TestAirflowDeleteJobAndArtifacts(t *testing.T) {
 		t.Fatalf("second DeleteJob = %+v, %v", res, err)
 	}
 	_, err = f.DeleteJob(ctx, "demo", "../orders")
-	permanentKind(t, err, "InvalidName")
+	permanentKind(t, err, apperr.InvalidName)
 
 	// Artifacts on the artifact fabric (local "lf").
 	if _, err := f.Upload(ctx, "demo", "v1.0.0", artifactFile(t, "ingest", "a.whl", "x")); err != nil {
@@ -405,5 +406,5 @@ func TestAirflowDeleteJobAndArtifacts(t *testing.T) {
 	af.DagsFolder = filepath.Join(t.TempDir(), "missing")
 	cfg.Fabrics["af"] = af
 	_, err = openAirflow(t, cfg).DeleteJob(ctx, "demo", "orders")
-	permanentKind(t, err, "FabricConfig")
+	permanentKind(t, err, apperr.FabricConfig)
 }

@@ -1,6 +1,11 @@
 // Package fabric puts artifacts and jobs onto execution environments. Each kind
 // (local, databricks, airflow) is one file behind the Fabric interface; adding a
 // kind touches one file and one line of the registry in Open.
+//
+// Failures a user can act on are *apperr.Error values with a stable type:
+// permanent (bad credentials, a 4xx, an invalid definition) unless the type is
+// transient (FabricUnavailable, DagNotParsed), which Temporal retries. Other
+// errors are transient too.
 package fabric
 
 import (
@@ -8,6 +13,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -104,7 +110,7 @@ func Open(cfg *platform.Config, name string, env Env) (Fabric, error) {
 			known = append(known, k)
 		}
 		sort.Strings(known)
-		return nil, &Error{Permanent: true, Msg: fmt.Sprintf("fabric %q is not defined in platform.yaml (defined: %v)", name, known)}
+		return nil, &apperr.Error{Type: apperr.FabricRejected, Msg: fmt.Sprintf("fabric %q is not defined in platform.yaml (defined: %v)", name, known)}
 	}
 	switch f.Kind {
 	case platform.KindLocal:
@@ -114,24 +120,5 @@ func Open(cfg *platform.Config, name string, env Env) (Fabric, error) {
 	case platform.KindAirflow:
 		return newAirflow(cfg, f, env)
 	}
-	return nil, &Error{Permanent: true, Msg: fmt.Sprintf("fabric %q has unknown kind %q", name, f.Kind)}
+	return nil, &apperr.Error{Type: apperr.FabricRejected, Msg: fmt.Sprintf("fabric %q has unknown kind %q", name, f.Kind)}
 }
-
-// Error is a fabric failure. Permanent ones (bad credentials, 4xx, invalid
-// definitions) park a deployment; the rest are retried.
-type Error struct {
-	Permanent bool
-	// Kind is a stable type name, e.g. "FabricAuth", "FabricRejected", "InvalidDefinition", "ArtifactConflict".
-	Kind string
-	Msg  string
-	Err  error
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil && e.Msg == "" {
-		return e.Err.Error()
-	}
-	return e.Msg
-}
-
-func (e *Error) Unwrap() error { return e.Err }

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -94,13 +95,13 @@ func looksLikeJSONObject(def []byte) bool {
 func localJobJSON(j JobSpec) ([]byte, error) {
 	payload, bad := decodeJobPayload(j.Project+"__"+j.Job+".json", j.Definition)
 	if bad != nil {
-		return nil, &Error{Permanent: true, Kind: "InvalidDefinition", Msg: bad.Error(), Err: bad}
+		return nil, &apperr.Error{Type: apperr.InvalidDefinition, Msg: bad.Error(), Cause: bad}
 	}
 	tags := map[string]any{}
 	if t, ok := payload["tags"]; ok && t != nil {
 		m, ok := t.(map[string]any)
 		if !ok {
-			return nil, &Error{Permanent: true, Kind: "InvalidDefinition",
+			return nil, &apperr.Error{Type: apperr.InvalidDefinition,
 				Msg: fmt.Sprintf("job %q: \"tags\" must be a JSON object of strings (Jobs API 2.2)", j.Job)}
 		}
 		tags = m
@@ -156,7 +157,7 @@ var segmentRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*$`)
 // checkSegment accepts one path segment: no separators, not . or ..
 func checkSegment(s string) error {
 	if !segmentRE.MatchString(s) || s == "." || s == ".." || strings.Contains(s, "..") {
-		return &Error{Permanent: true, Kind: "InvalidName", Msg: fmt.Sprintf("%q cannot be used in a file path", s)}
+		return &apperr.Error{Type: apperr.InvalidName, Msg: fmt.Sprintf("%q cannot be used in a file path", s)}
 	}
 	return nil
 }
@@ -284,7 +285,7 @@ func (d artifactDir) Upload(ctx context.Context, project, version string, a Arti
 	}
 	src, err := os.Open(a.LocalPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Upload{}, &Error{Permanent: true, Kind: "ArtifactMissing",
+		return Upload{}, &apperr.Error{Type: apperr.ArtifactMissing,
 			Msg: fmt.Sprintf("artifact %s of pipeline %q is missing from the build cache (%s): rebuild it", a.File, a.Pipeline, a.LocalPath)}
 	}
 	if err != nil {
@@ -314,7 +315,7 @@ func (d artifactDir) Upload(ctx context.Context, project, version string, a Arti
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if (a.SHA256 != "" && !strings.EqualFold(sum, a.SHA256)) || (a.Size > 0 && n != a.Size) {
-		return Upload{}, &Error{Permanent: true, Kind: "ArtifactCorrupt",
+		return Upload{}, &apperr.Error{Type: apperr.ArtifactCorrupt,
 			Msg: fmt.Sprintf("artifact %s of pipeline %q: the build cache file %s has sha256 %s and %d bytes, expected %s and %d bytes: rebuild it",
 				a.File, a.Pipeline, a.LocalPath, sum, n, a.SHA256, a.Size)}
 	}
@@ -350,7 +351,7 @@ func existingArtifact(dst string, a Artifact) (up Upload, done bool, err error) 
 		}
 	}
 	if !strings.EqualFold(sum, want) {
-		return Upload{}, true, &Error{Permanent: true, Kind: "ArtifactConflict",
+		return Upload{}, true, &apperr.Error{Type: apperr.ArtifactConflict,
 			Msg: fmt.Sprintf("%s already exists with other bytes (sha256 %s, this build's is %s): artifact paths are immutable; release a new version",
 				dst, sum, want)}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -25,10 +26,10 @@ func artifactFile(t *testing.T, pipeline, file, content string) Artifact {
 	return Artifact{Pipeline: pipeline, File: file, LocalPath: p, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(content))}
 }
 
-func permanentKind(t *testing.T, err error, kind string) *Error {
+func permanentKind(t *testing.T, err error, kind string) *apperr.Error {
 	t.Helper()
-	var fe *Error
-	if !errors.As(err, &fe) || fe.Kind != kind || !fe.Permanent {
+	var fe *apperr.Error
+	if !errors.As(err, &fe) || fe.Type != kind || !fe.Permanent() {
 		t.Fatalf("err = %v (%#v), want permanent %s", err, err, kind)
 	}
 	return fe
@@ -69,7 +70,7 @@ func TestLocalUploadIdempotentAndImmutable(t *testing.T) {
 
 	other := artifactFile(t, "ingest", a.File, "other bytes")
 	_, err = f.Upload(ctx, "demo", "v1.0.0", other)
-	fe := permanentKind(t, err, "ArtifactConflict")
+	fe := permanentKind(t, err, apperr.ArtifactConflict)
 	if !strings.Contains(fe.Msg, want) {
 		t.Errorf("conflict message does not name the path: %s", fe.Msg)
 	}
@@ -89,7 +90,7 @@ func TestLocalUploadVerifiesChecksum(t *testing.T) {
 	a := artifactFile(t, "ingest", "x.whl", "bytes")
 	a.SHA256 = strings.Repeat("0", 64)
 	_, err := f.Upload(context.Background(), "demo", "v1.0.0", a)
-	permanentKind(t, err, "ArtifactCorrupt")
+	permanentKind(t, err, apperr.ArtifactCorrupt)
 	if _, err := os.Stat(f.ArtifactPath("demo", "v1.0.0", "ingest", "x.whl")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a corrupt artifact became visible: %v", err)
 	}
@@ -98,7 +99,7 @@ func TestLocalUploadVerifiesChecksum(t *testing.T) {
 	a = artifactFile(t, "ingest", "../x.whl", "bytes")
 	a.File = "../x.whl"
 	_, err = f.Upload(context.Background(), "demo", "v1.0.0", a)
-	permanentKind(t, err, "InvalidName")
+	permanentKind(t, err, apperr.InvalidName)
 }
 
 const localJobPayload = `{
@@ -173,7 +174,7 @@ func TestLocalJobsCreateUpdateUnchangedDrift(t *testing.T) {
 func TestLocalJobBadTags(t *testing.T) {
 	f := newLocal(platform.Fabric{Name: "local", Root: t.TempDir()})
 	_, err := f.UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "daily", Definition: []byte(`{"tags": ["x"]}`)})
-	permanentKind(t, err, "InvalidDefinition")
+	permanentKind(t, err, apperr.InvalidDefinition)
 }
 
 func TestLocalDAG(t *testing.T) {
@@ -193,6 +194,6 @@ func TestLocalDAG(t *testing.T) {
 	}
 	spec.Definition = []byte("with DAG(\n")
 	_, err = f.UpsertJob(ctx, spec)
-	permanentKind(t, err, "InvalidDefinition")
+	permanentKind(t, err, apperr.InvalidDefinition)
 	noTempFiles(t, root)
 }

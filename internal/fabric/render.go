@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
@@ -40,7 +41,7 @@ type RenderInput struct {
 // wanted state for Airflow DAGs, and for Databricks payloads only when the
 // payload has something to pause (schedule, trigger or continuous).
 //
-// Errors are permanent *Error values of kind InvalidDefinition wrapping a
+// Errors are permanent *apperr.Error values of type InvalidDefinition wrapping a
 // diag.List whose entries name the definition's file:line:col.
 func RenderJob(in RenderInput) ([]byte, bool, error) {
 	file := in.Job.Definition
@@ -125,11 +126,10 @@ func renderValues(in RenderInput) (map[string]string, templating.Known) {
 }
 
 func renderError(in RenderInput, l diag.List) error {
-	return &Error{
-		Permanent: true,
-		Kind:      "InvalidDefinition",
-		Msg:       fmt.Sprintf("render job %q for fabric %q:\n%s", in.Job.Name, in.Fabric, l.Error()),
-		Err:       l,
+	return &apperr.Error{
+		Type:  apperr.InvalidDefinition,
+		Msg:   fmt.Sprintf("render job %q for fabric %q:\n%s", in.Job.Name, in.Fabric, l.Error()),
+		Cause: l,
 	}
 }
 

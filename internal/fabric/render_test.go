@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
@@ -88,8 +89,8 @@ func TestRenderMissingPlaceholderNamesPosition(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := RenderJob(renderInput(manifest.Databricks, tc.def))
-			var fe *Error
-			if !errors.As(err, &fe) || fe.Kind != "InvalidDefinition" || !fe.Permanent {
+			var fe *apperr.Error
+			if !errors.As(err, &fe) || fe.Type != apperr.InvalidDefinition || !fe.Permanent() {
 				t.Fatalf("err = %#v, want permanent InvalidDefinition", err)
 			}
 			var l diag.List

@@ -4,42 +4,28 @@ import (
 	"context"
 	"errors"
 	"strings"
+
+	"github.com/shipline/shipline/internal/apperr"
 )
 
-// Kinds of permanent failure. Every *Error matches exactly one of them with
-// errors.Is; any other error returned by this package is transient (network,
-// remote down, local I/O) and worth retrying.
+// Sentinels of permanent failure. Every permanent error of this package is an
+// *apperr.Error matching exactly one of them with errors.Is; any other error
+// it returns is transient (network, remote down, local I/O) and worth retrying.
 var (
 	// ErrUnknownRef: the ref or commit does not exist on the remote.
-	ErrUnknownRef = errors.New("unknown ref")
+	ErrUnknownRef = apperr.Sentinel(apperr.UnknownRef)
 	// ErrAuth: the remote refused the credentials, or none are configured.
-	ErrAuth = errors.New("git authentication failed")
+	ErrAuth = apperr.Sentinel(apperr.GitAuthFailed)
 	// ErrTagConflict: the release tag already exists on another commit.
-	ErrTagConflict = errors.New("tag conflict")
+	ErrTagConflict = apperr.Sentinel(apperr.TagConflict)
 	// ErrInvalid: the request itself is wrong (bad version, bad hash, no tagger).
-	ErrInvalid = errors.New("invalid input")
+	ErrInvalid = apperr.Sentinel(apperr.InvalidInput)
 )
 
-// Error is a permanent failure with a message a user can act on. Its cause is
-// already scrubbed of credentials and carries no wrapped original error.
-type Error struct {
-	Kind error
-	// Msg says what went wrong, where, and what to do.
-	Msg string
-	// Cause is the underlying error, scrubbed of secrets (may be nil).
-	Cause error
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Is matches the error's kind.
-func (e *Error) Is(target error) bool { return target == e.Kind }
-
-// Unwrap returns the scrubbed cause.
-func (e *Error) Unwrap() error { return e.Cause }
-
-func newError(kind error, cause error, msg string) *Error {
-	return &Error{Kind: kind, Msg: msg, Cause: cause}
+// newError returns a permanent failure of kind's type with a message a user
+// can act on; cause is already scrubbed of credentials (may be nil).
+func newError(kind *apperr.Error, cause error, msg string) *apperr.Error {
+	return &apperr.Error{Type: kind.Type, Msg: msg, Cause: cause}
 }
 
 // scrubbed is an opaque error whose text had secrets removed. It deliberately

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 func TestResolve(t *testing.T) {
@@ -117,7 +119,7 @@ func TestEmptyRemoteAndUnreachableRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = m.Resolve(context.Background(), "main")
-	var perm *Error
+	var perm *apperr.Error
 	if err == nil || errors.As(err, &perm) {
 		t.Fatalf("Resolve on a down remote = %v, want a transient error", err)
 	}

@@ -13,6 +13,8 @@ import (
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // Remote is a project's git remote and where its credentials come from. It holds
@@ -180,7 +182,7 @@ func (r Remote) hostKeys(ep *transport.Endpoint) (gitssh.HostKeyCallbackHelper, 
 	}, nil
 }
 
-// classify turns an error of a remote operation into a permanent *Error when the
+// classify turns an error of a remote operation into a permanent *apperr.Error when the
 // remote refused us, or a scrubbed transient error otherwise.
 func (r Remote) classify(op string, err error, c *credentials) error {
 	if err == nil {
@@ -193,7 +195,7 @@ func (r Remote) classify(op string, err error, c *credentials) error {
 	}
 	clean := scrub(err, secrets...)
 	remote := DisplayURL(r.URL)
-	var ge *Error
+	var ge *apperr.Error
 	if errors.As(err, &ge) {
 		return err
 	}

@@ -3,7 +3,7 @@
 // with go-git. It resolves refs, reads a commit's tree as an fs.FS, creates and
 // pushes annotated release tags idempotently, and lists release tags.
 //
-// Permanent failures are *Error values matching ErrUnknownRef, ErrAuth,
+// Permanent failures are *apperr.Error values matching ErrUnknownRef, ErrAuth,
 // ErrTagConflict or ErrInvalid; every other error is transient. No error text
 // carries a credential.
 package gitrepo

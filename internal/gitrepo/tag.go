@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/version"
 )
 
@@ -72,7 +73,7 @@ func (m *Mirror) CreateTag(ctx context.Context, req TagRequest) (TagResult, erro
 	if pushErr == nil {
 		return TagResult{Created: !upToDate, Object: tagHash.String(), Tagger: req.Tagger, When: req.When}, nil
 	}
-	var perm *Error
+	var perm *apperr.Error
 	if errors.As(pushErr, &perm) {
 		return TagResult{}, pushErr
 	}

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/metrics/metricstest"
 	"github.com/shipline/shipline/internal/platform"
@@ -164,7 +165,7 @@ func TestDeployOutcome(t *testing.T) {
 		st.Status = s
 		return st
 	}
-	appErr := temporal.NewNonRetryableApplicationError("no", "AccessDenied", nil)
+	appErr := temporal.NewNonRetryableApplicationError("no", apperr.AccessDenied, nil)
 	for _, c := range []struct {
 		res  any
 		err  error

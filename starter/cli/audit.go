@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/shipline/shipline/activities"
 	"sort"
 	"strings"
 	"sync"
@@ -21,7 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -290,14 +289,6 @@ var actionOf = map[string]string{
 	workflows.PromoteWorkflow: "promote",
 }
 
-// refusalTypes are the application failure types of a refused request.
-var refusalTypes = map[string]bool{
-	access.ErrType: true, workflows.ErrInvalidInput: true, workflows.ErrInvalidManifest: true,
-	workflows.ErrSignature: true, workflows.ErrNotReleased: true, workflows.ErrNoDeployer: true,
-	activities.ErrSelectiveJobs: true, activities.ErrUnknownJob: true, activities.ErrFabricMismatch: true,
-	activities.ErrUnknownRelease: true, activities.ErrUnknownProject: true,
-}
-
 // extractActions turns one run's history into the actions it records.
 func extractActions(project string, run auditRun, events []*historypb.HistoryEvent) []auditRecord {
 	var out []auditRecord
@@ -480,11 +471,10 @@ func auditCloseResult(r *auditRecord, ev *historypb.HistoryEvent) {
 }
 
 func auditFailureResult(f *failurepb.Failure) string {
-	t := f.GetApplicationFailureInfo().GetType()
-	switch {
-	case refusalTypes[t]:
+	switch apperr.ClassOf(f.GetApplicationFailureInfo().GetType()) {
+	case apperr.Refused:
 		return string(workflows.StatusRefused)
-	case t == workflows.ErrCancelled:
+	case apperr.Stopped:
 		return string(workflows.StatusCancelled)
 	}
 	return string(workflows.StatusFailed)

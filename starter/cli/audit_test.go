@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -174,7 +174,7 @@ func TestExtractActions(t *testing.T) {
 			newAuditHist(t, auditT0.Add(10*time.Minute)).
 				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "mallory", Trigger: "cli"}, false).
 				memo("refused", "mallory may not deploy to fabric dev").
-				failed(access.ErrType, "mallory may not deploy to fabric dev: it is owned by team developers").events},
+				failed(apperr.AccessDenied, "mallory may not deploy to fabric dev: it is owned by team developers").events},
 		// A deployment parks, bob resumes it, it succeeds.
 		{auditRun{WorkflowID: parkedID, RunID: "d3", Type: workflows.DeployWorkflow},
 			newAuditHist(t, auditT0.Add(30*time.Minute)).
@@ -277,5 +277,28 @@ func TestAuditJSONLine(t *testing.T) {
 	want := `{"time":"2026-11-22T10:00:00Z","actor":"alice","action":"release","project":"demo","version":"v1.0.0","result":"released","workflow_id":"release/demo/v1.0.0"}`
 	if string(b) != want {
 		t.Errorf("JSON line\n got %s\nwant %s", b, want)
+	}
+}
+
+// The audit reads a failed run's result from the class of its failure type,
+// the same class the workflows act on: a deployment refused for an artifact
+// mismatch is "refused" in the audit too.
+func TestAuditFailureResultFollowsClass(t *testing.T) {
+	for _, typ := range append(apperr.Types(), "", "PanicError") {
+		want := workflows.StatusFailed
+		switch apperr.ClassOf(typ) {
+		case apperr.Refused:
+			want = workflows.StatusRefused
+		case apperr.Stopped:
+			want = workflows.StatusCancelled
+		}
+		f := &failurepb.Failure{FailureInfo: &failurepb.Failure_ApplicationFailureInfo{ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: typ}}}
+		if got := auditFailureResult(f); got != string(want) {
+			t.Errorf("a run failed with %q: audit result %q, want %q", typ, got, want)
+		}
+	}
+	f := &failurepb.Failure{FailureInfo: &failurepb.Failure_ApplicationFailureInfo{ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: apperr.ArtifactMismatch}}}
+	if got := auditFailureResult(f); got != string(workflows.StatusRefused) {
+		t.Errorf("artifact mismatch: %q", got)
 	}
 }

@@ -67,6 +67,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/starter/cli"
 )
@@ -559,7 +560,7 @@ func (r *refRepo) check(t *testing.T, s spec) {
 		t.Fatalf("unknown kind %q", s.kind)
 	}
 	var problems []string
-	var ge *gitrepo.Error
+	var ge *apperr.Error
 	if !errors.Is(res.err, want) || !errors.As(res.err, &ge) {
 		problems = append(problems, fmt.Sprintf("error %q is not a permanent %v (%T)", res.err, want, res.err))
 	}

@@ -110,18 +110,7 @@ func (d *deployment) setup(ctx workflow.Context) error {
 
 // mayControl: the deployer, or a member of the owner team of every target fabric.
 func (d *deployment) mayControl(actor, action string) error {
-	if actor == "" {
-		return errors.New("no actor was named; pass --as USER or set SHIPLINE_USER")
-	}
-	if actor == d.in.Actor {
-		return nil
-	}
-	for _, f := range d.plan.Fabrics {
-		if err := access.Deploy(f.Name, f.Owner, f.Members, actor); err != nil {
-			return fmt.Errorf("%s may not %s %s: %w", actor, action, d.state.DeploymentID, err)
-		}
-	}
-	return nil
+	return access.ControlDeployment(d.state.DeploymentID, action, d.in.Actor, fabricOwners(d.plan.Fabrics), actor)
 }
 
 func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
@@ -244,10 +233,8 @@ func (d *deployment) resolve(ctx workflow.Context) error {
 
 // authorize checks the actor against every target fabric's owner team.
 func (d *deployment) authorize(ctx workflow.Context) error {
-	for _, f := range d.plan.Fabrics {
-		if err := access.Deploy(f.Name, f.Owner, f.Members, d.in.Actor); err != nil {
-			return d.refuse(ctx, StepAccess, apperr.AccessDenied, err.Error())
-		}
+	if err := access.DeployAll(fabricOwners(d.plan.Fabrics), d.in.Actor); err != nil {
+		return d.refuse(ctx, StepAccess, apperr.AccessDenied, err.Error())
 	}
 	setStep(d.state.Steps, StepAccess, StepDone, d.in.Actor+" may deploy to "+strings.Join(d.state.Fabrics, ", "), workflow.Now(ctx))
 	return nil

@@ -313,12 +313,7 @@ func (p *promotion) deployer(i int) (string, error) {
 		}
 	}
 	for _, who := range candidates {
-		ok := true
-		for _, f := range s.Fabrics {
-			o := st.Owners[f]
-			ok = ok && access.Deploy(f, o.Owner, o.Members, who) == nil
-		}
-		if ok {
+		if access.DeployAll(stageOwners(st), who) == nil {
 			return who, nil
 		}
 	}
@@ -336,9 +331,6 @@ func (p *promotion) checkVote(v Vote, reject bool) error {
 	case StatusPromoted, StatusRejected, StatusExpired, StatusRefused, StatusFailed:
 		return fmt.Errorf("the promotion of %s of %s is over (%s)", p.in.Version, p.in.Project, p.state.Status)
 	}
-	if v.Actor == "" {
-		return errors.New("no actor was named; pass --as USER or set SHIPLINE_USER")
-	}
 	if reject && strings.TrimSpace(v.Comment) == "" {
 		return errors.New("a rejection needs a reason: pass --comment")
 	}
@@ -350,11 +342,8 @@ func (p *promotion) checkVote(v Vote, reject bool) error {
 	if s.Status != StageApproval {
 		return fmt.Errorf("stage %s is not waiting for approval (it is %s)", s.Name, s.Status)
 	}
-	if !slices.Contains(p.settings.Stages[i].Members, v.Actor) {
-		return fmt.Errorf("%s may not vote on %s: only members of %s may (%s)", v.Actor, s.Name, s.Team, strings.Join(p.settings.Stages[i].Members, ", "))
-	}
-	if !s.SelfApproval && (v.Actor == p.in.Actor || v.Actor == p.state.Releaser) {
-		return fmt.Errorf("%s may not vote on %s: self-approval is off for this stage and %s requested the promotion or made the release", v.Actor, s.Name, v.Actor)
+	if err := access.Vote(p.approval(i), p.in.Actor, p.state.Releaser, v.Actor); err != nil {
+		return err
 	}
 	if slices.ContainsFunc(s.Approvals, func(a Vote) bool { return a.Actor == v.Actor }) {
 		return fmt.Errorf("%s already approved %s", v.Actor, s.Name)
@@ -414,10 +403,8 @@ func (p *promotion) pending(now time.Time) string {
 func (p *promotion) mayApprove(i int) []string {
 	s := p.state.Stages[i]
 	var out []string
-	for _, m := range p.settings.Stages[i].Members {
-		voted := slices.ContainsFunc(s.Approvals, func(a Vote) bool { return a.Actor == m })
-		self := !s.SelfApproval && (m == p.in.Actor || m == p.state.Releaser)
-		if !voted && !self {
+	for _, m := range access.Voters(p.approval(i), p.in.Actor, p.state.Releaser) {
+		if !slices.ContainsFunc(s.Approvals, func(a Vote) bool { return a.Actor == m }) {
 			out = append(out, m)
 		}
 	}

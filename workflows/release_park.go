@@ -3,12 +3,12 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/shipline/shipline/internal/access"
 	"github.com/shipline/shipline/internal/apperr"
 )
 
@@ -95,10 +95,7 @@ func (r *release) registerControlHandlers(ctx workflow.Context) error {
 			if err := r.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, action, req.Actor, SignedArgs(req), req.Auth); err != nil {
 				return err
 			}
-			if req.Actor != r.in.Actor && !slices.Contains(r.state.Admins, req.Actor) {
-				return fmt.Errorf("%s may not %s this release: only the releaser (%s) or a project admin may", req.Actor, action, r.in.Actor)
-			}
-			return nil
+			return access.ControlRelease(action, r.in.Actor, r.state.Admins, req.Actor)
 		}
 	}
 	for _, u := range []struct {

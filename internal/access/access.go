@@ -3,14 +3,19 @@
 // activities read from platform.yaml, and a refusal is decided deterministically.
 //
 // Rules: release / delete release / settings → project admins. Deploy to a
-// fabric → members of its owner team. Approve a stage → members of its approval
-// team, not the requester when self-approval is off.
+// fabric → members of its owner team. Approve or reject at a stage's gate →
+// members of its approval team, not the requester of the promotion nor the
+// releaser when self-approval is off (the quorum is the gate's count, not an
+// access rule). Resume or cancel a deployment → its deployer, or a member of
+// the owner team of every fabric it targets; a release → its releaser, or a
+// project admin.
 //
 // A workflow ends a refusal as a non-retryable application error of type
 // apperr.AccessDenied.
 package access
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -48,7 +53,7 @@ func DeleteRelease(project string, admins []string, actor string) error {
 
 func adminOnly(action, target, project string, admins []string, actor string) error {
 	if actor == "" {
-		return &Denied{Action: action, Target: target, Reason: "no actor was named; pass --as USER or set SHIPLINE_USER"}
+		return &Denied{Action: action, Target: target, Reason: noActor}
 	}
 	if slices.Contains(admins, actor) {
 		return nil
@@ -60,7 +65,7 @@ func adminOnly(action, target, project string, admins []string, actor string) er
 // Deploy checks that actor is in the owner team of the fabric.
 func Deploy(fabric, ownerTeam string, members []string, actor string) error {
 	if actor == "" {
-		return &Denied{Action: "deploy to", Target: "fabric " + fabric, Reason: "no actor was named; pass --as USER or set SHIPLINE_USER"}
+		return &Denied{Action: "deploy to", Target: "fabric " + fabric, Reason: noActor}
 	}
 	if slices.Contains(members, actor) {
 		return nil
@@ -68,6 +73,90 @@ func Deploy(fabric, ownerTeam string, members []string, actor string) error {
 	return &Denied{Actor: actor, Action: "deploy to", Target: "fabric " + fabric,
 		Reason: fmt.Sprintf("fabric %s is owned by team %s (%s); ask one of them to deploy", fabric, ownerTeam, list(members))}
 }
+
+// Owner is the owner team of one fabric and that team's members, from platform.yaml.
+type Owner struct {
+	Fabric  string
+	Team    string
+	Members []string
+}
+
+// DeployAll checks that actor may deploy to every fabric; the refusal names
+// the first fabric (in the order given) the actor does not own.
+func DeployAll(owners []Owner, actor string) error {
+	for _, o := range owners {
+		if err := Deploy(o.Fabric, o.Team, o.Members, actor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ControlDeployment checks that actor may resume or cancel (action) the
+// deployment: its deployer may, and so may a member of the owner team of every
+// fabric it targets.
+func ControlDeployment(deployment, action, deployer string, owners []Owner, actor string) error {
+	if actor == "" {
+		return errors.New(noActor)
+	}
+	if actor == deployer {
+		return nil
+	}
+	if err := DeployAll(owners, actor); err != nil {
+		return fmt.Errorf("%s may not %s %s: %w", actor, action, deployment, err)
+	}
+	return nil
+}
+
+// ControlRelease checks that actor may resume or cancel (action) a release:
+// its releaser may, and so may the project's admins.
+func ControlRelease(action, releaser string, admins []string, actor string) error {
+	if actor == "" {
+		return errors.New(noActor)
+	}
+	if actor == releaser || slices.Contains(admins, actor) {
+		return nil
+	}
+	return fmt.Errorf("%s may not %s this release: only the releaser (%s) or a project admin may", actor, action, releaser)
+}
+
+// Gate is a stage's approval: the team whose members vote, and whether the
+// requester of the promotion and the releaser may vote too.
+type Gate struct {
+	Stage        string
+	Team         string
+	Members      []string
+	SelfApproval bool
+}
+
+// Vote checks that actor may approve or reject at the gate of a promotion
+// requested by requester, of a release made by releaser.
+func Vote(g Gate, requester, releaser, actor string) error {
+	if actor == "" {
+		return errors.New(noActor)
+	}
+	if !slices.Contains(g.Members, actor) {
+		return fmt.Errorf("%s may not vote on %s: only members of %s may (%s)", actor, g.Stage, g.Team, strings.Join(g.Members, ", "))
+	}
+	if !g.SelfApproval && (actor == requester || actor == releaser) {
+		return fmt.Errorf("%s may not vote on %s: self-approval is off for this stage and %s requested the promotion or made the release", actor, g.Stage, actor)
+	}
+	return nil
+}
+
+// Voters lists the members who may vote at the gate, in the team's order.
+func Voters(g Gate, requester, releaser string) []string {
+	var out []string
+	for _, m := range g.Members {
+		if Vote(g, requester, releaser, m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// noActor is the reason of every refusal of a request that names nobody.
+const noActor = "no actor was named; pass --as USER or set SHIPLINE_USER"
 
 func list(names []string) string {
 	if len(names) == 0 {

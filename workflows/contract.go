@@ -26,6 +26,9 @@ const (
 	// gone from the build cache (upload failed with ArtifactMissing) and uploads
 	// again once, instead of parking.
 	ChangeRebuildMissingArtifacts = "rebuild-missing-artifacts"
+	// ChangeRefusalClasses: Deploy refuses every resolve failure of class refused
+	// (internal/apperr) instead of six listed types, and parks on the rest.
+	ChangeRefusalClasses = "refusal-classes"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.

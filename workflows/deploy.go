@@ -213,7 +213,7 @@ func (d *deployment) resolve(ctx workflow.Context) error {
 	in := activities.ResolveDeployInput{Project: d.in.Project, Version: d.in.Version, Fabric: d.in.Fabric, Jobs: d.in.Jobs, Stage: d.in.Fabrics}
 	err := workflow.ExecuteActivity(gitActivity(ctx), deployActs.Resolve, in).Get(ctx, &d.plan)
 	if err != nil {
-		if apperr.Classify(err) == apperr.Refused { // resuming cannot fix the request
+		if isRefusal(ctx, err) {
 			return d.refuse(ctx, StepResolveRelease, errorType(err), userMessage(err))
 		}
 		return err

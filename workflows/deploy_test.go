@@ -329,3 +329,23 @@ func TestDeployResolveFailureFollowsItsClass(t *testing.T) {
 		})
 	}
 }
+
+// A deployment that reached a resolve failure before ChangeRefusalClasses
+// replays the old rule: only the six listed types refused, InvalidInput parked.
+func TestDeployRefusalClassesAreVersioned(t *testing.T) {
+	e := newDeployEnv(t)
+	e.OnGetVersion(ChangeRefusalClasses, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(activities.ResolveDeployOutput{},
+		temporal.NewNonRetryableApplicationError("project demo has no repo in platform.yaml", apperr.InvalidInput, nil))
+	var parked DeployState
+	e.RegisterDelayedCallback(func() {
+		parked = e.query()
+		e.UpdateWorkflow(CancelUpdate, "c", &testsuite.TestUpdateCallback{
+			OnReject: func(error) {}, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "bob"})
+	}, time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+	if parked.Status != StatusParked {
+		t.Fatalf("status %s under the old rule; want parked", parked.Status)
+	}
+}

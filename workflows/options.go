@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -42,6 +43,23 @@ func userMessage(err error) string { return apperr.Message(err) }
 
 // errorType returns the application error type, or "" for other errors.
 func errorType(err error) string { return apperr.Type(err) }
+
+// refusedBefore are the resolve failures a deployment refused before refusals
+// were read from the failure's class; deployments that parked on another type
+// then replay with this list (ChangeRefusalClasses).
+var refusedBefore = []string{
+	apperr.UnknownProject, apperr.UnknownRelease, apperr.InvalidManifest,
+	apperr.SelectiveJobsDisabled, apperr.UnknownJob, apperr.FabricMismatch,
+}
+
+// isRefusal reports whether a failure is the request's own fault (class
+// refused): resuming cannot fix it, so the workflow ends instead of parking.
+func isRefusal(ctx workflow.Context, err error) bool {
+	if workflow.GetVersion(ctx, ChangeRefusalClasses, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return slices.Contains(refusedBefore, errorType(err))
+	}
+	return apperr.Classify(err) == apperr.Refused
+}
 
 // heartbeatTimeout: long activities heartbeat every few seconds, so a worker
 // that dies is noticed (and its activity retried elsewhere) within this.

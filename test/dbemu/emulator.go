@@ -280,12 +280,12 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f != nil && f.Drop == DropBefore {
 		rec.Fault = "drop"
 		e.log(rec)
-		hijackClose(w)
+		hijackClose(w, f.Reset)
 		return
 	}
 	buf := &bufferedWriter{header: http.Header{}}
 	switch {
-	case f != nil && f.Status != 0:
+	case f != nil && f.Status != 0 && !f.After:
 		rec.Fault = fmt.Sprintf("status %d", f.Status)
 		writeFault(buf, f.Status)
 	default:
@@ -296,12 +296,19 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if buf.status == 0 {
 		buf.status = http.StatusOK
 	}
+	if f != nil && f.Status != 0 && f.After {
+		// The call was handled (whatever its own answer was); the client
+		// only sees the error.
+		rec.Fault = fmt.Sprintf("status %d after handling (answer was %d)", f.Status, buf.status)
+		buf = &bufferedWriter{header: http.Header{}}
+		writeFault(buf, f.Status)
+	}
 	rec.Status = buf.status
 	if f != nil && f.Drop == DropAfter {
 		rec.Fault = "drop after handling"
 		rec.Status = 0
 		e.log(rec)
-		hijackClose(w)
+		hijackClose(w, f.Reset)
 		return
 	}
 	e.log(rec)
@@ -449,7 +456,9 @@ func (b *bufferedWriter) Write(p []byte) (int, error) {
 	return b.body.Write(p)
 }
 
-func hijackClose(w http.ResponseWriter) {
+// hijackClose closes the client's connection without an answer; with reset
+// it sends a TCP RST instead of a FIN.
+func hijackClose(w http.ResponseWriter, reset bool) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)
@@ -457,6 +466,9 @@ func hijackClose(w http.ResponseWriter) {
 	conn, _, err := hj.Hijack()
 	if err != nil {
 		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok && reset {
+		_ = tc.SetLinger(0)
 	}
 	_ = conn.Close()
 }

@@ -37,6 +37,16 @@ type Fault struct {
 	Latency time.Duration
 	// Drop closes the connection before or after handling the call.
 	Drop DropMode
+	// After makes a Status fault act first: the call is handled (a job is
+	// created, a file written, a block appended) and its answer is then
+	// replaced by the error, as when a gateway gives up on a call the
+	// workspace went on to complete. Without it the error answers instead
+	// of the call and nothing changes.
+	After bool
+	// Reset closes a dropped connection with a TCP reset: the client reads
+	// "connection reset by peer" (which databricks-sdk-go retries on its
+	// own) instead of an EOF (which it does not).
+	Reset bool
 
 	used int
 }

@@ -15,6 +15,17 @@ package fabric
 //     import without overwrite, DBFS put without overwrite or, above 1 MB, a
 //     temporary file moved into place, so a half-written file never sits at
 //     an immutable path. "Already exists" after a lost answer is re-checked.
+//   - Exactly once, also when an answer is lost. Any call may act on the
+//     server and still fail for its caller (a 5xx, a 429 or a connection
+//     dropped after the server handled it), and databricks-sdk-go resends
+//     a call answered 429 or 503 or whose connection was reset. That is
+//     harmless for idempotent calls (reads, mkdirs, jobs/reset) and for the
+//     create-only writes above (a resend is refused as "already exists").
+//     The calls a resend would repeat — jobs/create (a second job) and DBFS
+//     create, add-block, close and move (a block appended twice) — are sent
+//     once, outside the SDK's retry loop (sendOnce). Before a create is sent
+//     again the job is looked up by its tags (createJob); after any failed
+//     artifact write the path is checked again before anything is resent.
 //   - Jobs: the identity is the tag pair shipline_project + shipline_job. The
 //     list is filtered by the payload's name first; when no tagged job has
 //     that name, every job is listed (a renamed job is still found). A job
@@ -53,6 +64,7 @@ import (
 	"github.com/databricks/databricks-sdk-go"
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/common"
 	"github.com/databricks/databricks-sdk-go/config"
 	"github.com/databricks/databricks-sdk-go/config/credentials"
 	"github.com/databricks/databricks-sdk-go/service/files"
@@ -80,13 +92,18 @@ type databricksFabric struct {
 	retryTimeout, httpTimeout time.Duration
 	rateLimit                 int
 
-	mu  sync.Mutex
-	ws  *databricks.WorkspaceClient
-	raw *client.DatabricksClient
+	mu   sync.Mutex
+	ws   *databricks.WorkspaceClient
+	raw  *client.DatabricksClient
+	once *http.Client // for sendOnce: no retries
 }
 
 // defaultRateLimit is the client-side request rate per fabric client.
 const defaultRateLimit = 100
+
+// defaultRetryTimeout bounds the SDK's own retries of a call answered 429 or
+// 503 (and Shipline's looked-up retries of a create, see createJob).
+const defaultRetryTimeout = 30 * time.Second
 
 func newDatabricks(f platform.Fabric, env Env) (Fabric, error) {
 	if env == nil {
@@ -95,7 +112,7 @@ func newDatabricks(f platform.Fabric, env Env) (Fabric, error) {
 	d := &databricksFabric{
 		name: f.Name, host: strings.TrimRight(f.Host, "/"), tokenEnv: f.TokenEnv, profile: f.Profile,
 		root: strings.TrimRight(f.ArtifactRoot, "/"), env: env,
-		retryTimeout: 30 * time.Second, httpTimeout: 60 * time.Second,
+		retryTimeout: defaultRetryTimeout, httpTimeout: 60 * time.Second,
 		// The SDK's default client-side limit (15 requests/s) serializes a deploy
 		// of many jobs behind itself; the workspace answers 429 when it is busy,
 		// which the SDK and Temporal retry.
@@ -179,8 +196,89 @@ func (d *databricksFabric) clients() (*databricks.WorkspaceClient, *client.Datab
 		return nil, nil, &apperr.Error{Type: apperr.FabricAuth,
 			Msg: fmt.Sprintf("databricks fabric %q (%s): cannot configure the client: %s; %s", d.name, d.where(), d.redact(err.Error()), d.credentialHint())}
 	}
+	transport := ws.Config.HTTPTransport
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	d.once = &http.Client{Transport: transport, Timeout: d.httpTimeout}
 	d.ws = ws
 	return d.ws, d.raw, nil
+}
+
+// sendOnce POSTs a call that must not be repeated blindly exactly once,
+// outside databricks-sdk-go's retry loop, with the SDK's credentials and its
+// parsing of error answers (so errors are the usual *apierr.APIError, or a
+// *url.Error when no answer came). net/http does not resend a POST either.
+func (d *databricksFabric) sendOnce(ctx context.Context, path string, body, out any) error {
+	w, _, err := d.clients()
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return &apperr.Error{Type: apperr.InvalidDefinition, Msg: fmt.Sprintf("encode %s request: %v", path, err)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(w.Config.Host, "/")+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if err := w.Config.Authenticate(req); err != nil {
+		return err
+	}
+	resp, err := d.once.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		rw, err := common.NewResponseWrapper(resp, common.RequestBody{})
+		if err != nil {
+			return err
+		}
+		return apierr.GetAPIError(ctx, rw)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if out != nil && len(data) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		return dec.Decode(out)
+	}
+	return nil
+}
+
+// outcomeUnknown tells whether a failed call may still have acted: an answer
+// of 429 or 5xx, or none at all. Any other 4xx is the server's refusal.
+func outcomeUnknown(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var fe *apperr.Error
+	if errors.As(err, &fe) {
+		return !fe.Permanent()
+	}
+	var ae *apierr.APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode >= 500
+	}
+	return true
+}
+
+// backoffSleep waits before the attempt+1-th try of a call (1 s, 2 s, ... at
+// most 10 s, like the SDK) or until ctx ends.
+func backoffSleep(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(min(attempt, 10)) * time.Second)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func (d *databricksFabric) where() string {
@@ -279,7 +377,7 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 	case strings.HasPrefix(path, "/Workspace/"):
 		store = workspaceStore{w: w, path: path}
 	default:
-		store = dbfsStore{w: w, path: path}
+		store = dbfsStore{w: w, path: path, once: d.sendOnce}
 	}
 
 	// 1. Already there?
@@ -292,14 +390,22 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 	if _, err := local.Seek(0, io.SeekStart); err != nil {
 		return Upload{}, err
 	}
+	// A write whose outcome is unknown (its answer lost) may have landed:
+	// check likewise before it is tried again.
 	err = store.put(ctx, local, st.Size())
+	exists := errors.Is(err, apierr.ErrResourceConflict) || errors.Is(err, apierr.ErrResourceAlreadyExists)
 	switch {
-	case errors.Is(err, apierr.ErrResourceConflict) || errors.Is(err, apierr.ErrResourceAlreadyExists):
-		done, err := d.compareExisting(ctx, store, path, st.Size(), want, true)
-		if err == nil && !done {
-			err = &apperr.Error{Type: apperr.FabricUnavailable, Msg: fmt.Sprintf("databricks fabric %q: %s was reported as existing but is not there (will retry)", d.name, path)}
+	case exists || outcomeUnknown(err):
+		done, cerr := d.compareExisting(ctx, store, path, st.Size(), want, true)
+		switch {
+		case cerr != nil:
+			return Upload{}, cerr
+		case done:
+			return Upload{Path: path, Uploaded: !exists}, nil
+		case exists:
+			return Upload{}, &apperr.Error{Type: apperr.FabricUnavailable, Msg: fmt.Sprintf("databricks fabric %q: %s was reported as existing but is not there (will retry)", d.name, path)}
 		}
-		return Upload{Path: path}, err
+		return Upload{}, d.fail("upload of "+path, err)
 	case err != nil:
 		return Upload{}, d.fail("upload of "+path, err)
 	}
@@ -437,6 +543,9 @@ func (s workspaceStore) put(ctx context.Context, f *os.File, _ int64) error {
 type dbfsStore struct {
 	w    *databricks.WorkspaceClient
 	path string
+	// once sends the calls a resend would repeat (create, add-block, close,
+	// move): a failed stream is abandoned, never resumed.
+	once func(ctx context.Context, path string, body, out any) error
 }
 
 func (s dbfsStore) stat(ctx context.Context) (int64, bool, error) {
@@ -492,7 +601,7 @@ func (s dbfsStore) put(ctx context.Context, f *os.File, size int64) error {
 	tmp := fmt.Sprintf("%s.shipline-%s.tmp", s.path, hex.EncodeToString(rnd[:]))
 	err := s.stream(ctx, tmp, f)
 	if err == nil {
-		err = s.w.Dbfs.Move(ctx, files.Move{SourcePath: tmp, DestinationPath: s.path})
+		err = s.once(ctx, "/api/2.0/dbfs/move", files.Move{SourcePath: tmp, DestinationPath: s.path}, nil)
 	}
 	if err != nil {
 		_ = s.w.Dbfs.Delete(context.WithoutCancel(ctx), files.Delete{Path: tmp})
@@ -501,15 +610,15 @@ func (s dbfsStore) put(ctx context.Context, f *os.File, size int64) error {
 }
 
 func (s dbfsStore) stream(ctx context.Context, tmp string, f *os.File) error {
-	h, err := s.w.Dbfs.Create(ctx, files.Create{Path: tmp, Overwrite: true})
-	if err != nil {
+	var h files.CreateResponse
+	if err := s.once(ctx, "/api/2.0/dbfs/create", files.Create{Path: tmp, Overwrite: true}, &h); err != nil {
 		return err
 	}
 	buf := make([]byte, dbfsBlock)
 	for {
 		n, rerr := io.ReadFull(f, buf)
 		if n > 0 {
-			if err := s.w.Dbfs.AddBlock(ctx, files.AddBlock{Handle: h.Handle, Data: base64.StdEncoding.EncodeToString(buf[:n])}); err != nil {
+			if err := s.once(ctx, "/api/2.0/dbfs/add-block", files.AddBlock{Handle: h.Handle, Data: base64.StdEncoding.EncodeToString(buf[:n])}, nil); err != nil {
 				return err
 			}
 		}
@@ -520,7 +629,7 @@ func (s dbfsStore) stream(ctx context.Context, tmp string, f *os.File) error {
 			return rerr
 		}
 	}
-	return s.w.Dbfs.CloseByHandle(ctx, h.Handle)
+	return s.once(ctx, "/api/2.0/dbfs/close", files.Close{Handle: h.Handle}, nil)
 }
 
 // --- jobs ---
@@ -564,13 +673,47 @@ func (d *databricksFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult,
 		payload = cloneMap(want)
 		payload["access_control_list"] = acl
 	}
-	var resp struct {
-		JobID json.Number `json:"job_id"`
+	id, err := d.createJob(ctx, j, want, payload)
+	if err != nil {
+		return JobResult{}, err
 	}
-	if err := d.postJSON(ctx, "/api/2.2/jobs/create", payload, &resp); err != nil {
-		return JobResult{}, d.fail(fmt.Sprintf("create of job %s/%s", j.Project, j.Job), err)
+	return JobResult{ID: id, Action: JobCreated}, nil
+}
+
+// createJob sends jobs/create once per try (sendOnce) and returns the new
+// job's ID. A try whose outcome is unknown may have created the job: it is
+// looked up by its tags before the next try, so a lost answer never leaves a
+// second job. Tries go on for retryTimeout; then the error is transient and
+// the activity's retry starts again from the same lookup (UpsertJob).
+func (d *databricksFabric) createJob(ctx context.Context, j JobSpec, want, payload map[string]any) (string, error) {
+	op := fmt.Sprintf("create of job %s/%s", j.Project, j.Job)
+	deadline := time.Now().Add(d.retryTimeout)
+	for attempt := 1; ; attempt++ {
+		var resp struct {
+			JobID json.Number `json:"job_id"`
+		}
+		err := d.sendOnce(ctx, "/api/2.2/jobs/create", payload, &resp)
+		if err == nil {
+			return resp.JobID.String(), nil
+		}
+		if !outcomeUnknown(err) {
+			return "", d.fail(op, err)
+		}
+		ids, lerr := d.findJobs(ctx, j, want)
+		switch {
+		case lerr != nil:
+			return "", lerr
+		case len(ids) == 1:
+			return strconv.FormatInt(ids[0], 10), nil // the lost create made it
+		case len(ids) > 1:
+			return "", d.duplicates(j, ids)
+		case time.Now().After(deadline):
+			return "", d.fail(op, err)
+		}
+		if err := backoffSleep(ctx, attempt); err != nil {
+			return "", err
+		}
 	}
-	return JobResult{ID: resp.JobID.String(), Action: JobCreated}, nil
 }
 
 // InspectJob compares the live job with the spec: Drift when a field Shipline

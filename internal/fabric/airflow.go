@@ -358,13 +358,21 @@ func (a *airflowAPI) statusError(status int, msg, what string) error {
 // do sends one request and returns the status and a short error text. With
 // credentials it uses basic auth (Airflow 2); when a v2 request gets a 401 it
 // exchanges them at /auth/token for a JWT (Airflow 3) and retries once.
+// Every call is sent once: the PATCH of is_paused is idempotent, so a lost
+// answer is a transient error and the activity's retry sends it again; a
+// token exchange whose answer is lost is transient too, never taken for
+// refused credentials.
 func (a *airflowAPI) do(ctx context.Context, method, path, body string, mayToken bool) (int, string, error) {
 	user, pass := a.credentials()
 	status, msg, err := a.send(ctx, method, path, body, user, pass)
 	if err != nil || status != http.StatusUnauthorized || !mayToken || user == "" || a.bearer() != "" {
 		return status, msg, err
 	}
-	if tok, ok := a.fetchToken(ctx, user, pass); ok {
+	tok, err := a.fetchToken(ctx, user, pass)
+	if err != nil {
+		return 0, "", err
+	}
+	if tok != "" {
 		a.mu.Lock()
 		a.token = tok
 		a.mu.Unlock()
@@ -434,24 +442,30 @@ func airflowErrorText(data []byte) string {
 	return s
 }
 
-// fetchToken exchanges credentials for an Airflow 3 API token.
-func (a *airflowAPI) fetchToken(ctx context.Context, user, pass string) (string, bool) {
+// fetchToken exchanges credentials for an Airflow 3 API token: "" without
+// an error when Airflow refuses them (or has no such endpoint), an error when
+// the outcome is unknown (no answer, 429, 5xx).
+func (a *airflowAPI) fetchToken(ctx context.Context, user, pass string) (string, error) {
 	body, _ := json.Marshal(map[string]string{"username": user, "password": pass})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+"/auth/token", bytes.NewReader(body))
 	if err != nil {
-		return "", false
+		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return "", false
+		return "", err
 	}
 	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+		return "", a.statusError(resp.StatusCode, airflowErrorText(data), "POST "+a.base+"/auth/token")
+	}
 	var out struct {
 		AccessToken string `json:"access_token"`
 	}
-	if resp.StatusCode/100 != 2 || json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&out) != nil || out.AccessToken == "" {
-		return "", false
+	if resp.StatusCode/100 != 2 || json.Unmarshal(data, &out) != nil {
+		return "", nil
 	}
-	return out.AccessToken, true
+	return out.AccessToken, nil
 }

@@ -3,6 +3,7 @@ package fabric
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -237,9 +238,45 @@ type fakeAirflow struct {
 	bearer   string          // when set, v2 needs this token (Airflow 3)
 	requests []string        // "METHOD path?query body"
 	paused   map[string]bool
+
+	// The next loseTimes calls whose "METHOD path" starts with losePrefix
+	// act, then answer loseStatus with an Airflow error body (0: the
+	// connection is closed without an answer).
+	losePrefix            string
+	loseStatus, loseTimes int
 }
 
+// ServeHTTP serves a call, then loses its answer when a lose fault matches.
 func (s *fakeAirflow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := httptest.NewRecorder()
+	s.serve(rec, r)
+	s.mu.Lock()
+	lose := s.loseTimes > 0 && strings.HasPrefix(r.Method+" "+r.URL.Path, s.losePrefix)
+	if lose {
+		s.loseTimes--
+	}
+	status := s.loseStatus
+	s.mu.Unlock()
+	switch {
+	case lose && status == 0:
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	case lose:
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		_, _ = fmt.Fprintf(w, `{"title": %q, "detail": "injected after the call was handled", "status": %d}`, http.StatusText(status), status)
+	default:
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}
+}
+
+func (s *fakeAirflow) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -397,6 +434,38 @@ func TestAirflowAPIErrors(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
 	permanentKind(t, upsertWithAPI(t, srv.URL, false), apperr.FabricConfig)
+}
+
+// TestAirflowLostAnswers: every call the Airflow client sends (the PATCH of
+// is_paused, the token exchange) can act and lose its answer; the upsert
+// fails transiently, its retry ends with one DAG file and the wanted pause
+// state, and a lost token answer is never taken for bad credentials.
+func TestAirflowLostAnswers(t *testing.T) {
+	requirePython(t)
+	for _, c := range []struct {
+		prefix string
+		status int
+	}{
+		{"PATCH /api/v2/dags/", 503}, {"PATCH /api/v2/dags/", 500}, {"PATCH /api/v2/dags/", 0},
+		{"POST /auth/token", 503}, {"POST /auth/token", 502}, {"POST /auth/token", 0},
+	} {
+		t.Run(fmt.Sprintf("%s %d", c.prefix, c.status), func(t *testing.T) {
+			s, url := newFakeAirflow(t, "v2")
+			s.bearer = "jwt-123"
+			s.losePrefix, s.loseStatus, s.loseTimes = c.prefix, c.status, 1
+			cfg, dags, _ := airflowConfig(t, url)
+			f := openAirflow(t, cfg)
+			spec := JobSpec{Project: "demo", Job: "orders", Definition: []byte(validDAG), Version: "v1.0.0", Paused: true}
+			var res JobResult
+			likeTemporal(t, "upsert", func() (err error) { res, err = f.UpsertJob(context.Background(), spec); return err })
+			if names := dirNames(t, dags); len(names) != 1 || names[0] != "demo__orders.py" {
+				t.Errorf("dags folder holds %v", names)
+			}
+			if !s.paused["demo__orders"] {
+				t.Errorf("DAG not paused after the retry (%+v); requests:\n%s", res, strings.Join(s.requests, "\n"))
+			}
+		})
+	}
 }
 
 func TestAirflowWithoutPython(t *testing.T) {

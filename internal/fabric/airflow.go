@@ -32,9 +32,13 @@ import (
 // for an Airflow whose workers share the DAGs' file system.
 //
 // Pausing: with airflow_url set, the DAG's is_paused is set through the REST API
-// after each upsert (v2 of Airflow 3, else v1 of Airflow 2). Without it, the
-// DAG file alone decides: Airflow applies its is_paused_upon_creation (or the
-// dags_are_paused_at_creation setting) the first time it parses the DAG.
+// after each upsert (v2 of Airflow 3, else v1 of Airflow 2): to JobSpec.Paused
+// when set, else to the DAG's own is_paused_upon_creation (a literal True or
+// False; absent: unpaused, as a Databricks schedule without pause_status; an
+// expression Shipline cannot evaluate: left to Airflow, no call). Without
+// airflow_url the DAG file alone decides: Airflow applies its
+// is_paused_upon_creation (or the dags_are_paused_at_creation setting) the
+// first time it parses the DAG.
 type airflowFabric struct {
 	name      string
 	dags      string
@@ -99,16 +103,32 @@ func (a *airflowFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, er
 			Msg: fmt.Sprintf("fabric %q: dags_folder %s is not a directory; create it or fix dags_folder in platform.yaml", a.name, a.dags)}
 	}
 	name := dagID(j) + ".py"
-	res, err := upsertFile(a.dags, name, dagFileContent(j), func(tmp string) error {
-		return checkDAGFile(ctx, pythonBin(a.env), tmp, name, dagID(j))
+	var (
+		dag     dagInfo
+		checked bool
+	)
+	res, err := upsertFile(a.dags, name, dagFileContent(j), func(tmp string) (err error) {
+		dag, err = checkDAGFile(ctx, pythonBin(a.env), tmp, name, dagID(j))
+		checked = err == nil
+		return err
 	})
-	if err != nil {
-		return JobResult{}, err
+	if err != nil || a.api == nil {
+		return res, err
 	}
-	if a.api != nil {
-		if err := a.api.setPaused(ctx, dagID(j), j.Paused); err != nil {
-			return JobResult{}, err
+	paused := j.Paused
+	if paused == nil {
+		if !checked { // unchanged file: read its own setting
+			if dag, err = checkDAGFile(ctx, pythonBin(a.env), filepath.Join(a.dags, name), name, dagID(j)); err != nil {
+				return JobResult{}, err
+			}
 		}
+		if dag.PausedDynamic {
+			return res, nil
+		}
+		paused = dag.PausedUponCreation
+	}
+	if err := a.api.setPaused(ctx, dagID(j), paused != nil && *paused); err != nil {
+		return JobResult{}, err
 	}
 	return res, nil
 }
@@ -165,7 +185,9 @@ func pythonBin(env Env) string {
 // without writing a .pyc next to it) and lists the dag_ids it defines:
 // DAG(...)/x.DAG(...) calls (first argument or dag_id=) and @dag functions.
 // A dag_id that is a string literal, or a module-level name bound to one, is
-// known; any other expression is reported as dynamic.
+// known; any other expression is reported as dynamic. With each DAG it
+// reports is_paused_upon_creation: true/false when a literal, "dynamic" for
+// any other expression, null when absent.
 const dagCheckScript = `
 import ast, json, sys
 path = sys.argv[1]
@@ -200,16 +222,23 @@ def value(n):
         return consts.get(n.id)
     return None
 dags = []
-def add(arg, line, default=None):
+def paused(keywords):
+    for k in keywords:
+        if k.arg == "is_paused_upon_creation":
+            if isinstance(k.value, ast.Constant) and isinstance(k.value.value, bool):
+                return k.value.value
+            return "dynamic"
+    return None
+def add(arg, line, keywords, default=None):
     v = value(arg) if arg is not None else default
-    dags.append({"id": v, "line": line})
+    dags.append({"id": v, "line": line, "paused": paused(keywords)})
 for n in ast.walk(tree):
     if isinstance(n, ast.Call) and name(n.func) == "DAG":
         arg = n.args[0] if n.args else None
         for k in n.keywords:
             if k.arg == "dag_id":
                 arg = k.value
-        add(arg, n.lineno)
+        add(arg, n.lineno, n.keywords)
     elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
         for d in n.decorator_list:
             call = d if isinstance(d, ast.Call) else None
@@ -223,7 +252,7 @@ for n in ast.walk(tree):
                         arg = k.value
             if arg is not None and value(arg) == "":
                 arg = None
-            add(arg, d.lineno, n.name)
+            add(arg, d.lineno, call.keywords if call else [], n.name)
 done({"dags": dags})
 `
 
@@ -237,32 +266,44 @@ type dagCheck struct {
 		Text string `json:"text"`
 	} `json:"error"`
 	DAGs []struct {
-		ID   *string `json:"id"`
-		Line int     `json:"line"`
+		ID     *string `json:"id"`
+		Line   int     `json:"line"`
+		Paused any     `json:"paused"` // true, false, "dynamic" or nil
 	} `json:"dags"`
+}
+
+// dagInfo is what a checked DAG file says about itself.
+type dagInfo struct {
+	// PausedUponCreation is the file's literal is_paused_upon_creation, nil
+	// when no DAG sets it.
+	PausedUponCreation *bool
+	// PausedDynamic is true when it is set by an expression Shipline cannot
+	// evaluate.
+	PausedDynamic bool
 }
 
 // checkDAGFile checks the DAG at path (a temporary file, shown to users as
 // name): it must compile and every DAG it defines must have dag_id want.
 // Failures are permanent InvalidDefinition errors naming name:line:col, with
 // lines counted in the rendered definition (without Shipline's header line).
-func checkDAGFile(ctx context.Context, python, path, name, want string) error {
+// It returns the file's own pause setting.
+func checkDAGFile(ctx context.Context, python, path, name, want string) (dagInfo, error) {
 	cmd := exec.CommandContext(ctx, python, "-I", "-c", dagCheckScript, path)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			return &apperr.Error{Type: apperr.PythonUnavailable, Cause: err,
+			return dagInfo{}, &apperr.Error{Type: apperr.PythonUnavailable, Cause: err,
 				Msg: fmt.Sprintf("check DAG %s: no Python interpreter %q on the worker: install python3 or set SHIPLINE_PYTHON", name, python)}
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return dagInfo{}, ctx.Err()
 		}
-		return fmt.Errorf("check DAG %s with %s: %w: %s", name, python, err, strings.TrimSpace(stderr.String()))
+		return dagInfo{}, fmt.Errorf("check DAG %s with %s: %w: %s", name, python, err, strings.TrimSpace(stderr.String()))
 	}
 	var res dagCheck
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		return fmt.Errorf("check DAG %s with %s: unexpected output %q: %w", name, python, stdout.String(), err)
+		return dagInfo{}, fmt.Errorf("check DAG %s with %s: unexpected output %q: %w", name, python, stdout.String(), err)
 	}
 	headerLines := strings.Count(dagHeader, "\n")
 	line := func(l int) int {
@@ -271,8 +312,8 @@ func checkDAGFile(ctx context.Context, python, path, name, want string) error {
 		}
 		return l
 	}
-	invalid := func(format string, args ...any) error {
-		return &apperr.Error{Type: apperr.InvalidDefinition, Msg: fmt.Sprintf(format, args...)}
+	invalid := func(format string, args ...any) (dagInfo, error) {
+		return dagInfo{}, &apperr.Error{Type: apperr.InvalidDefinition, Msg: fmt.Sprintf(format, args...)}
 	}
 	if e := res.Error; e != nil {
 		msg := fmt.Sprintf("%s:%d:%d: %s: %s", name, line(e.Line), e.Col, e.Type, e.Msg)
@@ -284,7 +325,16 @@ func checkDAGFile(ctx context.Context, python, path, name, want string) error {
 	if len(res.DAGs) == 0 {
 		return invalid("%s: defines no DAG\n    fix: define one with dag_id=%q, e.g. with DAG(dag_id=\"${project.name}__<job>\", ...)", name, want)
 	}
+	var info dagInfo
 	for _, d := range res.DAGs {
+		switch p := d.Paused.(type) {
+		case bool:
+			if info.PausedUponCreation == nil {
+				info.PausedUponCreation = &p
+			}
+		case string:
+			info.PausedDynamic = true
+		}
 		switch {
 		case d.ID == nil:
 			return invalid("%s:%d: the dag_id is not a string literal, so Shipline cannot check it\n    fix: write dag_id=%q (or \"${project.name}__<job>\")", name, line(d.Line), want)
@@ -292,7 +342,7 @@ func checkDAGFile(ctx context.Context, python, path, name, want string) error {
 			return invalid("%s:%d: defines dag_id %q, expected %q\n    fix: name the DAG dag_id=%q (or \"${project.name}__<job>\"): one DAG per job file, named <project>__<job>", name, line(d.Line), *d.ID, want, want)
 		}
 	}
-	return nil
+	return info, nil
 }
 
 // airflowAPI sets DAGs' pause state through Airflow's stable REST API.

@@ -352,7 +352,7 @@ func upsertWithAPI(t *testing.T, url string, paused bool) error {
 	t.Helper()
 	cfg, _, _ := airflowConfig(t, url)
 	_, err := openAirflow(t, cfg).UpsertJob(context.Background(),
-		JobSpec{Project: "demo", Job: "orders", Definition: []byte(validDAG), Version: "v1.0.0", Paused: paused})
+		JobSpec{Project: "demo", Job: "orders", Definition: []byte(validDAG), Version: "v1.0.0", Paused: &paused})
 	return err
 }
 
@@ -455,7 +455,7 @@ func TestAirflowLostAnswers(t *testing.T) {
 			s.losePrefix, s.loseStatus, s.loseTimes = c.prefix, c.status, 1
 			cfg, dags, _ := airflowConfig(t, url)
 			f := openAirflow(t, cfg)
-			spec := JobSpec{Project: "demo", Job: "orders", Definition: []byte(validDAG), Version: "v1.0.0", Paused: true}
+			spec := JobSpec{Project: "demo", Job: "orders", Definition: []byte(validDAG), Version: "v1.0.0", Paused: boolPtr(true)}
 			var res JobResult
 			likeTemporal(t, "upsert", func() (err error) { res, err = f.UpsertJob(context.Background(), spec); return err })
 			if names := dirNames(t, dags); len(names) != 1 || names[0] != "demo__orders.py" {

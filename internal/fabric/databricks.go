@@ -754,7 +754,8 @@ func (d *databricksFabric) duplicates(j JobSpec, ids []int64) *apperr.Error {
 }
 
 // desiredSettings parses the payload and adds Shipline's tags and the pause
-// status; it returns the settings and the create-only access_control_list.
+// status (applyPause); it returns the settings and the create-only
+// access_control_list.
 func desiredSettings(j JobSpec) (map[string]any, any, error) {
 	invalid := func(msg string) error {
 		return &apperr.Error{Type: apperr.InvalidDefinition, Msg: fmt.Sprintf("job %s/%s: %s", j.Project, j.Job, msg)}
@@ -786,15 +787,7 @@ func desiredSettings(j JobSpec) (map[string]any, any, error) {
 	}
 	tags[TagProject], tags[TagJob], tags[TagVersion] = j.Project, j.Job, j.Version
 	s["tags"] = tags
-	status := "UNPAUSED"
-	if j.Paused {
-		status = "PAUSED"
-	}
-	for _, k := range pausable {
-		if m, ok := s[k].(map[string]any); ok {
-			m["pause_status"] = status
-		}
-	}
+	applyPause(s, j.Paused)
 	return s, acl, nil
 }
 

@@ -133,7 +133,7 @@ func jobDef(name string, extra string) []byte {
 func TestDatabricksUpsertLifecycle(t *testing.T) {
 	ctx := context.Background()
 	emu, d, _ := dbSetup(t, dbVolume)
-	spec := JobSpec{Project: "demo", Job: "daily", Definition: jobDef("demo daily", ""), Paused: true, Version: "v1.0.0"}
+	spec := JobSpec{Project: "demo", Job: "daily", Definition: jobDef("demo daily", ""), Paused: boolPtr(true), Version: "v1.0.0"}
 
 	res, err := d.UpsertJob(ctx, spec)
 	if err != nil || res.Action != JobCreated {
@@ -156,7 +156,7 @@ func TestDatabricksUpsertLifecycle(t *testing.T) {
 	if err != nil || res2.Action != JobUnchanged || res2.ID != res.ID {
 		t.Fatalf("same spec again: %+v %v", res2, err)
 	}
-	spec.Version, spec.Paused = "v1.1.0", false
+	spec.Version, spec.Paused = "v1.1.0", boolPtr(false)
 	res3, err := d.UpsertJob(ctx, spec)
 	if err != nil || res3.Action != JobUpdated || res3.ID != res.ID {
 		t.Fatalf("new version: %+v %v", res3, err)

@@ -40,8 +40,11 @@ type JobSpec struct {
 	// Definition is the rendered definition: a Jobs API 2.2 create payload (JSON)
 	// for databricks jobs, Python source for Airflow DAGs.
 	Definition []byte `json:"definition"`
-	// Paused sets the schedule's pause status (databricks) or the DAG's (airflow).
-	Paused       bool   `json:"paused"`
+	// Paused, when set, is the pause status of the job's schedule, trigger
+	// or continuous run (databricks) or of the DAG (airflow). Nil leaves it
+	// to the definition: its own pause_status (none: UNPAUSED, the API's
+	// default) or is_paused_upon_creation. See PausedFor.
+	Paused       *bool  `json:"paused,omitempty"`
 	Version      string `json:"version"`
 	DeploymentID string `json:"deployment_id"`
 }

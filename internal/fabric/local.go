@@ -28,8 +28,8 @@ import (
 // JobSpec does not say which scheduler a job is for, so the local fabric tells
 // by content: a definition that parses as a JSON object is a Databricks payload,
 // anything else an Airflow DAG. There is no scheduler behind the directory:
-// JobSpec.Paused shows in the payload's pause_status, and a DAG file keeps its
-// own is_paused_upon_creation.
+// JobSpec.Paused (else the definition's own setting) shows in the payload's
+// pause_status, and a DAG file keeps its own is_paused_upon_creation.
 type localFabric struct {
 	name string
 	root string
@@ -53,7 +53,10 @@ func (l *localFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, erro
 	}
 	var check func(string) error
 	if isDAG {
-		check = func(tmp string) error { return checkDAGFile(ctx, pythonBin(nil), tmp, name, dagID(j)) }
+		check = func(tmp string) error {
+			_, err := checkDAGFile(ctx, pythonBin(nil), tmp, name, dagID(j))
+			return err
+		}
 	}
 	return upsertFile(dir, name, want, check)
 }
@@ -91,7 +94,8 @@ func looksLikeJSONObject(def []byte) bool {
 
 // localJobJSON is a Databricks payload as the local fabric stores it: pretty
 // printed, with the Shipline tags, and pause_status set on schedule, trigger
-// and continuous when present (as Databricks holds a job after a reset).
+// and continuous when present (applyPause, as Databricks holds a job after a
+// reset).
 func localJobJSON(j JobSpec) ([]byte, error) {
 	payload, bad := decodeJobPayload(j.Project+"__"+j.Job+".json", j.Definition)
 	if bad != nil {
@@ -110,15 +114,7 @@ func localJobJSON(j JobSpec) ([]byte, error) {
 	tags["shipline_job"] = j.Job
 	tags["shipline_version"] = j.Version
 	payload["tags"] = tags
-	status := "UNPAUSED"
-	if j.Paused {
-		status = "PAUSED"
-	}
-	for _, k := range pausable {
-		if m, ok := payload[k].(map[string]any); ok {
-			m["pause_status"] = status
-		}
-	}
+	applyPause(payload, j.Paused)
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)

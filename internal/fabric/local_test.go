@@ -113,7 +113,7 @@ func TestLocalJobsCreateUpdateUnchangedDrift(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
 	f := newLocal(platform.Fabric{Name: "local", Root: root})
-	spec := JobSpec{Project: "demo", Job: "daily", Definition: []byte(localJobPayload), Paused: true, Version: "v1.0.0", DeploymentID: "d1"}
+	spec := JobSpec{Project: "demo", Job: "daily", Definition: []byte(localJobPayload), Paused: boolPtr(true), Version: "v1.0.0", DeploymentID: "d1"}
 	path := filepath.Join(root, "jobs", "demo__daily.json")
 
 	res, err := f.UpsertJob(ctx, spec)
@@ -145,7 +145,7 @@ func TestLocalJobsCreateUpdateUnchangedDrift(t *testing.T) {
 		t.Fatalf("inspect: %+v, %v", live, err)
 	}
 
-	spec.Version, spec.Paused = "v1.0.1", false
+	spec.Version, spec.Paused = "v1.0.1", boolPtr(false)
 	if res, err := f.UpsertJob(ctx, spec); err != nil || res.Action != JobUpdated {
 		t.Fatalf("update: %+v, %v", res, err)
 	}

@@ -28,8 +28,9 @@ type RenderInput struct {
 	ArtifactPaths map[string]string `json:"artifact_paths"`
 	// Variables are the job's variables on the fabric, see MergeVariables.
 	Variables map[string]string `json:"variables"`
-	// Paused is the wanted pause state, see PausedFor.
-	Paused bool `json:"paused"`
+	// Paused is the pause state forced on the job, nil to keep the
+	// definition's own; see PausedFor.
+	Paused *bool `json:"paused,omitempty"`
 }
 
 // RenderJob fills the placeholders of a job's definition: Databricks job
@@ -37,13 +38,14 @@ type RenderInput struct {
 // text. Every placeholder must name something the job has: ${artifact.X} one of
 // the job's pipelines with a path in ArtifactPaths, ${var.X} one of Variables.
 //
-// It returns the rendered definition and whether the job is to be paused: the
-// wanted state for Airflow DAGs, and for Databricks payloads only when the
-// payload has something to pause (schedule, trigger or continuous).
+// It returns the rendered definition and the pause state forced on the job
+// (nil: the definition's own): in.Paused for Airflow DAGs, and for
+// Databricks payloads only when the payload has something to pause
+// (schedule, trigger or continuous).
 //
 // Errors are permanent *apperr.Error values of type InvalidDefinition wrapping a
 // diag.List whose entries name the definition's file:line:col.
-func RenderJob(in RenderInput) ([]byte, bool, error) {
+func RenderJob(in RenderInput) ([]byte, *bool, error) {
 	file := in.Job.Definition
 	if file == "" {
 		file = in.Job.Name + " definition"
@@ -62,7 +64,7 @@ func RenderJob(in RenderInput) ([]byte, bool, error) {
 	}
 	diags = append(diags, templating.CheckRefs(file, refs, known)...)
 	if diags.HasErrors() {
-		return nil, false, renderError(in, diags)
+		return nil, nil, renderError(in, diags)
 	}
 
 	var (
@@ -77,18 +79,21 @@ func RenderJob(in RenderInput) ([]byte, bool, error) {
 	if err != nil {
 		var l diag.List
 		if errors.As(err, &l) {
-			return nil, false, renderError(in, l)
+			return nil, nil, renderError(in, l)
 		}
-		return nil, false, err
+		return nil, nil, err
 	}
 	if !isJSON {
 		return out, in.Paused, nil
 	}
 	payload, bad := decodeJobPayload(file, out)
 	if bad != nil {
-		return nil, false, renderError(in, bad)
+		return nil, nil, renderError(in, bad)
 	}
-	return out, in.Paused && hasSchedule(payload), nil
+	if !hasSchedule(payload) {
+		return out, nil, nil
+	}
+	return out, in.Paused, nil
 }
 
 // isJSONDefinition tells whether a job's definition is a Databricks payload:
@@ -189,6 +194,27 @@ func hasSchedule(payload map[string]any) bool {
 	return false
 }
 
+// applyPause sets pause_status on the payload's schedule, trigger and
+// continuous: paused when set, else the definition's own value, else
+// UNPAUSED (the API's default, written out so that a job paused by an
+// earlier deploy is unpaused and a comparison with the live job sees it).
+func applyPause(payload map[string]any, paused *bool) {
+	for _, k := range pausable {
+		m, ok := payload[k].(map[string]any)
+		if !ok {
+			continue
+		}
+		switch {
+		case paused != nil && *paused:
+			m["pause_status"] = "PAUSED"
+		case paused != nil:
+			m["pause_status"] = "UNPAUSED"
+		case m["pause_status"] == nil:
+			m["pause_status"] = "UNPAUSED"
+		}
+	}
+}
+
 // MergeVariables returns the variables a job has on a fabric. Precedence, from
 // lowest to highest:
 //
@@ -217,14 +243,31 @@ func MergeVariables(man *manifest.Manifest, cfg *platform.Config, fabric string)
 	return out
 }
 
-// PausedFor tells whether a job's schedule is deployed paused on a fabric: the
-// fabric's pause_schedules (platform.yaml), unless shipline.yaml sets
-// fabrics.<fabric>.jobs.<job>.paused. cfg may be nil (nothing paused).
-func PausedFor(man *manifest.Manifest, cfg *platform.Config, fabric, job string) bool {
+// PausedFor returns the pause state forced on a job's schedule on a fabric,
+// or nil when the definition's own setting stands. Precedence, from highest
+// to lowest:
+//
+//  1. shipline.yaml `fabrics.<fabric>.jobs.<job>.paused` (true or false): the
+//     project's explicit choice for this one job on this one fabric;
+//  2. platform.yaml `fabrics.<fabric>.pause_schedules: true`: every schedule
+//     on the fabric is deployed paused (a dev or qa workspace);
+//  3. the definition: a Databricks payload's `pause_status` on schedule,
+//     trigger or continuous (absent: UNPAUSED), an Airflow DAG's
+//     `is_paused_upon_creation` (absent: unpaused).
+//
+// The most specific statement wins: a per-job override names the job and the
+// fabric, pause_schedules names only the fabric, and the definition is the
+// same on every fabric. cfg may be nil.
+func PausedFor(man *manifest.Manifest, cfg *platform.Config, fabric, job string) *bool {
 	if man != nil {
 		if o := man.Fabrics[fabric].Jobs[job].Paused; o != nil {
-			return *o
+			v := *o
+			return &v
 		}
 	}
-	return cfg != nil && cfg.Fabrics[fabric].PauseSchedules
+	if cfg != nil && cfg.Fabrics[fabric].PauseSchedules {
+		v := true
+		return &v
+	}
+	return nil
 }

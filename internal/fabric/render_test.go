@@ -3,6 +3,7 @@ package fabric
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -37,7 +38,7 @@ func TestRenderJSONEscapesValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if paused {
+	if paused != nil {
 		t.Error("paused without a schedule")
 	}
 	var got struct {
@@ -64,13 +65,13 @@ func TestRenderJSONEscapesValues(t *testing.T) {
 
 func TestRenderDAGIsPlainText(t *testing.T) {
 	in := renderInput(manifest.Airflow, "WHL = \"${artifact.ingest}\"\nSCHEMA = '${var.schema}'\n")
-	in.Paused = true
+	in.Paused = boolPtr(true)
 	out, paused, err := RenderJob(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "WHL = \"/Volumes/a/demo/v1.2.0/ingest/ingest-1.0-py3-none-any.whl\"\nSCHEMA = 'dev_demo'\n"
-	if string(out) != want || !paused {
+	if string(out) != want || paused == nil || !*paused {
 		t.Errorf("got %q paused=%v", out, paused)
 	}
 }
@@ -110,15 +111,26 @@ func TestRenderMissingPlaceholderNamesPosition(t *testing.T) {
 
 func TestRenderPausedOnlyWithSchedule(t *testing.T) {
 	in := renderInput(manifest.Databricks, `{"name": "x", "schedule": {"quartz_cron_expression": "0 0 1 * * ?", "timezone_id": "UTC"}}`)
-	in.Paused = true
-	if _, paused, err := RenderJob(in); err != nil || !paused {
+	in.Paused = boolPtr(true)
+	if _, paused, err := RenderJob(in); err != nil || paused == nil || !*paused {
 		t.Errorf("paused=%v err=%v, want paused", paused, err)
 	}
-	in.Paused = false
-	if _, paused, _ := RenderJob(in); paused {
+	in.Paused = boolPtr(false)
+	if _, paused, _ := RenderJob(in); paused == nil || *paused {
 		t.Error("paused although not wanted")
 	}
+	in.Paused = nil
+	if _, paused, _ := RenderJob(in); paused != nil {
+		t.Errorf("paused=%v, want nil (the definition's own setting)", *paused)
+	}
+	noSchedule := renderInput(manifest.Databricks, `{"name": "x"}`)
+	noSchedule.Paused = boolPtr(true)
+	if _, paused, _ := RenderJob(noSchedule); paused != nil {
+		t.Error("a payload without schedule, trigger or continuous has nothing to pause")
+	}
 }
+
+func boolPtr(b bool) *bool { return &b }
 
 func TestMergeVariablesPrecedence(t *testing.T) {
 	man := &manifest.Manifest{
@@ -156,19 +168,28 @@ func TestPausedFor(t *testing.T) {
 		"dev":  {PauseSchedules: true},
 		"prod": {},
 	}}
+	show := func(p *bool) string {
+		if p == nil {
+			return "definition's own"
+		}
+		return fmt.Sprint(*p)
+	}
 	for _, tc := range []struct {
 		fabric, job string
-		want        bool
+		want        *bool
 	}{
-		{"dev", "other", true},
-		{"dev", "plain", true},
-		{"dev", "unpaused", false},
-		{"prod", "other", false},
-		{"prod", "paused", true},
-		{"unknown", "x", false},
+		{"dev", "other", &tr},   // pause_schedules
+		{"dev", "plain", &tr},   // an override without paused leaves pause_schedules
+		{"dev", "unpaused", &f}, // the per-job override beats pause_schedules
+		{"prod", "other", nil},  // nothing forced: the definition decides
+		{"prod", "paused", &tr}, // the per-job override beats the definition
+		{"unknown", "x", nil},
 	} {
-		if got := PausedFor(man, cfg, tc.fabric, tc.job); got != tc.want {
-			t.Errorf("PausedFor(%s, %s) = %v, want %v", tc.fabric, tc.job, got, tc.want)
+		if got := PausedFor(man, cfg, tc.fabric, tc.job); show(got) != show(tc.want) {
+			t.Errorf("PausedFor(%s, %s) = %s, want %s", tc.fabric, tc.job, show(got), show(tc.want))
 		}
+	}
+	if got := PausedFor(nil, nil, "dev", "x"); got != nil {
+		t.Errorf("without manifest and platform: %s", show(got))
 	}
 }

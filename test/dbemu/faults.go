@@ -88,6 +88,7 @@ type randomFaults struct {
 	p        float64
 	statuses []int
 	paths    []string
+	after    float64 // the fraction of them that act first
 }
 
 // RandomFaults makes a fraction p of calls whose path matches one of paths
@@ -100,6 +101,16 @@ func (e *Emulator) RandomFaults(p float64, statuses []int, paths ...string) {
 		statuses = []int{http.StatusTooManyRequests, http.StatusServiceUnavailable}
 	}
 	e.random = &randomFaults{p: p, statuses: statuses, paths: paths}
+}
+
+// LoseRandomAnswers makes a fraction of the random faults (RandomFaults) act
+// first, as Fault.After: the call is handled and its answer lost.
+func (e *Emulator) LoseRandomAnswers(fraction float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.random != nil {
+		e.random.after = fraction
+	}
 }
 
 // pickFault returns the fault that answers r, if any, and counts its use.
@@ -118,7 +129,9 @@ func (e *Emulator) pickFault(r *http.Request) *Fault {
 			match = match || pathMatches(p, r.URL.Path)
 		}
 		if match && e.rng.Float64() < rf.p {
-			return &Fault{Status: rf.statuses[e.rng.Intn(len(rf.statuses))]}
+			f := &Fault{Status: rf.statuses[e.rng.Intn(len(rf.statuses))]}
+			f.After = rf.after > 0 && e.rng.Float64() < rf.after
+			return f
 		}
 	}
 	return nil

@@ -267,3 +267,16 @@ func do(t *testing.T, emu *dbemu.Emulator, method, path, body string) (int, []by
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
 }
+
+func TestLoseRandomAnswers(t *testing.T) {
+	emu, _ := start(t)
+	emu.RandomFaults(1, []int{503}, "/api/2.2/jobs/create")
+	emu.LoseRandomAnswers(1)
+	st, body := do(t, emu, "POST", "/api/2.2/jobs/create", `{"name":"a"}`)
+	if st != 503 || !strings.Contains(string(body), "TEMPORARILY_UNAVAILABLE") {
+		t.Errorf("answer %d %s, want 503 TEMPORARILY_UNAVAILABLE", st, body)
+	}
+	if len(emu.Jobs()) != 1 {
+		t.Errorf("%d jobs, want the lost create's one", len(emu.Jobs()))
+	}
+}

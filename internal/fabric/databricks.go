@@ -205,8 +205,8 @@ func (d *databricksFabric) clients() (*databricks.WorkspaceClient, *client.Datab
 	return d.ws, d.raw, nil
 }
 
-// sendOnce POSTs a call that must not be repeated blindly exactly once,
-// outside databricks-sdk-go's retry loop, with the SDK's credentials and its
+// sendOnce POSTs a call that a resend could repeat, once: outside
+// databricks-sdk-go's retry loop, but with the SDK's credentials and its
 // parsing of error answers (so errors are the usual *apierr.APIError, or a
 // *url.Error when no answer came). net/http does not resend a POST either.
 func (d *databricksFabric) sendOnce(ctx context.Context, path string, body, out any) error {
@@ -251,10 +251,11 @@ func (d *databricksFabric) sendOnce(ctx context.Context, path string, body, out 
 	return nil
 }
 
-// outcomeUnknown tells whether a failed call may still have acted: an answer
-// of 429 or 5xx, or none at all. Any other 4xx is the server's refusal.
-func outcomeUnknown(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+// outcomeUnknown tells whether a call that failed while ctx is still live
+// may have acted: an answer of 429 or 5xx, or none at all (a request timeout
+// included). Any other 4xx is the server's refusal.
+func outcomeUnknown(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil {
 		return false
 	}
 	var fe *apperr.Error
@@ -395,7 +396,7 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 	err = store.put(ctx, local, st.Size())
 	exists := errors.Is(err, apierr.ErrResourceConflict) || errors.Is(err, apierr.ErrResourceAlreadyExists)
 	switch {
-	case exists || outcomeUnknown(err):
+	case exists || outcomeUnknown(ctx, err):
 		done, cerr := d.compareExisting(ctx, store, path, st.Size(), want, true)
 		switch {
 		case cerr != nil:
@@ -696,8 +697,13 @@ func (d *databricksFabric) createJob(ctx context.Context, j JobSpec, want, paylo
 		if err == nil {
 			return resp.JobID.String(), nil
 		}
-		if !outcomeUnknown(err) {
+		if !outcomeUnknown(ctx, err) {
 			return "", d.fail(op, err)
+		}
+		// Wait first: a create the server is still working on (its caller
+		// gave up) has time to land before the lookup.
+		if err := backoffSleep(ctx, attempt); err != nil {
+			return "", err
 		}
 		ids, lerr := d.findJobs(ctx, j, want)
 		switch {
@@ -709,9 +715,6 @@ func (d *databricksFabric) createJob(ctx context.Context, j JobSpec, want, paylo
 			return "", d.duplicates(j, ids)
 		case time.Now().After(deadline):
 			return "", d.fail(op, err)
-		}
-		if err := backoffSleep(ctx, attempt); err != nil {
-			return "", err
 		}
 	}
 }

@@ -52,6 +52,7 @@ func TestDatabricksJobCreateExactlyOnce(t *testing.T) {
 	for _, lost := range lostAnswers {
 		for _, times := range []int{1, 3} {
 			t.Run(fmt.Sprintf("%s x%d", lost.name, times), func(t *testing.T) {
+				t.Parallel() // each has its own emulator; most of the time is the SDK's backoff
 				ctx := context.Background()
 				emu, d := dbSetupSDKRetries(t, dbVolume)
 				f := lost.fault
@@ -125,6 +126,7 @@ func TestDatabricksUploadExactlyOnce(t *testing.T) {
 	for _, c := range cases {
 		for _, lost := range lostAnswers {
 			t.Run(c.path+" "+lost.name, func(t *testing.T) {
+				t.Parallel()
 				ctx := context.Background()
 				emu, d := dbSetupSDKRetries(t, c.root)
 				f := lost.fault

@@ -34,11 +34,16 @@ type ResolveRefInput struct {
 	Project string `json:"project"`
 	// Ref is a branch, tag, full ref name or commit hash (full or abbreviated).
 	Ref string `json:"ref"`
+	// Tag, when set and on the remote, is resolved instead of Ref: a release
+	// without an explicit ref adopts the tag of its version pushed by hand.
+	Tag string `json:"tag,omitempty"`
 }
 
 // ResolveRefOutput is the resolved commit.
 type ResolveRefOutput struct {
 	Commit string `json:"commit"` // full 40-hex hash
+	// FromTag is true when the commit is Tag's.
+	FromTag bool `json:"from_tag,omitempty"`
 }
 
 // ResolveRef fetches the project's remote into its mirror and resolves Ref.
@@ -48,15 +53,25 @@ func (g *Git) ResolveRef(ctx context.Context, in ResolveRefInput) (ResolveRefOut
 	if err != nil {
 		return ResolveRefOutput{}, err
 	}
-	var commit string
+	var out ResolveRefOutput
 	err = withHeartbeat(ctx, func() (err error) {
-		commit, err = m.Resolve(ctx, in.Ref)
+		if in.Tag != "" {
+			commit, err := m.Resolve(ctx, "refs/tags/"+in.Tag)
+			if err == nil {
+				out = ResolveRefOutput{Commit: commit, FromTag: true}
+				return nil
+			}
+			if !errors.Is(err, gitrepo.ErrUnknownRef) {
+				return err
+			}
+		}
+		out.Commit, err = m.Resolve(ctx, in.Ref)
 		return err
 	})
 	if err != nil {
 		return ResolveRefOutput{}, apperr.ForTemporal(err)
 	}
-	return ResolveRefOutput{Commit: commit}, nil
+	return out, nil
 }
 
 // ValidateManifestInput names a commit of a project.

@@ -218,6 +218,9 @@ func (d *deployment) resolve(ctx workflow.Context) error {
 		}
 		return err
 	}
+	if err := d.checkReleased(ctx); err != nil {
+		return err
+	}
 	d.state.Commit = d.plan.Commit
 	for _, f := range d.plan.Fabrics {
 		d.state.Fabrics = append(d.state.Fabrics, f.Name)
@@ -539,11 +542,14 @@ type endError struct{ err error }
 func (e *endError) Error() string { return e.err.Error() }
 func (e *endError) Unwrap() error { return e.err }
 
-// refuse ends the deployment because of the request itself.
+// refuse ends the deployment without parking it: because of the request
+// itself (refused), or because going on would be wrong (an artifact
+// mismatch fails). Outcome(errType) is the status it ends with.
 func (d *deployment) refuse(ctx workflow.Context, step, errType, msg string) error {
 	setStep(d.state.Steps, step, StepFailed, msg, workflow.Now(ctx))
-	d.state.Summary = fmt.Sprintf("deploy of %s of %s refused: %s", d.in.Version, d.in.Project, msg)
-	d.finish(ctx, StatusRefused, msg)
+	outcome := Outcome(errType)
+	d.state.Summary = fmt.Sprintf("deploy of %s of %s %s: %s", d.in.Version, d.in.Project, outcome, msg)
+	d.finish(ctx, outcome, msg)
 	return &endError{temporal.NewNonRetryableApplicationError(msg, errType, nil)}
 }
 

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -30,6 +31,8 @@ type deployEnv struct {
 	builds atomic.Int32
 	// grantOnEnqueue answers each enqueue at once with a grant (no contention).
 	grantOnEnqueue bool
+	// release is what the Release entity answers (nil: there is none).
+	release *ReleaseState
 }
 
 func resolved() activities.ResolveDeployOutput {
@@ -46,7 +49,8 @@ func resolved() activities.ResolveDeployOutput {
 
 func newDeployEnv(t *testing.T) *deployEnv {
 	var s testsuite.WorkflowTestSuite
-	e := &deployEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), t: t, grantOnEnqueue: true}
+	e := &deployEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), t: t, grantOnEnqueue: true,
+		release: &ReleaseState{Progress: Progress{Status: StatusReleased}}}
 	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: deployID})
 	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
 	// The fabric entity is played by a stub child that records DoneSignals.
@@ -64,6 +68,15 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	e.RegisterActivity(&activities.Build{})
 	e.RegisterActivity(&activities.Config{})
 	e.OnActivity(configActs.Signatures, mock.Anything).Return(signing.Policy{}, nil)
+	e.RegisterActivity(&activities.Messages{})
+	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: ReleaseID("demo", "v1.0.0"), Query: StateQuery}).Return(
+		func(context.Context, activities.QueryInput) (activities.QueryOutput, error) {
+			if e.release == nil {
+				return activities.QueryOutput{Missing: true}, nil
+			}
+			b, err := json.Marshal(e.release)
+			return activities.QueryOutput{Result: b}, err
+		})
 	e.OnSignalExternalWorkflow(mock.Anything, ReleaseID("demo", "v1.0.0"), "", DeployedSignal, mock.Anything).Return(
 		func(_, _, _, _ string, arg any) error {
 			e.told = append(e.told, arg.(Deployed))

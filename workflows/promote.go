@@ -173,26 +173,27 @@ func (p *promotion) checkInput() error {
 
 // release reads the Release entity's state; a release that is not there (or was deleted) cannot be promoted.
 func (p *promotion) release(ctx workflow.Context) (ReleaseState, error) {
-	var q activities.QueryOutput
-	qin := activities.QueryInput{WorkflowID: ReleaseID(p.in.Project, p.in.Version), Query: StateQuery}
-	if err := workflow.ExecuteActivity(shortActivity(ctx), messageActs.Query, qin).Get(ctx, &q); err != nil {
-		return ReleaseState{}, err
+	rel, missing, err := releaseRecord(ctx, p.in.Project, p.in.Version)
+	if err != nil {
+		return rel, err
 	}
-	var rel ReleaseState
-	if !q.Missing {
-		if err := json.Unmarshal(q.Result, &rel); err != nil {
-			return rel, err
+	if !missing && rel.Status == StatusReleased {
+		return rel, nil
+	}
+	// A tag on the remote that no Release recorded was pushed by hand.
+	if missing && workflow.GetVersion(ctx, ChangeReleaseRecordCheck, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+		var tag activities.ResolveRefOutput
+		in := activities.ResolveRefInput{Project: p.in.Project, Ref: "refs/tags/" + p.in.Version}
+		if workflow.ExecuteActivity(gitActivity(ctx), gitActs.ResolveRef, in).Get(ctx, &tag) == nil {
+			return rel, p.end(ctx, StatusRefused, apperr.NotAdopted, notAdoptedMessage(p.in.Project, p.in.Version))
 		}
 	}
-	if q.Missing || (rel.Status != StatusReleased) {
-		why := "it was never released"
-		if rel.Status != "" {
-			why = "its release is " + string(rel.Status)
-		}
-		return rel, p.end(ctx, StatusRefused, apperr.NotReleased, fmt.Sprintf("%s of %s cannot be promoted: %s; release it first with `shipline release %s --project %s`",
-			p.in.Version, p.in.Project, why, p.in.Version, p.in.Project))
+	why := "it was never released"
+	if rel.Status != "" {
+		why = "its release is " + string(rel.Status)
 	}
-	return rel, nil
+	return rel, p.end(ctx, StatusRefused, apperr.NotReleased, fmt.Sprintf("%s of %s cannot be promoted: %s; release it first with `shipline release %s --project %s`",
+		p.in.Version, p.in.Project, why, p.in.Version, p.in.Project))
 }
 
 // gate waits for the stage's approvals (if any), or ends the promotion on a
@@ -413,6 +414,9 @@ func (p *promotion) mayApprove(i int) []string {
 
 // end finishes the promotion without reaching the target.
 func (p *promotion) end(ctx workflow.Context, status Status, errType, msg string) error {
+	if errType != "" {
+		status = Outcome(errType) // one classification for the workflows, `history` and `audit`
+	}
 	p.state.Status, p.state.Summary = status, msg
 	p.publish(ctx)
 	if errType == "" { // rejected or expired: a decision, not an error

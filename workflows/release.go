@@ -182,15 +182,26 @@ func (r *release) authorize(ctx workflow.Context) error {
 	return nil
 }
 
-// resolve turns the ref into a commit on the remote.
+// resolve turns the ref into a commit on the remote. Without an explicit ref,
+// a tag VERSION already on the remote (pushed by hand) is the ref: releasing
+// it adopts that tag, after the same checks as any release.
 func (r *release) resolve(ctx workflow.Context) error {
 	r.begin(ctx, StepResolve)
+	in := activities.ResolveRefInput{Project: r.in.Project, Ref: r.state.Ref}
+	if r.in.Ref == "" {
+		in.Tag = r.in.Version
+	}
 	var out activities.ResolveRefOutput
-	err := workflow.ExecuteActivity(r.gitActivity(ctx), gitActs.ResolveRef, activities.ResolveRefInput{Project: r.in.Project, Ref: r.state.Ref}).Get(ctx, &out)
+	err := workflow.ExecuteActivity(r.gitActivity(ctx), gitActs.ResolveRef, in).Get(ctx, &out)
 	if err != nil {
 		return r.failOrPark(ctx, StepResolve, err)
 	}
 	r.state.Commit = out.Commit
+	if out.FromTag {
+		r.state.Ref = r.in.Version
+		r.done(ctx, StepResolve, fmt.Sprintf("tag %s is already on the remote at %s: adopting it", r.in.Version, short(out.Commit)))
+		return nil
+	}
 	r.done(ctx, StepResolve, fmt.Sprintf("%s is %s", r.state.Ref, short(out.Commit)))
 	return nil
 }
@@ -272,21 +283,18 @@ func (r *release) publish(ctx workflow.Context) error {
 
 // refuse ends the release because of the request itself (access, input, manifest).
 func (r *release) refuse(ctx workflow.Context, step, errType, msg string) error {
-	r.state.Status = StatusRefused
 	return r.end(ctx, step, errType, msg)
 }
 
 // fail ends the release because a step failed permanently (refused when the
 // failure's class says the request itself is wrong).
 func (r *release) fail(ctx workflow.Context, step string, err error) error {
-	r.state.Status = StatusFailed
-	if apperr.Classify(err) == apperr.Refused {
-		r.state.Status = StatusRefused
-	}
 	return r.end(ctx, step, errorType(err), userMessage(err))
 }
 
+// end ends the release with the status Outcome gives errType.
 func (r *release) end(ctx workflow.Context, step, errType, msg string) error {
+	r.state.Status = Outcome(errType)
 	setStep(r.state.Steps, step, StepFailed, msg, workflow.Now(ctx))
 	r.state.Refusal = msg
 	r.state.Summary = fmt.Sprintf("release %s of %s %s: %s", r.in.Version, r.in.Project, r.state.Status, msg)

@@ -57,7 +57,6 @@ func (r *release) attempt(ctx workflow.Context, step func(workflow.Context) erro
 		}
 		r.state.Parked = nil
 		if r.control.cancel {
-			r.state.Status = StatusFailed
 			return r.end(ctx, p.step, apperr.Cancelled, "cancelled by "+r.control.by)
 		}
 		r.state.Status = StatusRunning

@@ -50,7 +50,8 @@ func newReleaseEnv(t *testing.T, settings activities.ProjectSettings) *releaseEn
 }
 
 func (e *releaseEnv) okGit(created bool) {
-	e.OnActivity(gitActs.ResolveRef, mock.Anything, activities.ResolveRefInput{Project: "demo", Ref: "main"}).
+	// No ref given: main, unless the version's tag is already on the remote (not here).
+	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.MatchedBy(func(in activities.ResolveRefInput) bool { return in.Project == "demo" && in.Ref == "main" })).
 		Return(activities.ResolveRefOutput{Commit: commit}, nil)
 	e.OnActivity(gitActs.ValidateManifest, mock.Anything, activities.ValidateManifestInput{Project: "demo", Commit: commit}).
 		Return(activities.ValidateManifestOutput{Name: "demo"}, nil)

@@ -30,6 +30,9 @@ const (
 	NotReleased = "NotReleased"
 	// NoDeployer: nobody among the approvers (or the requester) may deploy to the stage.
 	NoDeployer = "NoDeployer"
+	// NotAdopted: the version's tag was pushed by hand and no project admin has
+	// adopted it with `shipline release VERSION`: it is not a release yet.
+	NotAdopted = "NotAdopted"
 	// UpdateRefused: a workflow refused an update sent on a user's behalf.
 	UpdateRefused = "UpdateRefused"
 	// ArtifactMismatch: a promotion built other bytes than the release shipped before.
@@ -81,6 +84,8 @@ const (
 
 	// Cancelled: a user cancelled the work.
 	Cancelled = "Cancelled"
+	// Superseded: a newer deployment to the same fabric replaced this one.
+	Superseded = "Superseded"
 )
 
 // Class says what a failure of a type means for the work that hit it.
@@ -98,7 +103,8 @@ const (
 	// another commit, a definition is invalid): resume cannot help; fix,
 	// commit and release a new version.
 	Fails Class = "fails"
-	// Stopped: a person ended the work on purpose; not a failure.
+	// Stopped: a person ended the work on purpose, or newer work replaced it;
+	// not a failure.
 	Stopped Class = "stopped"
 )
 
@@ -115,6 +121,7 @@ var classes = map[string]Class{
 	FabricMismatch:        Refused,
 	NotReleased:           Refused,
 	NoDeployer:            Refused,
+	NotAdopted:            Refused,
 	UpdateRefused:         Refused,
 	ArtifactMismatch:      Refused,
 	InvalidName:           Refused,
@@ -141,7 +148,8 @@ var classes = map[string]Class{
 	FabricUnavailable: Parks,
 	DagNotParsed:      Parks,
 
-	Cancelled: Stopped,
+	Cancelled:  Stopped,
+	Superseded: Stopped,
 }
 
 // transient are the types Temporal retries (with the activity's retry policy)

@@ -86,6 +86,7 @@ func TestClassOfEachType(t *testing.T) {
 		{FabricMismatch, "FabricMismatch", Refused},
 		{NotReleased, "NotReleased", Refused},
 		{NoDeployer, "NoDeployer", Refused},
+		{NotAdopted, "NotAdopted", Refused},
 		{UpdateRefused, "UpdateRefused", Refused},
 		{ArtifactMismatch, "ArtifactMismatch", Refused},
 		{InvalidName, "InvalidName", Refused},
@@ -110,6 +111,7 @@ func TestClassOfEachType(t *testing.T) {
 		{FabricUnavailable, "FabricUnavailable", Parks},
 		{DagNotParsed, "DagNotParsed", Parks},
 		{Cancelled, "Cancelled", Stopped},
+		{Superseded, "Superseded", Stopped},
 		// Failures without a Shipline type: a transient problem that outlasted its retries.
 		{"", "", Parks},
 		{"PanicError", "PanicError", Parks},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ func releaseCommand(g *globals) *ucli.Command {
 		ArgsUsage: "VERSION",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &o.project},
-			&ucli.StringFlag{Name: "ref", Value: "main", Usage: "branch, tag or commit to release", Destination: &o.ref},
+			&ucli.StringFlag{Name: "ref", Usage: "branch, tag or commit to release (default: the tag VERSION when it is already on the remote, which adopts it; else main)", Destination: &o.ref},
 			&ucli.StringFlag{Name: "message", Aliases: []string{"m"}, Usage: "message of the annotated tag", Destination: &o.message},
 			&ucli.BoolFlag{Name: "no-deploy", Usage: "only tag; deploy later with `shipline deploy`", Destination: &o.noDeploy},
 			&ucli.BoolFlag{Name: "wait", Usage: "print progress until the release is done", Destination: &o.wait},
@@ -59,10 +60,7 @@ func runRelease(ctx context.Context, g *globals, o releaseOptions) error {
 	if err := checkTarget(o.version, o.project); err != nil {
 		return err
 	}
-	if why := gitrepo.CheckRefName(o.ref); why != "" || o.ref == "" {
-		if why == "" {
-			why = "it is empty"
-		}
+	if why := gitrepo.CheckRefName(o.ref); why != "" && o.ref != "" {
 		return invalid("--ref %.60q is not a valid ref: %s; name a branch, tag or commit", o.ref, why)
 	}
 	actor, c, err := g.session()
@@ -110,7 +108,7 @@ func startRelease(ctx context.Context, g *globals, c client.Client, id string, i
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.ProjectKey.ValueSet(in.Project), workflows.VersionKey.ValueSet(in.Version), workflows.ActorKey.ValueSet(in.Actor)),
 		StaticSummary: fmt.Sprintf("Release %s of %s by %s", in.Version, in.Project, in.Actor),
-		StaticDetails: fmt.Sprintf("ref `%s`, requested with `shipline release`", in.Ref),
+		StaticDetails: fmt.Sprintf("ref `%s`, requested with `shipline release`", cmp.Or(in.Ref, "main (or the tag "+in.Version+" if already on the remote)")),
 	}
 	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -151,7 +149,7 @@ func followRelease(ctx context.Context, g *globals, c client.Client, id, runID s
 				}
 				// The release records the deploy's outcome right after it ends.
 				return waitDeployRecorded(ctx, c, id, runID)
-			case workflows.StatusRefused, workflows.StatusFailed:
+			case workflows.StatusRefused, workflows.StatusFailed, workflows.StatusCancelled:
 				return &state, failed(errors.New(state.Refusal))
 			case workflows.StatusParked:
 				p.done(state.Summary)

@@ -324,6 +324,8 @@ type PipelineBuild struct {
 	LogPath  string     `json:"log_path,omitempty"`
 	LogTail  string     `json:"log_tail,omitempty"`
 	Error    string     `json:"error,omitempty"`
+	// Failure is the failure type of a failed build (BuildFailed, TestsFailed, …).
+	Failure string `json:"failure,omitempty"`
 }
 
 // JobRecord is one job deployed to one fabric.

@@ -329,7 +329,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 		if _, ok := d.built[p.Name]; ok {
 			continue
 		}
-		d.setBuild(p.Name, func(b *PipelineBuild) { b.Status, b.Error = StepRunning, "" })
+		d.setBuild(p.Name, func(b *PipelineBuild) { b.Status, b.Error, b.Failure = StepRunning, "", "" })
 		f := workflow.ExecuteActivity(buildActivity(ctx), buildActs.Pipeline, activities.BuildInput{Project: d.in.Project, Commit: d.plan.Commit, Pipeline: p})
 		running = append(running, pending{p.Name, f})
 	}
@@ -341,8 +341,8 @@ func (d *deployment) build(ctx workflow.Context) error {
 			if temporal.IsCanceledError(err) {
 				return err
 			}
-			msg := userMessage(err)
-			d.setBuild(r.name, func(b *PipelineBuild) { b.Status, b.Error = StepFailed, msg })
+			msg, typ := userMessage(err), errorType(err)
+			d.setBuild(r.name, func(b *PipelineBuild) { b.Status, b.Error, b.Failure = StepFailed, msg, typ })
 			failed = append(failed, fmt.Sprintf("%s: %s", r.name, msg))
 			continue
 		}
@@ -574,6 +574,9 @@ func (d *deployment) publish(ctx workflow.Context) {
 		workflow.GetLogger(ctx).Error("search attributes", "error", err)
 	}
 	memo := map[string]any{MemoStatus: string(d.state.Status), MemoReason: d.state.Reason + parkedReason(d.state.Parked)}
+	if b := buildsOutcome(d.state.Builds, len(d.plan.Pipelines)); b != "" {
+		memo[MemoBuilds] = b
+	}
 	if err := workflow.UpsertMemo(ctx, memo); err != nil {
 		workflow.GetLogger(ctx).Error("memo", "error", err)
 	}

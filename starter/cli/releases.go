@@ -45,17 +45,22 @@ func releasesCommand(g *globals) *ucli.Command {
 
 // releaseRow is one line of `shipline releases`.
 type releaseRow struct {
-	Version    string    `json:"version"`
-	Commit     string    `json:"commit"`
-	CreatedBy  string    `json:"created_by"`
-	CreatedAt  time.Time `json:"created_at"`
-	Source     string    `json:"source"` // shipline or external
-	Latest     bool      `json:"latest"`
-	Status     string    `json:"status"` // released, releasing, or tagged (seen on the remote only)
-	WorkflowID string    `json:"workflow_id,omitempty"`
-	// Stages reached through promotion; Linked releases can no longer be deleted.
-	Stages  []string `json:"stages,omitempty"`
-	Fabrics []string `json:"fabrics,omitempty"`
+	Version   string    `json:"version"`
+	Commit    string    `json:"commit"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	Source    string    `json:"source"` // shipline, adopted (a tag pushed by hand, then released) or external
+	Latest    bool      `json:"latest"`
+	Status    string    `json:"status"` // released, releasing, or tagged (seen on the remote only)
+	// Builds says how its deployments' builds and tests went: passed, tests
+	// failed, build failed, or "" when no deployment has built it yet. Only a
+	// release whose builds and tests passed can be the latest.
+	Builds     string `json:"builds"`
+	WorkflowID string `json:"workflow_id,omitempty"`
+	// Stages reached through promotion; Fabrics it is deployed to. Linked
+	// releases can no longer be deleted.
+	Stages  []string `json:"stages"`
+	Fabrics []string `json:"fabrics"`
 	Linked  bool     `json:"linked"`
 }
 
@@ -69,6 +74,13 @@ func runReleases(ctx context.Context, g *globals, o releasesOptions) error {
 	if err != nil {
 		return failed(fmt.Errorf("list releases of %s: %w", o.project, err))
 	}
+	builds, err := releaseBuilds(ctx, c, o.project)
+	if err != nil {
+		return failed(fmt.Errorf("list deployments of %s: %w", o.project, err))
+	}
+	for i := range rows {
+		rows[i].Builds = builds[rows[i].Version]
+	}
 	if o.refresh {
 		tags, err := remoteTags(ctx, g, c, o.project)
 		if err != nil {
@@ -81,14 +93,22 @@ func runReleases(ctx context.Context, g *globals, o releasesOptions) error {
 		if rows == nil {
 			rows = []releaseRow{}
 		}
+		for i := range rows {
+			rows[i].Stages, rows[i].Fabrics = nonNil(rows[i].Stages), nonNil(rows[i].Fabrics)
+		}
 		return printJSON(g, rows)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintf(g.stdout, "no releases of %s yet%s\n", o.project, map[bool]string{false: " (--refresh also lists tags made outside Shipline)", true: ""}[o.refresh])
 		return nil
 	}
+	return printReleases(g, rows)
+}
+
+// printReleases prints the table of `shipline releases`.
+func printReleases(g *globals, rows []releaseRow) error {
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tCOMMIT\tCREATED BY\tCREATED AT\tSOURCE\tSTATUS\tREACHED\t")
+	fmt.Fprintln(tw, "VERSION\tCOMMIT\tCREATED BY\tCREATED AT\tSOURCE\tSTATUS\tBUILDS\tSTAGES\tFABRICS\t")
 	for _, r := range rows {
 		v := r.Version
 		if r.Latest {
@@ -97,13 +117,57 @@ func runReleases(ctx context.Context, g *globals, o releasesOptions) error {
 		if r.Linked {
 			v += " [linked]"
 		}
-		reached := strings.Join(r.Stages, ",")
-		if reached == "" {
-			reached = strings.Join(r.Fabrics, ",")
+		builds := r.Builds
+		if builds == "" && r.Source != "external" {
+			builds = "not built yet"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", v, shortHash(r.Commit), r.CreatedBy, r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Source, r.Status, reached)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", v, shortHash(r.Commit), r.CreatedBy, r.CreatedAt.Local().Format("2006-01-02 15:04"),
+			r.Source, r.Status, orDash(builds), orDash(strings.Join(r.Stages, ",")), orDash(strings.Join(r.Fabrics, ",")))
 	}
 	return tw.Flush()
+}
+
+// releaseBuilds reads, per version, how the builds of its deployments went
+// (their MemoBuilds): passed when any deployment built and tested every
+// pipeline (or succeeded, for deployments that predate the memo field), else
+// the failure seen (tests failed before build failed).
+func releaseBuilds(ctx context.Context, c client.Client, project string) (map[string]string, error) {
+	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s'", workflows.DeployWorkflow, workflows.ProjectKey.GetName(), project)
+	dc := converter.GetDefaultDataConverter()
+	out := map[string]string{}
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 500})
+		if err != nil {
+			return nil, err
+		}
+		for _, ex := range resp.Executions {
+			var v, builds, status string
+			_ = dc.FromPayload(ex.GetSearchAttributes().GetIndexedFields()[workflows.VersionKey.GetName()], &v)
+			fields := ex.GetMemo().GetFields()
+			_ = dc.FromPayload(fields[workflows.MemoBuilds], &builds)
+			_ = dc.FromPayload(fields[workflows.MemoStatus], &status)
+			if builds == "" && status == string(workflows.StatusSucceeded) {
+				builds = workflows.BuildsPassed
+			}
+			out[v] = worseBuilds(out[v], builds)
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			return out, nil
+		}
+	}
+}
+
+// worseBuilds combines two deployments' build outcomes of one release: any
+// pass wins (the same commit built and tested once), then tests failed, then
+// build failed.
+func worseBuilds(a, b string) string {
+	for _, o := range []string{workflows.BuildsPassed, workflows.TestsFailed, workflows.BuildsFailed} {
+		if a == o || b == o {
+			return o
+		}
+	}
+	return ""
 }
 
 // shiplineReleases lists the project's Release entities from visibility.
@@ -196,6 +260,9 @@ func mergeTags(project string, rows []releaseRow, tags []workflows.RemoteTag) []
 			if rows[i].Commit == "" {
 				rows[i].Commit = t.Commit
 			}
+			if !t.Shipline && rows[i].Source == "shipline" {
+				rows[i].Source = "adopted" // a release of a tag pushed by hand
+			}
 			continue
 		}
 		src := "external"
@@ -207,12 +274,14 @@ func mergeTags(project string, rows []releaseRow, tags []workflows.RemoteTag) []
 	return rows
 }
 
-// markLatest sorts newest version first and marks the latest release.
+// markLatest sorts newest version first and marks the latest release: the
+// highest release of Shipline (not a tag pushed by hand) whose builds and
+// tests passed.
 func markLatest(rows []releaseRow) {
 	sort.SliceStable(rows, func(i, j int) bool { return version.Compare(rows[i].Version, rows[j].Version) > 0 })
 	vs := make([]string, 0, len(rows))
 	for _, r := range rows {
-		if r.Status != "releasing" {
+		if r.Status == string(workflows.StatusReleased) && r.Source != "external" && r.Builds == workflows.BuildsPassed {
 			vs = append(vs, r.Version)
 		}
 	}
@@ -227,4 +296,11 @@ func shortHash(h string) string {
 		return h[:7]
 	}
 	return h
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

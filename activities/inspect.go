@@ -13,6 +13,7 @@ import (
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
+	"github.com/shipline/shipline/internal/version"
 )
 
 // PlanJobsInput asks what deploying jobs would do, changing nothing.
@@ -83,10 +84,7 @@ func (d *Deploy) PlanJobs(ctx context.Context, in PlanJobsInput) (PlanJobsOutput
 		case !live.Exists:
 			pj.Action = "create"
 		case live.Drift || pending:
-			pj.Action, pj.Detail = "update", live.DriftDetail
-			if live.Version != "" {
-				pj.Detail = strings.TrimSpace("live version " + live.Version + "; " + live.DriftDetail)
-			}
+			pj.Action, pj.Detail = "update", planDetail(in.Version, live)
 		default:
 			pj.Action = "unchanged"
 		}
@@ -143,7 +141,7 @@ func (d *Deploy) InspectJobs(ctx context.Context, in InspectJobsInput) (InspectJ
 			if fab, err = fabric.Open(d.Platform, j.Fabric, d.env()); err == nil {
 				var live fabric.LiveJob
 				if live, err = fab.InspectJob(ctx, spec); err == nil {
-					r.Exists, r.Drift, r.Detail, r.LiveVersion = live.Exists, live.Drift, live.DriftDetail, live.Version
+					r.Exists, r.Drift, r.Detail, r.LiveVersion = live.Exists, live.Drift, driftDetail(j.Version, live), live.Version
 				}
 			}
 		}
@@ -153,6 +151,46 @@ func (d *Deploy) InspectJobs(ctx context.Context, in InspectJobsInput) (InspectJ
 		out.Jobs = append(out.Jobs, r)
 	}
 	return out, nil
+}
+
+// planDetail says why a plan updates a live job. When the live job runs
+// another version, the difference is Shipline's own version change (an
+// upgrade or a downgrade), not drift: only a job of the same version that
+// differs was changed outside Shipline.
+func planDetail(planned string, live fabric.LiveJob) string {
+	if change := versionChange(planned, live.Version); change != "" {
+		return change
+	}
+	if live.Version != "" && live.DriftDetail != "" {
+		return "live version " + live.Version + "; " + live.DriftDetail
+	}
+	return live.DriftDetail
+}
+
+// versionChange is "upgrade from v1.0.0" or "downgrade from v1.1.0" for a
+// job going from version live to version to; "" when they are the same or
+// live is unknown.
+func versionChange(to, live string) string {
+	switch {
+	case live == "" || live == to:
+		return ""
+	case version.Valid(live) && version.Valid(to) && version.Compare(to, live) < 0:
+		return "downgrade from " + live
+	case version.Valid(live) && version.Valid(to):
+		return "upgrade from " + live
+	}
+	return "replaces " + live
+}
+
+// driftDetail says how a live job differs from the one the fabric's record
+// says Shipline deployed. A live job of another version than the recorded one
+// is reported as such (a deployment that did not finish recording, or a
+// change outside Shipline), not as a change of the recorded version's job.
+func driftDetail(recorded string, live fabric.LiveJob) string {
+	if live.Version != "" && live.Version != recorded {
+		return fmt.Sprintf("the live job runs %s, not the recorded %s", live.Version, recorded)
+	}
+	return live.DriftDetail
 }
 
 // ReadLogsInput names log files, as recorded in a deployment's state.

@@ -94,30 +94,18 @@ func TestAuditEndToEnd(t *testing.T) {
 
 	want := []string{
 		"alice release released",
+		"alice deploy started",
 		"alice deploy succeeded",
+		"mallory deploy started",
 		"mallory deploy refused",
-		"bob deploy succeeded",
+		"bob deploy started",
+		"bob deploy parked",
 		"bob resume ok",
+		"bob deploy succeeded",
 		"bob cancel refused",
 		"mallory approve refused",
 	}
-	// Visibility is eventually consistent: wait until every workflow is listed.
-	var lines []auditLine
-	var got []string
-	for i := 0; i < 300; i++ {
-		lines = f.audit(t)
-		got = got[:0]
-		for _, l := range lines {
-			got = append(got, l.Actor+" "+l.Action+" "+l.Result)
-		}
-		if strings.Join(got, "\n") == strings.Join(want, "\n") {
-			break
-		}
-		sleep100ms()
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("audit sequence:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	lines := waitAudit(t, f, want)
 	for i, l := range lines {
 		if l.Project != "demo" || l.Version != "v1.0.0" || l.WorkflowID == "" || l.Time.IsZero() {
 			t.Errorf("line %d: %+v", i, l)
@@ -126,15 +114,21 @@ func TestAuditEndToEnd(t *testing.T) {
 			t.Errorf("line %d is earlier than line %d", i, i-1)
 		}
 	}
-	auto, refused, parked, resume, cancel, approval := lines[1], lines[2], lines[3], lines[4], lines[5], lines[6]
-	if auto.Trigger != "release" || auto.Fabric != "airflow-dev,dev" || auto.WorkflowID != workflows.DeployID("demo", "v1.0.0", "release") {
+	released, auto, refused, parkedStart, parked, resume, cancel, approval := lines[0], lines[2], lines[4], lines[5], lines[6], lines[7], lines[9], lines[10]
+	if released.WorkflowID != workflows.ReleaseID("demo", "v1.0.0") || !strings.HasPrefix(released.Detail, "tag v1.0.0 at ") {
+		t.Errorf("release line: %+v", released)
+	}
+	if auto.Trigger != "release" || auto.Fabric != "airflow-dev,dev" || auto.WorkflowID != workflows.DeployID("demo", "v1.0.0", "release") || lines[1].WorkflowID != auto.WorkflowID {
 		t.Errorf("auto_deploy line: %+v", auto)
 	}
 	if !strings.Contains(refused.Detail, "owned by team developers") {
 		t.Errorf("refused deploy line: %+v", refused)
 	}
-	if parked.WorkflowID != res.WorkflowID || !strings.Contains(parked.Detail, "parked") || !strings.Contains(parked.Detail, devTokenEnv) {
+	if parked.WorkflowID != res.WorkflowID || parkedStart.WorkflowID != res.WorkflowID || !strings.Contains(parked.Detail, "parked") || !strings.Contains(parked.Detail, devTokenEnv) {
 		t.Errorf("parked deploy line: %+v", parked)
+	}
+	if !resume.Time.After(parked.Time) || !lines[8].Time.After(resume.Time) {
+		t.Errorf("parked %v, resumed %v, succeeded %v: not in the order they happened", parked.Time, resume.Time, lines[8].Time)
 	}
 	if resume.WorkflowID != res.WorkflowID || !strings.Contains(resume.Detail, "resuming") {
 		t.Errorf("resume line: %+v", resume)
@@ -147,7 +141,7 @@ func TestAuditEndToEnd(t *testing.T) {
 	}
 
 	// --since cuts earlier actions; the text form is a table; --output json is --json.
-	if later := f.audit(t, "--since", lines[3].Time.Format(time.RFC3339Nano)); len(later) != 4 || later[0].Actor != "bob" {
+	if later := f.audit(t, "--since", parked.Time.Format(time.RFC3339Nano)); len(later) != 5 || later[0].Actor != "bob" || later[0].Result != "parked" {
 		t.Errorf("--since the parked deploy: %+v", later)
 	}
 	if all := f.audit(t, "--since", "24h"); len(all) != len(want) {
@@ -168,6 +162,39 @@ func TestAuditEndToEnd(t *testing.T) {
 	if code, _, errOut := f.s.shipline("audit", "--project", "demo", "--since", "yesterday"); code != 2 || !strings.Contains(errOut, "neither a time") {
 		t.Errorf("--since yesterday: exit %d %q", code, errOut)
 	}
+
+	// A later delete adds a row at the end; the release's row keeps its result and its time.
+	if code, out, errOut := f.s.shipline("delete", "v1.0.0", "--project", "demo", "--as", "alice"); code != 0 {
+		t.Fatalf("delete: exit %d\n%s\n%s", code, out, errOut)
+	}
+	after := waitAudit(t, f, append(want, "alice delete ok"))
+	if got := after[0]; got.Result != "released" || !got.Time.Equal(released.Time) || got.WorkflowID != released.WorkflowID {
+		t.Errorf("after the delete, the release's row is %+v; was %+v", got, released)
+	}
+	if del := after[len(after)-1]; del.WorkflowID != released.WorkflowID || !del.Time.After(lines[len(lines)-1].Time) {
+		t.Errorf("delete row: %+v", del)
+	}
+}
+
+// waitAudit reads the audit until its "actor action result" lines are want
+// (visibility is eventually consistent) and returns them.
+func waitAudit(t *testing.T, f *deployFixture, want []string) []auditLine {
+	t.Helper()
+	var lines []auditLine
+	var got []string
+	for i := 0; i < 300; i++ {
+		lines = f.audit(t)
+		got = got[:0]
+		for _, l := range lines {
+			got = append(got, l.Actor+" "+l.Action+" "+l.Result)
+		}
+		if strings.Join(got, "\n") == strings.Join(want, "\n") {
+			return lines
+		}
+		sleep100ms()
+	}
+	t.Fatalf("audit sequence:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	return nil
 }
 
 // signalRefusal records a refusal the way the CLI's recordRefusal does.

@@ -133,7 +133,8 @@ func listReleases(t *testing.T, s *stack, extra ...string) []map[string]any {
 		if err := json.Unmarshal([]byte(out), &rows); err != nil {
 			t.Fatalf("releases json: %v\n%s", err, out)
 		}
-		if len(rows) > 0 {
+		// A release that just ended may still be listed as running for a moment.
+		if len(rows) > 0 && !strings.Contains(out, `"status": "releasing"`) {
 			return rows
 		}
 		sleep100ms()

@@ -1,6 +1,6 @@
 package workflows
 
-import "github.com/shipline/shipline/activities"
+import "github.com/shipline/shipline/internal/apperr"
 
 // MemoBuilds is the memo field in which a Deploy says how its release's builds
 // (and their tests) went: one of the Builds* values, absent until known.
@@ -22,7 +22,7 @@ func buildsOutcome(builds map[string]PipelineBuild, n int) string {
 	done, outcome := 0, ""
 	for _, name := range sortedNames(builds) {
 		switch b := builds[name]; {
-		case b.Status == StepFailed && b.Failure == activities.ErrTestsFailed:
+		case b.Status == StepFailed && b.Failure == apperr.TestsFailed:
 			return TestsFailed
 		case b.Status == StepFailed:
 			outcome = BuildsFailed

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 func TestBuildsOutcome(t *testing.T) {
@@ -20,8 +21,8 @@ func TestBuildsOutcome(t *testing.T) {
 	}{
 		{map[string]PipelineBuild{"a": {Status: StepPending}, "b": done}, 2, ""},
 		{map[string]PipelineBuild{"a": done, "b": done}, 2, BuildsPassed},
-		{map[string]PipelineBuild{"a": {Status: StepFailed, Failure: activities.ErrBuildFailed}, "b": done}, 2, BuildsFailed},
-		{map[string]PipelineBuild{"a": {Status: StepFailed, Failure: activities.ErrBuildFailed}, "b": {Status: StepFailed, Failure: activities.ErrTestsFailed}}, 2, TestsFailed},
+		{map[string]PipelineBuild{"a": {Status: StepFailed, Failure: apperr.BuildFailed}, "b": done}, 2, BuildsFailed},
+		{map[string]PipelineBuild{"a": {Status: StepFailed, Failure: apperr.BuildFailed}, "b": {Status: StepFailed, Failure: apperr.TestsFailed}}, 2, TestsFailed},
 	} {
 		if got := buildsOutcome(tc.builds, tc.n); got != tc.want {
 			t.Errorf("buildsOutcome(%+v) = %q, want %q", tc.builds, got, tc.want)
@@ -35,11 +36,11 @@ func TestDeployRecordsFailedTests(t *testing.T) {
 	e := newDeployEnv(t)
 	e.okResolve()
 	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(activities.BuildOutput{},
-		temporal.NewNonRetryableApplicationError("tests failed: assert 1 == 2", activities.ErrTestsFailed, nil))
+		temporal.NewNonRetryableApplicationError("tests failed: assert 1 == 2", apperr.TestsFailed, nil))
 	var parked DeployState
 	e.RegisterDelayedCallback(func() { parked = e.query(); e.CancelWorkflow() }, time.Hour)
 	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
-	if parked.Status != StatusParked || parked.Builds["ingest"].Failure != activities.ErrTestsFailed || buildsOutcome(parked.Builds, 2) != TestsFailed {
+	if parked.Status != StatusParked || parked.Builds["ingest"].Failure != apperr.TestsFailed || buildsOutcome(parked.Builds, 2) != TestsFailed {
 		t.Fatalf("parked state %+v", parked)
 	}
 }

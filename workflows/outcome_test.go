@@ -159,3 +159,16 @@ func TestReleaseAdoptsTagMadeOutsideShipline(t *testing.T) {
 		t.Fatalf("resolve step detail = %q", d)
 	}
 }
+
+func TestEnded(t *testing.T) {
+	for _, s := range []Status{StatusRunning, StatusQueued, StatusParked, StatusWaiting, StatusReleased} {
+		if Ended(s) {
+			t.Errorf("Ended(%s) = true", s)
+		}
+	}
+	for _, typ := range append(apperr.Types(), "") {
+		if !Ended(Outcome(typ)) {
+			t.Errorf("Outcome(%q) = %s is not an ending", typ, Outcome(typ))
+		}
+	}
+}

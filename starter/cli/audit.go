@@ -20,33 +20,33 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/workflows"
 )
 
-// `shipline audit` assembles every action on a project from workflow histories,
-// which are the audit trail. Which event becomes which action:
+// `shipline audit` is an event log: one row per action at the moment it
+// happened, read from the events of workflow histories (the audit trail), never
+// from a workflow's final state — so a later action adds a row and never
+// rewrites an earlier one. Which event becomes which row:
 //
-//   - WorkflowExecutionStarted of a Release, Deploy or Promote run (not a run
-//     continued-as-new) → action release / deploy / promote, by the input's
-//     `actor`, on its `version`; a Deploy's fabrics come from the ShiplineFabric
-//     search attribute it upserts (else its `fabric` override) and its `trigger`
-//     (cli, release = auto_deploy) is kept. The action's result is:
-//   - the run's close event: completed → the result's `status` (succeeded,
-//     promoted, rejected, expired, …); failed → "refused" for the failure types
-//     of a refusal (AccessDenied, SignatureRefused, InvalidInput, InvalidManifest, …), "cancelled"
-//     for Cancelled, else "failed", the failure message as detail; terminated,
-//     timed out, cancelled through Temporal likewise;
-//   - while the run is open (the Release entity stays open as the release's
-//     record; a parked deploy waits): the last `status` the workflow wrote into
-//     its memo (WorkflowPropertiesModified events), e.g. "released", "parked".
-//     Parking is noted in the detail.
-//   - WorkflowExecutionUpdateAccepted (+ its UpdateCompleted) on any of those
-//     workflows → action = the update's name (approve, reject, resume, cancel,
-//     delete, link), by the input's `actor`, with its `stage`; `comment` or
-//     `reason` is the detail; result "ok", or "failed" with the handler's
-//     error. An update refused by its validator leaves no event: the CLI records
-//     it in the project's Audit entity instead (recordRefusal).
+//   - WorkflowExecutionStarted of a Deploy or Promote (not a run continued as
+//     new) → "deploy" / "promote", result "started", by the input's `actor`, on
+//     its `version`; a deploy keeps its `trigger` (cli, release = auto_deploy,
+//     promote) and its fabrics (the ShiplineFabric search attribute it upserts,
+//     else its `fabric` override).
+//   - WorkflowPropertiesModified whose memo `status` becomes released (Release)
+//     or parked (any) → a row with that result, the memo's reason (or the tag
+//     and commit of a release) as detail.
+//   - The run's close event → the result it ended with: completed → the
+//     result's `status`; failed → workflows.Outcome of the failure type
+//     (refused, cancelled, superseded, failed), the same classification the
+//     workflows and `history` use; terminated, timed out, cancelled through
+//     Temporal. A Release entity's completion is its delete, already a row.
+//   - WorkflowExecutionUpdateAccepted (+ its UpdateCompleted) → action = the
+//     update's name (approve, reject, resume, cancel, delete, link) at the
+//     moment it was accepted, by the input's `actor`, with its `stage`;
+//     `comment` or `reason` is the detail; result "ok", or "failed" with the
+//     handler's error. An update refused by its validator leaves no event: the
+//     CLI records it in the project's Audit entity instead (recordRefusal).
 //   - WorkflowExecutionSignaled RefusalSignal on the Audit entity → the refused
 //     action, result "refused", the reason as detail.
 //
@@ -282,60 +282,68 @@ func fetchAuditHistory(ctx context.Context, c client.Client, id, runID string) (
 	return events, nil
 }
 
-// actionOf maps a workflow type to the action its start is.
+// actionOf maps a workflow type to the action its rows are.
 var actionOf = map[string]string{
 	workflows.ReleaseWorkflow: "release",
 	workflows.DeployWorkflow:  "deploy",
 	workflows.PromoteWorkflow: "promote",
 }
 
-// extractActions turns one run's history into the actions it records.
+// Results of rows that are not an ending.
+const (
+	auditStarted    = "started"
+	auditInProgress = "in progress"
+	auditOK         = "ok"
+)
+
+// extractActions turns one run's history into its rows, one per event that
+// is an action, at that event's time.
 func extractActions(project string, run auditRun, events []*historypb.HistoryEvent) []auditRecord {
+	action := actionOf[run.Type]
 	var out []auditRecord
-	start := -1          // index in out of the run's own action
-	memoStatus := ""     // last status written into the memo
-	var fabrics []string // last ShiplineFabric upserted
-	var parkNotes []string
+	own := []int{}                             // indexes in out of the run's own rows (they share its version, fabrics, trigger)
+	var in map[string]any                      // the run's input, when this run started it
+	memoStatus := ""                           // last status written into the memo
 	commit := ""                               // the release's commit, from the memo
+	var fabrics []string                       // last ShiplineFabric upserted
 	updates := map[string]int{}                // update ID → index in out
 	admitted := map[string]*updatepb.Request{} // update ID → request, for updates admitted before acceptance
+	row := func(at time.Time, result, detail string) {
+		out = append(out, auditRecord{Time: at, Actor: asString(in["actor"]), Action: action, Project: project, Version: asString(in["version"]),
+			Result: result, Detail: detail, WorkflowID: run.WorkflowID})
+		own = append(own, len(out)-1)
+	}
 	for _, ev := range events {
 		at := ev.GetEventTime().AsTime()
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
 			a := ev.GetWorkflowExecutionStartedEventAttributes()
-			action, ok := actionOf[run.Type]
-			if !ok || a.GetContinuedExecutionRunId() != "" || a.GetInitiator() == enumspb.CONTINUE_AS_NEW_INITIATOR_WORKFLOW {
-				continue // the Audit entity, or a run continued-as-new: no new action
+			in = decodeFirstArg(a.GetInput())
+			if action == "" || a.GetContinuedExecutionRunId() != "" || a.GetInitiator() == enumspb.CONTINUE_AS_NEW_INITIATOR_WORKFLOW {
+				continue // the Audit entity, or a run continued as new: no new action
 			}
-			in := decodeFirstArg(a.GetInput())
-			r := auditRecord{Time: at, Actor: asString(in["actor"]), Action: action, Project: project, Version: asString(in["version"]),
-				Result: "running", WorkflowID: run.WorkflowID, Trigger: asString(in["trigger"])}
-			if p := asString(in["project"]); p != "" {
-				r.Project = p
+			if run.Type != workflows.ReleaseWorkflow { // a release's row is its outcome: released, parked, refused, …
+				row(at, auditStarted, "")
 			}
-			switch run.Type {
-			case workflows.DeployWorkflow:
-				r.Fabric = asString(in["fabric"])
-			case workflows.PromoteWorkflow:
-				r.Stage = asString(in["to"])
-			}
-			out = append(out, r)
-			start = len(out) - 1
 		case enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
 			fields := ev.GetWorkflowPropertiesModifiedEventAttributes().GetUpsertedMemo().GetFields()
-			if s := payloadAsString(fields[workflows.MemoStatus]); s != "" {
-				if s == string(workflows.StatusParked) && memoStatus != s {
-					note := firstLine(payloadAsString(fields[workflows.MemoReason]))
-					if !strings.HasPrefix(note, "parked") {
-						note = strings.TrimSuffix("parked: "+note, ": ")
-					}
-					parkNotes = append(parkNotes, note+" ("+at.Local().Format(time.DateTime)+")")
-				}
-				memoStatus = s
-			}
 			if c := payloadAsString(fields[workflows.MemoCommit]); c != "" {
 				commit = c
+			}
+			s := payloadAsString(fields[workflows.MemoStatus])
+			if s == "" || s == memoStatus {
+				continue
+			}
+			memoStatus = s
+			switch {
+			case s == string(workflows.StatusParked):
+				row(at, s, firstLine(payloadAsString(fields[workflows.MemoReason])))
+			case s == string(workflows.StatusReleased) && run.Type == workflows.ReleaseWorkflow:
+				detail := ""
+				if commit != "" {
+					detail = "tag " + versionOfWorkflowID(run.WorkflowID) + " at " + shortHash(commit)
+				}
+				row(at, s, detail)
 			}
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
 			p := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()[workflows.FabricKey.GetName()]
@@ -354,12 +362,12 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			if req == nil {
 				req = admitted[a.GetProtocolInstanceId()]
 			}
-			in := decodeFirstArg(req.GetInput().GetArgs())
-			r := auditRecord{Time: at, Actor: asString(in["actor"]), Action: req.GetInput().GetName(), Project: project,
-				Stage: asString(in["stage"]), Result: "in progress", WorkflowID: run.WorkflowID}
-			r.Detail = asString(in["comment"])
+			uin := decodeFirstArg(req.GetInput().GetArgs())
+			r := auditRecord{Time: at, Actor: asString(uin["actor"]), Action: req.GetInput().GetName(), Project: project,
+				Stage: asString(uin["stage"]), Result: auditInProgress, WorkflowID: run.WorkflowID}
+			r.Detail = asString(uin["comment"])
 			if r.Detail == "" {
-				r.Detail = asString(in["reason"])
+				r.Detail = asString(uin["reason"])
 			}
 			out = append(out, r)
 			id := req.GetMeta().GetUpdateId()
@@ -374,10 +382,10 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 				continue
 			}
 			if f := a.GetOutcome().GetFailure(); f != nil {
-				out[i].Result = "failed"
+				out[i].Result = string(workflows.StatusFailed)
 				out[i].Detail = joinAuditDetail(out[i].Detail, f.GetMessage())
 			} else {
-				out[i].Result = "ok"
+				out[i].Result = auditOK
 				if s := payloadAsString(firstPayloadOf(a.GetOutcome().GetSuccess())); s != "" {
 					out[i].Detail = joinAuditDetail(out[i].Detail, s)
 				}
@@ -392,92 +400,87 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 				continue
 			}
 			out = append(out, auditRecord{Time: at, Actor: ref.Actor, Action: ref.Action, Project: project, Version: ref.Version,
-				Stage: ref.Stage, Result: "refused", Detail: ref.Reason, WorkflowID: ref.Target})
+				Stage: ref.Stage, Result: string(workflows.StatusRefused), Detail: ref.Reason, WorkflowID: ref.Target})
 			if out[len(out)-1].WorkflowID == "" {
 				out[len(out)-1].WorkflowID = run.WorkflowID
 			}
 		default:
-			if start >= 0 {
-				auditCloseResult(&out[start], ev)
+			if action == "" {
+				continue
+			}
+			if result, detail, ok := auditClose(run.Type, ev); ok {
+				row(at, result, detail)
 			}
 		}
 	}
-	// The version of an update is its workflow's (every audited ID names it).
-	version := ""
-	if start >= 0 {
-		version = out[start].Version
-	}
-	if version == "" {
-		version = versionOfWorkflowID(run.WorkflowID)
-	}
+	// Every row of the run is on its version (every audited ID names it); its
+	// own rows carry its fabrics, stage and trigger.
+	version := versionOfWorkflowID(run.WorkflowID)
 	for i := range out {
 		if out[i].Version == "" && run.Type != workflows.AuditWorkflow {
 			out[i].Version = version
 		}
 	}
-	if start < 0 {
-		return out
-	}
-	r := &out[start]
 	if len(fabrics) == 0 {
 		fabrics = run.Fabrics
 	}
+	where := asString(in["fabric"])
 	if len(fabrics) > 0 {
 		fs := append([]string(nil), fabrics...)
 		sort.Strings(fs)
-		r.Fabric = strings.Join(fs, ",")
+		where = strings.Join(fs, ",")
 	}
-	if r.Result == "running" && memoStatus != "" {
-		r.Result = memoStatus // still open: what the workflow says it is (released, parked, waiting, …)
-	}
-	if run.Type == workflows.ReleaseWorkflow && r.Detail == "" && commit != "" {
-		r.Detail = "tag " + r.Version + " at " + shortHash(commit)
-	}
-	if len(parkNotes) > 0 {
-		r.Detail = joinAuditDetail(strings.Join(parkNotes, "; "), r.Detail)
+	for _, i := range own {
+		r := &out[i]
+		if p := asString(in["project"]); p != "" {
+			r.Project = p
+		}
+		switch run.Type {
+		case workflows.DeployWorkflow:
+			r.Fabric, r.Trigger = where, asString(in["trigger"])
+		case workflows.PromoteWorkflow:
+			r.Stage = asString(in["to"])
+		}
 	}
 	return out
 }
 
-// auditCloseResult sets an action's result from its run's close event (other events are ignored).
-func auditCloseResult(r *auditRecord, ev *historypb.HistoryEvent) {
+// auditClose is the row of a run's close event: how it ended. ok is false for
+// other events, for continue-as-new (the run goes on) and for a Release
+// entity that completes (its ending is the delete, a row of its own).
+func auditClose(workflowType string, ev *historypb.HistoryEvent) (result, detail string, ok bool) {
 	switch ev.GetEventType() {
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+		if workflowType == workflows.ReleaseWorkflow {
+			return "", "", false
+		}
 		res := decodeFirstArg(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult())
-		r.Result = "completed"
+		result = "completed"
 		if s := asString(res["status"]); s != "" {
-			r.Result = s
+			result = s
 		}
-		if reason := asString(res["reason"]); reason != "" {
-			r.Detail = reason
-		} else if s := asString(res["summary"]); s != "" {
-			r.Detail = s
+		detail = asString(res["reason"])
+		if detail == "" {
+			detail = asString(res["summary"])
 		}
+		return result, detail, true
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
 		f := ev.GetWorkflowExecutionFailedEventAttributes().GetFailure()
-		r.Result = auditFailureResult(f)
-		r.Detail = f.GetMessage()
+		return auditFailureResult(f), f.GetMessage(), true
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
 		a := ev.GetWorkflowExecutionTerminatedEventAttributes()
-		r.Result = "terminated"
-		r.Detail = strings.TrimSpace(a.GetReason() + " " + byIdentity(a.GetIdentity()))
+		return "terminated", strings.TrimSpace(a.GetReason() + " " + byIdentity(a.GetIdentity())), true
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
-		r.Result = "timed out"
+		return "timed out", "", true
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
-		r.Result = "cancelled"
-		r.Detail = "cancelled through Temporal"
+		return string(workflows.StatusCancelled), "cancelled through Temporal", true
 	}
-	// WORKFLOW_EXECUTION_CONTINUED_AS_NEW: the run goes on; its memo status is the result.
+	return "", "", false
 }
 
+// auditFailureResult classifies a failed run the way the workflows do.
 func auditFailureResult(f *failurepb.Failure) string {
-	switch apperr.ClassOf(f.GetApplicationFailureInfo().GetType()) {
-	case apperr.Refused:
-		return string(workflows.StatusRefused)
-	case apperr.Stopped:
-		return string(workflows.StatusCancelled)
-	}
-	return string(workflows.StatusFailed)
+	return string(workflows.Outcome(f.GetApplicationFailureInfo().GetType()))
 }
 
 func byIdentity(id string) string {

@@ -29,6 +29,12 @@ type auditHist struct {
 	events []*historypb.HistoryEvent
 }
 
+// wait moves the following events d later (a quiet time in the history).
+func (h *auditHist) wait(d time.Duration) *auditHist {
+	h.start = h.start.Add(d)
+	return h
+}
+
 func newAuditHist(t *testing.T, start time.Time) *auditHist { return &auditHist{t: t, start: start} }
 
 func (h *auditHist) payloads(vs ...any) *commonpb.Payloads {
@@ -198,6 +204,26 @@ func TestExtractActions(t *testing.T) {
 				signal(workflows.RefusalSignal, workflows.Refusal{Actor: "mallory", Action: workflows.ApproveUpdate, Target: promoteID,
 					Version: "v1.0.0", Stage: "prod", Reason: "mallory is not in team prod_support", At: auditT0.Add(91 * time.Minute)}).events},
 	}
+	mismatchID := workflows.DeployID("demo", "v1.0.0", "promote-prod-aaaa")
+	deletedID := workflows.ReleaseID("demo", "v0.9.0")
+	runs = append(runs,
+		// A deployment stopped by an artifact mismatch: refused, as the workflow says (workflows.Outcome).
+		run{auditRun{WorkflowID: mismatchID, RunID: "d4", Type: workflows.DeployWorkflow, Fabrics: []string{"prod"}},
+			newAuditHist(t, auditT0.Add(40*time.Minute)).
+				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "carol", Trigger: "promote"}, false).
+				memo("failed", "pipeline ingest built to other bytes").
+				failed(apperr.ArtifactMismatch, "pipeline ingest built to other bytes").events},
+		// A release deleted hours later: the delete adds a row; the release's row
+		// keeps its result and its time.
+		run{auditRun{WorkflowID: deletedID, RunID: "r9", Type: workflows.ReleaseWorkflow},
+			newAuditHist(t, auditT0.Add(-time.Hour)).
+				started(workflows.ReleaseInput{Project: "demo", Version: "v0.9.0", Actor: "alice"}, false).
+				memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "9999999999", workflows.MemoCreatedBy: "alice"}).
+				wait(4*time.Hour).
+				update("u-del9", workflows.DeleteUpdate, workflows.DeleteRequest{Actor: "alice"}, "deleted v0.9.0: tag removed").
+				memo("deleted", "").
+				completed(workflows.ReleaseState{Progress: workflows.Progress{Status: workflows.StatusDeleted}}).events},
+	)
 	var all []auditRecord
 	for _, r := range runs {
 		all = append(all, extractActions("demo", r.run, r.events)...)
@@ -208,16 +234,24 @@ func TestExtractActions(t *testing.T) {
 		got = append(got, auditLineOf(r))
 	}
 	want := []string{
-		"10:00 alice release v1.0.0 fabric= stage= → released [tag v1.0.0 at 0123456] id=" + releaseID,
-		"10:03 alice deploy v1.0.0 fabric=airflow-dev,dev stage= → succeeded [deployed v1.0.0 of demo to airflow-dev, dev (2 jobs)] id=" + autoID,
-		"10:10 mallory deploy v1.0.0 fabric=dev stage= → refused [mallory may not deploy to fabric dev: it is owned by team developers] id=" + refusedID,
-		"10:30 bob deploy v1.0.0 fabric=dev stage= → succeeded [parked at upload: 403 invalid token (SHIPLINE_TOKEN) (" + auditT0.Add(32*time.Minute).Local().Format(time.DateTime) + "); deployed v1.0.0 of demo to dev (1 jobs)] id=" + parkedID,
+		"09:01 alice release v0.9.0 fabric= stage= → released [tag v0.9.0 at 9999999] id=" + deletedID,
+		"10:02 alice release v1.0.0 fabric= stage= → released [tag v1.0.0 at 0123456] id=" + releaseID,
+		"10:03 alice deploy v1.0.0 fabric=airflow-dev,dev stage= → started [] id=" + autoID,
+		"10:05 alice deploy v1.0.0 fabric=airflow-dev,dev stage= → succeeded [deployed v1.0.0 of demo to airflow-dev, dev (2 jobs)] id=" + autoID,
+		"10:10 mallory deploy v1.0.0 fabric=dev stage= → started [] id=" + refusedID,
+		"10:12 mallory deploy v1.0.0 fabric=dev stage= → refused [mallory may not deploy to fabric dev: it is owned by team developers] id=" + refusedID,
+		"10:30 bob deploy v1.0.0 fabric=dev stage= → started [] id=" + parkedID,
+		"10:32 bob deploy v1.0.0 fabric=dev stage= → parked [parked at upload: 403 invalid token (SHIPLINE_TOKEN)] id=" + parkedID,
 		"10:33 bob resume v1.0.0 fabric= stage= → ok [resuming " + parkedID + " from step upload] id=" + parkedID,
-		"11:00 alice promote v1.0.0 fabric= stage=prod → waiting [] id=" + promoteID,
+		"10:36 bob deploy v1.0.0 fabric=dev stage= → succeeded [deployed v1.0.0 of demo to dev (1 jobs)] id=" + parkedID,
+		"10:40 carol deploy v1.0.0 fabric=prod stage= → started [] id=" + mismatchID,
+		"10:42 carol deploy v1.0.0 fabric=prod stage= → refused [pipeline ingest built to other bytes] id=" + mismatchID,
+		"11:00 alice promote v1.0.0 fabric= stage=prod → started [] id=" + promoteID,
 		"11:02 carol approve v1.0.0 fabric= stage=qa → ok [lgtm] id=" + promoteID,
 		"11:04 erin approve v1.0.0 fabric= stage=prod → in progress [] id=" + promoteID,
 		"11:31 mallory approve v1.0.0 fabric= stage=prod → refused [mallory is not in team prod_support] id=" + promoteID,
 		"12:01 alice delete v1.0.0 fabric= stage= → failed [v1.0.0 is linked: it reached qa] id=" + releaseID,
+		"13:02 alice delete v0.9.0 fabric= stage= → ok [deleted v0.9.0: tag removed] id=" + deletedID,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("records:\n%s\n\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -291,6 +325,9 @@ func TestAuditFailureResultFollowsClass(t *testing.T) {
 			want = workflows.StatusRefused
 		case apperr.Stopped:
 			want = workflows.StatusCancelled
+		}
+		if typ == apperr.Superseded {
+			want = workflows.StatusSuperseded
 		}
 		f := &failurepb.Failure{FailureInfo: &failurepb.Failure_ApplicationFailureInfo{ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: typ}}}
 		if got := auditFailureResult(f); got != string(want) {

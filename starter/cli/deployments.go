@@ -243,7 +243,9 @@ func runHistory(ctx context.Context, g *globals, project, fabric string, onlyFai
 					_ = dc.FromPayload(v, &r.Fabrics)
 				}
 			}
-			if r.Status == "" || (r.Status == string(workflows.StatusRunning) && ex.GetCloseTime() != nil) {
+			// A run that closed without writing its ending (terminated, timed out,
+			// or cancelled through Temporal, also while parked) says how it closed.
+			if r.Status == "" || (ex.GetCloseTime() != nil && !workflows.Ended(workflows.Status(r.Status))) {
 				r.Status = strings.ToLower(executionStatus(ex.GetStatus()))
 			}
 			if onlyFailed && !isFailure(r.Status) {

@@ -162,7 +162,7 @@ func TestPromoteEndToEnd(t *testing.T) {
 	checkAudit(t, f.s, []string{
 		"alice release v1.2.0 released",
 		"alice deploy v1.2.0 succeeded",
-		"alice promote v1.2.0 promoted",
+		"alice promote v1.2.0 started",
 		"carol approve v1.2.0 refused",
 		"bob approve v1.2.0 ok",
 		"bob link v1.2.0 ok",
@@ -173,8 +173,9 @@ func TestPromoteEndToEnd(t *testing.T) {
 		"dave approve v1.2.0 ok",
 		"carol link v1.2.0 ok",
 		"carol deploy v1.2.0 succeeded",
+		"alice promote v1.2.0 promoted",
 		"alice delete v1.2.0 refused",
-		"alice release v1.3.0 deleted", // the release run ends when its delete completes
+		"alice release v1.3.0 released", // its later delete adds a row; it never rewrites this one
 		"alice deploy v1.3.0 succeeded",
 		"bob delete v1.3.0 refused",
 		"alice delete v1.3.0 ok",

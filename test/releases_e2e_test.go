@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +104,52 @@ func TestExternalTagAdoptionEndToEnd(t *testing.T) {
 	code, _, errOut = s.shipline("release", "v2.0.0", "--project", "demo", "--as", "alice", "--ref", "main", "--wait")
 	if code != 1 || !strings.Contains(errOut, "already exists") {
 		t.Fatalf("hand-made tag on another commit: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// latest is the highest release whose builds and tests passed: a newer
+// release whose tests fail is marked so and is not the latest.
+func TestLatestSkipsFailedTestsEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test starts the embedded Temporal server and runs real builds")
+	}
+	cfgPath, _, work := demoProject(t)
+	s := startStack(t, cfgPath, 0)
+
+	if code, out, errOut := s.shipline("release", "v1.0.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
+		t.Fatalf("release v1.0.0: exit %d\n%s\n%s", code, out, errOut)
+	}
+	test := filepath.Join(work, "pipelines", "ingest_orders", "tests", "test_parse.py")
+	data, err := os.ReadFile(test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(test, append(data, []byte("\n\ndef test_broken():\n    assert 1 == 2\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, work, "commit", "-q", "-am", "a failing test")
+	git(t, work, "push", "-q", "origin", "main")
+	code, _, errOut := s.shipline("release", "v1.1.0", "--project", "demo", "--as", "alice", "--wait")
+	if code != 1 || !strings.Contains(errOut, "parked") {
+		t.Fatalf("release v1.1.0 with a failing test: exit %d, stderr %q", code, errOut)
+	}
+
+	var rows []map[string]any
+	for i := 0; ; i++ {
+		rows = listReleases(t, s)
+		if len(rows) == 2 && rows[0]["builds"] == "tests failed" {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("releases: %+v", rows)
+		}
+		sleep100ms()
+	}
+	if rows[0]["version"] != "v1.1.0" || rows[0]["latest"] == true || rows[1]["version"] != "v1.0.0" || rows[1]["latest"] != true || rows[1]["builds"] != "passed" {
+		t.Fatalf("releases: %+v", rows)
+	}
+	code, out, _ := s.shipline("releases", "--project", "demo")
+	if code != 0 || !strings.Contains(out, "v1.0.0 (latest)") || !strings.Contains(out, "tests failed") {
+		t.Fatalf("releases table: exit %d\n%s", code, out)
 	}
 }

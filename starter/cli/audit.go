@@ -469,13 +469,41 @@ func auditClose(workflowType string, ev *historypb.HistoryEvent) (result, detail
 		return auditFailureResult(f), f.GetMessage(), true
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
 		a := ev.GetWorkflowExecutionTerminatedEventAttributes()
-		return "terminated", strings.TrimSpace(a.GetReason() + " " + byIdentity(a.GetIdentity())), true
+		return closeResult(enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED), strings.TrimSpace(a.GetReason() + " " + byIdentity(a.GetIdentity())), true
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT:
-		return "timed out", "", true
+		return closeResult(enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT), "", true
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
-		return string(workflows.StatusCancelled), "cancelled through Temporal", true
+		return closeResult(enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED), "cancelled through Temporal", true
 	}
 	return "", "", false
+}
+
+// closeResult names how a run closed when it wrote no ending of its own
+// (terminated, timed out, cancelled through Temporal), in the words of
+// workflows.Status; `audit` and `history` both use it.
+func closeResult(s enumspb.WorkflowExecutionStatus) string {
+	switch s {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return string(workflows.StatusRunning)
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
+		return string(workflows.StatusFailed)
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return string(workflows.StatusCancelled)
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return "timed out"
+	}
+	return strings.ToLower(executionStatus(s)) // completed, terminated, continuedasnew
+}
+
+// historyStatus is a deployment's status in `history`: the one its workflow
+// wrote in its memo (an ending comes from workflows.Outcome), unless the run
+// closed without writing its ending — terminated, timed out, or cancelled
+// through Temporal, also while parked or queued — then how it closed.
+func historyStatus(memo string, closed bool, status enumspb.WorkflowExecutionStatus) string {
+	if memo == "" || (closed && !workflows.Ended(workflows.Status(memo))) {
+		return closeResult(status)
+	}
+	return memo
 }
 
 // auditFailureResult classifies a failed run the way the workflows do.

@@ -339,3 +339,27 @@ func TestAuditFailureResultFollowsClass(t *testing.T) {
 		t.Errorf("artifact mismatch: %q", got)
 	}
 }
+
+// history reads the same words as the audit: what the workflow wrote, or how
+// a run closed that never wrote its ending (a parked deployment terminated).
+func TestHistoryStatus(t *testing.T) {
+	for _, tc := range []struct {
+		memo   string
+		closed bool
+		status enumspb.WorkflowExecutionStatus
+		want   string
+	}{
+		{"parked", false, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, "parked"},
+		{"parked", true, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "terminated"},
+		{"queued", true, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, "cancelled"},
+		{"running", true, enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, "timed out"},
+		{"", true, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, "failed"},
+		{string(workflows.Outcome(apperr.ArtifactMismatch)), true, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, "refused"},
+		{"refused", true, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, "refused"},
+		{"succeeded", true, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, "succeeded"},
+	} {
+		if got := historyStatus(tc.memo, tc.closed, tc.status); got != tc.want {
+			t.Errorf("historyStatus(%q, %v, %s) = %q, want %q", tc.memo, tc.closed, tc.status, got, tc.want)
+		}
+	}
+}

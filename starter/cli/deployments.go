@@ -243,11 +243,7 @@ func runHistory(ctx context.Context, g *globals, project, fabric string, onlyFai
 					_ = dc.FromPayload(v, &r.Fabrics)
 				}
 			}
-			// A run that closed without writing its ending (terminated, timed out,
-			// or cancelled through Temporal, also while parked) says how it closed.
-			if r.Status == "" || (ex.GetCloseTime() != nil && !workflows.Ended(workflows.Status(r.Status))) {
-				r.Status = strings.ToLower(executionStatus(ex.GetStatus()))
-			}
+			r.Status = historyStatus(r.Status, ex.GetCloseTime() != nil, ex.GetStatus())
 			if onlyFailed && !isFailure(r.Status) {
 				continue
 			}
@@ -285,7 +281,7 @@ func isFailure(status string) bool {
 	case workflows.StatusFailed, workflows.StatusRefused, workflows.StatusParked, workflows.StatusCancelled:
 		return true
 	}
-	return status == "failed" || status == "terminated" || status == "timedout" || status == "canceled"
+	return status == "terminated" || status == "timed out"
 }
 
 func logsCommand(g *globals) *ucli.Command {

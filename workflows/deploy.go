@@ -97,8 +97,7 @@ func (d *deployment) setup(ctx workflow.Context) error {
 		d.control.cancel, d.who.cancel, d.reason = true, r.Actor, r.Reason
 		return fmt.Sprintf("cancelling %s", d.state.DeploymentID), nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r ControlRequest) error {
-		switch d.state.Status {
-		case StatusSucceeded, StatusFailed, StatusRefused, StatusCancelled:
+		if Ended(d.state.Status) {
 			return fmt.Errorf("%s already ended: %s", d.state.DeploymentID, d.state.Status)
 		}
 		if err := d.guard.check(ctx, d.state.DeploymentID, ActionCancel, r.Actor, SignedArgs(r), r.Auth); err != nil {

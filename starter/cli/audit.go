@@ -302,7 +302,8 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 	action := actionOf[run.Type]
 	var out []auditRecord
 	own := []int{}                             // indexes in out of the run's own rows (they share its version, fabrics, trigger)
-	var in map[string]any                      // the run's input, when this run started it
+	var in map[string]any                      // the run's input
+	continued := false                         // the run continues an earlier one (continue-as-new)
 	memoStatus := ""                           // last status written into the memo
 	commit := ""                               // the release's commit, from the memo
 	var fabrics []string                       // last ShiplineFabric upserted
@@ -319,7 +320,8 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
 			a := ev.GetWorkflowExecutionStartedEventAttributes()
 			in = decodeFirstArg(a.GetInput())
-			if action == "" || a.GetContinuedExecutionRunId() != "" || a.GetInitiator() == enumspb.CONTINUE_AS_NEW_INITIATOR_WORKFLOW {
+			continued = a.GetContinuedExecutionRunId() != "" || a.GetInitiator() == enumspb.CONTINUE_AS_NEW_INITIATOR_WORKFLOW
+			if action == "" || continued {
 				continue // the Audit entity, or a run continued as new: no new action
 			}
 			if run.Type != workflows.ReleaseWorkflow { // a release's row is its outcome: released, parked, refused, …
@@ -331,8 +333,8 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 				commit = c
 			}
 			s := payloadAsString(fields[workflows.MemoStatus])
-			if s == "" || s == memoStatus {
-				continue
+			if s == "" || s == memoStatus || continued {
+				continue // a continued run republishes the status its first run reached
 			}
 			memoStatus = s
 			switch {

@@ -168,6 +168,7 @@ func TestExtractActions(t *testing.T) {
 		{auditRun{WorkflowID: releaseID, RunID: "r2", Type: workflows.ReleaseWorkflow},
 			newAuditHist(t, auditT0.Add(2*time.Hour)).
 				started(workflows.ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Carried: &workflows.ReleaseState{}}, true).
+				memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "0123456789abcdef"}). // republished: no new row
 				update("u-del", workflows.DeleteUpdate, workflows.DeleteRequest{Actor: "alice"}, fmt.Errorf("v1.0.0 is linked: it reached qa")).events},
 		// auto_deploy: the fabrics come from the upserted search attribute.
 		{auditRun{WorkflowID: autoID, RunID: "d1", Type: workflows.DeployWorkflow, Fabrics: []string{"ignored"}},
@@ -250,7 +251,7 @@ func TestExtractActions(t *testing.T) {
 		"11:02 carol approve v1.0.0 fabric= stage=qa → ok [lgtm] id=" + promoteID,
 		"11:04 erin approve v1.0.0 fabric= stage=prod → in progress [] id=" + promoteID,
 		"11:31 mallory approve v1.0.0 fabric= stage=prod → refused [mallory is not in team prod_support] id=" + promoteID,
-		"12:01 alice delete v1.0.0 fabric= stage= → failed [v1.0.0 is linked: it reached qa] id=" + releaseID,
+		"12:02 alice delete v1.0.0 fabric= stage= → failed [v1.0.0 is linked: it reached qa] id=" + releaseID,
 		"13:02 alice delete v0.9.0 fabric= stage= → ok [deleted v0.9.0: tag removed] id=" + deletedID,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

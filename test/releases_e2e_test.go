@@ -59,7 +59,7 @@ func TestExternalTagAdoptionEndToEnd(t *testing.T) {
 	if got := git(t, remote, "rev-parse", "v1.2.0"); got != handTag {
 		t.Fatalf("adoption replaced the tag object %s by %s", handTag, got)
 	}
-	rows = listReleases(t, s, "--refresh")
+	rows = listReleases(t, s)
 	if len(rows) != 1 || rows[0]["source"] != "adopted" || rows[0]["status"] != "released" || rows[0]["created_by"] != "alice" {
 		t.Fatalf("releases after adoption: %+v", rows)
 	}

@@ -67,6 +67,7 @@ const (
 	MemoLinked    = "linked"
 	MemoStages    = "stages"
 	MemoFabrics   = "fabrics"
+	MemoAdopted   = "adopted"
 )
 
 // ReleaseID is the workflow ID of a release entity: release/<project>/<version>.
@@ -181,9 +182,12 @@ type ReleaseState struct {
 	// Actor requested the release and is the tagger.
 	Actor string `json:"actor"`
 	// TagCreated is false when the tag already existed on the remote at the same commit.
-	TagCreated bool       `json:"tag_created"`
-	CreatedAt  time.Time  `json:"created_at,omitempty"`
-	Deploy     DeployPlan `json:"deploy,omitempty"`
+	TagCreated bool `json:"tag_created"`
+	// Adopted is true when the release adopted a tag pushed by hand (no --ref:
+	// the version's tag was already on the remote).
+	Adopted   bool       `json:"adopted,omitempty"`
+	CreatedAt time.Time  `json:"created_at,omitempty"`
+	Deploy    DeployPlan `json:"deploy,omitempty"`
 	// DeployID is the auto_deploy deployment's workflow ID.
 	DeployID string `json:"deploy_id,omitempty"`
 	// Refusal holds the reason a request was refused or failed, as the user saw it.

@@ -152,7 +152,7 @@ func TestReleaseAdoptsTagMadeOutsideShipline(t *testing.T) {
 			return activities.CreateTagOutput{Created: false, Tagger: "dev"}, nil
 		})
 	state := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", NoDeploy: true})
-	if state.Status != StatusReleased || state.Ref != "v1.0.0" || state.TagCreated || e.tagCall.in.Commit != commit {
+	if state.Status != StatusReleased || state.Ref != "v1.0.0" || !state.Adopted || state.TagCreated || e.tagCall.in.Commit != commit {
 		t.Fatalf("state = %+v, tag %+v", state, e.tagCall.in)
 	}
 	if d := state.Steps[1].Detail; !strings.Contains(d, "adopting") {

@@ -198,7 +198,7 @@ func (r *release) resolve(ctx workflow.Context) error {
 	}
 	r.state.Commit = out.Commit
 	if out.FromTag {
-		r.state.Ref = r.in.Version
+		r.state.Ref, r.state.Adopted = r.in.Version, true
 		r.done(ctx, StepResolve, fmt.Sprintf("tag %s is already on the remote at %s: adopting it", r.in.Version, short(out.Commit)))
 		return nil
 	}
@@ -270,7 +270,7 @@ func (r *release) publish(ctx workflow.Context) error {
 		return err
 	}
 	memo := map[string]any{MemoStatus: string(r.state.Status), MemoCreatedBy: r.in.Actor, MemoCreatedAt: r.state.CreatedAt,
-		MemoLinked: r.state.Linked, MemoStages: r.state.Stages, MemoFabrics: sortedNames(r.state.Fabrics)}
+		MemoLinked: r.state.Linked, MemoStages: r.state.Stages, MemoFabrics: sortedNames(r.state.Fabrics), MemoAdopted: r.state.Adopted}
 	if r.state.Commit != "" {
 		memo[MemoCommit] = r.state.Commit
 	}

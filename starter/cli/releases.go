@@ -212,13 +212,14 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 		status, commit, by string
 		at                 time.Time
 		stages, fabrics    []string
-		linked             bool
+		linked, adopted    bool
 	}
 	fields := memo.GetFields()
 	dc := converter.GetDefaultDataConverter()
 	_ = dc.FromPayload(fields[workflows.MemoStages], &m.stages)
 	_ = dc.FromPayload(fields[workflows.MemoFabrics], &m.fabrics)
 	_ = dc.FromPayload(fields[workflows.MemoLinked], &m.linked)
+	_ = dc.FromPayload(fields[workflows.MemoAdopted], &m.adopted)
 	_ = dc.FromPayload(fields[workflows.MemoStatus], &m.status)
 	_ = dc.FromPayload(fields[workflows.MemoCommit], &m.commit)
 	_ = dc.FromPayload(fields[workflows.MemoCreatedBy], &m.by)
@@ -230,7 +231,11 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 	default:
 		return releaseRow{}, false
 	}
-	return releaseRow{Version: v, Commit: m.commit, CreatedBy: m.by, CreatedAt: m.at, Source: "shipline", Status: m.status, WorkflowID: id,
+	source := "shipline"
+	if m.adopted {
+		source = "adopted"
+	}
+	return releaseRow{Version: v, Commit: m.commit, CreatedBy: m.by, CreatedAt: m.at, Source: source, Status: m.status, WorkflowID: id,
 		Stages: m.stages, Fabrics: m.fabrics, Linked: m.linked}, true
 }
 

@@ -10,10 +10,6 @@ import (
 	"github.com/shipline/shipline/internal/apperr"
 )
 
-// ChangeReleaseRecordCheck: a Deploy started by hand asks the Release entity
-// whether the version was released through Shipline before it deploys it.
-const ChangeReleaseRecordCheck = "release-record-check"
-
 // notAdoptedMessage is what a user reads when they deploy or promote a tag
 // made outside Shipline.
 func notAdoptedMessage(project, version string) string {

@@ -29,6 +29,10 @@ const (
 	// ChangeRefusalClasses: Deploy refuses every resolve failure of class refused
 	// (internal/apperr) instead of six listed types, and parks on the rest.
 	ChangeRefusalClasses = "refusal-classes"
+	// ChangeReleaseRecordCheck: a Deploy started by hand (and a Promote of a
+	// version no Release recorded) asks whether a Release recorded the version's
+	// tag; a tag pushed by hand is refused until an admin adopts it.
+	ChangeReleaseRecordCheck = "release-record-check"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.

@@ -24,12 +24,15 @@ const deployID = "deploy/demo/v1.0.0/test"
 
 type deployEnv struct {
 	*testsuite.TestWorkflowEnvironment
-	t      *testing.T
-	done   []DeploymentDone // DoneSignals sent to fabric entities
-	told   []Deployed       // DeployedSignals sent to the release entity
-	builds atomic.Int32
+	t        *testing.T
+	done     []DeploymentDone // DoneSignals sent to fabric entities
+	enqueued []QueueEntry     // EnqueueSignals sent to fabric entities
+	told     []Deployed       // DeployedSignals sent to the release entity
+	builds   atomic.Int32
 	// grantOnEnqueue answers each enqueue at once with a grant (no contention).
 	grantOnEnqueue bool
+	// settings are the project's settings (git_retry) the Config activity returns.
+	settings activities.ProjectSettings
 }
 
 func resolved() activities.ResolveDeployOutput {
@@ -49,36 +52,43 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	e := &deployEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), t: t, grantOnEnqueue: true}
 	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: deployID})
 	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
-	// The fabric entity is played by a stub child that records DoneSignals.
+	// The fabric entity is played by a stub child that records DoneSignals
+	// and EnqueueSignals, and with grantOnEnqueue grants its lock at once.
 	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in FabricInput) error {
-		ch := workflow.GetSignalChannel(ctx, DoneSignal)
+		done := workflow.GetSignalChannel(ctx, DoneSignal)
+		enqueue := workflow.GetSignalChannel(ctx, EnqueueSignal)
 		for {
-			var d DeploymentDone
-			if ok, _ := ch.ReceiveWithTimeout(ctx, 7*24*time.Hour, &d); !ok {
+			ok, err := workflow.AwaitWithTimeout(ctx, 7*24*time.Hour, func() bool { return done.Len() > 0 || enqueue.Len() > 0 })
+			if !ok || err != nil {
 				return nil
 			}
-			e.done = append(e.done, d)
+			var d DeploymentDone
+			for done.ReceiveAsync(&d) {
+				e.done = append(e.done, d)
+			}
+			var q QueueEntry
+			for enqueue.ReceiveAsync(&q) {
+				e.enqueued = append(e.enqueued, q)
+				if e.grantOnEnqueue {
+					_ = workflow.SignalExternalWorkflow(ctx, q.DeploymentID, "", GrantSignal, Grant{Fabric: in.Fabric, Granted: true}).Get(ctx, nil)
+				}
+			}
 		}
 	}, workflow.RegisterOptions{Name: FabricWorkflow})
 	e.RegisterActivity(&activities.Deploy{})
 	e.RegisterActivity(&activities.Build{})
 	e.RegisterActivity(&activities.Config{})
 	e.OnActivity(configActs.Signatures, mock.Anything).Return(signing.Policy{}, nil)
+	e.settings = activities.ProjectSettings{Name: "demo", Admins: []string{"alice"}}
+	e.OnActivity(configActs.Project, mock.Anything, mock.Anything).Return(func(context.Context, activities.ProjectInput) (activities.ProjectSettings, error) {
+		return e.settings, nil
+	})
 	e.OnSignalExternalWorkflow(mock.Anything, ReleaseID("demo", "v1.0.0"), "", DeployedSignal, mock.Anything).Return(
 		func(_, _, _, _ string, arg any) error {
 			e.told = append(e.told, arg.(Deployed))
 			return nil
 		})
 	return e
-}
-
-// ExecuteWorkflow runs the deployment; with grantOnEnqueue the fabric grants
-// its lock a second in (as an idle fabric entity would).
-func (e *deployEnv) ExecuteWorkflow(wf any, args ...any) {
-	if e.grantOnEnqueue {
-		e.RegisterDelayedCallback(func() { e.SignalWorkflow(GrantSignal, Grant{Fabric: "dev", Granted: true}) }, time.Second)
-	}
-	e.TestWorkflowEnvironment.ExecuteWorkflow(wf, args...)
 }
 
 func (e *deployEnv) okResolve() {
@@ -262,8 +272,9 @@ func TestDeployCancelWhileParked(t *testing.T) {
 	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != apperr.Cancelled || !strings.Contains(app.Message(), "fixing the test first") {
 		t.Fatalf("error = %v", err)
 	}
-	if len(e.done) != 1 || e.done[0].Outcome != StatusCancelled {
-		t.Fatalf("fabric not released on cancel: %+v", e.done)
+	// The fabric was released when the build parked, and told of the cancel.
+	if len(e.done) != 2 || e.done[0].Outcome != StatusParked || e.done[0].Step != StepBuild || e.done[1].Outcome != StatusCancelled {
+		t.Fatalf("fabric not released on park and cancel: %+v", e.done)
 	}
 }
 

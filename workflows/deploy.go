@@ -9,6 +9,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -451,8 +452,11 @@ func (d *deployment) startFabric(ctx workflow.Context, fab string) error {
 	child := workflow.ExecuteChildWorkflow(ctx, FabricWorkflow, FabricInput{Project: d.in.Project, Fabric: fab})
 	var started workflow.Execution
 	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
+		// The server says ChildWorkflowExecutionAlreadyStarted; the SDK's
+		// test environment says WorkflowExecutionAlreadyStarted.
 		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
-		if !errors.As(err, &already) {
+		var alreadyTest *serviceerror.WorkflowExecutionAlreadyStarted
+		if !errors.As(err, &already) && !errors.As(err, &alreadyTest) {
 			return err
 		}
 	}

@@ -360,3 +360,66 @@ func TestDeployRefusalClassesAreVersioned(t *testing.T) {
 		t.Fatalf("status %s under the old rule; want parked", parked.Status)
 	}
 }
+
+// A deploy honours the project's git_retry as a release does: a remote that
+// stays down for that window parks the deployment (not after a fixed 10 minutes).
+func TestDeployParksAfterGitRetry(t *testing.T) {
+	e := newDeployEnv(t)
+	e.settings.GitRetry = 2 * time.Minute
+	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(activities.ResolveDeployOutput{}, errors.New("dial tcp: connection refused"))
+	var parked DeployState
+	e.RegisterDelayedCallback(func() {
+		parked = e.query()
+		e.UpdateWorkflow(CancelUpdate, "c", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("cancel refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "bob"})
+	}, time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+
+	if parked.Status != StatusParked || parked.Parked == nil || parked.Parked.Step != StepResolveRelease || !strings.Contains(parked.Parked.Reason, "connection refused") {
+		t.Fatalf("state at 1h = %s %+v", parked.Status, parked.Parked)
+	}
+	if waited := parked.Parked.Since.Sub(parked.Started); waited > 2*time.Minute {
+		t.Fatalf("parked %s after it started, want within git_retry (2m)", waited)
+	}
+	if parked.Parked.Resume != "shipline resume "+deployID {
+		t.Fatalf("resume command = %q", parked.Parked.Resume)
+	}
+}
+
+// Cancel takes effect while an activity is still retrying: the step's context
+// is cancelled, the deployment ends cancelled and releases its fabric at once
+// (not when the activity's 15-minute retry window runs out).
+func TestDeployCancelStopsRetryingActivity(t *testing.T) {
+	e := newDeployEnv(t)
+	e.okResolve()
+	e.okBuilds()
+	var attempts atomic.Int32
+	e.OnActivity(deployActs.Upload, mock.Anything, mock.Anything).Return(func(context.Context, activities.UploadInput) (activities.UploadOutput, error) {
+		attempts.Add(1)
+		return activities.UploadOutput{}, errors.New("503 Service Unavailable")
+	})
+	var cancelledAt time.Time
+	e.RegisterDelayedCallback(func() {
+		cancelledAt = e.Now()
+		e.UpdateWorkflow(CancelUpdate, "c", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("cancel refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "bob", Reason: "wrong version"})
+	}, 2*time.Minute)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+
+	var app *temporal.ApplicationError
+	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != apperr.Cancelled || !strings.Contains(app.Message(), "wrong version") {
+		t.Fatalf("error = %v", err)
+	}
+	if len(e.done) != 1 || e.done[0].Outcome != StatusCancelled {
+		t.Fatalf("fabric told %+v", e.done)
+	}
+	if took := e.done[0].Finished.Sub(cancelledAt); took < 0 || took > 5*time.Second {
+		t.Fatalf("the deployment ended %s after the cancel (workflow time), want at once", took)
+	}
+	s := e.query()
+	if s.Status != StatusCancelled || s.Parked != nil || attempts.Load() == 0 {
+		t.Fatalf("state = %s %+v after %d upload attempts", s.Status, s.Parked, attempts.Load())
+	}
+}

@@ -333,9 +333,14 @@ func (f *fabricEntity) record(d DeploymentDone) {
 	}
 }
 
-// recordJobs notes which job runs which version now.
+// recordJobs notes which job runs which version now. A record older than the
+// one kept is stale (a parked deployment that ends after a newer one changed
+// the job) and is not applied.
 func (f *fabricEntity) recordJobs(d DeploymentDone) {
 	for _, j := range d.Jobs {
+		if cur, ok := f.state.Jobs[j.Job]; ok && f.v >= 1 && cur.At.After(j.At) {
+			continue
+		}
 		f.state.Jobs[j.Job] = j
 	}
 	for _, name := range d.Removed {

@@ -230,6 +230,10 @@ func (r *release) deploy(ctx workflow.Context) {
 		setStep(r.state.Steps, StepDeploy, StepFailed, fmt.Sprintf("deployment %s: %s", r.state.DeployID, userMessage(err)), workflow.Now(ctx))
 		return
 	}
+	if out.Status == StatusSuperseded {
+		setStep(r.state.Steps, StepDeploy, StepSkipped, fmt.Sprintf("deployment %s: %s", r.state.DeployID, out.Summary), workflow.Now(ctx))
+		return
+	}
 	r.done(ctx, StepDeploy, fmt.Sprintf("deployment %s: %s", r.state.DeployID, out.Summary))
 }
 

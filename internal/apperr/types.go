@@ -81,6 +81,9 @@ const (
 
 	// Cancelled: a user cancelled the work.
 	Cancelled = "Cancelled"
+	// Superseded: a deployment of a newer version to the same fabric made the
+	// work pointless (a promotion whose stage deployment was superseded).
+	Superseded = "Superseded"
 )
 
 // Class says what a failure of a type means for the work that hit it.
@@ -98,7 +101,8 @@ const (
 	// another commit, a definition is invalid): resume cannot help; fix,
 	// commit and release a new version.
 	Fails Class = "fails"
-	// Stopped: a person ended the work on purpose; not a failure.
+	// Stopped: a person ended the work on purpose, or newer work made it
+	// pointless; not a failure.
 	Stopped Class = "stopped"
 )
 
@@ -141,7 +145,8 @@ var classes = map[string]Class{
 	FabricUnavailable: Parks,
 	DagNotParsed:      Parks,
 
-	Cancelled: Stopped,
+	Cancelled:  Stopped,
+	Superseded: Stopped,
 }
 
 // transient are the types Temporal retries (with the activity's retry policy)

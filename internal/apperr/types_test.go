@@ -110,6 +110,7 @@ func TestClassOfEachType(t *testing.T) {
 		{FabricUnavailable, "FabricUnavailable", Parks},
 		{DagNotParsed, "DagNotParsed", Parks},
 		{Cancelled, "Cancelled", Stopped},
+		{Superseded, "Superseded", Stopped},
 		// Failures without a Shipline type: a transient problem that outlasted its retries.
 		{"", "", Parks},
 		{"PanicError", "PanicError", Parks},

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -40,7 +42,9 @@ func newLab(t *testing.T) *lab {
 	l.SetDetachedChildWait(false) // the Fabric entity never ends
 	l.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
 	l.RegisterWorkflowWithOptions(Fabric, workflow.RegisterOptions{Name: FabricWorkflow})
+	l.RegisterWorkflowWithOptions(Promote, workflow.RegisterOptions{Name: PromoteWorkflow})
 	l.RegisterWorkflow(labDriver)
+	l.RegisterActivity(&activities.Messages{})
 	l.RegisterActivity(&activities.Deploy{})
 	l.RegisterActivity(&activities.Build{})
 	l.RegisterActivity(&activities.Config{})
@@ -253,7 +257,7 @@ func TestResumeRefusedAsSupersededCancelStillWorks(t *testing.T) {
 // changed nothing.
 func TestBurstOfDeploysEndsWithNewestVersion(t *testing.T) {
 	l := newLab(t)
-	l.upsert.After(time.Minute) // each deployment holds the fabric a minute: the others queue
+	l.upsert.After(time.Minute)                                            // each deployment holds the fabric a minute: the others queue
 	versions := []string{"v1.0.2", "v1.0.0", "v1.0.4", "v1.0.1", "v1.0.3"} // the order they are started in
 	var starts []labStart
 	for i, v := range versions {
@@ -292,5 +296,56 @@ func TestBurstOfDeploysEndsWithNewestVersion(t *testing.T) {
 	}
 	if outcomes[StatusSuperseded] != superseded || len(end.Queue) != 0 {
 		t.Fatalf("history outcomes %v, queue %+v", outcomes, end.Queue)
+	}
+}
+
+// When a stage's deployment parks, the promotion's state and its `pending`
+// query say "parked", naming the deployment, the reason and the resume
+// command; after `resume` the promotion goes on and ends promoted.
+func TestPromoteSaysParkedWhileStageDeploymentParks(t *testing.T) {
+	l := newLab(t)
+	dev := activities.PromotionSettings{Stages: []activities.StageSettings{
+		{Name: "dev", Fabrics: []string{"dev"}, Owners: map[string]activities.FabricInfo{"dev": owners("developers", "alice", "bob")}},
+	}}
+	l.OnActivity(configActs.Promotion, mock.Anything, mock.Anything).Return(dev, nil)
+	rel, _ := json.Marshal(ReleaseState{Progress: Progress{Status: StatusReleased}, Actor: "alice"})
+	l.OnActivity(messageActs.Query, mock.Anything, mock.Anything).Return(activities.QueryOutput{Result: rel}, nil)
+	l.fail = func(dep, job string, call int) error {
+		if job == "daily_orders" && call == 1 {
+			return errors.New("fabric dev refused the token (403 PERMISSION_DENIED)")
+		}
+		return nil
+	}
+	l.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: PromoteID("demo", "v1.0.0")})
+	var parked PromoteState
+	var pending, refused string
+	l.RegisterDelayedCallback(func() {
+		v, err := l.QueryWorkflow(StateQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = v.Get(&parked)
+		if v, err = l.QueryWorkflow(PendingQuery); err == nil {
+			_ = v.Get(&pending)
+		}
+		l.control(0, parked.Stages[0].DeploymentID, ResumeUpdate, &refused)
+	}, 10*time.Minute)
+	l.ExecuteWorkflow(Promote, PromoteInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+
+	st := parked.Stages[0]
+	if parked.Status != StatusParked || st.Status != StageParked || st.Parked == nil || st.Parked.Step != StepSchedule || !strings.Contains(st.Parked.Reason, "403") {
+		t.Fatalf("promotion while its deployment is parked: %s, stage %s %+v", parked.Status, st.Status, st.Parked)
+	}
+	for _, want := range []string{"parked", st.DeploymentID, "403 PERMISSION_DENIED", "shipline resume " + st.DeploymentID} {
+		if !strings.Contains(pending, want) || !strings.Contains(parked.Pending, want) {
+			t.Errorf("pending %q does not say %q", pending, want)
+		}
+	}
+	var end PromoteState
+	if err := l.GetWorkflowResult(&end); err != nil || refused != "" {
+		t.Fatalf("promotion: %v (resume refused: %q)", err, refused)
+	}
+	if end.Status != StatusPromoted || end.Stages[0].Status != StageDeployed || end.Stages[0].Parked != nil {
+		t.Fatalf("promotion after resume: %s, stage %s", end.Status, end.Stages[0].Status)
 	}
 }

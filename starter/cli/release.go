@@ -151,7 +151,7 @@ func followRelease(ctx context.Context, g *globals, c client.Client, id, runID s
 				}
 				// The release records the deploy's outcome right after it ends.
 				return waitDeployRecorded(ctx, c, id, runID)
-			case workflows.StatusRefused, workflows.StatusFailed:
+			case workflows.StatusRefused, workflows.StatusFailed, workflows.StatusCancelled:
 				return &state, failed(errors.New(state.Refusal))
 			case workflows.StatusParked:
 				p.done(state.Summary)

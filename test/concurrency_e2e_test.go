@@ -177,8 +177,20 @@ func TestConcurrentDeploysToOneFabric(t *testing.T) {
 	if got := h.checkOneJobEach()["demo"]; got != last.version {
 		t.Errorf("the workspace runs %s, want %s", got, last.version)
 	}
-	if hist := fs.History; len(hist) < n || hist[len(hist)-1].DeploymentID != last.id {
-		t.Errorf("fabric history does not end with %s: %d entries", last.id, len(hist))
+	// One history entry per deployment; the last success is the newest (older
+	// ones still queued when it finished are recorded superseded after it).
+	lastSuccess, supersededEntries := "", 0
+	for _, h := range fs.History {
+		switch h.Outcome {
+		case workflows.StatusSucceeded:
+			lastSuccess = h.DeploymentID
+		case workflows.StatusSuperseded:
+			supersededEntries++
+		}
+	}
+	if len(fs.History) < n || lastSuccess != last.id || supersededEntries != len(superseded) {
+		t.Errorf("fabric history: %d entries, last success %s (want %s), %d superseded (want %d)",
+			len(fs.History), lastSuccess, last.id, supersededEntries, len(superseded))
 	}
 	code, out, _ := h.shipline("deployments", "--project", "demo")
 	if code != 0 || strings.Count(out, last.version) < 2 || !strings.Contains(out, "in sync") {

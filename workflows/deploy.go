@@ -149,6 +149,12 @@ func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
 	hooks := d.parkHooks()
 	for _, s := range steps {
 		if err := d.ctl.attempt(ctx, s.name, s.fn, hooks); err != nil {
+			// Cancelled through Temporal (not by the cancel update): still
+			// release the fabrics and record it. Deployments of before did
+			// not when they were parked.
+			if temporal.IsCanceledError(err) && !ended(d.state.Status) && (d.v >= 1 || d.state.Status != StatusParked) {
+				d.finish(ctx, StatusCancelled, "cancelled through Temporal")
+			}
 			return d.state, err
 		}
 	}
@@ -196,7 +202,6 @@ func (d *deployment) parkHooks() parkHooks {
 				return "", false, err
 			}
 			if temporal.IsCanceledError(err) {
-				d.finish(ctx, StatusCancelled, "cancelled through Temporal")
 				return "", false, err
 			}
 			return userMessage(err), true, nil
@@ -264,7 +269,7 @@ func (d *deployment) tellPromotion(ctx workflow.Context, p *Parked) {
 	}
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	msg := StageDeployment{Stage: d.in.Stage, DeploymentID: d.state.DeploymentID, Parked: p}
-	if err := workflow.SignalExternalWorkflow(ctx, parent.ID, parent.RunID, StageParkedSignal, msg).Get(ctx, nil); err != nil {
+	if err := workflow.SignalExternalWorkflow(ctx, parent.ID, "", StageParkedSignal, msg).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("promotion not told of the parked deployment", "error", err)
 	}
 }

@@ -423,3 +423,21 @@ func TestDeployCancelStopsRetryingActivity(t *testing.T) {
 		t.Fatalf("state = %s %+v after %d upload attempts", s.Status, s.Parked, attempts.Load())
 	}
 }
+
+// A parked deployment cancelled through Temporal (the UI's Cancel) is still
+// recorded on its fabric, so the fabric does not keep it as parked forever.
+func TestDeployCancelledThroughTemporalWhileParked(t *testing.T) {
+	e := newDeployEnv(t)
+	e.okResolve()
+	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(activities.BuildOutput{},
+		temporal.NewNonRetryableApplicationError("tests failed: assert 1 == 2", "TestsFailed", nil))
+	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+	var canceled *temporal.CanceledError
+	if err := e.GetWorkflowError(); !errors.As(err, &canceled) {
+		t.Fatalf("error = %v", err)
+	}
+	if len(e.done) != 2 || e.done[0].Outcome != StatusParked || e.done[1].Outcome != StatusCancelled || e.done[1].Reason != "cancelled through Temporal" {
+		t.Fatalf("fabric told %+v", e.done)
+	}
+}

@@ -208,12 +208,14 @@ func (d *deployment) parkHooks() parkHooks {
 		},
 		parked: func(ctx workflow.Context, p Parked) {
 			setStep(d.state.Steps, p.Step, StepFailed, p.Reason, p.Since)
-			d.state.Status, d.state.Parked, d.state.Waiting = StatusParked, &p, nil
 			hint := "fix the cause"
 			if d.v >= 1 && len(d.queued) > 0 {
+				// Release first, so a resume (allowed once the status says
+				// parked) always finds the fabrics released.
 				hint = fmt.Sprintf("%s released (jobs done so far stay); fix the cause", strings.Join(d.queued, ", "))
 				d.releaseFabrics(ctx, p)
 			}
+			d.state.Status, d.state.Parked, d.state.Waiting = StatusParked, &p, nil
 			d.state.Summary = parkedSummary(p, d.state.DeploymentID, hint)
 			d.publish(ctx)
 			d.tellPromotion(ctx, &p)
@@ -812,11 +814,15 @@ func buildActivity(ctx workflow.Context) workflow.Context {
 }
 
 // fabricActivity: fabric APIs are retried with backoff (429/503/resets) for up to 15 minutes.
+// A cancelled deployment waits for a running fabric call to stop (it learns of
+// the cancel at its next heartbeat, within seconds) before it releases the
+// fabric, so the next deployment never overlaps it.
 func fabricActivity(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    10 * time.Minute,
 		ScheduleToCloseTimeout: 15 * time.Minute,
 		HeartbeatTimeout:       heartbeatTimeout,
+		WaitForCancellation:    true,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
 	})
 }

@@ -161,10 +161,12 @@ func (c *control) attempt(ctx workflow.Context, step string, fn func(workflow.Co
 
 // park records why the step failed and waits for resume or cancel.
 func (c *control) park(ctx workflow.Context, step, reason string, h parkHooks) error {
+	// A resume accepted from here on counts: the hook may block (telling
+	// other workflows), and the workflow says it is parked while it does.
+	c.resume = false
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
 	h.parked(ctx, Parked{Step: step, Reason: reason, Since: workflow.Now(ctx), Resume: "shipline resume " + id})
 	workflow.GetLogger(ctx).Warn("parked", "step", step, "reason", reason)
-	c.resume = false
 	for {
 		err := workflow.Await(ctx, func() bool { return c.resume || c.cancel || (h.inbox != nil && h.inbox()) })
 		if err != nil {

@@ -157,7 +157,7 @@ func (l *lab) control(at time.Duration, id, update string, refused *string) {
 		l.UpdateWorkflowByID(id, update, update+"-"+at.String(), &testsuite.TestUpdateCallback{
 			OnReject:   func(err error) { *refused = err.Error() },
 			OnAccept:   func() {},
-			OnComplete: func(any, error) {},
+			OnComplete: func(r any, err error) { l.t.Logf("%s answered %v %v", update, r, err) },
 		}, ControlRequest{Actor: "bob", Reason: "test"})
 	}, at)
 }

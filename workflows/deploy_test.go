@@ -430,7 +430,7 @@ func TestDeployCancelledThroughTemporalWhileParked(t *testing.T) {
 	e := newDeployEnv(t)
 	e.okResolve()
 	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(activities.BuildOutput{},
-		temporal.NewNonRetryableApplicationError("tests failed: assert 1 == 2", "TestsFailed", nil))
+		temporal.NewNonRetryableApplicationError("tests failed: assert 1 == 2", apperr.TestsFailed, nil))
 	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, time.Hour)
 	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
 	var canceled *temporal.CanceledError

@@ -303,7 +303,7 @@ func TestReleaseCancelWhileRemoteRetries(t *testing.T) {
 			OnReject: func(err error) { t.Errorf("cancel refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
 		}, ControlRequest{Actor: "alice"})
 	}, time.Minute)
-	s, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, ErrCancelled)
+	s, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, apperr.Cancelled)
 	if s.Status != StatusCancelled || !strings.Contains(msg, "cancelled by alice") {
 		t.Fatalf("state %s, message %q", s.Status, msg)
 	}

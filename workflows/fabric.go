@@ -179,6 +179,7 @@ func (f *fabricEntity) supersededBy(e QueueEntry) *Supersession {
 // version superseded (it deployed a job they still have to deploy), and tells them.
 func (f *fabricEntity) supersedeParked(ctx workflow.Context, d DeploymentDone) {
 	done := jobNames(d.Jobs)
+	var gone []ParkedDeployment
 	for i := range f.state.Parked {
 		p := &f.state.Parked[i]
 		if p.Superseded != nil || version.Compare(d.Version, p.Version) <= 0 {
@@ -193,8 +194,15 @@ func (f *fabricEntity) supersedeParked(ctx workflow.Context, d DeploymentDone) {
 		p.Superseded = succeededSupersession(d, f.state.Fabric)
 		err := workflow.SignalExternalWorkflow(ctx, p.DeploymentID, "", GrantSignal, Grant{Fabric: f.state.Fabric, Superseded: p.Superseded}).Get(ctx, nil)
 		if err != nil {
-			workflow.GetLogger(ctx).Warn("parked deployment unreachable", "deployment", p.DeploymentID, "error", err)
+			workflow.GetLogger(ctx).Warn("parked deployment unreachable; dropping it", "deployment", p.DeploymentID, "error", err)
+			gone = append(gone, *p)
 		}
+	}
+	// A parked deployment that is gone (terminated by hand) leaves the record.
+	for _, p := range gone {
+		f.state.Parked = slices.DeleteFunc(f.state.Parked, func(q ParkedDeployment) bool { return q.DeploymentID == p.DeploymentID })
+		f.record(DeploymentDone{DeploymentID: p.DeploymentID, Version: p.Version, Actor: p.Actor, Outcome: StatusFailed,
+			Reason: "the deployment workflow is gone while parked", Step: p.Step, Started: p.Queued, Finished: workflow.Now(ctx)})
 	}
 }
 

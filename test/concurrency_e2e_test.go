@@ -16,8 +16,9 @@ import (
 // TestConcurrentDeploysToOneFabric starts 10 deploys of 10 versions of one
 // project to one fabric at once: they are serialized (the emulator sees no
 // call of one deployment while another holds the fabric), the fabric ends at
-// the version queued last, and while a deployment waits its `status` names
-// the deployment that holds the fabric.
+// the newest version (older ones still queued behind a newer one end
+// superseded, having changed nothing), and while a deployment waits its
+// `status` names the deployment that holds the fabric.
 func TestConcurrentDeploysToOneFabric(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
@@ -95,10 +96,19 @@ func TestConcurrentDeploysToOneFabric(t *testing.T) {
 	}
 	t.Logf("%d deploys ended %s after they were started; %d queued sightings", n, time.Since(start).Round(time.Millisecond), len(seen))
 
-	// Every deployment succeeded; order them by when they got the fabric.
+	// Every deployment succeeded or was superseded by a newer version; order
+	// the ones that deployed by when they got the fabric.
 	var order []held
+	superseded := map[string]bool{}
 	for _, id := range ids {
 		s := states[id]
+		if s.Status == workflows.StatusSuperseded {
+			if s.Superseded == nil || s.Version == versions[n-1] {
+				t.Errorf("%s (%s) superseded: %+v", id, s.Version, s.Superseded)
+			}
+			superseded[id] = true
+			continue
+		}
 		if s.Status != workflows.StatusSucceeded {
 			t.Fatalf("%s ended %s: %s", id, s.Status, s.Summary)
 		}
@@ -151,19 +161,36 @@ func TestConcurrentDeploysToOneFabric(t *testing.T) {
 	}
 	t.Logf("%d emulator calls (%d writes), each inside one deployment's hold", len(h.emu.Requests()), writes)
 
-	// The final state is the version queued last.
-	last := order[n-1]
+	t.Logf("%d deployed, %d superseded", len(order), len(superseded))
+
+	// The final state is the newest version, deployed last.
+	last := order[len(order)-1]
+	if last.version != versions[n-1] {
+		t.Errorf("the last deployment to hold the fabric was %s (%s), want the newest, %s", last.id, last.version, versions[n-1])
+	}
 	fs := h.fabricState("demo", "dev")
 	for _, job := range []string{"daily", "hourly"} {
 		if got := fs.Jobs[job]; got.Version != last.version || got.DeploymentID != last.id {
-			t.Errorf("fabric/demo/dev records %s at %s from %s, want %s from %s (queued last)", job, got.Version, got.DeploymentID, last.version, last.id)
+			t.Errorf("fabric/demo/dev records %s at %s from %s, want %s from %s (the newest)", job, got.Version, got.DeploymentID, last.version, last.id)
 		}
 	}
 	if got := h.checkOneJobEach()["demo"]; got != last.version {
 		t.Errorf("the workspace runs %s, want %s", got, last.version)
 	}
-	if hist := fs.History; len(hist) < n || hist[len(hist)-1].DeploymentID != last.id {
-		t.Errorf("fabric history does not end with %s: %d entries", last.id, len(hist))
+	// One history entry per deployment; the last success is the newest (older
+	// ones still queued when it finished are recorded superseded after it).
+	lastSuccess, supersededEntries := "", 0
+	for _, h := range fs.History {
+		switch h.Outcome {
+		case workflows.StatusSucceeded:
+			lastSuccess = h.DeploymentID
+		case workflows.StatusSuperseded:
+			supersededEntries++
+		}
+	}
+	if len(fs.History) < n || lastSuccess != last.id || supersededEntries != len(superseded) {
+		t.Errorf("fabric history: %d entries, last success %s (want %s), %d superseded (want %d)",
+			len(fs.History), lastSuccess, last.id, supersededEntries, len(superseded))
 	}
 	code, out, _ := h.shipline("deployments", "--project", "demo")
 	if code != 0 || strings.Count(out, last.version) < 2 || !strings.Contains(out, "in sync") {
@@ -179,6 +206,9 @@ func TestConcurrentDeploysToOneFabric(t *testing.T) {
 	stale := 0
 	for _, s := range seen {
 		sawQueued[s.id] = true
+		if superseded[s.id] {
+			continue // it never got the fabric: the order of holds says nothing about it
+		}
 		hp, known := pos[s.holder]
 		switch {
 		case !known:

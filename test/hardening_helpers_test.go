@@ -300,7 +300,8 @@ func (h *hardEnv) fabricState(project, fabric string) workflows.FabricState {
 
 func ended(s workflows.Status) bool {
 	switch s {
-	case workflows.StatusSucceeded, workflows.StatusFailed, workflows.StatusRefused, workflows.StatusCancelled, workflows.StatusParked:
+	case workflows.StatusSucceeded, workflows.StatusFailed, workflows.StatusRefused, workflows.StatusCancelled, workflows.StatusParked,
+		workflows.StatusSuperseded:
 		return true
 	}
 	return false

@@ -33,6 +33,15 @@ const (
 	// version no Release recorded) asks whether a Release recorded the version's
 	// tag; a tag pushed by hand is refused until an admin adopts it.
 	ChangeReleaseRecordCheck = "release-record-check"
+	// ChangeParkReleasesFabric: a parked Deploy releases its fabric locks (and
+	// joins the queue again on resume), its git steps honour the project's
+	// git_retry, cancel stops a running step, and a promotion is told when its
+	// stage's deployment parks.
+	ChangeParkReleasesFabric = "park-releases-fabric"
+	// ChangeSupersede: a Fabric entity keeps parked deployments apart from its
+	// queue and supersedes a queued (or parked) deployment of an older version
+	// by a newer one.
+	ChangeSupersede = "fabric-supersede"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -264,8 +273,12 @@ const (
 	EnqueueSignal = "enqueue"
 	// GrantSignal tells a Deploy where it stands in a fabric's queue (payload Grant).
 	GrantSignal = "grant"
-	// DoneSignal tells a Fabric entity a deployment is over: release its lock and record the result.
+	// DoneSignal tells a Fabric entity a deployment is over, or parked (Outcome
+	// StatusParked): release its lock and record the result.
 	DoneSignal = "deployment-done"
+	// StageParkedSignal tells a Promote workflow its stage's deployment parked
+	// or went on after a resume (payload StageDeployment).
+	StageParkedSignal = "stage-deployment"
 )
 
 // DeployID is the workflow ID of one deployment: deploy/<project>/<version>/<request>.
@@ -282,6 +295,10 @@ const (
 	StatusParked    Status = "parked"    // a step failed permanently; waiting for resume or cancel
 	StatusSucceeded Status = "succeeded" // everything is deployed
 	StatusCancelled Status = "cancelled" // cancelled by a user
+	// StatusSuperseded: a deployment of a newer version to the same fabric was
+	// queued behind it or succeeded since it queued; it ended without changing
+	// anything more. A named outcome, not a failure.
+	StatusSuperseded Status = "superseded"
 )
 
 // Deploy steps, in order.
@@ -363,6 +380,8 @@ type Parked struct {
 	Step   string    `json:"step"`
 	Reason string    `json:"reason"`
 	Since  time.Time `json:"since"`
+	// Resume is the command that goes on from Step (`shipline resume ID`).
+	Resume string `json:"resume,omitempty"`
 }
 
 // DeployState is a deployment's state, answered by StateQuery.
@@ -378,9 +397,13 @@ type DeployState struct {
 	Jobs         []JobRecord              `json:"jobs,omitempty"`
 	Waiting      *Waiting                 `json:"waiting,omitempty"`
 	Parked       *Parked                  `json:"parked,omitempty"`
-	Reason       string                   `json:"reason,omitempty"` // why it failed or was cancelled
-	Started      time.Time                `json:"started"`
-	Finished     time.Time                `json:"finished,omitempty"`
+	// Superseded names the newer deployment that superseded it: set when it
+	// ended superseded, or while parked once a newer version succeeded on one
+	// of its fabrics (resume is then refused).
+	Superseded *Supersession `json:"superseded,omitempty"`
+	Reason     string        `json:"reason,omitempty"` // why it failed or was cancelled
+	Started    time.Time     `json:"started"`
+	Finished   time.Time     `json:"finished,omitempty"`
 }
 
 // ControlRequest is the input of ResumeUpdate and CancelUpdate.
@@ -403,26 +426,66 @@ type QueueEntry struct {
 	Version      string    `json:"version"`
 	Actor        string    `json:"actor"`
 	Since        time.Time `json:"since"`
+	// Jobs the deployment deploys to this fabric (a newer version supersedes
+	// it only when it deploys them all). Empty from deployments of before.
+	Jobs []string `json:"jobs,omitempty"`
+	// Queued is when the deployment first joined this fabric's queue (Since
+	// is the latest join, after a resume); zero from deployments of before.
+	Queued time.Time `json:"queued,omitempty"`
+	// Granted: the entry holds the lock (set by the entity).
+	Granted bool `json:"granted,omitempty"`
 }
 
 // Grant is the payload of GrantSignal: the lock is held (Granted), or the
-// deployment waits behind Ahead (the holder first).
+// deployment waits behind Ahead (the holder first), or it is Superseded.
 type Grant struct {
 	Fabric  string   `json:"fabric"`
 	Granted bool     `json:"granted"`
 	Ahead   []string `json:"ahead,omitempty"`
+	// Superseded: a newer version supersedes the deployment on this fabric.
+	// A queued deployment has left the queue and ends as superseded; a parked
+	// one can no longer be resumed (cancel still ends it).
+	Superseded *Supersession `json:"superseded,omitempty"`
+}
+
+// Supersession names the deployment of a newer version that supersedes another.
+type Supersession struct {
+	By      string `json:"by"`      // deployment ID
+	Version string `json:"version"` // its version
+	// Succeeded: it already succeeded on the fabric (else it is queued there).
+	Succeeded bool   `json:"succeeded"`
+	Reason    string `json:"reason"` // one sentence for the user
+}
+
+// ParkedDeployment is a deployment parked after it joined a fabric's queue:
+// it holds no lock; the jobs it changed before it parked run its version.
+type ParkedDeployment struct {
+	DeploymentID string    `json:"deployment_id"`
+	Version      string    `json:"version"`
+	Actor        string    `json:"actor"`
+	Step         string    `json:"step"`
+	Reason       string    `json:"reason"`
+	Since        time.Time `json:"since"`
+	Queued       time.Time `json:"queued"`
+	// Jobs it deploys to this fabric; LeftBehind the ones it changed already.
+	Jobs       []string `json:"jobs,omitempty"`
+	LeftBehind []string `json:"left_behind,omitempty"`
+	// Superseded is set once a newer version succeeded here: resume is refused.
+	Superseded *Supersession `json:"superseded,omitempty"`
 }
 
 // DeploymentDone is the payload of DoneSignal.
 type DeploymentDone struct {
-	DeploymentID string      `json:"deployment_id"`
-	Version      string      `json:"version"`
-	Actor        string      `json:"actor"`
-	Outcome      Status      `json:"outcome"`
-	Reason       string      `json:"reason,omitempty"`
-	Started      time.Time   `json:"started"`
-	Finished     time.Time   `json:"finished"`
-	Jobs         []JobRecord `json:"jobs,omitempty"` // jobs changed on this fabric, even by a failed deployment
+	DeploymentID string `json:"deployment_id"`
+	Version      string `json:"version"`
+	Actor        string `json:"actor"`
+	Outcome      Status `json:"outcome"`
+	Reason       string `json:"reason,omitempty"`
+	// Step is where a parked deployment stopped (Outcome StatusParked).
+	Step     string      `json:"step,omitempty"`
+	Started  time.Time   `json:"started"`
+	Finished time.Time   `json:"finished"`
+	Jobs     []JobRecord `json:"jobs,omitempty"` // jobs changed on this fabric, even by a failed deployment
 	// Removed lists jobs removed from the fabric (a deleted release with no predecessor).
 	Removed []string `json:"removed,omitempty"`
 }
@@ -434,6 +497,8 @@ type FabricState struct {
 	Queue   []QueueEntry         `json:"queue"`
 	Jobs    map[string]JobRecord `json:"jobs"`    // job name → what runs there now
 	History []DeploymentDone     `json:"history"` // newest last, bounded
+	// Parked deployments hold no lock; `resume` queues them again.
+	Parked []ParkedDeployment `json:"parked,omitempty"`
 }
 
 // MaxFabricHistory bounds the deployments a Fabric entity remembers.
@@ -567,11 +632,14 @@ const (
 	StageApproval  StageStatus = "approval"  // waiting for approvals
 	StageSoaking   StageStatus = "soaking"   // waiting for the soak time
 	StageDeploying StageStatus = "deploying" // the stage's deployment runs
-	StageDeployed  StageStatus = "deployed"
-	StageRejected  StageStatus = "rejected"
-	StageExpired   StageStatus = "expired"
-	StageRefused   StageStatus = "refused" // no approver may deploy to the stage's fabrics, or the release was deleted
-	StageFailed    StageStatus = "failed"
+	// StageParked: the stage's deployment parked; it waits for
+	// `shipline resume <DeploymentID>` or `shipline cancel <DeploymentID>` (see Parked).
+	StageParked   StageStatus = "parked"
+	StageDeployed StageStatus = "deployed"
+	StageRejected StageStatus = "rejected"
+	StageExpired  StageStatus = "expired"
+	StageRefused  StageStatus = "refused" // no approver may deploy to the stage's fabrics, or the release was deleted
+	StageFailed   StageStatus = "failed"
 )
 
 // StageState is one stage of a promotion.
@@ -595,6 +663,17 @@ type StageState struct {
 	DeployedBy   string        `json:"deployed_by,omitempty"`
 	DeployedAt   time.Time     `json:"deployed_at,omitempty"`
 	Detail       string        `json:"detail,omitempty"`
+	// Parked says where and why the stage's deployment (DeploymentID) parked,
+	// while Status is StageParked.
+	Parked *Parked `json:"parked,omitempty"`
+}
+
+// StageDeployment is the payload of StageParkedSignal: the state of a
+// promotion's stage deployment (parked, or running again after resume).
+type StageDeployment struct {
+	Stage        string  `json:"stage"`
+	DeploymentID string  `json:"deployment_id"`
+	Parked       *Parked `json:"parked,omitempty"` // nil: running again
 }
 
 // PromoteState is a promotion's state, answered by StateQuery.

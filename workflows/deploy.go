@@ -9,6 +9,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -50,18 +51,24 @@ func Deploy(ctx workflow.Context, in DeployInput) (DeployState, error) {
 }
 
 type deployment struct {
-	in      DeployInput
-	state   DeployState
-	plan    activities.ResolveDeployOutput
-	built   map[string]fabric.Artifact      // pipeline → artifact
-	uploads map[string]map[string]string    // fabric → pipeline → path
-	jobs    map[string]JobRecord            // job name → record (done)
-	grants  map[string]Grant                // fabric → latest queue position
-	queued  []string                        // fabrics whose queue we joined
-	control struct{ resume, cancel bool }   // set by the updates
-	who     struct{ resume, cancel string } // actors of the last control requests
-	reason  string                          // cancel reason
-	guard   requestGuard
+	in       DeployInput
+	state    DeployState
+	plan     activities.ResolveDeployOutput
+	settings *activities.ProjectSettings  // the project's settings (git_retry), read once
+	built    map[string]fabric.Artifact   // pipeline → artifact
+	uploads  map[string]map[string]string // fabric → pipeline → path
+	jobs     map[string]JobRecord         // job name → record (done)
+	grants   map[string]Grant             // fabric → latest queue position
+	granted  workflow.ReceiveChannel      // GrantSignal
+	queued   []string                     // fabrics whose queue we joined (holding or waiting)
+	parkedOn []string                     // fabrics released when we parked; resume joins them again
+	queuedAt time.Time                    // when the deployment first joined a queue
+	relock   bool                         // resumed after releasing its fabrics: queue again first
+	ctl      control
+	guard    requestGuard
+	// v is ChangeParkReleasesFabric: DefaultVersion for deployments started
+	// before parking released the fabrics.
+	v workflow.Version
 }
 
 // setup seeds the state and registers the query and the two updates.
@@ -73,38 +80,39 @@ func (d *deployment) setup(ctx workflow.Context) error {
 		DeploymentID: info.WorkflowExecution.ID, Project: d.in.Project, Version: d.in.Version, Actor: d.in.Actor,
 		Builds: map[string]PipelineBuild{}, Started: workflow.Now(ctx),
 	}
+	d.granted = workflow.GetSignalChannel(ctx, GrantSignal)
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (DeployState, error) { return d.state, nil }); err != nil {
 		return err
 	}
-	err := workflow.SetUpdateHandlerWithOptions(ctx, ResumeUpdate, func(ctx workflow.Context, r ControlRequest) (string, error) {
-		d.guard.remember(r.Auth)
-		d.control.resume, d.who.resume = true, r.Actor
-		return fmt.Sprintf("resuming %s from step %s", d.state.DeploymentID, d.state.Parked.Step), nil
-	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r ControlRequest) error {
-		if d.state.Status != StatusParked {
-			return fmt.Errorf("%s is %s, not parked: only a parked deployment can be resumed", d.state.DeploymentID, d.state.Status)
-		}
-		if err := d.guard.check(ctx, d.state.DeploymentID, ActionResume, r.Actor, SignedArgs(r), r.Auth); err != nil {
-			return err
-		}
-		return d.mayControl(r.Actor, "resume")
-	}})
-	if err != nil {
-		return err
-	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, CancelUpdate, func(ctx workflow.Context, r ControlRequest) (string, error) {
-		d.guard.remember(r.Auth)
-		d.control.cancel, d.who.cancel, d.reason = true, r.Actor, r.Reason
-		return fmt.Sprintf("cancelling %s", d.state.DeploymentID), nil
-	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r ControlRequest) error {
-		if Ended(d.state.Status) {
-			return fmt.Errorf("%s already ended: %s", d.state.DeploymentID, d.state.Status)
-		}
-		if err := d.guard.check(ctx, d.state.DeploymentID, ActionCancel, r.Actor, SignedArgs(r), r.Auth); err != nil {
-			return err
-		}
-		return d.mayControl(r.Actor, "cancel")
-	}})
+	return d.ctl.register(ctx, controlRules{
+		guard:    &d.guard,
+		remember: d.guard.remember,
+		state: func(cancel bool) error {
+			switch {
+			case cancel && Ended(d.state.Status):
+				return fmt.Errorf("%s already ended: %s", d.state.DeploymentID, d.state.Status)
+			case cancel:
+				return nil
+			case d.state.Status != StatusParked:
+				return fmt.Errorf("%s is %s, not parked: only a parked deployment can be resumed", d.state.DeploymentID, d.state.Status)
+			case d.state.Superseded != nil:
+				return fmt.Errorf("%s cannot be resumed: it is superseded — %s; resuming it would roll the fabric back. `shipline cancel %s` ends it; to deploy %s again on purpose, run `shipline deploy %s --project %s`",
+					d.state.DeploymentID, d.state.Superseded.Reason, d.state.DeploymentID, d.in.Version, d.in.Version, d.in.Project)
+			}
+			return nil
+		},
+		may: d.mayControl,
+		answer: func(cancel bool) string {
+			if cancel {
+				return fmt.Sprintf("cancelling %s", d.state.DeploymentID)
+			}
+			msg := fmt.Sprintf("resuming %s from step %s", d.state.DeploymentID, d.state.Parked.Step)
+			if len(d.parkedOn) > 0 {
+				msg += "; it queues again for " + strings.Join(d.parkedOn, ", ")
+			}
+			return msg
+		},
+	})
 }
 
 // mayControl: the deployer, or a member of the owner team of every target fabric.
@@ -113,6 +121,8 @@ func (d *deployment) mayControl(actor, action string) error {
 }
 
 func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
+	d.v = workflow.GetVersion(ctx, ChangeParkReleasesFabric, workflow.DefaultVersion, 1)
+	d.ctl.stopSteps = d.v >= 1
 	if err := d.checkInput(); err != nil {
 		return d.state, d.refuse(ctx, StepResolveRelease, apperr.InvalidInput, err.Error())
 	}
@@ -125,10 +135,17 @@ func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
 		fn   func(workflow.Context) error
 	}{
 		{StepResolveRelease, d.resolve}, {StepAccess, d.authorize}, {StepLock, d.lock},
-		{StepBuild, d.build}, {StepUpload, d.upload}, {StepSchedule, d.schedule},
+		{StepBuild, d.holding(d.build)}, {StepUpload, d.holding(d.upload)}, {StepSchedule, d.holding(d.schedule)},
 	}
+	hooks := d.parkHooks()
 	for _, s := range steps {
-		if err := d.attempt(ctx, s.name, s.fn); err != nil {
+		if err := d.ctl.attempt(ctx, s.name, s.fn, hooks); err != nil {
+			// Cancelled through Temporal (not by the cancel update): still
+			// release the fabrics and record it. Deployments of before did
+			// not when they were parked.
+			if temporal.IsCanceledError(err) && !Ended(d.state.Status) && (d.v >= 1 || d.state.Status != StatusParked) {
+				d.finish(ctx, StatusCancelled, "cancelled through Temporal")
+			}
 			return d.state, err
 		}
 	}
@@ -164,53 +181,103 @@ func (d *deployment) checkSignature(ctx workflow.Context) error {
 	return nil
 }
 
-// attempt runs a step; a permanent failure parks the deployment until resume
-// (run the step again) or cancel. Refusals and cancellation end it.
-func (d *deployment) attempt(ctx workflow.Context, step string, fn func(workflow.Context) error) error {
-	for {
-		setStep(d.state.Steps, step, StepRunning, "", workflow.Now(ctx))
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		var ended *endError
-		if errors.As(err, &ended) || temporal.IsCanceledError(err) {
-			if temporal.IsCanceledError(err) {
-				d.finish(ctx, StatusCancelled, "cancelled through Temporal")
+// parkHooks: a step that fails permanently parks the deployment with the
+// reason. Parking releases the fabric locks (nothing is in flight) and leaves
+// on each fabric's record the jobs changed so far; resume queues again before
+// the failed step runs again. Refusals and cancellation end the deployment.
+func (d *deployment) parkHooks() parkHooks {
+	return parkHooks{
+		classify: func(ctx workflow.Context, err error) (string, bool, error) {
+			var ended *endError
+			if errors.As(err, &ended) {
+				return "", false, err
 			}
-			return err
-		}
-		if cerr := d.park(ctx, step, userMessage(err)); cerr != nil {
-			return cerr
-		}
+			if temporal.IsCanceledError(err) {
+				return "", false, err
+			}
+			return userMessage(err), true, nil
+		},
+		parked: func(ctx workflow.Context, p Parked) {
+			setStep(d.state.Steps, p.Step, StepFailed, p.Reason, p.Since)
+			hint := "fix the cause"
+			if d.v >= 1 && len(d.queued) > 0 {
+				// Release first, so a resume (allowed once the status says
+				// parked) always finds the fabrics released.
+				hint = fmt.Sprintf("%s released (jobs done so far stay); fix the cause", strings.Join(d.queued, ", "))
+				d.releaseFabrics(ctx, p)
+			}
+			d.state.Status, d.state.Parked, d.state.Waiting = StatusParked, &p, nil
+			d.state.Summary = parkedSummary(p, d.state.DeploymentID, hint)
+			d.publish(ctx)
+			d.tellPromotion(ctx, &p)
+		},
+		resumed: func(ctx workflow.Context, step string) {
+			d.state.Status, d.state.Parked = StatusRunning, nil
+			d.state.Summary = fmt.Sprintf("resumed by %s at %s", d.ctl.by, step)
+			d.publish(ctx)
+			d.tellPromotion(ctx, nil)
+		},
+		cancelled: func(ctx workflow.Context, _ string) error { return d.cancelled(ctx) },
+		inbox:     func() bool { return d.granted.Len() > 0 },
+		read:      func(ctx workflow.Context) { d.readGrants(ctx) },
 	}
 }
 
-// park records why the step failed and waits for resume or cancel.
-func (d *deployment) park(ctx workflow.Context, step, reason string) error {
-	now := workflow.Now(ctx)
-	setStep(d.state.Steps, step, StepFailed, reason, now)
-	d.state.Status, d.state.Parked = StatusParked, &Parked{Step: step, Reason: reason, Since: now}
-	d.state.Summary = fmt.Sprintf("parked at %s: %s — fix the cause, then `shipline resume %s` (or `shipline cancel %s`)", step, firstLineOf(reason), d.state.DeploymentID, d.state.DeploymentID)
-	d.publish(ctx)
-	workflow.GetLogger(ctx).Warn("deployment parked", "step", step, "reason", reason)
-	d.control.resume = false
-	if err := workflow.Await(ctx, func() bool { return d.control.resume || d.control.cancel }); err != nil {
-		return err
+// releaseFabrics tells each fabric the deployment parked: the fabric drops it
+// from its queue (the next deployment goes on) and records the jobs it changed.
+func (d *deployment) releaseFabrics(ctx workflow.Context, p Parked) {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	for _, f := range d.queued {
+		done := DeploymentDone{DeploymentID: d.state.DeploymentID, Version: d.in.Version, Actor: d.in.Actor, Outcome: StatusParked,
+			Reason: p.Reason, Step: p.Step, Started: d.state.Started, Finished: p.Since, Jobs: d.jobsOn(f)}
+		if err := workflow.SignalExternalWorkflow(ctx, FabricID(d.in.Project, f), "", DoneSignal, done).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("could not release fabric", "fabric", f, "error", err)
+		}
 	}
-	if d.control.cancel {
-		return d.cancelled(ctx)
+	d.parkedOn = append(d.parkedOn, d.queued...)
+	d.queued, d.grants, d.relock = nil, map[string]Grant{}, true
+}
+
+// holding runs a step that needs the fabric locks: after a resume that
+// released them, the deployment queues again first.
+func (d *deployment) holding(step func(workflow.Context) error) func(workflow.Context) error {
+	return func(ctx workflow.Context) error {
+		if d.relock {
+			setStep(d.state.Steps, StepLock, StepRunning, "queueing again after resume", workflow.Now(ctx))
+			if err := d.lock(ctx); err != nil {
+				return err
+			}
+			d.relock = false
+		}
+		return step(ctx)
 	}
-	d.state.Status, d.state.Parked = StatusRunning, nil
-	d.state.Summary = fmt.Sprintf("resumed by %s at %s", d.who.resume, step)
-	d.publish(ctx)
-	return nil
+}
+
+// tellPromotion tells the Promote workflow that started this deployment that
+// it parked (p) or goes on again (nil), so the promotion says so.
+func (d *deployment) tellPromotion(ctx workflow.Context, p *Parked) {
+	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
+	if d.v < 1 || parent == nil || d.in.Stage == "" || parent.ID != PromoteID(d.in.Project, d.in.Version) {
+		return
+	}
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	msg := StageDeployment{Stage: d.in.Stage, DeploymentID: d.state.DeploymentID, Parked: p}
+	if err := workflow.SignalExternalWorkflow(ctx, parent.ID, "", StageParkedSignal, msg).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("promotion not told of the parked deployment", "error", err)
+	}
 }
 
 // resolve reads the release and selects jobs; request errors end the deployment.
 func (d *deployment) resolve(ctx workflow.Context) error {
+	window := time.Duration(0)
+	if d.v >= 1 {
+		if err := d.readSettings(ctx); err != nil {
+			return err
+		}
+		window = d.settings.GitRetry
+	}
 	in := activities.ResolveDeployInput{Project: d.in.Project, Version: d.in.Version, Fabric: d.in.Fabric, Jobs: d.in.Jobs, Stage: d.in.Fabrics}
-	err := workflow.ExecuteActivity(gitActivity(ctx), deployActs.Resolve, in).Get(ctx, &d.plan)
+	err := workflow.ExecuteActivity(gitRetryActivity(ctx, window), deployActs.Resolve, in).Get(ctx, &d.plan)
 	if err != nil {
 		if isRefusal(ctx, err) {
 			return d.refuse(ctx, StepResolveRelease, errorType(err), userMessage(err))
@@ -233,6 +300,23 @@ func (d *deployment) resolve(ctx workflow.Context) error {
 	return nil
 }
 
+// readSettings reads the project's settings once: its git_retry bounds the
+// git steps as it does a release's. An unregistered project is refused.
+func (d *deployment) readSettings(ctx workflow.Context) error {
+	if d.settings != nil {
+		return nil
+	}
+	var ps activities.ProjectSettings
+	if err := workflow.ExecuteActivity(shortActivity(ctx), configActs.Project, activities.ProjectInput{Project: d.in.Project}).Get(ctx, &ps); err != nil {
+		if apperr.Classify(err) == apperr.Refused {
+			return d.refuse(ctx, StepResolveRelease, errorType(err), userMessage(err))
+		}
+		return err
+	}
+	d.settings = &ps
+	return nil
+}
+
 // authorize checks the actor against every target fabric's owner team.
 func (d *deployment) authorize(ctx workflow.Context) error {
 	if err := access.DeployAll(fabricOwners(d.plan.Fabrics), d.in.Actor); err != nil {
@@ -243,41 +327,36 @@ func (d *deployment) authorize(ctx workflow.Context) error {
 }
 
 // lock joins each fabric's queue in name order and waits for its grant, so two
-// deployments never deadlock and never interleave on a fabric.
+// deployments never deadlock and never interleave on a fabric. A fabric may
+// answer that a newer version supersedes the deployment: it ends superseded.
 func (d *deployment) lock(ctx workflow.Context) error {
-	grants := workflow.GetSignalChannel(ctx, GrantSignal)
 	for _, f := range d.state.Fabrics {
 		if err := d.join(ctx, f); err != nil {
 			return err
 		}
 		for !d.grants[f].Granted {
+			if s := d.supersession(); s != nil {
+				return d.superseded(ctx, s)
+			}
 			d.state.Status = StatusQueued
 			g := d.grants[f]
 			if len(g.Ahead) > 0 {
 				d.state.Waiting = &Waiting{Fabric: f, Holder: g.Ahead[0], Ahead: g.Ahead}
 				d.state.Summary = fmt.Sprintf("queued for fabric %s behind %s", f, g.Ahead[0])
 			}
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(grants, func(c workflow.ReceiveChannel, _ bool) {
-				var g Grant
-				c.Receive(ctx, &g)
-				d.grants[g.Fabric] = g
-			})
-			sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
-			cancelled := workflow.NewChannel(ctx)
-			workflow.Go(ctx, func(ctx workflow.Context) {
-				_ = workflow.Await(ctx, func() bool { return d.control.cancel })
-				cancelled.Send(ctx, true)
-			})
-			sel.AddReceive(cancelled, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
-			sel.Select(ctx)
-			if ctx.Err() != nil {
-				return temporal.NewCanceledError()
+			// One condition: a grant arrived, or a cancel request (which also
+			// cancels ctx, for deployments that stop running steps).
+			if err := workflow.Await(ctx, func() bool { return d.granted.Len() > 0 || d.ctl.cancel }); err != nil {
+				return err
 			}
-			if d.control.cancel {
-				return d.cancelled(ctx)
+			if d.ctl.cancel {
+				return temporal.NewCanceledError("cancel requested")
 			}
+			d.readGrants(ctx)
 		}
+	}
+	if s := d.supersession(); s != nil {
+		return d.superseded(ctx, s)
 	}
 	d.state.Status, d.state.Waiting = StatusRunning, nil
 	d.state.Summary = fmt.Sprintf("deploying %s of %s to %s", d.in.Version, d.in.Project, strings.Join(d.state.Fabrics, ", "))
@@ -285,11 +364,55 @@ func (d *deployment) lock(ctx workflow.Context) error {
 	return nil
 }
 
-// join starts the fabric's entity if needed and asks for its lock.
+// readGrants reads the grants that arrived. While parked, a grant can only
+// say that a newer version succeeded on a fabric: resume is then refused.
+func (d *deployment) readGrants(ctx workflow.Context) {
+	var g Grant
+	for d.granted.ReceiveAsync(&g) {
+		d.grants[g.Fabric] = g
+		if g.Superseded != nil && d.state.Status == StatusParked && d.state.Superseded == nil {
+			d.state.Superseded = g.Superseded
+			d.state.Summary = fmt.Sprintf("parked at %s and superseded: %s — resume is refused; `shipline cancel %s` ends it",
+				d.state.Parked.Step, g.Superseded.Reason, d.state.DeploymentID)
+			d.publish(ctx)
+		}
+		g = Grant{}
+	}
+}
+
+// supersession is the first fabric's answer that supersedes the deployment.
+func (d *deployment) supersession() *Supersession {
+	for _, f := range d.state.Fabrics {
+		if s := d.grants[f].Superseded; s != nil {
+			return s
+		}
+	}
+	return nil
+}
+
+// superseded ends the deployment because a newer version supersedes it. The
+// fabric that said so already dropped it from its queue and recorded it.
+func (d *deployment) superseded(ctx workflow.Context, s *Supersession) error {
+	for _, f := range sortedNames(d.grants) {
+		if d.grants[f].Superseded != nil {
+			d.queued = slices.DeleteFunc(d.queued, func(q string) bool { return q == f })
+		}
+	}
+	d.state.Superseded = s
+	setStep(d.state.Steps, StepLock, StepSkipped, "superseded: "+s.Reason, workflow.Now(ctx))
+	d.state.Summary = fmt.Sprintf("superseded: %s; %s of %s was not deployed (a named outcome, not a failure)", s.Reason, d.in.Version, d.in.Project)
+	d.finish(ctx, StatusSuperseded, s.Reason)
+	return &endError{nil}
+}
+
+// join starts the fabric's entity if needed and asks for its lock. The
+// messages go out on a disconnected context: a cancel of the deployment must
+// never reach the fabric's entity.
 func (d *deployment) join(ctx workflow.Context, fab string) error {
 	if slices.Contains(d.queued, fab) {
 		return nil
 	}
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            FabricID(d.in.Project, fab),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
@@ -297,19 +420,47 @@ func (d *deployment) join(ctx workflow.Context, fab string) error {
 		TypedSearchAttributes: temporal.NewSearchAttributes(ProjectKey.ValueSet(d.in.Project), FabricKey.ValueSet([]string{fab})),
 		StaticSummary:         fmt.Sprintf("Fabric %s of project %s: deploy queue and state", fab, d.in.Project),
 	})
-	child := workflow.ExecuteChildWorkflow(cctx, FabricWorkflow, FabricInput{Project: d.in.Project, Fabric: fab})
-	var started workflow.Execution
-	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
-		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
-		if !errors.As(err, &already) {
-			return err
+	if err := d.startFabric(cctx, fab); err != nil {
+		return err
+	}
+	now := workflow.Now(ctx)
+	if d.queuedAt.IsZero() {
+		d.queuedAt = now
+	}
+	entry := QueueEntry{DeploymentID: d.state.DeploymentID, Version: d.in.Version, Actor: d.in.Actor, Since: now}
+	if d.v >= 1 {
+		entry.Queued = d.queuedAt
+		for _, j := range d.plan.Jobs {
+			if j.Fabric == fab {
+				entry.Jobs = append(entry.Jobs, j.Name)
+			}
 		}
 	}
-	entry := QueueEntry{DeploymentID: d.state.DeploymentID, Version: d.in.Version, Actor: d.in.Actor, Since: workflow.Now(ctx)}
 	if err := workflow.SignalExternalWorkflow(ctx, FabricID(d.in.Project, fab), "", EnqueueSignal, entry).Get(ctx, nil); err != nil {
 		return err
 	}
 	d.queued = append(d.queued, fab)
+	d.parkedOn = slices.DeleteFunc(d.parkedOn, func(p string) bool { return p == fab })
+	return nil
+}
+
+// startFabric starts the fabric's entity unless it runs already (it does when
+// the deployment joins again after a park: the entity recorded it parked).
+func (d *deployment) startFabric(ctx workflow.Context, fab string) error {
+	if slices.Contains(d.parkedOn, fab) {
+		return nil
+	}
+	child := workflow.ExecuteChildWorkflow(ctx, FabricWorkflow, FabricInput{Project: d.in.Project, Fabric: fab})
+	var started workflow.Execution
+	if err := child.GetChildWorkflowExecution().Get(ctx, &started); err != nil {
+		// The server says ChildWorkflowExecutionAlreadyStarted; the SDK's
+		// test environment says WorkflowExecutionAlreadyStarted.
+		var already *temporal.ChildWorkflowExecutionAlreadyStartedError
+		var alreadyTest *serviceerror.WorkflowExecutionAlreadyStarted
+		if !errors.As(err, &already) && !errors.As(err, &alreadyTest) {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -493,14 +644,9 @@ func (d *deployment) finish(ctx workflow.Context, outcome Status, reason string)
 		setStep(d.state.Steps, StepRecord, StepDone, "recorded on "+strings.Join(d.queued, ", "), now)
 		d.state.Summary = fmt.Sprintf("deployed %s of %s to %s (%d jobs)", d.in.Version, d.in.Project, strings.Join(d.state.Fabrics, ", "), len(d.state.Jobs))
 	}
-	for _, f := range d.queued {
+	for _, f := range d.fabricsToTell() {
 		done := DeploymentDone{DeploymentID: d.state.DeploymentID, Version: d.in.Version, Actor: d.in.Actor, Outcome: outcome,
-			Reason: reason, Started: d.state.Started, Finished: now}
-		for _, j := range d.state.Jobs {
-			if j.Fabric == f {
-				done.Jobs = append(done.Jobs, j)
-			}
-		}
+			Reason: reason, Started: d.state.Started, Finished: now, Jobs: d.jobsOn(f)}
 		if err := workflow.SignalExternalWorkflow(ctx, FabricID(d.in.Project, f), "", DoneSignal, done).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("could not release fabric", "fabric", f, "error", err)
 		}
@@ -512,6 +658,29 @@ func (d *deployment) finish(ctx workflow.Context, outcome Status, reason string)
 	// fabrics are not yet released.
 	d.state.Status = outcome
 	d.publish(ctx)
+}
+
+// fabricsToTell are the fabrics whose entity knows the deployment: the queues
+// it joined and the fabrics it left parked, in name order.
+func (d *deployment) fabricsToTell() []string {
+	var out []string
+	for _, f := range d.state.Fabrics {
+		if slices.Contains(d.queued, f) || slices.Contains(d.parkedOn, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// jobsOn lists the jobs the deployment changed on one fabric.
+func (d *deployment) jobsOn(fab string) []JobRecord {
+	var out []JobRecord
+	for _, j := range d.jobList() {
+		if j.Fabric == fab {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // tellRelease records the deployment on the release's entity (fabrics reached,
@@ -555,10 +724,7 @@ func (d *deployment) refuse(ctx workflow.Context, step, errType, msg string) err
 // cancelled ends the deployment on a user's cancel request. The workflow
 // completes (not fails): cancelling is a decision, recorded with who and why.
 func (d *deployment) cancelled(ctx workflow.Context) error {
-	reason := "cancelled by " + d.who.cancel
-	if d.reason != "" {
-		reason += ": " + d.reason
-	}
+	reason := d.ctl.cancelledBy()
 	d.state.Summary = reason
 	d.finish(ctx, StatusCancelled, reason)
 	return &endError{temporal.NewNonRetryableApplicationError(reason, apperr.Cancelled, nil)}
@@ -648,11 +814,15 @@ func buildActivity(ctx workflow.Context) workflow.Context {
 }
 
 // fabricActivity: fabric APIs are retried with backoff (429/503/resets) for up to 15 minutes.
+// A cancelled deployment waits for a running fabric call to stop (it learns of
+// the cancel at its next heartbeat, within seconds) before it releases the
+// fabric, so the next deployment never overlaps it.
 func fabricActivity(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    10 * time.Minute,
 		ScheduleToCloseTimeout: 15 * time.Minute,
 		HeartbeatTimeout:       heartbeatTimeout,
+		WaitForCancellation:    true,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
 	})
 }

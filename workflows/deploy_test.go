@@ -25,14 +25,17 @@ const deployID = "deploy/demo/v1.0.0/test"
 
 type deployEnv struct {
 	*testsuite.TestWorkflowEnvironment
-	t      *testing.T
-	done   []DeploymentDone // DoneSignals sent to fabric entities
-	told   []Deployed       // DeployedSignals sent to the release entity
-	builds atomic.Int32
+	t        *testing.T
+	done     []DeploymentDone // DoneSignals sent to fabric entities
+	enqueued []QueueEntry     // EnqueueSignals sent to fabric entities
+	told     []Deployed       // DeployedSignals sent to the release entity
+	builds   atomic.Int32
 	// grantOnEnqueue answers each enqueue at once with a grant (no contention).
 	grantOnEnqueue bool
 	// release is what the Release entity answers (nil: there is none).
 	release *ReleaseState
+	// settings are the project's settings (git_retry) the Config activity returns.
+	settings activities.ProjectSettings
 }
 
 func resolved() activities.ResolveDeployOutput {
@@ -53,15 +56,27 @@ func newDeployEnv(t *testing.T) *deployEnv {
 		release: &ReleaseState{Progress: Progress{Status: StatusReleased}}}
 	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: deployID})
 	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
-	// The fabric entity is played by a stub child that records DoneSignals.
+	// The fabric entity is played by a stub child that records DoneSignals
+	// and EnqueueSignals, and with grantOnEnqueue grants its lock at once.
 	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in FabricInput) error {
-		ch := workflow.GetSignalChannel(ctx, DoneSignal)
+		done := workflow.GetSignalChannel(ctx, DoneSignal)
+		enqueue := workflow.GetSignalChannel(ctx, EnqueueSignal)
 		for {
-			var d DeploymentDone
-			if ok, _ := ch.ReceiveWithTimeout(ctx, 7*24*time.Hour, &d); !ok {
+			ok, err := workflow.AwaitWithTimeout(ctx, 7*24*time.Hour, func() bool { return done.Len() > 0 || enqueue.Len() > 0 })
+			if !ok || err != nil {
 				return nil
 			}
-			e.done = append(e.done, d)
+			var d DeploymentDone
+			for done.ReceiveAsync(&d) {
+				e.done = append(e.done, d)
+			}
+			var q QueueEntry
+			for enqueue.ReceiveAsync(&q) {
+				e.enqueued = append(e.enqueued, q)
+				if e.grantOnEnqueue {
+					_ = workflow.SignalExternalWorkflow(ctx, q.DeploymentID, "", GrantSignal, Grant{Fabric: in.Fabric, Granted: true}).Get(ctx, nil)
+				}
+			}
 		}
 	}, workflow.RegisterOptions{Name: FabricWorkflow})
 	e.RegisterActivity(&activities.Deploy{})
@@ -77,21 +92,16 @@ func newDeployEnv(t *testing.T) *deployEnv {
 			b, err := json.Marshal(e.release)
 			return activities.QueryOutput{Result: b}, err
 		})
+	e.settings = activities.ProjectSettings{Name: "demo", Admins: []string{"alice"}}
+	e.OnActivity(configActs.Project, mock.Anything, mock.Anything).Return(func(context.Context, activities.ProjectInput) (activities.ProjectSettings, error) {
+		return e.settings, nil
+	})
 	e.OnSignalExternalWorkflow(mock.Anything, ReleaseID("demo", "v1.0.0"), "", DeployedSignal, mock.Anything).Return(
 		func(_, _, _, _ string, arg any) error {
 			e.told = append(e.told, arg.(Deployed))
 			return nil
 		})
 	return e
-}
-
-// ExecuteWorkflow runs the deployment; with grantOnEnqueue the fabric grants
-// its lock a second in (as an idle fabric entity would).
-func (e *deployEnv) ExecuteWorkflow(wf any, args ...any) {
-	if e.grantOnEnqueue {
-		e.RegisterDelayedCallback(func() { e.SignalWorkflow(GrantSignal, Grant{Fabric: "dev", Granted: true}) }, time.Second)
-	}
-	e.TestWorkflowEnvironment.ExecuteWorkflow(wf, args...)
 }
 
 func (e *deployEnv) okResolve() {
@@ -275,8 +285,9 @@ func TestDeployCancelWhileParked(t *testing.T) {
 	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != apperr.Cancelled || !strings.Contains(app.Message(), "fixing the test first") {
 		t.Fatalf("error = %v", err)
 	}
-	if len(e.done) != 1 || e.done[0].Outcome != StatusCancelled {
-		t.Fatalf("fabric not released on cancel: %+v", e.done)
+	// The fabric was released when the build parked, and told of the cancel.
+	if len(e.done) != 2 || e.done[0].Outcome != StatusParked || e.done[0].Step != StepBuild || e.done[1].Outcome != StatusCancelled {
+		t.Fatalf("fabric not released on park and cancel: %+v", e.done)
 	}
 }
 
@@ -360,5 +371,86 @@ func TestDeployRefusalClassesAreVersioned(t *testing.T) {
 	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
 	if parked.Status != StatusParked {
 		t.Fatalf("status %s under the old rule; want parked", parked.Status)
+	}
+}
+
+// A deploy honours the project's git_retry as a release does: a remote that
+// stays down for that window parks the deployment (not after a fixed 10 minutes).
+func TestDeployParksAfterGitRetry(t *testing.T) {
+	e := newDeployEnv(t)
+	e.settings.GitRetry = 2 * time.Minute
+	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(activities.ResolveDeployOutput{}, errors.New("dial tcp: connection refused"))
+	var parked DeployState
+	e.RegisterDelayedCallback(func() {
+		parked = e.query()
+		e.UpdateWorkflow(CancelUpdate, "c", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("cancel refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "bob"})
+	}, time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+
+	if parked.Status != StatusParked || parked.Parked == nil || parked.Parked.Step != StepResolveRelease || !strings.Contains(parked.Parked.Reason, "connection refused") {
+		t.Fatalf("state at 1h = %s %+v", parked.Status, parked.Parked)
+	}
+	if waited := parked.Parked.Since.Sub(parked.Started); waited > 2*time.Minute {
+		t.Fatalf("parked %s after it started, want within git_retry (2m)", waited)
+	}
+	if parked.Parked.Resume != "shipline resume "+deployID {
+		t.Fatalf("resume command = %q", parked.Parked.Resume)
+	}
+}
+
+// Cancel takes effect while an activity is still retrying: the step's context
+// is cancelled, the deployment ends cancelled and releases its fabric at once
+// (not when the activity's 15-minute retry window runs out).
+func TestDeployCancelStopsRetryingActivity(t *testing.T) {
+	e := newDeployEnv(t)
+	e.okResolve()
+	e.okBuilds()
+	var attempts atomic.Int32
+	e.OnActivity(deployActs.Upload, mock.Anything, mock.Anything).Return(func(context.Context, activities.UploadInput) (activities.UploadOutput, error) {
+		attempts.Add(1)
+		return activities.UploadOutput{}, errors.New("503 Service Unavailable")
+	})
+	var cancelledAt time.Time
+	e.RegisterDelayedCallback(func() {
+		cancelledAt = e.Now()
+		e.UpdateWorkflow(CancelUpdate, "c", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("cancel refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "bob", Reason: "wrong version"})
+	}, 2*time.Minute)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+
+	var app *temporal.ApplicationError
+	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != apperr.Cancelled || !strings.Contains(app.Message(), "wrong version") {
+		t.Fatalf("error = %v", err)
+	}
+	if len(e.done) != 1 || e.done[0].Outcome != StatusCancelled {
+		t.Fatalf("fabric told %+v", e.done)
+	}
+	if took := e.done[0].Finished.Sub(cancelledAt); took < 0 || took > 5*time.Second {
+		t.Fatalf("the deployment ended %s after the cancel (workflow time), want at once", took)
+	}
+	s := e.query()
+	if s.Status != StatusCancelled || s.Parked != nil || attempts.Load() == 0 {
+		t.Fatalf("state = %s %+v after %d upload attempts", s.Status, s.Parked, attempts.Load())
+	}
+}
+
+// A parked deployment cancelled through Temporal (the UI's Cancel) is still
+// recorded on its fabric, so the fabric does not keep it as parked forever.
+func TestDeployCancelledThroughTemporalWhileParked(t *testing.T) {
+	e := newDeployEnv(t)
+	e.okResolve()
+	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(activities.BuildOutput{},
+		temporal.NewNonRetryableApplicationError("tests failed: assert 1 == 2", apperr.TestsFailed, nil))
+	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+	var canceled *temporal.CanceledError
+	if err := e.GetWorkflowError(); !errors.As(err, &canceled) {
+		t.Fatalf("error = %v", err)
+	}
+	if len(e.done) != 2 || e.done[0].Outcome != StatusParked || e.done[1].Outcome != StatusCancelled || e.done[1].Reason != "cancelled through Temporal" {
+		t.Fatalf("fabric told %+v", e.done)
 	}
 }

@@ -66,3 +66,70 @@ func TestFabricQueue(t *testing.T) {
 		t.Fatalf("jobs = %+v history = %+v", state.Jobs, state.History)
 	}
 }
+
+// A newer version supersedes an older one that waits in the queue only when
+// it deploys all of that one's jobs here; the holder is never superseded.
+func TestFabricSupersedesOlderQueuedVersion(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(Fabric)
+	grants := map[string][]Grant{}
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", GrantSignal, mock.Anything).Return(
+		func(_, id, _, _ string, arg any) error {
+			grants[id] = append(grants[id], arg.(Grant))
+			return nil
+		})
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	enqueue := func(id, version string, jobs []string, at time.Duration) {
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(EnqueueSignal, QueueEntry{DeploymentID: id, Version: version, Actor: "bob", Since: now.Add(at), Jobs: jobs})
+		}, at)
+	}
+	both := []string{"daily", "hourly"}
+	enqueue("holder", "v1.0.0", both, time.Minute)
+	enqueue("old", "v1.1.0", both, 2*time.Minute)
+	enqueue("partial", "v1.2.0", []string{"daily"}, 3*time.Minute) // does not deploy hourly: old stays
+	enqueue("older", "v0.9.0", both, 4*time.Minute)                // older than what waits: stays, behind
+	enqueue("newest", "v1.3.0", both, 5*time.Minute)               // supersedes old, partial and older: it deploys all their jobs
+	var state FabricState
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(StateQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Get(&state); err != nil {
+			t.Fatal(err)
+		}
+		env.CancelWorkflow()
+	}, 6*time.Minute)
+	env.ExecuteWorkflow(Fabric, FabricInput{Project: "demo", Fabric: "dev"})
+
+	superseded := func(id string) *Supersession {
+		g := grants[id]
+		if len(g) == 0 {
+			return nil
+		}
+		return g[len(g)-1].Superseded
+	}
+	if s := superseded("old"); s == nil || s.By != "newest" || s.Version != "v1.3.0" || s.Succeeded {
+		t.Fatalf("old: grants %+v, want superseded by newest", grants["old"])
+	}
+	for _, id := range []string{"partial", "older"} {
+		if s := superseded(id); s == nil || s.By != "newest" {
+			t.Fatalf("%s: grants %+v, want superseded by newest", id, grants[id])
+		}
+	}
+	if superseded("holder") != nil || superseded("newest") != nil {
+		t.Fatalf("holder %+v newest %+v", grants["holder"], grants["newest"])
+	}
+	if len(state.Queue) != 2 || state.Queue[0].DeploymentID != "holder" || !state.Queue[0].Granted || state.Queue[1].DeploymentID != "newest" {
+		t.Fatalf("queue = %+v", state.Queue)
+	}
+	if len(state.History) != 3 || state.History[0].Outcome != StatusSuperseded {
+		t.Fatalf("history = %+v", state.History)
+	}
+	// Before newest came, partial (daily only) did not supersede old (daily and hourly).
+	if g := grants["old"]; len(g) < 2 || g[len(g)-2].Superseded != nil {
+		t.Fatalf("old grants = %+v", g)
+	}
+}

@@ -22,21 +22,6 @@ func shortActivity(ctx workflow.Context) workflow.Context {
 	})
 }
 
-// gitActivity is for fetches and pushes: a remote that is down is retried with
-// backoff for up to ten minutes before the step fails.
-func gitActivity(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    5 * time.Minute,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		HeartbeatTimeout:       heartbeatTimeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-		},
-	})
-}
-
 // userMessage extracts the message a user should read from an activity or
 // application error, without the SDK's wrapping ("activity error (type: ...)").
 func userMessage(err error) string { return apperr.Message(err) }

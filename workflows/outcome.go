@@ -2,9 +2,6 @@ package workflows
 
 import "github.com/shipline/shipline/internal/apperr"
 
-// StatusSuperseded: a newer deployment replaced this one before it changed anything.
-const StatusSuperseded Status = "superseded"
-
 // Outcome is how a Release, Deploy or Promote ends on a failure of type
 // errType, from the type's class (internal/apperr): refused, cancelled,
 // superseded, else failed (a failure that parks a deployment fails a workflow

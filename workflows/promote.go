@@ -288,9 +288,15 @@ func (p *promotion) deploy(ctx workflow.Context, i int) error {
 	})
 	var out DeployState
 	in := DeployInput{Project: p.in.Project, Version: p.in.Version, Actor: deployer, Trigger: "promote", Stage: s.Name, Fabrics: s.Fabrics, Expect: p.state.Artifacts}
-	if err := workflow.ExecuteChildWorkflow(cctx, DeployWorkflow, in).Get(ctx, &out); err != nil {
-		s.Status, s.Detail = StageFailed, userMessage(err)
+	child := workflow.ExecuteChildWorkflow(cctx, DeployWorkflow, in)
+	p.followDeployment(ctx, s, child)
+	if err := child.Get(ctx, &out); err != nil {
+		s.Status, s.Detail, s.Parked = StageFailed, userMessage(err), nil
 		return p.end(ctx, StatusFailed, errorType(err), fmt.Sprintf("deploying %s to %s failed: %s", p.in.Version, s.Name, userMessage(err)))
+	}
+	if out.Status == StatusSuperseded {
+		s.Status, s.Detail, s.Parked = StageFailed, out.Summary, nil
+		return p.end(ctx, StatusFailed, apperr.Superseded, fmt.Sprintf("deploying %s to %s did not happen: %s", p.in.Version, s.Name, out.Reason))
 	}
 	s.Status, s.DeployedAt, s.Detail = StageDeployed, workflow.Now(ctx), out.Summary
 	if p.state.Artifacts == nil {
@@ -300,6 +306,36 @@ func (p *promotion) deploy(ctx workflow.Context, i int) error {
 		}
 	}
 	return nil
+}
+
+// followDeployment waits for the stage's deployment to end. The deployment
+// tells the promotion when it parks and when it goes on after a resume; the
+// stage and the promotion then say "parked", naming the deployment, the
+// reason and the resume command.
+func (p *promotion) followDeployment(ctx workflow.Context, s *StageState, child workflow.ChildWorkflowFuture) {
+	news := workflow.GetSignalChannel(ctx, StageParkedSignal)
+	for !child.IsReady() {
+		if err := workflow.Await(ctx, func() bool { return child.IsReady() || news.Len() > 0 }); err != nil {
+			return // cancelled: the child's result says how it ended
+		}
+		var msg StageDeployment
+		for news.ReceiveAsync(&msg) {
+			if msg.DeploymentID != s.DeploymentID {
+				continue
+			}
+			if msg.Parked != nil {
+				s.Status, s.Parked, p.state.Status = StageParked, msg.Parked, StatusParked
+				s.Detail = fmt.Sprintf("deployment %s parked at %s: %s", s.DeploymentID, msg.Parked.Step, firstLineOf(msg.Parked.Reason))
+				p.state.Summary = fmt.Sprintf("%s: deployment %s parked at %s: %s — fix the cause, then `shipline resume %s` (or `shipline cancel %s`)",
+					s.Name, s.DeploymentID, msg.Parked.Step, firstLineOf(msg.Parked.Reason), s.DeploymentID, s.DeploymentID)
+			} else {
+				s.Status, s.Parked, s.Detail, p.state.Status = StageDeploying, nil, "resumed", StatusRunning
+				p.state.Summary = fmt.Sprintf("promoting %s of %s: %s deploying again (%s)", p.in.Version, p.in.Project, s.Name, s.DeploymentID)
+			}
+			p.publish(ctx)
+			msg = StageDeployment{}
+		}
+	}
 }
 
 // deployer is the first approver (or, without a gate, the requester) who is in
@@ -396,6 +432,13 @@ func (p *promotion) pending(now time.Time) string {
 		return fmt.Sprintf("%s: soak ends %s", s.Name, fmtClock(s.SoakUntil, now))
 	case StageDeploying:
 		return fmt.Sprintf("%s: deploying as %s (%s)", s.Name, s.DeployedBy, s.DeploymentID)
+	case StageParked:
+		reason := ""
+		if s.Parked != nil {
+			reason = fmt.Sprintf(" at %s: %s", s.Parked.Step, firstLineOf(s.Parked.Reason))
+		}
+		return fmt.Sprintf("%s: parked — deployment %s parked%s; fix the cause, then `shipline resume %s` (or `shipline cancel %s`)",
+			s.Name, s.DeploymentID, reason, s.DeploymentID, s.DeploymentID)
 	}
 	return ""
 }

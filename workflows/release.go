@@ -51,10 +51,7 @@ type release struct {
 	deleting  bool // a delete update is running
 	deploying bool // the auto_deploy child runs
 	guard     requestGuard
-	control   struct {
-		resume, cancel bool
-		by             string
-	}
+	ctl       control
 }
 
 // setup registers the state query first, so every later step is observable,
@@ -80,6 +77,85 @@ func (r *release) setup(ctx workflow.Context) error {
 		return err
 	}
 	return r.registerRecordHandlers(ctx)
+}
+
+// registerControlHandlers adds resume and cancel: the releaser or a project
+// admin may resume a parked release, or cancel one that is parked or still
+// working through its steps, signed where signatures are required.
+func (r *release) registerControlHandlers(ctx workflow.Context) error {
+	r.ctl.stopSteps = true
+	return r.ctl.register(ctx, controlRules{
+		guard:    &r.guard,
+		remember: r.remember,
+		state: func(cancel bool) error {
+			if r.state.Status == StatusParked || (cancel && r.state.Status == StatusRunning) {
+				return nil
+			}
+			if cancel {
+				return fmt.Errorf("release %s of %s is %s: only a release that is still running or parked can be cancelled", r.in.Version, r.in.Project, r.state.Status)
+			}
+			return fmt.Errorf("release %s of %s is %s, not parked", r.in.Version, r.in.Project, r.state.Status)
+		},
+		may: func(actor, action string) error {
+			return access.ControlRelease(action, r.in.Actor, r.state.Admins, actor)
+		},
+		answer: func(cancel bool) string {
+			if cancel {
+				return "cancelling release " + r.in.Version
+			}
+			return fmt.Sprintf("resuming release %s from %s", r.in.Version, r.state.Parked.Step)
+		},
+	})
+}
+
+// releaseHooks park a git step whose remote stayed unreachable for the whole
+// git_retry window; `resume` runs it again, `cancel` ends the release.
+func (r *release) releaseHooks() parkHooks {
+	return parkHooks{
+		classify: func(_ workflow.Context, err error) (string, bool, error) {
+			var p *parkable
+			if errors.As(err, &p) {
+				return p.reason, true, nil
+			}
+			return "", false, err
+		},
+		parked: func(ctx workflow.Context, p Parked) {
+			setStep(r.state.Steps, p.Step, StepFailed, p.Reason, p.Since)
+			r.state.Status, r.state.Parked = StatusParked, &p
+			r.state.Summary = parkedSummary(p, workflow.GetInfo(ctx).WorkflowExecution.ID, "when the remote is back")
+			r.publishQuiet(ctx)
+		},
+		resumed: func(ctx workflow.Context, step string) {
+			r.state.Status, r.state.Parked = StatusRunning, nil
+			r.state.Summary = fmt.Sprintf("resumed by %s at %s", r.ctl.by, step)
+			r.publishQuiet(ctx)
+		},
+		cancelled: func(ctx workflow.Context, step string) error {
+			r.state.Status, r.state.Parked = StatusCancelled, nil
+			return r.end(ctx, step, apperr.Cancelled, r.ctl.cancelledBy())
+		},
+	}
+}
+
+// parkable marks a step failure that parks the release instead of ending it.
+type parkable struct {
+	step, reason string
+}
+
+func (p *parkable) Error() string { return p.reason }
+
+// failOrPark ends the release on a permanent failure (bad credentials, a moved
+// tag, an unknown ref); anything else — a remote that stayed unreachable for
+// the whole retry window — parks it until `resume`.
+func (r *release) failOrPark(ctx workflow.Context, step string, err error) error {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.NonRetryable() {
+		return r.fail(ctx, step, err)
+	}
+	if temporal.IsCanceledError(err) {
+		return err
+	}
+	return &parkable{step: step, reason: userMessage(err)}
 }
 
 func (r *release) run(ctx workflow.Context) (ReleaseState, error) {
@@ -113,8 +189,12 @@ func (r *release) releaseOnce(ctx workflow.Context) error {
 	if err := r.authorize(ctx); err != nil {
 		return err
 	}
-	for _, step := range []func(workflow.Context) error{r.resolve, r.validate, r.tag} {
-		if err := r.attempt(ctx, step); err != nil {
+	hooks := r.releaseHooks()
+	for _, step := range []struct {
+		name string
+		fn   func(workflow.Context) error
+	}{{StepResolve, r.resolve}, {StepValidate, r.validate}, {StepTag, r.tag}} {
+		if err := r.ctl.attempt(ctx, step.name, step.fn, hooks); err != nil {
 			return err
 		}
 	}
@@ -148,6 +228,10 @@ func (r *release) deploy(ctx workflow.Context) {
 	err := workflow.ExecuteChildWorkflow(cctx, DeployWorkflow, DeployInput{Project: r.in.Project, Version: r.in.Version, Actor: r.in.Actor, Trigger: "release"}).Get(ctx, &out)
 	if err != nil {
 		setStep(r.state.Steps, StepDeploy, StepFailed, fmt.Sprintf("deployment %s: %s", r.state.DeployID, userMessage(err)), workflow.Now(ctx))
+		return
+	}
+	if out.Status == StatusSuperseded {
+		setStep(r.state.Steps, StepDeploy, StepSkipped, fmt.Sprintf("deployment %s: %s", r.state.DeployID, out.Summary), workflow.Now(ctx))
 		return
 	}
 	r.done(ctx, StepDeploy, fmt.Sprintf("deployment %s: %s", r.state.DeployID, out.Summary))
@@ -192,7 +276,7 @@ func (r *release) resolve(ctx workflow.Context) error {
 		in.Tag = r.in.Version
 	}
 	var out activities.ResolveRefOutput
-	err := workflow.ExecuteActivity(r.gitActivity(ctx), gitActs.ResolveRef, in).Get(ctx, &out)
+	err := workflow.ExecuteActivity(gitRetryActivity(ctx, r.settings.GitRetry), gitActs.ResolveRef, in).Get(ctx, &out)
 	if err != nil {
 		return r.failOrPark(ctx, StepResolve, err)
 	}
@@ -210,7 +294,7 @@ func (r *release) resolve(ctx workflow.Context) error {
 func (r *release) validate(ctx workflow.Context) error {
 	r.begin(ctx, StepValidate)
 	var out activities.ValidateManifestOutput
-	err := workflow.ExecuteActivity(r.gitActivity(ctx), gitActs.ValidateManifest, activities.ValidateManifestInput{Project: r.in.Project, Commit: r.state.Commit}).Get(ctx, &out)
+	err := workflow.ExecuteActivity(gitRetryActivity(ctx, r.settings.GitRetry), gitActs.ValidateManifest, activities.ValidateManifestInput{Project: r.in.Project, Commit: r.state.Commit}).Get(ctx, &out)
 	if err != nil {
 		return r.failOrPark(ctx, StepValidate, err)
 	}
@@ -236,7 +320,7 @@ func (r *release) tag(ctx workflow.Context) error {
 		Message: msg + "\n\n" + TagTrailer + ReleaseID(r.in.Project, r.in.Version) + "\n",
 	}
 	var out activities.CreateTagOutput
-	if err := workflow.ExecuteActivity(r.gitActivity(ctx), gitActs.CreateTag, in).Get(ctx, &out); err != nil {
+	if err := workflow.ExecuteActivity(gitRetryActivity(ctx, r.settings.GitRetry), gitActs.CreateTag, in).Get(ctx, &out); err != nil {
 		return r.failOrPark(ctx, StepTag, err)
 	}
 	r.state.TagCreated = out.Created

@@ -23,27 +23,23 @@ var messageActs *activities.Messages
 func (r *release) keepRecord(ctx workflow.Context) error {
 	deployed := workflow.GetSignalChannel(ctx, DeployedSignal)
 	for {
-		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(deployed, func(c workflow.ReceiveChannel, _ bool) {
-			var d Deployed
-			c.Receive(ctx, &d)
-			r.recordDeployed(d)
-			r.publishQuiet(ctx)
+		// One condition, no coroutine: a deployment to record, the release
+		// deleted, or history long enough to continue as new.
+		err := workflow.Await(ctx, func() bool {
+			return deployed.Len() > 0 || r.state.Status == StatusDeleted || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 		})
-		wake := workflow.NewChannel(ctx)
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			_ = workflow.Await(ctx, func() bool {
-				return r.state.Status == StatusDeleted || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
-			})
-			wake.Send(ctx, true)
-		})
-		sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
-		sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) {})
-		sel.Select(ctx)
-		if err := ctx.Err(); err != nil {
+		if err != nil {
 			return err
 		}
-		if r.state.Status == StatusDeleted || (workflow.GetInfo(ctx).GetContinueAsNewSuggested() && deployed.Len() == 0) {
+		for {
+			var d Deployed
+			if !deployed.ReceiveAsync(&d) {
+				break
+			}
+			r.recordDeployed(d)
+			r.publishQuiet(ctx)
+		}
+		if r.state.Status == StatusDeleted || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			break
 		}
 	}
@@ -141,7 +137,7 @@ func (r *release) delete(ctx workflow.Context, req DeleteRequest) (DeleteResult,
 		res.Artifacts += out.Removed
 	}
 	var tag activities.DeleteTagOutput
-	if err := workflow.ExecuteActivity(gitActivity(ctx), gitActs.DeleteTag, activities.DeleteTagInput{Project: r.in.Project, Version: r.in.Version, Commit: r.state.Commit}).Get(ctx, &tag); err != nil {
+	if err := workflow.ExecuteActivity(gitRetryActivity(ctx, r.settings.GitRetry), gitActs.DeleteTag, activities.DeleteTagInput{Project: r.in.Project, Version: r.in.Version, Commit: r.state.Commit}).Get(ctx, &tag); err != nil {
 		return res, fmt.Errorf("delete tag %s: %s", r.in.Version, userMessage(err))
 	}
 	res.TagDeleted = tag.Deleted

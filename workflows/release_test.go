@@ -290,3 +290,25 @@ func TestReleaseParksWhenRemoteIsDown(t *testing.T) {
 		t.Fatalf("bob refusal %q, final %s", bobRefused, s.Status)
 	}
 }
+
+// Cancel reaches a release while its remote is still being retried: the git
+// step stops at once and the release ends cancelled (before, cancel was
+// refused until the retry window ran out and the release parked).
+func TestReleaseCancelWhileRemoteRetries(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.Anything).Return(activities.ResolveRefOutput{}, errors.New("dial tcp: connection refused"))
+	var cancelledAt time.Time
+	e.RegisterDelayedCallback(func() {
+		cancelledAt = e.Now()
+		e.UpdateWorkflow(CancelUpdate, "c", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("cancel refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "alice"})
+	}, time.Minute)
+	s, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, apperr.Cancelled)
+	if s.Status != StatusCancelled || !strings.Contains(msg, "cancelled by alice") {
+		t.Fatalf("state %s, message %q", s.Status, msg)
+	}
+	if st := s.Steps[1]; st.Name != StepResolve || st.Status != StepFailed || st.Finished.Sub(cancelledAt) > 5*time.Second {
+		t.Fatalf("resolve step %+v, cancelled at %s", st, cancelledAt)
+	}
+}

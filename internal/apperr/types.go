@@ -84,7 +84,8 @@ const (
 
 	// Cancelled: a user cancelled the work.
 	Cancelled = "Cancelled"
-	// Superseded: a newer deployment to the same fabric replaced this one.
+	// Superseded: a deployment of a newer version to the same fabric made the
+	// work pointless (a promotion whose stage deployment was superseded).
 	Superseded = "Superseded"
 )
 
@@ -103,8 +104,8 @@ const (
 	// another commit, a definition is invalid): resume cannot help; fix,
 	// commit and release a new version.
 	Fails Class = "fails"
-	// Stopped: a person ended the work on purpose, or newer work replaced it;
-	// not a failure.
+	// Stopped: a person ended the work on purpose, or newer work made it
+	// pointless; not a failure.
 	Stopped Class = "stopped"
 )
 

@@ -141,7 +141,7 @@ func deployOutcome(res any, err error) string {
 		}
 	}
 	switch status {
-	case workflows.StatusSucceeded, workflows.StatusRefused, workflows.StatusCancelled, workflows.StatusFailed:
+	case workflows.StatusSucceeded, workflows.StatusRefused, workflows.StatusCancelled, workflows.StatusFailed, workflows.StatusSuperseded:
 		return string(status)
 	}
 	switch {

@@ -120,6 +120,9 @@ func followDeploy(ctx context.Context, g *globals, c client.Client, id string) (
 				return &s, failed(fmt.Errorf("%s is parked at %s: %s", id, s.Parked.Step, s.Parked.Reason))
 			case workflows.StatusRefused, workflows.StatusFailed, workflows.StatusCancelled:
 				return &s, failed(errors.New(s.Reason))
+			case workflows.StatusSuperseded:
+				// Not a failure of the deployment, but what was asked for did not happen.
+				return &s, failed(fmt.Errorf("%s was not deployed: superseded — %s", id, s.Reason))
 			}
 		}
 		if closed != nil {

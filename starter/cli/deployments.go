@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -42,6 +43,9 @@ type fabricView struct {
 	Fabric string                 `json:"fabric"`
 	Queue  []workflows.QueueEntry `json:"queue"`
 	Jobs   []deploymentRow        `json:"jobs"`
+	// Parked deployments hold no lock; the jobs they changed before parking
+	// are among Jobs, with their deployment ID.
+	Parked []workflows.ParkedDeployment `json:"parked,omitempty"`
 }
 
 func runDeployments(ctx context.Context, g *globals, project, fabric string) error {
@@ -74,7 +78,7 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 	}
 	views := make([]fabricView, 0, len(states))
 	for _, s := range states {
-		v := fabricView{Fabric: s.Fabric, Queue: s.Queue}
+		v := fabricView{Fabric: s.Fabric, Queue: s.Queue, Parked: s.Parked}
 		for _, name := range sortedKeys(s.Jobs) {
 			j := s.Jobs[name]
 			v.Jobs = append(v.Jobs, deploymentRow{JobRecord: j, Drift: driftText(drift[s.Fabric+"/"+name])})
@@ -92,13 +96,20 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 	fmt.Fprintln(tw, "FABRIC\tJOB\tVERSION\tID\tDEPLOYED BY\tAT\tDEPLOYMENT\tDRIFT\t")
 	for _, v := range views {
 		for _, j := range v.Jobs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", v.Fabric, j.Job, j.Version, j.ID, j.Actor, j.At.Local().Format("2006-01-02 15:04"), j.DeploymentID, j.Drift)
+			dep := j.DeploymentID
+			if slices.ContainsFunc(v.Parked, func(p workflows.ParkedDeployment) bool { return p.DeploymentID == dep }) {
+				dep += " (parked)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", v.Fabric, j.Job, j.Version, j.ID, j.Actor, j.At.Local().Format("2006-01-02 15:04"), dep, j.Drift)
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, v := range views {
+		for _, p := range v.Parked {
+			fmt.Fprintln(g.stdout, parkedLine(v.Fabric, p))
+		}
 		if len(v.Queue) > 0 {
 			fmt.Fprintf(g.stdout, "fabric %s: %s is deploying", v.Fabric, v.Queue[0].DeploymentID)
 			if len(v.Queue) > 1 {
@@ -108,6 +119,19 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 		}
 	}
 	return nil
+}
+
+// parkedLine says what a parked deployment left on a fabric and how to go on.
+func parkedLine(fabric string, p workflows.ParkedDeployment) string {
+	left := "it changed no job here yet"
+	if len(p.LeftBehind) > 0 {
+		left = fmt.Sprintf("%s run %s from it", strings.Join(p.LeftBehind, ", "), p.Version)
+	}
+	next := fmt.Sprintf("`shipline resume %s` queues it again, `shipline cancel %s` ends it", p.DeploymentID, p.DeploymentID)
+	if p.Superseded != nil {
+		next = fmt.Sprintf("superseded (%s): resume is refused, `shipline cancel %s` ends it", p.Superseded.Reason, p.DeploymentID)
+	}
+	return fmt.Sprintf("fabric %s: %s (%s) is parked at %s: %s; %s; %s", fabric, p.DeploymentID, p.Version, p.Step, firstLine(p.Reason), left, next)
 }
 
 func driftText(d activities.JobDrift) string {

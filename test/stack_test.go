@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -88,12 +89,22 @@ func demoProject(t testing.TB) (cfgPath, remote, work string) {
 	if cfg == string(example) {
 		t.Fatal("examples/platform.yaml no longer names the demo remote the way this test expects")
 	}
+	// The example requires requests signed with keys examples/demo.sh creates;
+	// the tests that reuse it act with --as alone, so they drop its signing section.
+	unsigned := exampleSigning.ReplaceAllString(cfg, "")
+	if unsigned == cfg {
+		t.Fatal("examples/platform.yaml no longer has the require_signatures and users sections this test expects")
+	}
+	cfg = unsigned
 	cfgPath = filepath.Join(root, "platform.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return cfgPath, remote, work
 }
+
+// exampleSigning matches examples/platform.yaml's require_signatures line and users block.
+var exampleSigning = regexp.MustCompile(`(?m)^require_signatures: true\nusers:\n(?:  .*\n)+`)
 
 func itoa(i int) string { return strconv.Itoa(i) }
 

@@ -144,3 +144,40 @@ func TestTeams(t *testing.T) {
 		t.Error("IsMember")
 	}
 }
+
+// TestUserKeyFiles: users.<u>.key_files reads OpenSSH public key lines from
+// files next to the platform file; an unreadable or keyless file is an error
+// naming the list entry and telling how to create it.
+func TestUserKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDwjr7Fs2eBgmoHjQ4wPXfHOlbWRn5Ph5rjd4ngg8aHz alice@demo"
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys", "alice.pub"), []byte("# alice's laptop\n\n"+key+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys", "empty.pub"), []byte("# nothing\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := "teams: {dev: {members: [alice]}}\nrequire_signatures: true\n"
+	cfg, diags := Parse("platform.yaml", []byte(base+"users: {alice: {key_files: [keys/alice.pub]}}\n"), dir)
+	if len(diags) != 0 {
+		t.Fatalf("diags: %v", diags)
+	}
+	if got := cfg.Users["alice"].Keys; !reflect.DeepEqual(got, []string{key}) {
+		t.Errorf("alice's keys = %q", got)
+	}
+	for _, c := range []struct{ users, want string }{
+		{"users: {alice: {key_files: [keys/bob.pub]}}", "platform.yaml:3:29: error: users.alice.key_files[0]: cannot read " +
+			filepath.Join(dir, "keys", "bob.pub") + ": no such file or directory"},
+		{"users: {alice: {key_files: [keys/empty.pub]}}", "users.alice.key_files[0]: " + filepath.Join(dir, "keys", "empty.pub") + " holds no key"},
+		{"users: {alice: {key_files: [keys]}}", "not a regular file"},
+		{"users: {alice: {key_files: []}}", "users.alice has no keys"},
+	} {
+		_, diags := Parse("platform.yaml", []byte(base+c.users+"\n"), dir)
+		if len(diags) != 1 || !strings.Contains(diags.Error(), c.want) {
+			t.Errorf("%s:\n got %v\nwant one error containing %q", c.users, diags, c.want)
+		}
+	}
+}

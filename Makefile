@@ -2,13 +2,13 @@
 export GOTOOLCHAIN := local
 GO ?= go
 
-.PHONY: build demo test test-short bench lint
+.PHONY: build demo test test-short bench lint linters
 
 build:            ## bin/shipline and bin/shipline-worker
 	$(GO) build -o bin/shipline ./starter
 	$(GO) build -o bin/shipline-worker ./worker
 
-demo:             ## release the example project on the embedded Temporal stack
+demo:             ## release the example project and promote it dev → qa → prod, offline, on the embedded stack
 	./examples/demo.sh
 
 test:             ## every test: unit, workflow, activity and end-to-end
@@ -20,9 +20,14 @@ test-short:       ## skip the end-to-end tests that start the embedded server
 bench:            ## benchmarks (figures in the output; see README "Benchmarks")
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m -v ./test/... ./internal/devserver/
 
-lint:
+lint: linters     ## gofmt, go vet, staticcheck and Temporal's workflowcheck (determinism of workflow code)
 	gofmt -l . | tee /dev/stderr | (! read)
 	$(GO) vet ./...
+	bin/staticcheck ./...
+	bin/workflowcheck -config tools/workflowcheck.config.yaml ./...
+
+linters:          ## bin/staticcheck and bin/workflowcheck at the versions pinned in tools/go.mod
+	cd tools && GOBIN=$(CURDIR)/bin $(GO) install tool
 
 .PHONY: cluster-test
 cluster-test:     ## end to end on a real cluster: temporal-server from the Go module on PostgreSQL, two workers, one killed

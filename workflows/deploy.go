@@ -572,8 +572,8 @@ func (d *deployment) schedule(ctx workflow.Context) error {
 		for _, name := range sortedNames(out.Failed) {
 			failed = append(failed, fmt.Sprintf("%s on %s: %s", name, f, out.Failed[name]))
 		}
-		for name, res := range out.Results {
-			j := byKey[f+"/"+name]
+		for _, name := range sortedNames(out.Results) {
+			res, j := out.Results[name], byKey[f+"/"+name]
 			d.jobs[f+"/"+name] = JobRecord{Fabric: f, Job: name, Scheduler: j.Scheduler, ID: res.ID, Action: res.Action,
 				Version: d.in.Version, Commit: d.plan.Commit, DeploymentID: d.state.DeploymentID, Actor: d.in.Actor,
 				At: workflow.Now(ctx), Artifacts: d.artifactPaths(j)}
@@ -688,8 +688,8 @@ func (d *deployment) jobsOn(fab string) []JobRecord {
 func (d *deployment) tellRelease(ctx workflow.Context, now time.Time) {
 	dep := Deployed{DeploymentID: d.state.DeploymentID, Stage: d.in.Stage, Fabrics: d.state.Fabrics, Actor: d.in.Actor, At: now,
 		Artifacts: map[string]string{}, Jobs: d.state.Jobs}
-	for p, a := range d.built {
-		dep.Artifacts[p] = a.SHA256
+	for _, p := range sortedNames(d.built) {
+		dep.Artifacts[p] = d.built[p].SHA256
 	}
 	err := workflow.SignalExternalWorkflow(ctx, ReleaseID(d.in.Project, d.in.Version), "", DeployedSignal, dep).Get(ctx, nil)
 	if err != nil {

@@ -301,8 +301,8 @@ func (p *promotion) deploy(ctx workflow.Context, i int) error {
 	s.Status, s.DeployedAt, s.Detail = StageDeployed, workflow.Now(ctx), out.Summary
 	if p.state.Artifacts == nil {
 		p.state.Artifacts = map[string]string{}
-		for name, b := range out.Builds {
-			p.state.Artifacts[name] = b.SHA256
+		for _, name := range sortedNames(out.Builds) {
+			p.state.Artifacts[name] = out.Builds[name].SHA256
 		}
 	}
 	return nil

@@ -33,9 +33,6 @@ func startStackWith(tb testing.TB, cfgPath string, o testkit.Options) *stack {
 	return &stack{kit: k, address: k.Address, uiURL: k.UIURL}
 }
 
-// stop ends the worker and the embedded server and waits for them.
-func (s *stack) stop() { s.kit.Stop() }
-
 // shipline runs the real CLI code against this stack (global flags first) and
 // returns exit code, stdout and stderr.
 func (s *stack) shipline(global []string, args ...string) (int, string, string) {
@@ -48,8 +45,6 @@ func (s *stack) shipline(global []string, args ...string) (int, string, string) 
 	code := cli.Main(full, &out, &errb)
 	return code, out.String(), errb.String()
 }
-
-func freePort(tb testing.TB) int { return testkit.FreePort(tb) }
 
 // git runs the git CLI in dir and returns its trimmed output.
 func git(tb testing.TB, dir string, args ...string) string { return testkit.Git(tb, dir, args...) }

@@ -121,6 +121,7 @@ func stampJar(src, dir, label string) (string, string, error) {
 		// A jar's manifest comes first, where JarInputStream looks for it.
 		h := &zip.FileHeader{Name: manifestName, CreatorVersion: 20, ReaderVersion: 20}
 		t, _ := time.Parse(time.RFC3339, jarDate)
+		//lint:ignore SA1019 CreateRaw writes the MS-DOS date fields as given; it never derives them from Modified.
 		h.ModifiedDate, h.ModifiedTime = msdosTime(t)
 		if err := writeManifest(h); err != nil {
 			return "", "", err

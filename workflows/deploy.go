@@ -84,6 +84,9 @@ func (d *deployment) setup(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (DeployState, error) { return d.state, nil }); err != nil {
 		return err
 	}
+	if err := registerAccept(ctx, d.acceptance); err != nil {
+		return err
+	}
 	return d.ctl.register(ctx, controlRules{
 		guard:    &d.guard,
 		remember: d.guard.remember,

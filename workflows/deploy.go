@@ -495,7 +495,10 @@ func (d *deployment) build(ctx workflow.Context) error {
 				return err
 			}
 			msg, typ := userMessage(err), errorType(err)
-			d.setBuild(r.name, func(b *PipelineBuild) { b.Status, b.Error, b.Failure = StepFailed, msg, typ })
+			logPath, logTail := failedBuildLog(err)
+			d.setBuild(r.name, func(b *PipelineBuild) {
+				b.Status, b.Error, b.Failure, b.LogPath, b.LogTail = StepFailed, msg, typ, logPath, logTail
+			})
 			failed = append(failed, fmt.Sprintf("%s: %s", r.name, msg))
 			continue
 		}

@@ -121,13 +121,14 @@ func (d *Deploy) Resolve(ctx context.Context, in ResolveDeployInput) (ResolveDep
 		return nil
 	})
 	if err != nil {
+		err = apperr.ForTemporal(err)
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.Type() == apperr.UnknownRef {
 			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 				"%s of %s is not released: no tag %s on the remote; release it first with `shipline release %s --project %s`",
 				in.Version, in.Project, in.Version, in.Version, in.Project), apperr.UnknownRelease, nil)
 		}
-		return out, apperr.ForTemporal(err)
+		return out, err
 	}
 	jobs, err := selectJobs(d.Platform, man, proj, in)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 )
 
@@ -28,33 +29,45 @@ var errNoWorker = errors.New("no worker")
 // noWorkerError says what is wrong and what to do.
 type noWorkerError struct{ msg string }
 
-func (e *noWorkerError) Error() string { return e.msg }
+func (e *noWorkerError) Error() string        { return e.msg }
 func (e *noWorkerError) Is(target error) bool { return target == errNoWorker }
 
-// checkPollers returns a noWorkerError when no worker polls the task queue at
-// all (nothing has polled it recently). It says nothing when it cannot tell.
+// checkPollers returns a noWorkerError when no worker polls the command's
+// task queue (nothing polled it recently). It says nothing when it cannot tell.
 func (g *globals) checkPollers(ctx context.Context, c client.Client) error {
+	return g.checkQueue(ctx, c, g.taskQueue)
+}
+
+func (g *globals) checkQueue(ctx context.Context, c client.Client, queue string) error {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	resp, err := c.DescribeTaskQueue(dctx, g.taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+	resp, err := c.DescribeTaskQueue(dctx, queue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
 	if err != nil || len(resp.GetPollers()) > 0 {
 		return nil
 	}
 	return &noWorkerError{fmt.Sprintf("no worker polls task queue %q in namespace %s: start one with `shipline-worker --config platform.yaml` "+
-		"(it polls temporal.task_queue of platform.yaml), or pass the queue it polls with --task-queue or SHIPLINE_TASK_QUEUE", g.taskQueue, g.namespace)}
+		"(it polls temporal.task_queue of platform.yaml), or pass the queue it polls with --task-queue or SHIPLINE_TASK_QUEUE", queue, g.namespace)}
 }
 
-// checkWorker is checkPollers, plus: the workflow id has a task that no worker
-// picked up for workerStale although pollers were seen (the worker stopped).
+// checkWorker checks the task queue of workflow id (the command's queue when
+// id is "" or unknown): a noWorkerError when nothing polls it, or when id has
+// a task that waited workerStale without a worker picking it up.
 func (g *globals) checkWorker(ctx context.Context, c client.Client, id string) error {
-	if err := g.checkPollers(ctx, c); err != nil || id == "" {
-		return err
+	queue := g.taskQueue
+	var desc *workflowservice.DescribeWorkflowExecutionResponse
+	if id != "" {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		d, err := c.DescribeWorkflowExecution(dctx, id, "")
+		cancel()
+		if err == nil {
+			desc = d
+			if q := d.GetExecutionConfig().GetTaskQueue().GetName(); q != "" {
+				queue = q
+			}
+		}
 	}
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	desc, err := c.DescribeWorkflowExecution(dctx, id, "")
-	if err != nil {
-		return nil
+	if err := g.checkQueue(ctx, c, queue); err != nil || desc == nil {
+		return err
 	}
 	pt := desc.GetPendingWorkflowTask()
 	if pt == nil || pt.GetState() != enumspb.PENDING_WORKFLOW_TASK_STATE_SCHEDULED || pt.GetScheduledTime() == nil {
@@ -65,7 +78,7 @@ func (g *globals) checkWorker(ctx context.Context, c client.Client, id string) e
 		return nil
 	}
 	return &noWorkerError{fmt.Sprintf("no worker has picked up %s for %s (task queue %q): is shipline-worker running, and polling this queue? "+
-		"The request is kept and runs when a worker comes; `shipline cancel %s` drops it", id, waited.Round(time.Second), g.taskQueue, id)}
+		"The request is kept and runs when a worker comes; `shipline cancel %s` drops it", id, waited.Round(time.Second), queue, id)}
 }
 
 // withWorker runs fn, which waits on the worker for the workflow id ("" before

@@ -21,3 +21,16 @@ func TestResolveUnreleasedVersionIsRefused(t *testing.T) {
 		t.Fatalf("message: %v", ae)
 	}
 }
+
+// A refusal never suggests an option the project has turned off: --job only
+// where selective_jobs is on.
+func TestFabricKindAdviceFollowsSelectiveJobs(t *testing.T) {
+	cfg := gitActivities(t, "file:///nowhere", nil).Platform
+	for _, selective := range []bool{false, true} {
+		err := checkFabricKind(cfg, "orders_dag", "airflow", "dev", true, selective)
+		ae := appError(t, err, ErrFabricMismatch)
+		if got := strings.Contains(ae.Error(), "--job"); got != selective {
+			t.Errorf("selective_jobs %v: advice %q (mentions --job: %v)", selective, ae.Error(), got)
+		}
+	}
+}

@@ -526,14 +526,25 @@ func (d *deployment) build(ctx workflow.Context) error {
 // upload sends the artifacts to every target fabric in parallel; an artifact
 // gone from the build cache is rebuilt once and sent again (sendArtifacts).
 func (d *deployment) upload(ctx workflow.Context) error {
+	// The fabrics this pass uploads to: the others were done before a resume.
+	var todo []string
+	for _, f := range d.state.Fabrics {
+		if _, ok := d.uploads[f]; !ok {
+			todo = append(todo, f)
+		}
+	}
 	sent, failed, err := d.sendArtifacts(ctx)
 	if err != nil {
 		return err
 	}
+	total := 0
+	for _, f := range todo {
+		total += len(d.uploads[f])
+	}
 	if len(failed) > 0 {
 		return errors.New("upload failed: " + strings.Join(failed, "; "))
 	}
-	setStep(d.state.Steps, StepUpload, StepDone, fmt.Sprintf("%d artifacts sent, the rest already there", sent), workflow.Now(ctx))
+	setStep(d.state.Steps, StepUpload, StepDone, uploadDetail(sent, total), workflow.Now(ctx))
 	return nil
 }
 
@@ -744,7 +755,7 @@ func (d *deployment) publish(ctx workflow.Context) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, attrs...); err != nil {
 		workflow.GetLogger(ctx).Error("search attributes", "error", err)
 	}
-	memo := map[string]any{MemoStatus: string(d.state.Status), MemoReason: d.state.Reason + parkedReason(d.state.Parked)}
+	memo := map[string]any{MemoStatus: string(d.state.Status), MemoReason: joinReasons(d.state.Reason, parkedReason(d.state.Parked))}
 	if b := buildsOutcome(d.state.Builds, len(d.plan.Pipelines)); b != "" {
 		memo[MemoBuilds] = b
 	}

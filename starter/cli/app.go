@@ -98,6 +98,24 @@ type globals struct {
 	loc *time.Location
 	// identity names the actor to Temporal (recorded with cancellations).
 	identity string
+	// grace is how long to wait for a worker before checking one is there (0: workerGrace).
+	grace time.Duration
+	// requestID names a new deployment (nil: newRequestID).
+	requestID func() string
+}
+
+func (g *globals) workerWait() time.Duration {
+	if g.grace > 0 {
+		return g.grace
+	}
+	return workerGrace
+}
+
+func (g *globals) newRequestID() string {
+	if g.requestID != nil {
+		return g.requestID()
+	}
+	return newRequestID()
 }
 
 func (g *globals) pollInterval() time.Duration {

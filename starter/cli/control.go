@@ -9,6 +9,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/shipline/shipline/workflows"
@@ -48,14 +49,19 @@ func cancelCommand(g *globals) *ucli.Command {
 	}
 }
 
-// runningWorkflow describes id and refuses one that has ended.
-func runningWorkflow(ctx context.Context, c client.Client, id, what string) (typ string, err error) {
+// runningWorkflow describes id; a workflow that is not there or has ended
+// refuses the request (recorded in the project's audit like other refusals).
+func runningWorkflow(ctx context.Context, g *globals, c client.Client, id, update, actor string) (typ string, err error) {
 	desc, err := c.DescribeWorkflow(ctx, id, "")
 	if err != nil {
-		return "", notFound(id, err)
+		var nf *serviceerror.NotFound
+		if !errors.As(err, &nf) {
+			return "", failed(fmt.Errorf("describe %s: %w", id, err))
+		}
+		return "", controlRefused(ctx, g, c, id, update, actor, fmt.Errorf("%s is not running (finished, or never started)", id))
 	}
 	if desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return "", failed(fmt.Errorf("%s already ended (%s): nothing to %s", id, statusWord(desc.Status), what))
+		return "", controlRefused(ctx, g, c, id, update, actor, fmt.Errorf("%s already ended (%s): nothing to %s", id, statusWord(desc.Status), update))
 	}
 	return desc.WorkflowType.Name, nil
 }
@@ -66,7 +72,7 @@ func runResume(ctx context.Context, g *globals, id string, wait bool) error {
 		return err
 	}
 	defer c.Close()
-	typ, err := runningWorkflow(ctx, c, id, "resume")
+	typ, err := runningWorkflow(ctx, g, c, id, workflows.ResumeUpdate, actor)
 	if err != nil {
 		return err
 	}
@@ -128,7 +134,7 @@ func runCancel(ctx context.Context, g *globals, id, reason string, wait bool) er
 		return err
 	}
 	defer c.Close()
-	typ, err := runningWorkflow(ctx, c, id, "cancel")
+	typ, err := runningWorkflow(ctx, g, c, id, workflows.CancelUpdate, actor)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func runDeploy(ctx context.Context, g *globals, o deployOptions) error {
 		return err
 	}
 	defer c.Close()
-	id := workflows.DeployID(o.project, o.version, newRequestID())
+	id := workflows.DeployID(o.project, o.version, g.newRequestID())
 	in := workflows.DeployInput{Project: o.project, Version: o.version, Actor: actor, Fabric: o.fabric, Jobs: o.jobs, Trigger: "cli"}
 	if in.Auth, err = g.auth(id, workflows.ActionDeploy, actor, in); err != nil {
 		return err
@@ -104,7 +104,8 @@ func printBuilds(g *globals, s workflows.DeployState, seen map[string]workflows.
 	}
 	for _, name := range sortedKeys(s.Builds) {
 		b := s.Builds[name]
-		if b.Status == workflows.StepPending || seen[name] == b.Status {
+		// A running build is not announced: it may be a cache hit.
+		if b.Status == workflows.StepPending || b.Status == workflows.StepRunning || seen[name] == b.Status {
 			continue
 		}
 		seen[name] = b.Status
@@ -120,8 +121,8 @@ func buildLine(b workflows.PipelineBuild) string {
 		return fmt.Sprintf("%-8s %-18s %s built in %.1fs", "built", b.Pipeline, b.File, b.Seconds)
 	case b.Status == workflows.StepFailed:
 		return fmt.Sprintf("%-8s %-18s %s", "failed", b.Pipeline, firstLine(b.Error))
-	default:
-		return fmt.Sprintf("%-8s %s", "building", b.Pipeline)
+	default: // running: a cache lookup or a build, not known yet
+		return fmt.Sprintf("%-8s %s", "running", b.Pipeline)
 	}
 }
 

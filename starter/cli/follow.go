@@ -60,7 +60,7 @@ func (f *follower) next(ctx context.Context, out any) (ok bool, closed error, er
 	}
 	if f.failing.IsZero() {
 		f.failing = time.Now()
-	} else if time.Since(f.failing) >= workerGrace {
+	} else if time.Since(f.failing) >= f.g.workerWait() {
 		if err := f.g.checkWorker(ctx, f.c, f.id); err != nil {
 			return false, nil, failed(err)
 		}
@@ -102,7 +102,7 @@ func followKind(ctx context.Context, g *globals, c client.Client, id, runID, typ
 // auto_deploy deployment with them), it parks or it ends. The release entity
 // itself stays open as the record; following does not wait for that.
 func followRelease(ctx context.Context, g *globals, c client.Client, id, runID string, o followOpts) (*workflows.ReleaseState, error) {
-	p := &stepPrinter{g: g}
+	p := &stepPrinter{g: g, quiet: o.cancelling}
 	f := g.follower(c, id, runID)
 	for {
 		var state workflows.ReleaseState
@@ -158,7 +158,7 @@ func followRelease(ctx context.Context, g *globals, c client.Client, id, runID s
 // followDeploy follows a deployment until it succeeds, parks or ends,
 // printing steps, builds and queue position as they change.
 func followDeploy(ctx context.Context, g *globals, c client.Client, id string, o followOpts) (*workflows.DeployState, error) {
-	p := &stepPrinter{g: g}
+	p := &stepPrinter{g: g, quiet: o.cancelling}
 	f := g.follower(c, id, "")
 	lastWait := ""
 	builds := map[string]workflows.StepStatus{}
@@ -169,11 +169,13 @@ func followDeploy(ctx context.Context, g *globals, c client.Client, id string, o
 			return nil, err
 		}
 		if ok {
-			if s.Waiting != nil && !g.json() && s.Waiting.Holder != lastWait {
+			if s.Waiting != nil && !p.quiet && !g.json() && s.Waiting.Holder != lastWait {
 				lastWait = s.Waiting.Holder
 				fmt.Fprintf(g.stdout, "  queued   fabric %s is busy: behind %s\n", s.Waiting.Fabric, s.Waiting.Holder)
 			}
-			printBuilds(g, s, builds)
+			if !p.quiet {
+				printBuilds(g, s, builds)
+			}
 			p.print(s.Steps)
 			switch s.Status {
 			case workflows.StatusSucceeded:
@@ -225,7 +227,7 @@ func followPromote(ctx context.Context, g *globals, c client.Client, id string, 
 			for _, st := range s.Stages {
 				if seen[st.Name] != st.Status {
 					seen[st.Name] = st.Status
-					if !g.json() {
+					if !g.json() && !o.cancelling {
 						fmt.Fprintf(g.stdout, "  %s\n", stageLine(st))
 					}
 				}
@@ -237,7 +239,10 @@ func followPromote(ctx context.Context, g *globals, c client.Client, id string, 
 				}
 				return &s, nil
 			case workflows.StatusWaiting:
-				if !g.json() {
+				if o.cancelling {
+					break // wait for the cancellation to end it
+				}
+				if !g.json() && s.Pending != "" {
 					fmt.Fprintf(g.stdout, "pending: %s\n", s.Pending)
 				}
 				return &s, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -23,7 +24,7 @@ func promoteCommand(g *globals) *ucli.Command {
 		Usage:     "promote a release through the promotion stages (dev → qa → prod), with approvals",
 		ArgsUsage: "VERSION",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project},
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
 			&ucli.StringFlag{Name: "to", Usage: "stop after this stage (a later promote continues)", Destination: &to},
 			&ucli.BoolFlag{Name: "wait", Usage: "print progress until promoted, or until it ends or waits for approvals", Destination: &wait},
 		},
@@ -93,7 +94,10 @@ func stageLine(s workflows.StageState) string {
 	if s.Detail != "" {
 		line += " " + firstLine(s.Detail)
 	}
-	return line
+	if s.DeploymentID != "" && s.Status == workflows.StageDeploying {
+		line += " " + s.DeploymentID
+	}
+	return strings.TrimRight(line, " ")
 }
 
 func voteCommand(g *globals, name, update, usage string) *ucli.Command {
@@ -101,13 +105,16 @@ func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 	return &ucli.Command{
 		Name: name, Usage: usage, ArgsUsage: "VERSION",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project},
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
 			&ucli.StringFlag{Name: "stage", Aliases: []string{"s"}, Required: true, Usage: "the stage waiting for approval", Destination: &stage},
-			&ucli.StringFlag{Name: "comment", Aliases: []string{"m"}, Usage: "why (required to reject)", Destination: &comment},
+			&ucli.StringFlag{Name: "comment", Aliases: []string{"m"}, Usage: "why (recorded; required to reject)", Destination: &comment},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return invalid("%s takes exactly one VERSION", name)
+			}
+			if update == workflows.RejectUpdate && strings.TrimSpace(comment) == "" {
+				return invalid("reject needs --comment: say why (it is recorded and shown to the requester), e.g. `shipline reject v1.2.0 --project demo --stage prod --comment \"failing smoke test\"`")
 			}
 			version := c.Args().First()
 			if err := versionCheckCLI(version); err != nil {
@@ -172,7 +179,7 @@ func deleteCommand(g *globals) *ucli.Command {
 		Name:      "delete",
 		Usage:     "delete a release that only reached the first stage (tag, artifacts, jobs revert); refused once linked",
 		ArgsUsage: "VERSION",
-		Flags:     []ucli.Flag{&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project}},
+		Flags:     []ucli.Flag{&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project}},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return invalid("delete takes exactly one VERSION")

@@ -216,10 +216,12 @@ func printJSON(g *globals, v any) error {
 type stepPrinter struct {
 	g    *globals
 	seen map[string]workflows.StepStatus
+	// quiet prints only the outcome (following a cancellation).
+	quiet bool
 }
 
 func (p *stepPrinter) print(steps []workflows.Step) {
-	if p.g.json() {
+	if p.g.json() || p.quiet {
 		return
 	}
 	if p.seen == nil {

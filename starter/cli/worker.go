@@ -33,9 +33,21 @@ func (e *noWorkerError) Error() string        { return e.msg }
 func (e *noWorkerError) Is(target error) bool { return target == errNoWorker }
 
 // checkPollers returns a noWorkerError when no worker polls the command's
-// task queue (nothing polled it recently). It says nothing when it cannot tell.
+// task queue for workerGrace (a worker that just started may not have polled
+// yet). It says nothing when it cannot tell.
 func (g *globals) checkPollers(ctx context.Context, c client.Client) error {
-	return g.checkQueue(ctx, c, g.taskQueue)
+	deadline := time.Now().Add(g.workerWait())
+	for {
+		err := g.checkQueue(ctx, c, g.taskQueue)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func (g *globals) checkQueue(ctx context.Context, c client.Client, queue string) error {
@@ -90,7 +102,7 @@ func (g *globals) withWorker(ctx context.Context, c client.Client, id string, fn
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- fn(fctx) }()
-	tick := time.NewTicker(workerGrace)
+	tick := time.NewTicker(g.workerWait())
 	defer tick.Stop()
 	for {
 		select {

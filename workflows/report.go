@@ -1,0 +1,57 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/shipline/shipline/activities"
+)
+
+// failedBuildLog reads where a failed build's log is (and its tail) from the
+// build activity's failure details, so `shipline logs` can show the log of the
+// build that failed, not only of the ones that succeeded.
+func failedBuildLog(err error) (path, tail string) {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || !app.HasDetails() {
+		return "", ""
+	}
+	var d activities.BuildFailureDetails
+	if app.Details(&d) != nil {
+		return "", ""
+	}
+	return d.LogPath, d.LogTail
+}
+
+// uploadDetail counts what an upload step did: sent is the artifacts sent,
+// total the artifacts the fabrics needed (the others were there already).
+func uploadDetail(sent, total int) string {
+	switch {
+	case sent >= total:
+		return fmt.Sprintf("%d %s sent", sent, plural(sent, "artifact", "artifacts"))
+	case sent == 0:
+		return fmt.Sprintf("%d %s already there", total, plural(total, "artifact", "artifacts"))
+	default:
+		return fmt.Sprintf("%d %s sent, %d already there", sent, plural(sent, "artifact", "artifacts"), total-sent)
+	}
+}
+
+// joinReasons joins the parts of a recorded reason that are not empty.
+func joinReasons(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -66,6 +66,7 @@ type deployment struct {
 	relock   bool                         // resumed after releasing its fabrics: queue again first
 	ctl      control
 	guard    requestGuard
+	advice   string // what to do about the current park, when resume cannot help
 	// v is ChangeParkReleasesFabric: DefaultVersion for deployments started
 	// before parking released the fabrics.
 	v workflow.Version
@@ -198,6 +199,7 @@ func (d *deployment) parkHooks() parkHooks {
 			if temporal.IsCanceledError(err) {
 				return "", false, err
 			}
+			d.advice = parkAdvice(d.state.DeploymentID, err)
 			return userMessage(err), true, nil
 		},
 		parked: func(ctx workflow.Context, p Parked) {
@@ -211,6 +213,9 @@ func (d *deployment) parkHooks() parkHooks {
 			}
 			d.state.Status, d.state.Parked, d.state.Waiting = StatusParked, &p, nil
 			d.state.Summary = parkedSummary(p, d.state.DeploymentID, hint)
+			if d.advice != "" {
+				d.state.Summary = fmt.Sprintf("parked at %s: %s — %s", p.Step, firstLineOf(p.Reason), d.advice)
+			}
 			d.publish(ctx)
 			d.tellPromotion(ctx, &p)
 		},
@@ -486,7 +491,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 		f := workflow.ExecuteActivity(buildActivity(ctx), buildActs.Pipeline, activities.BuildInput{Project: d.in.Project, Commit: d.plan.Commit, Pipeline: p})
 		running = append(running, pending{p.Name, f})
 	}
-	var failed []string
+	var failed, types []string
 	cached := 0
 	for _, r := range running {
 		var out activities.BuildOutput
@@ -499,7 +504,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 			d.setBuild(r.name, func(b *PipelineBuild) {
 				b.Status, b.Error, b.Failure, b.LogPath, b.LogTail = StepFailed, msg, typ, logPath, logTail
 			})
-			failed = append(failed, fmt.Sprintf("%s: %s", r.name, msg))
+			failed, types = append(failed, fmt.Sprintf("%s: %s", r.name, msg)), append(types, typ)
 			continue
 		}
 		if out.Cached {
@@ -517,7 +522,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 		})
 	}
 	if len(failed) > 0 {
-		return errors.New("build failed: " + strings.Join(failed, "; "))
+		return buildFailure(failed, types)
 	}
 	setStep(d.state.Steps, StepBuild, StepDone, fmt.Sprintf("%d pipelines (%d from cache)", len(d.plan.Pipelines), cached+len(d.plan.Pipelines)-len(running)), workflow.Now(ctx))
 	return nil

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/temporal"
@@ -54,4 +55,35 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// codeFailures are build failures that only a new commit fixes: resuming
+// would build the same commit again and fail the same way.
+var codeFailures = []string{activities.ErrTestsFailed, activities.ErrBuildFailed, activities.ErrArtifactNotFound, activities.ErrArtifactAmbiguous}
+
+// needsNewRelease marks a step failure that `resume` cannot help.
+type needsNewRelease struct{ error }
+
+func (n *needsNewRelease) Unwrap() error { return n.error }
+
+// buildFailure is the error of a build step whose pipelines failed; types are
+// the failures' types, one per failed pipeline.
+func buildFailure(failed, types []string) error {
+	err := errors.New("build failed: " + strings.Join(failed, "; "))
+	for _, t := range types {
+		if !slices.Contains(codeFailures, t) {
+			return err
+		}
+	}
+	return &needsNewRelease{err}
+}
+
+// parkAdvice says what to do about a deployment parked by err when resume
+// cannot help; "" when the usual advice (fix the cause, then resume) holds.
+func parkAdvice(id string, err error) string {
+	var n *needsNewRelease
+	if errors.As(err, &n) {
+		return fmt.Sprintf("fix it, commit, and release a new version (`shipline resume` would build the same commit again); `shipline cancel %s` ends this deployment", id)
+	}
+	return ""
 }

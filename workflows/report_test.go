@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +31,23 @@ func TestFailedBuildKeepsItsLog(t *testing.T) {
 	b := parked.Builds["score"]
 	if b.Status != StepFailed || b.LogPath != "/state/logs/score.log" || b.LogTail != "FAILED test_score" {
 		t.Fatalf("failed build = %+v", b)
+	}
+	// Failing tests need a new commit: the advice says so, and not to resume.
+	if !strings.Contains(parked.Summary, "release a new version") || strings.Contains(parked.Summary, "then `shipline resume") {
+		t.Fatalf("advice of a deployment parked by failing tests: %q", parked.Summary)
+	}
+}
+
+// A failure resume can fix (a fabric's answer) keeps the resume advice.
+func TestParkAdviceByFailure(t *testing.T) {
+	if a := parkAdvice(deployID, buildFailure([]string{"x: no python3"}, []string{activities.ErrBuildToolMissing})); !strings.Contains(a, "then `shipline resume "+deployID+"`") {
+		t.Errorf("missing tool: %q", a)
+	}
+	if a := parkAdvice(deployID, buildFailure([]string{"x: tests", "y: compile"}, []string{activities.ErrTestsFailed, activities.ErrBuildFailed})); !strings.Contains(a, "release a new version") {
+		t.Errorf("tests and compile errors: %q", a)
+	}
+	if a := parkAdvice(deployID, errors.New("403")); !strings.Contains(a, "then `shipline resume") {
+		t.Errorf("fabric error: %q", a)
 	}
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -195,11 +196,18 @@ func listIDs(ctx context.Context, c client.Client, query string) ([]string, erro
 
 // runShort runs a short read-only workflow on the worker and decodes its result.
 func runShort(ctx context.Context, g *globals, c client.Client, id, workflow string, in, out any) error {
+	if err := g.checkPollers(ctx, c); err != nil {
+		return failed(err)
+	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: g.taskQueue, WorkflowExecutionTimeout: 10 * time.Minute}, workflow, in)
 	if err != nil {
 		return failed(fmt.Errorf("start %s: %w", id, err))
 	}
-	if err := run.Get(ctx, out); err != nil {
+	err = g.withWorker(ctx, c, id, func(ctx context.Context) error { return run.Get(ctx, out) })
+	if errors.Is(err, errNoWorker) {
+		return err
+	}
+	if err != nil {
 		return failed(fmt.Errorf("%s: %s", id, cleanWorkflowError(err)))
 	}
 	return nil

@@ -320,3 +320,13 @@ func TestGoldenVotesAndDelete(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// status of a workflow no worker runs: what Temporal knows, and why there is no state.
+func TestGoldenStatusNoWorker(t *testing.T) {
+	f := newFake()
+	f.pollers["nowhere"] = 0
+	f.add(depID, &fakeWF{typ: workflows.DeployWorkflow, queue: "nowhere", neverRan: true})
+	if code, _, _ := golden(t, "status_no_worker", f, "status", depID); code != ExitFailed {
+		t.Errorf("exit %d", code)
+	}
+}

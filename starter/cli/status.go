@@ -90,14 +90,23 @@ func runStatus(ctx context.Context, g *globals, id string) error {
 		res.Failure = closeFailure(ctx, c, id, res.RunID)
 	}
 	var raw json.RawMessage
-	if _, qerr := queryState(ctx, c, id, res.RunID, &raw); qerr == nil {
+	var qerr error
+	// The state comes from the worker: say so within seconds when none serves it.
+	werr := g.withWorker(ctx, c, id, func(ctx context.Context) error {
+		_, qerr = queryState(ctx, c, id, res.RunID, &raw)
+		return nil
+	})
+	if werr == nil && qerr == nil {
 		res.State = raw
 	}
 	if g.json() {
-		return printJSON(g, res)
+		if err := printJSON(g, res); err != nil {
+			return err
+		}
+	} else {
+		printStatus(g, res)
 	}
-	printStatus(g, res)
-	return nil
+	return werr
 }
 
 func printStatus(g *globals, res statusResult) {

@@ -46,6 +46,8 @@ type fakeWF struct {
 	asked  int
 	// accept answers AcceptUpdate when the workflow is started with it.
 	accept workflows.Acceptance
+	// acceptErr is how a worker that does not know AcceptUpdate answers it.
+	acceptErr error
 	// updates answer other updates by name: a result, or an error (a refusal).
 	updates map[string]any
 	// after moves the workflow on once an update of that name was accepted.
@@ -207,7 +209,7 @@ func (f *fakeClient) UpdateWithStartWorkflow(ctx context.Context, o client.Updat
 	f.add(id, &w)
 	in, _ := json.Marshal(op.args[0])
 	f.calls = append(f.calls, fmt.Sprintf("start %s %s on %s: %s", op.typ, id, op.opts.TaskQueue, in))
-	return fakeHandle{id: id, v: w.accept}, nil
+	return fakeHandle{id: id, v: w.accept, err: w.acceptErr}, nil
 }
 
 func (f *fakeClient) UpdateWorkflow(_ context.Context, o client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {

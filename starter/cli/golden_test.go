@@ -330,3 +330,14 @@ func TestGoldenStatusNoWorker(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// A worker that does not know the accepted update yet: the start still works,
+// as before it existed.
+func TestStartWithOlderWorker(t *testing.T) {
+	f := newFake()
+	f.onStart[workflows.ReleaseWorkflow] = &fakeWF{typ: workflows.ReleaseWorkflow, acceptErr: errors.New("unknown update accepted. KnownUpdates=[delete link]")}
+	code, out, errOut := shipline(t, f, "release", "v1.0.0", "--project", "demo")
+	if code != ExitOK || !strings.Contains(out, "release v1.0.0 of demo started for alice") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -43,7 +44,14 @@ func (g *globals) startAccepted(ctx context.Context, c client.Client, opts clien
 		if run, err := op.Get(ctx); err == nil {
 			st.RunID = run.GetRunID()
 		}
-		return h.Get(ctx, &st.Acceptance)
+		err = h.Get(ctx, &st.Acceptance)
+		if err != nil && strings.Contains(err.Error(), "unknown update") {
+			// A worker older than the accepted update: the workflow started,
+			// and reports a refusal through its state, as before.
+			st.Acceptance = workflows.Acceptance{Accepted: true, Status: workflows.StatusRunning}
+			return nil
+		}
+		return err
 	})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	var ee *exitError

@@ -341,3 +341,12 @@ func TestStartWithOlderWorker(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// validate is offline: an invalid project's errors, with file:line:col, exit 2.
+func TestGoldenValidate(t *testing.T) {
+	for _, out := range []string{"text", "json"} {
+		if code, _, _ := golden(t, "validate_bad_"+out, newFake(), "--output", out, "validate", "testdata/validate/bad"); code != ExitInvalid {
+			t.Errorf("exit %d, want 2", code)
+		}
+	}
+}

@@ -100,6 +100,8 @@ type globals struct {
 	identity string
 	// grace is how long to wait for a worker before checking one is there (0: workerGrace).
 	grace time.Duration
+	// acceptEvery bounds the wait for a start's answer (0: acceptTimeout).
+	acceptEvery time.Duration
 	// requestID names a new deployment (nil: newRequestID).
 	requestID func() string
 }

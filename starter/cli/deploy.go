@@ -73,7 +73,10 @@ func runDeploy(ctx context.Context, g *globals, o deployOptions) error {
 		return err
 	}
 	res := startResult{WorkflowID: id, RunID: st.RunID, UIURL: g.workflowURL(id), Acceptance: &st.Acceptance}
-	if !st.Acceptance.Accepted {
+	if st.Undecided {
+		res.Acceptance = nil
+		undecided(g, id)
+	} else if !st.Acceptance.Accepted {
 		return printRefused(g, res, refusal(id, st.Acceptance))
 	}
 	if !o.wait {

@@ -48,6 +48,8 @@ type fakeWF struct {
 	accept workflows.Acceptance
 	// acceptErr is how a worker that does not know AcceptUpdate answers it.
 	acceptErr error
+	// acceptHang: the answer does not come (a step before authorize runs long).
+	acceptHang bool
 	// updates answer other updates by name: a result, or an error (a refusal).
 	updates map[string]any
 	// after moves the workflow on once an update of that name was accepted.
@@ -209,7 +211,7 @@ func (f *fakeClient) UpdateWithStartWorkflow(ctx context.Context, o client.Updat
 	f.add(id, &w)
 	in, _ := json.Marshal(op.args[0])
 	f.calls = append(f.calls, fmt.Sprintf("start %s %s on %s: %s", op.typ, id, op.opts.TaskQueue, in))
-	return fakeHandle{id: id, v: w.accept, err: w.acceptErr}, nil
+	return fakeHandle{id: id, v: w.accept, err: w.acceptErr, hang: w.acceptHang}, nil
 }
 
 func (f *fakeClient) UpdateWorkflow(_ context.Context, o client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {
@@ -234,15 +236,20 @@ func (f *fakeClient) UpdateWorkflow(_ context.Context, o client.UpdateWorkflowOp
 }
 
 type fakeHandle struct {
-	id  string
-	v   any
-	err error
+	id   string
+	v    any
+	err  error
+	hang bool
 }
 
 func (h fakeHandle) WorkflowID() string { return h.id }
 func (h fakeHandle) RunID() string      { return "run-1" }
 func (h fakeHandle) UpdateID() string   { return "update-1" }
-func (h fakeHandle) Get(_ context.Context, ptr any) error {
+func (h fakeHandle) Get(ctx context.Context, ptr any) error {
+	if h.hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if h.err != nil {
 		return h.err
 	}
@@ -350,7 +357,7 @@ func shipline(t *testing.T, f *fakeClient, args ...string) (code int, stdout, st
 	t.Helper()
 	t.Setenv("HOME", t.TempDir()) // no signing key of the machine's user
 	var out, errb bytes.Buffer
-	g := &globals{stdout: &out, stderr: &errb, pollEvery: time.Millisecond, grace: 20 * time.Millisecond, loc: time.UTC,
+	g := &globals{stdout: &out, stderr: &errb, pollEvery: time.Millisecond, grace: 20 * time.Millisecond, acceptEvery: 50 * time.Millisecond, loc: time.UTC,
 		requestID: func() string { return "20261122-101500-ab12" },
 		dial:      func(*globals) (client.Client, error) { return f, nil }}
 	full := append([]string{"shipline", "--ui-url", "http://ui.test", "--as", "alice"}, args...)

@@ -180,6 +180,9 @@ func followDeploy(ctx context.Context, g *globals, c client.Client, id string, o
 			switch s.Status {
 			case workflows.StatusSucceeded:
 				p.done(s.Summary)
+				if o.cancelling {
+					return &s, failed(fmt.Errorf("%s finished before the cancellation took effect", id))
+				}
 				return &s, nil
 			case workflows.StatusParked:
 				if s.Parked != nil && !s.Parked.Since.After(o.resumedAfter) {

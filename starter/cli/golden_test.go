@@ -350,3 +350,13 @@ func TestGoldenValidate(t *testing.T) {
 		}
 	}
 }
+
+// A step before authorize that runs long (a slow fetch) does not hold the
+// command silently: it returns, saying the request is not decided yet.
+func TestGoldenDeployUndecided(t *testing.T) {
+	f := newFake()
+	f.onStart[workflows.DeployWorkflow] = &fakeWF{typ: workflows.DeployWorkflow, acceptHang: true}
+	if code, _, _ := golden(t, "deploy_undecided", f, "deploy", "v1.0.0", "--project", "demo"); code != ExitOK {
+		t.Errorf("exit %d", code)
+	}
+}

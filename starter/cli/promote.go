@@ -69,7 +69,10 @@ func runPromote(ctx context.Context, g *globals, version, project, to string, wa
 		}
 	} else {
 		res.Acceptance = &st.Acceptance
-		if !st.Acceptance.Accepted {
+		if st.Undecided {
+			res.Acceptance = nil
+			undecided(g, id)
+		} else if !st.Acceptance.Accepted {
 			return printRefused(g, res, refusal(id, st.Acceptance))
 		}
 	}

@@ -81,7 +81,10 @@ func runRelease(ctx context.Context, g *globals, o releaseOptions) error {
 	res.RunID, res.Existing = st.RunID, st.Existing
 	if !st.Existing {
 		res.Acceptance = &st.Acceptance
-		if !st.Acceptance.Accepted {
+		if st.Undecided {
+			res.Acceptance = nil
+			undecided(g, id)
+		} else if !st.Acceptance.Accepted {
 			return printRefused(g, res, refusal(id, st.Acceptance))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -19,6 +20,26 @@ type started struct {
 	Existing bool
 	// Acceptance is the workflow's answer to the request (zero when Existing).
 	Acceptance workflows.Acceptance
+	// Undecided: the workflow had not answered within acceptWait (a step
+	// before authorize is still running); a refusal will show in its status.
+	Undecided bool
+}
+
+// acceptTimeout is how long a start waits for the workflow's answer.
+const acceptTimeout = 30 * time.Second
+
+func (g *globals) acceptWait() time.Duration {
+	if g.acceptEvery > 0 {
+		return g.acceptEvery
+	}
+	return acceptTimeout
+}
+
+// undecided prints that the request is started but not yet accepted.
+func undecided(g *globals, id string) {
+	if !g.json() {
+		fmt.Fprintf(g.stdout, "%s has not passed its authorize step yet; a refusal will show in `shipline status %s`\n", id, id)
+	}
 }
 
 // startAccepted starts a workflow together with its AcceptUpdate
@@ -36,7 +57,7 @@ func (g *globals) startAccepted(ctx context.Context, c client.Client, opts clien
 		op := c.NewWithStartWorkflowOperation(opts, workflowType, in)
 		h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 			StartWorkflowOperation: op,
-			UpdateOptions:          client.UpdateWorkflowOptions{UpdateName: workflows.AcceptUpdate, WaitForStage: client.WorkflowUpdateStageCompleted},
+			UpdateOptions:          client.UpdateWorkflowOptions{UpdateName: workflows.AcceptUpdate, WaitForStage: client.WorkflowUpdateStageAccepted},
 		})
 		if err != nil {
 			return err
@@ -44,7 +65,16 @@ func (g *globals) startAccepted(ctx context.Context, c client.Client, opts clien
 		if run, err := op.Get(ctx); err == nil {
 			st.RunID = run.GetRunID()
 		}
-		err = h.Get(ctx, &st.Acceptance)
+		// The answer comes after the authorize step; a step before it (a slow
+		// git fetch) must not hold the command silently.
+		actx, cancel := context.WithTimeout(ctx, g.acceptWait())
+		defer cancel()
+		err = h.Get(actx, &st.Acceptance)
+		if err != nil && ctx.Err() == nil && actx.Err() != nil {
+			st.Acceptance = workflows.Acceptance{Status: workflows.StatusRunning}
+			st.Undecided = true
+			return nil
+		}
 		if err != nil && strings.Contains(err.Error(), "unknown update") {
 			// A worker older than the accepted update: the workflow started,
 			// and reports a refusal through its state, as before.

@@ -28,7 +28,7 @@ func TestFabricKindAdviceFollowsSelectiveJobs(t *testing.T) {
 	cfg := gitActivities(t, "file:///nowhere", nil).Platform
 	for _, selective := range []bool{false, true} {
 		err := checkFabricKind(cfg, "orders_dag", "airflow", "dev", true, selective)
-		ae := appError(t, err, ErrFabricMismatch)
+		ae := appError(t, err, apperr.FabricMismatch)
 		if got := strings.Contains(ae.Error(), "--job"); got != selective {
 			t.Errorf("selective_jobs %v: advice %q (mentions --job: %v)", selective, ae.Error(), got)
 		}

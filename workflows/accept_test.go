@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/shipline/shipline/activities"
-	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // acceptAtStart sends AcceptUpdate the way update-with-start does (with the
@@ -44,7 +44,7 @@ func acceptAtStart(t *testing.T, env *testsuite.TestWorkflowEnvironment) *Accept
 func TestAcceptReleaseRefusedAtAuthorize(t *testing.T) {
 	e := newReleaseEnv(t, admins())
 	got := acceptAtStart(t, e.TestWorkflowEnvironment)
-	e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "bob"}, access.ErrType)
+	e.runFailing(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "bob"}, apperr.AccessDenied)
 	if got.Accepted || got.Status != StatusRefused || got.Step != StepAuthorize || !strings.Contains(got.Reason, "bob may not release project demo") {
 		t.Fatalf("acceptance = %+v", *got)
 	}
@@ -65,7 +65,7 @@ func TestAcceptReleaseAcceptedAfterAuthorize(t *testing.T) {
 func TestAcceptDeployOfUnreleasedVersionRefused(t *testing.T) {
 	e := newDeployEnv(t)
 	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(activities.ResolveDeployOutput{},
-		temporal.NewNonRetryableApplicationError("v9.9.9 of demo is not released: no tag v9.9.9 on the remote", activities.ErrUnknownRelease, nil))
+		temporal.NewNonRetryableApplicationError("v9.9.9 of demo is not released: no tag v9.9.9 on the remote", apperr.UnknownRelease, nil))
 	got := acceptAtStart(t, e.TestWorkflowEnvironment)
 	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v9.9.9", Actor: "bob"})
 	if got.Accepted || got.Status != StatusRefused || got.Step != StepResolveRelease || !strings.Contains(got.Reason, "not released") {

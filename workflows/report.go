@@ -3,12 +3,12 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // failedBuildLog reads where a failed build's log is (and its tail) from the
@@ -57,21 +57,18 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// codeFailures are build failures that only a new commit fixes: resuming
-// would build the same commit again and fail the same way.
-var codeFailures = []string{activities.ErrTestsFailed, activities.ErrBuildFailed, activities.ErrArtifactNotFound, activities.ErrArtifactAmbiguous}
-
 // needsNewRelease marks a step failure that `resume` cannot help.
 type needsNewRelease struct{ error }
 
 func (n *needsNewRelease) Unwrap() error { return n.error }
 
 // buildFailure is the error of a build step whose pipelines failed; types are
-// the failures' types, one per failed pipeline.
+// the failures' types, one per failed pipeline. When every one is of class
+// Fails (tests, a build error, no artifact), only a new commit can help.
 func buildFailure(failed, types []string) error {
 	err := errors.New("build failed: " + strings.Join(failed, "; "))
 	for _, t := range types {
-		if !slices.Contains(codeFailures, t) {
+		if apperr.ClassOf(t) != apperr.Fails {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // A failed build keeps the path of its log on the deployment's state, so
@@ -20,7 +21,7 @@ func TestFailedBuildKeepsItsLog(t *testing.T) {
 	e.okResolve()
 	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BuildInput) (activities.BuildOutput, error) {
 		if in.Pipeline.Name == "score" {
-			return activities.BuildOutput{}, temporal.NewNonRetryableApplicationError("tests failed", activities.ErrTestsFailed, nil,
+			return activities.BuildOutput{}, temporal.NewNonRetryableApplicationError("tests failed", apperr.TestsFailed, nil,
 				activities.BuildFailureDetails{Pipeline: "score", LogPath: "/state/logs/score.log", LogTail: "FAILED test_score"})
 		}
 		return activities.BuildOutput{Pipeline: in.Pipeline.Name, File: "ingest.whl", SHA256: "ab", LogPath: "/state/logs/ingest.log"}, nil
@@ -40,10 +41,10 @@ func TestFailedBuildKeepsItsLog(t *testing.T) {
 
 // A failure resume can fix (a fabric's answer) keeps the resume advice.
 func TestParkAdviceByFailure(t *testing.T) {
-	if a := parkAdvice(deployID, buildFailure([]string{"x: no python3"}, []string{activities.ErrBuildToolMissing})); !strings.Contains(a, "then `shipline resume "+deployID+"`") {
+	if a := parkAdvice(deployID, buildFailure([]string{"x: no python3"}, []string{apperr.BuildToolMissing})); !strings.Contains(a, "then `shipline resume "+deployID+"`") {
 		t.Errorf("missing tool: %q", a)
 	}
-	if a := parkAdvice(deployID, buildFailure([]string{"x: tests", "y: compile"}, []string{activities.ErrTestsFailed, activities.ErrBuildFailed})); !strings.Contains(a, "release a new version") {
+	if a := parkAdvice(deployID, buildFailure([]string{"x: tests", "y: compile"}, []string{apperr.TestsFailed, apperr.BuildFailed})); !strings.Contains(a, "release a new version") {
 		t.Errorf("tests and compile errors: %q", a)
 	}
 	if a := parkAdvice(deployID, errors.New("403")); !strings.Contains(a, "then `shipline resume") {

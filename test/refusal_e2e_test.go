@@ -35,6 +35,7 @@ func TestRefusalsAreSynchronous(t *testing.T) {
 	refused("not registered", "release", "v1.0.0", "--project", "nosuch", "--as", "alice")
 	refused("v9.9.9 of demo is not released", "deploy", "v9.9.9", "--project", "demo", "--as", "alice")
 	refused("it was never released", "promote", "v9.9.9", "--project", "demo", "--as", "alice")
+	refused("v9.9.9 of demo is not released", "plan", "v9.9.9", "--project", "demo", "--as", "alice")
 
 	// The unreleased deploy ended refused; it does not sit parked.
 	c, err := client.Dial(client.Options{HostPort: s.address, Logger: quietSDKLogger{}})

@@ -359,6 +359,8 @@ func reasonSuffix(r string) string {
 // closes or sits idle waiting for a request, printing its summary as it changes.
 func followOther(ctx context.Context, g *globals, c client.Client, id, runID string, o followOpts) (*workflows.Progress, error) {
 	last := ""
+	checked := time.Now()
+	f := g.follower(c, id, runID)
 	for {
 		desc, err := c.DescribeWorkflowExecution(ctx, id, runID)
 		if err != nil {
@@ -366,7 +368,11 @@ func followOther(ctx context.Context, g *globals, c client.Client, id, runID str
 		}
 		info := desc.GetWorkflowExecutionInfo()
 		var p workflows.Progress
-		if _, qerr := queryState(ctx, c, id, runID, &p); qerr == nil && p.Summary != "" && p.Summary != last && !g.json() {
+		ok, _, err := f.next(ctx, &p)
+		if err != nil {
+			return nil, err
+		}
+		if ok && p.Summary != "" && p.Summary != last && !g.json() {
 			last = p.Summary
 			fmt.Fprintf(g.stdout, "  %s\n", p.Summary)
 		}
@@ -390,8 +396,11 @@ func followOther(ctx context.Context, g *globals, c client.Client, id, runID str
 			}
 			return &p, nil
 		}
-		if err := g.checkWorker(ctx, c, id); err != nil {
-			return nil, failed(err)
+		if time.Since(checked) >= g.workerWait() {
+			checked = time.Now()
+			if err := g.checkWorker(ctx, c, id); err != nil {
+				return nil, failed(err)
+			}
 		}
 		select {
 		case <-ctx.Done():

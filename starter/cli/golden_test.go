@@ -360,3 +360,13 @@ func TestGoldenDeployUndecided(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// status --watch of any other workflow (here the audit entity) says where it
+// stands and returns: it never exits silently, and never waits on an idle entity.
+func TestGoldenWatchOther(t *testing.T) {
+	f := newFake()
+	f.add(workflows.AuditID("demo"), &fakeWF{typ: workflows.AuditWorkflow, states: []any{map[string]any{"summary": "3 refusals recorded"}}})
+	if code, _, _ := golden(t, "watch_audit", f, "status", workflows.AuditID("demo"), "--watch"); code != ExitOK {
+		t.Errorf("exit %d", code)
+	}
+}

@@ -56,7 +56,9 @@ func TestRefusalsAreSynchronous(t *testing.T) {
 	refused("bob may not", "delete", "v1.0.0", "--project", "demo", "--as", "bob")
 
 	// A task queue no worker polls: said at once, nothing started.
+	began := time.Now()
 	code, _, errOut := s.shipline("--task-queue", "nowhere", "release", "v1.0.1", "--project", "demo", "--as", "alice")
+	t.Logf("a release on a queue nobody polls was refused after %s", time.Since(began).Round(time.Millisecond))
 	if code != 1 || !strings.Contains(errOut, `no worker polls task queue "nowhere"`) {
 		t.Fatalf("release on a queue nobody polls: exit %d, stderr %q", code, errOut)
 	}
@@ -71,7 +73,9 @@ func TestRefusalsAreSynchronous(t *testing.T) {
 		workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
+	began = time.Now()
 	code, _, errOut = s.shipline("status", id, "--watch")
+	t.Logf("status --watch of a deployment no worker runs stopped after %s", time.Since(began).Round(time.Millisecond))
 	if code != 1 || !strings.Contains(errOut, `no worker polls task queue "nowhere"`) {
 		t.Fatalf("status --watch of a stranded deployment: exit %d, stderr %q", code, errOut)
 	}

@@ -2,6 +2,8 @@ package test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +94,32 @@ func TestRefusalsAreSynchronous(t *testing.T) {
 	}
 	if a := ev.GetWorkflowExecutionTerminatedEventAttributes(); a == nil || !strings.Contains(a.GetReason(), "cancelled by alice: wrong queue") {
 		t.Fatalf("close event of the stranded deployment: %v", ev)
+	}
+}
+
+// TestLogsOfFailedBuild: a release whose tests fail parks its deployment with
+// the advice to release a new version (resume cannot help), and `logs` given
+// the release ID prints the failed build's log first.
+func TestLogsOfFailedBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test starts the embedded Temporal server")
+	}
+	cfgPath, _, work := demoProject(t)
+	test := filepath.Join(work, "pipelines", "score_churn", "tests", "test_score.py")
+	if err := os.WriteFile(test, []byte("def test_fails():\n    assert 1 + 1 == 3, 'arithmetic is broken'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, work, "commit", "-q", "-am", "a failing test")
+	git(t, work, "push", "-q", "origin", "main")
+	s := startStack(t, cfgPath, 0)
+
+	code, out, errOut := s.shipline("release", "v1.0.0", "--project", "demo", "--as", "alice", "--wait")
+	if code != 1 || !strings.Contains(out, "release a new version") || strings.Contains(out, "then `shipline resume") {
+		t.Fatalf("release with failing tests: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = s.shipline("logs", workflows.ReleaseID("demo", "v1.0.0"))
+	failedAt, builtAt := strings.Index(out, "==> score_churn (failed)"), strings.Index(out, "==> ingest_orders")
+	if code != 0 || failedAt < 0 || !strings.Contains(out, "arithmetic is broken") || (builtAt >= 0 && builtAt < failedAt) {
+		t.Fatalf("logs of the release: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -80,7 +80,7 @@ func buildFailure(failed, types []string) error {
 func parkAdvice(id string, err error) string {
 	var n *needsNewRelease
 	if errors.As(err, &n) {
-		return fmt.Sprintf("fix it, commit, and release a new version (`shipline resume` would build the same commit again); `shipline cancel %s` ends this deployment", id)
+		return fmt.Sprintf("`shipline resume` cannot help: it would build the same commit again; release a new version with the fix (`shipline cancel %s` ends this deployment)", id)
 	}
 	return ""
 }

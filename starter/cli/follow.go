@@ -252,6 +252,12 @@ func followPromote(ctx context.Context, g *globals, c client.Client, id string, 
 					return &s, nil
 				}
 				return &s, failed(errors.New(s.Summary))
+			case workflows.StatusParked:
+				// A stage's deployment parked: the summary names it, the
+				// reason and the resume command.
+				if !o.cancelling {
+					return &s, failed(errors.New(s.Summary))
+				}
 			}
 			if err := stageDeployStopped(ctx, c, s); err != nil {
 				return &s, err

@@ -209,6 +209,20 @@ func TestGoldenPromote(t *testing.T) {
 			}
 		}
 	})
+	t.Run("parked", func(t *testing.T) {
+		qaParked := qaDeploying
+		qaParked.Status = workflows.StageParked
+		qaParked.Parked = &workflows.Parked{Step: workflows.StepSchedule, Reason: "fabric qa: 503 Service Unavailable", Since: t0}
+		qaParked.Detail = "deployment " + stageDep + " parked at schedule: fabric qa: 503 Service Unavailable"
+		s := promoteState(workflows.StatusParked, "qa: deployment "+stageDep+" parked at schedule: fabric qa: 503 Service Unavailable — fix the cause, then `shipline resume "+stageDep+"` (or `shipline cancel "+stageDep+"`)",
+			devDone, qaParked, prodPending)
+		f := newFake()
+		f.onStart[workflows.PromoteWorkflow] = &fakeWF{typ: workflows.PromoteWorkflow, accept: workflows.Acceptance{Accepted: true}, states: []any{s}}
+		code, _, errOut := golden(t, "promote_parked", f, "promote", "v1.0.0", "--project", "demo", "--wait")
+		if code != ExitFailed || !strings.Contains(errOut, "shipline resume "+stageDep) {
+			t.Errorf("exit %d, stderr %q", code, errOut)
+		}
+	})
 	t.Run("waiting", func(t *testing.T) {
 		qaWaiting := workflows.StageState{Name: "qa", Fabrics: []string{"qa"}, Status: workflows.StageApproval, Team: "developers", Required: 1}
 		s := promoteState(workflows.StatusWaiting, "promoting v1.0.0 of demo for alice", devDone, qaWaiting, prodPending)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
@@ -340,16 +339,6 @@ func (f *fakeClient) SignalWithStartWorkflow(_ context.Context, id, signal strin
 	r, _ := arg.(workflows.Refusal)
 	f.calls = append(f.calls, fmt.Sprintf("signal %s %s: %s %s refused: %s", signal, id, r.Actor, r.Action, r.Reason))
 	return fakeRun{id: id}, nil
-}
-
-// memo is a memo with the given fields, for listings.
-func memo(fields map[string]any) *commonpb.Memo {
-	m := &commonpb.Memo{Fields: map[string]*commonpb.Payload{}}
-	for k, v := range fields {
-		p, _ := converter.GetDefaultDataConverter().ToPayload(v)
-		m.Fields[k] = p
-	}
-	return m
 }
 
 // shipline runs the CLI against f as alice, with fixed IDs and UTC times.

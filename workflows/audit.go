@@ -33,7 +33,9 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 		}
 	}
 	ch := workflow.GetSignalChannel(ctx, RefusalSignal)
+	internalAuthOn(ctx) // decided once, before any record
 	record := func(r Refusal) {
+		r = authentic(ctx, r, refusals)
 		if r.At.IsZero() {
 			r.At = workflow.Now(ctx)
 		}
@@ -60,4 +62,24 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 		}
 		return workflow.NewContinueAsNewError(ctx, Audit, AuditInput{Project: in.Project, Carried: refusals})
 	}
+}
+
+// authentic returns r when it was sent by Shipline (and not before: kept
+// holds the records so far); else the Audit entity's own record of the
+// attempt, which trusts nothing the signal claimed.
+func authentic(ctx workflow.Context, r Refusal, kept []Refusal) Refusal {
+	var seen []string
+	for _, k := range kept {
+		if k.Seal != nil {
+			seen = append(seen, k.Seal.Nonce)
+		}
+	}
+	err := verifyInternal(ctx, RefusalSignal, &r, &seen)
+	if err == nil {
+		return r
+	}
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	workflow.GetLogger(ctx).Warn("audit record refused", "error", err)
+	return Refusal{Actor: unauthenticatedActor(""), Action: RefusalSignal, Target: id, At: workflow.Now(ctx), Unauthenticated: true,
+		Reason: "an audit record not sent by Shipline was refused; its content is not trusted: " + err.Error()}
 }

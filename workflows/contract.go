@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/msgauth"
 	"github.com/shipline/shipline/internal/signing"
 )
 
@@ -42,6 +43,11 @@ const (
 	// queue and supersedes a queued (or parked) deployment of an older version
 	// by a newer one.
 	ChangeSupersede = "fabric-supersede"
+	// ChangeInternalAuth: messages between Shipline's workflows (enqueue, grant,
+	// deployment-done, deployed, link, refusal) are sealed by the sender and
+	// verified by the receiver (internal/msgauth); an unsealed or forged one
+	// changes nothing and is recorded in the project's audit.
+	ChangeInternalAuth = "internal-auth"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -223,6 +229,8 @@ type ReleaseState struct {
 	Requests []string `json:"requests,omitempty"`
 	// Parked says why the release waits for `resume` (its remote stayed unreachable).
 	Parked *Parked `json:"parked,omitempty"`
+	// Nonces of internal messages accepted (a copy sent again is refused).
+	Nonces []string `json:"nonces,omitempty"`
 }
 
 // ListReleasesInput asks for the release tags on a project's remote.
@@ -450,6 +458,8 @@ type QueueEntry struct {
 	Queued time.Time `json:"queued,omitempty"`
 	// Granted: the entry holds the lock (set by the entity).
 	Granted bool `json:"granted,omitempty"`
+	// Seal authenticates the message as sent by a Shipline workflow.
+	Seal *msgauth.Seal `json:"seal,omitempty"`
 }
 
 // Grant is the payload of GrantSignal: the lock is held (Granted), or the
@@ -462,6 +472,8 @@ type Grant struct {
 	// A queued deployment has left the queue and ends as superseded; a parked
 	// one can no longer be resumed (cancel still ends it).
 	Superseded *Supersession `json:"superseded,omitempty"`
+	// Seal authenticates the message as sent by the Fabric entity.
+	Seal *msgauth.Seal `json:"seal,omitempty"`
 }
 
 // Supersession names the deployment of a newer version that supersedes another.
@@ -504,6 +516,8 @@ type DeploymentDone struct {
 	Jobs     []JobRecord `json:"jobs,omitempty"` // jobs changed on this fabric, even by a failed deployment
 	// Removed lists jobs removed from the fabric (a deleted release with no predecessor).
 	Removed []string `json:"removed,omitempty"`
+	// Seal authenticates the message as sent by a Shipline workflow.
+	Seal *msgauth.Seal `json:"seal,omitempty"`
 }
 
 // FabricState is a Fabric entity's state, answered by StateQuery.
@@ -515,6 +529,8 @@ type FabricState struct {
 	History []DeploymentDone     `json:"history"` // newest last, bounded
 	// Parked deployments hold no lock; `resume` queues them again.
 	Parked []ParkedDeployment `json:"parked,omitempty"`
+	// Nonces of internal messages accepted (a copy sent again is refused).
+	Nonces []string `json:"nonces,omitempty"`
 }
 
 // MaxFabricHistory bounds the deployments a Fabric entity remembers.
@@ -690,6 +706,8 @@ type StageDeployment struct {
 	Stage        string  `json:"stage"`
 	DeploymentID string  `json:"deployment_id"`
 	Parked       *Parked `json:"parked,omitempty"` // nil: running again
+	// Seal authenticates the message as sent by the Deploy workflow.
+	Seal *msgauth.Seal `json:"seal,omitempty"`
 }
 
 // PromoteState is a promotion's state, answered by StateQuery.
@@ -707,6 +725,8 @@ type PromoteState struct {
 	Artifacts map[string]string `json:"artifacts,omitempty"`
 	// Requests are the IDs of signed requests accepted (replays are refused).
 	Requests []string `json:"requests,omitempty"`
+	// Nonces of internal messages accepted (a copy sent again is refused).
+	Nonces []string `json:"nonces,omitempty"`
 }
 
 // LinkRequest is the input of LinkUpdate.
@@ -714,6 +734,8 @@ type LinkRequest struct {
 	Stage       string `json:"stage"`
 	PromotionID string `json:"promotion_id"`
 	Actor       string `json:"actor"`
+	// Seal authenticates the update as sent by the Promote workflow.
+	Seal *msgauth.Seal `json:"seal,omitempty"`
 }
 
 // DeleteRequest is the input of DeleteUpdate.
@@ -739,6 +761,8 @@ type Deployed struct {
 	At           time.Time         `json:"at"`
 	Artifacts    map[string]string `json:"artifacts"` // pipeline → sha256
 	Jobs         []JobRecord       `json:"jobs,omitempty"`
+	// Seal authenticates the message as sent by the Deploy workflow.
+	Seal *msgauth.Seal `json:"seal,omitempty"`
 }
 
 // FabricReach records a release's latest deployment to a fabric.
@@ -757,6 +781,11 @@ type Refusal struct {
 	Stage   string    `json:"stage,omitempty"`
 	Reason  string    `json:"reason"`
 	At      time.Time `json:"at"`
+	// Seal authenticates the record as sent by a Shipline workflow.
+	Seal *msgauth.Seal `json:"seal,omitempty"`
+	// Unauthenticated marks the Audit entity's own record of an audit signal
+	// that was not sent by Shipline (its claimed content is not trusted).
+	Unauthenticated bool `json:"unauthenticated,omitempty"`
 }
 
 // AuditInput starts a project's Audit entity.

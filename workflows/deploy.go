@@ -66,7 +66,8 @@ type deployment struct {
 	relock   bool                         // resumed after releasing its fabrics: queue again first
 	ctl      control
 	guard    requestGuard
-	advice   string // what to do about the current park, when resume cannot help
+	advice   string   // what to do about the current park, when resume cannot help
+	nonces   []string // of the internal messages accepted
 	// v is ChangeParkReleasesFabric: DefaultVersion for deployments started
 	// before parking released the fabrics.
 	v workflow.Version
@@ -238,7 +239,7 @@ func (d *deployment) releaseFabrics(ctx workflow.Context, p Parked) {
 	for _, f := range d.queued {
 		done := DeploymentDone{DeploymentID: d.state.DeploymentID, Version: d.in.Version, Actor: d.in.Actor, Outcome: StatusParked,
 			Reason: p.Reason, Step: p.Step, Started: d.state.Started, Finished: p.Since, Jobs: d.jobsOn(f)}
-		if err := workflow.SignalExternalWorkflow(ctx, FabricID(d.in.Project, f), "", DoneSignal, done).Get(ctx, nil); err != nil {
+		if err := signalInternal(ctx, FabricID(d.in.Project, f), DoneSignal, &done).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("could not release fabric", "fabric", f, "error", err)
 		}
 	}
@@ -270,7 +271,7 @@ func (d *deployment) tellPromotion(ctx workflow.Context, p *Parked) {
 	}
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	msg := StageDeployment{Stage: d.in.Stage, DeploymentID: d.state.DeploymentID, Parked: p}
-	if err := workflow.SignalExternalWorkflow(ctx, parent.ID, "", StageParkedSignal, msg).Get(ctx, nil); err != nil {
+	if err := signalInternal(ctx, parent.ID, StageParkedSignal, &msg).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("promotion not told of the parked deployment", "error", err)
 	}
 }
@@ -377,6 +378,10 @@ func (d *deployment) lock(ctx workflow.Context) error {
 func (d *deployment) readGrants(ctx workflow.Context) {
 	var g Grant
 	for d.granted.ReceiveAsync(&g) {
+		if refuseInternal(ctx, d.in.Project, GrantSignal, "", &g, &d.nonces) != nil {
+			g = Grant{}
+			continue
+		}
 		d.grants[g.Fabric] = g
 		if g.Superseded != nil && d.state.Status == StatusParked && d.state.Superseded == nil {
 			d.state.Superseded = g.Superseded
@@ -444,7 +449,7 @@ func (d *deployment) join(ctx workflow.Context, fab string) error {
 			}
 		}
 	}
-	if err := workflow.SignalExternalWorkflow(ctx, FabricID(d.in.Project, fab), "", EnqueueSignal, entry).Get(ctx, nil); err != nil {
+	if err := signalInternal(ctx, FabricID(d.in.Project, fab), EnqueueSignal, &entry).Get(ctx, nil); err != nil {
 		return err
 	}
 	d.queued = append(d.queued, fab)
@@ -669,7 +674,7 @@ func (d *deployment) finish(ctx workflow.Context, outcome Status, reason string)
 	for _, f := range d.fabricsToTell() {
 		done := DeploymentDone{DeploymentID: d.state.DeploymentID, Version: d.in.Version, Actor: d.in.Actor, Outcome: outcome,
 			Reason: reason, Started: d.state.Started, Finished: now, Jobs: d.jobsOn(f)}
-		if err := workflow.SignalExternalWorkflow(ctx, FabricID(d.in.Project, f), "", DoneSignal, done).Get(ctx, nil); err != nil {
+		if err := signalInternal(ctx, FabricID(d.in.Project, f), DoneSignal, &done).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("could not release fabric", "fabric", f, "error", err)
 		}
 	}
@@ -713,7 +718,7 @@ func (d *deployment) tellRelease(ctx workflow.Context, now time.Time) {
 	for _, p := range sortedNames(d.built) {
 		dep.Artifacts[p] = d.built[p].SHA256
 	}
-	err := workflow.SignalExternalWorkflow(ctx, ReleaseID(d.in.Project, d.in.Version), "", DeployedSignal, dep).Get(ctx, nil)
+	err := signalInternal(ctx, ReleaseID(d.in.Project, d.in.Version), DeployedSignal, &dep).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("release entity not told of the deployment", "error", err)
 	}

@@ -49,12 +49,16 @@ func Fabric(ctx workflow.Context, in FabricInput) error {
 		sel.AddReceive(enqueue, func(c workflow.ReceiveChannel, _ bool) {
 			var e QueueEntry
 			c.Receive(ctx, &e)
-			f.enqueue(ctx, e)
+			if refuseInternal(ctx, in.Project, EnqueueSignal, e.Actor, &e, &f.state.Nonces) == nil {
+				f.enqueue(ctx, e)
+			}
 		})
 		sel.AddReceive(done, func(c workflow.ReceiveChannel, _ bool) {
 			var d DeploymentDone
 			c.Receive(ctx, &d)
-			f.done(ctx, d)
+			if refuseInternal(ctx, in.Project, DoneSignal, d.Actor, &d, &f.state.Nonces) == nil {
+				f.done(ctx, d)
+			}
 		})
 		sel.Select(ctx)
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && enqueue.Len() == 0 && done.Len() == 0 {
@@ -146,7 +150,8 @@ func (f *fabricEntity) advance(ctx workflow.Context) {
 func (f *fabricEntity) drop(ctx workflow.Context, e QueueEntry, s *Supersession) {
 	f.record(DeploymentDone{DeploymentID: e.DeploymentID, Version: e.Version, Actor: e.Actor, Outcome: StatusSuperseded,
 		Reason: s.Reason, Started: e.Since, Finished: workflow.Now(ctx)})
-	err := workflow.SignalExternalWorkflow(ctx, e.DeploymentID, "", GrantSignal, Grant{Fabric: f.state.Fabric, Superseded: s}).Get(ctx, nil)
+	g := Grant{Fabric: f.state.Fabric, Superseded: s}
+	err := signalInternal(ctx, e.DeploymentID, GrantSignal, &g).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("superseded deployment unreachable", "deployment", e.DeploymentID, "error", err)
 	}
@@ -192,7 +197,8 @@ func (f *fabricEntity) supersedeParked(ctx workflow.Context, d DeploymentDone) {
 			}
 		}
 		p.Superseded = succeededSupersession(d, f.state.Fabric)
-		err := workflow.SignalExternalWorkflow(ctx, p.DeploymentID, "", GrantSignal, Grant{Fabric: f.state.Fabric, Superseded: p.Superseded}).Get(ctx, nil)
+		g := Grant{Fabric: f.state.Fabric, Superseded: p.Superseded}
+		err := signalInternal(ctx, p.DeploymentID, GrantSignal, &g).Get(ctx, nil)
 		if err != nil {
 			workflow.GetLogger(ctx).Warn("parked deployment unreachable; dropping it", "deployment", p.DeploymentID, "error", err)
 			gone = append(gone, *p)
@@ -391,7 +397,7 @@ func (f *fabricEntity) grant(ctx workflow.Context, id string) workflow.Future {
 	for _, e := range f.state.Queue[:max(pos, 0)] {
 		g.Ahead = append(g.Ahead, e.DeploymentID)
 	}
-	return workflow.SignalExternalWorkflow(ctx, id, "", GrantSignal, g)
+	return signalInternal(ctx, id, GrantSignal, &g)
 }
 
 // unreachable drops a queued deployment whose grant signal failed.

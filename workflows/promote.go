@@ -323,6 +323,10 @@ func (p *promotion) followDeployment(ctx workflow.Context, s *StageState, child 
 		}
 		var msg StageDeployment
 		for news.ReceiveAsync(&msg) {
+			if refuseInternal(ctx, p.in.Project, StageParkedSignal, "", &msg, &p.state.Nonces) != nil {
+				msg = StageDeployment{}
+				continue
+			}
 			if msg.DeploymentID != s.DeploymentID {
 				continue
 			}

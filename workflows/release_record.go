@@ -36,6 +36,9 @@ func (r *release) keepRecord(ctx workflow.Context) error {
 			if !deployed.ReceiveAsync(&d) {
 				break
 			}
+			if refuseInternal(ctx, r.in.Project, DeployedSignal, d.Actor, &d, &r.state.Nonces) != nil {
+				continue
+			}
 			r.recordDeployed(d)
 			r.publishQuiet(ctx)
 		}
@@ -57,6 +60,13 @@ func (r *release) keepRecord(ctx workflow.Context) error {
 
 func (r *release) registerRecordHandlers(ctx workflow.Context) error {
 	err := workflow.SetUpdateHandlerWithOptions(ctx, LinkUpdate, func(ctx workflow.Context, req LinkRequest) (ReleaseState, error) {
+		// Only Shipline's Promote links a release: the update's outcome records a forged one.
+		if err := refuseInternal(ctx, r.in.Project, LinkUpdate, req.Actor, &req, &r.state.Nonces); err != nil {
+			return r.state, err
+		}
+		if r.deleting || r.state.Status == StatusDeleted {
+			return r.state, fmt.Errorf("%s of %s is being deleted or was deleted; it cannot be promoted", r.in.Version, r.in.Project)
+		}
 		if r.state.Status != StatusReleased {
 			return r.state, fmt.Errorf("%s of %s is not released (it is %s)", r.in.Version, r.in.Project, r.state.Status)
 		}
@@ -191,7 +201,7 @@ func (r *release) revertJobs(ctx workflow.Context, fab string, res *DeleteResult
 		res.Removed = append(res.Removed, fab+"/"+name)
 	}
 	done.Finished = workflow.Now(ctx)
-	return workflow.SignalExternalWorkflow(ctx, FabricID(r.in.Project, fab), "", DoneSignal, done).Get(ctx, nil)
+	return signalInternal(ctx, FabricID(r.in.Project, fab), DoneSignal, &done).Get(ctx, nil)
 }
 
 // previousRecord finds the latest record of job from another version in a

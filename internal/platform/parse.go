@@ -42,7 +42,7 @@ const (
 )
 
 var (
-	topKeys      = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures"}
+	topKeys      = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth"}
 	temporalKeys = []string{"address", "namespace", "task_queue"}
 	teamKeys     = []string{"members"}
 	projectKeys  = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
@@ -178,6 +178,9 @@ func (p *parser) config(root *yaml.Node) {
 		p.promotion(keys["promotion"], v)
 	}
 	p.users(keys["require_signatures"], sections["users"], sections["require_signatures"])
+	if v := sections["internal_auth"]; v != nil {
+		p.internalAuth(keys["internal_auth"], v)
+	}
 }
 
 func file(name string) string { return filepath.Base(name) }

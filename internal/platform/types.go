@@ -22,6 +22,17 @@ type Config struct {
 	Users map[string]User `json:"users,omitempty"`
 	// RequireSignatures refuses unsigned mutating requests (and --as is no longer trusted).
 	RequireSignatures bool `json:"require_signatures,omitempty"`
+	// InternalAuth names where the workers read the secret that authenticates
+	// the messages Shipline's workflows send each other; nil: generated under state_dir.
+	InternalAuth *InternalAuth `json:"internal_auth,omitempty"`
+}
+
+// InternalAuth names the secret of internal messages: one of an environment
+// variable (SecretEnv) or a file (SecretFile). The secret itself never is in
+// platform.yaml.
+type InternalAuth struct {
+	SecretEnv  string `json:"secret_env,omitempty"`
+	SecretFile string `json:"secret_file,omitempty"`
 }
 
 // User is a person who signs requests.

@@ -18,6 +18,8 @@ type Deps struct {
 	Client client.Client
 	// BuildParallelism bounds the builds running at once on this worker.
 	BuildParallelism int
+	// InternalSecret authenticates the messages Shipline's workflows send each other.
+	InternalSecret []byte
 }
 
 // register registers Shipline's workflows (under their contract names) and the
@@ -38,5 +40,7 @@ func register(r worker.Registry, d Deps) {
 	r.RegisterActivity(git)
 	r.RegisterActivity(&activities.Deploy{Git: git, Platform: d.Config})
 	r.RegisterActivity(&activities.Build{Platform: d.Config, Parallelism: d.BuildParallelism})
-	r.RegisterActivity(&activities.Messages{Client: d.Client})
+	auth := &activities.InternalAuth{Secret: d.InternalSecret}
+	r.RegisterActivity(auth)
+	r.RegisterActivity(&activities.Messages{Client: activities.SealingClient{Client: d.Client, Auth: auth}})
 }

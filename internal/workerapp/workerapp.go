@@ -19,6 +19,7 @@ import (
 
 	"github.com/shipline/shipline/internal/devserver"
 	"github.com/shipline/shipline/internal/metrics"
+	"github.com/shipline/shipline/internal/msgauth"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/workflows"
 )
@@ -80,6 +81,11 @@ func Run(ctx context.Context, opts Options) error {
 		TaskQueue: orDefault(opts.Config.Temporal.TaskQueue, workflows.DefaultTaskQueue),
 	}
 
+	secret, err := internalSecret(opts.Config, logger)
+	if err != nil {
+		return err
+	}
+
 	// The metrics endpoint comes first, so that a taken port fails at once;
 	// it stops last, after the worker.
 	var (
@@ -129,7 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		},
 	})
-	register(w, Deps{Config: opts.Config, Logger: logger, Client: c, BuildParallelism: opts.BuildParallelism})
+	register(w, Deps{Config: opts.Config, Logger: logger, Client: c, BuildParallelism: opts.BuildParallelism, InternalSecret: secret})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", info.TaskQueue, err)
 	}
@@ -198,6 +204,23 @@ func startDevServer(ctx context.Context, opts Options, namespace string, logger 
 	logger.Info("temporal dev server started", zap.String("address", srv.Address()),
 		zap.String("ui", srv.UIURL()), zap.Duration("took", time.Since(start)))
 	return srv, nil
+}
+
+// internalSecret reads the secret that authenticates messages between
+// Shipline's workflows (platform.yaml's internal_auth), or generates one under
+// state_dir when none is named: workers that share state_dir share it; workers
+// on other machines need internal_auth.
+func internalSecret(cfg *platform.Config, logger *zap.Logger) ([]byte, error) {
+	var env, file string
+	if ia := cfg.InternalAuth; ia != nil {
+		env, file = ia.SecretEnv, ia.SecretFile
+	}
+	secret, source, err := msgauth.LoadSecret(env, file, orDefault(cfg.StateDir, platform.DefaultStateDir))
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("internal messages authenticated", zap.String("secret", source))
+	return secret, nil
 }
 
 func orDefault(s, def string) string {

@@ -1,0 +1,165 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/msgauth"
+)
+
+// Messages between Shipline's own workflows (a Deploy joining or leaving a
+// Fabric entity's queue, the Fabric entity's grants, a Deploy telling the
+// Release entity where it deployed, Promote linking a release, refusals
+// recorded in the Audit entity) are sealed by their sender and verified by
+// their receiver (internal/msgauth), because anyone who can reach the
+// namespace can send any workflow any signal or update. Sealing and verifying
+// run in activities (internalActs), which hold the secret; history records the
+// seal and the verdict only. Messages sent from activities (messageActs) are
+// sealed by activities.SealingClient. A message that is not authentic changes
+// nothing and is recorded in the project's audit.
+
+var internalActs *activities.InternalAuth
+
+// maxNonces bounds the nonces an entity remembers against copies of genuine
+// messages (seals older than msgauth.MaxAge are refused anyway).
+const maxNonces = 1000
+
+// internalMessage is a payload that carries a seal.
+type internalMessage interface {
+	sealOf() *msgauth.Seal
+	setSeal(*msgauth.Seal)
+}
+
+func (e *QueueEntry) sealOf() *msgauth.Seal        { return e.Seal }
+func (e *QueueEntry) setSeal(s *msgauth.Seal)      { e.Seal = s }
+func (g *Grant) sealOf() *msgauth.Seal             { return g.Seal }
+func (g *Grant) setSeal(s *msgauth.Seal)           { g.Seal = s }
+func (d *DeploymentDone) sealOf() *msgauth.Seal    { return d.Seal }
+func (d *DeploymentDone) setSeal(s *msgauth.Seal)  { d.Seal = s }
+func (d *Deployed) sealOf() *msgauth.Seal          { return d.Seal }
+func (d *Deployed) setSeal(s *msgauth.Seal)        { d.Seal = s }
+func (l *LinkRequest) sealOf() *msgauth.Seal       { return l.Seal }
+func (l *LinkRequest) setSeal(s *msgauth.Seal)     { l.Seal = s }
+func (r *Refusal) sealOf() *msgauth.Seal           { return r.Seal }
+func (r *Refusal) setSeal(s *msgauth.Seal)         { r.Seal = s }
+func (m *StageDeployment) sealOf() *msgauth.Seal   { return m.Seal }
+func (m *StageDeployment) setSeal(s *msgauth.Seal) { m.Seal = s }
+
+// internalAuthOn reports whether this run seals and verifies internal
+// messages. Runs that began before sealing existed replay without it (and
+// keep trusting unsealed messages until they continue as new).
+func internalAuthOn(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeInternalAuth, workflow.DefaultVersion, 1) >= 1
+}
+
+// signalInternal seals msg for (target, name) and signals it to target.
+func signalInternal(ctx workflow.Context, target, name string, msg internalMessage) workflow.Future {
+	if err := sealInternal(ctx, target, name, msg); err != nil {
+		f, set := workflow.NewFuture(ctx)
+		set.SetError(fmt.Errorf("seal %s for %s: %w", name, target, err))
+		return f
+	}
+	return workflow.SignalExternalWorkflow(ctx, target, "", name, msg)
+}
+
+// sealInternal sets msg's seal for (target, name).
+func sealInternal(ctx workflow.Context, target, name string, msg internalMessage) error {
+	if !internalAuthOn(ctx) {
+		return nil
+	}
+	msg.setSeal(nil)
+	payload, err := msgauth.Payload(msg)
+	if err != nil {
+		return err
+	}
+	var s msgauth.Seal
+	in := activities.SealInput{Target: target, Name: name, Payload: payload}
+	if err := workflow.ExecuteActivity(shortActivity(ctx), internalActs.SealMessage, in).Get(ctx, &s); err != nil {
+		return err
+	}
+	msg.setSeal(&s)
+	return nil
+}
+
+// verifyInternal checks that msg, received by this workflow as name, was sent
+// by Shipline and not before (seen holds the nonces accepted so far; an
+// accepted nonce is added). It returns why the message is not authentic.
+func verifyInternal(ctx workflow.Context, name string, msg internalMessage, seen *[]string) error {
+	if !internalAuthOn(ctx) {
+		return nil
+	}
+	s := msg.sealOf()
+	switch {
+	case s == nil:
+		return errors.New("the message carries no seal: it was not sent by a Shipline workflow")
+	case slices.Contains(*seen, s.Nonce):
+		return errors.New("the message is a copy of one already received")
+	}
+	payload, err := msgauth.Payload(msg)
+	if err != nil {
+		return err
+	}
+	in := activities.VerifyInput{SealInput: activities.SealInput{Target: workflow.GetInfo(ctx).WorkflowExecution.ID, Name: name, Payload: payload}, Seal: s}
+	var out activities.VerifyOutput
+	if err := workflow.ExecuteActivity(shortActivity(ctx), internalActs.VerifyMessage, in).Get(ctx, &out); err != nil {
+		return fmt.Errorf("the message could not be verified: %s", userMessage(err))
+	}
+	if !out.OK {
+		return errors.New(out.Reason)
+	}
+	*seen = append(*seen, s.Nonce)
+	if n := len(*seen); n > maxNonces {
+		*seen = slices.Clone((*seen)[n-maxNonces:])
+	}
+	return nil
+}
+
+// refuseInternal verifies a received internal message. One that is not
+// authentic is recorded in the project's audit as an attempt and its reason
+// returned: the caller then changes nothing. claimedActor is whom the message
+// claims to act for (not trusted; it only helps reading the audit).
+func refuseInternal(ctx workflow.Context, project, name, claimedActor string, msg internalMessage, seen *[]string) error {
+	err := verifyInternal(ctx, name, msg, seen)
+	if err == nil {
+		return nil
+	}
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	err = fmt.Errorf("a %q message to %s was refused, nothing changed: %w", name, id, err)
+	workflow.GetLogger(ctx).Warn("internal message refused", "message", name, "error", err)
+	auditAttempt(ctx, project, Refusal{Actor: unauthenticatedActor(claimedActor), Action: name, Target: id, Reason: err.Error()})
+	return err
+}
+
+// unauthenticatedActor names the sender of a message that is not authentic.
+func unauthenticatedActor(claimed string) string {
+	if claimed == "" {
+		return "unknown (unauthenticated message)"
+	}
+	return "unknown (unauthenticated message claiming " + claimed + ")"
+}
+
+// auditAttempt records a refused attempt in the project's Audit entity, which
+// it starts when needed. It is best effort: the refusal stands even when the
+// record cannot be written (the failure is logged).
+func auditAttempt(ctx workflow.Context, project string, r Refusal) {
+	if r.At.IsZero() {
+		r.At = workflow.Now(ctx)
+	}
+	arg, err := json.Marshal(r)
+	if err == nil {
+		var input []byte
+		if input, err = json.Marshal(AuditInput{Project: project}); err == nil {
+			in := activities.SignalWithStartInput{WorkflowID: AuditID(project), Signal: RefusalSignal, Arg: arg,
+				WorkflowType: AuditWorkflow, Input: input, TaskQueue: workflow.GetInfo(ctx).TaskQueueName}
+			err = workflow.ExecuteActivity(shortActivity(ctx), messageActs.SignalWithStart, in).Get(ctx, nil)
+		}
+	}
+	if err != nil {
+		workflow.GetLogger(ctx).Error("record refusal in the audit", "audit", AuditID(project), "error", err)
+	}
+}

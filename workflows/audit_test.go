@@ -31,16 +31,17 @@ func TestAuditRecordsRefusals(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
+	useInternalAuth(env)
 	env.OnUpsertTypedSearchAttributes(temporal.NewSearchAttributes(ProjectKey.ValueSet("demo"))).Return(nil).Once()
 	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	env.SetStartTime(at.Add(-time.Hour))
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(RefusalSignal, Refusal{Actor: "mallory", Action: ApproveUpdate, Target: PromoteID("demo", "v1.0.0"),
-			Version: "v1.0.0", Stage: "prod", Reason: "mallory is not in team prod_support", At: at})
+		env.SignalWorkflow(RefusalSignal, sealed(testWorkflowID, RefusalSignal, Refusal{Actor: "mallory", Action: ApproveUpdate, Target: PromoteID("demo", "v1.0.0"),
+			Version: "v1.0.0", Stage: "prod", Reason: "mallory is not in team prod_support", At: at}))
 	}, time.Minute)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(RefusalSignal, Refusal{Actor: "bob", Action: DeleteUpdate, Target: ReleaseID("demo", "v1.0.0"),
-			Version: "v1.0.0", Reason: "only admins may delete"})
+		env.SignalWorkflow(RefusalSignal, sealed(testWorkflowID, RefusalSignal, Refusal{Actor: "bob", Action: DeleteUpdate, Target: ReleaseID("demo", "v1.0.0"),
+			Version: "v1.0.0", Reason: "only admins may delete"}))
 	}, 2*time.Minute)
 	var got []Refusal
 	env.RegisterDelayedCallback(func() {
@@ -65,6 +66,7 @@ func TestAuditContinuesAsNew(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
+	useInternalAuth(env)
 	carried := make([]Refusal, MaxAuditRefusals-1)
 	for i := range carried {
 		carried[i] = Refusal{Actor: "old", Action: CancelUpdate, Reason: fmt.Sprint(i), At: time.Unix(int64(i), 0)}
@@ -72,9 +74,9 @@ func TestAuditContinuesAsNew(t *testing.T) {
 	env.RegisterDelayedCallback(func() {
 		env.SetContinueAsNewSuggested(true)
 		// Three signals delivered in the same workflow task: none may be lost.
-		env.SignalWorkflowSkippingWorkflowTask(RefusalSignal, Refusal{Actor: "a", Action: ResumeUpdate, Reason: "r1"})
-		env.SignalWorkflowSkippingWorkflowTask(RefusalSignal, Refusal{Actor: "b", Action: ResumeUpdate, Reason: "r2"})
-		env.SignalWorkflow(RefusalSignal, Refusal{Actor: "c", Action: ResumeUpdate, Reason: "r3"})
+		env.SignalWorkflowSkippingWorkflowTask(RefusalSignal, sealed(testWorkflowID, RefusalSignal, Refusal{Actor: "a", Action: ResumeUpdate, Reason: "r1"}))
+		env.SignalWorkflowSkippingWorkflowTask(RefusalSignal, sealed(testWorkflowID, RefusalSignal, Refusal{Actor: "b", Action: ResumeUpdate, Reason: "r2"}))
+		env.SignalWorkflow(RefusalSignal, sealed(testWorkflowID, RefusalSignal, Refusal{Actor: "c", Action: ResumeUpdate, Reason: "r3"}))
 	}, time.Minute)
 	env.ExecuteWorkflow(AuditWorkflow, AuditInput{Project: "demo", Carried: carried})
 

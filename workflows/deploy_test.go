@@ -74,7 +74,8 @@ func newDeployEnv(t *testing.T) *deployEnv {
 			for enqueue.ReceiveAsync(&q) {
 				e.enqueued = append(e.enqueued, q)
 				if e.grantOnEnqueue {
-					_ = workflow.SignalExternalWorkflow(ctx, q.DeploymentID, "", GrantSignal, Grant{Fabric: in.Fabric, Granted: true}).Get(ctx, nil)
+					g := Grant{Fabric: in.Fabric, Granted: true}
+					_ = signalInternal(ctx, q.DeploymentID, GrantSignal, &g).Get(ctx, nil)
 				}
 			}
 		}
@@ -82,6 +83,7 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	e.RegisterActivity(&activities.Deploy{})
 	e.RegisterActivity(&activities.Build{})
 	e.RegisterActivity(&activities.Config{})
+	useInternalAuth(e.TestWorkflowEnvironment)
 	e.OnActivity(configActs.Signatures, mock.Anything).Return(signing.Policy{}, nil)
 	e.RegisterActivity(&activities.Messages{})
 	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: ReleaseID("demo", "v1.0.0"), Query: StateQuery}).Return(
@@ -304,12 +306,12 @@ func TestDeployWaitsInQueue(t *testing.T) {
 	var queued DeployState
 	var buildsWhileQueued int32 = -1
 	e.RegisterDelayedCallback(func() {
-		e.SignalWorkflow(GrantSignal, Grant{Fabric: "dev", Ahead: []string{"deploy/demo/v0.9.0/x"}})
+		e.SignalWorkflow(GrantSignal, sealed(deployID, GrantSignal, Grant{Fabric: "dev", Ahead: []string{"deploy/demo/v0.9.0/x"}}))
 	}, time.Minute)
 	e.RegisterDelayedCallback(func() {
 		queued = e.query()
 		buildsWhileQueued = e.builds.Load()
-		e.SignalWorkflow(GrantSignal, Grant{Fabric: "dev", Granted: true})
+		e.SignalWorkflow(GrantSignal, sealed(deployID, GrantSignal, Grant{Fabric: "dev", Granted: true}))
 	}, time.Hour)
 	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
 	s := e.result()

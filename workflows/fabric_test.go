@@ -14,6 +14,7 @@ func TestFabricQueue(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(Fabric)
+	useInternalAuth(env)
 	grants := map[string][]Grant{}
 	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", GrantSignal, mock.Anything).Return(
 		func(_, id, _, _ string, arg any) error {
@@ -23,7 +24,7 @@ func TestFabricQueue(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	enqueue := func(id string, at time.Duration) {
 		env.RegisterDelayedCallback(func() {
-			env.SignalWorkflow(EnqueueSignal, QueueEntry{DeploymentID: id, Version: "v1", Actor: "bob", Since: now})
+			env.SignalWorkflow(EnqueueSignal, sealed(testWorkflowID, EnqueueSignal, QueueEntry{DeploymentID: id, Version: "v1", Actor: "bob", Since: now}))
 		}, at)
 	}
 	enqueue("d1", time.Minute)
@@ -31,11 +32,11 @@ func TestFabricQueue(t *testing.T) {
 	enqueue("d3", 3*time.Minute)
 	enqueue("d2", 4*time.Minute) // a retried enqueue does not queue twice
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(DoneSignal, DeploymentDone{DeploymentID: "d3", Outcome: StatusCancelled}) // cancelled while waiting
+		env.SignalWorkflow(DoneSignal, sealed(testWorkflowID, DoneSignal, DeploymentDone{DeploymentID: "d3", Outcome: StatusCancelled})) // cancelled while waiting
 	}, 5*time.Minute)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(DoneSignal, DeploymentDone{DeploymentID: "d1", Outcome: StatusSucceeded, Version: "v1",
-			Jobs: []JobRecord{{Job: "daily", Version: "v1", DeploymentID: "d1", Actor: "bob"}}})
+		env.SignalWorkflow(DoneSignal, sealed(testWorkflowID, DoneSignal, DeploymentDone{DeploymentID: "d1", Outcome: StatusSucceeded, Version: "v1",
+			Jobs: []JobRecord{{Job: "daily", Version: "v1", DeploymentID: "d1", Actor: "bob"}}}))
 	}, 6*time.Minute)
 	var state FabricState
 	env.RegisterDelayedCallback(func() {

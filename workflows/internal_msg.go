@@ -57,14 +57,17 @@ func internalAuthOn(ctx workflow.Context) bool {
 	return workflow.GetVersion(ctx, ChangeInternalAuth, workflow.DefaultVersion, 1) >= 1
 }
 
-// signalInternal seals msg for (target, name) and signals it to target.
-func signalInternal(ctx workflow.Context, target, name string, msg internalMessage) workflow.Future {
+// signalInternal seals msg for (target, name) and signals it (its value) to target.
+func signalInternal[T any, PT interface {
+	*T
+	internalMessage
+}](ctx workflow.Context, target, name string, msg PT) workflow.Future {
 	if err := sealInternal(ctx, target, name, msg); err != nil {
 		f, set := workflow.NewFuture(ctx)
 		set.SetError(fmt.Errorf("seal %s for %s: %w", name, target, err))
 		return f
 	}
-	return workflow.SignalExternalWorkflow(ctx, target, "", name, msg)
+	return workflow.SignalExternalWorkflow(ctx, target, "", name, *msg)
 }
 
 // sealInternal sets msg's seal for (target, name).

@@ -26,6 +26,7 @@ func newRecordEnv(t *testing.T, fabric FabricState, slowDelete ...time.Duration)
 	e.okGit(true)
 	e.RegisterActivity(&activities.Deploy{})
 	e.RegisterActivity(&activities.Messages{})
+	useInternalAuth(e.TestWorkflowEnvironment)
 	raw, _ := json.Marshal(fabric)
 	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: FabricID("demo", "dev"), Query: StateQuery}).
 		Return(activities.QueryOutput{Result: raw}, nil)
@@ -48,7 +49,7 @@ func newRecordEnv(t *testing.T, fabric FabricState, slowDelete ...time.Duration)
 	e.OnSignalExternalWorkflow(mock.Anything, FabricID("demo", "dev"), "", DoneSignal, mock.Anything).Return(nil)
 	// The auto_deploy child reports where it deployed.
 	e.RegisterDelayedCallback(func() {
-		e.SignalWorkflow(DeployedSignal, Deployed{DeploymentID: "deploy/demo/v1.0.0/release", Fabrics: []string{"dev"}, Actor: "alice", Artifacts: map[string]string{"ingest": "s1"}})
+		e.SignalWorkflow(DeployedSignal, sealed(testWorkflowID, DeployedSignal, Deployed{DeploymentID: "deploy/demo/v1.0.0/release", Fabrics: []string{"dev"}, Actor: "alice", Artifacts: map[string]string{"ingest": "s1"}}))
 	}, time.Minute)
 	return e
 }
@@ -108,7 +109,7 @@ func TestDeleteUnlinkedRelease(t *testing.T) {
 func TestLinkedReleaseCannotBeDeleted(t *testing.T) {
 	e := newRecordEnv(t, fabricWithHistory())
 	var link, del string
-	e.update(time.Hour, LinkUpdate, LinkRequest{Stage: "qa", Actor: "bob"}, &link)
+	e.update(time.Hour, LinkUpdate, sealed(testWorkflowID, LinkUpdate, LinkRequest{Stage: "qa", Actor: "bob"}), &link)
 	e.update(2*time.Hour, DeleteUpdate, DeleteRequest{Actor: "alice"}, &del)
 	var state ReleaseState
 	e.RegisterDelayedCallback(func() {
@@ -130,7 +131,7 @@ func TestDeletingReleaseCannotBeLinked(t *testing.T) {
 	e := newRecordEnv(t, fabricWithHistory(), 10*time.Minute)
 	var del, link string
 	e.update(time.Hour, DeleteUpdate, DeleteRequest{Actor: "alice"}, &del)
-	e.update(time.Hour+time.Minute, LinkUpdate, LinkRequest{Stage: "qa", Actor: "bob"}, &link)
+	e.update(time.Hour+time.Minute, LinkUpdate, sealed(testWorkflowID, LinkUpdate, LinkRequest{Stage: "qa", Actor: "bob"}), &link)
 	e.ExecuteWorkflow(Release, ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"})
 	if del != "" || !strings.Contains(link, "is being deleted") || e.tagGone != true {
 		t.Fatalf("delete refusal %q, link refusal %q", del, link)

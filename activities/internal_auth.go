@@ -46,6 +46,10 @@ type VerifyOutput struct {
 	Nonce  string `json:"nonce,omitempty"`
 }
 
+// VerifyMessageActivity is the activity name of VerifyMessage, whose results
+// `shipline audit` reads from history.
+const VerifyMessageActivity = "VerifyMessage"
+
 // VerifyMessage checks a received message's seal now.
 func (a *InternalAuth) VerifyMessage(_ context.Context, in VerifyInput) (VerifyOutput, error) {
 	out := VerifyOutput{OK: true}

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +73,11 @@ func TestSealingClientSealsMessages(t *testing.T) {
 	s, _ := msgauth.Make(auth.Secret, "t", "n", []byte(`{}`), time.Now().Add(-msgauth.MaxAge-time.Minute))
 	if out, _ := auth.VerifyMessage(context.Background(), VerifyInput{SealInput: SealInput{Target: "t", Name: "n", Payload: []byte(`{}`)}, Seal: &s}); out.OK || !strings.Contains(out.Reason, "stale") {
 		t.Fatalf("stale seal: %+v", out)
+	}
+}
+
+func TestVerifyMessageActivityName(t *testing.T) {
+	if _, ok := reflect.TypeOf(&InternalAuth{}).MethodByName(VerifyMessageActivity); !ok {
+		t.Fatalf("InternalAuth has no method %s: the activity's name changed", VerifyMessageActivity)
 	}
 }

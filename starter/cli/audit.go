@@ -314,6 +314,10 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			Result: result, Detail: detail, WorkflowID: run.WorkflowID})
 		own = append(own, len(out)-1)
 	}
+	var authentic map[int64]bool // RefusalSignal events sent by Shipline (nil: all, in runs from before sealing)
+	if run.Type == workflows.AuditWorkflow {
+		authentic = authenticRefusals(events)
+	}
 	for _, ev := range events {
 		at := ev.GetEventTime().AsTime()
 		switch ev.GetEventType() {
@@ -402,6 +406,10 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			}
 			var ref workflows.Refusal
 			if p := firstPayloadOf(a.GetInput()); p == nil || converter.GetDefaultDataConverter().FromPayload(p, &ref) != nil {
+				continue
+			}
+			if authentic != nil && !authentic[ev.GetEventId()] {
+				out = append(out, forgedAuditRecord(project, run.WorkflowID, ev, ref))
 				continue
 			}
 			out = append(out, auditRecord{Time: at, Actor: ref.Actor, Action: ref.Action, Project: project, Version: ref.Version,

@@ -145,7 +145,7 @@ func TestInternalMessagesCannotBeForged(t *testing.T) {
 		t.Fatalf("attempts missing from the audit: %v\naudit: %+v", missing, lines)
 	}
 	for _, l := range lines {
-		if l.Actor == "dave" || l.Actor == "mallory" && l.Action != "deploy" {
+		if l.Actor == "dave" || l.Actor == "mallory" && l.Result != "failed" && l.Result != "refused" {
 			t.Errorf("the audit believes a forged record: %+v", l)
 		}
 	}
@@ -170,7 +170,7 @@ func TestInternalMessagesCannotBeForged(t *testing.T) {
 	if code, out, errOut := f.s.shipline("delete", "v1.0.0", "--project", "demo", "--as", "alice"); code != 0 {
 		t.Errorf("delete after a forged link: exit %d\n%s\n%s", code, out, errOut)
 	}
-	t.Logf("internal messages forged: %d tried, %d refused", tried+1, tried+1)
+	t.Logf("internal messages forged: %d tried, %d refused", tried, tried)
 }
 
 func jsonEqual(a, b any) bool {

@@ -82,9 +82,12 @@ func TestAuditEndToEnd(t *testing.T) {
 	if code, out, errOut := f.s.shipline("resume", res.WorkflowID, "--as", "bob", "--wait"); code != 0 {
 		t.Fatalf("resume: exit %d\n%s\n%s", code, out, errOut)
 	}
-	// 4. A refused update leaves no event in its target: the CLI records it in
+	// 4. A refused update leaves no event in its target: the CLI reports it to
 	// the project's Audit entity (recordRefusal), here through `cancel` of a
-	// deployment that already ended, and directly with signal-with-start.
+	// deployment that already ended, and directly with signal-with-start. A
+	// client cannot seal an audit record (only Shipline's workers hold the
+	// secret), so the audit shows both as unauthenticated reports, quoting
+	// what they claim without believing it.
 	code, _, errOut := f.s.shipline("cancel", res.WorkflowID, "--as", "bob")
 	if code != 1 || !strings.Contains(errOut, "refused") {
 		t.Fatalf("cancel of an ended deployment: exit %d %q", code, errOut)
@@ -102,12 +105,12 @@ func TestAuditEndToEnd(t *testing.T) {
 		"bob deploy parked",
 		"bob resume ok",
 		"bob deploy succeeded",
-		"bob cancel refused",
-		"mallory approve refused",
+		"unknown (unauthenticated) forge audit record refused",
+		"unknown (unauthenticated) forge audit record refused",
 	}
 	lines := waitAudit(t, f, want)
 	for i, l := range lines {
-		if l.Project != "demo" || l.Version != "v1.0.0" || l.WorkflowID == "" || l.Time.IsZero() {
+		if l.Project != "demo" || (l.Version != "v1.0.0" && l.WorkflowID != workflows.AuditID("demo")) || l.WorkflowID == "" || l.Time.IsZero() {
 			t.Errorf("line %d: %+v", i, l)
 		}
 		if i > 0 && l.Time.Before(lines[i-1].Time) {
@@ -133,10 +136,10 @@ func TestAuditEndToEnd(t *testing.T) {
 	if resume.WorkflowID != res.WorkflowID || !strings.Contains(resume.Detail, "resuming") {
 		t.Errorf("resume line: %+v", resume)
 	}
-	if cancel.WorkflowID != res.WorkflowID || cancel.Detail == "" || !strings.Contains(errOut, cancel.Detail) {
+	if !strings.Contains(cancel.Detail, "bob cancel on "+res.WorkflowID) {
 		t.Errorf("refused cancel line: %+v", cancel)
 	}
-	if approval.Stage != "prod" || approval.Detail != "mallory is not in team prod_support" || approval.WorkflowID != workflows.PromoteID("demo", "v1.0.0") {
+	if !strings.Contains(approval.Detail, "mallory approve on promote/demo/v1.0.0: mallory is not in team prod_support") {
 		t.Errorf("refused approval line: %+v", approval)
 	}
 
@@ -152,7 +155,7 @@ func TestAuditEndToEnd(t *testing.T) {
 		t.Errorf("audit since the future: exit %d %q", code, out)
 	}
 	code, out, _ = f.s.shipline("audit", "--project", "demo")
-	if code != 0 || !strings.Contains(out, "FABRIC/STAGE") || !strings.Contains(out, "stage prod") || strings.Count(out, "\n") != len(want)+1 {
+	if code != 0 || !strings.Contains(out, "FABRIC/STAGE") || !strings.Contains(out, "forge audit record") || strings.Count(out, "\n") != len(want)+1 {
 		t.Errorf("audit table: exit %d\n%s", code, out)
 	}
 	code, out, _ = f.s.shipline("--output", "json", "audit", "--project", "demo")
@@ -215,12 +218,12 @@ func signalRefusal(t *testing.T, s *stack, r workflows.Refusal) {
 	if err != nil {
 		t.Fatalf("signal-with-start %s: %v", id, err)
 	}
-	// The entity keeps it in its state too.
+	// The entity keeps its own record of the attempt, without the claimed content.
 	for i := 0; ; i++ {
 		v, err := c.QueryWorkflow(ctx, id, "", workflows.StateQuery)
 		var kept []workflows.Refusal
 		if err == nil && v.Get(&kept) == nil && len(kept) > 0 {
-			if last := kept[len(kept)-1]; last.Actor != r.Actor || last.Reason != r.Reason {
+			if last := kept[len(kept)-1]; !last.Unauthenticated || strings.Contains(last.Reason, r.Reason) {
 				t.Fatalf("audit entity keeps %+v", last)
 			}
 			return

@@ -17,6 +17,11 @@ const MaxAuditRefusals = 1000
 // signals the refusal here (RefusalSignal, payload Refusal) with
 // signal-with-start. The `state` query returns the refusals kept, newest last.
 //
+// A refusal is believed only when Shipline sealed it (see internal_msg.go):
+// anyone who can reach the namespace can signal this entity, so any other
+// signal is kept as an unauthenticated attempt of its own, none of its claims
+// copied.
+//
 // It never completes; it continues as new when Temporal suggests it, after
 // draining the signals already delivered, carrying its state.
 func Audit(ctx workflow.Context, in AuditInput) error {

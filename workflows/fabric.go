@@ -29,6 +29,9 @@ import (
 // superseded when a newer version succeeds on a job it still has to deploy,
 // so resuming it can never roll the fabric back.
 //
+// Both signals are believed only when sealed by a Shipline workflow (see
+// internal_msg.go); its grants are sealed in turn.
+//
 // It never completes; it continues as new when Temporal suggests it.
 func Fabric(ctx workflow.Context, in FabricInput) error {
 	f := &fabricEntity{state: FabricState{Project: in.Project, Fabric: in.Fabric, Jobs: map[string]JobRecord{}}}

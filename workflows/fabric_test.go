@@ -74,6 +74,7 @@ func TestFabricSupersedesOlderQueuedVersion(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(Fabric)
+	useInternalAuth(env)
 	grants := map[string][]Grant{}
 	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", GrantSignal, mock.Anything).Return(
 		func(_, id, _, _ string, arg any) error {
@@ -83,7 +84,7 @@ func TestFabricSupersedesOlderQueuedVersion(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	enqueue := func(id, version string, jobs []string, at time.Duration) {
 		env.RegisterDelayedCallback(func() {
-			env.SignalWorkflow(EnqueueSignal, QueueEntry{DeploymentID: id, Version: version, Actor: "bob", Since: now.Add(at), Jobs: jobs})
+			env.SignalWorkflow(EnqueueSignal, sealed(testWorkflowID, EnqueueSignal, QueueEntry{DeploymentID: id, Version: version, Actor: "bob", Since: now.Add(at), Jobs: jobs}))
 		}, at)
 	}
 	both := []string{"daily", "hourly"}

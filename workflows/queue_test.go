@@ -48,6 +48,7 @@ func newLab(t *testing.T) *lab {
 	l.RegisterActivity(&activities.Deploy{})
 	l.RegisterActivity(&activities.Build{})
 	l.RegisterActivity(&activities.Config{})
+	useInternalAuth(l.TestWorkflowEnvironment)
 	l.OnActivity(configActs.Signatures, mock.Anything).Return(signing.Policy{}, nil)
 	l.OnActivity(configActs.Project, mock.Anything, mock.Anything).Return(activities.ProjectSettings{Name: "demo"}, nil)
 	l.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(resolved(), nil)

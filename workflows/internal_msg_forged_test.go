@@ -3,11 +3,13 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -225,5 +227,63 @@ func TestAuditRecordsForgedRecordsAsAttempts(t *testing.T) {
 			!strings.Contains(r.Reason, want) {
 			t.Errorf("record %d = %+v, want an unauthenticated attempt (%s) without the forged content", i+1, r, want)
 		}
+	}
+}
+
+// A forged stage-deployment message (claiming the parked deployment runs
+// again) does not change what the promotion says.
+func TestPromoteRefusesForgedStageDeployment(t *testing.T) {
+	l := newLab(t)
+	var audited []activities.SignalWithStartInput
+	l.OnActivity(messageActs.SignalWithStart, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SignalWithStartInput) error {
+			audited = append(audited, in)
+			return nil
+		})
+	dev := activities.PromotionSettings{Stages: []activities.StageSettings{
+		{Name: "dev", Fabrics: []string{"dev"}, Owners: map[string]activities.FabricInfo{"dev": owners("developers", "alice", "bob")}},
+	}}
+	l.OnActivity(configActs.Promotion, mock.Anything, mock.Anything).Return(dev, nil)
+	rel, _ := json.Marshal(ReleaseState{Progress: Progress{Status: StatusReleased}, Actor: "alice"})
+	l.OnActivity(messageActs.Query, mock.Anything, mock.Anything).Return(activities.QueryOutput{Result: rel}, nil)
+	l.fail = func(dep, job string, call int) error {
+		if job == "daily_orders" && call == 1 {
+			return errors.New("fabric dev refused the token (403 PERMISSION_DENIED)")
+		}
+		return nil
+	}
+	id := PromoteID("demo", "v1.0.0")
+	l.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: id})
+	var after PromoteState
+	var refused string
+	l.RegisterDelayedCallback(func() {
+		v, _ := l.QueryWorkflow(StateQuery)
+		var s PromoteState
+		_ = v.Get(&s)
+		l.SignalWorkflow(StageParkedSignal, StageDeployment{Stage: "dev", DeploymentID: s.Stages[0].DeploymentID})
+		l.SignalWorkflow(StageParkedSignal, forgedSeal(id, StageParkedSignal, StageDeployment{Stage: "dev", DeploymentID: s.Stages[0].DeploymentID}))
+	}, 5*time.Minute)
+	l.RegisterDelayedCallback(func() {
+		v, _ := l.QueryWorkflow(StateQuery)
+		_ = v.Get(&after)
+		l.control(0, after.Stages[0].DeploymentID, ResumeUpdate, &refused)
+	}, 10*time.Minute)
+	l.ExecuteWorkflow(Promote, PromoteInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+
+	if after.Status != StatusParked || after.Stages[0].Status != StageParked {
+		t.Fatalf("a forged message changed the promotion: %s, stage %s", after.Status, after.Stages[0].Status)
+	}
+	var n int
+	for _, r := range attempts(t, audited) {
+		if r.Action == StageParkedSignal && r.Target == id {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("attempts = %+v, want the two forged stage-deployment messages", audited)
+	}
+	var end PromoteState
+	if err := l.GetWorkflowResult(&end); err != nil || end.Status != StatusPromoted {
+		t.Fatalf("the genuine messages still work: %v %s (resume refused %q)", err, end.Status, refused)
 	}
 }

@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+
+	"github.com/shipline/shipline/internal/msgauth"
 )
 
 // An attacker with a plain SDK client, who can reach the namespace, sends the
@@ -171,6 +175,14 @@ func TestInternalMessagesCannotBeForged(t *testing.T) {
 		t.Errorf("delete after a forged link: exit %d\n%s\n%s", code, out, errOut)
 	}
 	t.Logf("internal messages forged: %d tried, %d refused", tried, tried)
+
+	// The secret that seals the genuine messages (generated under state_dir)
+	// is in no workflow history.
+	secret, err := os.ReadFile(filepath.Join(f.s.cfg.StateDir, msgauth.GeneratedFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoSecretsInHistory(t, f.s, strings.TrimSpace(string(secret)))
 }
 
 func jsonEqual(a, b any) bool {

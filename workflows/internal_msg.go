@@ -14,8 +14,8 @@ import (
 
 // Messages between Shipline's own workflows (a Deploy joining or leaving a
 // Fabric entity's queue, the Fabric entity's grants, a Deploy telling the
-// Release entity where it deployed, Promote linking a release, refusals
-// recorded in the Audit entity) are sealed by their sender and verified by
+// Release entity where it deployed and its Promote that it parked or goes on,
+// Promote linking a release, refusals recorded in the Audit entity) are sealed by their sender and verified by
 // their receiver (internal/msgauth), because anyone who can reach the
 // namespace can send any workflow any signal or update. Sealing and verifying
 // run in activities (internalActs), which hold the secret; history records the

@@ -85,3 +85,23 @@ func (m *Messages) Update(ctx context.Context, in UpdateInput) (UpdateOutput, er
 	}
 	return UpdateOutput{}, err
 }
+
+// SignalWithStartInput sends one signal to a workflow, starting it first (with
+// WorkflowType and Input on TaskQueue) when it is not running.
+type SignalWithStartInput struct {
+	WorkflowID   string          `json:"workflow_id"`
+	Signal       string          `json:"signal"`
+	Arg          json.RawMessage `json:"arg"`
+	WorkflowType string          `json:"workflow_type"`
+	Input        json.RawMessage `json:"input"`
+	TaskQueue    string          `json:"task_queue"`
+}
+
+// SignalWithStart signals a workflow, starting it if needed: how a workflow
+// reaches an entity (such as a project's audit) that may not be running yet.
+func (m *Messages) SignalWithStart(ctx context.Context, in SignalWithStartInput) error {
+	_, err := m.Client.SignalWithStartWorkflow(ctx, in.WorkflowID, in.Signal, in.Arg, client.StartWorkflowOptions{
+		ID: in.WorkflowID, TaskQueue: in.TaskQueue,
+	}, in.WorkflowType, in.Input)
+	return err
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -65,6 +66,9 @@ func TestAuditContinuesAsNew(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
+	// This run continues the entity's previous one, as continue-as-new starts it.
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: AuditID("demo")})
+	env.SetContinuedExecutionRunID("previous-run")
 	carried := make([]Refusal, MaxAuditRefusals-1)
 	for i := range carried {
 		carried[i] = Refusal{Actor: "old", Action: CancelUpdate, Reason: fmt.Sprint(i), At: time.Unix(int64(i), 0)}

@@ -42,6 +42,9 @@ const (
 	// queue and supersedes a queued (or parked) deployment of an older version
 	// by a newer one.
 	ChangeSupersede = "fabric-supersede"
+	// ChangeCarriedStateCheck: a run believes its carried input only when it was
+	// continued as new (see carriedStateAllowed); a direct start is refused.
+	ChangeCarriedStateCheck = "carried-state-check"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -551,6 +554,10 @@ const (
 	ActionResume  = "resume"
 	ActionCancel  = "cancel"
 )
+
+// ActionStart names, in the audit, a workflow start refused before it did
+// anything (a direct start carrying continue-as-new state).
+const ActionStart = "start"
 
 // ---- Promote, link and delete -----------------------------------------------
 

@@ -52,11 +52,17 @@ type release struct {
 	deploying bool // the auto_deploy child runs
 	guard     requestGuard
 	ctl       control
+	forged    error // why the input's carried state was refused
 }
 
 // setup registers the state query first, so every later step is observable,
 // and seeds the state (fresh, or carried over by continue-as-new).
 func (r *release) setup(ctx workflow.Context) error {
+	if r.in.carries() {
+		if r.forged = carriedStateAllowed(ctx, ReleaseID(r.in.Project, r.in.Version)); r.forged != nil {
+			r.in.Carried, r.in.CarriedPolicy = nil, nil // believe none of it
+		}
+	}
 	if r.in.Carried != nil {
 		r.state = *r.in.Carried
 		r.guard.restore(r.in.CarriedPolicy, r.state.Requests)
@@ -159,6 +165,10 @@ func (r *release) failOrPark(ctx workflow.Context, step string, err error) error
 }
 
 func (r *release) run(ctx workflow.Context) (ReleaseState, error) {
+	if r.forged != nil {
+		recordRefusal(ctx, r.in.Project, carriedAttempt(ctx, r.in.Actor, r.in.Version, r.forged))
+		return r.state, r.refuse(ctx, StepAuthorize, apperr.CarriedStateRefused, r.forged.Error())
+	}
 	if r.in.Carried == nil {
 		if err := r.releaseOnce(ctx); err != nil {
 			return r.state, err

@@ -255,6 +255,9 @@ func (r *release) checkInput() error {
 	case r.in.Actor == "":
 		return errors.New(`the input has no "actor": name the user on whose behalf the release is made`)
 	}
+	if err := CheckTagMessage(r.in.Message); err != nil {
+		return err
+	}
 	return versionCheck(r.in.Version)
 }
 
@@ -322,12 +325,12 @@ func (r *release) tag(ctx workflow.Context) error {
 	r.begin(ctx, StepTag)
 	msg := r.in.Message
 	if msg == "" {
-		msg = fmt.Sprintf("Release %s of %s", r.in.Version, r.in.Project)
+		msg = DefaultTagMessage(r.in.Project, r.in.Version)
 	}
 	r.state.Message = msg
 	in := activities.CreateTagInput{
 		Project: r.in.Project, Version: r.in.Version, Commit: r.state.Commit, Tagger: r.in.Actor, When: r.state.CreatedAt,
-		Message: msg + "\n\n" + TagTrailer + ReleaseID(r.in.Project, r.in.Version) + "\n",
+		Message: TagMessage(msg, r.in.Project, r.in.Version),
 	}
 	var out activities.CreateTagOutput
 	if err := workflow.ExecuteActivity(gitRetryActivity(ctx, r.settings.GitRetry), gitActs.CreateTag, in).Get(ctx, &out); err != nil {

@@ -40,8 +40,9 @@ type attack struct {
 	name string
 	// pending names the protection that is not enforced yet (the attempt is skipped).
 	pending string
-	// target is the workflow ID the attempt is aimed at; its audit row names it.
-	target string
+	// target is the workflow ID the attempt is aimed at; its audit row names
+	// it, and the actor the attempt claims to be (when set).
+	target, actor string
 	// refused says why the attempt was refused (a fragment of the error or of
 	// the recorded refusal), and audit is a fragment of its audit row's detail.
 	refused, audit string
@@ -83,14 +84,14 @@ func TestAttackerThroughTheTemporalAPI(t *testing.T) {
 	a.cli("release", "v1.0.0", "--project", "demo", "--as", "alice", "--key", a.aliceKey, "--wait")
 
 	// Forged carry-over on each entity.
-	a.run(ctx, attack{name: "release started with carried state", target: "release/demo/v2.0.0", refused: carriedRefusal, audit: carriedRefusal,
+	a.run(ctx, attack{name: "release started with carried state", target: "release/demo/v2.0.0", actor: "mallory", refused: carriedRefusal, audit: carriedRefusal,
 		try: func(ctx context.Context) error {
 			return a.startAndWait(ctx, "release/demo/v2.0.0", "Release", `{"project":"demo","version":"v2.0.0","actor":"mallory",
 				"carried":{"status":"released","summary":"released v2.0.0","project":"demo","version":"v2.0.0","actor":"mallory",
 					"admins":["mallory"],"linked":true,"stages":["dev","prod"],"commit":"0123456789abcdef0123456789abcdef01234567"},
 				"carried_policy":{"require":false}}`)
 		}})
-	a.run(ctx, attack{name: "promotion started with carried stages and settings", target: "promote/demo/v1.0.0", refused: carriedRefusal, audit: carriedRefusal,
+	a.run(ctx, attack{name: "promotion started with carried stages and settings", target: "promote/demo/v1.0.0", actor: "mallory", refused: carriedRefusal, audit: carriedRefusal,
 		try: func(ctx context.Context) error {
 			return a.startAndWait(ctx, "promote/demo/v1.0.0", "Promote", `{"project":"demo","version":"v1.0.0","actor":"mallory","to":"prod",
 				"carried":{"status":"running","project":"demo","version":"v1.0.0","actor":"mallory","target":"prod",
@@ -107,15 +108,15 @@ func TestAttackerThroughTheTemporalAPI(t *testing.T) {
 		}})
 
 	// Unsigned starts.
-	a.run(ctx, attack{name: "unsigned release start", target: "release/demo/v3.0.0", refused: "unsigned", audit: "unsigned",
+	a.run(ctx, attack{name: "unsigned release start", target: "release/demo/v3.0.0", actor: "alice", refused: "unsigned", audit: "unsigned",
 		try: func(ctx context.Context) error {
 			return a.startAndWait(ctx, "release/demo/v3.0.0", "Release", `{"project":"demo","version":"v3.0.0","actor":"alice"}`)
 		}})
-	a.run(ctx, attack{name: "unsigned deploy start", target: "deploy/demo/v1.0.0/attack-1", refused: "unsigned", audit: "unsigned",
+	a.run(ctx, attack{name: "unsigned deploy start", target: "deploy/demo/v1.0.0/attack-1", actor: "alice", refused: "unsigned", audit: "unsigned",
 		try: func(ctx context.Context) error {
 			return a.startAndWait(ctx, "deploy/demo/v1.0.0/attack-1", "Deploy", `{"project":"demo","version":"v1.0.0","actor":"alice","fabric":"dev"}`)
 		}})
-	a.run(ctx, attack{name: "unsigned promote start", target: "promote/demo/v1.0.0", refused: "unsigned", audit: "unsigned",
+	a.run(ctx, attack{name: "unsigned promote start", target: "promote/demo/v1.0.0", actor: "alice", refused: "unsigned", audit: "unsigned",
 		try: func(ctx context.Context) error {
 			return a.startAndWait(ctx, "promote/demo/v1.0.0", "Promote", `{"project":"demo","version":"v1.0.0","actor":"alice"}`)
 		}})
@@ -143,52 +144,59 @@ func TestAttackerThroughTheTemporalAPI(t *testing.T) {
 	bobVote := a.acceptedUpdate(ctx, "promote/demo/v1.0.0", "approve")
 	voteArgs := withoutAuth(a.t, bobVote)
 
-	vote := func(name, pending, actor, signer, fragment string, payload func() string) {
-		a.run(ctx, attack{name: name, pending: pending, target: "promote/demo/v1.0.0", refused: fragment, audit: fragment,
+	const notAudited = "issue 9 item 4: not yet enforced (a refused update is not audited)"
+	vote := func(name, actor, fragment string, payload func() string) {
+		a.run(ctx, attack{name: name, pending: notAudited, target: "promote/demo/v1.0.0", actor: actor, refused: fragment, audit: fragment,
 			try: func(ctx context.Context) error { return a.update(ctx, "promote/demo/v1.0.0", "approve", payload()) }})
 	}
-	const notAudited = "issue 9 item 4: not yet enforced (a refused update is not audited)"
-	vote("unsigned approval", notAudited, "bob", "", "unsigned", func() string { return `{"stage":"dev","actor":"carol"}` })
-	vote("approval signed with the wrong key", notAudited, "carol", "mallory", "forged", func() string {
+	vote("unsigned approval", "carol", "unsigned", func() string { return `{"stage":"dev","actor":"carol"}` })
+	vote("approval signed with the wrong key", "carol", "forged", func() string {
 		args := strings.Replace(voteArgs, `"actor":"bob"`, `"actor":"carol"`, 1)
 		return signed(args, a.key("mallory"), "promote/demo/v1.0.0", "approve", "carol", "wrong-key-1", time.Now())
 	})
-	vote("stale approval", notAudited, "carol", "carol", "stale", func() string {
+	vote("stale approval", "carol", "stale", func() string {
 		args := strings.Replace(voteArgs, `"actor":"bob"`, `"actor":"carol"`, 1)
 		return signed(args, a.key("carol"), "promote/demo/v1.0.0", "approve", "carol", "stale-1", time.Now().Add(-10*time.Minute))
 	})
-	vote("replayed approval", notAudited, "bob", "bob", "replayed", func() string { return bobVote })
+	vote("replayed approval", "bob", "replayed", func() string { return bobVote })
 
 	// Controls and deletion by an outsider.
-	a.run(ctx, attack{name: "unsigned cancel of a release", pending: notAudited, target: "release/demo/v1.0.0", refused: "unsigned", audit: "unsigned",
+	a.run(ctx, attack{name: "unsigned cancel of a release", actor: "mallory",
+		pending: "issue 9 items 2 and 4: not yet enforced (cancel is refused for the release's state before its signature is checked, and not audited)", target: "release/demo/v1.0.0", refused: "unsigned", audit: "unsigned",
 		try: func(ctx context.Context) error {
 			return a.update(ctx, "release/demo/v1.0.0", "cancel", `{"actor":"mallory","reason":"no"}`)
 		}})
-	a.run(ctx, attack{name: "unsigned delete of a release", pending: notAudited, target: "release/demo/v1.0.0", refused: "unsigned", audit: "unsigned",
+	a.run(ctx, attack{name: "unsigned delete of a release", actor: "mallory", pending: notAudited, target: "release/demo/v1.0.0", refused: "unsigned", audit: "unsigned",
 		try: func(ctx context.Context) error {
 			return a.update(ctx, "release/demo/v1.0.0", "delete", `{"actor":"mallory"}`)
 		}})
 
+	a.run(ctx, attack{name: "delete signed with the wrong key", actor: "alice", pending: notAudited, target: "release/demo/v1.0.0", refused: "forged", audit: "forged",
+		try: func(ctx context.Context) error {
+			return a.update(ctx, "release/demo/v1.0.0", "delete",
+				signed(`{"actor":"alice"}`, a.key("mallory"), "release/demo/v1.0.0", "delete", "alice", "wrong-key-2", time.Now()))
+		}})
+
 	// Messages that only Shipline's own workflows may send.
 	const notAuthenticated = "issue 9 item 2: not yet enforced (internal messages are not authenticated)"
-	a.run(ctx, attack{name: "forged link update", pending: notAuthenticated, target: "release/demo/v1.0.0", refused: "link", audit: "link",
+	a.run(ctx, attack{name: "forged link update", actor: "mallory", pending: notAuthenticated, target: "release/demo/v1.0.0", refused: "link", audit: "link",
 		try: func(ctx context.Context) error {
 			return a.update(ctx, "release/demo/v1.0.0", "link", `{"stage":"prod","promotion_id":"promote/demo/v1.0.0","actor":"mallory"}`)
 		}})
-	a.run(ctx, attack{name: "forged deployed signal", pending: notAuthenticated, target: "release/demo/v1.0.0", refused: "deployed", audit: "deployed",
+	a.run(ctx, attack{name: "forged deployed signal", actor: "mallory", pending: notAuthenticated, target: "release/demo/v1.0.0", refused: "deployed", audit: "deployed",
 		try: func(ctx context.Context) error {
 			return a.signal(ctx, "release/demo/v1.0.0", "deployed", `{"deployment_id":"deploy/demo/v1.0.0/ghost","stage":"prod","fabrics":["prod"],"actor":"mallory","at":"2026-01-01T00:00:00Z","artifacts":{}}`)
 		}})
-	a.run(ctx, attack{name: "forged fabric lock request", pending: notAuthenticated, target: "fabric/demo/prod", refused: "enqueue", audit: "enqueue",
+	a.run(ctx, attack{name: "forged fabric lock request", actor: "mallory", pending: notAuthenticated, target: "fabric/demo/prod", refused: "enqueue", audit: "enqueue",
 		try: func(ctx context.Context) error {
 			return a.signal(ctx, "fabric/demo/prod", "enqueue", `{"deployment_id":"deploy/demo/v9.9.9/ghost","version":"v9.9.9","actor":"mallory","since":"2026-01-01T00:00:00Z"}`)
 		}})
-	a.run(ctx, attack{name: "forged deployment record", pending: notAuthenticated, target: "fabric/demo/prod", refused: "deployment-done", audit: "deployment-done",
+	a.run(ctx, attack{name: "forged deployment record", actor: "mallory", pending: notAuthenticated, target: "fabric/demo/prod", refused: "deployment-done", audit: "deployment-done",
 		try: func(ctx context.Context) error {
 			return a.signal(ctx, "fabric/demo/prod", "deployment-done", `{"deployment_id":"deploy/demo/v9.9.9/ghost","version":"v9.9.9","actor":"dave","outcome":"succeeded",
 				"started":"2026-01-01T00:00:00Z","finished":"2026-01-01T00:01:00Z","jobs":[{"fabric":"prod","job":"daily_orders","scheduler":"databricks","version":"v9.9.9","commit":"x","deployment_id":"deploy/demo/v9.9.9/ghost","actor":"dave","at":"2026-01-01T00:01:00Z"}]}`)
 		}})
-	a.run(ctx, attack{name: "forged audit entry", pending: notAuthenticated, target: "audit/demo", refused: "refusal", audit: "refusal",
+	a.run(ctx, attack{name: "forged audit entry", actor: "dave", pending: notAuthenticated, target: "audit/demo", refused: "refusal", audit: "refusal",
 		try: func(ctx context.Context) error {
 			return a.signal(ctx, "audit/demo", "refusal", `{"actor":"dave","action":"delete","target":"release/demo/v1.0.0","reason":"dave deleted v1.0.0","at":"2026-01-01T00:00:00Z"}`)
 		}})
@@ -518,7 +526,8 @@ func (a *attackSuite) checkAudit() {
 	for _, at := range a.audited {
 		found := false
 		for _, r := range rows {
-			found = found || (r["workflow_id"] == at.target && r["result"] == "refused" && strings.Contains(fmt.Sprint(r["detail"]), at.audit))
+			found = found || (r["workflow_id"] == at.target && r["result"] == "refused" && strings.Contains(fmt.Sprint(r["detail"]), at.audit) &&
+				(at.actor == "" || r["actor"] == at.actor))
 		}
 		if !found {
 			a.t.Errorf("%s: no refused row for %s mentioning %q in `shipline audit`", at.name, at.target, at.audit)

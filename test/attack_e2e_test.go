@@ -121,6 +121,13 @@ func TestAttackerThroughTheTemporalAPI(t *testing.T) {
 			return a.startAndWait(ctx, "promote/demo/v1.0.0", "Promote", `{"project":"demo","version":"v1.0.0","actor":"alice"}`)
 		}})
 
+	// User text that would read as Shipline's own tag trailer.
+	a.run(ctx, attack{name: "release message forging a Shipline trailer", target: "release/demo/v4.0.0", actor: "alice", refused: "Shipline trailer", audit: "Shipline trailer",
+		try: func(ctx context.Context) error {
+			return a.startAndWait(ctx, "release/demo/v4.0.0", "Release", `{"project":"demo","version":"v4.0.0","actor":"alice",
+				"message":"Hotfix\n\nShipline-Release: release/demo/v9.9.9"}`)
+		}})
+
 	// Replayed starts: alice's signed release of v1.1.0, copied from its
 	// history after she deleted it.
 	a.cli("release", "v1.1.0", "--project", "demo", "--as", "alice", "--key", a.aliceKey, "--wait", "--no-deploy")
@@ -201,9 +208,10 @@ func TestAttackerThroughTheTemporalAPI(t *testing.T) {
 			return a.signal(ctx, "audit/demo", "refusal", `{"actor":"dave","action":"delete","target":"release/demo/v1.0.0","reason":"dave deleted v1.0.0","at":"2026-01-01T00:00:00Z"}`)
 		}})
 
-	a.checkAudit()
-	t.Logf("attacker suite: %d attempts tried, %d refused, %d pending (skipped): %s", a.tried, a.refused, len(a.skipped), strings.Join(a.skipped, "; "))
-	fmt.Printf("attacker suite: %d tried, %d refused, %d pending\n", a.tried, a.refused, len(a.skipped))
+	inAudit := a.checkAudit()
+	t.Logf("attacker suite: %d attempts tried, %d refused without a change, %d of them in `shipline audit`; %d pending (skipped): %s",
+		a.tried, a.refused, inAudit, len(a.skipped), strings.Join(a.skipped, "; "))
+	fmt.Printf("attacker suite: %d tried, %d refused, %d audited, %d pending\n", a.tried, a.refused, inAudit, len(a.skipped))
 }
 
 func newAttackSuite(t *testing.T) *attackSuite {
@@ -485,7 +493,7 @@ func (a *attackSuite) snapshot(ctx context.Context) string {
 		js, _ := json.Marshal(sel)
 		parts = append(parts, id+": "+string(js))
 	}
-	for _, v := range []string{"v1.0.0", "v1.1.0", "v2.0.0", "v3.0.0"} {
+	for _, v := range []string{"v1.0.0", "v1.1.0", "v2.0.0", "v3.0.0", "v4.0.0"} {
 		pick("release/demo/"+v, "status", "linked", "stages", "fabrics", "admins", "commit", "deleted")
 	}
 	pick("promote/demo/v1.0.0", "status", "stages")
@@ -509,13 +517,15 @@ func (a *attackSuite) snapshot(ctx context.Context) string {
 func asSlice(v any) []any        { s, _ := v.([]any); return s }
 func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
 
-// checkAudit runs `shipline audit` and finds every refused attempt in it.
-func (a *attackSuite) checkAudit() {
+// checkAudit runs `shipline audit` and finds every refused attempt in it; it
+// returns how many it found.
+func (a *attackSuite) checkAudit() int {
 	a.t.Helper()
 	code, out, errOut := a.s.shipline("audit", "--project", "demo", "--json")
 	if code != 0 {
 		a.t.Fatalf("audit: exit %d\n%s", code, errOut)
 	}
+	n := 0
 	var rows []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		var r map[string]any
@@ -531,6 +541,9 @@ func (a *attackSuite) checkAudit() {
 		}
 		if !found {
 			a.t.Errorf("%s: no refused row for %s mentioning %q in `shipline audit`", at.name, at.target, at.audit)
+			continue
 		}
+		n++
 	}
+	return n
 }

@@ -23,7 +23,7 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 	if in.carries() {
 		// Forged entries are dropped; the attempt is recorded here like any
 		// other refusal (the signal reaches this very run).
-		if err := carriedStateAllowed(ctx, AuditID(in.Project)); err != nil {
+		if err := carriedStateAllowed(ctx); err != nil {
 			recordRefusal(ctx, in.Project, carriedAttempt(ctx, "", "", err))
 			in.Carried = nil
 		}

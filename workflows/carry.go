@@ -39,11 +39,10 @@ func originOf(ctx workflow.Context) runOrigin {
 }
 
 // checkCarried decides whether a run may take carried state: only a run that
-// continued as new from a run of the same workflow may. A cron run or a retry
-// is also "continued", but from a copy of the input a client gave, so both are
-// refused. wantID is the workflow ID the carried input belongs to (continue-as-new
-// keeps the ID, so a legitimate next run always matches it).
-func checkCarried(o runOrigin, wantID string) error {
+// continued as new may (continue-as-new keeps the workflow ID, so it continues
+// a run of this very workflow). A cron run or a retry is also "continued", but
+// from a copy of the input a client gave, so both are refused.
+func checkCarried(o runOrigin) error {
 	switch {
 	case o.ContinuedFrom == "":
 		return fmt.Errorf("%s: %s was started directly with \"carried\" fields in its input; start it without them", carriedRefusal, o.WorkflowID)
@@ -51,8 +50,6 @@ func checkCarried(o runOrigin, wantID string) error {
 		return fmt.Errorf("%s: %s runs on a cron schedule (%s), which repeats a client's input; start it once, without a schedule and without \"carried\" fields", carriedRefusal, o.WorkflowID, o.Cron)
 	case o.Attempt > 1:
 		return fmt.Errorf("%s: %s is a retry (attempt %d) of a client's start, which repeats its input; start it without a retry policy and without \"carried\" fields", carriedRefusal, o.WorkflowID, o.Attempt)
-	case o.WorkflowID != wantID:
-		return fmt.Errorf("%s: the carried state belongs to %s, not to %s", carriedRefusal, wantID, o.WorkflowID)
 	}
 	return nil
 }
@@ -62,8 +59,8 @@ func checkCarried(o runOrigin, wantID string) error {
 // without its marker) believed their input; they still do, so their histories
 // replay unchanged. The marker is only written on the refusing path, so
 // legitimate runs issue the same commands as before.
-func carriedStateAllowed(ctx workflow.Context, wantID string) error {
-	err := checkCarried(originOf(ctx), wantID)
+func carriedStateAllowed(ctx workflow.Context) error {
+	err := checkCarried(originOf(ctx))
 	if err == nil {
 		return nil
 	}

@@ -174,6 +174,7 @@ type ReleaseInput struct {
 
 	// Carried is set only by continue-as-new: the state so far, and the signing
 	// policy (so updates are checked from the first moment of the new run).
+	// A direct start that carries them is refused (CarriedStateRefused).
 	Carried       *ReleaseState   `json:"carried,omitempty"`
 	CarriedPolicy *signing.Policy `json:"carried_policy,omitempty"`
 }
@@ -416,7 +417,8 @@ type ControlRequest struct {
 	Auth   *signing.Auth `json:"auth,omitempty"`
 }
 
-// FabricInput starts (or continues) a Fabric entity.
+// FabricInput starts (or continues) a Fabric entity. Carried is set only by
+// continue-as-new; a direct start's is dropped (and audited).
 type FabricInput struct {
 	Project string       `json:"project"`
 	Fabric  string       `json:"fabric"`
@@ -616,6 +618,7 @@ type PromoteInput struct {
 	Auth *signing.Auth `json:"auth,omitempty"`
 	// Carried is set only by continue-as-new, with the stage settings the
 	// promotion started with (a promotion keeps its rules until it ends).
+	// A direct start that carries them is refused (CarriedStateRefused).
 	Carried         *PromoteState                 `json:"carried,omitempty"`
 	CarriedSettings *activities.PromotionSettings `json:"carried_settings,omitempty"`
 	CarriedPolicy   *signing.Policy               `json:"carried_policy,omitempty"`
@@ -750,7 +753,8 @@ type Refusal struct {
 	At      time.Time `json:"at"`
 }
 
-// AuditInput starts a project's Audit entity.
+// AuditInput starts a project's Audit entity. Carried is set only by
+// continue-as-new; a direct start's is dropped (and audited).
 type AuditInput struct {
 	Project string    `json:"project"`
 	Carried []Refusal `json:"carried,omitempty"`

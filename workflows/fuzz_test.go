@@ -105,16 +105,16 @@ func refusedCarry(t *testing.T, err error, audited []activities.SignalWithStartI
 }
 
 // checkCarryRule checks the pure rule on a decoded input: refused when started
-// directly, accepted when continued as new under the entity's own ID.
+// directly, accepted when continued as new.
 func checkCarryRule(t *testing.T, carries bool, id string) {
 	t.Helper()
 	if !carries {
 		return
 	}
-	if checkCarried(runOrigin{WorkflowID: id, Attempt: 1}, id) == nil {
+	if checkCarried(runOrigin{WorkflowID: id, Attempt: 1}) == nil {
 		t.Fatal("a direct start was allowed to carry state")
 	}
-	if err := checkCarried(runOrigin{WorkflowID: id, ContinuedFrom: "r", Attempt: 1}, id); err != nil {
+	if err := checkCarried(runOrigin{WorkflowID: id, ContinuedFrom: "r", Attempt: 1}); err != nil {
 		t.Fatalf("a continued run was refused: %v", err)
 	}
 }

@@ -59,7 +59,7 @@ type promotion struct {
 
 func (p *promotion) setup(ctx workflow.Context) error {
 	if p.in.carries() {
-		if p.forged = carriedStateAllowed(ctx, PromoteID(p.in.Project, p.in.Version)); p.forged != nil {
+		if p.forged = carriedStateAllowed(ctx); p.forged != nil {
 			p.in.Carried, p.in.CarriedSettings, p.in.CarriedPolicy = nil, nil, nil // believe none of it
 		}
 	}

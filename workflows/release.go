@@ -59,7 +59,7 @@ type release struct {
 // and seeds the state (fresh, or carried over by continue-as-new).
 func (r *release) setup(ctx workflow.Context) error {
 	if r.in.carries() {
-		if r.forged = carriedStateAllowed(ctx, ReleaseID(r.in.Project, r.in.Version)); r.forged != nil {
+		if r.forged = carriedStateAllowed(ctx); r.forged != nil {
 			r.in.Carried, r.in.CarriedPolicy = nil, nil // believe none of it
 		}
 	}

@@ -241,7 +241,7 @@ type RemoteTag struct {
 	Commit  string    `json:"commit"`
 	Creator string    `json:"creator"`
 	Created time.Time `json:"created"`
-	// Shipline is true when the tag message carries TagTrailer.
+	// Shipline is true when the tag message ends with Shipline's trailer block (IsShiplineTag).
 	Shipline bool `json:"shipline"`
 }
 

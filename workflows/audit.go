@@ -24,7 +24,7 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 		// Forged entries are dropped; the attempt is recorded here like any
 		// other refusal (the signal reaches this very run).
 		if err := carriedStateAllowed(ctx); err != nil {
-			recordRefusal(ctx, in.Project, carriedAttempt(ctx, "", "", err))
+			recordRefusal(ctx, in.Project, carriedAttempt(ctx, err))
 			in.Carried = nil
 		}
 	}

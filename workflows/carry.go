@@ -15,7 +15,10 @@ import (
 // continues as new. Anyone who can reach the namespace can start a workflow
 // with any input, so a run believes its carried fields only when Temporal
 // itself says the run was continued as new from a run of the same workflow ID.
-// Every entity asks carriedStateAllowed, here, and nothing else.
+// Every entity asks carriedStateAllowed, here, and nothing else. A refused
+// Release or Promote ends as refused (its history is the audit record); a
+// Fabric or Audit entity, which others signal and must not lose, drops the
+// state, records the attempt in the project's audit and goes on empty.
 
 // carriedRefusal is the reason every refused carry-over starts with.
 const carriedRefusal = "carried state is accepted only from continue-as-new"
@@ -113,14 +116,13 @@ func projectOfID(id string) string {
 	return parts[1]
 }
 
-// carriedAttempt is the audit record of a refused carry-over.
-func carriedAttempt(ctx workflow.Context, actor, version string, err error) Refusal {
-	if actor == "" {
-		actor = "unknown (a direct start names no actor)"
-	}
-	id := workflow.GetInfo(ctx).WorkflowExecution.ID
-	return Refusal{Actor: actor, Action: ActionStart, Target: id, Version: version,
-		Reason: err.Error() + " (started through the Temporal API as " + workflow.GetInfo(ctx).WorkflowType.Name + ")"}
+// carriedAttempt is the audit record of a refused carry-over by an entity that
+// goes on running (Fabric, Audit). A Release or Promote ends as refused
+// instead, and `shipline audit` reads the refusal from its own history.
+func carriedAttempt(ctx workflow.Context, err error) Refusal {
+	info := workflow.GetInfo(ctx)
+	return Refusal{Actor: "unknown (a direct start names no actor)", Action: ActionStart, Target: info.WorkflowExecution.ID,
+		Reason: err.Error() + " (started through the Temporal API as " + info.WorkflowType.Name + ")"}
 }
 
 // carries reports whether an input holds any continue-as-new carry-over.

@@ -36,7 +36,7 @@ func Fabric(ctx workflow.Context, in FabricInput) error {
 		// Forged state is dropped, and the entity goes on empty: completing
 		// instead would lose the signals of deployments that joined meanwhile.
 		if err := carriedStateAllowed(ctx); err != nil {
-			recordRefusal(ctx, in.Project, carriedAttempt(ctx, "", "", err))
+			recordRefusal(ctx, in.Project, carriedAttempt(ctx, err))
 			in.Carried = nil
 		}
 	}

@@ -106,8 +106,7 @@ func (p *promotion) setup(ctx workflow.Context) error {
 }
 
 func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
-	if p.forged != nil {
-		recordRefusal(ctx, p.in.Project, carriedAttempt(ctx, p.in.Actor, p.in.Version, p.forged))
+	if p.forged != nil { // the refused run is the attempt's audit record
 		return p.state, p.end(ctx, StatusRefused, apperr.CarriedStateRefused, p.forged.Error())
 	}
 	if err := p.guard.load(ctx); err != nil {

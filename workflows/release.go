@@ -165,8 +165,7 @@ func (r *release) failOrPark(ctx workflow.Context, step string, err error) error
 }
 
 func (r *release) run(ctx workflow.Context) (ReleaseState, error) {
-	if r.forged != nil {
-		recordRefusal(ctx, r.in.Project, carriedAttempt(ctx, r.in.Actor, r.in.Version, r.forged))
+	if r.forged != nil { // the refused run is the attempt's audit record
 		return r.state, r.refuse(ctx, StepAuthorize, apperr.CarriedStateRefused, r.forged.Error())
 	}
 	if r.in.Carried == nil {

@@ -20,6 +20,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 )
 
@@ -105,6 +106,15 @@ func TestAttackerThroughTheTemporalAPI(t *testing.T) {
 			return a.startEntity(ctx, "fabric/demo/prod", "Fabric", `{"project":"demo","fabric":"prod","carried":{"project":"demo","fabric":"prod",
 				"queue":[{"deployment_id":"deploy/demo/v9.9.9/ghost","version":"v9.9.9","actor":"dave"}],
 				"jobs":{"daily_orders":{"fabric":"prod","job":"daily_orders","scheduler":"databricks","version":"v9.9.9","actor":"dave","deployment_id":"deploy/demo/v9.9.9/ghost"}}}}`)
+		}})
+
+	// The same forged start on a cron schedule: Temporal starts each later run
+	// as a continuation of the one before, with the client's input again.
+	a.run(ctx, attack{name: "release started with carried state on a cron schedule", target: "release/demo/v5.0.0", actor: "mallory",
+		refused: "cron schedule", audit: carriedRefusal,
+		try: func(ctx context.Context) error {
+			return a.cronRuns(ctx, "release/demo/v5.0.0", "Release", `{"project":"demo","version":"v5.0.0","actor":"mallory",
+				"carried":{"status":"released","project":"demo","version":"v5.0.0","actor":"mallory","admins":["mallory"]}}`)
 		}})
 
 	// Unsigned starts.
@@ -319,6 +329,49 @@ func (a *attackSuite) startAndWait(ctx context.Context, id, typ, input string) e
 	return err
 }
 
+// cronRuns starts a workflow on a one-minute cron schedule, waits for its
+// second run (the first a schedule started) to end, stops the schedule and
+// returns how the runs ended.
+func (a *attackSuite) cronRuns(ctx context.Context, id, typ, input string) error {
+	if _, err := a.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "shipline", CronSchedule: "* * * * *"},
+		typ, plain(a.t, input)); err != nil {
+		return err
+	}
+	defer func() {
+		_ = a.c.TerminateWorkflow(context.WithoutCancel(ctx), id, "", "attack done: stop the schedule")
+	}()
+	for range 300 {
+		var ended []string
+		resp, err := a.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowId = '" + id + "'"})
+		if err != nil {
+			return err
+		}
+		for _, ex := range resp.GetExecutions() {
+			if ex.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				continue
+			}
+			it := a.c.GetWorkflowHistory(ctx, id, ex.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+			if ev, err := it.Next(); err == nil {
+				// A cron run closes as continued-as-new, with its failure.
+				f := ev.GetWorkflowExecutionFailedEventAttributes().GetFailure()
+				if f == nil {
+					f = ev.GetWorkflowExecutionContinuedAsNewEventAttributes().GetFailure()
+				}
+				if f != nil {
+					ended = append(ended, f.GetMessage())
+				} else {
+					ended = append(ended, "ended "+ev.GetEventType().String())
+				}
+			}
+		}
+		if len(ended) >= 2 {
+			return errors.New(strings.Join(ended, " | "))
+		}
+		time.Sleep(time.Second)
+	}
+	return errors.New("the cron schedule ran fewer than two runs in five minutes")
+}
+
 // startEntity starts an entity workflow that never completes on its own.
 func (a *attackSuite) startEntity(ctx context.Context, id, typ, input string) error {
 	_, err := a.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "shipline",
@@ -493,7 +546,7 @@ func (a *attackSuite) snapshot(ctx context.Context) string {
 		js, _ := json.Marshal(sel)
 		parts = append(parts, id+": "+string(js))
 	}
-	for _, v := range []string{"v1.0.0", "v1.1.0", "v2.0.0", "v3.0.0", "v4.0.0"} {
+	for _, v := range []string{"v1.0.0", "v1.1.0", "v2.0.0", "v3.0.0", "v4.0.0", "v5.0.0"} {
 		pick("release/demo/"+v, "status", "linked", "stages", "fabrics", "admins", "commit", "deleted")
 	}
 	pick("promote/demo/v1.0.0", "status", "stages")

@@ -42,6 +42,9 @@ const (
 	// queue and supersedes a queued (or parked) deployment of an older version
 	// by a newer one.
 	ChangeSupersede = "fabric-supersede"
+	// ChangeCheckJobs: Deploy renders and checks every job for every target
+	// fabric (step check) before the upload and schedule steps write anything.
+	ChangeCheckJobs = "check-jobs-first"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -307,6 +310,7 @@ const (
 	StepAccess         = "authorize"
 	StepLock           = "queue"
 	StepBuild          = "build"
+	StepCheck          = "check"
 	StepUpload         = "upload"
 	StepSchedule       = "schedule"
 	StepRecord         = "record"

@@ -351,7 +351,7 @@ func checkDAGFile(ctx context.Context, python, path string, src dagSource, want 
 		if e.Text != "" {
 			msg += "\n    " + e.Text
 		}
-		return invalid(e.Line, e.Col, "correct the Python syntax in "+src.file+", commit, and release a new version", "%s", msg)
+		return invalid(e.Line, e.Col, "correct the Python syntax of the DAG", "%s", msg)
 	}
 	if len(res.DAGs) == 0 {
 		return invalid(0, 0, fmt.Sprintf("define one with dag_id=%q, e.g. with DAG(dag_id=\"${project.name}__<job>\", ...)", want), "defines no DAG")

@@ -83,7 +83,7 @@ func (d *Deploy) CheckJobs(ctx context.Context, in CheckJobsInput) (CheckJobsOut
 	}
 	if len(problems) > 0 {
 		return CheckJobsOutput{}, apperr.New(apperr.InvalidDefinition, fmt.Sprintf(
-			"%d of %d job definitions are invalid; nothing was written to any fabric:\n  %s\nfix the definitions, commit, and release a new version",
+			"%d of %d job definitions are invalid; nothing was written to any fabric:\n  %s\nfix each definition (or the variables it uses on that fabric), commit, and release a new version",
 			len(problems), len(jobs), strings.Join(problems, "\n  ")))
 	}
 	return CheckJobsOutput{Checked: len(jobs)}, nil

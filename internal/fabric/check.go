@@ -56,7 +56,8 @@ const (
 // not nil) are the real ones; the release, the artifact paths and any
 // variable without a value (reported by manifest.Load) are stand-ins. project
 // "" means the manifest's name. Definitions Load found unreadable or
-// malformed are skipped (Load reported them). Diagnostics name the source
+// malformed are skipped (Load reported them); files are read as Load reads
+// them (manifest.ReadFile: no FIFO, device or link out of the project). Diagnostics name the source
 // file:line; without a Python interpreter it returns one warning.
 func CheckProjectDAGs(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg *platform.Config, project string, env Env) diag.List {
 	if m == nil {
@@ -76,9 +77,12 @@ func CheckProjectDAGs(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg
 	for _, name := range names {
 		j := m.Jobs[name]
 		j.Name = name
-		data, err := fs.ReadFile(fsys, j.Definition)
-		if err != nil || j.Definition == "" || !fs.ValidPath(j.Definition) {
+		if j.Definition == "" || !fs.ValidPath(j.Definition) {
 			continue
+		}
+		data, err := manifest.ReadFile(fsys, j.Definition)
+		if err != nil {
+			continue // Load reported it
 		}
 		refs, sd := templating.Scan(j.Definition, data)
 		if sd.HasErrors() {

@@ -57,8 +57,9 @@ const (
 // variable without a value (reported by manifest.Load) are stand-ins. project
 // "" means the manifest's name. Definitions Load found unreadable or
 // malformed are skipped (Load reported them); files are read as Load reads
-// them (manifest.ReadFile: no FIFO, device or link out of the project). Diagnostics name the source
-// file:line; without a Python interpreter it returns one warning.
+// them (manifest.ReadFile: no FIFO, device or link out of the project).
+// Diagnostics name the source file:line; without a Python interpreter it
+// returns one warning.
 func CheckProjectDAGs(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg *platform.Config, project string, env Env) diag.List {
 	if m == nil {
 		return nil

@@ -114,7 +114,7 @@ func CheckProjectDAGs(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg
 			diags = append(diags, l...)
 		case errors.As(err, &ae) && ae.Type == apperr.PythonUnavailable:
 			return append(diags, diag.Diagnostic{Severity: diag.Warning, File: j.Definition,
-				Summary: "the Airflow DAGs were not compiled: " + ae.Msg,
+				Summary: fmt.Sprintf("the Airflow DAGs were not compiled: no Python interpreter %q here", pythonBin(env)),
 				Fix:     "install python3 (or set SHIPLINE_PYTHON) to check DAGs before a deploy does"})
 		default:
 			diags = append(diags, diag.Diagnostic{Severity: diag.Error, File: j.Definition,

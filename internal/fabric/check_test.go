@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/manifest"
@@ -52,5 +53,32 @@ func TestDAGSourcePos(t *testing.T) {
 		if l, c := s.pos(tc.line, tc.col); l != tc.wantLine || c != tc.wantCol {
 			t.Errorf("pos(%d, %d) = %d:%d, want %d:%d", tc.line, tc.col, l, c, tc.wantLine, tc.wantCol)
 		}
+	}
+}
+
+// validate compiles a project's DAGs for their fabrics; without Python it
+// says so in one warning instead of failing.
+func TestCheckProjectDAGs(t *testing.T) {
+	requirePython(t)
+	fsys := fstest.MapFS{
+		"shipline.yaml": {Data: []byte("name: demo\npipelines:\n  p: {path: p, language: python}\njobs:\n" +
+			"  good: {scheduler: airflow, fabric: af, pipelines: [p], definition: jobs/good.py}\n" +
+			"  bad: {scheduler: airflow, fabric: af, pipelines: [p], definition: jobs/bad.py}\n")},
+		"p/pyproject.toml": {Data: []byte("[project]\nname = \"p\"\n")},
+		"jobs/good.py":     {Data: []byte("from airflow import DAG\nDAG(dag_id=\"${project.name}__good\", tags=[\"${artifact.p}\"])\n")},
+		"jobs/bad.py":      {Data: []byte("from airflow import DAG\nDAG(dag_id=\"${project.name}__good\")\n")},
+	}
+	m, diags := manifest.Load(fsys)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	got := CheckProjectDAGs(context.Background(), fsys, m, nil, "", nil)
+	if len(got) != 1 || got[0].File != "jobs/bad.py" || got[0].Line != 2 || !strings.Contains(got[0].Summary, `defines dag_id "demo__good", expected "demo__bad"`) {
+		t.Fatalf("diagnostics:\n%s", got.Error())
+	}
+	noPython := func(k string) string { return map[string]string{"SHIPLINE_PYTHON": "/nonexistent/python3"}[k] }
+	got = CheckProjectDAGs(context.Background(), fsys, m, nil, "", noPython)
+	if len(got) != 1 || got.HasErrors() || !strings.Contains(got[0].Summary, `no Python interpreter "/nonexistent/python3"`) {
+		t.Fatalf("without python:\n%s", got.Error())
 	}
 }

@@ -21,8 +21,8 @@ func (d *deployment) check(ctx workflow.Context) error {
 		return nil
 	}
 	files := map[string]string{}
-	for p, a := range d.built {
-		files[p] = a.File
+	for _, p := range sortedNames(d.built) {
+		files[p] = d.built[p].File
 	}
 	in := activities.CheckJobsInput{Project: d.in.Project, Version: d.in.Version, Commit: d.plan.Commit,
 		DeploymentID: d.state.DeploymentID, Jobs: d.plan.Jobs, Files: files}

@@ -29,16 +29,23 @@ func TestDeployChecksEveryDefinitionBeforeWriting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest, err := os.ReadFile(filepath.Join("..", "examples", "demo", "shipline.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The project's own manifest: the example's pipelines and definitions, its
+	// jobs on a Databricks and an Airflow fabric.
+	man := `name: demo
+variables: {schema: dev_demo, min_orders: "1", retries: "2"}
+pipelines:
+  ingest_orders: {path: pipelines/ingest_orders, language: python}
+  score_churn:   {path: pipelines/score_churn, language: python}
+jobs:
+  daily_orders: {scheduler: databricks, fabric: dev, pipelines: [ingest_orders, score_churn], definition: jobs/daily_orders/job.json}
+  orders_dag:   {scheduler: airflow, fabric: airflow-dev, pipelines: [ingest_orders], definition: jobs/orders_dag/dag.py}
+`
 	// The DAG takes its retries from a variable, outside a string.
 	dagText := strings.Replace(string(dag), "    catchup=False,\n", "    catchup=False,\n    default_args={\"retries\": ${var.retries}},\n", 1)
+	if dagText == string(dag) {
+		t.Fatal("the example DAG has no catchup=False line to add default_args after")
+	}
 	dagLine := 1 + strings.Count(dagText[:strings.Index(dagText, "default_args")], "\n")
-	man := strings.Replace(string(manifest), "  min_orders: \"1\"\n", "  min_orders: \"1\"\n  retries: \"2\"\n", 1)
-	man = strings.Replace(man, "    fabric: local\n    pipelines: [ingest_orders, score_churn]", "    fabric: dev\n    pipelines: [ingest_orders, score_churn]", 1)
-	man = strings.Replace(man, "    fabric: local\n    pipelines: [ingest_orders]\n", "    fabric: airflow-dev\n    pipelines: [ingest_orders]\n", 1)
 	writeTree(t, overlay, map[string]string{"shipline.yaml": man, "jobs/orders_dag/dag.py": dagText})
 	remote, _ := fixtureProject(t, root, filepath.Join("..", "examples", "demo"), overlay)
 	dags, localRoot := filepath.Join(root, "airflow", "dags"), filepath.Join(root, "local")
@@ -52,9 +59,8 @@ projects:
 fabrics:
   dev:         {kind: databricks, owner: developers, host: %s, token_env: %s, artifact_root: %s}
   airflow-dev: {kind: airflow, owner: developers, dags_folder: %s, artifact_fabric: dev}
-  prod:        {kind: local, owner: developers, root: %s}
   local:       {kind: local, owner: developers, root: %s, variables: {retries: "two tries"}}
-`, remote, emu.URL, devTokenEnv, volume, dags, filepath.Join(root, "prod"), localRoot)
+`, remote, emu.URL, devTokenEnv, volume, dags, localRoot)
 	cfgPath := filepath.Join(root, "platform.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

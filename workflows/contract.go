@@ -272,6 +272,10 @@ const (
 	ResumeUpdate = "resume"
 	// CancelUpdate cancels a parked or queued deployment.
 	CancelUpdate = "cancel"
+	// AcceptUpdate answers (Acceptance) once a Release, Deploy or Promote has
+	// accepted or refused the request that started it; the CLI sends it with
+	// the start (update-with-start), so refusals are reported at once.
+	AcceptUpdate = "accepted"
 	// EnqueueSignal asks a Fabric entity for its deploy lock (payload QueueEntry).
 	EnqueueSignal = "enqueue"
 	// GrantSignal tells a Deploy where it stands in a fabric's queue (payload Grant).
@@ -408,6 +412,18 @@ type DeployState struct {
 	Reason     string        `json:"reason,omitempty"` // why it failed or was cancelled
 	Started    time.Time     `json:"started"`
 	Finished   time.Time     `json:"finished,omitempty"`
+}
+
+// Acceptance is the result of AcceptUpdate.
+type Acceptance struct {
+	// Accepted: the request passed the workflow's authorize step.
+	Accepted bool `json:"accepted"`
+	// Status is the workflow's status when it decided (refused, failed, parked, ...).
+	Status Status `json:"status"`
+	// Step is the step that refused or parked the request.
+	Step string `json:"step,omitempty"`
+	// Reason says why the request was not accepted, as the user reads it.
+	Reason string `json:"reason,omitempty"`
 }
 
 // ControlRequest is the input of ResumeUpdate and CancelUpdate.

@@ -67,6 +67,7 @@ type deployment struct {
 	relock   bool                         // resumed after releasing its fabrics: queue again first
 	ctl      control
 	guard    requestGuard
+	advice   string // what to do about the current park, when resume cannot help
 	// v is ChangeParkReleasesFabric: DefaultVersion for deployments started
 	// before parking released the fabrics.
 	v workflow.Version
@@ -83,6 +84,9 @@ func (d *deployment) setup(ctx workflow.Context) error {
 	}
 	d.granted = workflow.GetSignalChannel(ctx, GrantSignal)
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (DeployState, error) { return d.state, nil }); err != nil {
+		return err
+	}
+	if err := registerAccept(ctx, d.acceptance); err != nil {
 		return err
 	}
 	return d.ctl.register(ctx, controlRules{
@@ -196,6 +200,7 @@ func (d *deployment) parkHooks() parkHooks {
 			if temporal.IsCanceledError(err) {
 				return "", false, err
 			}
+			d.advice = parkAdvice(d.state.DeploymentID, err)
 			return userMessage(err), true, nil
 		},
 		parked: func(ctx workflow.Context, p Parked) {
@@ -209,6 +214,9 @@ func (d *deployment) parkHooks() parkHooks {
 			}
 			d.state.Status, d.state.Parked, d.state.Waiting = StatusParked, &p, nil
 			d.state.Summary = parkedSummary(p, d.state.DeploymentID, hint)
+			if d.advice != "" {
+				d.state.Summary = fmt.Sprintf("parked at %s: %s — %s", p.Step, firstLineOf(p.Reason), d.advice)
+			}
 			d.publish(ctx)
 			d.tellPromotion(ctx, &p)
 		},
@@ -484,7 +492,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 		f := workflow.ExecuteActivity(buildActivity(ctx), buildActs.Pipeline, activities.BuildInput{Project: d.in.Project, Commit: d.plan.Commit, Pipeline: p})
 		running = append(running, pending{p.Name, f})
 	}
-	var failed []string
+	var failed, types []string
 	cached := 0
 	for _, r := range running {
 		var out activities.BuildOutput
@@ -493,8 +501,11 @@ func (d *deployment) build(ctx workflow.Context) error {
 				return err
 			}
 			msg, typ := userMessage(err), errorType(err)
-			d.setBuild(r.name, func(b *PipelineBuild) { b.Status, b.Error, b.Failure = StepFailed, msg, typ })
-			failed = append(failed, fmt.Sprintf("%s: %s", r.name, msg))
+			logPath, logTail := failedBuildLog(err)
+			d.setBuild(r.name, func(b *PipelineBuild) {
+				b.Status, b.Error, b.Failure, b.LogPath, b.LogTail = StepFailed, msg, typ, logPath, logTail
+			})
+			failed, types = append(failed, fmt.Sprintf("%s: %s", r.name, msg)), append(types, typ)
 			continue
 		}
 		if out.Cached {
@@ -512,7 +523,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 		})
 	}
 	if len(failed) > 0 {
-		return errors.New("build failed: " + strings.Join(failed, "; "))
+		return buildFailure(failed, types)
 	}
 	setStep(d.state.Steps, StepBuild, StepDone, fmt.Sprintf("%d pipelines (%d from cache)", len(d.plan.Pipelines), cached+len(d.plan.Pipelines)-len(running)), workflow.Now(ctx))
 	return nil
@@ -521,14 +532,25 @@ func (d *deployment) build(ctx workflow.Context) error {
 // upload sends the artifacts to every target fabric in parallel; an artifact
 // gone from the build cache is rebuilt once and sent again (sendArtifacts).
 func (d *deployment) upload(ctx workflow.Context) error {
+	// The fabrics this pass uploads to: the others were done before a resume.
+	var todo []string
+	for _, f := range d.state.Fabrics {
+		if _, ok := d.uploads[f]; !ok {
+			todo = append(todo, f)
+		}
+	}
 	sent, failed, err := d.sendArtifacts(ctx)
 	if err != nil {
 		return err
 	}
+	total := 0
+	for _, f := range todo {
+		total += len(d.uploads[f])
+	}
 	if len(failed) > 0 {
 		return errors.New("upload failed: " + strings.Join(failed, "; "))
 	}
-	setStep(d.state.Steps, StepUpload, StepDone, fmt.Sprintf("%d artifacts sent, the rest already there", sent), workflow.Now(ctx))
+	setStep(d.state.Steps, StepUpload, StepDone, uploadDetail(sent, total), workflow.Now(ctx))
 	return nil
 }
 
@@ -739,7 +761,7 @@ func (d *deployment) publish(ctx workflow.Context) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, attrs...); err != nil {
 		workflow.GetLogger(ctx).Error("search attributes", "error", err)
 	}
-	memo := map[string]any{MemoStatus: string(d.state.Status), MemoReason: d.state.Reason + parkedReason(d.state.Parked)}
+	memo := map[string]any{MemoStatus: string(d.state.Status), MemoReason: joinReasons(d.state.Reason, parkedReason(d.state.Parked))}
 	if b := buildsOutcome(d.state.Builds, len(d.plan.Pipelines)); b != "" {
 		memo[MemoBuilds] = b
 	}

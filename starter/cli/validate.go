@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -91,7 +90,7 @@ func runValidate(g *globals, o validateOptions) error {
 		if res.Diagnostics == nil {
 			res.Diagnostics = diag.List{}
 		}
-		if err := json.NewEncoder(g.stdout).Encode(res); err != nil {
+		if err := printJSON(g, res); err != nil {
 			return err
 		}
 	} else {
@@ -103,7 +102,12 @@ func runValidate(g *globals, o validateOptions) error {
 		}
 	}
 	if !res.Valid {
-		return &exitError{code: ExitInvalid, err: fmt.Errorf("%s is invalid: %d errors", o.dir, countErrors(diags))}
+		n := countErrors(diags)
+		what := "errors"
+		if n == 1 {
+			what = "error"
+		}
+		return &exitError{code: ExitInvalid, err: fmt.Errorf("%s is invalid: %d %s", o.dir, n, what)}
 	}
 	return nil
 }

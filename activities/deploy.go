@@ -121,13 +121,14 @@ func (d *Deploy) Resolve(ctx context.Context, in ResolveDeployInput) (ResolveDep
 		return nil
 	})
 	if err != nil {
+		err = apperr.ForTemporal(err)
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.Type() == apperr.UnknownRef {
 			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 				"%s of %s is not released: no tag %s on the remote; release it first with `shipline release %s --project %s`",
 				in.Version, in.Project, in.Version, in.Version, in.Project), apperr.UnknownRelease, nil)
 		}
-		return out, apperr.ForTemporal(err)
+		return out, err
 	}
 	jobs, err := selectJobs(d.Platform, man, proj, in)
 	if err != nil {
@@ -183,7 +184,7 @@ func selectJobs(cfg *platform.Config, man *manifest.Manifest, proj platform.Proj
 		if in.Fabric != "" {
 			target = in.Fabric
 		}
-		if err := checkFabricKind(cfg, name, string(j.Scheduler), target, in.Fabric != ""); err != nil {
+		if err := checkFabricKind(cfg, name, string(j.Scheduler), target, in.Fabric != "", proj.SelectiveJobs); err != nil {
 			return nil, err
 		}
 		jobs = append(jobs, ResolvedJob{Name: name, Scheduler: string(j.Scheduler), Fabric: target, Pipelines: slices.Clone(j.Pipelines), Definition: j.Definition})
@@ -219,7 +220,8 @@ var fabricKinds = map[string][]platform.FabricKind{
 }
 
 // checkFabricKind refuses a job whose scheduler the target fabric cannot run.
-func checkFabricKind(cfg *platform.Config, job, scheduler, target string, override bool) error {
+// The advice names --job only where the project allows choosing jobs.
+func checkFabricKind(cfg *platform.Config, job, scheduler, target string, override, selective bool) error {
 	f, ok := cfg.Fabrics[target]
 	if !ok {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
@@ -230,7 +232,10 @@ func checkFabricKind(cfg *platform.Config, job, scheduler, target string, overri
 	}
 	how := "fix jobs." + job + ".fabric in shipline.yaml"
 	if override {
-		how = "choose a fabric of kind " + string(fabricKinds[scheduler][0]) + " or local for --fabric, or deploy the other jobs with --job"
+		how = "choose a fabric of kind " + string(fabricKinds[scheduler][0]) + " or local for --fabric"
+		if selective {
+			how += ", or deploy the other jobs with --job"
+		}
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 		"job %s runs on %s, but fabric %s is a %s fabric; %s", job, scheduler, target, f.Kind, how), apperr.FabricMismatch, nil)
@@ -387,19 +392,16 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 	}
 	job := man.Jobs[in.Job.Name]
 	job.Name = in.Job.Name
-	rendered, paused, err := fabric.RenderJob(fabric.RenderInput{
+	spec, err := fabric.RenderJobSpec(fabric.RenderInput{
 		Project: in.Project, Version: in.Version, Commit: in.Commit, Fabric: in.Job.Fabric,
 		Job: job, Definition: def, ArtifactPaths: in.Artifacts,
 		Variables: fabric.MergeVariables(man, d.Platform, in.Job.Fabric),
 		Paused:    fabric.PausedFor(man, d.Platform, in.Job.Fabric, in.Job.Name),
-	})
+	}, in.DeploymentID)
 	if err != nil {
 		return fabric.JobSpec{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render job %s for fabric %s: %v", in.Job.Name, in.Job.Fabric, err), apperr.InvalidDefinition, nil)
 	}
-	return fabric.JobSpec{
-		Project: in.Project, Job: in.Job.Name, Definition: rendered, Paused: paused,
-		Version: in.Version, DeploymentID: in.DeploymentID,
-	}, nil
+	return spec, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -45,6 +45,9 @@ const (
 	// ChangeCarriedStateCheck: a run believes its carried input only when it was
 	// continued as new (see carriedStateAllowed); a direct start is refused.
 	ChangeCarriedStateCheck = "carried-state-check"
+	// ChangeCheckJobs: Deploy renders and checks every job for every target
+	// fabric (step check) before the upload and schedule steps write anything.
+	ChangeCheckJobs = "check-jobs-first"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -273,6 +276,10 @@ const (
 	ResumeUpdate = "resume"
 	// CancelUpdate cancels a parked or queued deployment.
 	CancelUpdate = "cancel"
+	// AcceptUpdate answers (Acceptance) once a Release, Deploy or Promote has
+	// accepted or refused the request that started it; the CLI sends it with
+	// the start (update-with-start), so refusals are reported at once.
+	AcceptUpdate = "accepted"
 	// EnqueueSignal asks a Fabric entity for its deploy lock (payload QueueEntry).
 	EnqueueSignal = "enqueue"
 	// GrantSignal tells a Deploy where it stands in a fabric's queue (payload Grant).
@@ -311,6 +318,7 @@ const (
 	StepAccess         = "authorize"
 	StepLock           = "queue"
 	StepBuild          = "build"
+	StepCheck          = "check"
 	StepUpload         = "upload"
 	StepSchedule       = "schedule"
 	StepRecord         = "record"
@@ -408,6 +416,18 @@ type DeployState struct {
 	Reason     string        `json:"reason,omitempty"` // why it failed or was cancelled
 	Started    time.Time     `json:"started"`
 	Finished   time.Time     `json:"finished,omitempty"`
+}
+
+// Acceptance is the result of AcceptUpdate.
+type Acceptance struct {
+	// Accepted: the request passed the workflow's authorize step.
+	Accepted bool `json:"accepted"`
+	// Status is the workflow's status when it decided (refused, failed, parked, ...).
+	Status Status `json:"status"`
+	// Step is the step that refused or parked the request.
+	Step string `json:"step,omitempty"`
+	// Reason says why the request was not accepted, as the user reads it.
+	Reason string `json:"reason,omitempty"`
 }
 
 // ControlRequest is the input of ResumeUpdate and CancelUpdate.

@@ -30,9 +30,10 @@ var (
 //  2. authorize: the actor must be in the owner team of every target fabric;
 //  3. queue: take each fabric's lock in name order (deploys to one fabric never interleave);
 //  4. build: each needed pipeline once, in parallel, from the build cache when unchanged;
-//  5. upload: the artifacts to each fabric at immutable paths, checksum-verified;
-//  6. schedule: render and upsert every job (never a duplicate);
-//  7. record: tell each fabric's entity what now runs there, and release the locks.
+//  5. check: render every job for every target fabric and check it offline (nothing written yet);
+//  6. upload: the artifacts to each fabric at immutable paths, checksum-verified;
+//  7. schedule: render and upsert every job (never a duplicate);
+//  8. record: tell each fabric's entity what now runs there, and release the locks.
 //
 // A step that fails permanently parks the deployment with the reason; the
 // `resume` update retries from that step (steps done are not redone) and
@@ -66,6 +67,7 @@ type deployment struct {
 	relock   bool                         // resumed after releasing its fabrics: queue again first
 	ctl      control
 	guard    requestGuard
+	advice   string // what to do about the current park, when resume cannot help
 	// v is ChangeParkReleasesFabric: DefaultVersion for deployments started
 	// before parking released the fabrics.
 	v workflow.Version
@@ -75,13 +77,16 @@ type deployment struct {
 func (d *deployment) setup(ctx workflow.Context) error {
 	info := workflow.GetInfo(ctx)
 	d.state = DeployState{
-		Progress: Progress{Status: StatusRunning, Steps: newSteps(StepResolveRelease, StepAccess, StepLock, StepBuild, StepUpload, StepSchedule, StepRecord),
+		Progress: Progress{Status: StatusRunning, Steps: newSteps(StepResolveRelease, StepAccess, StepLock, StepBuild, StepCheck, StepUpload, StepSchedule, StepRecord),
 			Summary: fmt.Sprintf("deploying %s of %s for %s", d.in.Version, d.in.Project, d.in.Actor)},
 		DeploymentID: info.WorkflowExecution.ID, Project: d.in.Project, Version: d.in.Version, Actor: d.in.Actor,
 		Builds: map[string]PipelineBuild{}, Started: workflow.Now(ctx),
 	}
 	d.granted = workflow.GetSignalChannel(ctx, GrantSignal)
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (DeployState, error) { return d.state, nil }); err != nil {
+		return err
+	}
+	if err := registerAccept(ctx, d.acceptance); err != nil {
 		return err
 	}
 	return d.ctl.register(ctx, controlRules{
@@ -135,7 +140,7 @@ func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
 		fn   func(workflow.Context) error
 	}{
 		{StepResolveRelease, d.resolve}, {StepAccess, d.authorize}, {StepLock, d.lock},
-		{StepBuild, d.holding(d.build)}, {StepUpload, d.holding(d.upload)}, {StepSchedule, d.holding(d.schedule)},
+		{StepBuild, d.holding(d.build)}, {StepCheck, d.check}, {StepUpload, d.holding(d.upload)}, {StepSchedule, d.holding(d.schedule)},
 	}
 	hooks := d.parkHooks()
 	for _, s := range steps {
@@ -195,6 +200,7 @@ func (d *deployment) parkHooks() parkHooks {
 			if temporal.IsCanceledError(err) {
 				return "", false, err
 			}
+			d.advice = parkAdvice(d.state.DeploymentID, err)
 			return userMessage(err), true, nil
 		},
 		parked: func(ctx workflow.Context, p Parked) {
@@ -208,6 +214,9 @@ func (d *deployment) parkHooks() parkHooks {
 			}
 			d.state.Status, d.state.Parked, d.state.Waiting = StatusParked, &p, nil
 			d.state.Summary = parkedSummary(p, d.state.DeploymentID, hint)
+			if d.advice != "" {
+				d.state.Summary = fmt.Sprintf("parked at %s: %s — %s", p.Step, firstLineOf(p.Reason), d.advice)
+			}
 			d.publish(ctx)
 			d.tellPromotion(ctx, &p)
 		},
@@ -483,7 +492,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 		f := workflow.ExecuteActivity(buildActivity(ctx), buildActs.Pipeline, activities.BuildInput{Project: d.in.Project, Commit: d.plan.Commit, Pipeline: p})
 		running = append(running, pending{p.Name, f})
 	}
-	var failed []string
+	var failed, types []string
 	cached := 0
 	for _, r := range running {
 		var out activities.BuildOutput
@@ -492,8 +501,11 @@ func (d *deployment) build(ctx workflow.Context) error {
 				return err
 			}
 			msg, typ := userMessage(err), errorType(err)
-			d.setBuild(r.name, func(b *PipelineBuild) { b.Status, b.Error, b.Failure = StepFailed, msg, typ })
-			failed = append(failed, fmt.Sprintf("%s: %s", r.name, msg))
+			logPath, logTail := failedBuildLog(err)
+			d.setBuild(r.name, func(b *PipelineBuild) {
+				b.Status, b.Error, b.Failure, b.LogPath, b.LogTail = StepFailed, msg, typ, logPath, logTail
+			})
+			failed, types = append(failed, fmt.Sprintf("%s: %s", r.name, msg)), append(types, typ)
 			continue
 		}
 		if out.Cached {
@@ -511,7 +523,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 		})
 	}
 	if len(failed) > 0 {
-		return errors.New("build failed: " + strings.Join(failed, "; "))
+		return buildFailure(failed, types)
 	}
 	setStep(d.state.Steps, StepBuild, StepDone, fmt.Sprintf("%d pipelines (%d from cache)", len(d.plan.Pipelines), cached+len(d.plan.Pipelines)-len(running)), workflow.Now(ctx))
 	return nil
@@ -520,14 +532,25 @@ func (d *deployment) build(ctx workflow.Context) error {
 // upload sends the artifacts to every target fabric in parallel; an artifact
 // gone from the build cache is rebuilt once and sent again (sendArtifacts).
 func (d *deployment) upload(ctx workflow.Context) error {
+	// The fabrics this pass uploads to: the others were done before a resume.
+	var todo []string
+	for _, f := range d.state.Fabrics {
+		if _, ok := d.uploads[f]; !ok {
+			todo = append(todo, f)
+		}
+	}
 	sent, failed, err := d.sendArtifacts(ctx)
 	if err != nil {
 		return err
 	}
+	total := 0
+	for _, f := range todo {
+		total += len(d.uploads[f])
+	}
 	if len(failed) > 0 {
 		return errors.New("upload failed: " + strings.Join(failed, "; "))
 	}
-	setStep(d.state.Steps, StepUpload, StepDone, fmt.Sprintf("%d artifacts sent, the rest already there", sent), workflow.Now(ctx))
+	setStep(d.state.Steps, StepUpload, StepDone, uploadDetail(sent, total), workflow.Now(ctx))
 	return nil
 }
 
@@ -738,7 +761,7 @@ func (d *deployment) publish(ctx workflow.Context) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, attrs...); err != nil {
 		workflow.GetLogger(ctx).Error("search attributes", "error", err)
 	}
-	memo := map[string]any{MemoStatus: string(d.state.Status), MemoReason: d.state.Reason + parkedReason(d.state.Parked)}
+	memo := map[string]any{MemoStatus: string(d.state.Status), MemoReason: joinReasons(d.state.Reason, parkedReason(d.state.Parked))}
 	if b := buildsOutcome(d.state.Builds, len(d.plan.Pipelines)); b != "" {
 		memo[MemoBuilds] = b
 	}

@@ -83,6 +83,9 @@ func (p *promotion) setup(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, PendingQuery, func() (string, error) { return p.pending(workflow.Now(ctx)), nil }); err != nil {
 		return err
 	}
+	if err := registerAccept(ctx, p.acceptance); err != nil {
+		return err
+	}
 	for _, name := range []string{ApproveUpdate, RejectUpdate} {
 		reject := name == RejectUpdate
 		action := map[bool]string{false: ActionApprove, true: ActionReject}[reject]

@@ -82,6 +82,9 @@ func (r *release) setup(ctx workflow.Context) error {
 	if err := r.registerControlHandlers(ctx); err != nil {
 		return err
 	}
+	if err := registerAccept(ctx, r.acceptance); err != nil {
+		return err
+	}
 	return r.registerRecordHandlers(ctx)
 }
 

@@ -10,9 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"os/user"
 	"regexp"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
@@ -48,7 +50,11 @@ func failed(err error) error { return &exitError{code: ExitFailed, err: err} }
 
 // Main runs the CLI with args (args[0] is the program name) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
+	return run(newApp(stdout, stderr), args, stderr)
+}
+
+// run runs app with args and maps the outcome to an exit code, printing the error.
+func run(app *ucli.App, args []string, stderr io.Writer) int {
 	err := app.Run(reorderArgs(app, args))
 	if err == nil {
 		return ExitOK
@@ -86,10 +92,55 @@ type globals struct {
 	stdout, stderr                                               io.Writer
 	// dial is replaced by tests that bring their own client.
 	dial func(g *globals) (client.Client, error)
+	// pollEvery is how often a followed workflow is asked for its state (0: 150ms).
+	pollEvery time.Duration
+	// loc is the time zone of printed times (nil: the local one).
+	loc *time.Location
+	// identity names the actor to Temporal (recorded with cancellations).
+	identity string
+	// grace is how long to wait for a worker before checking one is there (0: workerGrace).
+	grace time.Duration
+	// acceptEvery bounds the wait for a start's answer (0: acceptTimeout).
+	acceptEvery time.Duration
+	// requestID names a new deployment (nil: newRequestID).
+	requestID func() string
+}
+
+func (g *globals) workerWait() time.Duration {
+	if g.grace > 0 {
+		return g.grace
+	}
+	return workerGrace
+}
+
+func (g *globals) newRequestID() string {
+	if g.requestID != nil {
+		return g.requestID()
+	}
+	return newRequestID()
+}
+
+func (g *globals) pollInterval() time.Duration {
+	if g.pollEvery > 0 {
+		return g.pollEvery
+	}
+	return 150 * time.Millisecond
+}
+
+// local renders a time in the user's time zone.
+func (g *globals) local(t time.Time) time.Time {
+	if g.loc != nil {
+		return t.In(g.loc)
+	}
+	return t.Local()
 }
 
 func newApp(stdout, stderr io.Writer) *ucli.App {
-	g := &globals{stdout: stdout, stderr: stderr, dial: dialTemporal}
+	return newAppWith(&globals{stdout: stdout, stderr: stderr, dial: dialTemporal})
+}
+
+// newAppWith builds the app around g (tests bring their own dial and clock zone).
+func newAppWith(g *globals) *ucli.App {
 	return &ucli.App{
 		Name:  "shipline",
 		Usage: "release, deploy and promote data-pipeline projects on Temporal",
@@ -117,8 +168,8 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 			deploymentsCommand(g),
 			historyCommand(g),
 			logsCommand(g),
-			controlCommand(g, "resume", workflows.ResumeUpdate, "retry a parked deployment from the step that failed"),
-			controlCommand(g, "cancel", workflows.CancelUpdate, "cancel a parked or queued deployment"),
+			resumeCommand(g),
+			cancelCommand(g),
 			promoteCommand(g),
 			voteCommand(g, "approve", workflows.ApproveUpdate, "approve the stage of a promotion that waits for your team"),
 			voteCommand(g, "reject", workflows.RejectUpdate, "reject the stage of a promotion (ends it); --comment is required"),
@@ -126,8 +177,8 @@ func newApp(stdout, stderr io.Writer) *ucli.App {
 			statusCommand(g),
 			auditCommand(g),
 		},
-		Writer:          stdout,
-		ErrWriter:       stderr,
+		Writer:          g.stdout,
+		ErrWriter:       g.stderr,
 		ExitErrHandler:  func(*ucli.Context, error) {},
 		HideHelpCommand: true,
 	}
@@ -154,6 +205,7 @@ func (g *globals) session() (string, client.Client, error) {
 	if err != nil {
 		return "", nil, err
 	}
+	g.identity = actor
 	c, err := g.client()
 	if err != nil {
 		return "", nil, err
@@ -171,9 +223,15 @@ func (g *globals) client() (client.Client, error) {
 }
 
 func dialTemporal(g *globals) (client.Client, error) {
+	identity := ""
+	if g.identity != "" {
+		host, _ := os.Hostname()
+		identity = fmt.Sprintf("shipline CLI: %s@%s", g.identity, host)
+	}
 	return client.Dial(client.Options{
 		HostPort:  g.address,
 		Namespace: g.namespace,
+		Identity:  identity,
 		Logger:    sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	})
 }

@@ -3,7 +3,10 @@ package cli
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"testing"
+
+	ucli "github.com/urfave/cli/v2"
 )
 
 func TestReorderArgs(t *testing.T) {
@@ -46,6 +49,40 @@ func TestExitCodesForUsage(t *testing.T) {
 		var out, errb bytes.Buffer
 		if code := Main(tc.args, &out, &errb); code != tc.code || !bytes.Contains(errb.Bytes(), []byte(tc.msg)) {
 			t.Errorf("%q: exit %d stderr %q; want exit %d mentioning %q", tc.args, code, errb.String(), tc.code, tc.msg)
+		}
+	}
+}
+
+// A missing required flag is bad usage (exit 2), also when the rule is the
+// CLI's own: reject needs --comment.
+func TestMissingRequiredFlagIsUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"shipline", "--as", "carol", "reject", "v1.0.0", "--project", "demo", "--stage", "prod"},
+		{"shipline", "--as", "carol", "reject", "v1.0.0", "--project", "demo", "--stage", "prod", "--comment", "  "},
+		{"shipline", "--as", "carol", "approve", "v1.0.0", "--project", "demo"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Main(args, &out, &errb); code != ExitInvalid {
+			t.Errorf("%q: exit %d (%s), want 2", args, code, errb.String())
+		}
+	}
+}
+
+// Every flag of every command says what it is for.
+func TestEveryFlagHasUsage(t *testing.T) {
+	app := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+	check := func(where string, flags []ucli.Flag) {
+		for _, f := range flags {
+			if d, ok := f.(ucli.DocGenerationFlag); !ok || strings.TrimSpace(d.GetUsage()) == "" {
+				t.Errorf("%s: flag --%s has no description", where, f.Names()[0])
+			}
+		}
+	}
+	check("shipline", app.Flags)
+	for _, c := range app.Commands {
+		check("shipline "+c.Name, c.Flags)
+		if c.Usage == "" {
+			t.Errorf("command %s has no description", c.Name)
 		}
 	}
 }

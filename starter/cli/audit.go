@@ -58,7 +58,7 @@ func auditCommand(g *globals) *ucli.Command {
 		Name:  "audit",
 		Usage: "every action on a project, in time order: who did what, when, on which version and fabric, and the result",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &o.project},
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &o.project},
 			&ucli.StringFlag{Name: "since", Usage: "only actions from `T` on: RFC 3339 (2026-11-22T10:00:00Z) or a duration back from now (24h, 90m)", Destination: &o.since},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON lines, one object per action (same as --output json)", Destination: &o.json},
 		},
@@ -363,6 +363,9 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			req := a.GetAcceptedRequest()
 			if req == nil {
 				req = admitted[a.GetProtocolInstanceId()]
+			}
+			if req.GetInput().GetName() == workflows.AcceptUpdate {
+				continue // the start's own acceptance, not an action
 			}
 			uin := decodeFirstArg(req.GetInput().GetArgs())
 			r := auditRecord{Time: at, Actor: asString(uin["actor"]), Action: req.GetInput().GetName(), Project: project,

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -58,12 +57,12 @@ func runDeploy(ctx context.Context, g *globals, o deployOptions) error {
 		return err
 	}
 	defer c.Close()
-	id := workflows.DeployID(o.project, o.version, newRequestID())
+	id := workflows.DeployID(o.project, o.version, g.newRequestID())
 	in := workflows.DeployInput{Project: o.project, Version: o.version, Actor: actor, Fabric: o.fabric, Jobs: o.jobs, Trigger: "cli"}
 	if in.Auth, err = g.auth(id, workflows.ActionDeploy, actor, in); err != nil {
 		return err
 	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	st, err := g.startAccepted(ctx, c, client.StartWorkflowOptions{
 		ID: id, TaskQueue: g.taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
@@ -71,16 +70,22 @@ func runDeploy(ctx context.Context, g *globals, o deployOptions) error {
 		StaticSummary: fmt.Sprintf("Deploy %s of %s by %s", o.version, o.project, actor),
 	}, workflows.DeployWorkflow, in)
 	if err != nil {
-		return failed(fmt.Errorf("start %s: %w", id, err))
+		return err
 	}
-	res := startResult{WorkflowID: id, RunID: run.GetRunID(), UIURL: g.workflowURL(id)}
+	res := startResult{WorkflowID: id, RunID: st.RunID, UIURL: g.workflowURL(id), Acceptance: &st.Acceptance}
+	if st.Undecided {
+		res.Acceptance = nil
+		undecided(g, id)
+	} else if !st.Acceptance.Accepted {
+		return printRefused(g, res, refusal(id, st.Acceptance))
+	}
 	if !o.wait {
 		return printStarted(g, res, fmt.Sprintf("deploy of %s of %s started for %s", o.version, o.project, actor))
 	}
 	if !g.json() {
 		fmt.Fprintf(g.stdout, "deploying %s of %s (%s)\n", o.version, o.project, id)
 	}
-	state, err := followDeploy(ctx, g, c, id)
+	state, err := followDeploy(ctx, g, c, id, followOpts{})
 	res.State = state
 	if g.json() {
 		if perr := printJSON(g, res); perr != nil {
@@ -95,47 +100,6 @@ func newRequestID() string {
 	return time.Now().UTC().Format("20060102-150405") + "-" + uuid.NewString()[:4]
 }
 
-// followDeploy polls a deployment until it succeeds, parks or ends, printing
-// steps, builds and queue position as they change.
-func followDeploy(ctx context.Context, g *globals, c client.Client, id string) (*workflows.DeployState, error) {
-	p := &stepPrinter{g: g}
-	lastWait := ""
-	builds := map[string]workflows.StepStatus{}
-	for {
-		var s workflows.DeployState
-		closed, qerr := queryState(ctx, c, id, "", &s)
-		if qerr == nil {
-			if s.Waiting != nil && !g.json() && s.Waiting.Holder != lastWait {
-				lastWait = s.Waiting.Holder
-				fmt.Fprintf(g.stdout, "  queued   fabric %s is busy: behind %s\n", s.Waiting.Fabric, s.Waiting.Holder)
-			}
-			printBuilds(g, s, builds)
-			p.print(s.Steps)
-			switch s.Status {
-			case workflows.StatusSucceeded:
-				p.done(s.Summary)
-				return &s, nil
-			case workflows.StatusParked:
-				p.done(s.Summary)
-				return &s, failed(fmt.Errorf("%s is parked at %s: %s", id, s.Parked.Step, s.Parked.Reason))
-			case workflows.StatusRefused, workflows.StatusFailed, workflows.StatusCancelled:
-				return &s, failed(errors.New(s.Reason))
-			case workflows.StatusSuperseded:
-				// Not a failure of the deployment, but what was asked for did not happen.
-				return &s, failed(fmt.Errorf("%s was not deployed: superseded — %s", id, s.Reason))
-			}
-		}
-		if closed != nil {
-			return nil, failed(closed)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(150 * time.Millisecond):
-		}
-	}
-}
-
 // printBuilds prints each pipeline's build state once per change.
 func printBuilds(g *globals, s workflows.DeployState, seen map[string]workflows.StepStatus) {
 	if g.json() {
@@ -143,7 +107,8 @@ func printBuilds(g *globals, s workflows.DeployState, seen map[string]workflows.
 	}
 	for _, name := range sortedKeys(s.Builds) {
 		b := s.Builds[name]
-		if b.Status == workflows.StepPending || seen[name] == b.Status {
+		// A running build is not announced: it may be a cache hit.
+		if b.Status == workflows.StepPending || b.Status == workflows.StepRunning || seen[name] == b.Status {
 			continue
 		}
 		seen[name] = b.Status
@@ -159,59 +124,9 @@ func buildLine(b workflows.PipelineBuild) string {
 		return fmt.Sprintf("%-8s %-18s %s built in %.1fs", "built", b.Pipeline, b.File, b.Seconds)
 	case b.Status == workflows.StepFailed:
 		return fmt.Sprintf("%-8s %-18s %s", "failed", b.Pipeline, firstLine(b.Error))
-	default:
-		return fmt.Sprintf("%-8s %s", "building", b.Pipeline)
+	default: // running: a cache lookup or a build, not known yet
+		return fmt.Sprintf("%-8s %s", "running", b.Pipeline)
 	}
-}
-
-// controlCommand is `resume ID` or `cancel ID`: an update to a parked
-// deployment or release.
-func controlCommand(g *globals, name, update, usage string) *ucli.Command {
-	var reason string
-	var wait bool
-	flags := []ucli.Flag{&ucli.BoolFlag{Name: "wait", Usage: "follow the deployment afterwards", Destination: &wait}}
-	if update == workflows.CancelUpdate {
-		flags = append(flags, &ucli.StringFlag{Name: "reason", Usage: "why (recorded)", Destination: &reason})
-	}
-	return &ucli.Command{
-		Name: name, Usage: usage, ArgsUsage: "ID", Flags: flags,
-		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return invalid("%s takes one deployment or release ID, e.g. `shipline %s deploy/demo/v1.0.0/20261122-101500-ab12`", name, name)
-			}
-			return runControl(c.Context, g, c.Args().First(), update, reason, wait)
-		},
-	}
-}
-
-func runControl(ctx context.Context, g *globals, id, update, reason string, wait bool) error {
-	actor, c, err := g.session()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var msg string
-	req := workflows.ControlRequest{Actor: actor, Reason: reason}
-	if req.Auth, err = g.auth(id, update, actor, req); err != nil {
-		return err
-	}
-	if err := sendUpdate(ctx, c, id, update, req, &msg); err != nil {
-		if project, version, ok := parseWorkflowID(id); ok {
-			recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()})
-		}
-		return failed(fmt.Errorf("%s %s refused: %w", update, id, err))
-	}
-	if g.json() && !wait {
-		return printJSON(g, map[string]string{"workflow_id": id, "result": msg})
-	}
-	if !g.json() {
-		fmt.Fprintln(g.stdout, msg)
-	}
-	if !wait {
-		return nil
-	}
-	_, err = followDeploy(ctx, g, c, id)
-	return err
 }
 
 // versionCheckCLI refuses a malformed version before anything starts (exit 2).

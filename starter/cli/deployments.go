@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -25,7 +26,7 @@ func deploymentsCommand(g *globals) *ucli.Command {
 		Name:  "deployments",
 		Usage: "what runs where now: each fabric's jobs, versions, who deployed them, and drift against the live fabric",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project},
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
 			&ucli.StringFlag{Name: "fabric", Aliases: []string{"f"}, Usage: "only this fabric", Destination: &fabric},
 		},
 		Action: func(c *ucli.Context) error { return runDeployments(c.Context, g, project, fabric) },
@@ -195,11 +196,18 @@ func listIDs(ctx context.Context, c client.Client, query string) ([]string, erro
 
 // runShort runs a short read-only workflow on the worker and decodes its result.
 func runShort(ctx context.Context, g *globals, c client.Client, id, workflow string, in, out any) error {
+	if err := g.checkPollers(ctx, c); err != nil {
+		return failed(err)
+	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: g.taskQueue, WorkflowExecutionTimeout: 10 * time.Minute}, workflow, in)
 	if err != nil {
 		return failed(fmt.Errorf("start %s: %w", id, err))
 	}
-	if err := run.Get(ctx, out); err != nil {
+	err = g.withWorker(ctx, c, id, func(ctx context.Context) error { return run.Get(ctx, out) })
+	if errors.Is(err, errNoWorker) {
+		return err
+	}
+	if err != nil {
 		return failed(fmt.Errorf("%s: %s", id, cleanWorkflowError(err)))
 	}
 	return nil
@@ -212,7 +220,7 @@ func historyCommand(g *globals) *ucli.Command {
 		Name:  "history",
 		Usage: "every deployment of a project, failed and cancelled ones included, with reasons and log links",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project},
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
 			&ucli.StringFlag{Name: "fabric", Aliases: []string{"f"}, Usage: "only deployments to this fabric", Destination: &fabric},
 			&ucli.BoolFlag{Name: "failed", Usage: "only failed, refused, parked and cancelled deployments", Destination: &onlyFailed},
 		},
@@ -306,63 +314,6 @@ func isFailure(status string) bool {
 		return true
 	}
 	return status == "terminated" || status == "timed out"
-}
-
-func logsCommand(g *globals) *ucli.Command {
-	return &ucli.Command{
-		Name:      "logs",
-		Usage:     "print a deployment's build logs",
-		ArgsUsage: "ID",
-		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return invalid("logs takes one deployment ID")
-			}
-			return runLogs(c.Context, g, c.Args().First())
-		},
-	}
-}
-
-func runLogs(ctx context.Context, g *globals, id string) error {
-	c, err := g.client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var s workflows.DeployState
-	if _, err := queryState(ctx, c, id, "", &s); err != nil {
-		return notFound(id, err)
-	}
-	var paths []string
-	for _, name := range sortedKeys(s.Builds) {
-		if p := s.Builds[name].LogPath; p != "" {
-			paths = append(paths, p)
-		}
-	}
-	if len(paths) == 0 {
-		if !g.json() {
-			fmt.Fprintf(g.stdout, "%s has no build logs yet (status %s)\n", id, s.Status)
-			return nil
-		}
-		return printJSON(g, workflows.ReadLogsOutput{})
-	}
-	var out workflows.ReadLogsOutput
-	if err := runShort(ctx, g, c, "logs/"+uuid.NewString(), workflows.ReadLogsWorkflow, workflows.ReadLogsInput{Paths: paths}, &out); err != nil {
-		return err
-	}
-	if g.json() {
-		return printJSON(g, out)
-	}
-	for _, l := range out.Logs {
-		fmt.Fprintf(g.stdout, "==> %s <==\n", l.Path)
-		if l.Truncated {
-			fmt.Fprintln(g.stdout, "[… earlier output cut; the full log is on the worker]")
-		}
-		if l.Error != "" {
-			fmt.Fprintf(g.stdout, "[cannot read: %s]\n", l.Error)
-		}
-		fmt.Fprintln(g.stdout, strings.TrimRight(l.Content, "\n"))
-	}
-	return nil
 }
 
 func planCommand(g *globals) *ucli.Command {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -23,7 +24,7 @@ func promoteCommand(g *globals) *ucli.Command {
 		Usage:     "promote a release through the promotion stages (dev → qa → prod), with approvals",
 		ArgsUsage: "VERSION",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project},
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
 			&ucli.StringFlag{Name: "to", Usage: "stop after this stage (a later promote continues)", Destination: &to},
 			&ucli.BoolFlag{Name: "wait", Usage: "print progress until promoted, or until it ends or waits for approvals", Destination: &wait},
 		},
@@ -50,27 +51,30 @@ func runPromote(ctx context.Context, g *globals, version, project, to string, wa
 	if in.Auth, err = g.auth(id, workflows.ActionPromote, actor, in); err != nil {
 		return err
 	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	st, err := g.startAccepted(ctx, c, client.StartWorkflowOptions{
 		ID: id, TaskQueue: g.taskQueue,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.ProjectKey.ValueSet(project), workflows.VersionKey.ValueSet(version), workflows.ActorKey.ValueSet(actor)),
 		StaticSummary: fmt.Sprintf("Promote %s of %s by %s", version, project, actor),
 	}, workflows.PromoteWorkflow, in)
-	res := startResult{WorkflowID: id, UIURL: g.workflowURL(id)}
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	switch {
-	case errors.As(err, &started):
-		res.Existing, res.RunID = true, started.RunId
+	if err != nil {
+		return err
+	}
+	res := startResult{WorkflowID: id, RunID: st.RunID, UIURL: g.workflowURL(id), Existing: st.Existing}
+	if st.Existing {
 		if !g.json() {
 			fmt.Fprintf(g.stdout, "%s is already running; showing it\n", id)
 		}
-	case err != nil:
-		return failed(fmt.Errorf("start %s: %w", id, err))
-	default:
-		res.RunID = run.GetRunID()
+	} else {
+		res.Acceptance = &st.Acceptance
+		if st.Undecided {
+			res.Acceptance = nil
+			undecided(g, id)
+		} else if !st.Acceptance.Accepted {
+			return printRefused(g, res, refusal(id, st.Acceptance))
+		}
 	}
 	if !wait {
 		if res.Existing {
@@ -78,7 +82,7 @@ func runPromote(ctx context.Context, g *globals, version, project, to string, wa
 		}
 		return printStarted(g, res, fmt.Sprintf("promotion of %s of %s started for %s", version, project, actor))
 	}
-	state, err := followPromote(ctx, g, c, id)
+	state, err := followPromote(ctx, g, c, id, followOpts{})
 	res.State = state
 	if g.json() {
 		if perr := printJSON(g, res); perr != nil {
@@ -88,53 +92,15 @@ func runPromote(ctx context.Context, g *globals, version, project, to string, wa
 	return err
 }
 
-// followPromote prints stage changes until the promotion ends or waits for people.
-func followPromote(ctx context.Context, g *globals, c client.Client, id string) (*workflows.PromoteState, error) {
-	seen := map[string]workflows.StageStatus{}
-	for {
-		var s workflows.PromoteState
-		closed, qerr := queryState(ctx, c, id, "", &s)
-		if qerr == nil {
-			for _, st := range s.Stages {
-				if seen[st.Name] != st.Status {
-					seen[st.Name] = st.Status
-					if !g.json() {
-						fmt.Fprintf(g.stdout, "  %s\n", stageLine(st))
-					}
-				}
-			}
-			switch s.Status {
-			case workflows.StatusPromoted:
-				if !g.json() {
-					fmt.Fprintln(g.stdout, s.Summary)
-				}
-				return &s, nil
-			case workflows.StatusWaiting:
-				if !g.json() {
-					fmt.Fprintf(g.stdout, "pending: %s\n", s.Pending)
-				}
-				return &s, nil
-			case workflows.StatusRejected, workflows.StatusExpired, workflows.StatusRefused, workflows.StatusFailed:
-				return &s, failed(errors.New(s.Summary))
-			}
-		}
-		if closed != nil {
-			return nil, failed(closed)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(150 * time.Millisecond):
-		}
-	}
-}
-
 func stageLine(s workflows.StageState) string {
 	line := fmt.Sprintf("%-10s %-10s", s.Status, s.Name)
 	if s.Detail != "" {
 		line += " " + firstLine(s.Detail)
 	}
-	return line
+	if s.DeploymentID != "" && s.Status == workflows.StageDeploying {
+		line += " " + s.DeploymentID
+	}
+	return strings.TrimRight(line, " ")
 }
 
 func voteCommand(g *globals, name, update, usage string) *ucli.Command {
@@ -142,13 +108,16 @@ func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 	return &ucli.Command{
 		Name: name, Usage: usage, ArgsUsage: "VERSION",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project},
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
 			&ucli.StringFlag{Name: "stage", Aliases: []string{"s"}, Required: true, Usage: "the stage waiting for approval", Destination: &stage},
-			&ucli.StringFlag{Name: "comment", Aliases: []string{"m"}, Usage: "why (required to reject)", Destination: &comment},
+			&ucli.StringFlag{Name: "comment", Aliases: []string{"m"}, Usage: "why (recorded; required to reject)", Destination: &comment},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return invalid("%s takes exactly one VERSION", name)
+			}
+			if update == workflows.RejectUpdate && strings.TrimSpace(comment) == "" {
+				return invalid("reject needs --comment: say why (it is recorded and shown to the requester), e.g. `shipline reject v1.2.0 --project demo --stage prod --comment \"failing smoke test\"`")
 			}
 			version := c.Args().First()
 			if err := versionCheckCLI(version); err != nil {
@@ -171,7 +140,11 @@ func runVote(ctx context.Context, g *globals, project, version, update, stage, c
 		return err
 	}
 	var st workflows.StageState
-	if err := sendUpdate(ctx, c, id, update, vote, &st); err != nil {
+	err = g.withWorker(ctx, c, id, func(ctx context.Context) error { return sendUpdate(ctx, c, id, update, vote, &st) })
+	if errors.Is(err, errNoWorker) {
+		return err
+	}
+	if err != nil {
 		recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Stage: stage, Reason: err.Error(), At: time.Now().UTC()})
 		return failed(fmt.Errorf("%s refused: %w", update, err))
 	}
@@ -209,7 +182,7 @@ func deleteCommand(g *globals) *ucli.Command {
 		Name:      "delete",
 		Usage:     "delete a release that only reached the first stage (tag, artifacts, jobs revert); refused once linked",
 		ArgsUsage: "VERSION",
-		Flags:     []ucli.Flag{&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Destination: &project}},
+		Flags:     []ucli.Flag{&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project}},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return invalid("delete takes exactly one VERSION")
@@ -235,7 +208,11 @@ func runDelete(ctx context.Context, g *globals, project, version string) error {
 	if req.Auth, err = g.auth(id, workflows.ActionDelete, actor, req); err != nil {
 		return err
 	}
-	if err := sendUpdate(ctx, c, id, workflows.DeleteUpdate, req, &res); err != nil {
+	err = g.withWorker(ctx, c, id, func(ctx context.Context) error { return sendUpdate(ctx, c, id, workflows.DeleteUpdate, req, &res) })
+	if errors.Is(err, errNoWorker) {
+		return err
+	}
+	if err != nil {
 		recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: "delete", Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()})
 		return failed(fmt.Errorf("delete refused: %w", err))
 	}

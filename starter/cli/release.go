@@ -3,13 +3,10 @@ package cli
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	ucli "github.com/urfave/cli/v2"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -52,6 +49,8 @@ type startResult struct {
 	UIURL      string `json:"ui_url"`
 	// Existing is true when the workflow was already there (nothing new started).
 	Existing bool `json:"existing"`
+	// Acceptance is the workflow's answer to the request (absent when Existing).
+	Acceptance *workflows.Acceptance `json:"acceptance,omitempty"`
 	// State is the final state when --wait was given.
 	State any `json:"state,omitempty"`
 }
@@ -78,18 +77,27 @@ func runRelease(ctx context.Context, g *globals, o releaseOptions) error {
 	if in.Auth, err = g.auth(id, workflows.ActionRelease, actor, in); err != nil {
 		return err
 	}
-	run, existing, err := startRelease(ctx, g, c, id, in)
+	st, err := g.startAccepted(ctx, c, releaseStartOptions(g, id, in), workflows.ReleaseWorkflow, in)
 	if err != nil {
 		return err
 	}
-	res.RunID, res.Existing = run, existing
-	if existing && !g.json() {
+	res.RunID, res.Existing = st.RunID, st.Existing
+	if !st.Existing {
+		res.Acceptance = &st.Acceptance
+		if st.Undecided {
+			res.Acceptance = nil
+			undecided(g, id)
+		} else if !st.Acceptance.Accepted {
+			return printRefused(g, res, refusal(id, st.Acceptance))
+		}
+	}
+	if st.Existing && !g.json() {
 		fmt.Fprintf(g.stdout, "%s already exists; showing it (a release is made once per version)\n", id)
 	}
-	if !o.wait && !existing {
+	if !o.wait && !st.Existing {
 		return printStarted(g, res, fmt.Sprintf("release %s of %s started for %s", o.version, o.project, actor))
 	}
-	state, err := followRelease(ctx, g, c, id, run)
+	state, err := followRelease(ctx, g, c, id, st.RunID, followOpts{})
 	res.State = state
 	if g.json() {
 		if perr := printJSON(g, res); perr != nil {
@@ -99,74 +107,18 @@ func runRelease(ctx context.Context, g *globals, o releaseOptions) error {
 	return err
 }
 
-// startRelease starts the Release entity, or finds the running one of that
-// version. A refused or failed earlier attempt is closed, so a new run starts.
-func startRelease(ctx context.Context, g *globals, c client.Client, id string, in workflows.ReleaseInput) (runID string, existing bool, err error) {
-	opts := client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                g.taskQueue,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
+// releaseStartOptions start the Release entity, or find the running one of
+// that version. A refused or failed earlier attempt is closed, so a new run starts.
+func releaseStartOptions(g *globals, id string, in workflows.ReleaseInput) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                g.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.ProjectKey.ValueSet(in.Project), workflows.VersionKey.ValueSet(in.Version), workflows.ActorKey.ValueSet(in.Actor)),
 		StaticSummary: fmt.Sprintf("Release %s of %s by %s", in.Version, in.Project, in.Actor),
 		StaticDetails: fmt.Sprintf("ref `%s`, requested with `shipline release`", cmp.Or(in.Ref, "main (or the tag "+in.Version+" if already on the remote)")),
-	}
-	run, err := c.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflow, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	switch {
-	case err == nil:
-		return run.GetRunID(), false, nil
-	case errors.As(err, &started):
-		return started.RunId, true, nil
-	default:
-		return "", false, failed(fmt.Errorf("start %s: %w", id, err))
-	}
-}
-
-// followRelease polls the release until the release step is over, printing
-// each step as it moves. It returns an exit error when the release was refused
-// or failed.
-func followRelease(ctx context.Context, g *globals, c client.Client, id, runID string) (*workflows.ReleaseState, error) {
-	p := &stepPrinter{g: g}
-	for {
-		var state workflows.ReleaseState
-		closed, qerr := queryState(ctx, c, id, runID, &state)
-		if qerr == nil {
-			p.print(state.Steps)
-			switch state.Status {
-			case workflows.StatusReleased:
-				p.done(state.Summary)
-				if state.DeployID == "" {
-					return &state, nil
-				}
-				if !g.json() {
-					fmt.Fprintf(g.stdout, "deploying (auto_deploy): %s\n", state.DeployID)
-				}
-				if _, err := waitStarted(ctx, c, state.DeployID); err != nil {
-					return &state, failed(err)
-				}
-				if _, err := followDeploy(ctx, g, c, state.DeployID); err != nil {
-					return &state, err
-				}
-				// The release records the deploy's outcome right after it ends.
-				return waitDeployRecorded(ctx, c, id, runID)
-			case workflows.StatusRefused, workflows.StatusFailed, workflows.StatusCancelled:
-				return &state, failed(errors.New(state.Refusal))
-			case workflows.StatusParked:
-				p.done(state.Summary)
-				return &state, failed(fmt.Errorf("%s is parked at %s: %s", id, state.Parked.Step, state.Parked.Reason))
-			}
-		}
-		if closed != nil {
-			return nil, failed(closed)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }
 
@@ -174,44 +126,17 @@ func printStarted(g *globals, res startResult, what string) error {
 	if g.json() {
 		return printJSON(g, res)
 	}
-	fmt.Fprintf(g.stdout, "%s\n  workflow: %s\n  follow:   shipline status %s\n  UI:       %s\n", what, res.WorkflowID, res.WorkflowID, res.UIURL)
+	fmt.Fprintf(g.stdout, "%s\n  workflow: %s\n  follow:   shipline status %s --watch\n  UI:       %s\n", what, res.WorkflowID, res.WorkflowID, res.UIURL)
 	return nil
 }
 
-// waitStarted waits until a workflow the worker starts (a child) exists.
-func waitStarted(ctx context.Context, c client.Client, id string) (string, error) {
-	for i := 0; ; i++ {
-		desc, err := c.DescribeWorkflow(ctx, id, "")
-		if err == nil {
-			return desc.WorkflowExecution.RunID, nil
-		}
-		if i > 300 {
-			return "", fmt.Errorf("%s did not start: %w", id, err)
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+// printRefused prints a refused start (JSON only: the text is the error) and
+// returns the refusal.
+func printRefused(g *globals, res startResult, refusal error) error {
+	if g.json() {
+		if err := printJSON(g, res); err != nil {
+			return err
 		}
 	}
-}
-
-// waitDeployRecorded waits until the release's deploy step shows the outcome.
-func waitDeployRecorded(ctx context.Context, c client.Client, id, runID string) (*workflows.ReleaseState, error) {
-	for {
-		var state workflows.ReleaseState
-		if _, err := queryState(ctx, c, id, runID, &state); err != nil {
-			return nil, failed(err)
-		}
-		for _, s := range state.Steps {
-			if s.Name == workflows.StepDeploy && s.Status != workflows.StepRunning {
-				return &state, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return refusal
 }

@@ -34,29 +34,22 @@ func statusCommand(g *globals) *ucli.Command {
 	}
 }
 
-// runWatch follows a release or deployment live, then prints its status.
+// runWatch follows any Shipline workflow live until it ends, parks or waits
+// for people, then (with --output json) prints its status.
 func runWatch(ctx context.Context, g *globals, id string) error {
 	c, err := g.client()
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	desc, err := c.DescribeWorkflow(ctx, id, "")
-	c.Close()
 	if err != nil {
 		return notFound(id, err)
 	}
-	c, err = g.client()
-	if err != nil {
-		return err
+	if !g.json() {
+		fmt.Fprintf(g.stdout, "%s  (%s)\n", id, desc.WorkflowType.Name)
 	}
-	defer c.Close()
-	var ferr error
-	switch desc.WorkflowType.Name {
-	case workflows.DeployWorkflow:
-		_, ferr = followDeploy(ctx, g, c, id)
-	case workflows.ReleaseWorkflow:
-		_, ferr = followRelease(ctx, g, c, id, "")
-	}
+	_, ferr := followKind(ctx, g, c, id, "", desc.WorkflowType.Name, followOpts{})
 	if g.json() {
 		if err := runStatus(ctx, g, id); err != nil {
 			return err
@@ -97,14 +90,23 @@ func runStatus(ctx context.Context, g *globals, id string) error {
 		res.Failure = closeFailure(ctx, c, id, res.RunID)
 	}
 	var raw json.RawMessage
-	if _, qerr := queryState(ctx, c, id, res.RunID, &raw); qerr == nil {
+	var qerr error
+	// The state comes from the worker: say so within seconds when none serves it.
+	werr := g.withWorker(ctx, c, id, func(ctx context.Context) error {
+		_, qerr = queryState(ctx, c, id, res.RunID, &raw)
+		return nil
+	})
+	if werr == nil && qerr == nil {
 		res.State = raw
 	}
 	if g.json() {
-		return printJSON(g, res)
+		if err := printJSON(g, res); err != nil {
+			return err
+		}
+	} else {
+		printStatus(g, res)
 	}
-	printStatus(g, res)
-	return nil
+	return werr
 }
 
 func printStatus(g *globals, res statusResult) {
@@ -125,9 +127,9 @@ func printStatus(g *globals, res statusResult) {
 	if res.Failure != "" && (p.Summary == "" || !strings.Contains(p.Summary, res.Failure)) {
 		fmt.Fprintf(g.stdout, "  failure: %s\n", res.Failure)
 	}
-	fmt.Fprintf(g.stdout, "  started: %s\n", res.Started.Local().Format(time.DateTime))
+	fmt.Fprintf(g.stdout, "  started: %s\n", g.local(res.Started).Format(time.DateTime))
 	if res.Closed != nil {
-		fmt.Fprintf(g.stdout, "  closed:  %s\n", res.Closed.Local().Format(time.DateTime))
+		fmt.Fprintf(g.stdout, "  closed:  %s\n", g.local(*res.Closed).Format(time.DateTime))
 	}
 	fmt.Fprintf(g.stdout, "  UI:      %s\n", res.UIURL)
 }
@@ -223,10 +225,12 @@ func printJSON(g *globals, v any) error {
 type stepPrinter struct {
 	g    *globals
 	seen map[string]workflows.StepStatus
+	// quiet prints only the outcome (following a cancellation).
+	quiet bool
 }
 
 func (p *stepPrinter) print(steps []workflows.Step) {
-	if p.g.json() {
+	if p.g.json() || p.quiet {
 		return
 	}
 	if p.seen == nil {
@@ -285,7 +289,7 @@ func printDetails(g *globals, raw json.RawMessage) {
 		fmt.Fprintf(g.stdout, "  queued:  fabric %s is busy with %s\n", d.Waiting.Fabric, d.Waiting.Holder)
 	}
 	if d.Parked != nil {
-		fmt.Fprintf(g.stdout, "  parked at %s since %s: %s\n", d.Parked.Step, d.Parked.Since.Local().Format(time.DateTime), d.Parked.Reason)
+		fmt.Fprintf(g.stdout, "  parked at %s since %s: %s\n", d.Parked.Step, g.local(d.Parked.Since).Format(time.DateTime), d.Parked.Reason)
 	}
 	if d.Pending != "" {
 		fmt.Fprintf(g.stdout, "  pending: %s\n", d.Pending)

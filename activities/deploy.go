@@ -392,19 +392,16 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 	}
 	job := man.Jobs[in.Job.Name]
 	job.Name = in.Job.Name
-	rendered, paused, err := fabric.RenderJob(fabric.RenderInput{
+	spec, err := fabric.RenderJobSpec(fabric.RenderInput{
 		Project: in.Project, Version: in.Version, Commit: in.Commit, Fabric: in.Job.Fabric,
 		Job: job, Definition: def, ArtifactPaths: in.Artifacts,
 		Variables: fabric.MergeVariables(man, d.Platform, in.Job.Fabric),
 		Paused:    fabric.PausedFor(man, d.Platform, in.Job.Fabric, in.Job.Name),
-	})
+	}, in.DeploymentID)
 	if err != nil {
 		return fabric.JobSpec{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render job %s for fabric %s: %v", in.Job.Name, in.Job.Fabric, err), apperr.InvalidDefinition, nil)
 	}
-	return fabric.JobSpec{
-		Project: in.Project, Job: in.Job.Name, Definition: rendered, Paused: paused,
-		Version: in.Version, DeploymentID: in.DeploymentID,
-	}, nil
+	return spec, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

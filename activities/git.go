@@ -14,6 +14,7 @@ import (
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
@@ -107,6 +108,8 @@ func (g *Git) ValidateManifest(ctx context.Context, in ValidateManifestInput) (V
 		if man != nil {
 			out.Name = man.Name
 		}
+		// Every Airflow DAG compiles and names its dag_id, before anything is tagged.
+		diags = append(diags, fabric.CheckProjectDAGs(ctx, fsys, man, g.Platform, in.Project, fabric.Env(g.Getenv))...)
 		out.Diagnostics = diags
 		return nil
 	})

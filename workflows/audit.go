@@ -25,6 +25,14 @@ const MaxAuditRefusals = 1000
 // It never completes; it continues as new when Temporal suggests it, after
 // draining the signals already delivered, carrying its state.
 func Audit(ctx workflow.Context, in AuditInput) error {
+	if in.carries() {
+		// Forged entries are dropped; the attempt is recorded here like any
+		// other refusal (the signal reaches this very run).
+		if err := carriedStateAllowed(ctx); err != nil {
+			recordRefusal(ctx, in.Project, carriedAttempt(ctx, err))
+			in.Carried = nil
+		}
+	}
 	refusals := slices.Clone(in.Carried)
 	if refusals == nil {
 		refusals = []Refusal{}

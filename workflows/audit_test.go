@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -67,6 +68,9 @@ func TestAuditContinuesAsNew(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
 	useInternalAuth(env)
+	// This run continues the entity's previous one, as continue-as-new starts it.
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: AuditID("demo")})
+	env.SetContinuedExecutionRunID("previous-run")
 	carried := make([]Refusal, MaxAuditRefusals-1)
 	for i := range carried {
 		carried[i] = Refusal{Actor: "old", Action: CancelUpdate, Reason: fmt.Sprint(i), At: time.Unix(int64(i), 0)}
@@ -74,9 +78,9 @@ func TestAuditContinuesAsNew(t *testing.T) {
 	env.RegisterDelayedCallback(func() {
 		env.SetContinueAsNewSuggested(true)
 		// Three signals delivered in the same workflow task: none may be lost.
-		env.SignalWorkflowSkippingWorkflowTask(RefusalSignal, sealed(testWorkflowID, RefusalSignal, Refusal{Actor: "a", Action: ResumeUpdate, Reason: "r1"}))
-		env.SignalWorkflowSkippingWorkflowTask(RefusalSignal, sealed(testWorkflowID, RefusalSignal, Refusal{Actor: "b", Action: ResumeUpdate, Reason: "r2"}))
-		env.SignalWorkflow(RefusalSignal, sealed(testWorkflowID, RefusalSignal, Refusal{Actor: "c", Action: ResumeUpdate, Reason: "r3"}))
+		env.SignalWorkflowSkippingWorkflowTask(RefusalSignal, sealed(AuditID("demo"), RefusalSignal, Refusal{Actor: "a", Action: ResumeUpdate, Reason: "r1"}))
+		env.SignalWorkflowSkippingWorkflowTask(RefusalSignal, sealed(AuditID("demo"), RefusalSignal, Refusal{Actor: "b", Action: ResumeUpdate, Reason: "r2"}))
+		env.SignalWorkflow(RefusalSignal, sealed(AuditID("demo"), RefusalSignal, Refusal{Actor: "c", Action: ResumeUpdate, Reason: "r3"}))
 	}, time.Minute)
 	env.ExecuteWorkflow(AuditWorkflow, AuditInput{Project: "demo", Carried: carried})
 

@@ -48,6 +48,12 @@ const (
 	// verified by the receiver (internal/msgauth); an unsealed or forged one
 	// changes nothing and is recorded in the project's audit.
 	ChangeInternalAuth = "internal-auth"
+	// ChangeCarriedStateCheck: a run believes its carried input only when it was
+	// continued as new (see carriedStateAllowed); a direct start is refused.
+	ChangeCarriedStateCheck = "carried-state-check"
+	// ChangeCheckJobs: Deploy renders and checks every job for every target
+	// fabric (step check) before the upload and schedule steps write anything.
+	ChangeCheckJobs = "check-jobs-first"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -177,6 +183,7 @@ type ReleaseInput struct {
 
 	// Carried is set only by continue-as-new: the state so far, and the signing
 	// policy (so updates are checked from the first moment of the new run).
+	// A direct start that carries them is refused (CarriedStateRefused).
 	Carried       *ReleaseState   `json:"carried,omitempty"`
 	CarriedPolicy *signing.Policy `json:"carried_policy,omitempty"`
 }
@@ -245,7 +252,7 @@ type RemoteTag struct {
 	Commit  string    `json:"commit"`
 	Creator string    `json:"creator"`
 	Created time.Time `json:"created"`
-	// Shipline is true when the tag message carries TagTrailer.
+	// Shipline is true when the tag message ends with Shipline's trailer block (IsShiplineTag).
 	Shipline bool `json:"shipline"`
 }
 
@@ -319,6 +326,7 @@ const (
 	StepAccess         = "authorize"
 	StepLock           = "queue"
 	StepBuild          = "build"
+	StepCheck          = "check"
 	StepUpload         = "upload"
 	StepSchedule       = "schedule"
 	StepRecord         = "record"
@@ -437,7 +445,8 @@ type ControlRequest struct {
 	Auth   *signing.Auth `json:"auth,omitempty"`
 }
 
-// FabricInput starts (or continues) a Fabric entity.
+// FabricInput starts (or continues) a Fabric entity. Carried is set only by
+// continue-as-new; a direct start's is dropped (and audited).
 type FabricInput struct {
 	Project string       `json:"project"`
 	Fabric  string       `json:"fabric"`
@@ -584,6 +593,10 @@ const (
 	ActionCancel  = "cancel"
 )
 
+// ActionStart names, in the audit, a workflow start refused before it did
+// anything (a direct start carrying continue-as-new state).
+const ActionStart = "start"
+
 // ---- Promote, link and delete -----------------------------------------------
 
 const (
@@ -641,6 +654,7 @@ type PromoteInput struct {
 	Auth *signing.Auth `json:"auth,omitempty"`
 	// Carried is set only by continue-as-new, with the stage settings the
 	// promotion started with (a promotion keeps its rules until it ends).
+	// A direct start that carries them is refused (CarriedStateRefused).
 	Carried         *PromoteState                 `json:"carried,omitempty"`
 	CarriedSettings *activities.PromotionSettings `json:"carried_settings,omitempty"`
 	CarriedPolicy   *signing.Policy               `json:"carried_policy,omitempty"`
@@ -788,7 +802,8 @@ type Refusal struct {
 	Unauthenticated bool `json:"unauthenticated,omitempty"`
 }
 
-// AuditInput starts a project's Audit entity.
+// AuditInput starts a project's Audit entity. Carried is set only by
+// continue-as-new; a direct start's is dropped (and audited).
 type AuditInput struct {
 	Project string    `json:"project"`
 	Carried []Refusal `json:"carried,omitempty"`

@@ -30,9 +30,10 @@ var (
 //  2. authorize: the actor must be in the owner team of every target fabric;
 //  3. queue: take each fabric's lock in name order (deploys to one fabric never interleave);
 //  4. build: each needed pipeline once, in parallel, from the build cache when unchanged;
-//  5. upload: the artifacts to each fabric at immutable paths, checksum-verified;
-//  6. schedule: render and upsert every job (never a duplicate);
-//  7. record: tell each fabric's entity what now runs there, and release the locks.
+//  5. check: render every job for every target fabric and check it offline (nothing written yet);
+//  6. upload: the artifacts to each fabric at immutable paths, checksum-verified;
+//  7. schedule: render and upsert every job (never a duplicate);
+//  8. record: tell each fabric's entity what now runs there, and release the locks.
 //
 // A step that fails permanently parks the deployment with the reason; the
 // `resume` update retries from that step (steps done are not redone) and
@@ -77,7 +78,7 @@ type deployment struct {
 func (d *deployment) setup(ctx workflow.Context) error {
 	info := workflow.GetInfo(ctx)
 	d.state = DeployState{
-		Progress: Progress{Status: StatusRunning, Steps: newSteps(StepResolveRelease, StepAccess, StepLock, StepBuild, StepUpload, StepSchedule, StepRecord),
+		Progress: Progress{Status: StatusRunning, Steps: newSteps(StepResolveRelease, StepAccess, StepLock, StepBuild, StepCheck, StepUpload, StepSchedule, StepRecord),
 			Summary: fmt.Sprintf("deploying %s of %s for %s", d.in.Version, d.in.Project, d.in.Actor)},
 		DeploymentID: info.WorkflowExecution.ID, Project: d.in.Project, Version: d.in.Version, Actor: d.in.Actor,
 		Builds: map[string]PipelineBuild{}, Started: workflow.Now(ctx),
@@ -140,7 +141,7 @@ func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
 		fn   func(workflow.Context) error
 	}{
 		{StepResolveRelease, d.resolve}, {StepAccess, d.authorize}, {StepLock, d.lock},
-		{StepBuild, d.holding(d.build)}, {StepUpload, d.holding(d.upload)}, {StepSchedule, d.holding(d.schedule)},
+		{StepBuild, d.holding(d.build)}, {StepCheck, d.check}, {StepUpload, d.holding(d.upload)}, {StepSchedule, d.holding(d.schedule)},
 	}
 	hooks := d.parkHooks()
 	for _, s := range steps {

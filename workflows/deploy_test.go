@@ -36,6 +36,9 @@ type deployEnv struct {
 	release *ReleaseState
 	// settings are the project's settings (git_retry) the Config activity returns.
 	settings activities.ProjectSettings
+	// checks records the CheckJobs calls; checkErr is what they fail with.
+	checks   []activities.CheckJobsInput
+	checkErr error
 }
 
 func resolved() activities.ResolveDeployOutput {
@@ -97,6 +100,13 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	e.settings = activities.ProjectSettings{Name: "demo", Admins: []string{"alice"}}
 	e.OnActivity(configActs.Project, mock.Anything, mock.Anything).Return(func(context.Context, activities.ProjectInput) (activities.ProjectSettings, error) {
 		return e.settings, nil
+	})
+	e.OnActivity(deployActs.CheckJobs, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CheckJobsInput) (activities.CheckJobsOutput, error) {
+		e.checks = append(e.checks, in)
+		if e.checkErr != nil {
+			return activities.CheckJobsOutput{}, e.checkErr
+		}
+		return activities.CheckJobsOutput{Checked: len(in.Jobs)}, nil
 	})
 	e.OnSignalExternalWorkflow(mock.Anything, ReleaseID("demo", "v1.0.0"), "", DeployedSignal, mock.Anything).Return(
 		func(_, _, _, _ string, arg any) error {

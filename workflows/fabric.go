@@ -35,6 +35,14 @@ import (
 // It never completes; it continues as new when Temporal suggests it.
 func Fabric(ctx workflow.Context, in FabricInput) error {
 	f := &fabricEntity{state: FabricState{Project: in.Project, Fabric: in.Fabric, Jobs: map[string]JobRecord{}}}
+	if in.carries() {
+		// Forged state is dropped, and the entity goes on empty: completing
+		// instead would lose the signals of deployments that joined meanwhile.
+		if err := carriedStateAllowed(ctx); err != nil {
+			recordRefusal(ctx, in.Project, carriedAttempt(ctx, err))
+			in.Carried = nil
+		}
+	}
 	if in.Carried != nil {
 		f.state = *in.Carried
 	}

@@ -1,8 +1,6 @@
 package workflows
 
 import (
-	"strings"
-
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
@@ -24,7 +22,7 @@ func ListReleases(ctx workflow.Context, in ListReleasesInput) (ListReleasesOutpu
 	for _, t := range tags.Tags {
 		out.Tags = append(out.Tags, RemoteTag{
 			Version: t.Name, Commit: t.Commit, Creator: t.Creator, Created: t.Created,
-			Shipline: t.Annotated && strings.Contains(t.Message, TagTrailer+ReleaseID(in.Project, t.Name)),
+			Shipline: t.Annotated && IsShiplineTag(t.Message, in.Project, t.Name),
 		})
 	}
 	return out, nil

@@ -54,9 +54,15 @@ type promotion struct {
 	settings activities.PromotionSettings
 	current  int // index of the stage being worked on
 	guard    requestGuard
+	forged   error // why the input's carried state was refused
 }
 
 func (p *promotion) setup(ctx workflow.Context) error {
+	if p.in.carries() {
+		if p.forged = carriedStateAllowed(ctx); p.forged != nil {
+			p.in.Carried, p.in.CarriedSettings, p.in.CarriedPolicy = nil, nil, nil // believe none of it
+		}
+	}
 	if p.in.Carried != nil {
 		p.state = *p.in.Carried
 		p.guard.restore(p.in.CarriedPolicy, p.state.Requests)
@@ -103,6 +109,9 @@ func (p *promotion) setup(ctx workflow.Context) error {
 }
 
 func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
+	if p.forged != nil { // the refused run is the attempt's audit record
+		return p.state, p.end(ctx, StatusRefused, apperr.CarriedStateRefused, p.forged.Error())
+	}
 	if err := p.guard.load(ctx); err != nil {
 		return p.state, err
 	}

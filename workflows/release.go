@@ -52,11 +52,17 @@ type release struct {
 	deploying bool // the auto_deploy child runs
 	guard     requestGuard
 	ctl       control
+	forged    error // why the input's carried state was refused
 }
 
 // setup registers the state query first, so every later step is observable,
 // and seeds the state (fresh, or carried over by continue-as-new).
 func (r *release) setup(ctx workflow.Context) error {
+	if r.in.carries() {
+		if r.forged = carriedStateAllowed(ctx); r.forged != nil {
+			r.in.Carried, r.in.CarriedPolicy = nil, nil // believe none of it
+		}
+	}
 	if r.in.Carried != nil {
 		r.state = *r.in.Carried
 		r.guard.restore(r.in.CarriedPolicy, r.state.Requests)
@@ -162,6 +168,9 @@ func (r *release) failOrPark(ctx workflow.Context, step string, err error) error
 }
 
 func (r *release) run(ctx workflow.Context) (ReleaseState, error) {
+	if r.forged != nil { // the refused run is the attempt's audit record
+		return r.state, r.refuse(ctx, StepAuthorize, apperr.CarriedStateRefused, r.forged.Error())
+	}
 	if r.in.Carried == nil {
 		if err := r.releaseOnce(ctx); err != nil {
 			return r.state, err
@@ -248,6 +257,9 @@ func (r *release) checkInput() error {
 	case r.in.Actor == "":
 		return errors.New(`the input has no "actor": name the user on whose behalf the release is made`)
 	}
+	if err := CheckTagMessage(r.in.Message); err != nil {
+		return err
+	}
 	return versionCheck(r.in.Version)
 }
 
@@ -315,12 +327,12 @@ func (r *release) tag(ctx workflow.Context) error {
 	r.begin(ctx, StepTag)
 	msg := r.in.Message
 	if msg == "" {
-		msg = fmt.Sprintf("Release %s of %s", r.in.Version, r.in.Project)
+		msg = DefaultTagMessage(r.in.Project, r.in.Version)
 	}
 	r.state.Message = msg
 	in := activities.CreateTagInput{
 		Project: r.in.Project, Version: r.in.Version, Commit: r.state.Commit, Tagger: r.in.Actor, When: r.state.CreatedAt,
-		Message: msg + "\n\n" + TagTrailer + ReleaseID(r.in.Project, r.in.Version) + "\n",
+		Message: TagMessage(msg, r.in.Project, r.in.Version),
 	}
 	var out activities.CreateTagOutput
 	if err := workflow.ExecuteActivity(gitRetryActivity(ctx, r.settings.GitRetry), gitActs.CreateTag, in).Get(ctx, &out); err != nil {

@@ -11,6 +11,9 @@ const (
 	AccessDenied = "AccessDenied"
 	// SignatureRefused: the request's signature is missing, invalid or replayed.
 	SignatureRefused = "SignatureRefused"
+	// CarriedStateRefused: a workflow was started directly with the state that
+	// only continue-as-new may carry.
+	CarriedStateRefused = "CarriedStateRefused"
 	// InvalidInput: the request itself is wrong (bad version, missing field, a
 	// project without repo, a bad path).
 	InvalidInput = "InvalidInput"
@@ -113,6 +116,7 @@ const (
 var classes = map[string]Class{
 	AccessDenied:          Refused,
 	SignatureRefused:      Refused,
+	CarriedStateRefused:   Refused,
 	InvalidInput:          Refused,
 	InvalidManifest:       Refused,
 	UnknownProject:        Refused,

@@ -77,6 +77,7 @@ func TestClassOfEachType(t *testing.T) {
 	}{
 		{AccessDenied, "AccessDenied", Refused},
 		{SignatureRefused, "SignatureRefused", Refused},
+		{CarriedStateRefused, "CarriedStateRefused", Refused},
 		{InvalidInput, "InvalidInput", Refused},
 		{InvalidManifest, "InvalidManifest", Refused},
 		{UnknownProject, "UnknownProject", Refused},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/templating"
 )
 
 // Artifact is a built file to upload.
@@ -47,6 +48,11 @@ type JobSpec struct {
 	Paused       *bool  `json:"paused,omitempty"`
 	Version      string `json:"version"`
 	DeploymentID string `json:"deployment_id"`
+	// Source is the definition's path in the project (jobs/x/dag.py), and
+	// SourceLines maps each line of Definition to its line there: errors
+	// about the rendered definition name the source (see RenderJobSpec).
+	Source      string            `json:"source,omitempty"`
+	SourceLines []templating.Line `json:"source_lines,omitempty"`
 }
 
 // JobAction says what an upsert did.

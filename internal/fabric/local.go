@@ -54,7 +54,7 @@ func (l *localFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, erro
 	var check func(string) error
 	if isDAG {
 		check = func(tmp string) error {
-			_, err := checkDAGFile(ctx, pythonBin(nil), tmp, name, dagID(j))
+			_, err := checkDAGFile(ctx, pythonBin(nil), tmp, sourceOf(j, name), dagID(j))
 			return err
 		}
 	}

@@ -46,6 +46,22 @@ type RenderInput struct {
 // Errors are permanent *apperr.Error values of type InvalidDefinition wrapping a
 // diag.List whose entries name the definition's file:line:col.
 func RenderJob(in RenderInput) ([]byte, *bool, error) {
+	out, paused, _, err := renderJob(in)
+	return out, paused, err
+}
+
+// RenderJobSpec renders a job (see RenderJob) into the spec a fabric
+// upserts, with the map of its lines to the definition's source.
+func RenderJobSpec(in RenderInput, deploymentID string) (JobSpec, error) {
+	out, paused, lines, err := renderJob(in)
+	if err != nil {
+		return JobSpec{}, err
+	}
+	return JobSpec{Project: in.Project, Job: in.Job.Name, Definition: out, Paused: paused,
+		Version: in.Version, DeploymentID: deploymentID, Source: in.Job.Definition, SourceLines: lines}, nil
+}
+
+func renderJob(in RenderInput) ([]byte, *bool, []templating.Line, error) {
 	file := in.Job.Definition
 	if file == "" {
 		file = in.Job.Name + " definition"
@@ -64,36 +80,37 @@ func RenderJob(in RenderInput) ([]byte, *bool, error) {
 	}
 	diags = append(diags, templating.CheckRefs(file, refs, known)...)
 	if diags.HasErrors() {
-		return nil, nil, renderError(in, diags)
+		return nil, nil, nil, renderError(in, diags)
 	}
 
 	var (
-		out []byte
-		err error
+		out   []byte
+		lines []templating.Line
+		err   error
 	)
 	if isJSON {
 		out, err = templating.RenderJSON(file, in.Definition, values)
 	} else {
-		out, err = templating.Render(file, in.Definition, values)
+		out, lines, err = templating.RenderLines(file, in.Definition, values)
 	}
 	if err != nil {
 		var l diag.List
 		if errors.As(err, &l) {
-			return nil, nil, renderError(in, l)
+			return nil, nil, nil, renderError(in, l)
 		}
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !isJSON {
-		return out, in.Paused, nil
+		return out, in.Paused, lines, nil
 	}
 	payload, bad := decodeJobPayload(file, out)
 	if bad != nil {
-		return nil, nil, renderError(in, bad)
+		return nil, nil, nil, renderError(in, bad)
 	}
 	if !hasSchedule(payload) {
-		return out, nil, nil
+		return out, nil, nil, nil
 	}
-	return out, in.Paused, nil
+	return out, in.Paused, nil, nil
 }
 
 // isJSONDefinition tells whether a job's definition is a Databricks payload:

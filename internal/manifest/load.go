@@ -225,6 +225,17 @@ func lineCol(data []byte, off int) (int, int) {
 	return line, utf8.RuneCount(before[start:]) + 1
 }
 
+// ReadFile reads a project file the way Load does: a regular file inside the
+// project (no symlink leading out, no directory, device or FIFO) of at most
+// MaxFileSize bytes. The error is the diagnostic Load reports for it.
+func ReadFile(fsys fs.FS, name string) ([]byte, error) {
+	data, r, ok := readLimited(fsys, name)
+	if !ok {
+		return nil, diag.List{r.diag}
+	}
+	return data, nil
+}
+
 // readResult is why a file could not be read.
 type readResult struct {
 	err  error

@@ -144,3 +144,20 @@ func TestJSONPlaceholderOutsideString(t *testing.T) {
 		t.Fatalf("RenderJSON err = %v", err)
 	}
 }
+
+// RenderLines maps each rendered line to its source line; a value with
+// newlines adds lines that map to the placeholder's line, marked filled.
+func TestRenderLines(t *testing.T) {
+	src := "a\nb = '${var.doc}' $${x}\nc\n"
+	out, lines, err := RenderLines("dag.py", []byte(src), map[string]string{"var.doc": "1\n2\n3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "a\nb = '1\n2\n3' ${x}\nc\n" {
+		t.Fatalf("out = %q", out)
+	}
+	want := []Line{{Source: 1}, {Source: 2, Filled: true}, {Source: 2, Filled: true}, {Source: 2, Filled: true}, {Source: 3}, {Source: 4}}
+	if !reflect.DeepEqual(lines, want) {
+		t.Fatalf("lines = %+v, want %+v", lines, want)
+	}
+}

@@ -43,6 +43,8 @@ func TestExitCodesForUsage(t *testing.T) {
 		{[]string{"shipline", "release", "v1.0.0", "--project", "demo", "--bogus"}, ExitInvalid, "bogus"},
 		{[]string{"shipline", "--output", "yaml", "releases", "--project", "demo"}, ExitInvalid, "--output must be text or json"},
 		{[]string{"shipline", "status"}, ExitInvalid, "one workflow ID"},
+		{[]string{"shipline", "release", "v1.0.0", "--project", "demo", "--as", "alice", "--message", "fix\n\nShipline-Release: release/demo/v9.0.0"},
+			ExitInvalid, "reads as a Shipline trailer"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Main(tc.args, &out, &errb); code != tc.code || !bytes.Contains(errb.Bytes(), []byte(tc.msg)) {

@@ -59,6 +59,9 @@ func runRelease(ctx context.Context, g *globals, o releaseOptions) error {
 	if err := checkTarget(o.version, o.project); err != nil {
 		return err
 	}
+	if err := workflows.CheckTagMessage(o.message); err != nil {
+		return invalid("--message: %v", err)
+	}
 	if why := gitrepo.CheckRefName(o.ref); why != "" && o.ref != "" {
 		return invalid("--ref %.60q is not a valid ref: %s; name a branch, tag or commit", o.ref, why)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,11 +9,13 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
 )
 
 type validateOptions struct {
+	ctx      context.Context
 	dir      string
 	platform string
 }
@@ -27,6 +30,7 @@ func validateCommand(g *globals) *ucli.Command {
 			&ucli.StringFlag{Name: "platform", Usage: "also check against this platform.yaml (fabrics, variables, registration)", Destination: &o.platform},
 		},
 		Action: func(c *ucli.Context) error {
+			o.ctx = c.Context
 			o.dir = "."
 			if c.NArg() > 1 {
 				return invalid("validate takes one directory, got %d arguments", c.NArg())
@@ -54,19 +58,27 @@ func runValidate(g *globals, o validateOptions) error {
 	}
 	var (
 		m     *manifest.Manifest
+		cfg   *platform.Config
 		diags diag.List
 	)
+	if o.ctx == nil {
+		o.ctx = context.Background()
+	}
+	fsys := os.DirFS(o.dir)
 	if o.platform == "" {
-		m, diags = manifest.Load(os.DirFS(o.dir))
+		m, diags = manifest.Load(fsys)
+		diags = append(diags, fabric.CheckProjectDAGs(o.ctx, fsys, m, nil, "", nil)...)
 		diags = relativeTo(o.dir, diags)
 	} else {
-		cfg, pdiags := platform.Load(o.platform)
+		var pdiags diag.List
+		cfg, pdiags = platform.Load(o.platform)
 		diags = pdiags
 		if pdiags.HasErrors() {
-			m, _ = manifest.Load(os.DirFS(o.dir))
+			m, _ = manifest.Load(fsys)
 		} else {
 			var mdiags diag.List
-			m, mdiags = manifest.Validate(os.DirFS(o.dir), cfg, "")
+			m, mdiags = manifest.Validate(fsys, cfg, "")
+			mdiags = append(mdiags, fabric.CheckProjectDAGs(o.ctx, fsys, m, cfg, "", nil)...)
 			diags = append(diags, relativeTo(o.dir, mdiags)...)
 		}
 	}

@@ -90,7 +90,7 @@ func TestRunServesMetrics(t *testing.T) {
 		{"temporal_long_request", []string{"namespace=default", "operation=PollWorkflowTaskQueue"}},
 		{"temporal_workflow_task_execution_latency", []string{"workflow_type=Deploy", "task_queue=shipline-metrics"}},
 		{"temporal_workflow_failed", []string{"workflow_type=Deploy"}},
-		{"temporal_activity_execution_latency", []string{"activity_type=Resolve"}},
+		{"temporal_activity_execution_latency", []string{"activity_type=Project"}}, // the project's settings are read first
 		{"temporal_worker_task_slots_available", []string{"worker_type=WorkflowWorker"}},
 	} {
 		if got := fams.Value(c.name, c.labels...); got <= 0 && c.name != "temporal_worker_task_slots_available" {

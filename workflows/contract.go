@@ -808,3 +808,47 @@ type AuditInput struct {
 	Project string    `json:"project"`
 	Carried []Refusal `json:"carried,omitempty"`
 }
+
+// ---- Project entity: read-only commands ------------------------------------
+
+// ProjectWorkflow is a project's read-only entity (ID ProjectID). `releases
+// --refresh`, `plan`, `deployments` (drift) and `logs` send it an Update that
+// runs the read's activities and returns their result, instead of starting a
+// workflow per call: the namespace's workflow list keeps one row per project
+// for all reads. The CLI starts it on demand with update-with-start.
+const ProjectWorkflow = "Project"
+
+// Updates of the Project entity. Each runs the same code as the workflow of the
+// same read (ListReleases, Plan, Inspect, ReadLogs) and returns the same output.
+// They are read-only: no signature is needed and anyone in the namespace may
+// send them, as with those workflows.
+const (
+	// ListReleasesUpdate lists the release tags on the project's remote (ListReleasesInput → ListReleasesOutput).
+	ListReleasesUpdate = "list-releases"
+	// PlanUpdate says what a deploy would do (PlanInput → PlanOutput).
+	PlanUpdate = "plan"
+	// InspectUpdate compares recorded jobs with the live fabrics (InspectInput → InspectOutput).
+	InspectUpdate = "inspect"
+	// ReadLogsUpdate returns build logs from the worker's state_dir (ReadLogsInput → ReadLogsOutput).
+	ReadLogsUpdate = "read-logs"
+)
+
+// ProjectID is the workflow ID of a project's read-only entity: project/<project>.
+func ProjectID(project string) string { return "project/" + project }
+
+// ProjectInput starts (or continues) a Project entity: {"project":"demo"}.
+type ProjectInput struct {
+	Project string `json:"project"`
+	// Answered counts the reads answered by earlier runs (set by continue-as-new).
+	Answered int `json:"answered,omitempty"`
+}
+
+// ProjectState is a Project entity's state, answered by StateQuery.
+type ProjectState struct {
+	Progress
+	Project string `json:"project"`
+	// Answered counts the reads answered since the entity started.
+	Answered int `json:"answered"`
+	// InFlight counts the reads being answered now.
+	InFlight int `json:"in_flight"`
+}

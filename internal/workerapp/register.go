@@ -34,6 +34,7 @@ func register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.ReadLogs, workflow.RegisterOptions{Name: workflows.ReadLogsWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Promote, workflow.RegisterOptions{Name: workflows.PromoteWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Project, workflow.RegisterOptions{Name: workflows.ProjectWorkflow})
 
 	git := &activities.Git{Platform: d.Config}
 	r.RegisterActivity(&activities.Config{Platform: d.Config})

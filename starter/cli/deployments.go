@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
 	ucli "github.com/urfave/cli/v2"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -70,7 +68,7 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 	drift := map[string]activities.JobDrift{}
 	if len(recorded) > 0 {
 		var out workflows.InspectOutput
-		if err := runShort(ctx, g, c, "inspect/"+project+"/"+uuid.NewString(), workflows.InspectWorkflow, workflows.InspectInput{Jobs: recorded}, &out); err != nil {
+		if err := readProject(ctx, g, c, project, workflows.InspectUpdate, workflows.InspectInput{Jobs: recorded}, &out); err != nil {
 			return err
 		}
 		for _, d := range out.Jobs {
@@ -192,25 +190,6 @@ func listIDs(ctx context.Context, c client.Client, query string) ([]string, erro
 			return ids, nil
 		}
 	}
-}
-
-// runShort runs a short read-only workflow on the worker and decodes its result.
-func runShort(ctx context.Context, g *globals, c client.Client, id, workflow string, in, out any) error {
-	if err := g.checkPollers(ctx, c); err != nil {
-		return failed(err)
-	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: g.taskQueue, WorkflowExecutionTimeout: 10 * time.Minute}, workflow, in)
-	if err != nil {
-		return failed(fmt.Errorf("start %s: %w", id, err))
-	}
-	err = g.withWorker(ctx, c, id, func(ctx context.Context) error { return run.Get(ctx, out) })
-	if errors.Is(err, errNoWorker) {
-		return err
-	}
-	if err != nil {
-		return failed(fmt.Errorf("%s: %s", id, cleanWorkflowError(err)))
-	}
-	return nil
 }
 
 func historyCommand(g *globals) *ucli.Command {
@@ -344,7 +323,7 @@ func runPlan(ctx context.Context, g *globals, o deployOptions) error {
 	defer c.Close()
 	var p workflows.PlanOutput
 	in := workflows.PlanInput{Project: o.project, Version: o.version, Actor: actor, Fabric: o.fabric, Jobs: o.jobs}
-	if err := runShort(ctx, g, c, "plan/"+o.project+"/"+o.version+"/"+uuid.NewString()[:8], workflows.PlanWorkflow, in, &p); err != nil {
+	if err := readProject(ctx, g, c, o.project, workflows.PlanUpdate, in, &p); err != nil {
 		return err
 	}
 	if g.json() {

@@ -67,11 +67,11 @@ type fakeClient struct {
 	onStart map[string]*fakeWF // by workflow type: what a start creates
 	pollers map[string]int     // task queue → pollers (absent: 1)
 	calls   []string           // mutating calls, in order
-	short   map[string]any     // results of short workflows by type
+	reads   map[string]any     // answers of the project entity's read updates, by update name
 }
 
 func newFake() *fakeClient {
-	return &fakeClient{wfs: map[string]*fakeWF{}, onStart: map[string]*fakeWF{}, pollers: map[string]int{}, short: map[string]any{}}
+	return &fakeClient{wfs: map[string]*fakeWF{}, onStart: map[string]*fakeWF{}, pollers: map[string]int{}, reads: map[string]any{}}
 }
 
 func (f *fakeClient) add(id string, w *fakeWF) *fakeWF {
@@ -199,6 +199,13 @@ func (f *fakeClient) UpdateWithStartWorkflow(ctx context.Context, o client.Updat
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := op.opts.ID
+	if op.typ == workflows.ProjectWorkflow {
+		res, ok := f.reads[o.UpdateOptions.UpdateName]
+		if !ok {
+			return nil, fmt.Errorf("unexpected read %q of %s", o.UpdateOptions.UpdateName, id)
+		}
+		return fakeHandle{id: id, v: res}, nil
+	}
 	if w, ok := f.wfs[id]; ok && w.status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return nil, fmt.Errorf("failed workflow start: %w", serviceerror.NewWorkflowExecutionAlreadyStarted("already started", "", "run-0"))
 	}
@@ -268,16 +275,6 @@ func (r fakeRun) Get(_ context.Context, ptr any) error {
 }
 func (r fakeRun) GetWithOptions(ctx context.Context, ptr any, _ client.WorkflowRunGetOptions) error {
 	return r.Get(ctx, ptr)
-}
-
-func (f *fakeClient) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, wf any, _ ...any) (client.WorkflowRun, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	res, ok := f.short[fmt.Sprint(wf)]
-	if !ok {
-		return nil, fmt.Errorf("unexpected workflow %v", wf)
-	}
-	return fakeRun{id: o.ID, result: res}, nil
 }
 
 // fakeHistory serves a workflow's history: a completed workflow task once a

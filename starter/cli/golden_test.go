@@ -304,7 +304,7 @@ func TestGoldenLogs(t *testing.T) {
 		rel.DeployID = depID
 		f.add(relID, &fakeWF{typ: workflows.ReleaseWorkflow, states: []any{rel}})
 		f.add(depID, &fakeWF{typ: workflows.DeployWorkflow, states: []any{state}})
-		f.short[workflows.ReadLogsWorkflow] = workflows.ReadLogsOutput{Logs: []activities.LogFile{
+		f.reads[workflows.ReadLogsUpdate] = workflows.ReadLogsOutput{Logs: []activities.LogFile{
 			{Path: "/state/logs/score.log", Content: "collected 3 items\nFAILED test_score\n"},
 			{Path: "/state/logs/ingest.log", Content: "Successfully built ingest.whl\n"},
 		}}

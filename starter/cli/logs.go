@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/uuid"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/shipline/shipline/workflows"
@@ -90,7 +89,7 @@ func runLogs(ctx context.Context, g *globals, id string) error {
 	}
 	if len(paths) > 0 {
 		var out workflows.ReadLogsOutput
-		if err := runShort(ctx, g, c, "logs/"+uuid.NewString(), workflows.ReadLogsWorkflow, workflows.ReadLogsInput{Paths: paths}, &out); err != nil {
+		if err := readProject(ctx, g, c, deploymentProject(depID, raw), workflows.ReadLogsUpdate, workflows.ReadLogsInput{Paths: paths}, &out); err != nil {
 			res.Problems = append(res.Problems, "could not read the log files: "+err.Error())
 		}
 		byPath := map[string]int{}

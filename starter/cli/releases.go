@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
 	ucli "github.com/urfave/cli/v2"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -239,17 +238,11 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 		Stages: m.stages, Fabrics: m.fabrics, Linked: m.linked}, true
 }
 
-// remoteTags runs ListReleases on the worker, which fetches the remote's tags.
+// remoteTags asks the project's entity to list its remote's tags (the worker fetches them).
 func remoteTags(ctx context.Context, g *globals, c client.Client, project string) ([]workflows.RemoteTag, error) {
-	id := workflows.ListReleasesID(project, uuid.NewString())
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: g.taskQueue, WorkflowExecutionTimeout: 5 * time.Minute},
-		workflows.ListReleasesWorkflow, workflows.ListReleasesInput{Project: project})
-	if err != nil {
-		return nil, failed(fmt.Errorf("start %s: %w", id, err))
-	}
 	var out workflows.ListReleasesOutput
-	if err := run.Get(ctx, &out); err != nil {
-		return nil, failed(fmt.Errorf("refresh tags of %s: %s", project, cleanWorkflowError(err)))
+	if err := readProject(ctx, g, c, project, workflows.ListReleasesUpdate, workflows.ListReleasesInput{Project: project}, &out); err != nil {
+		return nil, err
 	}
 	return out.Tags, nil
 }

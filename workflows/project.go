@@ -16,7 +16,10 @@ import (
 // plus one row per project.
 //
 // Each update handler runs the very function that backs the workflow of the
-// same read (ListReleases, Plan, Inspect, ReadLogs), so both answer the same.
+// same read (ListReleases, Plan, Inspect, ReadLogs), so both answer the same;
+// those functions must therefore do nothing but run activities. The workflows
+// stay registered for runs started from the Temporal UI or open during an
+// upgrade; the CLI no longer starts them.
 // Handlers run concurrently: a slow plan does not hold up a listing. A read is
 // an ordinary activity, not a local one: a plan or a listing fetches git and may
 // be retried for minutes, longer than a workflow task may last.

@@ -83,6 +83,10 @@ func TestReadOnlyCommandsShareOneProjectEntity(t *testing.T) {
 			break
 		}
 	}
+	if d, err := c.DescribeWorkflowExecution(ctx, workflows.ProjectID("demo"), ""); err == nil {
+		info := d.GetWorkflowExecutionInfo()
+		t.Logf("%s after %d reads: %d history events, %d bytes", workflows.ProjectID("demo"), 3*len(reads), info.GetHistoryLength(), info.GetHistorySizeBytes())
+	}
 	want := fmt.Sprintf("%s (%s, %s)", workflows.ProjectID("demo"), workflows.ProjectWorkflow, "Running")
 	if len(reading) != 1 || reading[0] != want {
 		t.Errorf("%d reads left these rows besides releases, deployments, promotions, fabrics and audits:\n  %s\nwant only %s",

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +24,13 @@ func missingArtifact(pipeline string) error {
 // uploadsMissing mocks Upload: the first `times` calls fail because pipeline's
 // artifact is gone from the cache; it records each call's artifacts.
 func (e *deployEnv) uploadsMissing(pipeline string, times int, calls *[]activities.UploadInput) {
+	var mu sync.Mutex // fabrics upload in parallel
 	e.OnActivity(deployActs.Upload, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UploadInput) (activities.UploadOutput, error) {
+		mu.Lock()
 		*calls = append(*calls, in)
-		if len(*calls) <= times {
+		n := len(*calls)
+		mu.Unlock()
+		if n <= times {
 			return activities.UploadOutput{}, missingArtifact(pipeline)
 		}
 		out := activities.UploadOutput{Paths: map[string]string{}}
@@ -39,11 +44,15 @@ func (e *deployEnv) uploadsMissing(pipeline string, times int, calls *[]activiti
 
 // builtPipelines mocks the build activity, counting builds per pipeline.
 func (e *deployEnv) builtPipelines(counts map[string]int) {
+	var mu sync.Mutex // pipelines build in parallel
 	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BuildInput) (activities.BuildOutput, error) {
+		mu.Lock()
 		counts[in.Pipeline.Name]++
+		first := counts[in.Pipeline.Name] == 1
+		mu.Unlock()
 		e.builds.Add(1)
 		return activities.BuildOutput{Pipeline: in.Pipeline.Name, File: in.Pipeline.Name + "-1.0+sl.ab-py3-none-any.whl",
-			LocalPath: "/state/cache/k/" + in.Pipeline.Name + ".whl", SHA256: "ab", Size: 10, Cached: counts[in.Pipeline.Name] == 1}, nil
+			LocalPath: "/state/cache/k/" + in.Pipeline.Name + ".whl", SHA256: "ab", Size: 10, Cached: first}, nil
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -104,4 +105,38 @@ func (m *Messages) SignalWithStart(ctx context.Context, in SignalWithStartInput)
 		ID: in.WorkflowID, TaskQueue: in.TaskQueue,
 	}, in.WorkflowType, in.Input)
 	return err
+}
+
+// UpdateWithStartInput sends one update to a workflow, starting it first when
+// it is not running (an entity such as a project's audit).
+type UpdateWithStartInput struct {
+	UpdateInput
+	// WorkflowType, Input and TaskQueue start the workflow when it is not running.
+	WorkflowType string          `json:"workflow_type"`
+	Input        json.RawMessage `json:"input"`
+	TaskQueue    string          `json:"task_queue"`
+}
+
+// UpdateWithStart sends an update, starting its target when needed, and waits
+// for its result. A refusal is permanent and carries the target's message.
+func (m *Messages) UpdateWithStart(ctx context.Context, in UpdateWithStartInput) (UpdateOutput, error) {
+	start := m.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID: in.WorkflowID, TaskQueue: in.TaskQueue, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, in.WorkflowType, in.Input)
+	h, err := m.Client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{WorkflowID: in.WorkflowID, UpdateName: in.Update,
+			WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{in.Arg}},
+	})
+	if err == nil {
+		var raw json.RawMessage
+		if err = h.Get(ctx, &raw); err == nil {
+			return UpdateOutput{Result: raw}, nil
+		}
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return UpdateOutput{}, temporal.NewNonRetryableApplicationError(app.Message(), apperr.UpdateRefused, nil)
+	}
+	return UpdateOutput{}, err
 }

@@ -1,9 +1,14 @@
 package workflows
 
 import (
+	"errors"
+	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/internal/signing"
 )
 
 // MaxAuditRefusals bounds the refusals an Audit entity keeps in its state (and
@@ -11,11 +16,25 @@ import (
 // regardless, which is what `shipline audit` reads.
 const MaxAuditRefusals = 1000
 
-// Audit is a project's entity, ID AuditID, that records refused attempts which
-// left no trace elsewhere: an update (approve, reject, delete, resume, cancel)
-// refused by its validator is never written to the target's history, so the CLI
-// signals the refusal here (RefusalSignal, payload Refusal) with
-// signal-with-start. The `state` query returns the refusals kept, newest last.
+// The flood cap: an Audit entity keeps at most MaxRefusalsPerActor refusals of
+// one actor per RefusalWindow (windows start on the hour of workflow time);
+// the rest are counted on one summary record per actor and window (Dropped).
+const (
+	MaxRefusalsPerActor = 20
+	RefusalWindow       = time.Hour
+)
+
+// claimMargin is added to a request's freshness when its claim is kept, for
+// the difference between the clocks of the workflows that check it.
+const claimMargin = time.Minute
+
+// Audit is a project's entity, ID AuditID. It records refused attempts
+// (RefusalSignal, payload Refusal: sent by Shipline's workflows when they refuse
+// a start or an update, and by the CLI for refusals that left no trace elsewhere)
+// and holds the project's claimed request IDs (ClaimRequestUpdate): a signed
+// request is accepted once per project, whatever workflow ID or run it arrives
+// in, for as long as its signature is fresh. The `state` query returns the
+// refusals kept, newest last.
 //
 // A refusal is believed only when Shipline sealed it (see internal_msg.go):
 // anyone who can reach the namespace can signal this entity, so any other
@@ -23,21 +42,32 @@ const MaxAuditRefusals = 1000
 // copied.
 //
 // It never completes; it continues as new when Temporal suggests it, after
-// draining the signals already delivered, carrying its state.
+// draining the signals already delivered, carrying its refusals and the claims
+// still fresh.
 func Audit(ctx workflow.Context, in AuditInput) error {
 	if in.carries() {
 		// Forged entries are dropped; the attempt is recorded here like any
 		// other refusal (the signal reaches this very run).
 		if err := carriedStateAllowed(ctx); err != nil {
 			recordRefusal(ctx, in.Project, carriedAttempt(ctx, err))
-			in.Carried = nil
+			in.Carried, in.CarriedClaims = nil, nil
 		}
 	}
-	refusals := slices.Clone(in.Carried)
-	if refusals == nil {
-		refusals = []Refusal{}
+	a := &audit{refusals: slices.Clone(in.Carried), claims: slices.Clone(in.CarriedClaims)}
+	if a.refusals == nil {
+		a.refusals = []Refusal{}
 	}
-	if err := workflow.SetQueryHandler(ctx, StateQuery, func() ([]Refusal, error) { return refusals, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() ([]Refusal, error) { return a.refusals, nil }); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ClaimRequestUpdate, func(ctx workflow.Context, c RequestClaim) (ClaimResult, error) {
+		return a.claim(workflow.Now(ctx), c), nil
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, c RequestClaim) error {
+		if c.RequestID == "" {
+			return errors.New("the claim names no request ID")
+		}
+		return nil
+	}}); err != nil {
 		return err
 	}
 	if in.Project != "" {
@@ -47,34 +77,97 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 	}
 	ch := workflow.GetSignalChannel(ctx, RefusalSignal)
 	internalAuthOn(ctx) // decided once, before any record
-	record := func(r Refusal) {
-		r = authentic(ctx, r, refusals)
-		if r.At.IsZero() {
-			r.At = workflow.Now(ctx)
-		}
-		refusals = append(refusals, r)
-		if n := len(refusals); n > MaxAuditRefusals {
-			refusals = slices.Clone(refusals[n-MaxAuditRefusals:])
-		}
-	}
 	for {
-		var r Refusal
-		ch.Receive(ctx, &r)
-		record(r)
+		if err := workflow.Await(ctx, func() bool { return ch.Len() > 0 || workflow.GetInfo(ctx).GetContinueAsNewSuggested() }); err != nil {
+			return err
+		}
+		// Drain what was delivered (before continuing as new, an unread signal
+		// would be lost with this run).
+		for {
+			var r Refusal
+			if !ch.ReceiveAsync(&r) {
+				break
+			}
+			a.record(workflow.Now(ctx), authentic(ctx, r, a.refusals))
+		}
 		if !workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			continue
 		}
-		// Drain what was delivered before continuing as new: an unread signal
-		// would be lost with this run.
-		for {
-			var more Refusal
-			if !ch.ReceiveAsync(&more) {
-				break
-			}
-			record(more)
+		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+			return err
 		}
-		return workflow.NewContinueAsNewError(ctx, Audit, AuditInput{Project: in.Project, Carried: refusals})
+		next := AuditInput{Project: in.Project, Carried: a.refusals, CarriedClaims: a.fresh(workflow.Now(ctx))}
+		return workflow.NewContinueAsNewError(ctx, Audit, next)
 	}
+}
+
+// audit is an Audit entity's state.
+type audit struct {
+	refusals []Refusal
+	claims   []ClaimedRequest
+}
+
+// record keeps one refusal, under the flood cap, at workflow time now.
+func (a *audit) record(now time.Time, r Refusal) {
+	if r.At.IsZero() {
+		r.At = now
+	}
+	r.Dropped = 0
+	window := now.Truncate(RefusalWindow)
+	kept := 0
+	summary := -1
+	for i, k := range a.refusals {
+		if k.Actor != r.Actor {
+			continue
+		}
+		switch {
+		case k.Dropped > 0 && k.At.Equal(window):
+			summary = i
+		case k.Dropped == 0 && !k.At.Before(window):
+			kept++
+		}
+	}
+	if kept >= MaxRefusalsPerActor {
+		if summary >= 0 {
+			a.refusals[summary].Dropped++
+			return
+		}
+		r = Refusal{Actor: r.Actor, Action: "flood", Target: r.Target, At: window, Dropped: 1,
+			Reason: fmt.Sprintf("more refusals of this actor in this hour than the audit keeps (%d); the rest are counted, not kept", MaxRefusalsPerActor)}
+	}
+	a.refusals = append(a.refusals, r)
+	if n := len(a.refusals); n > MaxAuditRefusals {
+		a.refusals = slices.Clone(a.refusals[n-MaxAuditRefusals:])
+	}
+}
+
+// claim accepts a request ID the first time it is claimed while fresh.
+func (a *audit) claim(now time.Time, c RequestClaim) ClaimResult {
+	a.claims = a.fresh(now)
+	for _, k := range a.claims {
+		if k.RequestID == c.RequestID {
+			return ClaimResult{FirstUse: k.Action + " of " + k.Target}
+		}
+	}
+	until := c.Time.Add(signing.MaxAge + claimMargin)
+	// A signature is never accepted when it is further ahead than MaxAge, so
+	// no claim needs keeping longer than this.
+	if limit := now.Add(2*signing.MaxAge + claimMargin); until.After(limit) || c.Time.IsZero() {
+		until = limit
+	}
+	a.claims = append(a.claims, ClaimedRequest{RequestID: c.RequestID, Target: c.Target, Action: c.Action, Until: until})
+	return ClaimResult{Accepted: true}
+}
+
+// fresh returns the claims whose requests could still be accepted at now.
+func (a *audit) fresh(now time.Time) []ClaimedRequest {
+	out := a.claims[:0:0]
+	for _, k := range a.claims {
+		if !k.Until.Before(now) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // authentic returns r when it was sent by Shipline (and not before: kept

@@ -134,4 +134,4 @@ func (in PromoteInput) carries() bool {
 
 func (in FabricInput) carries() bool { return in.Carried != nil }
 
-func (in AuditInput) carries() bool { return in.Carried != nil }
+func (in AuditInput) carries() bool { return in.Carried != nil || in.CarriedClaims != nil }

@@ -54,6 +54,11 @@ const (
 	// ChangeCheckJobs: Deploy renders and checks every job for every target
 	// fabric (step check) before the upload and schedule steps write anything.
 	ChangeCheckJobs = "check-jobs-first"
+	// ChangeProjectReplayClaims: a signed request's ID is claimed in the
+	// project's Audit entity before the request acts (once per project, across
+	// workflow IDs and runs), and refusals of updates happen in their handlers,
+	// recorded in history and in the audit.
+	ChangeProjectReplayClaims = "project-replay-claims"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -621,6 +626,10 @@ const (
 	DeleteUpdate = "delete"
 	// DeployedSignal tells a Release entity a deployment of it succeeded (payload Deployed).
 	DeployedSignal = "deployed"
+	// ClaimRequestUpdate claims a signed request's ID in a project's Audit
+	// entity (payload RequestClaim, result ClaimResult): the first claim of an
+	// ID is accepted, every later one is answered as a replay.
+	ClaimRequestUpdate = "claim-request"
 	// RefusalSignal records a refused attempt in the project's Audit entity (payload Refusal).
 	RefusalSignal = "refusal"
 )
@@ -800,6 +809,14 @@ type Refusal struct {
 	// Unauthenticated marks the Audit entity's own record of an audit signal
 	// that was not sent by Shipline (its claimed content is not trusted).
 	Unauthenticated bool `json:"unauthenticated,omitempty"`
+	// Via says how the attempt arrived, as far as the workflow can tell: with
+	// a valid signature (as the CLI sends it), unsigned, or with a signature
+	// that does not verify (set by the workflow that refused it).
+	Via string `json:"via,omitempty"`
+	// Dropped, on the audit's own summary record, counts the refusals of
+	// Actor in the window starting At that the flood cap
+	// (MaxRefusalsPerActor per RefusalWindow) did not keep.
+	Dropped int `json:"dropped,omitempty"`
 }
 
 // AuditInput starts a project's Audit entity. Carried is set only by
@@ -807,6 +824,37 @@ type Refusal struct {
 type AuditInput struct {
 	Project string    `json:"project"`
 	Carried []Refusal `json:"carried,omitempty"`
+	// CarriedClaims are the request IDs still fresh when the previous run
+	// continued as new.
+	CarriedClaims []ClaimedRequest `json:"carried_claims,omitempty"`
+}
+
+// RequestClaim asks a project's Audit entity to claim a signed request's ID
+// before the request acts.
+type RequestClaim struct {
+	RequestID string `json:"request_id"`
+	// Time is when the request was signed: the ID is kept until the signature
+	// is too old to be accepted anywhere (signing.MaxAge).
+	Time time.Time `json:"time"`
+	// Target, Action and Actor say where the request was used (for the audit).
+	Target string `json:"target"`
+	Action string `json:"action"`
+	Actor  string `json:"actor"`
+}
+
+// ClaimResult answers a RequestClaim.
+type ClaimResult struct {
+	Accepted bool `json:"accepted"`
+	// FirstUse says where the ID was claimed first, when it was refused.
+	FirstUse string `json:"first_use,omitempty"`
+}
+
+// ClaimedRequest is a request ID an Audit entity keeps while it is fresh.
+type ClaimedRequest struct {
+	RequestID string    `json:"request_id"`
+	Target    string    `json:"target"`
+	Action    string    `json:"action"`
+	Until     time.Time `json:"until"`
 }
 
 // ---- Project entity: read-only commands ------------------------------------

@@ -92,6 +92,8 @@ func (d *deployment) setup(ctx workflow.Context) error {
 	}
 	return d.ctl.register(ctx, controlRules{
 		guard:    &d.guard,
+		project:  d.in.Project,
+		version:  d.in.Version,
 		remember: d.guard.remember,
 		state: func(cancel bool) error {
 			switch {
@@ -181,6 +183,9 @@ func (d *deployment) checkSignature(ctx workflow.Context) error {
 		}
 	}
 	if err := d.guard.check(ctx, d.state.DeploymentID, ActionDeploy, d.in.Actor, SignedArgs(d.in), d.in.Auth); err != nil {
+		return d.refuse(ctx, StepAccess, apperr.SignatureRefused, err.Error())
+	}
+	if err := d.guard.claim(ctx, d.in.Project, d.state.DeploymentID, ActionDeploy, d.in.Actor, d.in.Auth); err != nil {
 		return d.refuse(ctx, StepAccess, apperr.SignatureRefused, err.Error())
 	}
 	d.guard.remember(d.in.Auth)

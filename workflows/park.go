@@ -57,6 +57,9 @@ type control struct {
 // controlRules are what each workflow decides itself about resume and cancel.
 type controlRules struct {
 	guard *requestGuard
+	// project and version name the project (whose audit records refusals)
+	// and the version the workflow is about.
+	project, version string
 	// remember records an accepted signed request.
 	remember func(*signing.Auth)
 	// state refuses the request in the workflow's current state ("not parked",
@@ -76,6 +79,13 @@ func (c *control) register(ctx workflow.Context, rules controlRules) error {
 		cancel       bool
 	}{{ResumeUpdate, ActionResume, false}, {CancelUpdate, ActionCancel, true}} {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, func(ctx workflow.Context, req ControlRequest) (string, error) {
+			if refusalsInHandlers(ctx) {
+				if err := rules.guard.admit(ctx, rules.project, u.action, req.Actor, SignedArgs(req), req.Auth, func() error {
+					return rules.admit(req, u.action, u.cancel)
+				}); err != nil {
+					return "", refuseAttempt(ctx, rules.project, Refusal{Actor: req.Actor, Action: u.action, Version: rules.version}, req.Auth, err)
+				}
+			}
 			rules.remember(req.Auth)
 			c.by = req.Actor
 			if !u.cancel {
@@ -88,22 +98,25 @@ func (c *control) register(ctx workflow.Context, rules controlRules) error {
 			}
 			return rules.answer(true), nil
 		}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req ControlRequest) error {
-			if err := rules.state(u.cancel); err != nil {
-				return err
-			}
-			if err := rules.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, u.action, req.Actor, SignedArgs(req), req.Auth); err != nil {
-				return err
-			}
-			if req.Actor == "" {
-				return errors.New("no actor was named; pass --as USER or set SHIPLINE_USER")
-			}
-			return rules.may(req.Actor, u.action)
+			return rules.guard.starting()
 		}})
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// admit applies a workflow's own rules to a resume or cancel: its state, then
+// who asks.
+func (rules controlRules) admit(req ControlRequest, action string, cancel bool) error {
+	if err := rules.state(cancel); err != nil {
+		return err
+	}
+	if req.Actor == "" {
+		return errors.New("no actor was named; pass --as USER or set SHIPLINE_USER")
+	}
+	return rules.may(req.Actor, action)
 }
 
 // cancelledBy says who cancelled and why.

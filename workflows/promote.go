@@ -90,16 +90,20 @@ func (p *promotion) setup(ctx workflow.Context) error {
 		reject := name == RejectUpdate
 		action := map[bool]string{false: ActionApprove, true: ActionReject}[reject]
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name, func(ctx workflow.Context, v Vote) (StageState, error) {
+			// Who is asking comes first (the signature and its request ID),
+			// then what they may do. A refusal is the update's recorded
+			// outcome, and is audited.
+			if refusalsInHandlers(ctx) {
+				if err := p.guard.admit(ctx, p.in.Project, action, v.Actor, SignedArgs(v), v.Auth, func() error { return p.checkVote(v, reject) }); err != nil {
+					return StageState{}, refuseAttempt(ctx, p.in.Project, Refusal{Actor: v.Actor, Action: action, Version: p.in.Version, Stage: v.Stage}, v.Auth, err)
+				}
+			}
 			p.guard.remember(v.Auth)
 			p.state.Requests = p.guard.Seen
 			v.Auth = nil
 			return p.vote(ctx, v, reject), nil
 		}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, v Vote) error {
-			// Who is asking comes first (the signature), then what they may do.
-			if err := p.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, action, v.Actor, SignedArgs(v), v.Auth); err != nil {
-				return err
-			}
-			return p.checkVote(v, reject)
+			return p.guard.starting()
 		}})
 		if err != nil {
 			return err
@@ -143,6 +147,9 @@ func (p *promotion) begin(ctx workflow.Context) error {
 	}
 	p.publish(ctx)
 	if err := p.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionPromote, p.in.Actor, SignedArgs(p.in), p.in.Auth); err != nil {
+		return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
+	}
+	if err := p.guard.claim(ctx, p.in.Project, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionPromote, p.in.Actor, p.in.Auth); err != nil {
 		return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
 	}
 	p.guard.remember(p.in.Auth)

@@ -95,6 +95,8 @@ func (r *release) registerControlHandlers(ctx workflow.Context) error {
 	r.ctl.stopSteps = true
 	return r.ctl.register(ctx, controlRules{
 		guard:    &r.guard,
+		project:  r.in.Project,
+		version:  r.in.Version,
 		remember: r.remember,
 		state: func(cancel bool) error {
 			if r.state.Status == StatusParked || (cancel && r.state.Status == StatusRunning) {
@@ -196,6 +198,12 @@ func (r *release) releaseOnce(ctx workflow.Context) error {
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
 	if err := r.guard.check(ctx, id, ActionRelease, r.in.Actor, SignedArgs(r.in), r.in.Auth); err != nil {
 		return r.refuse(ctx, StepAuthorize, apperr.SignatureRefused, err.Error())
+	}
+	if err := r.guard.claim(ctx, r.in.Project, id, ActionRelease, r.in.Actor, r.in.Auth); err != nil {
+		if errors.Is(err, signing.ErrReplayed) {
+			return r.refuse(ctx, StepAuthorize, apperr.SignatureRefused, err.Error())
+		}
+		return r.fail(ctx, StepAuthorize, err)
 	}
 	r.remember(r.in.Auth)
 	if err := r.authorize(ctx); err != nil {

@@ -86,28 +86,39 @@ func (r *release) registerRecordHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, DeleteUpdate, r.delete, workflow.UpdateHandlerOptions{
+	return workflow.SetUpdateHandlerWithOptions(ctx, DeleteUpdate, func(ctx workflow.Context, req DeleteRequest) (DeleteResult, error) {
+		// A refusal is the update's recorded outcome, and is audited.
+		if refusalsInHandlers(ctx) {
+			if err := r.guard.admit(ctx, r.in.Project, ActionDelete, req.Actor, SignedArgs(req), req.Auth, func() error { return r.mayDelete(req) }); err != nil {
+				return DeleteResult{}, refuseAttempt(ctx, r.in.Project, Refusal{Actor: req.Actor, Action: ActionDelete, Version: r.in.Version}, req.Auth, err)
+			}
+		}
+		return r.delete(ctx, req)
+	}, workflow.UpdateHandlerOptions{
 		Validator: func(ctx workflow.Context, req DeleteRequest) error {
-			if err := r.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionDelete, req.Actor, SignedArgs(req), req.Auth); err != nil {
-				return err
-			}
-			if err := access.DeleteRelease(r.in.Project, r.state.Admins, req.Actor); err != nil {
-				return err
-			}
-			switch {
-			case r.deleting || r.state.Status == StatusDeleted:
-				return fmt.Errorf("%s of %s is already being deleted", r.in.Version, r.in.Project)
-			case r.state.Status != StatusReleased:
-				return fmt.Errorf("%s of %s is not released (it is %s); there is nothing to delete yet", r.in.Version, r.in.Project, r.state.Status)
-			case r.deploying:
-				return fmt.Errorf("%s of %s is still being deployed (%s); wait for it, then delete", r.in.Version, r.in.Project, r.state.DeployID)
-			case r.state.Linked:
-				return fmt.Errorf("%s of %s is linked: it reached %s, and a release that reached a stage after the first can no longer be deleted; release a new version instead",
-					r.in.Version, r.in.Project, strings.Join(r.state.Stages, ", "))
-			}
-			return nil
+			return r.guard.starting()
 		},
 	})
+}
+
+// mayDelete applies the release's rules to a delete: who asks, then the
+// release's state.
+func (r *release) mayDelete(req DeleteRequest) error {
+	if err := access.DeleteRelease(r.in.Project, r.state.Admins, req.Actor); err != nil {
+		return err
+	}
+	switch {
+	case r.deleting || r.state.Status == StatusDeleted:
+		return fmt.Errorf("%s of %s is already being deleted", r.in.Version, r.in.Project)
+	case r.state.Status != StatusReleased:
+		return fmt.Errorf("%s of %s is not released (it is %s); there is nothing to delete yet", r.in.Version, r.in.Project, r.state.Status)
+	case r.deploying:
+		return fmt.Errorf("%s of %s is still being deployed (%s); wait for it, then delete", r.in.Version, r.in.Project, r.state.DeployID)
+	case r.state.Linked:
+		return fmt.Errorf("%s of %s is linked: it reached %s, and a release that reached a stage after the first can no longer be deleted; release a new version instead",
+			r.in.Version, r.in.Project, strings.Join(r.state.Stages, ", "))
+	}
+	return nil
 }
 
 // recordDeployed notes a successful deployment of this release.

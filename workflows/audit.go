@@ -61,6 +61,7 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, ClaimRequestUpdate, func(ctx workflow.Context, c RequestClaim) (ClaimResult, error) {
+		a.claimsThisRun++
 		return a.claim(workflow.Now(ctx), c), nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, c RequestClaim) error {
 		if c.RequestID == "" {
@@ -78,7 +79,11 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 	ch := workflow.GetSignalChannel(ctx, RefusalSignal)
 	internalAuthOn(ctx) // decided once, before any record
 	for {
-		if err := workflow.Await(ctx, func() bool { return ch.Len() > 0 || workflow.GetInfo(ctx).GetContinueAsNewSuggested() }); err != nil {
+		// Claims also grow the history: once Temporal suggests it, a run that
+		// answered claims continues as new without waiting for a signal.
+		if err := workflow.Await(ctx, func() bool {
+			return ch.Len() > 0 || (a.claimsThisRun > 0 && workflow.GetInfo(ctx).GetContinueAsNewSuggested())
+		}); err != nil {
 			return err
 		}
 		// Drain what was delivered (before continuing as new, an unread signal
@@ -105,6 +110,8 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 type audit struct {
 	refusals []Refusal
 	claims   []ClaimedRequest
+	// claimsThisRun counts the claims this run answered.
+	claimsThisRun int
 }
 
 // record keeps one refusal, under the flood cap, at workflow time now.

@@ -89,9 +89,13 @@ func TestVoteSignatures(t *testing.T) {
 	send := func(at time.Duration, updateID string, v Vote) {
 		e.RegisterDelayedCallback(func() {
 			e.UpdateWorkflow(ApproveUpdate, updateID, &testsuite.TestUpdateCallback{
-				OnReject:   func(err error) { refusals = append(refusals, err.Error()) },
-				OnAccept:   func() {},
-				OnComplete: func(any, error) {},
+				OnReject: func(err error) { t.Errorf("%s rejected unrecorded: %v", updateID, err) },
+				OnAccept: func() {},
+				OnComplete: func(_ any, err error) {
+					if err != nil {
+						refusals = append(refusals, err.Error())
+					}
+				},
 			}, v)
 		}, at)
 	}

@@ -39,6 +39,7 @@ type deployEnv struct {
 	// checks records the CheckJobs calls; checkErr is what they fail with.
 	checks   []activities.CheckJobsInput
 	checkErr error
+	audit    *projectAudit
 }
 
 func resolved() activities.ResolveDeployOutput {
@@ -89,6 +90,7 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	useInternalAuth(e.TestWorkflowEnvironment)
 	e.OnActivity(configActs.Signatures, mock.Anything).Return(signing.Policy{}, nil)
 	e.RegisterActivity(&activities.Messages{})
+	e.audit = installProjectAudit(e.TestWorkflowEnvironment)
 	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: ReleaseID("demo", "v1.0.0"), Query: StateQuery}).Return(
 		func(context.Context, activities.QueryInput) (activities.QueryOutput, error) {
 			if e.release == nil {

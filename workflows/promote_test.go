@@ -40,6 +40,7 @@ type promoteEnv struct {
 	deploys []DeployInput
 	links   []LinkRequest
 	policy  signing.Policy
+	audit   *projectAudit
 }
 
 func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel ReleaseState) *promoteEnv {
@@ -50,6 +51,7 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
 	e.RegisterActivity(&activities.Config{})
 	e.RegisterActivity(&activities.Messages{})
+	e.audit = installProjectAudit(e.TestWorkflowEnvironment)
 	e.OnActivity(configActs.Promotion, mock.Anything, mock.Anything).Return(settings, nil)
 	e.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.policy, nil })
 	relJSON, _ := json.Marshal(rel)
@@ -77,17 +79,17 @@ func released() ReleaseState {
 func (e *promoteEnv) vote(at time.Duration, update string, v Vote, want string) {
 	e.RegisterDelayedCallback(func() {
 		e.UpdateWorkflow(update, fmt.Sprintf("%s-%s-%s-%v", update, v.Actor, v.Stage, at), &testsuite.TestUpdateCallback{
-			OnReject: func(err error) {
-				if want == "" || !strings.Contains(err.Error(), want) {
+			// A refusal is the update's recorded outcome (not a validator's).
+			OnReject: func(err error) { e.t.Errorf("%s by %s on %s rejected unrecorded: %v", update, v.Actor, v.Stage, err) },
+			OnAccept: func() {},
+			OnComplete: func(_ any, err error) {
+				switch {
+				case err != nil && (want == "" || !strings.Contains(err.Error(), want)):
 					e.t.Errorf("%s by %s on %s refused: %v (want %q)", update, v.Actor, v.Stage, err, want)
-				}
-			},
-			OnAccept: func() {
-				if want != "" {
+				case err == nil && want != "":
 					e.t.Errorf("%s by %s on %s accepted, want refusal %q", update, v.Actor, v.Stage, want)
 				}
 			},
-			OnComplete: func(any, error) {},
 		}, v)
 	}, at)
 }

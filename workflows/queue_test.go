@@ -34,6 +34,7 @@ type lab struct {
 	fail func(deploymentID, job string, call int) error
 	// upsert is the UpsertJobs mock (hold the fabric longer with After).
 	upsert *testsuite.MockCallWrapper
+	audit  *projectAudit
 }
 
 func newLab(t *testing.T) *lab {
@@ -45,6 +46,7 @@ func newLab(t *testing.T) *lab {
 	l.RegisterWorkflowWithOptions(Promote, workflow.RegisterOptions{Name: PromoteWorkflow})
 	l.RegisterWorkflow(labDriver)
 	l.RegisterActivity(&activities.Messages{})
+	l.audit = installProjectAudit(l.TestWorkflowEnvironment)
 	l.RegisterActivity(&activities.Deploy{})
 	l.RegisterActivity(&activities.Build{})
 	l.RegisterActivity(&activities.Config{})
@@ -160,9 +162,14 @@ func (l *lab) fabricAt(at time.Duration, into *FabricState) {
 func (l *lab) control(at time.Duration, id, update string, refused *string) {
 	l.RegisterDelayedCallback(func() {
 		l.UpdateWorkflowByID(id, update, update+"-"+at.String(), &testsuite.TestUpdateCallback{
-			OnReject:   func(err error) { *refused = err.Error() },
-			OnAccept:   func() {},
-			OnComplete: func(r any, err error) { l.t.Logf("%s answered %v %v", update, r, err) },
+			OnReject: func(err error) { l.t.Errorf("%s rejected unrecorded: %v", update, err) },
+			OnAccept: func() {},
+			OnComplete: func(r any, err error) {
+				l.t.Logf("%s answered %v %v", update, r, err)
+				if err != nil {
+					*refused = err.Error()
+				}
+			},
 		}, ControlRequest{Actor: "bob", Reason: "test"})
 	}, at)
 }

@@ -25,7 +25,6 @@ func newRecordEnv(t *testing.T, fabric FabricState, slowDelete ...time.Duration)
 	e := &recordEnv{releaseEnv: newReleaseEnv(t, admins())}
 	e.okGit(true)
 	e.RegisterActivity(&activities.Deploy{})
-	e.RegisterActivity(&activities.Messages{})
 	useInternalAuth(e.TestWorkflowEnvironment)
 	raw, _ := json.Marshal(fabric)
 	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: FabricID("demo", "dev"), Query: StateQuery}).
@@ -58,9 +57,13 @@ func newRecordEnv(t *testing.T, fabric FabricState, slowDelete ...time.Duration)
 func (e *recordEnv) update(at time.Duration, name string, arg any, refusal *string) {
 	e.RegisterDelayedCallback(func() {
 		e.UpdateWorkflow(name, name+at.String(), &testsuite.TestUpdateCallback{
-			OnReject:   func(err error) { *refusal = err.Error() },
-			OnAccept:   func() {},
-			OnComplete: func(_ any, err error) {},
+			OnReject: func(err error) { *refusal = err.Error() },
+			OnAccept: func() {},
+			OnComplete: func(_ any, err error) {
+				if err != nil {
+					*refusal = err.Error()
+				}
+			},
 		}, arg)
 	}, at)
 }

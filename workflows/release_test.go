@@ -26,6 +26,7 @@ type releaseEnv struct {
 	tagCall *CreateTagCall
 	deploys []DeployInput // auto_deploy children started
 	pol     signing.Policy
+	audit   *projectAudit
 }
 
 // CreateTagCall captures the tag the workflow asked for.
@@ -44,6 +45,8 @@ func newReleaseEnv(t *testing.T, settings activities.ProjectSettings) *releaseEn
 		})
 	env.RegisterActivity(&activities.Git{})
 	env.RegisterActivity(&activities.Config{})
+	env.RegisterActivity(&activities.Messages{})
+	e.audit = installProjectAudit(env)
 	env.OnActivity(configActs.Project, mock.Anything, activities.ProjectInput{Project: "demo"}).Return(settings, nil)
 	env.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.pol, nil })
 	return e
@@ -276,10 +279,20 @@ func TestReleaseParksWhenRemoteIsDown(t *testing.T) {
 		_ = v.Get(&parked)
 		down = false
 		e.UpdateWorkflow(ResumeUpdate, "bob", &testsuite.TestUpdateCallback{
-			OnReject: func(err error) { bobRefused = err.Error() }, OnAccept: func() {}, OnComplete: func(any, error) {},
+			OnReject: func(err error) { t.Errorf("bob's resume rejected unrecorded: %v", err) }, OnAccept: func() {},
+			OnComplete: func(_ any, err error) {
+				if err != nil {
+					bobRefused = err.Error()
+				}
+			},
 		}, ControlRequest{Actor: "bob"})
 		e.UpdateWorkflow(ResumeUpdate, "alice", &testsuite.TestUpdateCallback{
-			OnReject: func(err error) { t.Errorf("alice's resume refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+			OnReject: func(err error) { t.Errorf("alice's resume refused: %v", err) }, OnAccept: func() {},
+			OnComplete: func(_ any, err error) {
+				if err != nil {
+					t.Errorf("alice's resume refused: %v", err)
+				}
+			},
 		}, ControlRequest{Actor: "alice"})
 	}, 30*time.Minute) // after the 10-minute retry window, before runOpen's check at 1h
 	s := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", NoDeploy: true})

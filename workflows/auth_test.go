@@ -3,6 +3,7 @@ package workflows
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,8 @@ func TestReleaseSignatures(t *testing.T) {
 	}
 }
 
-// A signed approval cannot be replayed, and an unsigned one is refused in the validator.
+// A signed approval cannot be replayed, and an unsigned or forged one is
+// refused; each refusal is the update's recorded outcome and is audited.
 func TestVoteSignatures(t *testing.T) {
 	carol, carolPub := newKey(t)
 	dave, davePub := newKey(t)
@@ -117,5 +119,16 @@ func TestVoteSignatures(t *testing.T) {
 	joined := strings.Join(refusals, " | ")
 	if s.Status != StatusPromoted || len(refusals) != 3 || !strings.Contains(joined, "unsigned") || !strings.Contains(joined, "forged") || !strings.Contains(joined, "replayed") {
 		t.Fatalf("status %s, refusals %q", s.Status, refusals)
+	}
+	// Each refusal is in the project's audit once, saying how it arrived.
+	var via []string
+	for _, r := range e.audit.refusals() {
+		if r.Actor != "bob" || r.Action != ActionApprove || r.Stage != "qa" || r.Target != id || r.Reason == "" {
+			t.Errorf("audited %+v", r)
+		}
+		via = append(via, r.Via)
+	}
+	if want := []string{ViaUnsigned, ViaBadSigned, ViaReplayed}; fmt.Sprint(via) != fmt.Sprint(want) {
+		t.Errorf("audited arrivals %q, want %q", via, want)
 	}
 }

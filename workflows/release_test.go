@@ -302,6 +302,12 @@ func TestReleaseParksWhenRemoteIsDown(t *testing.T) {
 	if !strings.Contains(bobRefused, "only the releaser (alice) or a project admin") || s.Status != StatusReleased {
 		t.Fatalf("bob refusal %q, final %s", bobRefused, s.Status)
 	}
+	// The outsider's resume is in the project's audit, once, as sent unsigned.
+	audited := e.audit.refusals()
+	if len(audited) != 1 || audited[0].Actor != "bob" || audited[0].Action != ActionResume || audited[0].Via != ViaUnsigned ||
+		audited[0].Reason != bobRefused || audited[0].Version != "v1.0.0" {
+		t.Fatalf("audited %+v", audited)
+	}
 }
 
 // Cancel reaches a release while its remote is still being retried: the git

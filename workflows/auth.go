@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/signing"
 )
 
@@ -142,7 +143,9 @@ func (g *requestGuard) admit(ctx workflow.Context, project, action, actor string
 
 // refuseAttempt records a refused update in the project's audit (with how it
 // arrived and why it was refused) and returns the refusal, which the handler
-// returns as the update's recorded outcome.
+// returns as the update's recorded outcome: a failure of type SignatureRefused
+// (who asked could not be verified) or UpdateRefused (the workflow's rules),
+// both of the refused class, by which `shipline` knows the workflow recorded it.
 func refuseAttempt(ctx workflow.Context, project string, r Refusal, auth *signing.Auth, err error) error {
 	r.Target = workflow.GetInfo(ctx).WorkflowExecution.ID
 	r.Reason, r.Via = err.Error(), arrivedVia(auth, err)
@@ -150,7 +153,13 @@ func refuseAttempt(ctx workflow.Context, project string, r Refusal, auth *signin
 		r.Actor = "unknown (no actor named)"
 	}
 	recordRefusal(ctx, project, r)
-	return err
+	typ := apperr.UpdateRefused
+	for _, sig := range []error{signing.ErrUnsigned, signing.ErrForged, signing.ErrStale, signing.ErrReplayed} {
+		if errors.Is(err, sig) {
+			typ = apperr.SignatureRefused
+		}
+	}
+	return apperr.New(typ, err.Error())
 }
 
 // Ways an attempt arrived (Refusal.Via).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -45,10 +47,14 @@ import (
 //     update's name (approve, reject, resume, cancel, delete, link) at the
 //     moment it was accepted, by the input's `actor`, with its `stage`;
 //     `comment` or `reason` is the detail; result "ok", or "failed" with the
-//     handler's error. An update refused by its validator leaves no event: the
-//     CLI records it in the project's Audit entity instead (recordRefusal).
+//     handler's error. An update refused by its handler (a failure of a refused
+//     type) is left out here: the workflow recorded it in the project's Audit
+//     entity. One refused by its validator (it never reached a handler) leaves
+//     no event: the CLI records it there instead (recordRefusal).
 //   - WorkflowExecutionSignaled RefusalSignal on the Audit entity → the refused
-//     action, result "refused", the reason as detail.
+//     action, result "refused", the reason as detail, how it arrived (via), at
+//     the signal's time; the entity's flood cap (workflows.KeepRefusal) is
+//     applied over all its runs (capAuditRefusals).
 //
 // Fabric entities are skipped: what they record duplicates the deployments.
 
@@ -90,6 +96,44 @@ type auditRecord struct {
 	// Trigger is how a deploy was started: cli, release (auto_deploy), promote, or empty (Temporal UI).
 	Trigger    string `json:"trigger,omitempty"`
 	WorkflowID string `json:"workflow_id"`
+	// Via, on a refused attempt, says how it arrived (workflows.Via*): signed
+	// as the CLI sends it, unsigned, or with a signature that does not verify.
+	Via string `json:"via,omitempty"`
+	// Dropped counts the refusals of Actor in one window that the audit's
+	// flood cap did not keep (on the audit's summary record).
+	Dropped int `json:"dropped,omitempty"`
+	// refusal is the Audit entity's record this row shows (for the cap).
+	refusal *workflows.Refusal
+}
+
+// refusalRecord is the row of a refusal the Audit entity recorded.
+func refusalRecord(project string, ref workflows.Refusal) auditRecord {
+	r := auditRecord{Time: ref.At, Actor: ref.Actor, Action: ref.Action, Project: project, Version: ref.Version,
+		Stage: ref.Stage, Result: string(workflows.StatusRefused), Detail: ref.Reason, WorkflowID: ref.Target, Via: ref.Via, Dropped: ref.Dropped}
+	if r.Dropped > 0 {
+		r.Detail = fmt.Sprintf("%d refusals not kept: %s", r.Dropped, r.Detail)
+	}
+	return r
+}
+
+// capAuditRefusals applies the audit's flood cap (workflows.KeepRefusal) to the
+// refusals of every run of the Audit entity, in time order (rs is sorted): past
+// the cap, an actor's refusals in a window are shown as one counted row.
+func capAuditRefusals(project string, rs []auditRecord) []auditRecord {
+	var kept []workflows.Refusal
+	out := make([]auditRecord, 0, len(rs))
+	for _, r := range rs {
+		if r.refusal == nil {
+			out = append(out, r)
+			continue
+		}
+		kept = workflows.KeepRefusal(kept, r.Time, *r.refusal)
+	}
+	for _, ref := range kept {
+		out = append(out, refusalRecord(project, ref))
+	}
+	sortAuditRecords(out)
+	return out
 }
 
 // parseAuditSince reads --since: RFC 3339 (or a date), or a duration back from now.
@@ -163,6 +207,9 @@ func printAudit(g *globals, records []auditRecord) error {
 			where = strings.TrimPrefix(where+" stage "+r.Stage, " ")
 		}
 		detail := firstLine(r.Detail)
+		if r.Via != "" {
+			detail = "via " + r.Via + "; " + detail
+		}
 		if r.Trigger != "" && r.Trigger != "cli" {
 			detail = strings.TrimSuffix("by "+r.Trigger+"; "+detail, "; ")
 		}
@@ -228,7 +275,7 @@ func auditProject(ctx context.Context, c client.Client, project string) ([]audit
 		all = append(all, results[i]...)
 	}
 	sortAuditRecords(all)
-	return all, nil
+	return capAuditRefusals(project, all), nil
 }
 
 // sortAuditRecords orders records by time; ties keep a stable, meaningful order.
@@ -391,6 +438,12 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 				continue
 			}
 			if f := a.GetOutcome().GetFailure(); f != nil {
+				if apperr.ClassOf(f.GetApplicationFailureInfo().GetType()) == apperr.Refused {
+					// A refusal: the workflow recorded it in the project's
+					// Audit entity, which says how it arrived; shown once, from there.
+					out[i].Action = ""
+					continue
+				}
 				out[i].Result = string(workflows.StatusFailed)
 				out[i].Detail = joinAuditDetail(out[i].Detail, f.GetMessage())
 			} else {
@@ -412,11 +465,13 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 				out = append(out, forgedAuditRecord(project, run.WorkflowID, ev, ref))
 				continue
 			}
-			out = append(out, auditRecord{Time: at, Actor: ref.Actor, Action: ref.Action, Project: project, Version: ref.Version,
-				Stage: ref.Stage, Result: string(workflows.StatusRefused), Detail: ref.Reason, WorkflowID: ref.Target})
-			if out[len(out)-1].WorkflowID == "" {
-				out[len(out)-1].WorkflowID = run.WorkflowID
+			// The time is the signal's (not what the sender claimed).
+			ref.At = at
+			if ref.Target == "" {
+				ref.Target = run.WorkflowID
 			}
+			out = append(out, refusalRecord(project, ref))
+			out[len(out)-1].refusal = &ref
 		default:
 			if action == "" {
 				continue
@@ -455,7 +510,8 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			r.Stage = asString(in["to"])
 		}
 	}
-	return out
+	// Refused updates are shown from the Audit entity's record.
+	return slices.DeleteFunc(out, func(r auditRecord) bool { return r.Action == "" })
 }
 
 // auditClose is the row of a run's close event: how it ended. ok is false for

@@ -239,7 +239,7 @@ func controlRefused(ctx context.Context, g *globals, c client.Client, id, update
 		return err
 	}
 	if project, version, ok := parseWorkflowID(id); ok {
-		recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()})
+		auditRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()}, err)
 	}
 	return failed(fmt.Errorf("%s %s refused: %w", update, id, err))
 }

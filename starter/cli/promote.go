@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -145,7 +146,7 @@ func runVote(ctx context.Context, g *globals, project, version, update, stage, c
 		return err
 	}
 	if err != nil {
-		recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Stage: stage, Reason: err.Error(), At: time.Now().UTC()})
+		auditRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Stage: stage, Reason: err.Error(), At: time.Now().UTC()}, err)
 		return failed(fmt.Errorf("%s refused: %w", update, err))
 	}
 	if g.json() {
@@ -173,7 +174,26 @@ func sendUpdate(ctx context.Context, c client.Client, id, update string, arg, ou
 	if errors.As(err, &nf) {
 		return fmt.Errorf("%s is not running (finished, or never started)", id)
 	}
+	if apperr.Classify(err) == apperr.Refused {
+		return recordedRefusal{msg: cleanWorkflowError(err)}
+	}
 	return errors.New(cleanWorkflowError(err))
+}
+
+// recordedRefusal is an update refused by its workflow's handler: the workflow
+// recorded it in its history and in the project's audit, so the CLI does not.
+type recordedRefusal struct{ msg string }
+
+func (e recordedRefusal) Error() string { return e.msg }
+
+// auditRefusal records a refused update in the project's Audit entity unless
+// the workflow did (a refusal that never reached a handler: the workflow is
+// not running, or was still starting).
+func auditRefusal(ctx context.Context, g *globals, c client.Client, project string, r workflows.Refusal, err error) {
+	if errors.As(err, &recordedRefusal{}) {
+		return
+	}
+	recordRefusal(ctx, g, c, project, r)
 }
 
 func deleteCommand(g *globals) *ucli.Command {
@@ -213,7 +233,7 @@ func runDelete(ctx context.Context, g *globals, project, version string) error {
 		return err
 	}
 	if err != nil {
-		recordRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: "delete", Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()})
+		auditRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: "delete", Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()}, err)
 		return failed(fmt.Errorf("delete refused: %w", err))
 	}
 	if g.json() {

@@ -13,7 +13,9 @@ import (
 
 // recordRefusal records a refused attempt in the project's Audit entity
 // (signal-with-start of workflows.AuditID(project)), so `shipline audit` shows
-// it even though a refused update leaves no trace in its target's history.
+// an update that no workflow handler saw (its target is not running, or was
+// still starting). Refusals by a handler are recorded by the workflow itself
+// (see auditRefusal).
 //
 // Recording is best effort: a failure is only reported on stderr, and the
 // caller still exits 1 with the refusal's own message.

@@ -364,3 +364,57 @@ func TestHistoryStatus(t *testing.T) {
 		}
 	}
 }
+
+// An update its workflow refused is shown once: from the project's Audit
+// entity (which says how it arrived), not also from the target's history; and
+// a flood of refusals by one actor is capped, the rest counted.
+func TestAuditRefusalsShownOnceAndCapped(t *testing.T) {
+	promoteID := workflows.PromoteID("demo", "v1.0.0")
+	vote := workflows.Vote{Stage: "prod", Actor: "mallory"}
+	target := newAuditHist(t, auditT0).
+		started(workflows.PromoteInput{Project: "demo", Version: "v1.0.0", Actor: "alice", To: "prod"}, false).
+		update("u-forged", workflows.ApproveUpdate, vote, nil).
+		add(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED, func(ev *historypb.HistoryEvent) {
+			ev.Attributes = &historypb.HistoryEvent_WorkflowExecutionUpdateCompletedEventAttributes{
+				WorkflowExecutionUpdateCompletedEventAttributes: &historypb.WorkflowExecutionUpdateCompletedEventAttributes{
+					Meta: &updatepb.Meta{UpdateId: "u-forged"}, Outcome: &updatepb.Outcome{Value: &updatepb.Outcome_Failure{Failure: &failurepb.Failure{
+						Message:     "unsigned: this platform requires signed requests",
+						FailureInfo: &failurepb.Failure_ApplicationFailureInfo{ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: apperr.SignatureRefused}}}}}}}
+		}).
+		update("u-failed", workflows.DeleteUpdate, workflows.DeleteRequest{Actor: "alice"}, fmt.Errorf("remove artifacts: disk full"))
+	entity := newAuditHist(t, auditT0).started(workflows.AuditInput{Project: "demo"}, false).
+		signal(workflows.RefusalSignal, workflows.Refusal{Actor: "mallory", Action: workflows.ActionApprove, Target: promoteID, Version: "v1.0.0",
+			Stage: "prod", Reason: "unsigned: this platform requires signed requests", Via: workflows.ViaUnsigned})
+	for i := 0; i < workflows.MaxRefusalsPerActor+4; i++ {
+		entity.signal(workflows.RefusalSignal, workflows.Refusal{Actor: "mallory", Action: workflows.ActionResume, Target: promoteID, Reason: "not parked", Via: workflows.ViaUnsigned})
+	}
+	var all []auditRecord
+	all = append(all, extractActions("demo", auditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow}, target.events)...)
+	all = append(all, extractActions("demo", auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow}, entity.events)...)
+	approvals, kept, dropped, failed := 0, 0, 0, 0
+	for _, r := range all {
+		switch {
+		case r.Action == workflows.ActionApprove:
+			approvals++
+			if r.Result != "refused" || r.Via != workflows.ViaUnsigned || r.Stage != "prod" {
+				t.Errorf("refused approval %+v", r)
+			}
+		case r.Dropped > 0:
+			dropped += r.Dropped
+		case r.Action == workflows.ActionResume:
+			kept++
+		case r.Action == workflows.DeleteUpdate && r.Result == "failed":
+			failed++
+		}
+	}
+	if approvals != 1 || failed != 1 || kept != workflows.MaxRefusalsPerActor-1 || dropped != 5 {
+		t.Fatalf("approvals %d (want 1), failed deletes %d (want 1), kept resumes %d, dropped %d:\n%+v", approvals, failed, kept, dropped, all)
+	}
+	var out bytes.Buffer
+	if err := printAudit(&globals{stdout: &out}, all); err != nil {
+		t.Fatal(err)
+	}
+	if text := out.String(); !strings.Contains(text, "via "+workflows.ViaUnsigned) || !strings.Contains(text, "5 refusals not kept") {
+		t.Errorf("table:\n%s", text)
+	}
+}

@@ -115,13 +115,18 @@ type audit struct {
 }
 
 // record keeps one refusal, under the flood cap, at workflow time now.
-func (a *audit) record(now time.Time, r Refusal) { a.refusals = KeepRefusal(a.refusals, now, r) }
+func (a *audit) record(now time.Time, r Refusal) {
+	a.refusals = KeepRefusal(a.refusals, now, r)
+	if n := len(a.refusals); n > MaxAuditRefusals {
+		a.refusals = slices.Clone(a.refusals[n-MaxAuditRefusals:])
+	}
+}
 
 // KeepRefusal adds r, received at now, to the refusals kept (newest last)
 // under the flood cap: past MaxRefusalsPerActor refusals of r.Actor in now's
 // RefusalWindow, r is only counted on the window's summary record (Dropped).
-// At most MaxAuditRefusals are kept. The Audit entity keeps its state with it
-// and `shipline audit` shows the refusals it reads from history through it.
+// The Audit entity keeps its state with it (bounded to MaxAuditRefusals), and
+// `shipline audit` shows the refusals it reads from history through it.
 func KeepRefusal(refusals []Refusal, now time.Time, r Refusal) []Refusal {
 	if r.At.IsZero() {
 		r.At = now
@@ -149,11 +154,7 @@ func KeepRefusal(refusals []Refusal, now time.Time, r Refusal) []Refusal {
 		r = Refusal{Actor: r.Actor, Action: "flood", Target: r.Target, At: window, Dropped: 1,
 			Reason: fmt.Sprintf("more refusals of this actor in this hour than the audit keeps (%d); the rest are counted, not kept", MaxRefusalsPerActor)}
 	}
-	refusals = append(refusals, r)
-	if n := len(refusals); n > MaxAuditRefusals {
-		refusals = slices.Clone(refusals[n-MaxAuditRefusals:])
-	}
-	return refusals
+	return append(refusals, r)
 }
 
 // claim accepts a request ID the first time it is claimed while fresh.

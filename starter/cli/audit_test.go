@@ -390,7 +390,12 @@ func TestAuditRefusalsShownOnceAndCapped(t *testing.T) {
 	}
 	var all []auditRecord
 	all = append(all, extractActions("demo", auditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow}, target.events)...)
-	all = append(all, extractActions("demo", auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow}, entity.events)...)
+	// The flood spans two runs of the Audit entity (it continued as new).
+	half := len(entity.events) / 2
+	all = append(all, extractActions("demo", auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow}, entity.events[:half])...)
+	all = append(all, extractActions("demo", auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a2", Type: workflows.AuditWorkflow}, entity.events[half:])...)
+	sortAuditRecords(all)
+	all = capAuditRefusals("demo", all)
 	approvals, kept, dropped, failed := 0, 0, 0, 0
 	for _, r := range all {
 		switch {

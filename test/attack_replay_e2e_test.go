@@ -45,9 +45,10 @@ projects:
 fabrics:
   dev:         {kind: local, owner: developers, root: fabrics/dev}
   airflow-dev: {kind: local, owner: developers, root: fabrics/airflow-dev}
+  qa:          {kind: local, owner: developers, root: fabrics/qa}
 promotion:
   stages:
-    - {name: dev, fabrics: [dev, airflow-dev], approval: {team: developers, required: 1, self_approval: false}}
+    - {name: qa, fabrics: [qa], approval: {team: developers, required: 1, self_approval: false}}
 `, alicePub, bobPub, remote)
 	cfgPath := filepath.Join(root, "platform.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
@@ -97,7 +98,7 @@ promotion:
 	attempt("the same signed deploy as a new run of its workflow ID", start(id), "replayed")
 	attempt("the same signed deploy under a new workflow ID", start(workflows.DeployID("demo", "v1.0.0", "replay-2")), "forged")
 
-	// A promotion signed by alice waits for a developer's approval.
+	// A promotion signed by alice waits at qa for a developer's approval.
 	if code, _, errOut := sh("promote", "v1.0.0", "--project", "demo", "--as", "alice", "--key", aliceKey); code != 0 {
 		t.Fatalf("signed promote: %s", errOut)
 	}
@@ -105,7 +106,7 @@ promotion:
 	waitFor(t, s, pid, "waiting")
 	vote := func(actor string) error {
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: pid, UpdateName: workflows.ApproveUpdate,
-			Args: []any{workflows.Vote{Stage: "dev", Actor: actor}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+			Args: []any{workflows.Vote{Stage: "qa", Actor: actor}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 		if err == nil {
 			err = h.Get(ctx, nil)
 		}

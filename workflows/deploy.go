@@ -17,6 +17,7 @@ import (
 	"github.com/shipline/shipline/internal/access"
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
+	"github.com/shipline/shipline/internal/signing"
 )
 
 var (
@@ -186,7 +187,10 @@ func (d *deployment) checkSignature(ctx workflow.Context) error {
 		return d.refuse(ctx, StepAccess, apperr.SignatureRefused, err.Error())
 	}
 	if err := d.guard.claim(ctx, d.in.Project, d.state.DeploymentID, ActionDeploy, d.in.Actor, d.in.Auth); err != nil {
-		return d.refuse(ctx, StepAccess, apperr.SignatureRefused, err.Error())
+		if errors.Is(err, signing.ErrReplayed) {
+			return d.refuse(ctx, StepAccess, apperr.SignatureRefused, err.Error())
+		}
+		return err
 	}
 	d.guard.remember(d.in.Auth)
 	return nil

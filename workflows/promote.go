@@ -16,6 +16,7 @@ import (
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/signing"
 )
 
 // Promote walks one release through promotion.stages, in order, up to the
@@ -150,7 +151,10 @@ func (p *promotion) begin(ctx workflow.Context) error {
 		return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
 	}
 	if err := p.guard.claim(ctx, p.in.Project, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionPromote, p.in.Actor, p.in.Auth); err != nil {
-		return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
+		if errors.Is(err, signing.ErrReplayed) {
+			return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
+		}
+		return err
 	}
 	p.guard.remember(p.in.Auth)
 	p.state.Requests = p.guard.Seen

@@ -92,6 +92,10 @@ func TestDeleteUnlinkedRelease(t *testing.T) {
 	if !strings.Contains(bob, "bob may not delete releases of project demo") || alice != "" {
 		t.Fatalf("refusals: bob %q, alice %q", bob, alice)
 	}
+	// The non-admin's delete is in the project's audit, once; alice's is not.
+	if a := e.audit.refusals(); len(a) != 1 || a[0].Actor != "bob" || a[0].Action != ActionDelete || a[0].Via != ViaUnsigned || !strings.Contains(bob, a[0].Reason) {
+		t.Fatalf("audited %+v", a)
+	}
 	if len(e.reverted) != 1 || e.reverted[0].Version != "v0.9.0" || e.reverted[0].Artifacts["ingest"] != "/a/v0.9.0/ingest.whl" {
 		t.Fatalf("daily should revert to v0.9.0: %+v", e.reverted)
 	}

@@ -24,6 +24,8 @@ import (
 // clock's time, and the refusals workflows record are kept.
 type projectAudit struct {
 	state audit
+	// also, when set, sees every record sent as it was sent.
+	also func(activities.SignalWithStartInput)
 }
 
 // installProjectAudit answers the claim and record activities of env (which
@@ -41,6 +43,9 @@ func installProjectAudit(env *testsuite.TestWorkflowEnvironment) *projectAudit {
 		}).Maybe()
 	env.OnActivity(messageActs.SignalWithStart, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SignalWithStartInput) error {
+			if p.also != nil {
+				p.also(in)
+			}
 			var r Refusal
 			if err := json.Unmarshal(in.Arg, &r); err != nil {
 				return err

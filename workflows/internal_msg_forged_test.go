@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -102,7 +101,7 @@ func TestDeployRefusesForgedGrant(t *testing.T) {
 	e := newDeployEnv(t)
 	e.grantOnEnqueue = false
 	var audited []activities.SignalWithStartInput
-	recordAttempts(e.TestWorkflowEnvironment, &audited)
+	e.audit.also = func(in activities.SignalWithStartInput) { audited = append(audited, in) }
 	e.okResolve()
 	e.okBuilds()
 	e.okUpload()
@@ -151,11 +150,7 @@ func TestDeployRefusesForgedGrant(t *testing.T) {
 func TestReleaseRefusesForgedLinkAndDeployed(t *testing.T) {
 	e := newRecordEnv(t, fabricWithHistory())
 	var audited []activities.SignalWithStartInput
-	e.OnActivity(messageActs.SignalWithStart, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.SignalWithStartInput) error {
-			audited = append(audited, in)
-			return nil
-		})
+	e.audit.also = func(in activities.SignalWithStartInput) { audited = append(audited, in) }
 	var unsealed, wrongKey, otherRelease string
 	link := func(at time.Duration, req LinkRequest, refusal *string) {
 		e.RegisterDelayedCallback(func() {
@@ -235,11 +230,7 @@ func TestAuditRecordsForgedRecordsAsAttempts(t *testing.T) {
 func TestPromoteRefusesForgedStageDeployment(t *testing.T) {
 	l := newLab(t)
 	var audited []activities.SignalWithStartInput
-	l.OnActivity(messageActs.SignalWithStart, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.SignalWithStartInput) error {
-			audited = append(audited, in)
-			return nil
-		})
+	l.audit.also = func(in activities.SignalWithStartInput) { audited = append(audited, in) }
 	dev := activities.PromotionSettings{Stages: []activities.StageSettings{
 		{Name: "dev", Fabrics: []string{"dev"}, Owners: map[string]activities.FabricInfo{"dev": owners("developers", "alice", "bob")}},
 	}}

@@ -158,30 +158,28 @@ func TestPromoteEndToEnd(t *testing.T) {
 		t.Fatalf("dev job after delete: %+v", devJob)
 	}
 
-	// The audit tells the same story, step by step, in time order. Refusals by
-	// an update's validator leave no event in the workflow; the CLI reports them
-	// to the audit, which cannot authenticate a client and shows them as
-	// unauthenticated reports (quoting, not believing, what they claim).
-	const forgedReport = "unknown (unauthenticated) forge audit record  refused"
+	// The audit tells the same story, step by step, in time order. A refused
+	// update is recorded by its workflow in the project's audit (sealed), and
+	// shown once, as who tried what.
 	checkAudit(t, f.s, []string{
 		"alice release v1.2.0 released",
 		"alice deploy v1.2.0 succeeded",
 		"alice promote v1.2.0 started",
-		forgedReport, // carol's refused approval, as the CLI reports it
+		"carol approve v1.2.0 refused",
 		"bob approve v1.2.0 ok",
 		"bob link v1.2.0 ok",
 		"bob deploy v1.2.0 succeeded",
-		forgedReport, // alice's refused approval
+		"alice approve v1.2.0 refused",
 		"carol approve v1.2.0 ok",
-		forgedReport, // carol's second approval
+		"carol approve v1.2.0 refused",
 		"dave approve v1.2.0 ok",
 		"carol link v1.2.0 ok",
 		"carol deploy v1.2.0 succeeded",
 		"alice promote v1.2.0 promoted",
-		forgedReport,                    // alice's refused delete
+		"alice delete v1.2.0 refused",
 		"alice release v1.3.0 released", // its later delete adds a row; it never rewrites this one
 		"alice deploy v1.3.0 succeeded",
-		forgedReport, // bob's refused delete
+		"bob delete v1.3.0 refused",
 		"alice delete v1.3.0 ok",
 	})
 

@@ -77,7 +77,11 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 	}
 	views := make([]fabricView, 0, len(states))
 	for _, s := range states {
-		v := fabricView{Fabric: s.Fabric, Queue: s.Queue, Parked: s.Parked}
+		// An empty queue or job list is [] in JSON, not null.
+		v := fabricView{Fabric: s.Fabric, Queue: s.Queue, Jobs: []deploymentRow{}, Parked: s.Parked}
+		if v.Queue == nil {
+			v.Queue = []workflows.QueueEntry{}
+		}
 		for _, name := range sortedKeys(s.Jobs) {
 			j := s.Jobs[name]
 			v.Jobs = append(v.Jobs, deploymentRow{JobRecord: j, Drift: driftText(drift[s.Fabric+"/"+name])})

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
@@ -68,10 +70,13 @@ type fakeClient struct {
 	pollers map[string]int     // task queue → pollers (absent: 1)
 	calls   []string           // mutating calls, in order
 	reads   map[string]any     // answers of the project entity's read updates, by update name
+	// listed answers ListWorkflow by the workflow type its query names.
+	listed map[string][]*workflowpb.WorkflowExecutionInfo
 }
 
 func newFake() *fakeClient {
-	return &fakeClient{wfs: map[string]*fakeWF{}, onStart: map[string]*fakeWF{}, pollers: map[string]int{}, reads: map[string]any{}}
+	return &fakeClient{wfs: map[string]*fakeWF{}, onStart: map[string]*fakeWF{}, pollers: map[string]int{}, reads: map[string]any{},
+		listed: map[string][]*workflowpb.WorkflowExecutionInfo{}}
 }
 
 func (f *fakeClient) add(id string, w *fakeWF) *fakeWF {
@@ -94,6 +99,38 @@ func (f *fakeClient) wf(id string) (*fakeWF, error) {
 }
 
 func (f *fakeClient) Close() {}
+
+// listedType is the workflow type a visibility query names.
+var listedType = regexp.MustCompile(`WorkflowType = '([^']+)'`)
+
+func (f *fakeClient) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := listedType.FindStringSubmatch(req.Query)
+	if m == nil {
+		return nil, fmt.Errorf("unexpected list query %q", req.Query)
+	}
+	return &workflowservice.ListWorkflowExecutionsResponse{Executions: f.listed[m[1]]}, nil
+}
+
+// listExec is a visibility row of a workflow of type typ: closed unless
+// status is running, with its memo and search attributes.
+func (f *fakeClient) listExec(typ, id string, status enumspb.WorkflowExecutionStatus, start time.Time, memo, attrs map[string]any) {
+	dc := converter.GetDefaultDataConverter()
+	ex := &workflowpb.WorkflowExecutionInfo{Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: "run-1"},
+		Type: &commonpb.WorkflowType{Name: typ}, Status: status, StartTime: timestamppb.New(start),
+		Memo: &commonpb.Memo{Fields: map[string]*commonpb.Payload{}}, SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{}}}
+	if status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		ex.CloseTime = timestamppb.New(start.Add(5 * time.Minute))
+	}
+	for k, v := range memo {
+		ex.Memo.Fields[k], _ = dc.ToPayload(v)
+	}
+	for k, v := range attrs {
+		ex.SearchAttributes.IndexedFields[k], _ = dc.ToPayload(v)
+	}
+	f.listed[typ] = append(f.listed[typ], ex)
+}
 
 func (f *fakeClient) DescribeTaskQueue(_ context.Context, q string, _ enumspb.TaskQueueType) (*workflowservice.DescribeTaskQueueResponse, error) {
 	f.mu.Lock()

@@ -98,7 +98,7 @@ func runValidate(g *globals, o validateOptions) error {
 			fmt.Fprintln(g.stdout, d.String())
 		}
 		if res.Valid {
-			fmt.Fprintf(g.stdout, "%s is valid: %d pipelines, %d jobs\n", o.dir, res.Pipelines, res.Jobs)
+			fmt.Fprintf(g.stdout, "%s is valid: %s, %s\n", o.dir, countOf(res.Pipelines, "pipeline"), countOf(res.Jobs, "job"))
 		}
 	}
 	if !res.Valid {
@@ -135,4 +135,12 @@ func countErrors(l diag.List) int {
 		}
 	}
 	return n
+}
+
+// countOf says "1 job", "2 jobs".
+func countOf(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -59,6 +59,8 @@ type fakeWF struct {
 	neverRan bool
 	// failure is the close failure of a failed workflow.
 	failure string
+	// history, when set, is the workflow's full history (as audit reads it).
+	history []*historypb.HistoryEvent
 }
 
 // fakeClient embeds client.Client (nil): a call the tests did not script panics.
@@ -107,10 +109,15 @@ func (f *fakeClient) ListWorkflow(_ context.Context, req *workflowservice.ListWo
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m := listedType.FindStringSubmatch(req.Query)
-	if m == nil {
-		return nil, fmt.Errorf("unexpected list query %q", req.Query)
+	if m != nil {
+		return &workflowservice.ListWorkflowExecutionsResponse{Executions: f.listed[m[1]]}, nil
 	}
-	return &workflowservice.ListWorkflowExecutionsResponse{Executions: f.listed[m[1]]}, nil
+	// A query of every type (audit): all rows, types in name order.
+	var all []*workflowpb.WorkflowExecutionInfo
+	for _, typ := range sortedKeys(f.listed) {
+		all = append(all, f.listed[typ]...)
+	}
+	return &workflowservice.ListWorkflowExecutionsResponse{Executions: all}, nil
 }
 
 // listExec is a visibility row of a workflow of type typ: closed unless
@@ -331,6 +338,10 @@ func (f *fakeClient) GetWorkflowHistory(_ context.Context, id, _ string, _ bool,
 	h := &fakeHistory{}
 	w, err := f.wf(id)
 	if err != nil {
+		return h
+	}
+	if w.history != nil && filter == enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT {
+		h.events = append(h.events, w.history...)
 		return h
 	}
 	if filter != enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT && !w.neverRan {

@@ -9,6 +9,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -167,4 +168,55 @@ func TestGoldenVotes(t *testing.T) {
 	if code, _, _ := golden(t, "reject_no_comment", newFake(), "reject", "v1.0.0", "--project", "demo", "--stage", "qa"); code != ExitInvalid {
 		t.Errorf("exit %d", code)
 	}
+}
+
+// auditFake: a release by alice, mallory's refused deploy, bob's deployment
+// that parked and was resumed, carol's approval, and a refusal the Audit
+// entity recorded.
+func auditFake(t *testing.T) *fakeClient {
+	f := newFake()
+	relID := workflows.ReleaseID("demo", "v1.0.0")
+	refusedID := workflows.DeployID("demo", "v1.0.0", "20261122-101000-aaaa")
+	parkedID := workflows.DeployID("demo", "v1.0.0", "20261122-103000-bbbb")
+	pid := workflows.PromoteID("demo", "v1.0.0")
+	run := func(typ, id string, fabrics []string, h *auditHist) {
+		var attrs map[string]any
+		if fabrics != nil {
+			attrs = map[string]any{workflows.FabricKey.GetName(): fabrics}
+		}
+		f.listExec(typ, id, running, h.events[0].EventTime.AsTime(), nil, attrs)
+		f.add(id, &fakeWF{typ: typ, history: h.events})
+	}
+	run(workflows.ReleaseWorkflow, relID, nil, newAuditHist(t, auditT0).
+		started(workflows.ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Ref: "main"}, false).
+		memo("running", "").
+		memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "0123456789abcdef", workflows.MemoCreatedBy: "alice"}))
+	run(workflows.DeployWorkflow, refusedID, []string{"dev"}, newAuditHist(t, auditT0.Add(10*time.Minute)).
+		started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "mallory", Trigger: "cli"}, false).
+		memo("refused", "mallory may not deploy to fabric dev").
+		failed(apperr.AccessDenied, "mallory may not deploy to fabric dev: it is owned by team developers"))
+	run(workflows.DeployWorkflow, parkedID, nil, newAuditHist(t, auditT0.Add(30*time.Minute)).
+		started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob", Fabric: "dev", Trigger: "cli"}, false).
+		fabrics("dev").
+		memo("running", "").
+		memo("parked", "parked at upload: 403 invalid token (SHIPLINE_TOKEN)").
+		update("u-res", workflows.ResumeUpdate, workflows.ControlRequest{Actor: "bob"}, "resuming "+parkedID+" from step upload").
+		memo("running", "").
+		completed(workflows.DeployState{Progress: workflows.Progress{Status: workflows.StatusSucceeded, Summary: "deployed v1.0.0 of demo to dev (1 job)"}}))
+	run(workflows.PromoteWorkflow, pid, nil, newAuditHist(t, auditT0.Add(time.Hour)).
+		started(workflows.PromoteInput{Project: "demo", Version: "v1.0.0", Actor: "alice", To: "prod"}, false).
+		memo("waiting", "").
+		update("u-app", workflows.ApproveUpdate, workflows.Vote{Stage: "qa", Actor: "carol", Comment: "lgtm"}, workflows.StageState{Name: "qa"}))
+	run(workflows.AuditWorkflow, workflows.AuditID("demo"), nil, newAuditHist(t, auditT0.Add(90*time.Minute)).
+		started(workflows.AuditInput{Project: "demo"}, false).
+		signal(workflows.RefusalSignal, workflows.Refusal{Actor: "mallory", Action: workflows.ApproveUpdate, Target: pid, Version: "v1.0.0",
+			Stage: "prod", Reason: "mallory is not in team prod_support", At: auditT0.Add(91 * time.Minute)}))
+	return f
+}
+
+func TestGoldenAudit(t *testing.T) {
+	golden(t, "audit_text", auditFake(t), "audit", "--project", "demo")
+	golden(t, "audit_json", auditFake(t), "audit", "--project", "demo", "--json")
+	golden(t, "audit_since", auditFake(t), "audit", "--project", "demo", "--since", "2026-11-22T11:00:00Z")
+	golden(t, "audit_none", newFake(), "audit", "--project", "demo", "--since", "2026-11-22T11:00:00Z")
 }

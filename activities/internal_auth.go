@@ -121,3 +121,15 @@ func (c SealingClient) UpdateWorkflow(ctx context.Context, opts client.UpdateWor
 	}
 	return c.Client.UpdateWorkflow(ctx, opts)
 }
+
+// UpdateWithStartWorkflow seals the update's argument.
+func (c SealingClient) UpdateWithStartWorkflow(ctx context.Context, opts client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	if u := &opts.UpdateOptions; len(u.Args) == 1 {
+		sealed, err := c.seal(u.WorkflowID, u.UpdateName, u.Args[0])
+		if err != nil {
+			return nil, err
+		}
+		u.Args = []any{sealed}
+	}
+	return c.Client.UpdateWithStartWorkflow(ctx, opts)
+}

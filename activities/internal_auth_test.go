@@ -30,6 +30,11 @@ func (c *captureClient) UpdateWorkflow(_ context.Context, o client.UpdateWorkflo
 	return nil, nil
 }
 
+func (c *captureClient) UpdateWithStartWorkflow(_ context.Context, o client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	c.target, c.name, c.arg = o.UpdateOptions.WorkflowID, o.UpdateOptions.UpdateName, o.UpdateOptions.Args[0]
+	return nil, nil
+}
+
 // Messages sent by activities carry a seal the receiver accepts, and the
 // seal binds the target, the message name and the content.
 func TestSealingClientSealsMessages(t *testing.T) {
@@ -68,6 +73,18 @@ func TestSealingClientSealsMessages(t *testing.T) {
 	}
 	if out := verify("release/demo/v1", "delete"); out.OK {
 		t.Fatal("the seal is accepted for another message name")
+	}
+	// A request claim goes to the Audit entity with update-with-start.
+	claim := json.RawMessage(`{"request_id":"r1","time":"2026-11-27T10:00:00Z","actor":"alice"}`)
+	if _, err := m.Client.UpdateWithStartWorkflow(context.Background(), client.UpdateWithStartWorkflowOptions{
+		UpdateOptions: client.UpdateWorkflowOptions{WorkflowID: "audit/demo", UpdateName: "claim-request", Args: []any{claim}}}); err != nil {
+		t.Fatal(err)
+	}
+	if out := verify("audit/demo", "claim-request"); !out.OK {
+		t.Fatalf("sealed update-with-start refused: %+v", out)
+	}
+	if out := verify("audit/demo", "refusal"); out.OK {
+		t.Fatal("the claim's seal is accepted for another message name")
 	}
 	// Verify reads the clock: a seal from long ago is stale.
 	s, _ := msgauth.Make(auth.Secret, "t", "n", []byte(`{}`), time.Now().Add(-msgauth.MaxAge-time.Minute))

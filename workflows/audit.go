@@ -62,6 +62,11 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, ClaimRequestUpdate, func(ctx workflow.Context, c RequestClaim) (ClaimResult, error) {
 		a.claimsThisRun++
+		// Only Shipline's workflows claim IDs: a forged claim (which could
+		// block a genuine request) claims nothing, and is recorded.
+		if err := a.authenticClaim(ctx, in.Project, &c); err != nil {
+			return ClaimResult{}, err
+		}
 		return a.claim(workflow.Now(ctx), c), nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, c RequestClaim) error {
 		if c.RequestID == "" {
@@ -78,6 +83,7 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 	}
 	ch := workflow.GetSignalChannel(ctx, RefusalSignal)
 	internalAuthOn(ctx) // decided once, before any record
+	sealedClaimsOn(ctx)
 	for {
 		// Claims also grow the history: once Temporal suggests it, a run that
 		// answered claims continues as new without waiting for a signal.
@@ -171,7 +177,11 @@ func (a *audit) claim(now time.Time, c RequestClaim) ClaimResult {
 	if limit := now.Add(2*signing.MaxAge + claimMargin); until.After(limit) || c.Time.IsZero() {
 		until = limit
 	}
-	a.claims = append(a.claims, ClaimedRequest{RequestID: c.RequestID, Target: c.Target, Action: c.Action, Until: until})
+	k := ClaimedRequest{RequestID: c.RequestID, Target: c.Target, Action: c.Action, Until: until}
+	if c.Seal != nil {
+		k.Nonce = c.Seal.Nonce
+	}
+	a.claims = append(a.claims, k)
 	return ClaimResult{Accepted: true}
 }
 
@@ -204,4 +214,28 @@ func authentic(ctx workflow.Context, r Refusal, kept []Refusal) Refusal {
 	workflow.GetLogger(ctx).Warn("audit record refused", "error", err)
 	return Refusal{Actor: unauthenticatedActor(""), Action: RefusalSignal, Target: id, At: workflow.Now(ctx), Unauthenticated: true,
 		Reason: "an audit record not sent by Shipline was refused; its content is not trusted: " + err.Error()}
+}
+
+// sealedClaimsOn reports whether this run answers only claims Shipline sealed.
+// Runs that answered claims before replay without the check (and keep
+// answering unsealed claims until they continue as new).
+func sealedClaimsOn(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeSealedClaims, workflow.DefaultVersion, 1) >= 1
+}
+
+// authenticClaim verifies that c was sealed by Shipline for this entity and is
+// not a copy of a claim already answered (the nonces of the claims kept). One
+// that is not authentic is recorded in the audit as an attempt (like any
+// forged internal message), and the refusal returned: the update's outcome.
+func (a *audit) authenticClaim(ctx workflow.Context, project string, c *RequestClaim) error {
+	if !sealedClaimsOn(ctx) {
+		return nil
+	}
+	var seen []string
+	for _, k := range a.claims {
+		if k.Nonce != "" {
+			seen = append(seen, k.Nonce)
+		}
+	}
+	return refuseInternal(ctx, project, ClaimRequestUpdate, c.Actor, c, &seen)
 }

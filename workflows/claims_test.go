@@ -95,10 +95,12 @@ func TestAuditClaimsRequestIDsOncePerProject(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
+	useInternalAuth(env)
 	start := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	env.SetStartTime(start)
 	var answers []string
 	claim := func(at time.Duration, c RequestClaim) {
+		c = sealed(testWorkflowID, ClaimRequestUpdate, c)
 		env.RegisterDelayedCallback(func() {
 			env.UpdateWorkflow(ClaimRequestUpdate, fmt.Sprint(at), &testsuite.TestUpdateCallback{
 				OnReject: func(err error) { answers = append(answers, "rejected: "+err.Error()) },
@@ -143,6 +145,67 @@ func TestAuditClaimsRequestIDsOncePerProject(t *testing.T) {
 	next2 := audit{claims: next.CarriedClaims}
 	if r := next2.claim(start.Add(8*time.Minute), RequestClaim{RequestID: "r2", Time: start.Add(3 * time.Minute)}); r.Accepted {
 		t.Errorf("r2 accepted again after continue-as-new")
+	}
+}
+
+// A claim not sealed by Shipline (none, another secret's seal, a copy of a
+// genuine claim) claims nothing and is recorded as an attempt: the forged
+// claim of an ID does not block the genuine request that uses it later, and
+// the genuine claim works.
+func TestAuditRefusesForgedClaims(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
+	useInternalAuth(env)
+	var audited []activities.SignalWithStartInput
+	recordAttempts(env, &audited)
+	start := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	env.SetStartTime(start)
+	var answers []string
+	claim := func(at time.Duration, c RequestClaim) {
+		env.RegisterDelayedCallback(func() {
+			env.UpdateWorkflow(ClaimRequestUpdate, fmt.Sprint(at), &testsuite.TestUpdateCallback{
+				OnReject: func(err error) { answers = append(answers, "rejected: "+err.Error()) },
+				OnAccept: func() {},
+				OnComplete: func(v any, err error) {
+					if err != nil {
+						answers = append(answers, "refused")
+						return
+					}
+					r, _ := v.(ClaimResult)
+					answers = append(answers, fmt.Sprintf("%s accepted=%v %s", c.RequestID, r.Accepted, r.FirstUse))
+				},
+			}, c)
+		}, at)
+	}
+	c := RequestClaim{RequestID: "r1", Time: start, Target: ReleaseID("demo", "v1.0.0"), Action: ActionRelease, Actor: "alice"}
+	claim(time.Minute, c) // no seal
+	claim(2*time.Minute, forgedSeal(testWorkflowID, ClaimRequestUpdate, c))
+	claim(3*time.Minute, sealed(AuditID("other"), ClaimRequestUpdate, c)) // sealed for another entity
+	genuine := sealed(testWorkflowID, ClaimRequestUpdate, c)
+	claim(4*time.Minute, genuine)
+	claim(5*time.Minute, genuine) // copied from history and sent again
+	claim(6*time.Minute, sealed(testWorkflowID, ClaimRequestUpdate, c))
+	env.RegisterDelayedCallback(env.CancelWorkflow, 7*time.Minute)
+	env.ExecuteWorkflow(AuditWorkflow, AuditInput{Project: "demo"})
+
+	want := []string{"refused", "refused", "refused", "r1 accepted=true ", "refused", "r1 accepted=false release of release/demo/v1.0.0"}
+	if fmt.Sprint(answers) != fmt.Sprint(want) {
+		t.Fatalf("answers\n%q\nwant\n%q", answers, want)
+	}
+	got := attempts(t, audited)
+	if len(got) != 4 {
+		t.Fatalf("recorded %d attempts, want 4: %+v", len(got), got)
+	}
+	for i, r := range got {
+		if r.Action != ClaimRequestUpdate || r.Actor != unauthenticatedActor("alice") || !strings.Contains(r.Reason, "nothing changed") {
+			t.Errorf("attempt %d recorded as %+v", i, r)
+		}
+	}
+	for i, frag := range []string{"no seal", "does not match", "does not match", "copy"} {
+		if !strings.Contains(got[i].Reason, frag) {
+			t.Errorf("attempt %d: reason %q, want it to say %q", i, got[i].Reason, frag)
+		}
 	}
 }
 

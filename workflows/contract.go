@@ -59,6 +59,10 @@ const (
 	// workflow IDs and runs), and refusals of updates happen in their handlers,
 	// recorded in history and in the audit.
 	ChangeProjectReplayClaims = "project-replay-claims"
+	// ChangeSealedClaims: the Audit entity answers a claim-request only when
+	// Shipline sealed it (internal/msgauth); an unsealed or forged claim claims
+	// nothing and is recorded as an attempt.
+	ChangeSealedClaims = "sealed-claims"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -840,6 +844,8 @@ type RequestClaim struct {
 	Target string `json:"target"`
 	Action string `json:"action"`
 	Actor  string `json:"actor"`
+	// Seal is set by Shipline's sender (see internal_msg.go).
+	Seal *msgauth.Seal `json:"seal,omitempty"`
 }
 
 // ClaimResult answers a RequestClaim.
@@ -855,6 +861,8 @@ type ClaimedRequest struct {
 	Target    string    `json:"target"`
 	Action    string    `json:"action"`
 	Until     time.Time `json:"until"`
+	// Nonce is the claim's seal nonce: a copy of the claim is refused.
+	Nonce string `json:"nonce,omitempty"`
 }
 
 // ---- Project entity: read-only commands ------------------------------------

@@ -15,7 +15,8 @@ import (
 // Messages between Shipline's own workflows (a Deploy joining or leaving a
 // Fabric entity's queue, the Fabric entity's grants, a Deploy telling the
 // Release entity where it deployed and its Promote that it parked or goes on,
-// Promote linking a release, refusals recorded in the Audit entity) are sealed by their sender and verified by
+// Promote linking a release, refusals recorded in the Audit entity, request
+// IDs claimed in it) are sealed by their sender and verified by
 // their receiver (internal/msgauth), because anyone who can reach the
 // namespace can send any workflow any signal or update. Sealing and verifying
 // run in activities (internalActs), which hold the secret; history records the
@@ -49,6 +50,8 @@ func (r *Refusal) sealOf() *msgauth.Seal           { return r.Seal }
 func (r *Refusal) setSeal(s *msgauth.Seal)         { r.Seal = s }
 func (m *StageDeployment) sealOf() *msgauth.Seal   { return m.Seal }
 func (m *StageDeployment) setSeal(s *msgauth.Seal) { m.Seal = s }
+func (c *RequestClaim) sealOf() *msgauth.Seal      { return c.Seal }
+func (c *RequestClaim) setSeal(s *msgauth.Seal)    { c.Seal = s }
 
 // internalAuthOn reports whether this run seals and verifies internal
 // messages. Runs that began before sealing existed replay without it (and

@@ -67,9 +67,13 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 		if err := a.authenticClaim(ctx, in.Project, &c); err != nil {
 			return ClaimResult{}, err
 		}
+		if c.RequestID == "" {
+			return ClaimResult{}, errors.New("the claim names no request ID")
+		}
 		return a.claim(workflow.Now(ctx), c), nil
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, c RequestClaim) error {
-		if c.RequestID == "" {
+		// An unsealed claim reaches the handler, which records it as an attempt.
+		if c.RequestID == "" && c.Seal != nil {
 			return errors.New("the claim names no request ID")
 		}
 		return nil

@@ -186,23 +186,24 @@ func TestAuditRefusesForgedClaims(t *testing.T) {
 	claim(4*time.Minute, genuine)
 	claim(5*time.Minute, genuine) // copied from history and sent again
 	claim(6*time.Minute, sealed(testWorkflowID, ClaimRequestUpdate, c))
+	claim(6*time.Minute+30*time.Second, RequestClaim{Actor: "alice"}) // no seal and no ID: recorded too
 	env.RegisterDelayedCallback(env.CancelWorkflow, 7*time.Minute)
 	env.ExecuteWorkflow(AuditWorkflow, AuditInput{Project: "demo"})
 
-	want := []string{"refused", "refused", "refused", "r1 accepted=true ", "refused", "r1 accepted=false release of release/demo/v1.0.0"}
+	want := []string{"refused", "refused", "refused", "r1 accepted=true ", "refused", "r1 accepted=false release of release/demo/v1.0.0", "refused"}
 	if fmt.Sprint(answers) != fmt.Sprint(want) {
 		t.Fatalf("answers\n%q\nwant\n%q", answers, want)
 	}
 	got := attempts(t, audited)
-	if len(got) != 4 {
-		t.Fatalf("recorded %d attempts, want 4: %+v", len(got), got)
+	if len(got) != 5 {
+		t.Fatalf("recorded %d attempts, want 5: %+v", len(got), got)
 	}
 	for i, r := range got {
 		if r.Action != ClaimRequestUpdate || r.Actor != unauthenticatedActor("alice") || !strings.Contains(r.Reason, "nothing changed") {
 			t.Errorf("attempt %d recorded as %+v", i, r)
 		}
 	}
-	for i, frag := range []string{"no seal", "does not match", "does not match", "copy"} {
+	for i, frag := range []string{"no seal", "does not match", "does not match", "copy", "no seal"} {
 		if !strings.Contains(got[i].Reason, frag) {
 			t.Errorf("attempt %d: reason %q, want it to say %q", i, got[i].Reason, frag)
 		}

@@ -193,28 +193,59 @@ func TestAttackerThroughTheTemporalAPI(t *testing.T) {
 				signed(`{"actor":"alice"}`, a.key("mallory"), "release/demo/v1.0.0", "delete", "alice", "wrong-key-2", time.Now()))
 		}})
 
-	// Messages that only Shipline's own workflows may send.
-	const notAuthenticated = "issue 9 item 2: not yet enforced (internal messages are not authenticated)"
-	a.run(ctx, attack{name: "forged link update", actor: "mallory", pending: notAuthenticated, target: "release/demo/v1.0.0", refused: "link", audit: "link",
+	// Messages that only Shipline's own workflows may send: none carries the
+	// seal the workers make with their secret, so each is refused, changes
+	// nothing, and is recorded by Shipline as an attempt of someone unknown
+	// (the actor it claims is quoted, not believed).
+	forged := func(name, target string) string {
+		return fmt.Sprintf("%q message to %s was refused, nothing changed", name, target)
+	}
+	const claimingMallory = "unknown (unauthenticated message claiming mallory)"
+	a.run(ctx, attack{name: "forged link update", actor: claimingMallory, target: "release/demo/v1.0.0",
+		refused: forged("link", "release/demo/v1.0.0"), audit: forged("link", "release/demo/v1.0.0"),
 		try: func(ctx context.Context) error {
 			return a.update(ctx, "release/demo/v1.0.0", "link", `{"stage":"prod","promotion_id":"promote/demo/v1.0.0","actor":"mallory"}`)
 		}})
-	a.run(ctx, attack{name: "forged deployed signal", actor: "mallory", pending: notAuthenticated, target: "release/demo/v1.0.0", refused: "deployed", audit: "deployed",
+	a.run(ctx, attack{name: "forged deployed signal", actor: claimingMallory, target: "release/demo/v1.0.0",
+		refused: forged("deployed", "release/demo/v1.0.0"), audit: forged("deployed", "release/demo/v1.0.0"),
 		try: func(ctx context.Context) error {
 			return a.signal(ctx, "release/demo/v1.0.0", "deployed", `{"deployment_id":"deploy/demo/v1.0.0/ghost","stage":"prod","fabrics":["prod"],"actor":"mallory","at":"2026-01-01T00:00:00Z","artifacts":{}}`)
 		}})
-	a.run(ctx, attack{name: "forged fabric lock request", actor: "mallory", pending: notAuthenticated, target: "fabric/demo/prod", refused: "enqueue", audit: "enqueue",
+	a.run(ctx, attack{name: "forged fabric lock request", actor: claimingMallory, target: "fabric/demo/prod",
+		refused: forged("enqueue", "fabric/demo/prod"), audit: forged("enqueue", "fabric/demo/prod"),
 		try: func(ctx context.Context) error {
 			return a.signal(ctx, "fabric/demo/prod", "enqueue", `{"deployment_id":"deploy/demo/v9.9.9/ghost","version":"v9.9.9","actor":"mallory","since":"2026-01-01T00:00:00Z"}`)
 		}})
-	a.run(ctx, attack{name: "forged deployment record", actor: "mallory", pending: notAuthenticated, target: "fabric/demo/prod", refused: "deployment-done", audit: "deployment-done",
+	a.run(ctx, attack{name: "forged deployment record", actor: "unknown (unauthenticated message claiming dave)", target: "fabric/demo/prod",
+		refused: forged("deployment-done", "fabric/demo/prod"), audit: forged("deployment-done", "fabric/demo/prod"),
 		try: func(ctx context.Context) error {
 			return a.signal(ctx, "fabric/demo/prod", "deployment-done", `{"deployment_id":"deploy/demo/v9.9.9/ghost","version":"v9.9.9","actor":"dave","outcome":"succeeded",
 				"started":"2026-01-01T00:00:00Z","finished":"2026-01-01T00:01:00Z","jobs":[{"fabric":"prod","job":"daily_orders","scheduler":"databricks","version":"v9.9.9","commit":"x","deployment_id":"deploy/demo/v9.9.9/ghost","actor":"dave","at":"2026-01-01T00:01:00Z"}]}`)
 		}})
-	a.run(ctx, attack{name: "forged audit entry", actor: "dave", pending: notAuthenticated, target: "audit/demo", refused: "refusal", audit: "refusal",
+	// The audit keeps its own record of a forged audit signal, and `shipline
+	// audit` shows the signal as a forged record, quoting it.
+	a.run(ctx, attack{name: "forged audit entry", actor: "unknown (unauthenticated)", target: "audit/demo",
+		refused: "not sent by Shipline", audit: "not sent by Shipline",
 		try: func(ctx context.Context) error {
 			return a.signal(ctx, "audit/demo", "refusal", `{"actor":"dave","action":"delete","target":"release/demo/v1.0.0","reason":"dave deleted v1.0.0","at":"2026-01-01T00:00:00Z"}`)
+		}})
+	// A claim of a request ID before its owner uses it, which would make the
+	// owner's request look replayed.
+	const claimedID = "claimed-by-mallory-1"
+	a.run(ctx, attack{name: "forged request claim", actor: claimingMallory, target: "audit/demo",
+		refused: forged("claim-request", "audit/demo"), audit: forged("claim-request", "audit/demo"),
+		try: func(ctx context.Context) error {
+			return a.update(ctx, "audit/demo", "claim-request", fmt.Sprintf(`{"request_id":%q,"time":%q,"target":"release/demo/v1.0.0","action":"delete","actor":"mallory"}`,
+				claimedID, time.Now().UTC().Format(time.RFC3339)))
+		}})
+	// The forged claim claimed nothing: a signed request with that ID is
+	// judged on its own (here refused by the access rules, not as a replay).
+	a.run(ctx, attack{name: "delete by a non-admin with the request ID of the forged claim", actor: "carol", target: "release/demo/v1.0.0",
+		refused: "only the project's admins", audit: "only the project's admins",
+		try: func(ctx context.Context) error {
+			// Had the claim been believed, this would be refused as replayed.
+			return a.update(ctx, "release/demo/v1.0.0", "delete",
+				signed(`{"actor":"carol"}`, a.key("carol"), "release/demo/v1.0.0", "delete", "carol", claimedID, time.Now()))
 		}})
 
 	inAudit := a.checkAudit()

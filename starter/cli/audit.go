@@ -415,8 +415,12 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			if req == nil {
 				req = admitted[a.GetProtocolInstanceId()]
 			}
-			if req.GetInput().GetName() == workflows.AcceptUpdate {
-				continue // the start's own acceptance, not an action
+			switch req.GetInput().GetName() {
+			case workflows.AcceptUpdate, workflows.ClaimRequestUpdate:
+				// The start's own acceptance, and Shipline's claim of a request ID
+				// (a forged claim is recorded by the audit entity as an attempt):
+				// bookkeeping, not actions.
+				continue
 			}
 			uin := decodeFirstArg(req.GetInput().GetArgs())
 			r := auditRecord{Time: at, Actor: asString(uin["actor"]), Action: req.GetInput().GetName(), Project: project,

@@ -423,3 +423,23 @@ func TestAuditRefusalsShownOnceAndCapped(t *testing.T) {
 		t.Errorf("table:\n%s", text)
 	}
 }
+
+// The start's own `accepted` update and Shipline's `claim-request` of a request
+// ID are bookkeeping: they never show as actions in the audit.
+func TestAuditSkipsBookkeepingUpdates(t *testing.T) {
+	releaseID := workflows.ReleaseID("demo", "v1.0.0")
+	events := newAuditHist(t, auditT0).
+		started(workflows.ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, false).
+		update("u-acc", workflows.AcceptUpdate, map[string]any{}, map[string]any{"accepted": true}).
+		update("u-claim", workflows.ClaimRequestUpdate, map[string]any{"actor": "alice", "request_id": "r-1"}, map[string]any{"ok": true}).
+		memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "0123456789abcdef", workflows.MemoCreatedBy: "alice"}).events
+	got := extractActions("demo", auditRun{WorkflowID: releaseID, RunID: "r1", Type: workflows.ReleaseWorkflow}, events)
+	for _, r := range got {
+		if r.Action == workflows.AcceptUpdate || r.Action == workflows.ClaimRequestUpdate {
+			t.Errorf("bookkeeping update shown as an action: %+v", r)
+		}
+	}
+	if len(got) != 1 || got[0].Action != "release" {
+		t.Errorf("actions = %+v, want the release alone", got)
+	}
+}

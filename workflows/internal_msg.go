@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -137,7 +136,7 @@ func refuseInternal(ctx workflow.Context, project, name, claimedActor string, ms
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID
 	err = fmt.Errorf("a %q message to %s was refused, nothing changed: %w", name, id, err)
 	workflow.GetLogger(ctx).Warn("internal message refused", "message", name, "error", err)
-	auditAttempt(ctx, project, Refusal{Actor: unauthenticatedActor(claimedActor), Action: name, Target: id, Reason: err.Error()})
+	recordRefusal(ctx, project, Refusal{Actor: unauthenticatedActor(claimedActor), Action: name, Target: id, Reason: err.Error()})
 	return err
 }
 
@@ -147,25 +146,4 @@ func unauthenticatedActor(claimed string) string {
 		return "unknown (unauthenticated message)"
 	}
 	return "unknown (unauthenticated message claiming " + claimed + ")"
-}
-
-// auditAttempt records a refused attempt in the project's Audit entity, which
-// it starts when needed. It is best effort: the refusal stands even when the
-// record cannot be written (the failure is logged).
-func auditAttempt(ctx workflow.Context, project string, r Refusal) {
-	if r.At.IsZero() {
-		r.At = workflow.Now(ctx)
-	}
-	arg, err := json.Marshal(r)
-	if err == nil {
-		var input []byte
-		if input, err = json.Marshal(AuditInput{Project: project}); err == nil {
-			in := activities.SignalWithStartInput{WorkflowID: AuditID(project), Signal: RefusalSignal, Arg: arg,
-				WorkflowType: AuditWorkflow, Input: input, TaskQueue: workflow.GetInfo(ctx).TaskQueueName}
-			err = workflow.ExecuteActivity(shortActivity(ctx), messageActs.SignalWithStart, in).Get(ctx, nil)
-		}
-	}
-	if err != nil {
-		workflow.GetLogger(ctx).Error("record refusal in the audit", "audit", AuditID(project), "error", err)
-	}
 }

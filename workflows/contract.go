@@ -476,8 +476,8 @@ type QueueEntry struct {
 	Queued time.Time `json:"queued,omitempty"`
 	// Granted: the entry holds the lock (set by the entity).
 	Granted bool `json:"granted,omitempty"`
-	// Seal authenticates the message as sent by a Shipline workflow.
-	Seal *msgauth.Seal `json:"seal,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 }
 
 // Grant is the payload of GrantSignal: the lock is held (Granted), or the
@@ -490,8 +490,8 @@ type Grant struct {
 	// A queued deployment has left the queue and ends as superseded; a parked
 	// one can no longer be resumed (cancel still ends it).
 	Superseded *Supersession `json:"superseded,omitempty"`
-	// Seal authenticates the message as sent by the Fabric entity.
-	Seal *msgauth.Seal `json:"seal,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 }
 
 // Supersession names the deployment of a newer version that supersedes another.
@@ -534,8 +534,8 @@ type DeploymentDone struct {
 	Jobs     []JobRecord `json:"jobs,omitempty"` // jobs changed on this fabric, even by a failed deployment
 	// Removed lists jobs removed from the fabric (a deleted release with no predecessor).
 	Removed []string `json:"removed,omitempty"`
-	// Seal authenticates the message as sent by a Shipline workflow.
-	Seal *msgauth.Seal `json:"seal,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 }
 
 // FabricState is a Fabric entity's state, answered by StateQuery.
@@ -733,8 +733,8 @@ type StageDeployment struct {
 	Stage        string  `json:"stage"`
 	DeploymentID string  `json:"deployment_id"`
 	Parked       *Parked `json:"parked,omitempty"` // nil: running again
-	// Seal authenticates the message as sent by the Deploy workflow.
-	Seal *msgauth.Seal `json:"seal,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 }
 
 // PromoteState is a promotion's state, answered by StateQuery.
@@ -761,8 +761,8 @@ type LinkRequest struct {
 	Stage       string `json:"stage"`
 	PromotionID string `json:"promotion_id"`
 	Actor       string `json:"actor"`
-	// Seal authenticates the update as sent by the Promote workflow.
-	Seal *msgauth.Seal `json:"seal,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 }
 
 // DeleteRequest is the input of DeleteUpdate.
@@ -788,8 +788,8 @@ type Deployed struct {
 	At           time.Time         `json:"at"`
 	Artifacts    map[string]string `json:"artifacts"` // pipeline → sha256
 	Jobs         []JobRecord       `json:"jobs,omitempty"`
-	// Seal authenticates the message as sent by the Deploy workflow.
-	Seal *msgauth.Seal `json:"seal,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 }
 
 // FabricReach records a release's latest deployment to a fabric.
@@ -808,8 +808,8 @@ type Refusal struct {
 	Stage   string    `json:"stage,omitempty"`
 	Reason  string    `json:"reason"`
 	At      time.Time `json:"at"`
-	// Seal authenticates the record as sent by a Shipline workflow.
-	Seal *msgauth.Seal `json:"seal,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 	// Unauthenticated marks the Audit entity's own record of an audit signal
 	// that was not sent by Shipline (its claimed content is not trusted).
 	Unauthenticated bool `json:"unauthenticated,omitempty"`
@@ -844,8 +844,8 @@ type RequestClaim struct {
 	Target string `json:"target"`
 	Action string `json:"action"`
 	Actor  string `json:"actor"`
-	// Seal is set by Shipline's sender (see internal_msg.go).
-	Seal *msgauth.Seal `json:"seal,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 }
 
 // ClaimResult answers a RequestClaim.
@@ -908,3 +908,12 @@ type ProjectState struct {
 	// InFlight counts the reads being answered now.
 	InFlight int `json:"in_flight"`
 }
+
+// Sealed is embedded in every message one Shipline workflow sends another: its
+// seal authenticates the message as sent by Shipline (see internal_msg.go).
+type Sealed struct {
+	Seal *msgauth.Seal `json:"seal,omitempty"`
+}
+
+func (s *Sealed) sealOf() *msgauth.Seal   { return s.Seal }
+func (s *Sealed) setSeal(x *msgauth.Seal) { s.Seal = x }

@@ -35,23 +35,6 @@ type internalMessage interface {
 	setSeal(*msgauth.Seal)
 }
 
-func (e *QueueEntry) sealOf() *msgauth.Seal        { return e.Seal }
-func (e *QueueEntry) setSeal(s *msgauth.Seal)      { e.Seal = s }
-func (g *Grant) sealOf() *msgauth.Seal             { return g.Seal }
-func (g *Grant) setSeal(s *msgauth.Seal)           { g.Seal = s }
-func (d *DeploymentDone) sealOf() *msgauth.Seal    { return d.Seal }
-func (d *DeploymentDone) setSeal(s *msgauth.Seal)  { d.Seal = s }
-func (d *Deployed) sealOf() *msgauth.Seal          { return d.Seal }
-func (d *Deployed) setSeal(s *msgauth.Seal)        { d.Seal = s }
-func (l *LinkRequest) sealOf() *msgauth.Seal       { return l.Seal }
-func (l *LinkRequest) setSeal(s *msgauth.Seal)     { l.Seal = s }
-func (r *Refusal) sealOf() *msgauth.Seal           { return r.Seal }
-func (r *Refusal) setSeal(s *msgauth.Seal)         { r.Seal = s }
-func (m *StageDeployment) sealOf() *msgauth.Seal   { return m.Seal }
-func (m *StageDeployment) setSeal(s *msgauth.Seal) { m.Seal = s }
-func (c *RequestClaim) sealOf() *msgauth.Seal      { return c.Seal }
-func (c *RequestClaim) setSeal(s *msgauth.Seal)    { c.Seal = s }
-
 // internalAuthOn reports whether this run seals and verifies internal
 // messages. Runs that began before sealing existed replay without it (and
 // keep trusting unsealed messages until they continue as new).

@@ -47,8 +47,8 @@ func (h *auditHist) verdict(out activities.VerifyOutput) *auditHist {
 // claim. A run from before sealing shows its records as they are.
 func TestAuditShowsUnsealedRefusalsAsForged(t *testing.T) {
 	run := auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow}
-	genuine := workflows.Refusal{Actor: "bob", Action: workflows.DeleteUpdate, Reason: "only admins", Seal: &msgauth.Seal{Nonce: "n1", MAC: "m"}}
-	badMAC := workflows.Refusal{Actor: "erin", Action: workflows.DeleteUpdate, Reason: "x", Seal: &msgauth.Seal{Nonce: "n2", MAC: "m"}}
+	genuine := workflows.Refusal{Actor: "bob", Action: workflows.DeleteUpdate, Reason: "only admins", Sealed: workflows.Sealed{Seal: &msgauth.Seal{Nonce: "n1", MAC: "m"}}}
+	badMAC := workflows.Refusal{Actor: "erin", Action: workflows.DeleteUpdate, Reason: "x", Sealed: workflows.Sealed{Seal: &msgauth.Seal{Nonce: "n2", MAC: "m"}}}
 	h := newAuditHist(t, auditT0).started(workflows.AuditInput{Project: "demo"}, false).versionMarker(workflows.ChangeInternalAuth).
 		refusal(genuine).verdict(activities.VerifyOutput{OK: true, Nonce: "n1"}).
 		refusal(workflows.Refusal{Actor: "dave", Action: workflows.DeleteUpdate, Reason: "dave deleted v1.0.0"}).

@@ -88,8 +88,10 @@ type StageSettings struct {
 	Name    string   `json:"name"`
 	Fabrics []string `json:"fabrics"`
 	// Approval gate; Team empty means no gate.
-	Team         string        `json:"team,omitempty"`
-	Members      []string      `json:"members,omitempty"` // of Team
+	Team    string   `json:"team,omitempty"`
+	Members []string `json:"members,omitempty"` // of Team
+	// Services are the members of Team that are service identities: they never vote.
+	Services     []string      `json:"services,omitempty"`
 	Required     int           `json:"required,omitempty"`
 	SelfApproval bool          `json:"self_approval"`
 	Timeout      time.Duration `json:"timeout,omitempty"`
@@ -119,6 +121,7 @@ func (c *Config) Promotion(_ context.Context, in ProjectInput) (PromotionSetting
 		if a := st.Approval; a != nil {
 			s.Team, s.Required, s.SelfApproval, s.Timeout = a.Team, a.Required, a.SelfApproval, a.Timeout
 			s.Members = slices.Clone(c.Platform.Teams[a.Team].Members)
+			s.Services = c.Platform.Services(a.Team)
 		}
 		for _, f := range st.Fabrics {
 			fab := c.Platform.Fabrics[f]

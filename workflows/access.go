@@ -30,5 +30,6 @@ func stageOwners(st activities.StageSettings) []access.Owner {
 // approval returns the gate of stage i of a promotion.
 func (p *promotion) approval(i int) access.Gate {
 	s := p.state.Stages[i]
-	return access.Gate{Stage: s.Name, Team: s.Team, Members: p.settings.Stages[i].Members, SelfApproval: s.SelfApproval}
+	st := p.settings.Stages[i]
+	return access.Gate{Stage: s.Name, Team: s.Team, Members: st.Members, SelfApproval: s.SelfApproval, Services: st.Services}
 }

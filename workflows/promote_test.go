@@ -212,3 +212,50 @@ func TestPromoteStopsAtTarget(t *testing.T) {
 		t.Fatalf("state %+v", s)
 	}
 }
+
+// A service identity (users.<name>.service, e.g. CI's key) in the approval
+// team may request the promotion, but its approvals and rejections are refused
+// by the workflow — recorded and audited — and never count: the gate waits for
+// a person, who is also the one the stage deploys as.
+func TestPromoteServiceIdentityNeverVotes(t *testing.T) {
+	st := stages()
+	dev := []string{"alice", "bob", "ci"}
+	for i := range st.Stages[:2] {
+		st.Stages[i].Owners = map[string]activities.FabricInfo{st.Stages[i].Fabrics[0]: owners("developers", dev...)}
+	}
+	st.Stages[1].Members, st.Stages[1].Services = dev, []string{"ci"}
+	e := newPromoteEnv(t, st, released())
+	const refusal = "ci may not vote on qa: ci is a service identity"
+	e.vote(time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "ci"}, refusal)
+	e.vote(2*time.Minute, RejectUpdate, Vote{Stage: "qa", Actor: "ci", Comment: "pipeline red"}, refusal)
+	var pending string
+	e.RegisterDelayedCallback(func() { pending = e.state().Pending }, 3*time.Minute)
+	e.vote(4*time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob"}, "")
+	e.ExecuteWorkflow(Promote, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "ci", To: "qa"})
+
+	var s PromoteState
+	if err := e.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Status != StatusPromoted || len(e.deploys) != 2 {
+		t.Fatalf("status %s, deploys %d", s.Status, len(e.deploys))
+	}
+	if got := e.deploys[1].Actor; got != "bob" {
+		t.Errorf("qa deployed as %s, want bob (the only approval that counts)", got)
+	}
+	if qa := s.Stages[1]; len(qa.Approvals) != 1 || qa.Approvals[0].Actor != "bob" || qa.Rejection != nil {
+		t.Errorf("qa votes = %+v, rejection %+v; want bob's approval only", qa.Approvals, qa.Rejection)
+	}
+	if !strings.HasPrefix(pending, "qa: 0 of 1 approvals from developers; alice, bob may approve") {
+		t.Errorf("pending = %q: a service identity is never listed as someone who may approve", pending)
+	}
+	var audited int
+	for _, r := range e.audit.refusals() {
+		if r.Actor == "ci" && r.Stage == "qa" && strings.Contains(r.Reason, refusal) {
+			audited++
+		}
+	}
+	if audited != 2 {
+		t.Errorf("%d of ci's 2 refused votes audited: %+v", audited, e.audit.refusals())
+	}
+}

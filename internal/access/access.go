@@ -6,9 +6,10 @@
 // fabric → members of its owner team. Approve or reject at a stage's gate →
 // members of its approval team, not the requester of the promotion nor the
 // releaser when self-approval is off (the quorum is the gate's count, not an
-// access rule). Resume or cancel a deployment → its deployer, or a member of
-// the owner team of every fabric it targets; a release → its releaser, or a
-// project admin.
+// access rule); a service identity (a CI job's key) never votes. Resume or
+// cancel a deployment → its deployer, or a member of the owner team of every
+// fabric it targets; a release → its releaser, or a project admin. A service
+// identity releases, deploys and promotes by the same rules as a person.
 //
 // A workflow ends a refusal as a non-retryable application error of type
 // apperr.AccessDenied.
@@ -127,6 +128,10 @@ type Gate struct {
 	Team         string
 	Members      []string
 	SelfApproval bool
+	// Services are the service identities (users.<name>.service in
+	// platform.yaml, e.g. a CI job's key): they never vote, whatever team
+	// they are in.
+	Services []string
 }
 
 // Vote checks that actor may approve or reject at the gate of a promotion
@@ -134,6 +139,9 @@ type Gate struct {
 func Vote(g Gate, requester, releaser, actor string) error {
 	if actor == "" {
 		return errors.New(noActor)
+	}
+	if slices.Contains(g.Services, actor) {
+		return fmt.Errorf("%s may not vote on %s: %s is a service identity (users.%s.service in platform.yaml); service identities release, deploy and promote, but only people approve or reject", actor, g.Stage, actor, actor)
 	}
 	if !slices.Contains(g.Members, actor) {
 		return fmt.Errorf("%s may not vote on %s: only members of %s may (%s)", actor, g.Stage, g.Team, strings.Join(g.Members, ", "))

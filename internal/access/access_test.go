@@ -104,6 +104,9 @@ func TestVote(t *testing.T) {
 	strict := Gate{Stage: "prod", Team: "prod_support", Members: []string{"carol", "dave", "erin"}}
 	relaxed := strict
 	relaxed.SelfApproval = true
+	withCI := Gate{Stage: "prod", Team: "prod_support", Members: []string{"carol", "ci", "dave"}, Services: []string{"ci"}}
+	withCIRelaxed := withCI
+	withCIRelaxed.SelfApproval = true
 	// The promotion was requested by dave, the release made by erin.
 	cases := []struct {
 		name   string
@@ -119,6 +122,9 @@ func TestVote(t *testing.T) {
 		{"the releaser, self-approval on", relaxed, "erin", ""},
 		{"an outsider, self-approval on", relaxed, "bob", "only members of prod_support"},
 		{"nobody", strict, "", "no actor was named"},
+		{"a service identity in the team", withCI, "ci", "ci may not vote on prod: ci is a service identity (users.ci.service in platform.yaml)"},
+		{"a service identity in the team, self-approval on", withCIRelaxed, "ci", "only people approve or reject"},
+		{"a person in a team with a service identity", withCI, "carol", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -130,6 +136,9 @@ func TestVote(t *testing.T) {
 	}
 	if got := Voters(relaxed, "dave", "erin"); !slices.Equal(got, []string{"carol", "dave", "erin"}) {
 		t.Errorf("voters with self-approval on = %v", got)
+	}
+	if got := Voters(withCIRelaxed, "dave", "erin"); !slices.Equal(got, []string{"carol", "dave"}) {
+		t.Errorf("voters of a team with a service identity = %v, want the people only", got)
 	}
 }
 

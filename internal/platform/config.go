@@ -30,3 +30,19 @@ func (c *Config) IsMember(team, user string) bool {
 	}
 	return false
 }
+
+// IsService reports whether user is registered as a service identity
+// (users.<user>.service: true).
+func (c *Config) IsService(user string) bool { return c.Users[user].Service }
+
+// Services returns the members of team who are service identities, in the
+// team's order: they never vote at a gate of that team.
+func (c *Config) Services(team string) []string {
+	var out []string
+	for _, m := range c.Teams[team].Members {
+		if c.IsService(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}

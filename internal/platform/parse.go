@@ -174,10 +174,11 @@ func (p *parser) config(root *yaml.Node) {
 	p.teams(keys["teams"], sections["teams"], root)
 	p.projects(sections["projects"])
 	p.fabrics(sections["fabrics"])
+	// Users before the promotion: a gate's quorum counts only the members who may vote.
+	p.users(keys["require_signatures"], sections["users"], sections["require_signatures"])
 	if v := sections["promotion"]; v != nil {
 		p.promotion(keys["promotion"], v)
 	}
-	p.users(keys["require_signatures"], sections["users"], sections["require_signatures"])
 	if v := sections["internal_auth"]; v != nil {
 		p.internalAuth(keys["internal_auth"], v)
 	}

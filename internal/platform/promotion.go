@@ -102,7 +102,7 @@ func (p *parser) stage(i int, n *yaml.Node, stageOf map[string]string) (Stage, b
 // approval decodes a stage's gate.
 func (p *parser) approval(k, v *yaml.Node, field string) *Approval {
 	a := &Approval{Required: 1, SelfApproval: true}
-	var requiredNode *yaml.Node
+	var requiredNode, teamNode *yaml.Node
 	hasTeam := false
 	if yamlnode.IsNull(v) {
 		p.Errorf(k, "give approval: {team: <team>, required: 1}, or remove approval for no gate", "%s is empty", field)
@@ -113,7 +113,7 @@ func (p *parser) approval(k, v *yaml.Node, field string) *Approval {
 		case "team":
 			hasTeam = true
 			if s, ok := p.String(vv, field+".team"); ok {
-				a.Team = s
+				a.Team, teamNode = s, vv
 				if _, ok := p.c.Teams[s]; !ok {
 					p.Errorf(vv, "name a team defined under teams:"+known("teams", p.c.Teams),
 						"%s: team %q is not defined", field, s)
@@ -132,14 +132,25 @@ func (p *parser) approval(k, v *yaml.Node, field string) *Approval {
 	if !hasTeam {
 		p.Errorf(k, "add team: <team> (whose members approve)", "%s has no team", field)
 	}
+	services := p.c.Services(a.Team)
+	if teamNode != nil && len(services) > 0 {
+		p.Warnf(teamNode, "nothing to change if they are in the team to deploy to its fabrics; the gate's approvals come from its people",
+			"%s: team %q includes service identities (%s): they may not approve or reject, and are not counted towards required",
+			field, a.Team, strings.Join(services, ", "))
+	}
 	if requiredNode != nil {
 		size := len(p.c.Teams[a.Team].Members)
+		voters := size - len(services)
 		switch {
 		case a.Required < 1:
 			p.Errorf(requiredNode, "require at least 1 approval, or remove approval: for no gate", "%s.required must be at least 1", field)
 		case a.Team != "" && size > 0 && a.Required > size:
 			p.Errorf(requiredNode, fmt.Sprintf("require at most %d, or add members to team %q", size, a.Team),
 				"%s.required is %d but team %q has only %d member(s)", field, a.Required, a.Team, size)
+		case a.Team != "" && size > 0 && a.Required > voters:
+			p.Errorf(requiredNode, fmt.Sprintf("require at most %d, or add people to team %q", voters, a.Team),
+				"%s.required is %d but only %d member(s) of team %q may vote (service identities never vote: %s)",
+				field, a.Required, voters, a.Team, strings.Join(services, ", "))
 		}
 	}
 	return a

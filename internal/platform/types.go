@@ -35,9 +35,13 @@ type InternalAuth struct {
 	SecretFile string `json:"secret_file,omitempty"`
 }
 
-// User is a person who signs requests.
+// User is a person, or a service identity, who signs requests.
 type User struct {
 	Keys []string `json:"keys"`
+	// Service marks a service identity (a CI job's key): it may release,
+	// deploy and promote by the same rules as anyone, but never approves or
+	// rejects a promotion gate.
+	Service bool `json:"service,omitempty"`
 }
 
 // Temporal says where the worker and CLI find Temporal.

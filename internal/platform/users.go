@@ -12,11 +12,12 @@ import (
 	"github.com/shipline/shipline/internal/signing"
 )
 
-var userKeys = []string{"keys", "key_files"}
+var userKeys = []string{"keys", "key_files", "service"}
 
 // users decodes users: {alice: {keys: ["ssh-ed25519 AAAA... alice@laptop"]}}
-// (or key_files: [keys/alice.pub], files of such lines, read now) and
-// require_signatures. Every key must be an ssh-ed25519 public key line.
+// (or key_files: [keys/alice.pub], files of such lines, read now; service: true
+// marks a service identity such as a CI job's key) and require_signatures.
+// Every key must be an ssh-ed25519 public key line.
 func (p *parser) users(requireKey, users, require *yaml.Node) {
 	if require != nil && !yamlnode.IsNull(require) {
 		p.c.RequireSignatures, _ = p.Bool(require, "require_signatures")
@@ -31,6 +32,10 @@ func (p *parser) users(requireKey, users, require *yaml.Node) {
 			var u User
 			files := false
 			p.Map(v, field, userKeys, func(key string, _, kv *yaml.Node) {
+				if key == "service" {
+					u.Service, _ = p.Bool(kv, field+".service")
+					return
+				}
 				if key == "key_files" {
 					files = len(yamlnode.Resolve(kv).Content) > 0
 					u.Keys = append(u.Keys, p.keyFiles(kv, field+".key_files")...)

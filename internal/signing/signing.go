@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -101,7 +102,7 @@ var (
 func (p Policy) Check(r Request, a *Auth, now time.Time, seen func(string) bool) error {
 	if a == nil || a.Signature == "" {
 		if p.Require {
-			return fmt.Errorf("%w: this platform requires signed requests; sign with `--key FILE` (or SHIPLINE_KEY, or ~/.ssh/id_ed25519) whose public key is registered under users.%s.keys in platform.yaml — requests started from the Temporal UI cannot be signed", ErrUnsigned, r.Actor)
+			return fmt.Errorf("%w: this platform requires signed requests; sign with `--key FILE` (or SHIPLINE_KEY, SHIPLINE_PRIVATE_KEY, or ~/.ssh/id_ed25519) whose public key is registered under users.%s.keys in platform.yaml — requests started from the Temporal UI cannot be signed", ErrUnsigned, r.Actor)
 		}
 		return nil
 	}
@@ -162,9 +163,22 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := ssh.ParseRawPrivateKey(data)
+	return ParsePrivateKey(data, path)
+}
+
+// ParsePrivateKey parses an unencrypted OpenSSH (or PKCS#8) ed25519 private
+// key, e.g. the text of a CI secret; source names where it came from in
+// errors, which never quote the key. Windows line ends, surrounding blank
+// space and a key whose line breaks were stored as the two characters `\n`
+// (as some secret stores do) are accepted.
+func ParsePrivateKey(data []byte, source string) (ed25519.PrivateKey, error) {
+	text := strings.TrimSpace(strings.ReplaceAll(string(data), "\r\n", "\n"))
+	if !strings.Contains(text, "\n") && strings.Contains(text, `\n`) {
+		text = strings.ReplaceAll(text, `\n`, "\n")
+	}
+	raw, err := ssh.ParseRawPrivateKey([]byte(text + "\n"))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	switch k := raw.(type) {
 	case ed25519.PrivateKey:
@@ -172,7 +186,7 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	case *ed25519.PrivateKey:
 		return *k, nil
 	}
-	return nil, fmt.Errorf("%s is not an ed25519 key", path)
+	return nil, fmt.Errorf("%s is not an ed25519 key", source)
 }
 
 // DefaultKeyFile is ~/.ssh/id_ed25519.

@@ -151,7 +151,7 @@ func newAppWith(g *globals) *ucli.App {
 			&ucli.StringFlag{Name: "ui-url", Value: "http://127.0.0.1:8233", EnvVars: []string{"SHIPLINE_UI_URL"}, Usage: "Temporal UI base URL, for links", Destination: &g.uiURL},
 			&ucli.StringFlag{Name: "as", EnvVars: []string{"SHIPLINE_USER"}, Usage: "act as `USER` (default: the OS user)", Destination: &g.actor},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json", Destination: &g.output},
-			&ucli.StringFlag{Name: "key", EnvVars: []string{"SHIPLINE_KEY"}, Usage: "ed25519 private key `FILE` that signs requests (default ~/.ssh/id_ed25519 when present)", Destination: &g.keyFile},
+			&ucli.StringFlag{Name: "key", EnvVars: []string{"SHIPLINE_KEY"}, Usage: "ed25519 private key `FILE` that signs requests (else the key text in $SHIPLINE_PRIVATE_KEY, else ~/.ssh/id_ed25519 when present)", Destination: &g.keyFile},
 		},
 		Before: func(*ucli.Context) error {
 			if g.output != "text" && g.output != "json" {

@@ -175,6 +175,19 @@ func TestAttackerThroughTheTemporalAPI(t *testing.T) {
 		return signed(args, a.key("carol"), "promote/demo/v1.0.0", "approve", "carol", "stale-1", time.Now().Add(-10*time.Minute))
 	})
 	vote("replayed approval", "bob", "replayed", func() string { return bobVote })
+	// ci is a service identity (a CI job's key) in the developers team: its
+	// own, correctly signed votes are refused by the promotion and audited.
+	const serviceRefusal = "ci is a service identity"
+	vote("approval signed by a service identity", "ci", serviceRefusal, func() string {
+		args := strings.Replace(voteArgs, `"actor":"bob"`, `"actor":"ci"`, 1)
+		return signed(args, a.key("ci"), "promote/demo/v1.0.0", "approve", "ci", "service-approve-1", time.Now())
+	})
+	a.run(ctx, attack{name: "rejection signed by a service identity", target: "promote/demo/v1.0.0", actor: "ci", refused: serviceRefusal, audit: serviceRefusal,
+		try: func(ctx context.Context) error {
+			args := strings.Replace(voteArgs, `"actor":"bob"`, `"actor":"ci","comment":"pipeline red"`, 1)
+			return a.update(ctx, "promote/demo/v1.0.0", "reject",
+				signed(args, a.key("ci"), "promote/demo/v1.0.0", "reject", "ci", "service-reject-1", time.Now()))
+		}})
 
 	// Controls and deletion by an outsider.
 	a.run(ctx, attack{name: "unsigned cancel of a release", actor: "mallory",
@@ -262,8 +275,9 @@ func newAttackSuite(t *testing.T) *attackSuite {
 	aliceKey, alicePub, _ := writeKey(t, root, "alice")
 	_, bobPub, _ := writeKey(t, root, "bob")
 	_, carolPub, carolPriv := writeKey(t, root, "carol")
+	_, ciPub, ciPriv := writeKey(t, root, "ci")       // a service identity: never votes
 	_, _, malloryPriv := writeKey(t, root, "mallory") // not registered: mallory is nobody
-	keys["carol"], keys["mallory"] = carolPriv, malloryPriv
+	keys["carol"], keys["ci"], keys["mallory"] = carolPriv, ciPriv, malloryPriv
 	remote, _ := fixtureProject(t, root, projectTrees...)
 	cfg := fmt.Sprintf(`state_dir: state
 require_signatures: true
@@ -271,8 +285,9 @@ users:
   alice: {keys: [%q]}
   bob:   {keys: [%q]}
   carol: {keys: [%q]}
+  ci:    {keys: [%q], service: true}
 teams:
-  developers:   {members: [alice, bob, carol]}
+  developers:   {members: [alice, bob, carol, ci]}
   prod_support: {members: [carol]}
 projects:
   demo: {repo: %s, admins: [alice], auto_deploy: false}
@@ -284,7 +299,7 @@ promotion:
   stages:
     - {name: dev,  fabrics: [dev, airflow-dev], approval: {team: developers, required: 2, self_approval: false}}
     - {name: prod, fabrics: [prod], approval: {team: prod_support, required: 1, self_approval: false}}
-`, alicePub, bobPub, carolPub, remote)
+`, alicePub, bobPub, carolPub, ciPub, remote)
 	cfgPath := filepath.Join(root, "platform.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,12 +1,15 @@
 package test
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shipline/shipline/starter/cli"
 )
 
 // TestCIExamplesRunAgainstLocalStack runs the example GitHub Actions workflows
@@ -61,6 +64,13 @@ func TestCIExamplesRunAgainstLocalStack(t *testing.T) {
 	build.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build -o bin/shipline ./starter: %v\n%s", err, out)
+	}
+
+	// ci in the developers team is valid; validate says it never votes at qa.
+	var vout, verr bytes.Buffer
+	if code := cli.Main([]string{"shipline", "validate", project, "--platform", cfgPath}, &vout, &verr); code != 0 ||
+		!strings.Contains(vout.String(), `warning: stage qa.approval: team "developers" includes service identities (ci): they may not approve or reject`) {
+		t.Fatalf("shipline validate --platform: exit %d, want 0 with a warning about ci at the qa gate\n%s%s", code, vout.String(), verr.String())
 	}
 
 	s := startStack(t, cfgPath, 0)

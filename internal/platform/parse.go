@@ -43,7 +43,7 @@ const (
 
 var (
 	topKeys      = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth"}
-	temporalKeys = []string{"address", "namespace", "task_queue"}
+	temporalKeys = []string{"address", "namespace", "task_queue", "encryption"}
 	teamKeys     = []string{"members"}
 	projectKeys  = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
 		"auto_deploy", "selective_jobs"}
@@ -188,6 +188,10 @@ func file(name string) string { return filepath.Base(name) }
 
 func (p *parser) temporal(v *yaml.Node) {
 	p.Map(v, "temporal", temporalKeys, func(key string, k, v *yaml.Node) {
+		if key == "encryption" {
+			p.encryption(k, v)
+			return
+		}
 		s, ok := p.String(v, "temporal."+key)
 		if !ok || s == "" {
 			if ok || yamlnode.IsNull(v) {

@@ -66,7 +66,7 @@ func TestDefaults(t *testing.T) {
 	if len(diags) != 1 { // the stage has no fabrics
 		t.Fatalf("diags: %v", diags)
 	}
-	if cfg.Temporal != (Temporal{"127.0.0.1:7233", "default", "shipline"}) {
+	if cfg.Temporal != (Temporal{Address: "127.0.0.1:7233", Namespace: "default", TaskQueue: "shipline"}) {
 		t.Errorf("temporal = %+v", cfg.Temporal)
 	}
 	if cfg.StateDir != filepath.Join("/srv", ".shipline") {

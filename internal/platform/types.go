@@ -49,6 +49,8 @@ type Temporal struct {
 	Address   string `json:"address"`    // default 127.0.0.1:7233
 	Namespace string `json:"namespace"`  // default "default"
 	TaskQueue string `json:"task_queue"` // default "shipline"
+	// Encryption, when set, encrypts every payload Shipline writes (nil: none).
+	Encryption *Encryption `json:"encryption,omitempty"`
 }
 
 // Team is a named set of users.

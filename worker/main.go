@@ -5,9 +5,14 @@
 //
 //	shipline-worker --config platform.yaml [--dev] [--temporal-port 7233] [--ui-port 8233]
 //	                [--log-level info] [--log-format console|json] [--metrics-addr 127.0.0.1:9464]
+//	                [--codec-addr 127.0.0.1:8234]
 //
 // With --metrics-addr the worker serves Prometheus metrics (the Temporal
-// SDK's and Shipline's shipline_* ones) on http://ADDR/metrics.
+// SDK's and Shipline's shipline_* ones) on http://ADDR/metrics. With
+// platform.yaml's temporal.encryption, --codec-addr serves the payload codec
+// endpoint (POST /encode, /decode) for the Temporal UI and the temporal CLI;
+// with --dev it is served on a free loopback port unless given, and the
+// embedded UI uses it.
 //
 // TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE override the config's temporal
 // section. Exit codes: 0 stopped cleanly, 1 failed, 2 bad usage or invalid config.
@@ -43,6 +48,7 @@ type flags struct {
 	logFormat    string
 	builds       int
 	metricsAddr  string
+	codecAddr    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -57,12 +63,18 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "console", "log `format`: console or json")
 	fs.IntVar(&f.builds, "build-parallelism", 0, "pipeline builds run at once on this worker (default: the number of CPUs)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://`host:port`/metrics, e.g. 127.0.0.1:9464 (default: off)")
+	fs.StringVar(&f.codecAddr, "codec-addr", "", "serve the payload codec endpoint for the Temporal UI on http://`host:port` (needs temporal.encryption; default: off, with --dev a free loopback port)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	if f.metricsAddr != "" {
 		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
 			return f, fmt.Errorf("--metrics-addr %q: want HOST:PORT, e.g. 127.0.0.1:9464 or :9464", f.metricsAddr)
+		}
+	}
+	if f.codecAddr != "" {
+		if _, _, err := net.SplitHostPort(f.codecAddr); err != nil {
+			return f, fmt.Errorf("--codec-addr %q: want HOST:PORT, e.g. 127.0.0.1:8234", f.codecAddr)
 		}
 	}
 	if fs.NArg() > 0 {
@@ -115,6 +127,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		UIPort:           f.uiPort,
 		BuildParallelism: f.builds,
 		MetricsAddr:      f.metricsAddr,
+		CodecAddr:        f.codecAddr,
 		Logger:           logger,
 		Ready:            func(info workerapp.Info) { fmt.Fprintln(stdout, readyLine(info)) },
 	})
@@ -136,6 +149,9 @@ func readyLine(info workerapp.Info) string {
 	}
 	if info.MetricsURL != "" {
 		line += ", metrics " + info.MetricsURL
+	}
+	if info.CodecURL != "" {
+		line += ", codec " + info.CodecURL
 	}
 	return line
 }

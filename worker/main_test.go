@@ -22,6 +22,9 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"--config", "p.yaml", "--metrics-addr", "127.0.0.1:9464"},
 			want: flags{config: "p.yaml", temporalPort: 7233, uiPort: 8233, logLevel: "info", logFormat: "console", metricsAddr: "127.0.0.1:9464"}},
 		{args: []string{"--config", "p.yaml", "--metrics-addr", "9464"}, wantErr: "want HOST:PORT"},
+		{args: []string{"--config", "p.yaml", "--codec-addr", "127.0.0.1:8234"},
+			want: flags{config: "p.yaml", temporalPort: 7233, uiPort: 8233, logLevel: "info", logFormat: "console", codecAddr: "127.0.0.1:8234"}},
+		{args: []string{"--config", "p.yaml", "--codec-addr", "8234"}, wantErr: "--codec-addr \"8234\": want HOST:PORT"},
 		{args: nil, wantErr: "--config FILE is required"},
 		{args: []string{"--config", "p.yaml", "extra"}, wantErr: "unexpected arguments"},
 		{args: []string{"--nope"}, wantErr: "flag provided but not defined"},
@@ -76,5 +79,9 @@ func TestReadyLine(t *testing.T) {
 	info.MetricsURL = "http://127.0.0.1:9464/metrics"
 	if got := readyLine(info); !strings.HasSuffix(got, ", metrics http://127.0.0.1:9464/metrics") {
 		t.Errorf("readyLine with metrics = %q", got)
+	}
+	info.CodecURL = "http://127.0.0.1:8234"
+	if got := readyLine(info); !strings.HasSuffix(got, ", codec http://127.0.0.1:8234") {
+		t.Errorf("readyLine with codec = %q", got)
 	}
 }

@@ -54,6 +54,10 @@ type Options struct {
 	// "limit.historyCount.suggestContinueAsNew" (tests use it to make
 	// long-lived workflows continue as new early).
 	DynamicConfig map[string]any
+	// CodecEndpoint, when set, is the payload codec endpoint the UI decodes
+	// encrypted payloads through (the browser calls it: it must allow the
+	// UI's origin).
+	CodecEndpoint string
 }
 
 // Server is a running embedded Temporal server (and UI).

@@ -24,6 +24,9 @@ func newUIServer(opts Options) *uiserver.Server {
 		CORS:                uiconfig.CORS{CookieInsecure: true},
 		HideLogs:            true,
 		DisableNewsFetch:    true,
+		// The browser sends payloads to the codec endpoint itself; the dev UI
+		// has no login, so there is no access token or cookie to pass.
+		Codec: uiconfig.Codec{Endpoint: opts.CodecEndpoint},
 	}))
 }
 

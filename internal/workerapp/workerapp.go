@@ -51,6 +51,11 @@ type Options struct {
 	// worker's Prometheus metrics on http://MetricsAddr/metrics: the Temporal
 	// SDK's and Shipline's (see internal/metrics). Empty: no metrics.
 	MetricsAddr string
+	// CodecAddr, when set (host:port), serves the payload codec endpoint
+	// (POST /encode, /decode) for the Temporal UI and the temporal CLI; it
+	// needs temporal.encryption. Empty: none, except with Dev and encryption
+	// on, where it is served on a free loopback port and the embedded UI uses it.
+	CodecAddr string
 }
 
 // Info says where a running worker is connected.
@@ -61,6 +66,8 @@ type Info struct {
 	UIURL     string // the dev server's UI, "" when there is none
 	// MetricsURL is where the Prometheus metrics are served, "" when they are not.
 	MetricsURL string
+	// CodecURL is the payload codec endpoint, "" when it is not served.
+	CodecURL string
 }
 
 // Run runs the worker until ctx ends, then stops the worker, closes the
@@ -85,6 +92,14 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	payloads, err := payloadCodec(opts.Config, os.Getenv)
+	if err != nil {
+		return err
+	}
+	codecAt, err := codecAddr(opts)
+	if err != nil {
+		return err
+	}
 
 	// The metrics endpoint comes first, so that a taken port fails at once;
 	// it stops last, after the worker.
@@ -103,8 +118,17 @@ func Run(ctx context.Context, opts Options) error {
 		interceptors = append(interceptors, metrics.NewInterceptor(m.Shipline, opts.Config))
 	}
 
+	if codecAt != "" {
+		url, stop, err := serveCodec(ctx, opts, codecAt, payloads, os.Getenv, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		info.CodecURL = url
+	}
+
 	if opts.Dev {
-		srv, err := startDevServer(ctx, opts, info.Namespace, logger)
+		srv, err := startDevServer(ctx, opts, info.Namespace, info.CodecURL, logger)
 		if err != nil {
 			return err
 		}
@@ -112,7 +136,8 @@ func Run(ctx context.Context, opts Options) error {
 		info.Address, info.UIURL = srv.Address(), srv.UIURL()
 	}
 
-	c, err := dial(ctx, client.Options{HostPort: info.Address, Namespace: info.Namespace, MetricsHandler: metricsHandler}, logger)
+	c, err := dial(ctx, client.Options{HostPort: info.Address, Namespace: info.Namespace, MetricsHandler: metricsHandler,
+		DataConverter: payloads.DataConverter()}, logger)
 	if err != nil {
 		return err
 	}
@@ -141,7 +166,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	logger.Info("worker polling",
 		zap.String("address", info.Address), zap.String("namespace", info.Namespace),
-		zap.String("task_queue", info.TaskQueue), zap.String("ui", info.UIURL), zap.String("metrics", info.MetricsURL))
+		zap.String("task_queue", info.TaskQueue), zap.String("ui", info.UIURL), zap.String("metrics", info.MetricsURL),
+		zap.String("codec", info.CodecURL), zap.Bool("encrypted", payloads.Enabled()))
 	if opts.Ready != nil {
 		opts.Ready(info)
 	}
@@ -182,8 +208,9 @@ func serveMetrics(ctx context.Context, opts Options, logger *zap.Logger) (m *met
 }
 
 // startDevServer starts the embedded Temporal server with its database in
-// the state directory, which it creates.
-func startDevServer(ctx context.Context, opts Options, namespace string, logger *zap.Logger) (*devserver.Server, error) {
+// the state directory, which it creates; its UI decodes payloads through
+// codecURL when set.
+func startDevServer(ctx context.Context, opts Options, namespace, codecURL string, logger *zap.Logger) (*devserver.Server, error) {
 	stateDir := orDefault(opts.Config.StateDir, platform.DefaultStateDir)
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state_dir: %w", err)
@@ -197,6 +224,7 @@ func startDevServer(ctx context.Context, opts Options, namespace string, logger 
 		SearchAttributes: SearchAttributes(),
 		Logger:           logger,
 		DynamicConfig:    opts.DevDynamicConfig,
+		CodecEndpoint:    codecURL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the embedded temporal dev server: %w", err)

@@ -21,6 +21,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/codec"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -104,6 +105,10 @@ type globals struct {
 	acceptEvery time.Duration
 	// requestID names a new deployment (nil: newRequestID).
 	requestID func() string
+	// codecKeysEnv names the variable holding the payload codec's keys;
+	// payloads is the codec read from it when Temporal is dialed.
+	codecKeysEnv string
+	payloads     *codec.Codec
 }
 
 func (g *globals) workerWait() time.Duration {
@@ -152,6 +157,7 @@ func newAppWith(g *globals) *ucli.App {
 			&ucli.StringFlag{Name: "as", EnvVars: []string{"SHIPLINE_USER"}, Usage: "act as `USER` (default: the OS user)", Destination: &g.actor},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json", Destination: &g.output},
 			&ucli.StringFlag{Name: "key", EnvVars: []string{"SHIPLINE_KEY"}, Usage: "ed25519 private key `FILE` that signs requests (else the key text in $SHIPLINE_PRIVATE_KEY, else ~/.ssh/id_ed25519 when present)", Destination: &g.keyFile},
+			&ucli.StringFlag{Name: "codec-keys-env", Value: codec.DefaultKeysEnv, Usage: "encrypt and decrypt payloads with the keys in environment variable `NAME` (ID:BASE64KEY,…, the worker's temporal.encryption.keys_env); unset variable: no encryption", Destination: &g.codecKeysEnv},
 		},
 		Before: func(*ucli.Context) error {
 			if g.output != "text" && g.output != "json" {
@@ -215,6 +221,9 @@ func (g *globals) session() (string, client.Client, error) {
 
 // client dials Temporal with a clear error when it is not there.
 func (g *globals) client() (client.Client, error) {
+	if err := g.loadCodec(); err != nil {
+		return nil, err
+	}
 	c, err := g.dial(g)
 	if err != nil {
 		return nil, failed(fmt.Errorf("cannot reach Temporal at %s (namespace %s): %w; start the stack with `shipline-worker --config platform.yaml --dev` or set --address/TEMPORAL_ADDRESS", g.address, g.namespace, err))
@@ -228,12 +237,50 @@ func dialTemporal(g *globals) (client.Client, error) {
 		host, _ := os.Hostname()
 		identity = fmt.Sprintf("shipline CLI: %s@%s", g.identity, host)
 	}
-	return client.Dial(client.Options{
+	opts := client.Options{
 		HostPort:  g.address,
 		Namespace: g.namespace,
 		Identity:  identity,
 		Logger:    sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	})
+	}
+	if err := g.applyCodec(&opts); err != nil {
+		return nil, err
+	}
+	return client.Dial(opts)
+}
+
+// loadCodec reads the payload codec's keys from --codec-keys-env's variable
+// (exit 2 when they are malformed). An unset variable gives a codec without
+// keys: nothing is encrypted, and an encrypted payload is reported as
+// needing the variable.
+func (g *globals) loadCodec() error {
+	if g.payloads != nil {
+		return nil
+	}
+	name := g.codecKeysEnv
+	if name == "" {
+		name = codec.DefaultKeysEnv
+	}
+	c, err := codec.FromEnv(name, os.Getenv)
+	if err != nil {
+		return invalid("payload encryption keys: %v", err)
+	}
+	g.payloads = c
+	return nil
+}
+
+// applyCodec encodes and decodes payloads at the gRPC layer, so that raw
+// histories, memos and listings the CLI reads are decoded as well.
+func (g *globals) applyCodec(opts *client.Options) error {
+	if err := g.loadCodec(); err != nil {
+		return err
+	}
+	o, err := g.payloads.DialOption()
+	if err != nil {
+		return err
+	}
+	opts.ConnectionOptions.DialOptions = append(opts.ConnectionOptions.DialOptions, o)
+	return nil
 }
 
 // workflowURL links a workflow in the Temporal UI.

@@ -86,3 +86,26 @@ func TestEveryFlagHasUsage(t *testing.T) {
 		}
 	}
 }
+
+// Malformed payload encryption keys are bad input (exit 2), named by their
+// variable, before Temporal is dialed; --codec-keys-env names another variable.
+func TestMalformedCodecKeysAreInvalid(t *testing.T) {
+	t.Setenv("SHIPLINE_CODEC_KEYS", "k1-without-a-key")
+	t.Setenv("OTHER_CODEC_KEYS", "k1:tooshort")
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"status", "release/demo/v1.0.0"}, "payload encryption keys: SHIPLINE_CODEC_KEYS, entry 1: no ':' between the key ID and the key"},
+		{[]string{"--codec-keys-env", "OTHER_CODEC_KEYS", "status", "release/demo/v1.0.0"}, `payload encryption keys: OTHER_CODEC_KEYS, key "k1"`},
+	} {
+		f := newFake()
+		code, _, errOut := shipline(t, f, tc.args...)
+		if code != ExitInvalid || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("%q: exit %d stderr %q; want exit 2 mentioning %q", tc.args, code, errOut, tc.msg)
+		}
+		if len(f.calls) > 0 {
+			t.Errorf("%q: called Temporal with bad keys: %v", tc.args, f.calls)
+		}
+	}
+}

@@ -23,6 +23,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -75,12 +77,34 @@ func (c *Codec) DataConverter() converter.DataConverter {
 // raw histories, memos and listings, which a data converter never sees.
 func (c *Codec) DialOption() (grpc.DialOption, error) {
 	i, err := converter.NewPayloadCodecGRPCClientInterceptor(converter.PayloadCodecGRPCClientInterceptorOptions{
-		Codecs: []converter.PayloadCodec{c},
+		Codecs: []converter.PayloadCodec{grpcCodec{c}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("payload codec interceptor: %w", err)
 	}
 	return grpc.WithChainUnaryInterceptor(i), nil
+}
+
+// grpcCodec reports the codec's errors as FailedPrecondition: a payload that
+// cannot be decoded now will not decode on a retry, and the SDK retries
+// errors without a gRPC status until the call's deadline.
+type grpcCodec struct{ c *Codec }
+
+func (g grpcCodec) Encode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out, err := g.c.Encode(ps)
+	return out, asStatus(err)
+}
+
+func (g grpcCodec) Decode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out, err := g.c.Decode(ps)
+	return out, asStatus(err)
+}
+
+func asStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	return status.Error(codes.FailedPrecondition, err.Error())
 }
 
 // Encode encrypts each payload with the current key: the whole payload

@@ -36,6 +36,7 @@ type Stack struct {
 	Address      string // Temporal frontend
 	UIURL        string
 	MetricsURL   string
+	CodecURL     string // the payload codec endpoint, "" when not served
 	TemporalPort int
 
 	tb     testing.TB
@@ -75,7 +76,7 @@ func Start(tb testing.TB, cfgPath string, o Options) *Stack {
 	}()
 	select {
 	case info := <-ready:
-		s.Address, s.UIURL, s.MetricsURL = info.Address, info.UIURL, info.MetricsURL
+		s.Address, s.UIURL, s.MetricsURL, s.CodecURL = info.Address, info.UIURL, info.MetricsURL, info.CodecURL
 	case err := <-s.done:
 		tb.Fatalf("worker stopped before it was ready: %v", err)
 	case <-time.After(3 * time.Minute):

@@ -81,6 +81,13 @@ fabrics:
 	if code, out, errOut := sh("release", "v1.0.0", "--project", "demo", "--as", "alice", "--key", aliceKey, "--message", message, "--wait"); code != 0 {
 		t.Fatalf("signed release with encryption on: exit %d\n%s%s", code, out, errOut)
 	}
+	// A failure's message is encrypted too; the CLI shows it.
+	code, out, errOut := sh("release", "v0.9.0", "--project", "demo", "--as", "alice", "--key", aliceKey, "--ref", "no-such-branch-for-codec", "--wait")
+	if code != 1 || !strings.Contains(out+errOut, "no-such-branch-for-codec") {
+		t.Fatalf("release of a missing ref: exit %d\n%s%s", code, out, errOut)
+	}
+	secrets = append(secrets, "no-such-branch-for-codec")
+
 	// The job landed on the fabric in plaintext: encryption is of Temporal's copy only.
 	if job := readJob(t, filepath.Join(root, "fabrics", "dev")); !strings.Contains(job, "demo-daily-orders") {
 		t.Fatalf("deployed job: %s", job)
@@ -184,7 +191,7 @@ fabrics:
 	s = startStack(t, cfgPath, 0)
 	sh = s.shipline
 	plain = plainClient(t, s.address)
-	code, out, errOut := sh("deploy", "v1.0.0", "--project", "demo", "--as", "alice", "--key", aliceKey, "--wait")
+	code, out, errOut = sh("deploy", "v1.0.0", "--project", "demo", "--as", "alice", "--key", aliceKey, "--wait")
 	if code != 0 {
 		t.Fatalf("deploy after rotation: exit %d\n%s%s", code, out, errOut)
 	}

@@ -2,8 +2,9 @@
 // (workflow and activity inputs and results, signals, updates, queries, memos)
 // is sealed with AES-256-GCM before it leaves the process, so the operator of
 // the Temporal cluster cannot read job definitions, release messages or
-// anything else Shipline sends. Search attributes stay readable (Temporal
-// indexes them) and so do failure messages.
+// anything else Shipline sends; failure messages and stack traces are moved
+// into an encrypted payload too. Search attributes stay readable (Temporal
+// indexes them), and so do workflow IDs, types and activity names.
 //
 // Keys come from an environment variable (platform.yaml names it, never the
 // key) holding ID:BASE64KEY pairs; the first encrypts, all decrypt, so a key
@@ -22,6 +23,7 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -71,18 +73,40 @@ func (c *Codec) DataConverter() converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
 
+// FailureConverter moves failure messages and stack traces into an encoded
+// payload, so the codec encrypts them too; nil (the SDK's default) when the
+// codec does not encrypt.
+func (c *Codec) FailureConverter() converter.FailureConverter {
+	if !c.Enabled() {
+		return nil
+	}
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          c.DataConverter(),
+		EncodeCommonAttributes: true,
+	})
+}
+
 // DialOption applies the codec at the gRPC layer: payloads in every request
 // are encoded and payloads in every response decoded (search attributes
-// excepted). The CLI uses it rather than DataConverter because it also reads
-// raw histories, memos and listings, which a data converter never sees.
+// excepted), and failure messages encrypted by FailureConverter are restored.
+// The CLI uses it rather than DataConverter because it also reads raw
+// histories, memos and listings, which a data converter never sees.
 func (c *Codec) DialOption() (grpc.DialOption, error) {
-	i, err := converter.NewPayloadCodecGRPCClientInterceptor(converter.PayloadCodecGRPCClientInterceptorOptions{
+	failures, err := converter.NewFailureGRPCClientInterceptor(converter.NewFailureGRPCClientInterceptorOptions{
+		EncodeCommonAttributes: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failure codec interceptor: %w", err)
+	}
+	payloads, err := converter.NewPayloadCodecGRPCClientInterceptor(converter.PayloadCodecGRPCClientInterceptorOptions{
 		Codecs: []converter.PayloadCodec{grpcCodec{c}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("payload codec interceptor: %w", err)
 	}
-	return grpc.WithChainUnaryInterceptor(i), nil
+	// Failures outside payloads: their attributes are decrypted first (inner
+	// interceptor), then moved back into the message (outer).
+	return grpc.WithChainUnaryInterceptor(failures, payloads), nil
 }
 
 // grpcCodec reports the codec's errors as FailedPrecondition: a payload that

@@ -9,6 +9,8 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/proto"
 )
 
 // newKey returns a random base64 AES-256 key.
@@ -215,5 +217,24 @@ func TestRequireAndFromEnv(t *testing.T) {
 	}
 	if c, err := FromEnv("SET", getenv); err != nil || c.Current() != "k1" {
 		t.Errorf("FromEnv(SET) = %v", err)
+	}
+}
+
+func TestFailureMessagesAreEncrypted(t *testing.T) {
+	if None("K").FailureConverter() != nil {
+		t.Error("a codec without keys changes failures")
+	}
+	c := mustParse(t, "k1:"+newKey(t))
+	fc := c.FailureConverter()
+	f := fc.ErrorToFailure(temporal.NewNonRetryableApplicationError("ref secret-branch is not a branch", "UnknownRef", nil))
+	raw, _ := proto.Marshal(f)
+	if bytes.Contains(raw, []byte("secret-branch")) {
+		t.Fatalf("the failure holds its message in plaintext: %v", f)
+	}
+	if f.GetApplicationFailureInfo().GetType() != "UnknownRef" || string(f.GetEncodedAttributes().GetMetadata()[MetadataKeyID]) != "k1" {
+		t.Errorf("failure type or encryption lost: %v", f)
+	}
+	if err := fc.FailureToError(f); err == nil || !strings.Contains(err.Error(), "ref secret-branch is not a branch") {
+		t.Errorf("decoded failure: %v", err)
 	}
 }

@@ -137,7 +137,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	c, err := dial(ctx, client.Options{HostPort: info.Address, Namespace: info.Namespace, MetricsHandler: metricsHandler,
-		DataConverter: payloads.DataConverter()}, logger)
+		DataConverter: payloads.DataConverter(), FailureConverter: payloads.FailureConverter()}, logger)
 	if err != nil {
 		return err
 	}

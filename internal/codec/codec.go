@@ -22,6 +22,8 @@ import (
 	"strings"
 
 	commonpb "go.temporal.io/api/common/v1"
+	failurepb "go.temporal.io/api/failure/v1"
+	"go.temporal.io/api/proxy"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc"
@@ -92,8 +94,14 @@ func (c *Codec) FailureConverter() converter.FailureConverter {
 // The CLI uses it rather than DataConverter because it also reads raw
 // histories, memos and listings, which a data converter never sees.
 func (c *Codec) DialOption() (grpc.DialOption, error) {
-	failures, err := converter.NewFailureGRPCClientInterceptor(converter.NewFailureGRPCClientInterceptorOptions{
-		EncodeCommonAttributes: true,
+	// Inbound only: a client sends no failures of its own.
+	failures, err := proxy.NewFailureVisitorInterceptor(proxy.FailureVisitorInterceptorOptions{
+		Inbound: &proxy.VisitFailuresOptions{
+			Visitor: func(_ *proxy.VisitFailuresContext, f *failurepb.Failure) error {
+				converter.DecodeCommonFailureAttributes(converter.GetDefaultDataConverter(), f)
+				return nil
+			},
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failure codec interceptor: %w", err)
@@ -104,8 +112,8 @@ func (c *Codec) DialOption() (grpc.DialOption, error) {
 	if err != nil {
 		return nil, fmt.Errorf("payload codec interceptor: %w", err)
 	}
-	// Failures outside payloads: their attributes are decrypted first (inner
-	// interceptor), then moved back into the message (outer).
+	// A response passes the inner interceptor first: payloads (failure
+	// attributes among them) are decrypted, then failure messages restored.
 	return grpc.WithChainUnaryInterceptor(failures, payloads), nil
 }
 

@@ -64,6 +64,10 @@ func serveCodec(ctx context.Context, opts Options, addr string, c *codec.Codec, 
 	if opts.Dev {
 		access.Origins = append(access.Origins, devUIOrigins(opts.UIPort)...)
 	}
+	if opts.Dev && access.Token != "" && opts.UIPort >= 0 {
+		logger.Warn("the embedded Temporal UI cannot send the codec endpoint's bearer token: it will show encrypted payloads; "+
+			"remove temporal.encryption.codec_token_env for --dev (loopback requests only)", zap.String("codec_token_env", enc.CodecTokenEnv))
+	}
 	srv, err := codec.Listen(addr, c.Handler(access))
 	if err != nil {
 		return "", nil, err

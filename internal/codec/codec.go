@@ -196,7 +196,7 @@ func (c *Codec) decrypt(p *commonpb.Payload) (*commonpb.Payload, error) {
 	aead, ok := c.keys[id]
 	switch {
 	case !ok && len(c.keys) == 0:
-		return nil, fmt.Errorf("payload is encrypted with key %q but %s: set it to the keys the worker encrypts with (ID:BASE64KEY,…)", id, c.missing())
+		return nil, fmt.Errorf("payload is encrypted with key %q but %s", id, c.missing())
 	case !ok:
 		return nil, fmt.Errorf("payload is encrypted with key %q, which %s does not hold (it holds %s): add that key to %s, after the current one",
 			id, c.from, strings.Join(c.ids, ", "), c.from)
@@ -218,12 +218,12 @@ func (c *Codec) decrypt(p *commonpb.Payload) (*commonpb.Payload, error) {
 	return &out, nil
 }
 
-// missing says why there are no keys.
+// missing says why there are no keys and what to do.
 func (c *Codec) missing() string {
-	if c.from == "" {
-		return "no encryption keys are configured"
+	if c.from == "" { // a worker without temporal.encryption
+		return "no encryption keys are configured: name them in platform.yaml (temporal: {encryption: {keys_env: SHIPLINE_CODEC_KEYS}}) and give the worker the keys that encrypted it"
 	}
-	return c.from + " is not set"
+	return c.from + " is not set: set it to the keys the worker encrypts with (ID:BASE64KEY,…)"
 }
 
 // newAEAD makes the AES-256-GCM cipher of a 32-byte key.

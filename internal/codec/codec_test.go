@@ -109,7 +109,7 @@ func TestDecodeErrorsNameKeyAndVariable(t *testing.T) {
 	}{
 		{"unknown key ID", mustParse(t, "k2:"+newKey(t)), []string{`key "k1"`, "SHIPLINE_CODEC_KEYS does not hold", "holds k2"}},
 		{"no keys", None("SHIPLINE_CODEC_KEYS"), []string{`key "k1"`, "SHIPLINE_CODEC_KEYS is not set"}},
-		{"no keys configured", None(""), []string{`key "k1"`, "no encryption keys are configured"}},
+		{"no keys configured", None(""), []string{`key "k1"`, "no encryption keys are configured", "temporal: {encryption: {keys_env:"}},
 		{"same ID, other key", mustParse(t, "k1:"+newKey(t)), []string{`key "k1"`, "SHIPLINE_CODEC_KEYS", "not the one that encrypted it"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

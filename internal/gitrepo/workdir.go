@@ -221,3 +221,12 @@ func copyHashed(src, target string) (plumbing.Hash, filemode.FileMode, error) {
 	}
 	return hasher.Sum(), mode, nil
 }
+
+// Prefix is the project directory's path in its repository ("." at the
+// top, or outside any repository).
+func (w *WorkDir) Prefix() string {
+	if len(w.rel) == 0 {
+		return "."
+	}
+	return strings.Join(w.rel, "/")
+}

@@ -305,7 +305,9 @@ func (c *checker) render() {
 		c.rep.annots = append(c.rep.annots, annotation{Level: "error", File: c.src.repoPath(manifest.FileName), Title: "shipline check: render", Message: apperr.Message(err)})
 		return
 	}
-	slices.SortFunc(jobs, func(a, b activities.ResolvedJob) int { return strings.Compare(a.Fabric+"/"+a.Name, b.Fabric+"/"+b.Name) })
+	slices.SortFunc(jobs, func(a, b activities.ResolvedJob) int {
+		return strings.Compare(a.Fabric+"/"+a.Name, b.Fabric+"/"+b.Name)
+	})
 	deploy := &activities.Deploy{Platform: c.cfg}
 	failed := 0
 	for _, j := range jobs {

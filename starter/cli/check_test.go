@@ -452,3 +452,28 @@ func mustManifest(t *testing.T, dir string) *manifest.Manifest {
 	}
 	return m
 }
+
+// Bad usage exits 2 before anything is built: no such directory, a ref the
+// repository does not have, a --fabric platform.yaml does not define.
+func TestCheckUsageErrors(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	f := newCheckFixture(t, "local-dev", "", nil)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check", filepath.Join(f.root, "nope")}, "is not a directory"},
+		{[]string{"check", f.proj, "--ref", "no-such-branch"}, `"no-such-branch" is not a branch, tag or commit`},
+		{[]string{"check", f.proj, "--platform", f.platform, "--fabric", "moon"}, "--fabric moon is not defined"},
+		{[]string{"check", f.proj, "--platform", filepath.Join(f.root, "missing.yaml")}, "is not a file"},
+		{[]string{"check", f.proj, f.proj}, "one directory"},
+	} {
+		code, out, errOut := shipline(t, newFake(), tc.args...)
+		if code != ExitInvalid || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, want 2 with %q\n%s%s", tc.args, code, tc.want, out, errOut)
+		}
+		if _, err := os.Stat(filepath.Join(f.root, "state", "cache")); err == nil {
+			t.Errorf("%v built something", tc.args)
+		}
+	}
+}

@@ -110,19 +110,20 @@ func (b *Build) Pipeline(ctx context.Context, in BuildInput) (BuildOutput, error
 	if err != nil {
 		return BuildOutput{}, err
 	}
-	out, err := b.From(ctx, in.Pipeline, tree, func(ctx context.Context, dir string) error {
+	out, err := BuildFrom(ctx, b, in.Pipeline, tree, func(ctx context.Context, dir string) error {
 		return m.Export(ctx, in.Commit, in.Pipeline.Path, dir)
 	})
 	return out, apperr.ForTemporal(err)
 }
 
-// From returns the artifact of pipeline p whose directory has the git tree
+// BuildFrom returns the artifact of pipeline p whose directory has the git tree
 // hash tree: from the cache, else built and tested from the files export
 // writes (called on a miss only). A release or deploy exports from the
 // project's mirror (Pipeline); `shipline check` from a pull request's clone,
 // with the same builder, tests and cache. Permanent failures are the
-// *apperr.Error values of internal/build.
-func (b *Build) From(ctx context.Context, p manifest.Pipeline, tree string, export func(ctx context.Context, dir string) error) (BuildOutput, error) {
+// *apperr.Error values of internal/build. (A function, not a method: Build's
+// methods are its activities.)
+func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, export func(ctx context.Context, dir string) error) (BuildOutput, error) {
 	res, err := b.builder().Build(ctx, build.Request{
 		Pipeline: p,
 		TreeHash: tree,

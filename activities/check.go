@@ -63,7 +63,7 @@ func (d *Deploy) CheckJobs(ctx context.Context, in CheckJobsInput) (CheckJobsOut
 			spec, err := d.render(ctx, UpsertJobInput{Project: in.Project, Version: in.Version, Commit: in.Commit,
 				DeploymentID: in.DeploymentID, Job: j, Artifacts: paths})
 			if err == nil {
-				err = d.CheckRendered(ctx, j, spec)
+				err = CheckRendered(ctx, d.env(), j, spec)
 			}
 			switch {
 			case err == nil:

@@ -385,7 +385,7 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 	if err != nil {
 		return fabric.JobSpec{}, apperr.ForTemporal(err)
 	}
-	spec, err := d.RenderFrom(fsys, in)
+	spec, err := RenderFrom(d.Platform, fsys, in)
 	var e *apperr.Error
 	switch {
 	case err == nil:
@@ -403,7 +403,8 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 // check` from a pull request's tree. An invalid manifest is an
 // apperr.InvalidManifest, an invalid definition an apperr.InvalidDefinition
 // whose cause is a diag.List naming the definition's file:line:col.
-func (d *Deploy) RenderFrom(fsys fs.FS, in UpsertJobInput) (fabric.JobSpec, error) {
+// (A function, not a method: Deploy's methods are its activities.)
+func RenderFrom(cfg *platform.Config, fsys fs.FS, in UpsertJobInput) (fabric.JobSpec, error) {
 	man, diags := manifest.Load(fsys)
 	if diags.HasErrors() {
 		return fabric.JobSpec{}, &apperr.Error{Type: apperr.InvalidManifest, Msg: "shipline.yaml is invalid:\n" + diags.Error(), Cause: diags}
@@ -421,20 +422,20 @@ func (d *Deploy) RenderFrom(fsys fs.FS, in UpsertJobInput) (fabric.JobSpec, erro
 	return fabric.RenderJobSpec(fabric.RenderInput{
 		Project: in.Project, Version: in.Version, Commit: in.Commit, Fabric: in.Job.Fabric,
 		Job: job, Definition: def, ArtifactPaths: in.Artifacts,
-		Variables: fabric.MergeVariables(man, d.Platform, in.Job.Fabric),
-		Paused:    fabric.PausedFor(man, d.Platform, in.Job.Fabric, in.Job.Name),
+		Variables: fabric.MergeVariables(man, cfg, in.Job.Fabric),
+		Paused:    fabric.PausedFor(man, cfg, in.Job.Fabric, in.Job.Name),
 	}, in.DeploymentID)
 }
 
 // CheckRendered checks a rendered job offline as a deployment's check step
 // does before anything is written (the JSON shape of a Databricks payload
 // was checked by rendering it): an Airflow DAG must compile and name its
-// dag_id. It writes nothing to any fabric.
-func (d *Deploy) CheckRendered(ctx context.Context, j ResolvedJob, spec fabric.JobSpec) error {
+// dag_id, compiled with the python3 env names. It writes nothing to any fabric.
+func CheckRendered(ctx context.Context, env fabric.Env, j ResolvedJob, spec fabric.JobSpec) error {
 	if j.Scheduler != string(manifest.Airflow) {
 		return nil
 	}
-	return fabric.CheckDAG(ctx, d.env(), spec)
+	return fabric.CheckDAG(ctx, env, spec)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -17,10 +16,10 @@ import (
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/build"
 	"github.com/shipline/shipline/internal/diag"
-	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/workflows"
 )
 
 // checkOptions are the flags of `shipline check`.
@@ -78,13 +77,12 @@ type checkReport struct {
 	Ref    string `json:"ref,omitempty"`
 	Commit string `json:"commit,omitempty"`
 	// Version is the provisional release version jobs are rendered with.
-	Version   string             `json:"version"`
-	Passed    bool               `json:"passed"`
-	Steps     []checkStep        `json:"steps"`
-	Pipelines []checkedPipeline  `json:"pipelines"`
-	Jobs      []checkedJob       `json:"jobs"`
-	annots    []annotation       // GitHub annotations, in report order
-	specs     map[string]jobSpec // rendered jobs by fabric/job, for the plan
+	Version   string                  `json:"version"`
+	Passed    bool                    `json:"passed"`
+	Steps     []checkStep             `json:"steps"`
+	Pipelines []checkedPipeline       `json:"pipelines"`
+	Jobs      []activities.CheckedJob `json:"jobs"`
+	annots    []annotation            // GitHub annotations, in report order
 }
 
 // checkStep is one step and how it ended.
@@ -104,26 +102,6 @@ type checkedPipeline struct {
 	Error       string   `json:"error,omitempty"`
 	FailedTests []string `json:"failed_tests,omitempty"`
 	LogPath     string   `json:"log_path,omitempty"`
-}
-
-// checkedJob is one job on one fabric: rendered and checked, then planned.
-type checkedJob struct {
-	Job    string `json:"job"`
-	Fabric string `json:"fabric"`
-	// Render is ok or failed; Plan is create, update, unchanged, failed or skipped.
-	Render string `json:"render"`
-	Plan   string `json:"plan,omitempty"`
-	ID     string `json:"id,omitempty"`
-	Detail string `json:"detail,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
-
-// jobSpec is a rendered job kept for the plan.
-type jobSpec struct {
-	job     activities.ResolvedJob
-	fab     fabric.Fabric
-	spec    fabric.JobSpec
-	pending bool // an artifact it names was not built
 }
 
 // checker runs the steps of one check.
@@ -155,7 +133,7 @@ func runCheck(g *globals, o checkOptions) error {
 		return err
 	}
 	c := &checker{g: g, o: o, src: src, files: map[string]string{},
-		rep: &checkReport{Dir: o.dir, Source: src.desc, Ref: o.ref, Commit: src.commit, Version: src.version(), specs: map[string]jobSpec{}}}
+		rep: &checkReport{Dir: o.dir, Source: src.desc, Ref: o.ref, Commit: src.commit, Version: src.version()}}
 	c.validate()
 	if o.fabric != "" && c.cfg != nil {
 		if _, ok := c.cfg.Fabrics[o.fabric]; !ok {
@@ -163,8 +141,7 @@ func runCheck(g *globals, o checkOptions) error {
 		}
 	}
 	c.build()
-	c.render()
-	c.plan()
+	c.jobs()
 	return c.finish()
 }
 
@@ -239,7 +216,7 @@ func (c *checker) buildOne(b *activities.Build, p manifest.Pipeline) (activities
 	if err != nil {
 		return activities.BuildOutput{}, err
 	}
-	return b.From(c.o.ctx, p, tree, func(ctx context.Context, dir string) error {
+	return activities.BuildFrom(c.o.ctx, b, p, tree, func(ctx context.Context, dir string) error {
 		return c.src.export(ctx, p.Path, dir)
 	})
 }
@@ -284,133 +261,145 @@ func (c *checker) buildFailure(cp *checkedPipeline, p manifest.Pipeline, err err
 		Title: "shipline check: build of " + p.Name, Message: firstLine(apperr.Message(err))})
 }
 
-// render renders every job for its fabric as a deploy would, with the
-// provisional version and the built artifacts' paths, and checks each as a
-// deploy's check step does.
-func (c *checker) render() {
+// jobs renders every job for its fabric as a deploy would (the provisional
+// version, the built artifacts' paths), checks each as a deploy's check step
+// does, and plans each against its live fabric, read-only: here with
+// --platform, else on the worker when one is reachable.
+func (c *checker) jobs() {
 	switch {
 	case !c.mValid:
-		c.skip(checkRender, manifest.FileName+" is invalid")
-		return
-	case c.o.platform == "":
-		c.skip(checkRender, "no --platform FILE given: rendering needs platform.yaml's fabrics and variables")
-		return
-	case c.cfg == nil:
-		c.skip(checkRender, c.o.platform+" is invalid")
-		return
+		c.skipJobs(manifest.FileName + " is invalid")
+	case c.o.platform != "" && c.cfg == nil:
+		c.skipJobs(c.o.platform + " is invalid")
+	case c.o.platform != "":
+		c.reportJobs(activities.CheckJobsOfTree(c.o.ctx, c.cfg, os.Getenv, c.src.fsys, c.m, c.treeInput()), "with "+c.o.platform)
+	default:
+		c.onWorker()
 	}
-	jobs, err := activities.JobsFor(c.cfg, c.m, c.m.Name, c.o.fabric)
+}
+
+// treeInput is what rendering needs besides the files.
+func (c *checker) treeInput() activities.CheckTreeInput {
+	return activities.CheckTreeInput{Project: c.m.Name, Version: c.rep.Version, Commit: c.src.commitOrZero(), Fabric: c.o.fabric, Artifacts: c.files}
+}
+
+// onWorker sends the manifest and the job definitions to the worker's
+// read-only project entity, which renders, checks and plans with its
+// platform.yaml and credentials. No reachable worker skips both steps.
+func (c *checker) onWorker() {
+	tc, err := c.g.dial(c.g)
 	if err != nil {
-		c.rep.Steps = append(c.rep.Steps, checkStep{Name: checkRender, Status: stepFailed, Summary: apperr.Message(err)})
-		c.rep.annots = append(c.rep.annots, annotation{Level: "error", File: c.src.repoPath(manifest.FileName), Title: "shipline check: render", Message: apperr.Message(err)})
+		c.skipJobs(fmt.Sprintf("no --platform FILE given and no Temporal reachable at %s (%s); pass --platform, or run it where the worker's Temporal is reachable", c.g.address, firstLine(err.Error())))
 		return
 	}
-	slices.SortFunc(jobs, func(a, b activities.ResolvedJob) int {
-		return strings.Compare(a.Fabric+"/"+a.Name, b.Fabric+"/"+b.Name)
-	})
-	deploy := &activities.Deploy{Platform: c.cfg}
-	failed := 0
-	for _, j := range jobs {
-		cj := checkedJob{Job: j.Name, Fabric: j.Fabric, Render: stepOK}
-		js, err := c.renderOne(deploy, j)
-		if err != nil {
-			failed++
-			cj.Render, cj.Error = stepFailed, apperr.Message(err)
-			c.renderFailure(j, err)
-		} else {
-			c.rep.specs[j.Fabric+"/"+j.Name] = js
-		}
-		c.rep.Jobs = append(c.rep.Jobs, cj)
+	defer tc.Close()
+	if err := c.g.checkQueue(c.o.ctx, tc, c.g.taskQueue); err != nil {
+		c.skipJobs(fmt.Sprintf("no --platform FILE given and no worker polls task queue %q at %s; pass --platform, or start the worker", c.g.taskQueue, c.g.address))
+		return
 	}
-	st := checkStep{Name: checkRender, Status: stepOK, Summary: countOf(len(jobs), "job") + " rendered and checked"}
-	if failed > 0 {
-		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s invalid", failed, countOf(len(jobs), "job definition"))
+	in := c.treeInput()
+	in.Files = map[string]string{}
+	for _, name := range append([]string{manifest.FileName}, c.definitions()...) {
+		data, err := manifest.ReadFile(c.src.fsys, name)
+		if err != nil {
+			c.failJobs(fmt.Sprintf("read %s: %v", name, err))
+			return
+		}
+		in.Files[name] = string(data)
+	}
+	for _, name := range sortedKeys(c.m.Pipelines) {
+		in.Dirs = append(in.Dirs, c.m.Pipelines[name].Path)
+	}
+	var out workflows.CheckOutput
+	if err := readProject(c.o.ctx, c.g, tc, c.m.Name, workflows.CheckUpdate, in, &out); err != nil {
+		c.failJobs(err.Error())
+		return
+	}
+	c.reportJobs(out, "on the worker at "+c.g.address)
+}
+
+// definitions lists the job definition files, each once.
+func (c *checker) definitions() []string {
+	var out []string
+	for _, name := range sortedKeys(c.m.Jobs) {
+		if d := c.m.Jobs[name].Definition; d != "" && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// reportJobs turns a render-and-plan into the render and plan steps.
+func (c *checker) reportJobs(out activities.CheckTreeOutput, where string) {
+	if out.Diagnostics.HasErrors() { // the manifest against the worker's platform.yaml
+		for _, d := range out.Diagnostics {
+			c.annotate(d, c.src.repoPath(d.File), checkRender)
+		}
+		c.rep.Steps = append(c.rep.Steps, checkStep{Name: checkRender, Status: stepFailed, Diagnostics: relativeTo(c.o.dir, out.Diagnostics),
+			Summary: fmt.Sprintf("%s is invalid against the platform.yaml %s: %s", manifest.FileName, where, countOf(countErrors(out.Diagnostics), "error"))})
+		c.skip(checkPlan, "no job rendered")
+		return
+	}
+	if out.Error != "" {
+		c.failJobs(out.Error)
+		return
+	}
+	c.rep.Jobs = out.Jobs
+	rendered, planFailed := 0, 0
+	counts, fabrics := map[string]int{}, map[string]bool{}
+	for _, j := range out.Jobs {
+		fabrics[j.Fabric] = true
+		switch {
+		case j.Render != stepOK:
+			c.renderFailure(j)
+		case j.Plan == stepFailed:
+			rendered++
+			planFailed++
+			c.rep.annots = append(c.rep.annots, annotation{Level: "error", File: c.src.repoPath(j.Definition), Title: "shipline check: plan",
+				Message: fmt.Sprintf("job %s on fabric %s: %s", j.Job, j.Fabric, j.Error)})
+		default:
+			rendered++
+			counts[j.Plan]++
+		}
+	}
+	st := checkStep{Name: checkRender, Status: stepOK, Summary: fmt.Sprintf("%s rendered and checked %s", countOf(len(out.Jobs), "job"), where)}
+	if bad := len(out.Jobs) - rendered; bad > 0 {
+		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s invalid %s", bad, countOf(len(out.Jobs), "job definition"), where)
+	}
+	c.rep.Steps = append(c.rep.Steps, st)
+	st = checkStep{Name: checkPlan, Status: stepOK, Summary: fmt.Sprintf("read-only against %s: %d to create, %d to update, %d unchanged",
+		strings.Join(sortedKeys(fabrics), ", "), counts["create"], counts["update"], counts["unchanged"])}
+	if planFailed > 0 {
+		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s could not be read on the fabric", planFailed, countOf(len(out.Jobs), "job"))
 	}
 	c.rep.Steps = append(c.rep.Steps, st)
 }
 
-func (c *checker) renderOne(d *activities.Deploy, j activities.ResolvedJob) (jobSpec, error) {
-	fab, err := fabric.Open(c.cfg, j.Fabric, os.Getenv)
-	if err != nil {
-		return jobSpec{}, err
-	}
-	js := jobSpec{job: j, fab: fab}
-	paths := map[string]string{}
-	for _, p := range j.Pipelines {
-		file, ok := c.files[p]
-		if !ok {
-			file, js.pending = "<"+p+" artifact, not built>", true
-		}
-		paths[p] = fab.ArtifactPath(c.m.Name, c.rep.Version, p, file)
-	}
-	js.spec, err = d.RenderFrom(c.src.fsys, activities.UpsertJobInput{Project: c.m.Name, Version: c.rep.Version,
-		Commit: c.src.commitOrZero(), Job: j, Artifacts: paths})
-	if err == nil {
-		err = d.CheckRendered(c.o.ctx, j, js.spec)
-	}
-	return js, err
-}
-
 // renderFailure annotates each finding of an invalid definition at its
 // source line, or the job's definition file.
-func (c *checker) renderFailure(j activities.ResolvedJob, err error) {
-	var l diag.List
-	if errors.As(err, &l) && len(l) > 0 {
-		for _, d := range l {
-			d.Summary = fmt.Sprintf("job %s on fabric %s: %s", j.Name, j.Fabric, d.Summary)
+func (c *checker) renderFailure(j activities.CheckedJob) {
+	if len(j.Diagnostics) > 0 {
+		for _, d := range j.Diagnostics {
+			d.Summary = fmt.Sprintf("job %s on fabric %s: %s", j.Job, j.Fabric, d.Summary)
 			c.annotate(d, c.src.repoPath(d.File), checkRender)
 		}
 		return
 	}
 	c.rep.annots = append(c.rep.annots, annotation{Level: "error", File: c.src.repoPath(j.Definition), Title: "shipline check: render",
-		Message: fmt.Sprintf("job %s on fabric %s: %s", j.Name, j.Fabric, apperr.Message(err))})
+		Message: fmt.Sprintf("job %s on fabric %s: %s", j.Job, j.Fabric, j.Error)})
 }
 
-// plan reads each rendered job's live state on its fabric, read-only, and
-// says what a deploy would create, update or leave unchanged.
-func (c *checker) plan() {
-	switch {
-	case !c.mValid:
-		c.skip(checkPlan, manifest.FileName+" is invalid")
-		return
-	case c.o.platform == "":
-		c.skip(checkPlan, "no --platform FILE given: planning reads the target fabrics named in platform.yaml")
-		return
-	case c.cfg == nil:
-		c.skip(checkPlan, c.o.platform+" is invalid")
-		return
-	}
-	counts := map[string]int{}
-	fabrics := map[string]bool{}
-	failed := 0
-	for i := range c.rep.Jobs {
-		cj := &c.rep.Jobs[i]
-		fabrics[cj.Fabric] = true
-		js, ok := c.rep.specs[cj.Fabric+"/"+cj.Job]
-		if !ok {
-			cj.Plan = stepSkipped
-			continue
-		}
-		pj, err := activities.PlanJob(c.o.ctx, js.fab, js.job, js.spec, js.pending)
-		if err != nil {
-			failed++
-			cj.Plan, cj.Error = stepFailed, apperr.Message(err)
-			c.rep.annots = append(c.rep.annots, annotation{Level: "error", File: c.src.repoPath(js.job.Definition), Title: "shipline check: plan", Message: cj.Error})
-			continue
-		}
-		cj.Plan, cj.ID, cj.Detail = pj.Action, pj.ID, pj.Detail
-		counts[pj.Action]++
-	}
-	if len(c.rep.Jobs) == 0 && len(c.rep.Steps) > 0 && c.rep.Steps[len(c.rep.Steps)-1].Status == stepFailed {
-		c.skip(checkPlan, "no job rendered")
-		return
-	}
-	st := checkStep{Name: checkPlan, Status: stepOK, Summary: fmt.Sprintf("read-only against %s: %d to create, %d to update, %d unchanged",
-		strings.Join(sortedKeys(fabrics), ", "), counts["create"], counts["update"], counts["unchanged"])}
-	if failed > 0 {
-		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s could not be read on the fabric", failed, countOf(len(c.rep.Jobs), "job"))
-	}
-	c.rep.Steps = append(c.rep.Steps, st)
+// failJobs records a render that could not run at all; the plan is skipped.
+func (c *checker) failJobs(why string) {
+	c.rep.Steps = append(c.rep.Steps, checkStep{Name: checkRender, Status: stepFailed, Summary: why})
+	c.rep.annots = append(c.rep.annots, annotation{Level: "error", File: c.src.repoPath(manifest.FileName), Title: "shipline check: render", Message: why})
+	c.skip(checkPlan, "no job rendered")
+}
+
+// skipJobs records that neither render nor plan ran, and why.
+func (c *checker) skipJobs(why string) {
+	c.skip(checkRender, why)
+	c.skip(checkPlan, why)
 }
 
 // skip records a step that did not run and why; on GitHub it is a warning.
@@ -449,7 +438,7 @@ func (c *checker) finish() error {
 		c.rep.Pipelines = []checkedPipeline{}
 	}
 	if c.rep.Jobs == nil {
-		c.rep.Jobs = []checkedJob{}
+		c.rep.Jobs = []activities.CheckedJob{}
 	}
 	if os.Getenv("GITHUB_ACTIONS") == "true" {
 		// Workflow commands are read from the job's output; with --output

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,11 +14,15 @@ import (
 	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/test/dbemu"
+	"github.com/shipline/shipline/workflows"
 )
 
 // checkFixture is the demo example committed in a fresh git repository,
@@ -124,7 +129,12 @@ func git(t *testing.T, dir string, args ...string) string {
 // fixture's temporary directory written $TMP, with testdata/golden/NAME.
 func checkGolden(t *testing.T, name string, f checkFixture, args ...string) (int, string, string) {
 	t.Helper()
-	code, out, errOut := shipline(t, newFake(), args...)
+	return checkGoldenWith(t, name, f, newFake(), args...)
+}
+
+func checkGoldenWith(t *testing.T, name string, f checkFixture, fc *fakeClient, args ...string) (int, string, string) {
+	t.Helper()
+	code, out, errOut := shipline(t, fc, args...)
 	norm := func(s string) string { return strings.ReplaceAll(s, f.root, "$TMP") }
 	got := fmt.Sprintf("$ shipline %s\nexit %d\n--- stdout\n%s--- stderr\n%s", norm(strings.Join(args, " ")), code, norm(out), norm(errOut))
 	path := filepath.Join("testdata", "golden", name+".golden")
@@ -222,9 +232,14 @@ func TestCheckFailingTestNamesPipelineAndTest(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	test := "from ingest_orders.main import parse_orders\n\n\ndef test_ok():\n    assert parse_orders(\"order_id,customer,amount\\n\") == []\n\n\ndef test_amounts_sum():\n    rows = parse_orders(\"order_id,customer,amount\\n1,ann,10.5\\n\")\n    assert rows[0][\"amount\"] == 11\n"
 	f := newCheckFixture(t, "local-dev", "", map[string]string{"pipelines/ingest_orders/tests/test_parse.py": test})
-	code, out, errOut := shipline(t, newFake(), "check", f.proj)
+	noWorker := newFake()
+	noWorker.pollers["shipline"] = 0
+	code, out, errOut := shipline(t, noWorker, "check", f.proj)
 	if code != ExitFailed {
 		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, `render:   skipped — no --platform FILE given and no worker polls task queue "shipline" at 127.0.0.1:7233`) {
+		t.Errorf("the skipped render does not say why:\n%s", out)
 	}
 	if !strings.Contains(out, "ingest_orders      TESTS FAILED: tests/test_parse.py::test_amounts_sum") {
 		t.Errorf("the report does not name the pipeline and the test:\n%s", out)
@@ -342,7 +357,7 @@ func deployJob(t *testing.T, f checkFixture, fab, job string) string {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	d := &activities.Deploy{Platform: cfg}
+
 	jobs, err := activities.JobsFor(cfg, mustManifest(t, f.proj), "demo", "")
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +374,7 @@ func deployJob(t *testing.T, f checkFixture, fab, job string) string {
 		for _, p := range j.Pipelines {
 			paths[p] = fb.ArtifactPath("demo", "v1.0.0", p, p+"-1.0.0-py3-none-any.whl")
 		}
-		spec, err := d.RenderFrom(os.DirFS(f.proj), activities.UpsertJobInput{Project: "demo", Version: "v1.0.0",
+		spec, err := activities.RenderFrom(cfg, os.DirFS(f.proj), activities.UpsertJobInput{Project: "demo", Version: "v1.0.0",
 			Commit: strings.Repeat("1", 40), DeploymentID: "deploy/demo/v1.0.0/x", Job: j, Artifacts: paths})
 		if err != nil {
 			t.Fatal(err)
@@ -475,5 +490,49 @@ func TestCheckUsageErrors(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(f.root, "state", "cache")); err == nil {
 			t.Errorf("%v built something", tc.args)
 		}
+	}
+}
+
+// Without --platform and without a reachable Temporal, render and plan are
+// skipped, saying why (a warning on GitHub), and the check still passes on
+// what it could check.
+func TestCheckWithoutPlatformOrTemporalSkips(t *testing.T) {
+	skipWithoutPythonBuild(t)
+	t.Setenv("GITHUB_ACTIONS", "true")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	f := newCheckFixture(t, "local-dev", "", nil)
+	var out, errb strings.Builder
+	g := &globals{stdout: &out, stderr: &errb, dial: func(*globals) (client.Client, error) {
+		return nil, errors.New("failed reaching server: connection refused")
+	}}
+	code := run(newAppWith(g), []string{"shipline", "--address", "127.0.0.1:1", "check", f.proj}, &errb)
+	want := "render:   skipped — no --platform FILE given and no Temporal reachable at 127.0.0.1:1 (failed reaching server: connection refused)"
+	if code != ExitOK || !strings.Contains(out.String(), want) {
+		t.Errorf("exit %d, want 0 with %q:\n%s%s", code, want, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "::warning title=shipline check%3A plan skipped::plan: skipped — no --platform FILE given and no Temporal reachable at 127.0.0.1%3A1") &&
+		!strings.Contains(out.String(), "::warning title=shipline check%3A plan skipped::plan: skipped — no --platform FILE given and no Temporal reachable at 127.0.0.1:1") {
+		t.Errorf("no warning annotation for the skipped plan:\n%s", out.String())
+	}
+}
+
+// Without --platform, a reachable worker renders and plans: the CLI sends
+// the manifest and the definitions with the artifacts it built to the
+// project entity's check read and reports the answer as its own steps.
+func TestGoldenCheckOnWorker(t *testing.T) {
+	skipWithoutPythonBuild(t)
+	t.Setenv("GITHUB_ACTIONS", "")
+	f := newCheckFixture(t, "local-dev", "", nil)
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(f.root, "cache"))
+	w := newFake()
+	w.reads[workflows.CheckUpdate] = activities.CheckTreeOutput{Jobs: []activities.CheckedJob{
+		{Job: "orders_dag", Fabric: "local-dev", Render: "failed", Plan: "skipped", Definition: "jobs/orders_dag/dag.py",
+			Error:       "the DAG does not compile",
+			Diagnostics: diag.List{diag.Errorf("jobs/orders_dag/dag.py", 12, 5, "fix the DAG", "the DAG does not compile")}},
+		{Job: "daily_orders", Fabric: "local-dev", Render: "ok", Plan: "update", ID: "42", Detail: "replaces v1.0.0", Definition: "jobs/daily_orders/job.json"},
+	}}
+	code, _, _ := checkGoldenWith(t, "check_on_worker", f, w, "check", f.proj)
+	if code != ExitFailed {
+		t.Errorf("exit %d, want 1 (a definition is invalid)", code)
 	}
 }

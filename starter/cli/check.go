@@ -3,11 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -16,10 +14,8 @@ import (
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/build"
 	"github.com/shipline/shipline/internal/diag"
-	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
-	"github.com/shipline/shipline/workflows"
 )
 
 // checkOptions are the flags of `shipline check`.
@@ -261,147 +257,6 @@ func (c *checker) buildFailure(cp *checkedPipeline, p manifest.Pipeline, err err
 		Title: "shipline check: build of " + p.Name, Message: firstLine(apperr.Message(err))})
 }
 
-// jobs renders every job for its fabric as a deploy would (the provisional
-// version, the built artifacts' paths), checks each as a deploy's check step
-// does, and plans each against its live fabric, read-only: here with
-// --platform, else on the worker when one is reachable.
-func (c *checker) jobs() {
-	switch {
-	case !c.mValid:
-		c.skipJobs(manifest.FileName + " is invalid")
-	case c.o.platform != "" && c.cfg == nil:
-		c.skipJobs(c.o.platform + " is invalid")
-	case c.o.platform != "":
-		c.reportJobs(activities.CheckJobsOfTree(c.o.ctx, c.cfg, os.Getenv, c.src.fsys, c.m, c.treeInput()), "with "+c.o.platform)
-	default:
-		c.onWorker()
-	}
-}
-
-// treeInput is what rendering needs besides the files.
-func (c *checker) treeInput() activities.CheckTreeInput {
-	return activities.CheckTreeInput{Project: c.m.Name, Version: c.rep.Version, Commit: c.src.commitOrZero(), Fabric: c.o.fabric, Artifacts: c.files}
-}
-
-// onWorker sends the manifest and the job definitions to the worker's
-// read-only project entity, which renders, checks and plans with its
-// platform.yaml and credentials. No reachable worker skips both steps.
-func (c *checker) onWorker() {
-	tc, err := c.g.dial(c.g)
-	if err != nil {
-		c.skipJobs(fmt.Sprintf("no --platform FILE given and no Temporal reachable at %s (%s); pass --platform, or run it where the worker's Temporal is reachable", c.g.address, firstLine(err.Error())))
-		return
-	}
-	defer tc.Close()
-	if err := c.g.checkQueue(c.o.ctx, tc, c.g.taskQueue); err != nil {
-		c.skipJobs(fmt.Sprintf("no --platform FILE given and no worker polls task queue %q at %s; pass --platform, or start the worker", c.g.taskQueue, c.g.address))
-		return
-	}
-	in := c.treeInput()
-	in.Files = map[string]string{}
-	for _, name := range append([]string{manifest.FileName}, c.definitions()...) {
-		data, err := manifest.ReadFile(c.src.fsys, name)
-		if err != nil {
-			c.failJobs(fmt.Sprintf("read %s: %v", name, err))
-			return
-		}
-		in.Files[name] = string(data)
-	}
-	for _, name := range sortedKeys(c.m.Pipelines) {
-		in.Dirs = append(in.Dirs, c.m.Pipelines[name].Path)
-	}
-	var out workflows.CheckOutput
-	if err := readProject(c.o.ctx, c.g, tc, c.m.Name, workflows.CheckUpdate, in, &out); err != nil {
-		c.failJobs(err.Error())
-		return
-	}
-	c.reportJobs(out, "on the worker at "+c.g.address)
-}
-
-// definitions lists the job definition files, each once.
-func (c *checker) definitions() []string {
-	var out []string
-	for _, name := range sortedKeys(c.m.Jobs) {
-		if d := c.m.Jobs[name].Definition; d != "" && !slices.Contains(out, d) {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-// reportJobs turns a render-and-plan into the render and plan steps.
-func (c *checker) reportJobs(out activities.CheckTreeOutput, where string) {
-	if out.Diagnostics.HasErrors() { // the manifest against the worker's platform.yaml
-		for _, d := range out.Diagnostics {
-			c.annotate(d, c.src.repoPath(d.File), checkRender)
-		}
-		c.rep.Steps = append(c.rep.Steps, checkStep{Name: checkRender, Status: stepFailed, Diagnostics: relativeTo(c.o.dir, out.Diagnostics),
-			Summary: fmt.Sprintf("%s is invalid against the platform.yaml %s: %s", manifest.FileName, where, countOf(countErrors(out.Diagnostics), "error"))})
-		c.skip(checkPlan, "no job rendered")
-		return
-	}
-	if out.Error != "" {
-		c.failJobs(out.Error)
-		return
-	}
-	c.rep.Jobs = out.Jobs
-	rendered, planFailed := 0, 0
-	counts, fabrics := map[string]int{}, map[string]bool{}
-	for _, j := range out.Jobs {
-		fabrics[j.Fabric] = true
-		switch {
-		case j.Render != stepOK:
-			c.renderFailure(j)
-		case j.Plan == stepFailed:
-			rendered++
-			planFailed++
-			c.rep.annots = append(c.rep.annots, annotation{Level: "error", File: c.src.repoPath(j.Definition), Title: "shipline check: plan",
-				Message: fmt.Sprintf("job %s on fabric %s: %s", j.Job, j.Fabric, j.Error)})
-		default:
-			rendered++
-			counts[j.Plan]++
-		}
-	}
-	st := checkStep{Name: checkRender, Status: stepOK, Summary: fmt.Sprintf("%s rendered and checked %s", countOf(len(out.Jobs), "job"), where)}
-	if bad := len(out.Jobs) - rendered; bad > 0 {
-		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s invalid %s", bad, countOf(len(out.Jobs), "job definition"), where)
-	}
-	c.rep.Steps = append(c.rep.Steps, st)
-	st = checkStep{Name: checkPlan, Status: stepOK, Summary: fmt.Sprintf("read-only against %s: %d to create, %d to update, %d unchanged",
-		strings.Join(sortedKeys(fabrics), ", "), counts["create"], counts["update"], counts["unchanged"])}
-	if planFailed > 0 {
-		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s could not be read on the fabric", planFailed, countOf(len(out.Jobs), "job"))
-	}
-	c.rep.Steps = append(c.rep.Steps, st)
-}
-
-// renderFailure annotates each finding of an invalid definition at its
-// source line, or the job's definition file.
-func (c *checker) renderFailure(j activities.CheckedJob) {
-	if len(j.Diagnostics) > 0 {
-		for _, d := range j.Diagnostics {
-			d.Summary = fmt.Sprintf("job %s on fabric %s: %s", j.Job, j.Fabric, d.Summary)
-			c.annotate(d, c.src.repoPath(d.File), checkRender)
-		}
-		return
-	}
-	c.rep.annots = append(c.rep.annots, annotation{Level: "error", File: c.src.repoPath(j.Definition), Title: "shipline check: render",
-		Message: fmt.Sprintf("job %s on fabric %s: %s", j.Job, j.Fabric, j.Error)})
-}
-
-// failJobs records a render that could not run at all; the plan is skipped.
-func (c *checker) failJobs(why string) {
-	c.rep.Steps = append(c.rep.Steps, checkStep{Name: checkRender, Status: stepFailed, Summary: why})
-	c.rep.annots = append(c.rep.annots, annotation{Level: "error", File: c.src.repoPath(manifest.FileName), Title: "shipline check: render", Message: why})
-	c.skip(checkPlan, "no job rendered")
-}
-
-// skipJobs records that neither render nor plan ran, and why.
-func (c *checker) skipJobs(why string) {
-	c.skip(checkRender, why)
-	c.skip(checkPlan, why)
-}
-
 // skip records a step that did not run and why; on GitHub it is a warning.
 func (c *checker) skip(step, why string) {
 	c.rep.Steps = append(c.rep.Steps, checkStep{Name: step, Status: stepSkipped, Summary: why})
@@ -460,85 +315,4 @@ func (c *checker) finish() error {
 		return failed(fmt.Errorf("check of %s failed at %s; nothing was written to any fabric", c.o.dir, strings.Join(failedSteps, ", ")))
 	}
 	return nil
-}
-
-// checkSource is what a check reads: a commit of the project's clone
-// (--ref) or the files on disk.
-type checkSource struct {
-	fsys   fs.FS
-	commit string // "" outside git
-	desc   string
-	prefix string // the project's directory in its repository
-	dirty  bool   // the files on disk, which may differ from commit
-	local  *gitrepo.Local
-	work   *gitrepo.WorkDir
-}
-
-func openCheckSource(dir, ref string) (*checkSource, error) {
-	if ref != "" {
-		l, err := gitrepo.OpenLocal(dir, filepath.Base(dir))
-		if err != nil {
-			return nil, invalid("%s", apperr.Message(err))
-		}
-		commit, err := l.Resolve(ref)
-		if err != nil {
-			return nil, invalid("--ref %s", apperr.Message(err))
-		}
-		fsys, err := l.TreeFS(commit)
-		if err != nil {
-			return nil, failed(fmt.Errorf("read %s at %s: %w", dir, ref, err))
-		}
-		return &checkSource{fsys: fsys, commit: commit, prefix: l.Prefix(), local: l,
-			desc: fmt.Sprintf("%s at %s (commit %s)", dir, ref, shortHash(commit))}, nil
-	}
-	w, err := gitrepo.OpenWorkDir(dir)
-	if err != nil {
-		return nil, failed(err)
-	}
-	s := &checkSource{fsys: os.DirFS(dir), prefix: w.Prefix(), work: w, dirty: true,
-		desc: fmt.Sprintf("the files on disk in %s (not in a git repository)", dir)}
-	if head, ok := w.Head(); ok {
-		s.commit = head
-		s.desc = fmt.Sprintf("the files on disk in %s (HEAD %s)", dir, shortHash(head))
-	}
-	return s, nil
-}
-
-// version is the provisional release version jobs are rendered with: never
-// a release's (no v prefix), and naming the commit.
-func (s *checkSource) version() string {
-	if s.commit == "" {
-		return "0.0.0-check+worktree"
-	}
-	return "0.0.0-check+" + s.commit[:12]
-}
-
-func (s *checkSource) commitOrZero() string {
-	if s.commit == "" {
-		return strings.Repeat("0", 40)
-	}
-	return s.commit
-}
-
-func (s *checkSource) treeHash(dir string) (string, error) {
-	if s.local != nil {
-		return s.local.TreeHash(s.commit, dir)
-	}
-	return s.work.TreeHash(dir)
-}
-
-func (s *checkSource) export(ctx context.Context, dir, dest string) error {
-	if s.local != nil {
-		return s.local.Export(ctx, s.commit, dir, dest)
-	}
-	return s.work.Export(ctx, dir, dest)
-}
-
-// repoPath turns a project-relative file into the repository-relative path
-// GitHub annotations name; other paths (platform.yaml as given) are kept.
-func (s *checkSource) repoPath(file string) string {
-	if file == "" || filepath.IsAbs(file) {
-		return file
-	}
-	return path.Clean(path.Join(s.prefix, filepath.ToSlash(file)))
 }

@@ -222,6 +222,16 @@ func TestCheckInvalidManifestAnnotates(t *testing.T) {
 	if !strings.Contains(out, "::warning title=shipline check%3A build skipped::build: skipped — shipline.yaml is invalid") {
 		t.Errorf("the skipped build is not a warning:\n%s", out)
 	}
+
+	// With an invalid platform.yaml too, the project is still checked on
+	// its own: both files' errors are reported and nothing is built.
+	if err := os.WriteFile(f.platform, []byte("fabrics: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = shipline(t, newFake(), "check", f.proj, "--platform", f.platform)
+	if code != ExitFailed || !strings.Contains(out, "::error file=proj/shipline.yaml,line=") || !strings.Contains(out, "build:    skipped — shipline.yaml is invalid") {
+		t.Errorf("exit %d; with an invalid platform.yaml the manifest's errors are missing or a build ran:\n%s", code, out)
+	}
 }
 
 // A failing pytest fails the check (exit 1), naming the pipeline and the

@@ -103,9 +103,10 @@ func validateFS(ctx context.Context, fsys fs.FS, platformFile string) (m *manife
 	if platformFile != "" {
 		cfg, pdiags = platform.Load(platformFile)
 		if pdiags.HasErrors() {
-			m, _ = manifest.Load(fsys)
-			return m, nil, pdiags, nil
+			cfg = nil
 		}
+	}
+	if cfg != nil {
 		m, mdiags = manifest.Validate(fsys, cfg, "")
 	} else {
 		m, mdiags = manifest.Load(fsys)

@@ -223,6 +223,16 @@ func TestCheckInvalidManifestAnnotates(t *testing.T) {
 		t.Errorf("the skipped build is not a warning:\n%s", out)
 	}
 
+	// With --output json, stdout stays one JSON document: the annotations go to stderr.
+	code, out, errOut := shipline(t, newFake(), "--output", "json", "check", f.proj)
+	var rep checkReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != ExitFailed || rep.Passed || rep.Steps[0].Status != stepFailed {
+		t.Errorf("exit %d, json %v: %+v\n%s", code, err, rep, out)
+	}
+	if !strings.Contains(errOut, "::error file=proj/shipline.yaml,line=") {
+		t.Errorf("no annotation on stderr with --output json:\n%s", errOut)
+	}
+
 	// With an invalid platform.yaml too, the project is still checked on
 	// its own: both files' errors are reported and nothing is built.
 	if err := os.WriteFile(f.platform, []byte("fabrics: [\n"), 0o644); err != nil {

@@ -35,7 +35,7 @@ func checkCommand(g *globals) *ucli.Command {
 		ArgsUsage: "[DIR]",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "ref", Usage: "check this `REF` (branch, tag, commit, HEAD~1) of DIR's git repository instead of the files on disk", Destination: &o.ref},
-			&ucli.StringFlag{Name: "fabric", Aliases: []string{"f"}, Usage: "render and plan every job for this fabric (default: each job's own)", Destination: &o.fabric},
+			&ucli.StringFlag{Name: "fabric", Aliases: []string{"f"}, Usage: "render and plan every job for fabric `F` (default: each job's own)", Destination: &o.fabric},
 			&ucli.StringFlag{Name: "platform", Usage: "platform.yaml `FILE`: check the project against it, render the jobs for its fabrics and plan against them (credentials from the environment)", Destination: &o.platform},
 		},
 		Action: func(c *ucli.Context) error {

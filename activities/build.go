@@ -110,23 +110,35 @@ func (b *Build) Pipeline(ctx context.Context, in BuildInput) (BuildOutput, error
 	if err != nil {
 		return BuildOutput{}, err
 	}
+	out, err := BuildFrom(ctx, b, in.Pipeline, tree, func(ctx context.Context, dir string) error {
+		return m.Export(ctx, in.Commit, in.Pipeline.Path, dir)
+	})
+	return out, apperr.ForTemporal(err)
+}
+
+// BuildFrom returns the artifact of pipeline p whose directory has the git tree
+// hash tree: from the cache, else built and tested from the files export
+// writes (called on a miss only). A release or deploy exports from the
+// project's mirror (Pipeline); `shipline check` from a pull request's clone,
+// with the same builder, tests and cache. Permanent failures are the
+// *apperr.Error values of internal/build. (A function, not a method: Build's
+// methods are its activities.)
+func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, export func(ctx context.Context, dir string) error) (BuildOutput, error) {
 	res, err := b.builder().Build(ctx, build.Request{
-		Pipeline: in.Pipeline,
+		Pipeline: p,
 		TreeHash: tree,
-		Export: func(ctx context.Context, dir string) error {
-			return m.Export(ctx, in.Commit, in.Pipeline.Path, dir)
-		},
+		Export:   export,
 		Heartbeat: func(step string) {
 			if activity.IsActivity(ctx) {
-				activity.RecordHeartbeat(ctx, in.Pipeline.Name+": "+step)
+				activity.RecordHeartbeat(ctx, p.Name+": "+step)
 			}
 		},
 	})
 	if err != nil {
-		return BuildOutput{}, apperr.ForTemporal(err)
+		return BuildOutput{}, err
 	}
 	return BuildOutput{
-		Pipeline: in.Pipeline.Name, File: res.File, LocalPath: res.Path, SHA256: res.SHA256, Size: res.Size,
+		Pipeline: p.Name, File: res.File, LocalPath: res.Path, SHA256: res.SHA256, Size: res.Size,
 		Cached: res.Cached, TreeHash: res.TreeHash, CacheKey: res.Key,
 		LogPath: res.LogPath, LogTail: res.LogTail, Seconds: res.Seconds,
 	}, nil

@@ -11,7 +11,6 @@ import (
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/fabric"
-	"github.com/shipline/shipline/internal/manifest"
 )
 
 // CheckJobsInput asks for every job of a deployment to be rendered and checked
@@ -63,8 +62,8 @@ func (d *Deploy) CheckJobs(ctx context.Context, in CheckJobsInput) (CheckJobsOut
 			}
 			spec, err := d.render(ctx, UpsertJobInput{Project: in.Project, Version: in.Version, Commit: in.Commit,
 				DeploymentID: in.DeploymentID, Job: j, Artifacts: paths})
-			if err == nil && j.Scheduler == string(manifest.Airflow) {
-				err = fabric.CheckDAG(ctx, d.env(), spec)
+			if err == nil {
+				err = CheckRendered(ctx, d.env(), j, spec)
 			}
 			switch {
 			case err == nil:

@@ -155,6 +155,13 @@ func (d *Deploy) Resolve(ctx context.Context, in ResolveDeployInput) (ResolveDep
 	return out, nil
 }
 
+// JobsFor lists the jobs a deployment of every job of man sends where: each
+// to its own fabric, or all to fabric when it is set (as `deploy --fabric`),
+// refusing a fabric that cannot run a job. `shipline check` plans them.
+func JobsFor(cfg *platform.Config, man *manifest.Manifest, project, fabric string) ([]ResolvedJob, error) {
+	return selectJobs(cfg, man, cfg.Projects[project], ResolveDeployInput{Project: project, Fabric: fabric})
+}
+
 // selectJobs applies the --job selection and the --fabric override.
 func selectJobs(cfg *platform.Config, man *manifest.Manifest, proj platform.Project, in ResolveDeployInput) ([]ResolvedJob, error) {
 	names := sortedKeys(man.Jobs)
@@ -370,38 +377,65 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 	if err != nil {
 		return fabric.JobSpec{}, err
 	}
-	var man *manifest.Manifest
-	var def []byte
-	err = withHeartbeat(ctx, func() error {
-		fsys, err := m.TreeFS(ctx, in.Commit)
-		if err != nil {
-			return err
-		}
-		if man, err = manifestOf(fsys); err != nil {
-			return err
-		}
-		path := in.Job.Definition
-		if path == "" { // a recorded job (revert, drift): take it from the manifest of its commit
-			path = man.Jobs[in.Job.Name].Definition
-		}
-		def, err = fs.ReadFile(fsys, path)
+	var fsys fs.FS
+	err = withHeartbeat(ctx, func() (err error) {
+		fsys, err = m.TreeFS(ctx, in.Commit)
 		return err
 	})
 	if err != nil {
 		return fabric.JobSpec{}, apperr.ForTemporal(err)
 	}
-	job := man.Jobs[in.Job.Name]
-	job.Name = in.Job.Name
-	spec, err := fabric.RenderJobSpec(fabric.RenderInput{
-		Project: in.Project, Version: in.Version, Commit: in.Commit, Fabric: in.Job.Fabric,
-		Job: job, Definition: def, ArtifactPaths: in.Artifacts,
-		Variables: fabric.MergeVariables(man, d.Platform, in.Job.Fabric),
-		Paused:    fabric.PausedFor(man, d.Platform, in.Job.Fabric, in.Job.Name),
-	}, in.DeploymentID)
-	if err != nil {
+	spec, err := RenderFrom(d.Platform, fsys, in)
+	var e *apperr.Error
+	switch {
+	case err == nil:
+		return spec, nil
+	case errors.As(err, &e) && e.Type == apperr.InvalidDefinition:
 		return fabric.JobSpec{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("render job %s for fabric %s: %v", in.Job.Name, in.Job.Fabric, err), apperr.InvalidDefinition, nil)
 	}
-	return spec, nil
+	return fabric.JobSpec{}, apperr.ForTemporal(err)
+}
+
+// RenderFrom renders a job for its fabric from the project's files at the
+// commit (fsys): the manifest and the job's definition are read from fsys,
+// the variables and pause state merged from the manifest and platform.yaml.
+// A deploy renders from the release's commit in the mirror; `shipline
+// check` from a pull request's tree. An invalid manifest is an
+// apperr.InvalidManifest, an invalid definition an apperr.InvalidDefinition
+// whose cause is a diag.List naming the definition's file:line:col.
+// (A function, not a method: Deploy's methods are its activities.)
+func RenderFrom(cfg *platform.Config, fsys fs.FS, in UpsertJobInput) (fabric.JobSpec, error) {
+	man, diags := manifest.Load(fsys)
+	if diags.HasErrors() {
+		return fabric.JobSpec{}, &apperr.Error{Type: apperr.InvalidManifest, Msg: "shipline.yaml is invalid:\n" + diags.Error(), Cause: diags}
+	}
+	path := in.Job.Definition
+	if path == "" { // a recorded job (revert, drift): take it from the manifest of its commit
+		path = man.Jobs[in.Job.Name].Definition
+	}
+	def, err := fs.ReadFile(fsys, path)
+	if err != nil {
+		return fabric.JobSpec{}, fmt.Errorf("read the definition of job %s: %w", in.Job.Name, err)
+	}
+	job := man.Jobs[in.Job.Name]
+	job.Name = in.Job.Name
+	return fabric.RenderJobSpec(fabric.RenderInput{
+		Project: in.Project, Version: in.Version, Commit: in.Commit, Fabric: in.Job.Fabric,
+		Job: job, Definition: def, ArtifactPaths: in.Artifacts,
+		Variables: fabric.MergeVariables(man, cfg, in.Job.Fabric),
+		Paused:    fabric.PausedFor(man, cfg, in.Job.Fabric, in.Job.Name),
+	}, in.DeploymentID)
+}
+
+// CheckRendered checks a rendered job offline as a deployment's check step
+// does before anything is written (the JSON shape of a Databricks payload
+// was checked by rendering it): an Airflow DAG must compile and name its
+// dag_id, compiled with the python3 env names. It writes nothing to any fabric.
+func CheckRendered(ctx context.Context, env fabric.Env, j ResolvedJob, spec fabric.JobSpec) error {
+	if j.Scheduler != string(manifest.Airflow) {
+		return nil
+	}
+	return fabric.CheckDAG(ctx, env, spec)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -411,13 +445,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// manifestOf loads shipline.yaml from a commit's tree; an invalid one is permanent.
-func manifestOf(fsys fs.FS) (*manifest.Manifest, error) {
-	man, diags := manifest.Load(fsys)
-	if diags.HasErrors() {
-		return nil, temporal.NewNonRetryableApplicationError("shipline.yaml is invalid:\n"+diags.Error(), apperr.InvalidManifest, nil)
-	}
-	return man, nil
 }

@@ -75,22 +75,34 @@ func (d *Deploy) PlanJobs(ctx context.Context, in PlanJobsInput) (PlanJobsOutput
 		if err != nil {
 			return out, err
 		}
-		live, err := fab.InspectJob(ctx, spec)
+		pj, err := PlanJob(ctx, fab, j, spec, pending)
 		if err != nil {
-			return out, apperr.ForTemporal(fmt.Errorf("read job %s on fabric %s: %w", j.Name, j.Fabric, err))
-		}
-		pj := PlannedJob{Fabric: j.Fabric, Job: j.Name, ID: live.ID}
-		switch {
-		case !live.Exists:
-			pj.Action = "create"
-		case live.Drift || pending:
-			pj.Action, pj.Detail = "update", planDetail(in.Version, live)
-		default:
-			pj.Action = "unchanged"
+			return out, apperr.ForTemporal(err)
 		}
 		out.Jobs = append(out.Jobs, pj)
 	}
 	return out, nil
+}
+
+// PlanJob reads the live job on its fabric, read-only, and says what
+// deploying the rendered spec would do: create it, update it (the live job
+// differs, or pending: an artifact is still to be built) or leave it
+// unchanged. `shipline plan` and `shipline check` plan each job with it.
+func PlanJob(ctx context.Context, fab fabric.Fabric, j ResolvedJob, spec fabric.JobSpec, pending bool) (PlannedJob, error) {
+	live, err := fab.InspectJob(ctx, spec)
+	if err != nil {
+		return PlannedJob{}, fmt.Errorf("read job %s on fabric %s: %w", j.Name, j.Fabric, err)
+	}
+	pj := PlannedJob{Fabric: j.Fabric, Job: j.Name, ID: live.ID}
+	switch {
+	case !live.Exists:
+		pj.Action = "create"
+	case live.Drift || pending:
+		pj.Action, pj.Detail = "update", planDetail(spec.Version, live)
+	default:
+		pj.Action = "unchanged"
+	}
+	return pj, nil
 }
 
 // DeployedJob is a job as recorded by a fabric entity, to compare with the live one.

@@ -285,6 +285,9 @@ const (
 	InspectWorkflow = "Inspect"
 	// ReadLogsWorkflow returns a deployment's build logs from the worker's state_dir.
 	ReadLogsWorkflow = "ReadLogs"
+	// CheckWorkflow renders, checks and plans the jobs of an unreleased tree
+	// (`shipline check` without --platform), changing nothing.
+	CheckWorkflow = "Check"
 )
 
 // Update and signal names.
@@ -590,6 +593,15 @@ type ReadLogsInput = activities.ReadLogsInput
 // ReadLogsOutput holds the logs.
 type ReadLogsOutput = activities.ReadLogsOutput
 
+// CheckInput is an unreleased tree's project files, the provisional version
+// and the artifacts the CLI built, for `shipline check` to render and plan
+// its jobs with the worker's platform.yaml and fabric credentials.
+type CheckInput = activities.CheckTreeInput
+
+// CheckOutput is the render and plan of every job (and the manifest's
+// findings against the worker's platform.yaml).
+type CheckOutput = activities.CheckTreeOutput
+
 // Actions named in signed requests (signing.Request.Action).
 const (
 	ActionRelease = "release"
@@ -887,6 +899,9 @@ const (
 	InspectUpdate = "inspect"
 	// ReadLogsUpdate returns build logs from the worker's state_dir (ReadLogsInput → ReadLogsOutput).
 	ReadLogsUpdate = "read-logs"
+	// CheckUpdate renders, checks and plans the jobs of the tree `shipline
+	// check` sends, with the worker's platform.yaml (CheckInput → CheckOutput).
+	CheckUpdate = "check"
 )
 
 // ProjectID is the workflow ID of a project's read-only entity: project/<project>.

@@ -55,6 +55,15 @@ func Inspect(ctx workflow.Context, in InspectInput) (InspectOutput, error) {
 	return out, err
 }
 
+// Check renders, checks and plans the jobs of a tree that is not released
+// (a pull request's, sent by `shipline check`) against this worker's
+// platform.yaml and the live fabrics, changing nothing.
+func Check(ctx workflow.Context, in CheckInput) (CheckOutput, error) {
+	var out CheckOutput
+	err := workflow.ExecuteActivity(fabricActivity(ctx), deployActs.CheckTree, in).Get(ctx, &out)
+	return out, err
+}
+
 // ReadLogs returns a deployment's build logs from the worker's state_dir.
 func ReadLogs(ctx workflow.Context, in ReadLogsInput) (ReadLogsOutput, error) {
 	var out ReadLogsOutput

@@ -10,13 +10,13 @@ import (
 
 // Project is a project's read-only entity, ID ProjectID. The commands that only
 // read — `releases --refresh`, `plan`, `deployments` (drift against the live
-// fabrics) and `logs` — send it an Update (ListReleasesUpdate, PlanUpdate,
-// InspectUpdate, ReadLogsUpdate) instead of starting a workflow per call, so the
+// fabrics), `logs` and `check` — send it an Update (ListReleasesUpdate, PlanUpdate,
+// InspectUpdate, ReadLogsUpdate, CheckUpdate) instead of starting a workflow per call, so the
 // namespace's workflow list shows real work (releases, deployments, promotions)
 // plus one row per project.
 //
 // Each update handler runs the very function that backs the workflow of the
-// same read (ListReleases, Plan, Inspect, ReadLogs), so both answer the same;
+// same read (ListReleases, Plan, Inspect, ReadLogs, Check), so both answer the same;
 // those functions must therefore do nothing but run activities. The workflows
 // stay registered for runs started from the Temporal UI or open during an
 // upgrade; the CLI no longer starts them.
@@ -87,6 +87,11 @@ func (p *project) setup(ctx workflow.Context) error {
 			}
 		}
 		return nil
+	}); err != nil {
+		return err
+	}
+	if err := setRead(ctx, p, CheckUpdate, Check, func(in *CheckInput) error {
+		return p.own(&in.Project)
 	}); err != nil {
 		return err
 	}

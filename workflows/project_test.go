@@ -191,3 +191,27 @@ func TestProjectEntityStaysOpenAndDefaultsTheProject(t *testing.T) {
 		t.Errorf("listing without a project = %+v, refusal %v", got, e.refused["list"])
 	}
 }
+
+// The check read runs the CheckTree activity with the files `shipline
+// check` sent and answers its report; a check of another project is refused
+// before anything runs.
+func TestProjectEntityAnswersCheck(t *testing.T) {
+	e := newProjectEnv(t)
+	in := CheckInput{Project: "demo", Version: "0.0.0-check+0123456789ab", Commit: commit,
+		Files: map[string]string{"shipline.yaml": "name: demo\n"}, Artifacts: map[string]string{"ingest": "ingest-1.0.0-py3-none-any.whl"}}
+	report := CheckOutput{Jobs: []activities.CheckedJob{{Job: "daily", Fabric: "dev", Render: "ok", Plan: "create", Definition: "jobs/daily.json"}}}
+	e.OnActivity(deployActs.CheckTree, mock.Anything, in).Return(report, nil).Once()
+	read[CheckOutput](e, time.Second, CheckUpdate, "check", in)
+	other := in
+	other.Project = "sales"
+	read[CheckOutput](e, time.Second, CheckUpdate, "other", other)
+	e.RegisterDelayedCallback(func() { e.CancelWorkflow() }, time.Hour)
+	e.ExecuteWorkflow(Project, ProjectInput{Project: "demo"})
+
+	if got := answer[CheckOutput](e, "check"); fmt.Sprintf("%+v", got.Jobs) != fmt.Sprintf("%+v", report.Jobs) {
+		t.Errorf("check = %+v, refusal %v, failure %v", got, e.refused["check"], e.failures["check"])
+	}
+	if err := e.refused["other"]; err == nil || !strings.Contains(err.Error(), "not sales") {
+		t.Errorf("a check of another project: refusal %v", err)
+	}
+}

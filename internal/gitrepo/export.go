@@ -54,7 +54,7 @@ func (m *Mirror) Export(ctx context.Context, commit, dir, dest string) error {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return fmt.Errorf("create export directory: %w", err)
 	}
-	x := exporter{ctx: ctx, repo: repo, m: m, dir: cleanDir(dir), dest: dest}
+	x := exporter{ctx: ctx, repo: repo, project: m.remote.Project, dir: cleanDir(dir), dest: dest}
 	return x.tree(tree, ".")
 }
 
@@ -95,11 +95,11 @@ func (m *Mirror) subtree(ctx context.Context, repo *git.Repository, commit, dir 
 
 // exporter writes one subtree into dest.
 type exporter struct {
-	ctx  context.Context
-	repo *git.Repository
-	m    *Mirror
-	dir  string // the exported directory, relative to the repository root
-	dest string
+	ctx     context.Context
+	repo    *git.Repository
+	project string // names the project in errors
+	dir     string // the exported directory, relative to the repository root
+	dest    string
 }
 
 // tree writes the entries of t, found at rel (relative to the exported dir).
@@ -110,7 +110,7 @@ func (x *exporter) tree(t *object.Tree, rel string) error {
 		}
 		if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, "/\x00") {
 			return newError(ErrInvalid, nil, fmt.Sprintf("project %s: %s holds an entry named %q that cannot be written to disk",
-				x.m.remote.Project, path.Join(x.dir, rel), e.Name))
+				x.project, path.Join(x.dir, rel), e.Name))
 		}
 		p := path.Join(rel, e.Name)
 		target := filepath.Join(x.dest, filepath.FromSlash(p))
@@ -134,9 +134,9 @@ func (x *exporter) tree(t *object.Tree, rel string) error {
 		case filemode.Submodule:
 			return newError(ErrInvalid, nil, fmt.Sprintf(
 				"project %s: %s is a git submodule, which Shipline cannot export: vendor its files into the directory instead",
-				x.m.remote.Project, path.Join(x.dir, p)))
+				x.project, path.Join(x.dir, p)))
 		default:
-			return newError(ErrInvalid, nil, fmt.Sprintf("project %s: %s has unsupported git mode %s", x.m.remote.Project, path.Join(x.dir, p), e.Mode))
+			return newError(ErrInvalid, nil, fmt.Sprintf("project %s: %s has unsupported git mode %s", x.project, path.Join(x.dir, p), e.Mode))
 		}
 		if err != nil {
 			return err
@@ -189,7 +189,7 @@ func (x *exporter) symlink(h plumbing.Hash, rel, target string) error {
 	if _, err := linkTarget(path.Dir(rel), link); err != nil || strings.ContainsRune(link, '\x00') {
 		return newError(ErrInvalid, nil, fmt.Sprintf(
 			"project %s: symlink %s points to %q, outside %s: Shipline exports only the directory itself, so copy the file in or make the link relative and inside it",
-			x.m.remote.Project, path.Join(x.dir, rel), link, x.dir))
+			x.project, path.Join(x.dir, rel), link, x.dir))
 	}
 	if err := os.Symlink(filepath.FromSlash(link), target); err != nil {
 		return fmt.Errorf("export %s: %w", rel, err)

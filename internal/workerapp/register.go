@@ -32,6 +32,7 @@ func register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Plan, workflow.RegisterOptions{Name: workflows.PlanWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Inspect, workflow.RegisterOptions{Name: workflows.InspectWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.ReadLogs, workflow.RegisterOptions{Name: workflows.ReadLogsWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Check, workflow.RegisterOptions{Name: workflows.CheckWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Promote, workflow.RegisterOptions{Name: workflows.PromoteWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Project, workflow.RegisterOptions{Name: workflows.ProjectWorkflow})

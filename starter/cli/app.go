@@ -167,6 +167,7 @@ func newAppWith(g *globals) *ucli.App {
 		},
 		Commands: []*ucli.Command{
 			validateCommand(g),
+			checkCommand(g),
 			releaseCommand(g),
 			releasesCommand(g),
 			deployCommand(g),

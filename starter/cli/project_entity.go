@@ -15,7 +15,7 @@ import (
 )
 
 // readProject asks the project's read-only entity (workflows.ProjectID) for one
-// read — update is workflows.ListReleasesUpdate, PlanUpdate, InspectUpdate or
+// read — update is workflows.ListReleasesUpdate, PlanUpdate, InspectUpdate, CheckUpdate or
 // ReadLogsUpdate — and decodes its answer into out. The entity is started on
 // demand (update-with-start, USE_EXISTING), so every read of a project shares
 // one workflow instead of adding one to the namespace's list per call. Like
@@ -32,7 +32,7 @@ func readProject(ctx context.Context, g *globals, c client.Client, project, upda
 			TaskQueue:                g.taskQueue,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 			TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(project)),
-			StaticSummary:            "Reads of " + project + ": releases --refresh, plan, deployments, logs",
+			StaticSummary:            "Reads of " + project + ": releases --refresh, plan, deployments, logs, check",
 		}, workflows.ProjectWorkflow, workflows.ProjectInput{Project: project})
 		h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 			StartWorkflowOperation: start,
@@ -67,6 +67,8 @@ func readWhat(update, project string) string {
 		return "inspect the live jobs of " + project
 	case workflows.ReadLogsUpdate:
 		return "read the build logs of " + project
+	case workflows.CheckUpdate:
+		return "check of " + project + " on the worker"
 	}
 	return update + " of " + project
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -56,32 +57,11 @@ func runValidate(g *globals, o validateOptions) error {
 	if st, err := os.Stat(o.dir); err != nil || !st.IsDir() {
 		return invalid("%s is not a directory; pass the project directory that holds %s", o.dir, manifest.FileName)
 	}
-	var (
-		m     *manifest.Manifest
-		cfg   *platform.Config
-		diags diag.List
-	)
 	if o.ctx == nil {
 		o.ctx = context.Background()
 	}
-	fsys := os.DirFS(o.dir)
-	if o.platform == "" {
-		m, diags = manifest.Load(fsys)
-		diags = append(diags, fabric.CheckProjectDAGs(o.ctx, fsys, m, nil, "", nil)...)
-		diags = relativeTo(o.dir, diags)
-	} else {
-		var pdiags diag.List
-		cfg, pdiags = platform.Load(o.platform)
-		diags = pdiags
-		if pdiags.HasErrors() {
-			m, _ = manifest.Load(fsys)
-		} else {
-			var mdiags diag.List
-			m, mdiags = manifest.Validate(fsys, cfg, "")
-			mdiags = append(mdiags, fabric.CheckProjectDAGs(o.ctx, fsys, m, cfg, "", nil)...)
-			diags = append(diags, relativeTo(o.dir, mdiags)...)
-		}
-	}
+	m, _, pdiags, mdiags := validateFS(o.ctx, os.DirFS(o.dir), o.platform)
+	diags := append(pdiags, relativeTo(o.dir, mdiags)...)
 	res := validateResult{Dir: o.dir, Valid: !diags.HasErrors(), Diagnostics: diags}
 	if m != nil {
 		res.Pipelines, res.Jobs = len(m.Pipelines), len(m.Jobs)
@@ -110,6 +90,29 @@ func runValidate(g *globals, o validateOptions) error {
 		return &exitError{code: ExitInvalid, err: fmt.Errorf("%s is invalid: %d %s", o.dir, n, what)}
 	}
 	return nil
+}
+
+// validateFS checks the project files fsys (shipline.yaml, its definitions
+// and placeholders, and every Airflow DAG compiled) and, when platformFile is
+// set, platform.yaml and the project against it: what `shipline validate`
+// checks, and the first step of `shipline check`. The diagnostics of
+// platform.yaml name the file as given; those of the project are relative
+// to fsys. cfg is nil without platformFile or when it is invalid (the
+// project is then checked on its own).
+func validateFS(ctx context.Context, fsys fs.FS, platformFile string) (m *manifest.Manifest, cfg *platform.Config, pdiags, mdiags diag.List) {
+	if platformFile != "" {
+		cfg, pdiags = platform.Load(platformFile)
+		if pdiags.HasErrors() {
+			cfg = nil
+		}
+	}
+	if cfg != nil {
+		m, mdiags = manifest.Validate(fsys, cfg, "")
+	} else {
+		m, mdiags = manifest.Load(fsys)
+	}
+	mdiags = append(mdiags, fabric.CheckProjectDAGs(ctx, fsys, m, cfg, "", nil)...)
+	return m, cfg, pdiags, mdiags
 }
 
 // relativeTo prefixes project-relative file names with the directory the user named.

@@ -3,7 +3,6 @@ package platform
 import (
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,10 +41,9 @@ const (
 )
 
 var (
-	topKeys      = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth"}
-	temporalKeys = []string{"address", "namespace", "task_queue", "encryption"}
-	teamKeys     = []string{"members"}
-	projectKeys  = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
+	topKeys     = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth"}
+	teamKeys    = []string{"members"}
+	projectKeys = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
 		"auto_deploy", "selective_jobs"}
 	fabricCommon   = []string{"kind", "owner", "variables", "pause_schedules"}
 	fabricKindKeys = map[FabricKind][]string{
@@ -185,34 +183,6 @@ func (p *parser) config(root *yaml.Node) {
 }
 
 func file(name string) string { return filepath.Base(name) }
-
-func (p *parser) temporal(v *yaml.Node) {
-	p.Map(v, "temporal", temporalKeys, func(key string, k, v *yaml.Node) {
-		if key == "encryption" {
-			p.encryption(k, v)
-			return
-		}
-		s, ok := p.String(v, "temporal."+key)
-		if !ok || s == "" {
-			if ok || yamlnode.IsNull(v) {
-				p.Errorf(k, "give a value, or remove it to use the default", "temporal.%s is empty", key)
-			}
-			return
-		}
-		switch key {
-		case "address":
-			if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
-				p.Errorf(v, "write host:port, e.g. "+DefaultAddress, "temporal.address %q is not host:port", s)
-				return
-			}
-			p.c.Temporal.Address = s
-		case "namespace":
-			p.c.Temporal.Namespace = s
-		case "task_queue":
-			p.c.Temporal.TaskQueue = s
-		}
-	})
-}
 
 func (p *parser) teams(k, v, root *yaml.Node) {
 	p.teamNodes = map[string]*yaml.Node{}

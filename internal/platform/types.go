@@ -44,13 +44,50 @@ type User struct {
 	Service bool `json:"service,omitempty"`
 }
 
-// Temporal says where the worker and CLI find Temporal.
+// Temporal says where and how the worker connects to Temporal. Secrets are
+// never here: the API key is read from the environment variable APIKeyEnv
+// names, TLS keys from files. The settings of a profile of the Temporal
+// environment-configuration file (Profile, ConfigFile) come first; these
+// keys override them, and TEMPORAL_* environment variables override both
+// (see internal/temporalconn).
 type Temporal struct {
 	Address   string `json:"address"`    // default 127.0.0.1:7233
 	Namespace string `json:"namespace"`  // default "default"
 	TaskQueue string `json:"task_queue"` // default "shipline"
 	// Encryption, when set, encrypts every payload Shipline writes (nil: none).
 	Encryption *Encryption `json:"encryption,omitempty"`
+	// TLS turns TLS on and names the CA, client certificate and key files.
+	TLS *TemporalTLS `json:"tls,omitempty"`
+	// APIKeyEnv names the environment variable holding a Temporal Cloud API
+	// key (TLS is then on unless tls.enabled is false).
+	APIKeyEnv string `json:"api_key_env,omitempty"`
+	// Profile names a profile of the Temporal TOML config file.
+	Profile string `json:"profile,omitempty"`
+	// ConfigFile is the Temporal TOML config file (default: the one the
+	// temporal CLI reads, or TEMPORAL_CONFIG_FILE).
+	ConfigFile string `json:"config_file,omitempty"`
+	// AddressSet and NamespaceSet tell that the file wrote address or
+	// namespace, so that a profile's value is not overridden by a default.
+	AddressSet   bool `json:"-"`
+	NamespaceSet bool `json:"-"`
+}
+
+// TemporalTLS is the temporal.tls block: file paths only.
+type TemporalTLS struct {
+	// Enabled false turns TLS off even with an API key; nil: on, since the
+	// block is there.
+	Enabled *bool `json:"enabled,omitempty"`
+	// CAFile is the CA certificate that signed the server's certificate
+	// (default: the system's roots).
+	CAFile string `json:"ca_file,omitempty"`
+	// CertFile and KeyFile are the client certificate and key, for mTLS.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// ServerName is the name the server's certificate is checked against
+	// (default: the host of address).
+	ServerName string `json:"server_name,omitempty"`
+	// DisableHostVerification skips checking the server's certificate.
+	DisableHostVerification bool `json:"disable_host_verification,omitempty"`
 }
 
 // Team is a named set of users.

@@ -14,8 +14,12 @@
 // with --dev it is served on a free loopback port unless given, and the
 // embedded UI uses it.
 //
-// TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE override the config's temporal
-// section. Exit codes: 0 stopped cleanly, 1 failed, 2 bad usage or invalid config.
+// The connection to Temporal follows the temporal CLI's conventions: a
+// profile of the Temporal config file (temporal.profile, TEMPORAL_PROFILE),
+// overridden by platform.yaml's temporal block (address, namespace, tls,
+// api_key_env), overridden by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+// TEMPORAL_API_KEY and TEMPORAL_TLS_*. With --dev only the namespace applies.
+// Exit codes: 0 stopped cleanly, 1 failed, 2 bad usage or invalid config.
 package main
 
 import (
@@ -29,13 +33,15 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.temporal.io/sdk/contrib/envconfig"
+
 	"github.com/shipline/shipline/internal/logging"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/workerapp"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, envconfig.EnvLookupOS))
 }
 
 // flags are the parsed command line.
@@ -87,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 }
 
 // run is main without the exit, so it has one exit point.
-func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+func run(args []string, stdout, stderr io.Writer, env envconfig.EnvLookup) int {
 	f, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -111,17 +117,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if diags.HasErrors() {
 		return 2
 	}
-	if v := getenv("TEMPORAL_ADDRESS"); v != "" {
-		cfg.Temporal.Address = v
-	}
-	if v := getenv("TEMPORAL_NAMESPACE"); v != "" {
-		cfg.Temporal.Namespace = v
-	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = workerapp.Run(ctx, workerapp.Options{
 		Config:           cfg,
+		Env:              env,
 		Dev:              f.dev,
 		TemporalPort:     f.temporalPort,
 		UIPort:           f.uiPort,

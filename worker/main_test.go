@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shipline/shipline/internal/temporalconn"
 	"github.com/shipline/shipline/internal/workerapp"
 )
 
@@ -57,7 +58,7 @@ func TestRunExitsTwoOnBadInput(t *testing.T) {
 		{"--config", bad, "--log-format", "xml"},
 	} {
 		var stdout, stderr bytes.Buffer
-		if code := run(args, &stdout, &stderr, func(string) string { return "" }); code != 2 {
+		if code := run(args, &stdout, &stderr, temporalconn.EnvMap{}); code != 2 {
 			t.Errorf("run(%q) = %d, want 2 (stderr: %s)", args, code, stderr.String())
 		}
 		if stderr.Len() == 0 {

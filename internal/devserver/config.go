@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
@@ -69,7 +68,8 @@ func isNewFile(path string) bool {
 
 // newTemporalServer builds the server from a config written in code: all four
 // services on opts.IP (frontend on opts.Port, the internal ones on free
-// ports), one history shard, no archival, no authorization.
+// ports), one history shard, no archival; TLS and API keys as opts say
+// (by default none).
 func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (temporal.Server, error) {
 	ports := map[primitives.ServiceName]int{primitives.FrontendService: opts.Port}
 	for _, svc := range []primitives.ServiceName{primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
@@ -141,15 +141,15 @@ func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (t
 		dynConf[dynamicconfig.MakeKey(k)] = v
 	}
 
-	server, err := temporal.NewServer(
+	applyTLS(conf, opts.TLS)
+	serverOpts := append([]temporal.ServerOption{
 		temporal.WithConfig(conf),
-		temporal.ForServices(temporal.DefaultServices),
+		temporal.ForServices(services(opts)),
 		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(serverlog.NewZapLogger(logger)),
-		temporal.WithAuthorizer(authorization.NewNoopAuthorizer()),
-		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return authorization.NewNoopClaimMapper() }),
 		temporal.WithDynamicConfigClient(dynConf),
-	)
+	}, authOptions(opts)...)
+	server, err := temporal.NewServer(serverOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("build temporal server: %w", err)
 	}

@@ -58,6 +58,13 @@ type Options struct {
 	// encrypted payloads through (the browser calls it: it must allow the
 	// UI's origin).
 	CodecEndpoint string
+	// TLS serves the frontend over TLS (mTLS with TLS.ClientCAFile); nil:
+	// plain text. The UI then dials the frontend with TLS too.
+	TLS *TLS
+	// APIKeys, when set, makes the frontend refuse requests that do not
+	// carry one of these keys (as SDK clients send an API key). The UI must
+	// be disabled (UIPort -1), and the system worker is not started.
+	APIKeys []string
 }
 
 // Server is a running embedded Temporal server (and UI).
@@ -179,6 +186,9 @@ func withDefaults(opts Options) (Options, zapcore.Level, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
+	}
+	if err := checkSecurity(opts); err != nil {
+		return opts, 0, err
 	}
 	level := zapcore.WarnLevel
 	if opts.LogLevel != "" {

@@ -15,7 +15,15 @@ import (
 // newUIServer builds the Temporal UI server serving its embedded assets and
 // talking to the frontend over gRPC.
 func newUIServer(opts Options) *uiserver.Server {
+	var tls uiconfig.TLS
+	if t := opts.TLS; t != nil {
+		tls = uiconfig.TLS{CaFile: t.CAFile, EnableHostVerification: true}
+		if t.ClientCAFile != "" {
+			tls.CertFile, tls.KeyFile = t.CertFile, t.KeyFile
+		}
+	}
 	return uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+		TLS:                 tls,
 		Host:                opts.IP,
 		Port:                opts.UIPort,
 		TemporalGRPCAddress: net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port)),

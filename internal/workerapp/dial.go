@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/shipline/shipline/internal/logging"
+	"github.com/shipline/shipline/internal/temporalconn"
 )
 
 // dialPatience is how long Dial keeps retrying while the server or the
@@ -21,16 +21,19 @@ import (
 // Temporal, whose schema and namespace setup take a while).
 const dialPatience = 90 * time.Second
 
-// Dial connects an SDK client to address and namespace, logging through
-// logger. It retries for a while when the server is unreachable or the
-// namespace does not exist yet, and returns the last error when ctx ends or
-// patience runs out.
+// Dial connects an SDK client to address and namespace, without TLS or
+// credentials (the embedded dev server), logging through logger. It retries
+// for a while when the server is unreachable or the namespace does not
+// exist yet, and returns the last error when ctx ends or patience runs out.
 func Dial(ctx context.Context, address, namespace string, logger *zap.Logger) (client.Client, error) {
-	return dial(ctx, client.Options{HostPort: address, Namespace: namespace}, logger)
+	conn := temporalconn.Plain(address, namespace)
+	return dial(ctx, conn, conn.Options, logger)
 }
 
-// dial is Dial with more client options (the worker's metrics handler).
-func dial(ctx context.Context, opts client.Options, logger *zap.Logger) (client.Client, error) {
+// dial connects with opts (conn's options plus the worker's, such as its
+// metrics handler), retrying while waiting may help; a failure that no
+// retry cures (TLS, refused credentials) ends it at once, explained by conn.
+func dial(ctx context.Context, conn *temporalconn.Conn, opts client.Options, logger *zap.Logger) (client.Client, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
@@ -41,12 +44,12 @@ func dial(ctx context.Context, opts client.Options, logger *zap.Logger) (client.
 	opts.Logger = logging.NewTemporalLogger(logger.Named("sdk"))
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		c, err := dialOnce(ctx, opts)
+		c, err := temporalconn.DialOnce(ctx, opts)
 		if err == nil {
 			return c, nil
 		}
 		if !retryable(err) {
-			return nil, fmt.Errorf("connect to temporal at %s (namespace %s): %w", address, namespace, err)
+			return nil, fmt.Errorf("connect to temporal at %s (namespace %s): %w", address, namespace, conn.Explain(err))
 		}
 		logger.Info("temporal not ready yet, retrying",
 			zap.String("address", address), zap.String("namespace", namespace),
@@ -61,25 +64,14 @@ func dial(ctx context.Context, opts client.Options, logger *zap.Logger) (client.
 	}
 }
 
-// dialOnce dials and checks the namespace exists, so that a worker started
-// on the returned client can poll at once.
-func dialOnce(ctx context.Context, opts client.Options) (client.Client, error) {
-	c, err := client.DialContext(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	_, err = c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: opts.Namespace})
-	var denied *serviceerror.PermissionDenied
-	if err != nil && !errors.As(err, &denied) { // a client that may not describe namespaces may still poll
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
 // retryable tells whether a dial error may go away by waiting: the server is
-// not reachable yet, or its namespace is not created yet.
+// not reachable yet, or its namespace is not created yet. A failed TLS
+// handshake or refused credentials are permanent, whatever status code
+// carries them.
 func retryable(err error) bool {
+	if temporalconn.Permanent(err) {
+		return false
+	}
 	var (
 		unavailable *serviceerror.Unavailable
 		notFound    *serviceerror.NamespaceNotFound

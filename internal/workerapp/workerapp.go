@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
@@ -21,6 +22,7 @@ import (
 	"github.com/shipline/shipline/internal/metrics"
 	"github.com/shipline/shipline/internal/msgauth"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/temporalconn"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -29,9 +31,13 @@ const DevDBFile = "temporal.db"
 
 // Options configures Run.
 type Options struct {
-	// Config is the loaded platform.yaml (required). Environment overrides
-	// (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE) are the caller's job.
+	// Config is the loaded platform.yaml (required). Its temporal block is
+	// resolved with Env and a Temporal config profile by internal/temporalconn
+	// (TEMPORAL_* variables override the file, which overrides the profile).
 	Config *platform.Config
+	// Env is the environment the connection settings are read from (nil:
+	// the process's).
+	Env envconfig.EnvLookup
 	// Dev starts the embedded Temporal server (database in
 	// <StateDir>/temporal.db, UI) instead of dialing Config.Temporal.Address.
 	Dev bool
@@ -82,10 +88,21 @@ func Run(ctx context.Context, opts Options) error {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	info := Info{
-		Address:   orDefault(opts.Config.Temporal.Address, platform.DefaultAddress),
-		Namespace: orDefault(opts.Config.Temporal.Namespace, platform.DefaultNamespace),
-		TaskQueue: orDefault(opts.Config.Temporal.TaskQueue, workflows.DefaultTaskQueue),
+	info := Info{TaskQueue: orDefault(opts.Config.Temporal.TaskQueue, workflows.DefaultTaskQueue)}
+	// The embedded dev server is plain text on loopback: only the namespace
+	// of the settings applies to it.
+	var conn *temporalconn.Conn
+	if opts.Dev {
+		info.Namespace = temporalconn.DevNamespace(&opts.Config.Temporal, opts.Env)
+	} else {
+		var err error
+		conn, err = temporalconn.Resolve(temporalconn.Request{
+			Platform: &opts.Config.Temporal, PlatformFile: platformFile(opts.Config), Env: opts.Env,
+		})
+		if err != nil {
+			return err
+		}
+		info.Address, info.Namespace = conn.Address, conn.Namespace
 	}
 
 	secret, err := internalSecret(opts.Config, logger)
@@ -134,10 +151,13 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		defer srv.Stop()
 		info.Address, info.UIURL = srv.Address(), srv.UIURL()
+		conn = temporalconn.Plain(info.Address, info.Namespace)
 	}
 
-	c, err := dial(ctx, client.Options{HostPort: info.Address, Namespace: info.Namespace, MetricsHandler: metricsHandler,
-		DataConverter: payloads.DataConverter(), FailureConverter: payloads.FailureConverter()}, logger)
+	clientOpts := conn.Options
+	clientOpts.MetricsHandler = metricsHandler
+	clientOpts.DataConverter, clientOpts.FailureConverter = payloads.DataConverter(), payloads.FailureConverter()
+	c, err := dial(ctx, conn, clientOpts, logger)
 	if err != nil {
 		return err
 	}
@@ -249,6 +269,14 @@ func internalSecret(cfg *platform.Config, logger *zap.Logger) ([]byte, error) {
 	}
 	logger.Info("internal messages authenticated", zap.String("secret", source))
 	return secret, nil
+}
+
+// platformFile names the platform config in messages.
+func platformFile(cfg *platform.Config) string {
+	if cfg.Path == "" {
+		return "platform.yaml"
+	}
+	return filepath.Base(cfg.Path)
 }
 
 func orDefault(s, def string) string {

@@ -5,6 +5,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,10 +19,12 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/codec"
+	"github.com/shipline/shipline/internal/temporalconn"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -89,8 +92,18 @@ func isUsageError(err error) bool {
 
 // globals are the flags every command shares.
 type globals struct {
-	address, namespace, taskQueue, uiURL, actor, output, keyFile string
-	stdout, stderr                                               io.Writer
+	taskQueue, uiURL, actor, output, keyFile string
+	stdout, stderr                           io.Writer
+	// conn holds the connection flags (named like the temporal CLI's);
+	// Before resolves them with the environment and the Temporal config
+	// profile into temporal (or temporalErr). address and namespace are the
+	// resolved ones, for messages and links.
+	conn               temporalconn.Flags
+	temporal           *temporalconn.Conn
+	temporalErr        error
+	address, namespace string
+	// env is where TEMPORAL_* variables are read (nil: the process's).
+	env envconfig.EnvLookup
 	// dial is replaced by tests that bring their own client.
 	dial func(g *globals) (client.Client, error)
 	// pollEvery is how often a followed workflow is asked for its state (0: 150ms).
@@ -150,8 +163,22 @@ func newAppWith(g *globals) *ucli.App {
 		Name:  "shipline",
 		Usage: "release, deploy and promote data-pipeline projects on Temporal",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "address", Value: "127.0.0.1:7233", EnvVars: []string{"TEMPORAL_ADDRESS"}, Usage: "Temporal frontend `HOST:PORT`", Destination: &g.address},
-			&ucli.StringFlag{Name: "namespace", Value: "default", EnvVars: []string{"TEMPORAL_NAMESPACE"}, Usage: "Temporal namespace", Destination: &g.namespace},
+			// Connection flags: the environment variables and profiles behind
+			// them are read by internal/temporalconn (flags > env > profile).
+			&ucli.StringFlag{Name: "address", Usage: "Temporal frontend `HOST:PORT` (env TEMPORAL_ADDRESS; default 127.0.0.1:7233)", Destination: &g.conn.Address},
+			&ucli.StringFlag{Name: "namespace", Usage: "Temporal namespace (env TEMPORAL_NAMESPACE; default \"default\")", Destination: &g.conn.Namespace},
+			&ucli.StringFlag{Name: "api-key", Usage: "Temporal Cloud API `KEY`; turns TLS on (env TEMPORAL_API_KEY)", Destination: &g.conn.APIKey},
+			&ucli.BoolFlag{Name: "tls", Usage: "use TLS; on with an API key or any --tls-* flag, --tls=false turns it off (env TEMPORAL_TLS)"},
+			&ucli.StringFlag{Name: "tls-ca-path", Usage: "CA certificate `FILE` that signed the server's certificate (env TEMPORAL_TLS_SERVER_CA_CERT_PATH)", Destination: &g.conn.CAPath},
+			&ucli.StringFlag{Name: "tls-ca-data", Usage: "CA certificate `PEM`, instead of --tls-ca-path (env TEMPORAL_TLS_SERVER_CA_CERT_DATA)", Destination: &g.conn.CAData},
+			&ucli.StringFlag{Name: "tls-cert-path", Usage: "client certificate `FILE` for mTLS (env TEMPORAL_TLS_CLIENT_CERT_PATH)", Destination: &g.conn.CertPath},
+			&ucli.StringFlag{Name: "tls-cert-data", Usage: "client certificate `PEM`, instead of --tls-cert-path (env TEMPORAL_TLS_CLIENT_CERT_DATA)", Destination: &g.conn.CertData},
+			&ucli.StringFlag{Name: "tls-key-path", Usage: "client private key `FILE` for mTLS (env TEMPORAL_TLS_CLIENT_KEY_PATH)", Destination: &g.conn.KeyPath},
+			&ucli.StringFlag{Name: "tls-key-data", Usage: "client private key `PEM`, instead of --tls-key-path (env TEMPORAL_TLS_CLIENT_KEY_DATA)", Destination: &g.conn.KeyData},
+			&ucli.StringFlag{Name: "tls-server-name", Usage: "`NAME` the server's certificate is checked against (env TEMPORAL_TLS_SERVER_NAME)", Destination: &g.conn.ServerName},
+			&ucli.BoolFlag{Name: "tls-disable-host-verification", Usage: "do not verify the server's certificate (env TEMPORAL_TLS_DISABLE_HOST_VERIFICATION)", Destination: &g.conn.DisableHostVerification},
+			&ucli.StringFlag{Name: "profile", Usage: "`NAME` of the profile in the Temporal config file (env TEMPORAL_PROFILE; default \"default\")", Destination: &g.conn.Profile},
+			&ucli.StringFlag{Name: "config-file", Usage: "Temporal config `FILE` (TOML) holding the profiles (env TEMPORAL_CONFIG_FILE; default the temporal CLI's)", Destination: &g.conn.ConfigFile},
 			&ucli.StringFlag{Name: "task-queue", Value: workflows.DefaultTaskQueue, EnvVars: []string{"SHIPLINE_TASK_QUEUE"}, Usage: "task queue the shipline worker polls", Destination: &g.taskQueue},
 			&ucli.StringFlag{Name: "ui-url", Value: "http://127.0.0.1:8233", EnvVars: []string{"SHIPLINE_UI_URL"}, Usage: "Temporal UI base URL, for links", Destination: &g.uiURL},
 			&ucli.StringFlag{Name: "as", EnvVars: []string{"SHIPLINE_USER"}, Usage: "act as `USER` (default: the OS user)", Destination: &g.actor},
@@ -159,10 +186,15 @@ func newAppWith(g *globals) *ucli.App {
 			&ucli.StringFlag{Name: "key", EnvVars: []string{"SHIPLINE_KEY"}, Usage: "ed25519 private key `FILE` that signs requests (else the key text in $SHIPLINE_PRIVATE_KEY, else ~/.ssh/id_ed25519 when present)", Destination: &g.keyFile},
 			&ucli.StringFlag{Name: "codec-keys-env", Value: codec.DefaultKeysEnv, Usage: "encrypt and decrypt payloads with the keys in environment variable `NAME` (ID:BASE64KEY,…, the worker's temporal.encryption.keys_env); unset variable: no encryption", Destination: &g.codecKeysEnv},
 		},
-		Before: func(*ucli.Context) error {
+		Before: func(c *ucli.Context) error {
 			if g.output != "text" && g.output != "json" {
 				return invalid("--output must be text or json, not %q", g.output)
 			}
+			if c.IsSet("tls") {
+				on := c.Bool("tls")
+				g.conn.TLS = &on
+			}
+			g.resolveTemporal()
 			return nil
 		},
 		Commands: []*ucli.Command{
@@ -220,34 +252,65 @@ func (g *globals) session() (string, client.Client, error) {
 	return actor, c, nil
 }
 
-// client dials Temporal with a clear error when it is not there.
+// resolveTemporal turns the connection flags, TEMPORAL_* variables and the
+// Temporal config profile into client options; an error waits for the first
+// command that needs Temporal.
+func (g *globals) resolveTemporal() {
+	g.temporal, g.temporalErr = temporalconn.Resolve(temporalconn.Request{Flags: g.conn, Env: g.env})
+	g.address, g.namespace = g.conn.Address, g.conn.Namespace
+	if g.temporal != nil {
+		g.address, g.namespace = g.temporal.Address, g.temporal.Namespace
+	}
+	if g.address == "" {
+		g.address = temporalconn.DefaultAddress
+	}
+	if g.namespace == "" {
+		g.namespace = temporalconn.DefaultNamespace
+	}
+}
+
+// client dials Temporal with a clear error when it is not there, or when the
+// connection settings are wrong (naming the setting to fix).
 func (g *globals) client() (client.Client, error) {
 	if err := g.loadCodec(); err != nil {
 		return nil, err
 	}
+	if g.temporalErr != nil {
+		return nil, invalid("temporal connection settings: %v", g.temporalErr)
+	}
 	c, err := g.dial(g)
+	var settings *temporalconn.Error
+	if errors.As(err, &settings) {
+		return nil, failed(fmt.Errorf("cannot connect to Temporal at %s (namespace %s): %w", g.address, g.namespace, err))
+	}
 	if err != nil {
 		return nil, failed(fmt.Errorf("cannot reach Temporal at %s (namespace %s): %w; start the stack with `shipline-worker --config platform.yaml --dev` or set --address/TEMPORAL_ADDRESS", g.address, g.namespace, err))
 	}
 	return c, nil
 }
 
+// dialTimeout bounds connecting and checking the namespace.
+const dialTimeout = 30 * time.Second
+
 func dialTemporal(g *globals) (client.Client, error) {
-	identity := ""
+	if g.temporal == nil {
+		g.resolveTemporal()
+		if g.temporalErr != nil {
+			return nil, g.temporalErr
+		}
+	}
+	opts := g.temporal.Options
 	if g.identity != "" {
 		host, _ := os.Hostname()
-		identity = fmt.Sprintf("shipline CLI: %s@%s", g.identity, host)
+		opts.Identity = fmt.Sprintf("shipline CLI: %s@%s", g.identity, host)
 	}
-	opts := client.Options{
-		HostPort:  g.address,
-		Namespace: g.namespace,
-		Identity:  identity,
-		Logger:    sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-	}
+	opts.Logger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := g.applyCodec(&opts); err != nil {
 		return nil, err
 	}
-	return client.Dial(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	return g.temporal.Dial(ctx, opts)
 }
 
 // loadCodec reads the payload codec's keys from --codec-keys-env's variable

@@ -2,10 +2,12 @@ package temporalconn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -34,24 +36,79 @@ func (e *Error) Unwrap() error { return e.Err }
 // certificate shows at once rather than on the first real call. Failures
 // that no retry cures come back as *Error.
 func (c *Conn) Dial(ctx context.Context, opts client.Options) (client.Client, error) {
-	cl, err := DialOnce(ctx, opts)
+	cl, err := c.DialOnce(ctx, opts)
 	if err != nil {
 		return nil, c.Explain(err)
 	}
 	return cl, nil
 }
 
-// DialOnce dials and describes the namespace (closing the client on failure).
-func DialOnce(ctx context.Context, opts client.Options) (client.Client, error) {
+// DialOnce dials and describes the namespace (closing the client on
+// failure). When TLS is on and the dial failed for a reason that does not
+// tell (a server that refuses a client certificate after a TLS 1.3
+// handshake may look like a broken pipe to gRPC), a plain TLS handshake
+// asks the server why, and its answer is joined to the error.
+func (c *Conn) DialOnce(ctx context.Context, opts client.Options) (client.Client, error) {
 	cl, err := client.DialContext(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := cl.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: opts.Namespace}); err != nil {
+	if err == nil {
+		_, err = cl.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: opts.Namespace})
+		if err == nil {
+			return cl, nil
+		}
 		cl.Close()
 		return nil, err
 	}
-	return cl, nil
+	if cfg := opts.ConnectionOptions.TLS; cfg != nil && kindOf(err) == notPermanent {
+		if why := probeTLS(ctx, opts.HostPort, cfg); why != nil {
+			return nil, errors.Join(err, fmt.Errorf("TLS handshake: %w", why))
+		}
+	}
+	if opts.ConnectionOptions.TLS == nil && strings.Contains(err.Error(), "server preface") && speaksTLS(ctx, opts.HostPort) {
+		return nil, errors.Join(err, errSpeaksTLS)
+	}
+	return nil, err
+}
+
+// errSpeaksTLS marks a plain-text dial to a server that speaks TLS.
+var errSpeaksTLS = errors.New("the server speaks TLS")
+
+// speaksTLS tells whether the server at address answers a TLS handshake
+// (its certificate unchecked: only the protocol matters here).
+func speaksTLS(ctx context.Context, address string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cfg := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}} //nolint:gosec // a probe, no data is sent
+	conn, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", address)
+	if err != nil {
+		return strings.Contains(err.Error(), "remote error: tls:")
+	}
+	_ = conn.Close()
+	return true
+}
+
+// probeTLS makes a TLS handshake with address and waits a moment for the
+// server's verdict on it. It returns a TLS error (the server's alert or
+// the handshake's failure), or nil when there is none to tell.
+func probeTLS(ctx context.Context, address string, cfg *tls.Config) error {
+	cfg = cfg.Clone()
+	cfg.NextProtos = []string{"h2"}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", address)
+	if err != nil {
+		if strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:") {
+			return err
+		}
+		return nil
+	}
+	defer func() { _ = conn.Close() }()
+	// With TLS 1.3 the server judges the client's certificate after the
+	// client has finished its handshake: its verdict is the first record.
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err != nil && strings.Contains(err.Error(), "tls:") {
+		return err
+	}
+	return nil
 }
 
 // Permanent tells whether a dial error is one that waiting does not cure:
@@ -70,6 +127,7 @@ const (
 	expired
 	clientCertRefused
 	notTLSServer
+	tlsServer
 	refused
 	otherTLS
 )
@@ -87,6 +145,9 @@ func kindOf(err error) kind {
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return refused
+	}
+	if errors.Is(err, errSpeaksTLS) {
+		return tlsServer
 	}
 	msg := err.Error()
 	switch {
@@ -141,6 +202,9 @@ func (c *Conn) Explain(err error) error {
 	case notTLSServer:
 		e.Problem = "TLS is on but the server at " + c.Address + " does not speak TLS"
 		e.Fix = fmt.Sprintf("turn TLS off (%s, or remove the TLS settings from %s)", c.tlsOffSetting(), c.source(fTLS))
+	case tlsServer:
+		e.Problem = "the server at " + c.Address + " speaks TLS but TLS is off"
+		e.Fix = fmt.Sprintf("turn TLS on with %s, and give the CA that signed the server's certificate with %s", c.tlsOnSetting(), c.settingNames(fCA))
 	case otherTLS:
 		e.Problem = "the TLS handshake with " + c.Address + " failed"
 		e.Fix = fmt.Sprintf("check %s and %s", c.settingNames(fCA), c.settingNames(fCert))
@@ -177,6 +241,13 @@ func (c *Conn) host() string {
 	return "the host of " + c.Address
 }
 
+func (c *Conn) tlsOnSetting() string {
+	if c.worker {
+		return "temporal.tls in " + c.file + " or TEMPORAL_TLS=true"
+	}
+	return "--tls or TEMPORAL_TLS=true"
+}
+
 func (c *Conn) tlsOffSetting() string {
 	if c.worker {
 		return "temporal.tls: false in " + c.file + " or TEMPORAL_TLS=false"
@@ -187,7 +258,7 @@ func (c *Conn) tlsOffSetting() string {
 // detail is the telling end of a dial error: from "x509:" or "tls:" on
 // when there is one, else the whole message.
 func detail(err error) string {
-	msg := err.Error()
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
 	for _, marker := range []string{"x509:", "remote error: tls:", "tls:"} {
 		if i := strings.Index(msg, marker); i >= 0 {
 			return strings.TrimRight(msg[i:], `"`)

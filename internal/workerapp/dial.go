@@ -44,7 +44,7 @@ func dial(ctx context.Context, conn *temporalconn.Conn, opts client.Options, log
 	opts.Logger = logging.NewTemporalLogger(logger.Named("sdk"))
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		c, err := temporalconn.DialOnce(ctx, opts)
+		c, err := conn.DialOnce(ctx, opts)
 		if err == nil {
 			return c, nil
 		}

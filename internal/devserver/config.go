@@ -72,17 +72,24 @@ func isNewFile(path string) bool {
 // (by default none).
 func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (temporal.Server, error) {
 	ports := map[primitives.ServiceName]int{primitives.FrontendService: opts.Port}
-	for _, svc := range []primitives.ServiceName{primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
+	httpPorts := map[primitives.ServiceName]int{}
+	for _, svc := range internalServices(opts) {
 		p, err := freePort(opts.IP)
 		if err != nil {
 			return nil, err
 		}
 		ports[svc] = p
 	}
-	httpPort, err := freePort(opts.IP)
-	if err != nil {
-		return nil, err
+	for svc := range ports {
+		if svc == primitives.FrontendService || svc == primitives.InternalFrontendService {
+			p, err := freePort(opts.IP)
+			if err != nil {
+				return nil, err
+			}
+			httpPorts[svc] = p
+		}
 	}
+	httpPort := httpPorts[primitives.FrontendService]
 	hostPort := func(port int) string { return net.JoinHostPort(opts.IP, strconv.Itoa(port)) }
 
 	conf := &config.Config{}
@@ -114,9 +121,7 @@ func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (t
 		var s config.Service
 		s.RPC.GRPCPort = port
 		s.RPC.BindOnIP = opts.IP
-		if svc == primitives.FrontendService {
-			s.RPC.HTTPPort = httpPort
-		}
+		s.RPC.HTTPPort = httpPorts[svc]
 		conf.Services[string(svc)] = s
 		hosts[svc] = static.SingleLocalHost(hostPort(port))
 	}
@@ -124,7 +129,9 @@ func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (t
 	conf.Archival.Visibility.State = "disabled"
 	conf.NamespaceDefaults.Archival.History.State = "disabled"
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
-	conf.PublicClient.HostPort = hostPort(opts.Port)
+	if _, ok := ports[primitives.InternalFrontendService]; !ok {
+		conf.PublicClient.HostPort = hostPort(opts.Port) // else the server's own calls go to the internal frontend
+	}
 
 	dynConf := dynamicconfig.StaticClient{
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
@@ -144,7 +151,7 @@ func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (t
 	applyTLS(conf, opts.TLS)
 	serverOpts := append([]temporal.ServerOption{
 		temporal.WithConfig(conf),
-		temporal.ForServices(services(opts)),
+		temporal.ForServices(serviceNames(ports)),
 		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(serverlog.NewZapLogger(logger)),
 		temporal.WithDynamicConfigClient(dynConf),

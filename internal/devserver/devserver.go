@@ -63,7 +63,8 @@ type Options struct {
 	TLS *TLS
 	// APIKeys, when set, makes the frontend refuse requests that do not
 	// carry one of these keys (as SDK clients send an API key). The UI must
-	// be disabled (UIPort -1), and the system worker is not started.
+	// be disabled (UIPort -1); the server's own calls go to an internal
+	// frontend on a free loopback port.
 	APIKeys []string
 }
 

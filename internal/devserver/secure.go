@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 
 	"go.temporal.io/server/common/authorization"
@@ -76,19 +77,25 @@ func applyTLS(conf *config.Config, t *TLS) {
 	}
 }
 
-// services lists the services to run. With API keys the system worker
-// (schedules, batch operations, namespace deletion) is left out: it calls
-// the frontend without a key. Shipline's workflows do not need it.
-func services(opts Options) []string {
-	if len(opts.APIKeys) == 0 {
-		return temporal.DefaultServices
+// internalServices lists the services besides the frontend. With API keys
+// the server's own calls (its system worker, the operator service's lookups)
+// carry no key: they go to an internal frontend on loopback, which trusts
+// them, as Temporal's own deployments with an authorizer do.
+func internalServices(opts Options) []primitives.ServiceName {
+	svcs := []primitives.ServiceName{primitives.HistoryService, primitives.MatchingService, primitives.WorkerService}
+	if len(opts.APIKeys) > 0 {
+		svcs = append(svcs, primitives.InternalFrontendService)
 	}
+	return svcs
+}
+
+// serviceNames lists the services of ports, for temporal.ForServices.
+func serviceNames(ports map[primitives.ServiceName]int) []string {
 	var out []string
-	for _, s := range temporal.DefaultServices {
-		if s != string(primitives.WorkerService) {
-			out = append(out, s)
-		}
+	for svc := range ports {
+		out = append(out, string(svc))
 	}
+	sort.Strings(out)
 	return out
 }
 

@@ -166,7 +166,7 @@ func newAppWith(g *globals) *ucli.App {
 			// Connection flags: the environment variables and profiles behind
 			// them are read by internal/temporalconn (flags > env > profile).
 			&ucli.StringFlag{Name: "address", Usage: "Temporal frontend `HOST:PORT` (env TEMPORAL_ADDRESS; default 127.0.0.1:7233)", Destination: &g.conn.Address},
-			&ucli.StringFlag{Name: "namespace", Usage: "Temporal namespace (env TEMPORAL_NAMESPACE; default \"default\")", Destination: &g.conn.Namespace},
+			&ucli.StringFlag{Name: "namespace", Usage: "Temporal `NAMESPACE` (env TEMPORAL_NAMESPACE; default \"default\")", Destination: &g.conn.Namespace},
 			&ucli.StringFlag{Name: "api-key", Usage: "Temporal Cloud API `KEY`; turns TLS on (env TEMPORAL_API_KEY)", Destination: &g.conn.APIKey},
 			&ucli.BoolFlag{Name: "tls", Usage: "use TLS; on with an API key or any --tls-* flag, --tls=false turns it off (env TEMPORAL_TLS)"},
 			&ucli.StringFlag{Name: "tls-ca-path", Usage: "CA certificate `FILE` that signed the server's certificate (env TEMPORAL_TLS_SERVER_CA_CERT_PATH)", Destination: &g.conn.CAPath},

@@ -189,3 +189,26 @@ func testLogger(t testing.TB) *zap.Logger {
 	}
 	return l
 }
+
+// TestStartRefusesIncompleteSecurity: TLS needs the server's certificate,
+// key and CA, existing files; API keys need the UI off (it cannot present
+// one).
+func TestStartRefusesIncompleteSecurity(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "temporal.db")
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tc := range []struct {
+		opts devserver.Options
+		want string
+	}{
+		{devserver.Options{DBFile: db, TLS: &devserver.TLS{CertFile: missing, KeyFile: missing}}, "needs CAFile"},
+		{devserver.Options{DBFile: db, TLS: &devserver.TLS{CertFile: missing, KeyFile: missing, CAFile: missing}}, "no such file"},
+		{devserver.Options{DBFile: db, APIKeys: []string{"k"}, UIPort: freePort(t)}, "disable the UI"},
+		{devserver.Options{DBFile: db, APIKeys: []string{""}, UIPort: -1}, "must not be empty"},
+	} {
+		_, err := devserver.Start(context.Background(), tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Start(%+v) = %v, want an error containing %q", tc.opts, err, tc.want)
+		}
+	}
+}

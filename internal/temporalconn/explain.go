@@ -210,7 +210,7 @@ func (c *Conn) Explain(err error) error {
 		e.Fix = fmt.Sprintf("check %s and %s", c.settingNames(fCA), c.settingNames(fCert))
 	case refused:
 		switch {
-		case c.hasKey:
+		case c.hasAPIKey:
 			e.Problem = fmt.Sprintf("Temporal refused the API key (from %s) for namespace %s", c.source(fAPIKey), c.Namespace)
 			e.Fix = fmt.Sprintf("check the key is valid, not expired and allowed on the namespace; set the right one with %s", c.settingNames(fAPIKey))
 		case c.hasCert:

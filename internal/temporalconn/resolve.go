@@ -68,13 +68,12 @@ type Conn struct {
 	// Address and Namespace are the resolved ones (also in Options).
 	Address, Namespace string
 
-	worker  bool              // settings come from platform.yaml (the worker), not flags (the CLI)
-	file    string            // platform.yaml's name, for messages
-	sources map[string]string // setting → where it was given, e.g. "--tls-ca-path"
-	tlsOn   bool
-	caPath  string
-	hasCert bool
-	hasKey  bool // an API key is sent
+	worker    bool              // settings come from platform.yaml (the worker), not flags (the CLI)
+	file      string            // platform.yaml's name, for messages
+	sources   map[string]string // setting → where it was given, e.g. "--tls-ca-path"
+	caPath    string            // the server CA file, when TLS is on and one is named
+	hasCert   bool              // a client certificate is presented
+	hasAPIKey bool              // an API key is sent
 }
 
 // The settings whose origin is tracked.
@@ -157,9 +156,8 @@ func Resolve(req Request) (*Conn, error) {
 		return nil, fmt.Errorf("temporal TLS settings: %w", err)
 	}
 	c.Options, c.Address, c.Namespace = opts, prof.Address, prof.Namespace
-	c.tlsOn = opts.ConnectionOptions.TLS != nil
-	c.hasKey = prof.APIKey != ""
-	if t := prof.TLS; t != nil && c.tlsOn {
+	c.hasAPIKey = prof.APIKey != ""
+	if t := prof.TLS; t != nil && opts.ConnectionOptions.TLS != nil {
 		c.caPath = t.ServerCACertPath
 		c.hasCert = t.ClientCertPath != "" || len(t.ClientCertData) > 0
 	}

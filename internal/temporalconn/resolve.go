@@ -76,44 +76,6 @@ type Conn struct {
 	hasAPIKey bool              // an API key is sent
 }
 
-// The settings whose origin is tracked.
-const (
-	fAddress    = "address"
-	fNamespace  = "namespace"
-	fAPIKey     = "api_key"
-	fTLS        = "tls"
-	fCA         = "ca"
-	fCAData     = "ca_data"
-	fCert       = "cert"
-	fCertData   = "cert_data"
-	fKey        = "key"
-	fKeyData    = "key_data"
-	fServerName = "server_name"
-	fNoVerify   = "disable_host_verification"
-)
-
-// flagNames and envNames name each setting as the CLI flag and the
-// environment variable that set it.
-var (
-	flagNames = map[string]string{
-		fAddress: "--address", fNamespace: "--namespace", fAPIKey: "--api-key", fTLS: "--tls",
-		fCA: "--tls-ca-path", fCert: "--tls-cert-path", fKey: "--tls-key-path",
-		fServerName: "--tls-server-name", fNoVerify: "--tls-disable-host-verification",
-		fCAData: "--tls-ca-data", fCertData: "--tls-cert-data", fKeyData: "--tls-key-data",
-	}
-	envNames = map[string]string{
-		fAddress: "TEMPORAL_ADDRESS", fNamespace: "TEMPORAL_NAMESPACE", fAPIKey: "TEMPORAL_API_KEY", fTLS: "TEMPORAL_TLS",
-		fCA: "TEMPORAL_TLS_SERVER_CA_CERT_PATH", fCert: "TEMPORAL_TLS_CLIENT_CERT_PATH", fKey: "TEMPORAL_TLS_CLIENT_KEY_PATH",
-		fServerName: "TEMPORAL_TLS_SERVER_NAME", fNoVerify: "TEMPORAL_TLS_DISABLE_HOST_VERIFICATION",
-		fCAData: "TEMPORAL_TLS_SERVER_CA_CERT_DATA", fCertData: "TEMPORAL_TLS_CLIENT_CERT_DATA", fKeyData: "TEMPORAL_TLS_CLIENT_KEY_DATA",
-	}
-	platformNames = map[string]string{
-		fAddress: "temporal.address", fNamespace: "temporal.namespace", fAPIKey: "temporal.api_key_env", fTLS: "temporal.tls",
-		fCA: "temporal.tls.ca_file", fCert: "temporal.tls.cert_file", fKey: "temporal.tls.key_file",
-		fServerName: "temporal.tls.server_name", fNoVerify: "temporal.tls.disable_host_verification",
-	}
-)
-
 // Resolve applies the layers in order (profile, platform.yaml, environment,
 // flags) and builds the client options. Its errors name the setting at fault
 // and where it was given.
@@ -333,52 +295,6 @@ func what(field string) string {
 	return "certificate"
 }
 
-// source says where a setting was given ("--tls-ca-path", "TEMPORAL_…",
-// "platform.yaml temporal.tls.ca_file", `profile "prod" of …`).
-func (c *Conn) source(field string) string {
-	if s, ok := c.sources[field]; ok {
-		return s
-	}
-	if s, ok := c.sources[field+"_data"]; ok {
-		return s
-	}
-	return "defaults"
-}
-
-// settingNames lists the places a user can set field: the flag (CLI) or
-// the platform.yaml key (worker), and the environment variable.
-func (c *Conn) settingNames(field string) string {
-	if c.worker {
-		return fmt.Sprintf("%s in %s or %s", platformNames[field], c.file, envNames[field])
-	}
-	return fmt.Sprintf("%s or %s", flagNames[field], envNames[field])
-}
-
-// view is the part of a profile whose origin is tracked.
-type view map[string]string
-
-func snapshot(p *envconfig.ClientConfigProfile) view {
-	v := view{fAddress: p.Address, fNamespace: p.Namespace, fAPIKey: p.APIKey}
-	if t := p.TLS; t != nil {
-		v[fTLS] = fmt.Sprint(!t.Disabled)
-		v[fCA], v[fCAData] = t.ServerCACertPath, string(t.ServerCACertData)
-		v[fCert], v[fCertData] = t.ClientCertPath, string(t.ClientCertData)
-		v[fKey], v[fKeyData] = t.ClientKeyPath, string(t.ClientKeyData)
-		v[fServerName] = t.ServerName
-		v[fNoVerify] = fmt.Sprint(t.DisableHostVerification)
-	}
-	return v
-}
-
-// track records name(field) as the source of every field a layer changed.
-func (c *Conn) track(before, after view, name func(field string) string) {
-	for f, v := range after {
-		if v != before[f] && v != "" {
-			c.sources[f] = name(f)
-		}
-	}
-}
-
 func set(dst *string, v string) {
 	if v != "" {
 		*dst = v
@@ -398,58 +314,4 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// Plain is a connection without TLS or credentials to address and
-// namespace, whatever the environment says: the embedded dev server's.
-func Plain(address, namespace string) *Conn {
-	return &Conn{
-		Options: client.Options{HostPort: address, Namespace: namespace},
-		Address: address, Namespace: namespace,
-		sources: map[string]string{},
-	}
-}
-
-// DevNamespace is the namespace a worker with an embedded dev server uses:
-// platform.yaml's, overridden by TEMPORAL_NAMESPACE. Profiles and the other
-// settings do not apply to the embedded server.
-func DevNamespace(t *platform.Temporal, env envconfig.EnvLookup) string {
-	prof := envconfig.ClientConfigProfile{Namespace: t.Namespace}
-	if err := prof.ApplyEnvVars(onlyNamespace{env}); err != nil || prof.Namespace == "" {
-		return orDefault(t.Namespace, DefaultNamespace)
-	}
-	return prof.Namespace
-}
-
-// onlyNamespace shows envconfig TEMPORAL_NAMESPACE alone.
-type onlyNamespace struct{ env envconfig.EnvLookup }
-
-func (o onlyNamespace) Environ() []string { return nil }
-func (o onlyNamespace) LookupEnv(k string) (string, bool) {
-	if k != "TEMPORAL_NAMESPACE" {
-		return "", false
-	}
-	if o.env == nil {
-		return os.LookupEnv(k)
-	}
-	return o.env.LookupEnv(k)
-}
-
-// EnvMap is an environment held in a map (for tests, and for callers that
-// pass their own environment).
-type EnvMap map[string]string
-
-// Environ lists the variables as KEY=VALUE.
-func (m EnvMap) Environ() []string {
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
-
-// LookupEnv returns the variable's value and whether it is set.
-func (m EnvMap) LookupEnv(k string) (string, bool) {
-	v, ok := m[k]
-	return v, ok
 }

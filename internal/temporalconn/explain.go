@@ -151,7 +151,7 @@ func kindOf(err error) kind {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "remote error: tls:"):
+	case clientCertAlert(msg):
 		return clientCertRefused
 	case strings.Contains(msg, "x509: certificate signed by unknown authority"):
 		return unknownAuthority
@@ -161,10 +161,23 @@ func kindOf(err error) kind {
 		return expired
 	case strings.Contains(msg, "first record does not look like a TLS handshake"):
 		return notTLSServer
-	case strings.Contains(msg, "authentication handshake failed"), strings.Contains(msg, "x509:"):
+	case strings.Contains(msg, "authentication handshake failed"), strings.Contains(msg, "x509:"),
+		strings.Contains(msg, "remote error: tls:"):
 		return otherTLS
 	}
 	return notPermanent
+}
+
+// clientCertAlert tells whether msg holds a TLS alert by which a server
+// refuses the client's certificate (or its absence).
+func clientCertAlert(msg string) bool {
+	for _, alert := range []string{"certificate required", "bad certificate", "unknown certificate authority",
+		"certificate unknown", "unknown certificate", "certificate expired", "expired certificate", "certificate revoked"} {
+		if strings.Contains(msg, "remote error: tls: "+alert) {
+			return true
+		}
+	}
+	return false
 }
 
 // Explain turns a dial error that no retry cures into an *Error naming the

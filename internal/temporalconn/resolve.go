@@ -275,6 +275,19 @@ func (c *Conn) checkFiles(prof *envconfig.ClientConfigProfile) error {
 				f.what, f.path, c.source(f.field), unwrapPath(err))
 		}
 	}
+	for _, f := range []struct {
+		field, what string
+		both        bool
+	}{
+		{fCA, "server CA certificate", t.ServerCACertPath != "" && len(t.ServerCACertData) > 0},
+		{fCert, "client certificate", t.ClientCertPath != "" && len(t.ClientCertData) > 0},
+		{fKey, "client key", t.ClientKeyPath != "" && len(t.ClientKeyData) > 0},
+	} {
+		if f.both {
+			return fmt.Errorf("the %s is given both as a file (from %s) and as PEM data (from %s): keep one",
+				f.what, c.sources[f.field], c.sources[f.field+"_data"])
+		}
+	}
 	hasCert := t.ClientCertPath != "" || len(t.ClientCertData) > 0
 	hasKey := t.ClientKeyPath != "" || len(t.ClientKeyData) > 0
 	if hasCert != hasKey {

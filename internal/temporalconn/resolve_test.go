@@ -1,10 +1,14 @@
 package temporalconn
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/shipline/shipline/internal/platform"
 )
@@ -190,6 +194,8 @@ func TestResolveErrors(t *testing.T) {
 			[]string{"a client certificate is given (from TEMPORAL_TLS_CLIENT_CERT_PATH) without its key: set --tls-key-path or TEMPORAL_TLS_CLIENT_KEY_PATH too"}},
 		{"worker: certificate without key", Request{Platform: &platform.Temporal{ConfigFile: file}, Env: EnvMap{"TEMPORAL_TLS_CLIENT_CERT_PATH": cert}},
 			[]string{"set temporal.tls.key_file in platform.yaml or TEMPORAL_TLS_CLIENT_KEY_PATH too"}},
+		{"CA as file and as data", Request{Platform: &platform.Temporal{ConfigFile: file, TLS: &platform.TemporalTLS{CAFile: cert}}, Env: EnvMap{"TEMPORAL_TLS_SERVER_CA_CERT_DATA": "pem"}},
+			[]string{"the server CA certificate is given both as a file (from platform.yaml temporal.tls.ca_file) and as PEM data (from TEMPORAL_TLS_SERVER_CA_CERT_DATA): keep one"}},
 		{"api_key_env not set", Request{Platform: &platform.Temporal{ConfigFile: file, APIKeyEnv: "SHIPLINE_TEMPORAL_KEY"}, Env: EnvMap{}},
 			[]string{"temporal.api_key_env names SHIPLINE_TEMPORAL_KEY, which is not set in the worker's environment"}},
 	} {
@@ -217,5 +223,30 @@ func TestDevNamespace(t *testing.T) {
 	}
 	if got := DevNamespace(tmp, EnvMap{"TEMPORAL_NAMESPACE": "env-ns"}); got != "env-ns" {
 		t.Errorf("DevNamespace with TEMPORAL_NAMESPACE = %q, want env-ns", got)
+	}
+}
+
+// TestKindOf: dial errors are told apart by their gRPC status or, for TLS,
+// by the text gRPC carries them in.
+func TestKindOf(t *testing.T) {
+	for msg, want := range map[string]kind{
+		`connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:7233: connect: connection refused"`:                                             notPermanent,
+		`connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"`:     unknownAuthority,
+		`connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for localhost, not db"`:  wrongHost,
+		`connection error: desc = "transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate has expired or is not yet valid"`: expired,
+		`connection error: desc = "error reading server preface: remote error: tls: certificate required"`:                                                            clientCertRefused,
+		`connection error: desc = "transport: authentication handshake failed: remote error: tls: bad certificate"`:                                                   clientCertRefused,
+		`connection error: desc = "transport: authentication handshake failed: remote error: tls: handshake failure"`:                                                 otherTLS,
+		`connection error: desc = "transport: authentication handshake failed: tls: first record does not look like a TLS handshake"`:                                 notTLSServer,
+	} {
+		if got := kindOf(errors.New(msg)); got != want {
+			t.Errorf("kindOf(%q) = %v, want %v", msg, got, want)
+		}
+	}
+	if got := kindOf(status.Error(codes.Unauthenticated, "Request unauthenticated")); got != refused {
+		t.Errorf("Unauthenticated: %v", got)
+	}
+	if got := kindOf(errors.Join(errors.New("EOF"), errSpeaksTLS)); got != tlsServer {
+		t.Errorf("speaks TLS: %v", got)
 	}
 }

@@ -153,7 +153,7 @@ func TestTLSToPlainServer(t *testing.T) {
 	writeFile(t, noProfile, "")
 	on := true
 	err = dialErr(t, temporalconn.Request{Flags: temporalconn.Flags{Address: l.Addr().String(), TLS: &on, ConfigFile: noProfile}})
-	wantAll(t, err, "does not speak TLS", "--tls=false or TEMPORAL_TLS=false")
+	wantAll(t, err, "does not speak TLS", "check the address, or turn TLS off with --tls=false or TEMPORAL_TLS=false")
 }
 
 func start(t *testing.T, opts devserver.Options) *devserver.Server {

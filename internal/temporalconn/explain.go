@@ -214,7 +214,10 @@ func (c *Conn) Explain(err error) error {
 		}
 	case notTLSServer:
 		e.Problem = "TLS is on but the server at " + c.Address + " does not speak TLS"
-		e.Fix = fmt.Sprintf("turn TLS off (%s, or remove the TLS settings from %s)", c.tlsOffSetting(), c.source(fTLS))
+		e.Fix = "check the address, or turn TLS off with " + c.tlsOffSetting()
+		if c.hasAPIKey {
+			e.Fix += " (an API key turns it on)"
+		}
 	case tlsServer:
 		e.Problem = "the server at " + c.Address + " speaks TLS but TLS is off"
 		e.Fix = fmt.Sprintf("turn TLS on with %s, and give the CA that signed the server's certificate with %s", c.tlsOnSetting(), c.settingNames(fCA))

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shipline/shipline/internal/devserver"
+	"github.com/shipline/shipline/internal/testcerts"
 )
 
 var shiplineAttributes = map[string]enumspb.IndexedValueType{
@@ -210,5 +211,37 @@ func TestStartRefusesIncompleteSecurity(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Start(%+v) = %v, want an error containing %q", tc.opts, err, tc.want)
 		}
+	}
+}
+
+// TestMTLSServerServesUI: with mTLS the UI still reads the server: it dials
+// the frontend with the server's CA and certificate.
+func TestMTLSServerServesUI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real Temporal server")
+	}
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	cert := ca.Server(t, "server")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	srv := startServer(ctx, t, devserver.Options{
+		DBFile: filepath.Join(dir, "temporal.db"), Port: freePort(t), UIPort: freePort(t), Namespace: "ui-tls",
+		Logger: testLogger(t),
+		TLS:    &devserver.TLS{CertFile: cert.CertFile, KeyFile: cert.KeyFile, CAFile: ca.File, ClientCAFile: ca.File},
+	})
+	defer srv.Stop()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.UIURL()+"/api/v1/namespaces/ui-tls", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "ui-tls") {
+		t.Errorf("UI namespace API: status %d, body %q", resp.StatusCode, head(body))
 	}
 }

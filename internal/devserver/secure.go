@@ -32,9 +32,9 @@ type TLS struct {
 // (the UI server cannot present one).
 func checkSecurity(opts Options) error {
 	if t := opts.TLS; t != nil {
-		for name, path := range map[string]string{"CertFile": t.CertFile, "KeyFile": t.KeyFile, "CAFile": t.CAFile} {
-			if path == "" {
-				return fmt.Errorf("dev server TLS needs %s", name)
+		for _, f := range []struct{ name, path string }{{"CertFile", t.CertFile}, {"KeyFile", t.KeyFile}, {"CAFile", t.CAFile}} {
+			if f.path == "" {
+				return fmt.Errorf("dev server TLS needs %s", f.name)
 			}
 		}
 		for _, path := range []string{t.CertFile, t.KeyFile, t.CAFile, t.ClientCAFile} {

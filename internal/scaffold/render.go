@@ -50,9 +50,9 @@ func (r *Result) render() ([]byte, map[int]string) {
 		writePipeline(w, "  ", "pipeline:"+p.Name, p)
 	}
 	if len(off) > 0 {
-		w.line("", "  # Not enabled: do what the comment says, then uncomment.")
+		w.line("", "  # Found, but not enabled: do what the comment says, then uncomment the entry.")
 		for _, p := range off {
-			w.line("", "  # "+oneLine(p.Name+": "+p.Disabled))
+			w.line("", "  # "+oneLine(p.Name+" is commented out: "+p.Disabled))
 			writePipeline(w, "  # ", "", p)
 		}
 	}
@@ -75,9 +75,9 @@ func (r *Result) render() ([]byte, map[int]string) {
 			writeJob(w, "  ", "job:"+j.Name, j)
 		}
 		if len(offJobs) > 0 {
-			w.line("", "  # Not enabled: do what the comment says, then uncomment.")
+			w.line("", "  # Found, but not enabled: do what the comment says, then uncomment the entry.")
 			for _, j := range offJobs {
-				w.line("", "  # "+oneLine(j.Name+": "+j.Disabled))
+				w.line("", "  # "+oneLine(j.Name+" is commented out: "+j.Disabled))
 				writeJob(w, "  # ", "", j)
 			}
 		}

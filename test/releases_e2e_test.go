@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,7 +11,12 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/workflows"
 )
@@ -200,6 +206,59 @@ func TestReleaseTestsBeforeTagEndToEnd(t *testing.T) {
 			t.Fatalf("releases after the fixed release: %+v", rows)
 		}
 		sleep100ms()
+	}
+
+	// Every run the server recorded — built and tagged, failed at its tests,
+	// released after the fix — replays on this code.
+	replayReleases(t, s, "release/demo/v1.0.0", "release/demo/v1.1.0")
+}
+
+// replayReleases replays every run of the Release workflows with these IDs
+// from the server's histories.
+func replayReleases(t *testing.T, s *stack, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := client.Dial(client.Options{HostPort: s.address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(workflows.Release, workflow.RegisterOptions{Name: workflows.ReleaseWorkflow})
+	type run struct{ id, runID string }
+	var runs []run
+	// Visibility is eventually consistent: wait until it lists every run.
+	for i := 0; len(runs) != len(ids)+1 && i < 50; i++ {
+		runs = nil
+		for _, id := range ids {
+			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ex := range resp.Executions {
+				runs = append(runs, run{id, ex.GetExecution().GetRunId()})
+			}
+		}
+		if len(runs) != len(ids)+1 {
+			sleep100ms()
+		}
+	}
+	if len(runs) != len(ids)+1 {
+		t.Fatalf("visibility lists %d runs of %v, want %d (the failed release and the one after the fix)", len(runs), ids, len(ids)+1)
+	}
+	for _, r := range runs {
+		var h historypb.History
+		iter := c.GetWorkflowHistory(ctx, r.id, r.runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for iter.HasNext() {
+			e, err := iter.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Events = append(h.Events, e)
+		}
+		if err := replayer.ReplayWorkflowHistory(nil, &h); err != nil {
+			t.Errorf("%s run %s does not replay: %v", r.id, r.runID, err)
+		}
 	}
 }
 

@@ -38,10 +38,18 @@ func findDatabricksJobs(fsys fs.FS, files []string, pipelines []Pipeline) []Job 
 			continue
 		}
 		var v any
-		if json.Unmarshal(data, &v) != nil || !isJobSettings(v) {
+		if json.Unmarshal(data, &v) != nil {
 			continue
 		}
 		j := Job{Name: jobNameOf(file), Scheduler: manifest.Databricks, Fabric: DatabricksFabric, Definition: file}
+		if obj, ok := v.(map[string]any); ok && !isJobSettings(v) && isJobSettings(obj["settings"]) {
+			// A `databricks jobs get` answer: its settings are the job.
+			j.Disabled = "it is a Jobs API get response (job_id, settings, ...): keep only the object under \"settings\" in the file, then uncomment"
+			v = obj["settings"]
+		}
+		if !isJobSettings(v) {
+			continue
+		}
 		l := &linker{job: &j, pipelines: pipelines}
 		l.placeholders(file, data)
 		walkJSON(v, "", l.jsonValue)
@@ -231,6 +239,12 @@ func (l *linker) jsonValue(key, s string) {
 				l.link(p.Name, "package_name "+s)
 			}
 		}
+	case "entry_point":
+		for _, p := range l.pipelines {
+			if contains(p.Scripts, normalize(s)) {
+				l.link(p.Name, "entry_point "+s)
+			}
+		}
 	case "main_class_name":
 		if i := strings.LastIndex(s, "."); i > 0 {
 			for _, p := range l.pipelines {
@@ -293,7 +307,7 @@ func (l *linker) text(src string) {
 		l.file(m)
 	}
 	for _, p := range l.pipelines {
-		words := append(append([]string{}, p.Names...), p.Packages...)
+		words := append(append(append([]string{}, p.Names...), p.Scripts...), p.Packages...)
 		for _, w := range words {
 			if wordRE(w).MatchString(src) {
 				l.link(p.Name, "names "+w)

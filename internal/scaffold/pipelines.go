@@ -131,8 +131,8 @@ func pythonPipeline(fsys fs.FS, dir, file string) (Pipeline, bool) {
 				p.Names = append(p.Names, n)
 			}
 		}
-		p.Names = append(p.Names, t.keys["project.scripts"]...)
-		p.Names = append(p.Names, t.keys["tool.poetry.scripts"]...)
+		p.Scripts = append(p.Scripts, t.keys["project.scripts"]...)
+		p.Scripts = append(p.Scripts, t.keys["tool.poetry.scripts"]...)
 	} else if m := setupName.FindSubmatch(data); m != nil {
 		p.Names = append(p.Names, string(m[2]))
 	}
@@ -220,7 +220,7 @@ func namePipelines(ps []Pipeline) {
 		}
 		p.Name = name
 		taken[name] = true
-		p.Names = normalizeNames(p.Names)
+		p.Names, p.Scripts = normalizeNames(p.Names), normalizeNames(p.Scripts)
 	}
 	sort.SliceStable(ps, func(a, b int) bool { return ps[a].Name < ps[b].Name })
 }

@@ -64,6 +64,8 @@ type Pipeline struct {
 	// Names are the names a job definition may use for it: distribution,
 	// import packages, console scripts, artifactId, sbt name.
 	Names []string `json:"names,omitempty"`
+	// Scripts are its console scripts (entry points), normalized.
+	Scripts []string `json:"scripts,omitempty"`
 	// Packages are its top JVM packages (dotted), for spark_jar_task main classes.
 	Packages []string `json:"packages,omitempty"`
 	// Todo says what the user should check in its settings.

@@ -50,9 +50,9 @@ func TestFindPipelines(t *testing.T) {
 	}
 	var got []string
 	for _, p := range findPipelines(fsys, found.dirs) {
-		got = append(got, p.Name+" "+p.Path+" "+string(p.Language)+" "+p.Artifact+" "+strings.Join(p.Names, ",")+" "+strings.Join(p.Packages, ","))
+		got = append(got, p.Name+" "+p.Path+" "+string(p.Language)+" "+p.Artifact+" "+strings.Join(p.Names, ",")+" "+strings.Join(p.Scripts, ",")+" "+strings.Join(p.Packages, ","))
 	}
-	want := "a a python  a_lib,run_a \nmod parent/mod java target/mod-1.2.jar mod x.y"
+	want := "a a python  a_lib run_a \nmod parent/mod java target/mod-1.2.jar mod  x.y"
 	if strings.Join(got, "\n") != want {
 		t.Fatalf("pipelines:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
 	}

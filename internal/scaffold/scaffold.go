@@ -265,21 +265,25 @@ func (r *Result) collectVariables() {
 // collision gets the definition's directory as prefix, then a number.
 func nameJobs(jobs []Job) {
 	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].Definition < jobs[b].Definition })
-	taken := map[string]bool{}
+	taken := map[string]string{} // name → definition
 	for i := range jobs {
 		j := &jobs[i]
 		name := j.Name
-		if taken[name] {
+		if first, dup := taken[name]; dup && j.DagID != "" && j.Disabled == "" {
+			// A DAG's job name is its dag_id's: renaming it would break the DAG.
+			j.Disabled = fmt.Sprintf("dag_id %q names job %q, which %s is already: give one of the DAGs another dag_id", j.DagID, name, first)
+		}
+		if taken[name] != "" {
 			if dir := path.Base(path.Dir(j.Definition)); dir != "." && dir != "/" {
 				name = sanitizeName(dir+"_"+name, "job")
 			}
 		}
 		base := name
-		for n := 2; taken[name]; n++ {
+		for n := 2; taken[name] != ""; n++ {
 			name = fmt.Sprintf("%s_%d", truncate(base, 60), n)
 		}
 		j.Name = name
-		taken[name] = true
+		taken[name] = j.Definition
 	}
 	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].Name < jobs[b].Name })
 }

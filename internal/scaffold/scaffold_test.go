@@ -57,3 +57,28 @@ func TestFindPipelines(t *testing.T) {
 		t.Fatalf("pipelines:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
 	}
 }
+
+// Two DAGs whose dag_ids name the same job: the second is not renamed (its
+// dag_id would no longer match) but commented out, saying why.
+func TestDuplicateDagJobs(t *testing.T) {
+	dag := func(id string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte("from airflow import DAG\n\nwith DAG(dag_id=\"" + id + "\") as d:\n    pass  # ${artifact.p}\n")}
+	}
+	fsys := fstest.MapFS{
+		"p/pyproject.toml": {Data: []byte("[project]\nname = \"p\"\n")},
+		"a/dag.py":         dag("${project.name}__load"),
+		"b/dag.py":         dag("demo__load"),
+	}
+	r, err := Init(fsys, Options{DirName: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDef := map[string]Job{}
+	for _, j := range r.Jobs {
+		byDef[j.Definition] = j
+	}
+	if a, b := byDef["a/dag.py"], byDef["b/dag.py"]; len(r.Jobs) != 2 || a.Name != "load" || a.Disabled != "" ||
+		!strings.Contains(b.Disabled, `names job "load", which a/dag.py is already`) {
+		t.Fatalf("jobs %+v", r.Jobs)
+	}
+}

@@ -142,10 +142,10 @@ func printInit(g *globals, dir, file string, res *scaffold.Result) {
 	if len(offP)+len(offJ) > 0 {
 		fmt.Fprintln(g.stdout, "found but commented out in shipline.yaml (do what is said, then uncomment):")
 		for _, p := range offP {
-			fmt.Fprintf(g.stdout, "  pipeline %s (%s): %s\n", p.Name, p.Marker, p.Disabled)
+			fmt.Fprintf(g.stdout, "  pipeline %s (%s): %s\n", p.Name, p.Marker, strings.Join(strings.Fields(p.Disabled), " "))
 		}
 		for _, j := range offJ {
-			fmt.Fprintf(g.stdout, "  job %s (%s): %s\n", j.Name, j.Definition, j.Disabled)
+			fmt.Fprintf(g.stdout, "  job %s (%s): %s\n", j.Name, j.Definition, strings.Join(strings.Fields(j.Disabled), " "))
 		}
 	}
 	fmt.Fprintf(g.stdout, "wrote %s; fill in what its TODO comments ask:\n", file)

@@ -144,9 +144,7 @@ func (d *Deploy) Resolve(ctx context.Context, in ResolveDeployInput) (ResolveDep
 		targets[j.Fabric] = true
 	}
 	for _, name := range sortedKeys(needed) {
-		p := man.Pipelines[name]
-		p.Name = name
-		out.Pipelines = append(out.Pipelines, p)
+		out.Pipelines = append(out.Pipelines, buildablePipeline(man, name))
 	}
 	for _, name := range sortedKeys(targets) {
 		f := d.Platform.Fabrics[name]
@@ -436,6 +434,15 @@ func CheckRendered(ctx context.Context, env fabric.Env, j ResolvedJob, spec fabr
 		return nil
 	}
 	return fabric.CheckDAG(ctx, env, spec)
+}
+
+// buildablePipeline is a manifest's pipeline as BuildInput takes it: Release
+// and Deploy both build through it, so the same pipeline at the same commit has
+// the same build cache key whichever builds it first.
+func buildablePipeline(man *manifest.Manifest, name string) manifest.Pipeline {
+	p := man.Pipelines[name]
+	p.Name = name
+	return p
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -86,6 +86,9 @@ type ValidateManifestOutput struct {
 	// Name is the manifest's `name`.
 	Name        string    `json:"name"`
 	Diagnostics diag.List `json:"diagnostics,omitempty"`
+	// Pipelines are the manifest's pipelines sorted by name, each as a deploy
+	// builds it (the same build inputs give the same build cache keys).
+	Pipelines []manifest.Pipeline `json:"pipelines,omitempty"`
 }
 
 // ValidateManifest reads shipline.yaml and the files it names at Commit (from the
@@ -107,6 +110,9 @@ func (g *Git) ValidateManifest(ctx context.Context, in ValidateManifestInput) (V
 		man, diags := manifest.Validate(fsys, g.Platform, in.Project)
 		if man != nil {
 			out.Name = man.Name
+			for _, name := range sortedKeys(man.Pipelines) {
+				out.Pipelines = append(out.Pipelines, buildablePipeline(man, name))
+			}
 		}
 		// Every Airflow DAG compiles and names its dag_id, before anything is tagged.
 		diags = append(diags, fabric.CheckProjectDAGs(ctx, fsys, man, g.Platform, in.Project, fabric.Env(g.Getenv))...)

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/manifest"
 )
 
 var releaseTime = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -191,6 +192,11 @@ jobs:
 	out := validate(valid)
 	if out.Name != "demo" || out.Diagnostics.HasErrors() {
 		t.Fatalf("valid manifest: name %q, diagnostics:\n%v", out.Name, out.Diagnostics.Error())
+	}
+	// The pipelines, as a deploy builds them: a release builds and tests these
+	// before it tags, into the cache keys the deploy looks up.
+	if len(out.Pipelines) != 1 || out.Pipelines[0] != (manifest.Pipeline{Name: "ingest", Path: "pipelines/ingest", Language: manifest.Python}) {
+		t.Errorf("pipelines = %+v", out.Pipelines)
 	}
 	out = validate(invalid)
 	if !out.Diagnostics.HasErrors() {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,6 +64,12 @@ func TestWorkerKilledDuringDeploys(t *testing.T) {
 	}
 	t.Logf("setup, worker build and %d releases (%d with a changed pipeline) took %s",
 		rounds*len(projects), rebuilds, time.Since(begin).Round(time.Millisecond))
+	// A release builds and tests before it tags, so the build cache holds every
+	// artifact now; empty it, so the deploys build again (as on a worker that
+	// never saw these builds) and the kills land in builds too.
+	if err := os.RemoveAll(filepath.Join(h.cfg.StateDir, "cache")); err != nil {
+		t.Fatal(err)
+	}
 
 	var started []string
 	kills := 0

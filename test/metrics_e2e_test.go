@@ -64,10 +64,11 @@ fabrics:
 		{"shipline_deploys_total", []string{"outcome=refused"}, 1},
 		{"shipline_deploys_total", []string{"outcome=failed"}, 0},
 		{"shipline_deploys_total", []string{"outcome=parked"}, 0},
-		// Three pipelines (two Python wheels, one Java jar): built by the
-		// release's deploy, from the cache on the redeploy.
+		// Three pipelines (two Python wheels, one Java jar): built and
+		// tested by the release before its tag, then from the cache in the
+		// release's deploy and in the redeploy.
 		{"shipline_build_cache_total", []string{"result=miss"}, 3},
-		{"shipline_build_cache_total", []string{"result=hit"}, 3},
+		{"shipline_build_cache_total", []string{"result=hit"}, 6},
 		{"shipline_build_duration_seconds", []string{"language=python"}, 2},
 		{"shipline_build_duration_seconds", []string{"language=java"}, 1},
 		// The Databricks job is created, then left unchanged; so is the DAG.

@@ -3,13 +3,20 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/workflows"
 )
@@ -107,49 +114,192 @@ func TestExternalTagAdoptionEndToEnd(t *testing.T) {
 	}
 }
 
-// latest is the highest release whose builds and tests passed: a newer
-// release whose tests fail is marked so and is not the latest.
-func TestLatestSkipsFailedTestsEndToEnd(t *testing.T) {
+// A release builds and tests every pipeline before it pushes its tag: a
+// release whose pytest fails ends failed with the test output, leaves no tag
+// on the remote and is not listed (latest stays where it was); `logs` shows
+// the failing test's log; fixed, the same version releases, and its deploy
+// takes every artifact from the build cache the release filled.
+func TestReleaseTestsBeforeTagEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test starts the embedded Temporal server and runs real builds")
 	}
-	cfgPath, _, work := demoProject(t)
+	cfgPath, remote, work := demoProject(t)
 	s := startStack(t, cfgPath, 0)
 
 	if code, out, errOut := s.shipline("release", "v1.0.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
 		t.Fatalf("release v1.0.0: exit %d\n%s\n%s", code, out, errOut)
 	}
+	// The release built and tested both pipelines; its deploy built nothing.
+	rel := releaseStateOf(t, s, "release/demo/v1.0.0")
+	if st := stepNamed(rel.Steps, workflows.StepBuildTest); st.Status != workflows.StepDone || len(rel.Builds) != 2 {
+		t.Fatalf("release build step %+v, builds %+v", st, rel.Builds)
+	}
+	for name, b := range rel.Builds {
+		if b.Status != workflows.StepDone || b.Cached {
+			t.Errorf("release build of %s: %+v, want built (not from cache)", name, b)
+		}
+	}
+	dep := deployStateOf(t, s, rel.DeployID)
+	if dep.Status != workflows.StatusSucceeded || len(dep.Builds) != 2 {
+		t.Fatalf("auto_deploy %s: %+v", rel.DeployID, dep)
+	}
+	for name, b := range dep.Builds {
+		if !b.Cached || b.SHA256 != rel.Builds[name].SHA256 || b.Seconds != 0 {
+			t.Errorf("deploy build of %s: %+v, want the release's artifact from the cache (sha256 %s)", name, b, rel.Builds[name].SHA256)
+		}
+	}
+	if st := stepNamed(dep.Steps, workflows.StepBuild); st.Detail != "2 pipelines (2 from cache)" {
+		t.Errorf("deploy build step %+v", st)
+	}
+
+	// A failing pytest: v1.1.0 ends failed, untagged, with the test's output.
 	test := filepath.Join(work, "pipelines", "ingest_orders", "tests", "test_parse.py")
-	data, err := os.ReadFile(test)
+	good, err := os.ReadFile(test)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(test, append(data, []byte("\n\ndef test_broken():\n    assert 1 == 2\n")...), 0o644); err != nil {
+	if err := os.WriteFile(test, append(slices.Clone(good), []byte("\n\ndef test_broken():\n    assert 1 == 2\n")...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	git(t, work, "commit", "-q", "-am", "a failing test")
 	git(t, work, "push", "-q", "origin", "main")
 	code, _, errOut := s.shipline("release", "v1.1.0", "--project", "demo", "--as", "alice", "--wait")
-	if code != 1 || !strings.Contains(errOut, "parked") {
-		t.Fatalf("release v1.1.0 with a failing test: exit %d, stderr %q", code, errOut)
+	for _, want := range []string{"the tests of pipeline ingest_orders failed", "v1.1.0 was not tagged", "assert 1 == 2", "shipline logs release/demo/v1.1.0"} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("release v1.1.0 with a failing test: exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+	if tags := git(t, remote, "tag", "-l"); tags != "v1.0.0" {
+		t.Fatalf("remote tags after a release whose tests failed: %q, want only v1.0.0", tags)
+	}
+	rows := listReleases(t, s, "--refresh")
+	if len(rows) != 1 || rows[0]["version"] != "v1.0.0" || rows[0]["latest"] != true || rows[0]["builds"] != "passed" {
+		t.Fatalf("releases after a release whose tests failed: %+v", rows)
+	}
+	code, out, _ := s.shipline("logs", "release/demo/v1.1.0")
+	if code != 0 || !strings.Contains(out, "ingest_orders (failed)") || !strings.Contains(out, "assert 1 == 2") {
+		t.Fatalf("logs of the failed release: exit %d\n%s", code, out)
 	}
 
-	var rows []map[string]any
+	// Fixed, the same version releases; only the changed pipeline is built.
+	if err := os.WriteFile(test, append(slices.Clone(good), []byte("\n\ndef test_fixed():\n    assert 2 == 2\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, work, "commit", "-q", "-am", "fix the test")
+	git(t, work, "push", "-q", "origin", "main")
+	if code, out, errOut := s.shipline("release", "v1.1.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
+		t.Fatalf("release v1.1.0 after the fix: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := git(t, remote, "rev-parse", "v1.1.0^{commit}"); got != git(t, work, "rev-parse", "HEAD") {
+		t.Fatalf("v1.1.0 is on %s, want the fixed commit", got)
+	}
+	rel = releaseStateOf(t, s, "release/demo/v1.1.0")
+	if !rel.Builds["score_churn"].Cached || rel.Builds["ingest_orders"].Cached {
+		t.Errorf("release v1.1.0 builds %+v: want score_churn (unchanged) from the cache, ingest_orders built", rel.Builds)
+	}
 	for i := 0; ; i++ {
 		rows = listReleases(t, s)
-		if len(rows) == 2 && rows[0]["builds"] == "tests failed" {
+		if len(rows) == 2 && rows[0]["version"] == "v1.1.0" && rows[0]["latest"] == true {
 			break
 		}
 		if i == 100 {
-			t.Fatalf("releases: %+v", rows)
+			t.Fatalf("releases after the fixed release: %+v", rows)
 		}
 		sleep100ms()
 	}
-	if rows[0]["version"] != "v1.1.0" || rows[0]["latest"] == true || rows[1]["version"] != "v1.0.0" || rows[1]["latest"] != true || rows[1]["builds"] != "passed" {
-		t.Fatalf("releases: %+v", rows)
+
+	// Every run the server recorded — built and tagged, failed at its tests,
+	// released after the fix — replays on this code.
+	replayReleases(t, s, "release/demo/v1.0.0", "release/demo/v1.1.0")
+}
+
+// replayReleases replays every run of the Release workflows with these IDs
+// from the server's histories.
+func replayReleases(t *testing.T, s *stack, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := client.Dial(client.Options{HostPort: s.address})
+	if err != nil {
+		t.Fatal(err)
 	}
-	code, out, _ := s.shipline("releases", "--project", "demo")
-	if code != 0 || !strings.Contains(out, "v1.0.0 (latest)") || !strings.Contains(out, "tests failed") {
-		t.Fatalf("releases table: exit %d\n%s", code, out)
+	defer c.Close()
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(workflows.Release, workflow.RegisterOptions{Name: workflows.ReleaseWorkflow})
+	type run struct{ id, runID string }
+	var runs []run
+	// Visibility is eventually consistent: wait until it lists every run.
+	for i := 0; len(runs) != len(ids)+1 && i < 50; i++ {
+		runs = nil
+		for _, id := range ids {
+			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId = '%s'", id)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ex := range resp.Executions {
+				runs = append(runs, run{id, ex.GetExecution().GetRunId()})
+			}
+		}
+		if len(runs) != len(ids)+1 {
+			sleep100ms()
+		}
 	}
+	if len(runs) != len(ids)+1 {
+		t.Fatalf("visibility lists %d runs of %v, want %d (the failed release and the one after the fix)", len(runs), ids, len(ids)+1)
+	}
+	for _, r := range runs {
+		var h historypb.History
+		iter := c.GetWorkflowHistory(ctx, r.id, r.runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for iter.HasNext() {
+			e, err := iter.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Events = append(h.Events, e)
+		}
+		if err := replayer.ReplayWorkflowHistory(nil, &h); err != nil {
+			t.Errorf("%s run %s does not replay: %v", r.id, r.runID, err)
+		}
+	}
+}
+
+// releaseStateOf reads a release's state with `shipline status --output json`.
+func releaseStateOf(t *testing.T, s *stack, id string) workflows.ReleaseState {
+	t.Helper()
+	var st workflows.ReleaseState
+	statusJSON(t, s, id, &st)
+	return st
+}
+
+// deployStateOf reads a deployment's state with `shipline status --output json`.
+func deployStateOf(t *testing.T, s *stack, id string) workflows.DeployState {
+	t.Helper()
+	var st workflows.DeployState
+	statusJSON(t, s, id, &st)
+	return st
+}
+
+func statusJSON(t *testing.T, s *stack, id string, state any) {
+	t.Helper()
+	code, out, errOut := s.shipline("--output", "json", "status", id)
+	if code != 0 {
+		t.Fatalf("status %s: exit %d\n%s", id, code, errOut)
+	}
+	var res struct {
+		State json.RawMessage `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.State) == 0 {
+		t.Fatalf("status %s --output json: %v\n%s", id, err, out)
+	}
+	if err := json.Unmarshal(res.State, state); err != nil {
+		t.Fatalf("status %s: state: %v", id, err)
+	}
+}
+
+func stepNamed(steps []workflows.Step, name string) workflows.Step {
+	for _, s := range steps {
+		if s.Name == name {
+			return s
+		}
+	}
+	return workflows.Step{}
 }

@@ -2,10 +2,11 @@ package workflows
 
 import "github.com/shipline/shipline/internal/apperr"
 
-// MemoBuilds is the memo field in which a Deploy says how its release's builds
-// (and their tests) went: one of the Builds* values, absent until known.
-// `shipline releases` reads it: `latest` is the highest release whose builds
-// and tests passed, and a release whose tests failed is marked so.
+// MemoBuilds is the memo field in which a Release (step build and test) and
+// each Deploy say how the release's builds (and their tests) went: one of the
+// Builds* values, absent until known. `shipline releases` reads it: `latest`
+// is the highest release whose builds and tests passed, and a release whose
+// tests failed is marked so.
 const MemoBuilds = "builds"
 
 // Build outcomes of a deployment (MemoBuilds).

@@ -63,6 +63,11 @@ const (
 	// Shipline sealed it (internal/msgauth); an unsealed or forged claim claims
 	// nothing and is recorded as an attempt.
 	ChangeSealedClaims = "sealed-claims"
+	// ChangeReleaseBuildsFirst: Release builds and tests every pipeline at the
+	// commit (step build and test) before it pushes the tag; a release whose
+	// tests fail is never tagged. The artifacts stay in the build cache, where
+	// the deployment that follows finds them.
+	ChangeReleaseBuildsFirst = "release-builds-first"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -169,6 +174,8 @@ const (
 	StepAuthorize = "authorize"
 	StepResolve   = "resolve ref"
 	StepValidate  = "validate manifest"
+	// StepBuildTest builds and tests every pipeline before the tag is pushed.
+	StepBuildTest = "build and test"
 	StepTag       = "tag and push"
 	StepDeploy    = "deploy"
 )
@@ -227,6 +234,9 @@ type ReleaseState struct {
 	DeployID string `json:"deploy_id,omitempty"`
 	// Refusal holds the reason a request was refused or failed, as the user saw it.
 	Refusal string `json:"refusal,omitempty"`
+	// Builds are the pipelines built and tested before the tag was pushed
+	// (step build and test), by name; `shipline logs` reads their logs.
+	Builds map[string]PipelineBuild `json:"builds,omitempty"`
 
 	// Admins are the project's admins when it was released (who may delete it).
 	Admins []string `json:"admins,omitempty"`

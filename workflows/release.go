@@ -11,6 +11,7 @@ import (
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/signing"
 	"github.com/shipline/shipline/internal/version"
 )
@@ -28,8 +29,10 @@ var (
 //  1. authorize: the actor must be an admin of the project;
 //  2. resolve ref: the ref is resolved to a commit on the project's remote;
 //  3. validate manifest: shipline.yaml at that commit must be valid;
-//  4. tag and push: an annotated tag VERSION (tagger = actor) is pushed, idempotently;
-//  5. deploy: due with auto_deploy, skipped with --no-deploy or auto_deploy: false.
+//  4. build and test: every pipeline is built and tested at the commit (into
+//     the build cache the deploy reads); a failing test ends the release untagged;
+//  5. tag and push: an annotated tag VERSION (tagger = actor) is pushed, idempotently;
+//  6. deploy: due with auto_deploy, skipped with --no-deploy or auto_deploy: false.
 //
 // A refusal or permanent failure ends the workflow with a non-retryable error
 // whose message is what the user reads; the `state` query still answers.
@@ -53,6 +56,11 @@ type release struct {
 	guard     requestGuard
 	ctl       control
 	forged    error // why the input's carried state was refused
+	// buildsFirst: the release builds and tests before it tags
+	// (ChangeReleaseBuildsFirst); false when replaying an older release.
+	buildsFirst bool
+	// pipelines are the manifest's pipelines at the commit (step validate).
+	pipelines []manifest.Pipeline
 }
 
 // setup registers the state query first, so every later step is observable,
@@ -67,8 +75,13 @@ func (r *release) setup(ctx workflow.Context) error {
 		r.state = *r.in.Carried
 		r.guard.restore(r.in.CarriedPolicy, r.state.Requests)
 	} else {
+		steps := []string{StepAuthorize, StepResolve, StepValidate, StepTag, StepDeploy}
+		// Releases started before builds ran first replay without the step.
+		if r.buildsFirst = workflow.GetVersion(ctx, ChangeReleaseBuildsFirst, workflow.DefaultVersion, 1) >= 1; r.buildsFirst {
+			steps = []string{StepAuthorize, StepResolve, StepValidate, StepBuildTest, StepTag, StepDeploy}
+		}
 		r.state = ReleaseState{
-			Progress: Progress{Status: StatusRunning, Steps: newSteps(StepAuthorize, StepResolve, StepValidate, StepTag, StepDeploy)},
+			Progress: Progress{Status: StatusRunning, Steps: newSteps(steps...)},
 			Project:  r.in.Project, Version: r.in.Version, Ref: r.in.Ref, Actor: r.in.Actor,
 		}
 		if r.state.Ref == "" {
@@ -133,7 +146,11 @@ func (r *release) releaseHooks() parkHooks {
 		parked: func(ctx workflow.Context, p Parked) {
 			setStep(r.state.Steps, p.Step, StepFailed, p.Reason, p.Since)
 			r.state.Status, r.state.Parked = StatusParked, &p
-			r.state.Summary = parkedSummary(p, workflow.GetInfo(ctx).WorkflowExecution.ID, "when the remote is back")
+			hint := "when the remote is back"
+			if p.Step == StepBuildTest {
+				hint = "once the worker can build it"
+			}
+			r.state.Summary = parkedSummary(p, workflow.GetInfo(ctx).WorkflowExecution.ID, hint)
 			r.publishQuiet(ctx)
 		},
 		resumed: func(ctx workflow.Context, step string) {
@@ -183,7 +200,7 @@ func (r *release) run(ctx workflow.Context) (ReleaseState, error) {
 	return r.state, r.keepRecord(ctx)
 }
 
-// releaseOnce runs the five steps of a new release.
+// releaseOnce runs the steps of a new release.
 func (r *release) releaseOnce(ctx workflow.Context) error {
 	if err := r.checkInput(); err != nil {
 		return r.refuse(ctx, StepAuthorize, apperr.InvalidInput, err.Error())
@@ -210,10 +227,15 @@ func (r *release) releaseOnce(ctx workflow.Context) error {
 		return err
 	}
 	hooks := r.releaseHooks()
-	for _, step := range []struct {
+	type step struct {
 		name string
 		fn   func(workflow.Context) error
-	}{{StepResolve, r.resolve}, {StepValidate, r.validate}, {StepTag, r.tag}} {
+	}
+	steps := []step{{StepResolve, r.resolve}, {StepValidate, r.validate}}
+	if r.buildsFirst {
+		steps = append(steps, step{StepBuildTest, r.buildAndTest})
+	}
+	for _, step := range append(steps, step{StepTag, r.tag}) {
 		if err := r.ctl.attempt(ctx, step.name, step.fn, hooks); err != nil {
 			return err
 		}
@@ -325,6 +347,7 @@ func (r *release) validate(ctx workflow.Context) error {
 		msg := fmt.Sprintf("shipline.yaml at %s (%s) is invalid; fix it, commit, and release again:\n%s", short(r.state.Commit), r.state.Ref, out.Diagnostics.Error())
 		return r.refuse(ctx, StepValidate, apperr.InvalidManifest, msg)
 	}
+	r.pipelines = out.Pipelines
 	r.done(ctx, StepValidate, "shipline.yaml is valid")
 	return nil
 }
@@ -380,6 +403,9 @@ func (r *release) publish(ctx workflow.Context) error {
 		MemoLinked: r.state.Linked, MemoStages: r.state.Stages, MemoFabrics: sortedNames(r.state.Fabrics), MemoAdopted: r.state.Adopted}
 	if r.state.Commit != "" {
 		memo[MemoCommit] = r.state.Commit
+	}
+	if b := buildsOutcome(r.state.Builds, len(r.state.Builds)); b != "" {
+		memo[MemoBuilds] = b
 	}
 	if err := workflow.UpsertMemo(ctx, memo); err != nil {
 		return err

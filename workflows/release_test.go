@@ -15,6 +15,7 @@ import (
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/signing"
 )
 
@@ -25,8 +26,11 @@ type releaseEnv struct {
 	t       *testing.T
 	tagCall *CreateTagCall
 	deploys []DeployInput // auto_deploy children started
-	pol     signing.Policy
-	audit   *projectAudit
+	// events are the build and tag activities in the order they ran:
+	// "build <pipeline>" and "tag <version>".
+	events []string
+	pol    signing.Policy
+	audit  *projectAudit
 }
 
 // CreateTagCall captures the tag the workflow asked for.
@@ -46,6 +50,7 @@ func newReleaseEnv(t *testing.T, settings activities.ProjectSettings) *releaseEn
 	env.RegisterActivity(&activities.Git{})
 	env.RegisterActivity(&activities.Config{})
 	env.RegisterActivity(&activities.Messages{})
+	env.RegisterActivity(&activities.Build{})
 	e.audit = installProjectAudit(env)
 	env.OnActivity(configActs.Project, mock.Anything, activities.ProjectInput{Project: "demo"}).Return(settings, nil)
 	env.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.pol, nil })
@@ -57,11 +62,29 @@ func (e *releaseEnv) okGit(created bool) {
 	e.OnActivity(gitActs.ResolveRef, mock.Anything, mock.MatchedBy(func(in activities.ResolveRefInput) bool { return in.Project == "demo" && in.Ref == "main" })).
 		Return(activities.ResolveRefOutput{Commit: commit}, nil)
 	e.OnActivity(gitActs.ValidateManifest, mock.Anything, activities.ValidateManifestInput{Project: "demo", Commit: commit}).
-		Return(activities.ValidateManifestOutput{Name: "demo"}, nil)
+		Return(activities.ValidateManifestOutput{Name: "demo", Pipelines: demoPipelines}, nil)
 	e.OnActivity(gitActs.CreateTag, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CreateTagInput) (activities.CreateTagOutput, error) {
 			e.tagCall.in = in
+			e.events = append(e.events, "tag "+in.Version)
 			return activities.CreateTagOutput{Created: created, Tagger: in.Tagger, When: in.When}, nil
+		})
+	e.okBuilds()
+}
+
+// demoPipelines are the pipelines of the manifest okGit validates.
+var demoPipelines = []manifest.Pipeline{
+	{Name: "ingest", Path: "pipelines/ingest", Language: manifest.Python},
+	{Name: "score", Path: "pipelines/score", Language: manifest.Scala, Build: "sbt package", Artifact: "target/*.jar"},
+}
+
+// okBuilds builds every pipeline (from the cache when its build input says so).
+func (e *releaseEnv) okBuilds() {
+	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.BuildInput) (activities.BuildOutput, error) {
+			e.events = append(e.events, "build "+in.Pipeline.Name)
+			return activities.BuildOutput{Pipeline: in.Pipeline.Name, File: in.Pipeline.Name + ".whl", SHA256: "sha-" + in.Pipeline.Name,
+				LogPath: "/state/logs/builds/" + in.Pipeline.Name + ".log"}, nil
 		})
 }
 
@@ -154,7 +177,7 @@ func TestReleaseIdempotentWhenTagExists(t *testing.T) {
 	if state.Status != StatusReleased || state.TagCreated {
 		t.Fatalf("state = %+v, want released with TagCreated=false", state)
 	}
-	if d := state.Steps[3].Detail; !strings.Contains(d, "already on") {
+	if d := stepOf(state.Steps, StepTag).Detail; !strings.Contains(d, "already on") {
 		t.Fatalf("tag step detail = %q", d)
 	}
 }
@@ -182,8 +205,8 @@ func TestReleaseRefusesInvalidManifest(t *testing.T) {
 	if !strings.Contains(msg, "shipline.yaml:7:12: error: job \"daily\" names unknown pipeline \"ingest\"") || !strings.Contains(msg, "fix: define pipelines.ingest") {
 		t.Fatalf("message = %q", msg)
 	}
-	if state.Steps[3].Status != StepPending {
-		t.Fatalf("tagged despite an invalid manifest: %+v", state.Steps[3])
+	if st := stepOf(state.Steps, StepTag); st.Status != StepPending {
+		t.Fatalf("tagged despite an invalid manifest: %+v", st)
 	}
 }
 
@@ -233,7 +256,7 @@ func TestReleaseRetriesTransientGitFailure(t *testing.T) {
 func TestReleaseDeployPlan(t *testing.T) {
 	e := newReleaseEnv(t, admins())
 	e.okGit(true)
-	if s := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", NoDeploy: true}); s.Deploy != DeploySkipped || s.Steps[4].Status != StepSkipped || len(e.deploys) != 0 {
+	if s := e.runOpen(ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", NoDeploy: true}); s.Deploy != DeploySkipped || stepOf(s.Steps, StepDeploy).Status != StepSkipped || len(e.deploys) != 0 {
 		t.Fatalf("--no-deploy: %+v", s)
 	}
 	manual := admins()

@@ -11,6 +11,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 // newKey returns a random base64 AES-256 key.
@@ -226,12 +228,12 @@ func TestFailureMessagesAreEncrypted(t *testing.T) {
 	}
 	c := mustParse(t, "k1:"+newKey(t))
 	fc := c.FailureConverter()
-	f := fc.ErrorToFailure(temporal.NewNonRetryableApplicationError("ref secret-branch is not a branch", "UnknownRef", nil))
+	f := fc.ErrorToFailure(temporal.NewNonRetryableApplicationError("ref secret-branch is not a branch", apperr.UnknownRef, nil))
 	raw, _ := proto.Marshal(f)
 	if bytes.Contains(raw, []byte("secret-branch")) {
 		t.Fatalf("the failure holds its message in plaintext: %v", f)
 	}
-	if f.GetApplicationFailureInfo().GetType() != "UnknownRef" || string(f.GetEncodedAttributes().GetMetadata()[MetadataKeyID]) != "k1" {
+	if f.GetApplicationFailureInfo().GetType() != apperr.UnknownRef || string(f.GetEncodedAttributes().GetMetadata()[MetadataKeyID]) != "k1" {
 		t.Errorf("failure type or encryption lost: %v", f)
 	}
 	if err := fc.FailureToError(f); err == nil || !strings.Contains(err.Error(), "ref secret-branch is not a branch") {

@@ -200,6 +200,7 @@ func newAppWith(g *globals) *ucli.App {
 		Commands: []*ucli.Command{
 			validateCommand(g),
 			checkCommand(g),
+			initCommand(g),
 			releaseCommand(g),
 			releasesCommand(g),
 			deployCommand(g),

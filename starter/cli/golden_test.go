@@ -315,6 +315,28 @@ func TestGoldenLogs(t *testing.T) {
 	}
 }
 
+// logs of a release whose tests failed before its tag: it has no
+// deployment, so its own builds (step build and test) are shown.
+func TestGoldenLogsReleaseTestsFailed(t *testing.T) {
+	relID := workflows.ReleaseID("demo", "v1.1.0")
+	rel := releaseState(workflows.StatusFailed, "release v1.1.0 of demo failed: the tests of pipeline score failed",
+		step(workflows.StepBuildTest, workflows.StepFailed, "the tests of pipeline score failed"))
+	rel.Builds = map[string]workflows.PipelineBuild{
+		"ingest": {Pipeline: "ingest", Status: workflows.StepDone, File: "ingest.whl", LogPath: "/state/logs/ingest.log"},
+		"score":  {Pipeline: "score", Status: workflows.StepFailed, Error: "tests failed", LogPath: "/state/logs/score.log", LogTail: "FAILED test_score"},
+	}
+	f := newFake()
+	f.add(relID, &fakeWF{typ: workflows.ReleaseWorkflow, states: []any{rel}})
+	f.reads[workflows.ReadLogsUpdate] = workflows.ReadLogsOutput{Logs: []activities.LogFile{
+		{Path: "/state/logs/score.log", Content: "collected 3 items\nFAILED test_score - assert 0.4 > 0.5\n"},
+		{Path: "/state/logs/ingest.log", Content: "Successfully built ingest.whl\n"},
+	}}
+	code, stdout, _ := golden(t, "logs_release_tests_failed", f, "logs", relID)
+	if code != ExitOK || !strings.Contains(stdout, "assert 0.4 > 0.5") || strings.Index(stdout, "score") > strings.Index(stdout, "ingest") {
+		t.Errorf("exit %d; the release's failed build's log must be shown first:\n%s", code, stdout)
+	}
+}
+
 func TestGoldenVotesAndDelete(t *testing.T) {
 	pid := workflows.PromoteID("demo", "v1.0.0")
 	f := newFake()

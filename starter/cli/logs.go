@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
+	"go.temporal.io/sdk/client"
 
 	"github.com/shipline/shipline/workflows"
 )
@@ -15,7 +16,7 @@ import (
 func logsCommand(g *globals) *ucli.Command {
 	return &ucli.Command{
 		Name:      "logs",
-		Usage:     "print a deployment's build logs, a failed build's first (a release ID shows its deployment's)",
+		Usage:     "print a deployment's build logs, a failed build's first (a release ID shows its deployment's, or the release's own builds and tests when they failed before the tag)",
 		ArgsUsage: "ID",
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
@@ -65,6 +66,11 @@ func runLogs(ctx context.Context, g *globals, id string) error {
 			return failed(fmt.Errorf("%s did not answer with its state; try `shipline status %s`", id, id))
 		}
 		if depID = releaseDeployment(rel); depID == "" {
+			// A release whose builds failed before its tag has no deployment:
+			// its own builds (step build and test) are the logs.
+			if res := readBuilds(id, rel); len(res.Logs) > 0 {
+				return printBuildLogs(ctx, g, c, id, rel, res)
+			}
 			if g.json() {
 				return printJSON(g, logsResult{Logs: []buildLog{}, Problems: []string{id + " has no deployment yet"}})
 			}
@@ -80,7 +86,12 @@ func runLogs(ctx context.Context, g *globals, id string) error {
 	if !ok {
 		return failed(fmt.Errorf("%s did not answer with its state; try `shipline status %s`", depID, depID))
 	}
-	res := readBuilds(depID, raw)
+	return printBuildLogs(ctx, g, c, depID, raw, readBuilds(depID, raw))
+}
+
+// printBuildLogs reads the log files of res's builds from the worker and
+// prints them; id and raw are the deployment (or release) and its state.
+func printBuildLogs(ctx context.Context, g *globals, c client.Client, id string, raw json.RawMessage, res logsResult) error {
 	var paths []string
 	for _, l := range res.Logs {
 		if l.Path != "" {
@@ -89,7 +100,7 @@ func runLogs(ctx context.Context, g *globals, id string) error {
 	}
 	if len(paths) > 0 {
 		var out workflows.ReadLogsOutput
-		if err := readProject(ctx, g, c, deploymentProject(depID, raw), workflows.ReadLogsUpdate, workflows.ReadLogsInput{Paths: paths}, &out); err != nil {
+		if err := readProject(ctx, g, c, deploymentProject(id, raw), workflows.ReadLogsUpdate, workflows.ReadLogsInput{Paths: paths}, &out); err != nil {
 			res.Problems = append(res.Problems, "could not read the log files: "+err.Error())
 		}
 		byPath := map[string]int{}

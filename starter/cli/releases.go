@@ -51,9 +51,10 @@ type releaseRow struct {
 	Source    string    `json:"source"` // shipline, adopted (a tag pushed by hand, then released) or external
 	Latest    bool      `json:"latest"`
 	Status    string    `json:"status"` // released, releasing, or tagged (seen on the remote only)
-	// Builds says how its deployments' builds and tests went: passed, tests
-	// failed, build failed, or "" when no deployment has built it yet. Only a
-	// release whose builds and tests passed can be the latest.
+	// Builds says how its builds and tests went — at release, before the tag
+	// was pushed, or in its deployments: passed, tests failed, build failed,
+	// or "" when nothing has built it yet. Only a release whose builds and
+	// tests passed can be the latest.
 	Builds     string `json:"builds"`
 	WorkflowID string `json:"workflow_id,omitempty"`
 	// Stages reached through promotion; Fabrics it is deployed to. Linked
@@ -78,7 +79,7 @@ func runReleases(ctx context.Context, g *globals, o releasesOptions) error {
 		return failed(fmt.Errorf("list deployments of %s: %w", o.project, err))
 	}
 	for i := range rows {
-		rows[i].Builds = builds[rows[i].Version]
+		rows[i].Builds = worseBuilds(rows[i].Builds, builds[rows[i].Version])
 	}
 	if o.refresh {
 		tags, err := remoteTags(ctx, g, c, o.project)
@@ -209,6 +210,7 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 	}
 	var m struct {
 		status, commit, by string
+		builds             string
 		at                 time.Time
 		stages, fabrics    []string
 		linked, adopted    bool
@@ -223,6 +225,7 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 	_ = dc.FromPayload(fields[workflows.MemoCommit], &m.commit)
 	_ = dc.FromPayload(fields[workflows.MemoCreatedBy], &m.by)
 	_ = dc.FromPayload(fields[workflows.MemoCreatedAt], &m.at)
+	_ = dc.FromPayload(fields[workflows.MemoBuilds], &m.builds)
 	switch {
 	case m.status == string(workflows.StatusReleased):
 	case m.status == string(workflows.StatusRunning) && status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
@@ -235,7 +238,7 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 		source = "adopted"
 	}
 	return releaseRow{Version: v, Commit: m.commit, CreatedBy: m.by, CreatedAt: m.at, Source: source, Status: m.status, WorkflowID: id,
-		Stages: m.stages, Fabrics: m.fabrics, Linked: m.linked}, true
+		Stages: m.stages, Fabrics: m.fabrics, Linked: m.linked, Builds: m.builds}, true
 }
 
 // remoteTags asks the project's entity to list its remote's tags (the worker fetches them).

@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/converter"
+
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -67,5 +71,34 @@ v0.9.0                    9999999  dev         2026-11-22 10:00  external  tagge
 `
 	if got := out.String(); got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", strings.ReplaceAll(got, " ", "·"), strings.ReplaceAll(want, " ", "·"))
+	}
+}
+
+// A release built and tested before its tag carries the outcome in its own
+// memo: a --no-deploy release whose builds passed can be the latest, and a
+// release whose tests failed before the tag (status failed) is not listed.
+func TestReleaseRowReadsReleaseBuilds(t *testing.T) {
+	memo := func(status, builds string) *commonpb.Memo {
+		fields := map[string]*commonpb.Payload{}
+		for k, v := range map[string]string{workflows.MemoStatus: status, workflows.MemoBuilds: builds, workflows.MemoCreatedBy: "alice"} {
+			p, err := converter.GetDefaultDataConverter().ToPayload(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fields[k] = p
+		}
+		return &commonpb.Memo{Fields: fields}
+	}
+	row, ok := releaseFromExecution("demo", workflows.ReleaseID("demo", "v1.2.0"), enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, memo(string(workflows.StatusReleased), workflows.BuildsPassed))
+	if !ok || row.Builds != workflows.BuildsPassed {
+		t.Fatalf("released row %+v (listed %v), want builds passed", row, ok)
+	}
+	rows := []releaseRow{row, {Version: "v1.1.0", Source: "shipline", Status: "released", Builds: workflows.BuildsPassed}}
+	markLatest(rows)
+	if !rows[0].Latest || rows[0].Version != "v1.2.0" {
+		t.Fatalf("rows %+v: the release built and tested before its tag is the latest", rows)
+	}
+	if row, ok := releaseFromExecution("demo", workflows.ReleaseID("demo", "v1.3.0"), enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, memo(string(workflows.StatusFailed), workflows.TestsFailed)); ok {
+		t.Fatalf("a release whose tests failed before the tag is listed: %+v", row)
 	}
 }

@@ -1,0 +1,3 @@
+name := "scorer"
+version := "0.3.0"
+scalaVersion := "2.12.18"

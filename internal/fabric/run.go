@@ -22,6 +22,9 @@ type Runner interface {
 	// CancelRun asks the fabric to cancel the run. Cancelling a run that has
 	// already ended is not an error.
 	CancelRun(ctx context.Context, project, job, runID string) error
+	// ActiveRuns returns the job's runs that have not ended, newest first
+	// (for deploys that must wait for, refuse or cancel running jobs).
+	ActiveRuns(ctx context.Context, project, job string) ([]Run, error)
 }
 
 // AsRunner returns f's run operations, or false when its kind cannot run jobs.
@@ -67,6 +70,9 @@ const (
 	RunFailed    RunResult = "failed"
 	RunCancelled RunResult = "cancelled"
 	RunTimedOut  RunResult = "timedout"
+	// RunSkipped: the fabric did not run it (Databricks skips a run when the
+	// job's max_concurrent_runs are all busy and its queue is off).
+	RunSkipped RunResult = "skipped"
 )
 
 // Run is one run of a job as the fabric reports it.

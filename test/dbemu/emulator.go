@@ -1,5 +1,5 @@
 // Package dbemu is an in-process emulator of the subset of the Databricks REST
-// API that Shipline uses: Jobs 2.2, Workspace, the Files API for /Volumes and
+// API that Shipline uses: Jobs 2.2 (jobs and runs, see runs.go), Workspace, the Files API for /Volumes and
 // DBFS. It follows the real API's paths, payloads, status codes and error bodies
 // ({"error_code": "...", "message": "..."}) closely enough that tests drive it
 // only through databricks-sdk-go. It checks bearer tokens, records every request
@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go"
@@ -66,6 +67,12 @@ type Emulator struct {
 	jobs      map[int64]*job
 	nextJobID int64
 
+	skew      atomic.Int64 // Advance: how far the clock is ahead of time.Now
+	runs      map[int64]*run
+	runTokens map[string]int64 // idempotency_token → run_id
+	nextRunID int64
+	behaviors map[string]TaskBehavior
+
 	volumes map[string]bool // "/Volumes/c/s/v"
 	vfiles  map[string]*blob
 	vdirs   map[string]time.Time
@@ -100,18 +107,20 @@ func New(opts Options) *Emulator {
 		seed = time.Now().UnixNano()
 	}
 	e := &Emulator{
-		user:     opts.User,
-		tokens:   map[string]tokenState{},
-		now:      time.Now,
-		jobs:     map[int64]*job{},
-		volumes:  map[string]bool{},
-		vfiles:   map[string]*blob{},
-		vdirs:    map[string]time.Time{},
-		ws:       map[string]*wsObject{},
-		dbfs:     map[string]*blob{},
-		dbfsDirs: map[string]time.Time{"/": time.Now()},
-		handles:  map[int64]*dbfsHandle{},
-		rng:      rand.New(rand.NewSource(seed)),
+		user:      opts.User,
+		tokens:    map[string]tokenState{},
+		jobs:      map[int64]*job{},
+		runs:      map[int64]*run{},
+		runTokens: map[string]int64{},
+		behaviors: map[string]TaskBehavior{},
+		volumes:   map[string]bool{},
+		vfiles:    map[string]*blob{},
+		vdirs:     map[string]time.Time{},
+		ws:        map[string]*wsObject{},
+		dbfs:      map[string]*blob{},
+		dbfsDirs:  map[string]time.Time{"/": time.Now()},
+		handles:   map[int64]*dbfsHandle{},
+		rng:       rand.New(rand.NewSource(seed)),
 	}
 	if e.user == "" {
 		e.user = "shipline@example.com"
@@ -120,6 +129,8 @@ func New(opts Options) *Emulator {
 	e.nextJobID = 1_000_000_000_000_000 + e.rng.Int63n(1_000_000_000_000)
 	e.nextObject = 1_000_000_000 + e.rng.Int63n(1_000_000)
 	e.nextHandle = 1 + e.rng.Int63n(1_000_000)
+	e.nextRunID = 100_000_000_000_000 + e.rng.Int63n(1_000_000_000_000)
+	e.now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
 	tokens := opts.Tokens
 	if len(tokens) == 0 {
 		tokens = []string{DefaultToken}
@@ -356,6 +367,10 @@ func (e *Emulator) routes() {
 	m.HandleFunc("GET /api/2.2/jobs/get", e.jobsGet)
 	m.HandleFunc("GET /api/2.2/jobs/list", e.jobsList)
 	m.HandleFunc("POST /api/2.2/jobs/delete", e.jobsDelete)
+	m.HandleFunc("POST /api/2.2/jobs/run-now", e.runsRunNow)
+	m.HandleFunc("GET /api/2.2/jobs/runs/get", e.runsGet)
+	m.HandleFunc("GET /api/2.2/jobs/runs/list", e.runsList)
+	m.HandleFunc("POST /api/2.2/jobs/runs/cancel", e.runsCancel)
 
 	m.HandleFunc("POST /api/2.0/workspace/import", e.wsImport)
 	m.HandleFunc("GET /api/2.0/workspace/get-status", e.wsGetStatus)

@@ -386,8 +386,9 @@ type airflowAPI struct {
 	env              Env
 	client           *http.Client
 
-	mu    sync.Mutex
-	token string // Airflow 3 JWT, obtained on a 401 with credentials
+	mu      sync.Mutex
+	token   string // Airflow 3 JWT, obtained on a 401 with credentials
+	version string // "v2" or "v1" once a run call found out (see call)
 }
 
 // setPaused PATCHes /api/v2/dags/{dag_id} (Airflow 3), falling back to
@@ -446,14 +447,20 @@ func (a *airflowAPI) statusError(status int, msg, what string) error {
 // token exchange whose answer is lost is transient too, never taken for
 // refused credentials.
 func (a *airflowAPI) do(ctx context.Context, method, path, body string, mayToken bool) (int, string, error) {
+	status, data, err := a.doRaw(ctx, method, path, body, mayToken)
+	return status, airflowErrorText(data), err
+}
+
+// doRaw is do returning the answer's body.
+func (a *airflowAPI) doRaw(ctx context.Context, method, path, body string, mayToken bool) (int, []byte, error) {
 	user, pass := a.credentials()
-	status, msg, err := a.send(ctx, method, path, body, user, pass)
+	status, data, err := a.send(ctx, method, path, body, user, pass)
 	if err != nil || status != http.StatusUnauthorized || !mayToken || user == "" || a.bearer() != "" {
-		return status, msg, err
+		return status, data, err
 	}
 	tok, err := a.fetchToken(ctx, user, pass)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, err
 	}
 	if tok != "" {
 		a.mu.Lock()
@@ -461,7 +468,7 @@ func (a *airflowAPI) do(ctx context.Context, method, path, body string, mayToken
 		a.mu.Unlock()
 		return a.send(ctx, method, path, body, user, pass)
 	}
-	return status, msg, nil
+	return status, data, nil
 }
 
 func (a *airflowAPI) bearer() string {
@@ -477,14 +484,14 @@ func (a *airflowAPI) credentials() (string, string) {
 	return a.env(a.userEnv), a.env(a.passEnv)
 }
 
-func (a *airflowAPI) send(ctx context.Context, method, path, body, user, pass string) (int, string, error) {
+func (a *airflowAPI) send(ctx context.Context, method, path, body, user, pass string) (int, []byte, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != "" {
@@ -498,11 +505,14 @@ func (a *airflowAPI) send(ctx context.Context, method, path, body, user, pass st
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, airflowErrorText(data), nil
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode, data, nil
 }
 
 // airflowErrorText extracts the message of an Airflow error body

@@ -20,6 +20,8 @@ package fabric
 //     Such a run reads back as failed.
 //   - A failing task's note (Airflow keeps no error text on a task
 //     instance) is its message; a run's message names its failed tasks.
+//   - A paused DAG is not triggered: Airflow would leave the run queued
+//     until the DAG is unpaused, so the start is refused, saying so.
 //   - ListRuns reads the runs without their tasks (one call); GetRun reads
 //     the run and its task instances.
 
@@ -179,6 +181,9 @@ func (a *airflowFabric) StartRun(ctx context.Context, r RunRequest) (RunRef, err
 	if version != "" {
 		conf[ConfVersion] = version
 	}
+	if err := a.refusePaused(ctx, api, dag, r.Job); err != nil {
+		return RunRef{}, err
+	}
 	id := AirflowRunID(r.Key)
 	body, _ := json.Marshal(map[string]any{"dag_run_id": id, "logical_date": time.Now().UTC().Format(time.RFC3339Nano), "conf": conf})
 	rest := "dags/" + url.PathEscape(dag) + "/dagRuns"
@@ -199,6 +204,27 @@ func (a *airflowFabric) StartRun(ctx context.Context, r RunRequest) (RunRef, err
 		return RunRef{}, api.statusError(status, airflowErrorText(data), "POST "+api.base+"/api/"+v+"/"+rest)
 	}
 	return RunRef{ID: id, URL: api.runURL(v, dag, id)}, nil
+}
+
+// refusePaused refuses to trigger a paused DAG: Airflow does not schedule the
+// tasks of a paused DAG's runs, so the run would wait, queued, until someone
+// unpauses it.
+func (a *airflowFabric) refusePaused(ctx context.Context, api *airflowAPI, dag, job string) error {
+	var info struct {
+		IsPaused bool `json:"is_paused"`
+	}
+	_, found, err := a.get(ctx, api, "dags/"+url.PathEscape(dag), &info)
+	switch {
+	case err != nil:
+		return err
+	case !found:
+		return &apperr.Error{Type: apperr.DagNotParsed,
+			Msg: fmt.Sprintf("fabric %q: Airflow does not know DAG %s yet (the scheduler has not parsed the file); will retry", a.name, dag)}
+	case info.IsPaused:
+		return &apperr.Error{Type: apperr.FabricRejected,
+			Msg: fmt.Sprintf("airflow fabric %q: DAG %s is paused, and Airflow does not run the tasks of a paused DAG (the run would stay queued); unpause it (fabrics.%s.jobs.%s.paused: false in shipline.yaml, or no pause_schedules on the fabric in platform.yaml) and deploy again", a.name, dag, a.name, job)}
+	}
+	return nil
 }
 
 func (api *airflowAPI) runURL(v, dag, id string) string {

@@ -137,3 +137,32 @@ func TestAirflowRunID(t *testing.T) {
 		t.Fatalf("AirflowRunID: %q %q", a, b)
 	}
 }
+
+// A paused DAG is not triggered (its run would stay queued); the stand-in
+// keeps such a run queued until the DAG is unpaused, as Airflow does.
+func TestAirflowRunPausedDAG(t *testing.T) {
+	ctx := context.Background()
+	s, f := afRunSetup(t, "v2")
+	if err := upsertPaused(t, f, true); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.StartRun(ctx, RunRequest{Project: "demo", Job: "orders", Key: "k"})
+	if fe := dbKind(t, err, apperr.FabricRejected, true); !strings.Contains(fe.Msg, "DAG demo__orders is paused") || !strings.Contains(fe.Msg, "fabrics.af.jobs.orders.paused: false") {
+		t.Fatalf("message = %q", fe.Msg)
+	}
+	if ids := s.RunIDs("demo__orders"); len(ids) != 0 {
+		t.Fatalf("runs of a paused DAG were triggered: %v", ids)
+	}
+	if err := upsertPaused(t, f, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.StartRun(ctx, RunRequest{Project: "demo", Job: "orders", Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// upsertPaused sets the DAG's is_paused through the fabric's own pause call.
+func upsertPaused(t *testing.T, f Runner, paused bool) error {
+	t.Helper()
+	return f.(*airflowFabric).api.setPaused(context.Background(), "demo__orders", paused)
+}

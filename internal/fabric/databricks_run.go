@@ -206,11 +206,14 @@ func (d *databricksFabric) GetRun(ctx context.Context, project, job, runID strin
 	if err != nil {
 		return Run{}, d.fail(fmt.Sprintf("runs/get of run %s", runID), err)
 	}
-	jobID, err := d.jobID(ctx, project, job)
-	if err != nil {
-		return Run{}, err
-	}
-	if run.JobId != jobID {
+	// The run must belong to the job: its job carries the job's tags (a
+	// run of a job deleted since is taken as it is).
+	owner, err := w.Jobs.GetByJobId(ctx, run.JobId)
+	switch {
+	case isMissingJob(err):
+	case err != nil:
+		return Run{}, d.fail(fmt.Sprintf("reading job %d of run %s", run.JobId, runID), err)
+	case owner.Settings == nil || owner.Settings.Tags[TagProject] != project || owner.Settings.Tags[TagJob] != job:
 		return Run{}, notFound
 	}
 	return d.runOf(project, *run), nil

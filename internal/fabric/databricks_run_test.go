@@ -201,3 +201,23 @@ func TestIdempotencyTokenFits(t *testing.T) {
 		t.Fatalf("IdempotencyToken(%q) = %q (%d)", long, tok, len(tok))
 	}
 }
+
+// A run of another job is not a run of this one.
+func TestDatabricksGetRunOfAnotherJob(t *testing.T) {
+	ctx := context.Background()
+	_, d, _ := dbSetup(t, dbVolume)
+	dbRunJob(t, d, "")
+	ref, err := d.StartRun(ctx, RunRequest{Project: "demo", Job: "nightly", Key: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.UpsertJob(ctx, JobSpec{Project: "demo", Job: "other", Definition: []byte(`{"name": "other"}`), Version: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetRun(ctx, "demo", "other", ref.ID); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("GetRun through another job: %v", err)
+	}
+	if err := d.CancelRun(ctx, "demo", "other", ref.ID); err == nil {
+		t.Fatal("a run was cancelled through another job")
+	}
+}

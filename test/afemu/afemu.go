@@ -11,7 +11,10 @@
 // Running time and ends success, or failed (with the behaviour's Fail text as
 // the task instance's note); tasks downstream of a failure end
 // upstream_failed. A run is queued until its first task runs, running until
-// every task ended, then success or failed.
+// every task ended, then success or failed. As in Airflow, the tasks of a run
+// triggered while its DAG is paused are not scheduled: the run stays queued
+// until the DAG is unpaused (pausing a DAG later does not stop runs already
+// going, a simplification).
 package afemu
 
 import (
@@ -94,6 +97,7 @@ type dagRun struct {
 	id, dagID  string
 	logical    time.Time
 	created    time.Time
+	base       time.Time // when its tasks may start (zero: its DAG is paused)
 	conf       map[string]any
 	behaviors  map[string]Behavior
 	tasks      []Task
@@ -297,8 +301,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 		}
 		return m
 	}
-	if m := seg(reDag); m != nil && r.Method == http.MethodPatch {
-		s.patchDag(w, r, m[1], body)
+	if m := seg(reDag); m != nil {
+		switch r.Method {
+		case http.MethodPatch:
+			s.patchDag(w, r, m[1], body)
+		case http.MethodGet:
+			d := s.dags[m[1]]
+			if d == nil {
+				problem(w, http.StatusNotFound, fmt.Sprintf("DAG with dag_id: '%s' not found", m[1]))
+				return
+			}
+			writeJSON(w, map[string]any{"dag_id": d.id, "is_paused": d.paused, "is_active": true})
+		default:
+			problem(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+		}
 		return
 	}
 	if m := seg(reRuns); m != nil {
@@ -369,6 +385,13 @@ func (s *Server) patchDag(w http.ResponseWriter, r *http.Request, id string, bod
 		return
 	}
 	d.paused = *b.IsPaused
+	if !d.paused {
+		for _, run := range d.runs {
+			if run.base.IsZero() {
+				run.base = s.now()
+			}
+		}
+	}
 	writeJSON(w, map[string]any{"dag_id": id, "is_paused": d.paused})
 }
 
@@ -413,6 +436,9 @@ func (s *Server) trigger(w http.ResponseWriter, dagID string, body []byte) {
 		return
 	}
 	run := &dagRun{id: id, dagID: dagID, created: now, conf: conf, behaviors: map[string]Behavior{}, tasks: d.tasks}
+	if !d.paused {
+		run.base = now
+	}
 	if logical != nil {
 		run.logical = logical.UTC()
 	} else if s.version == "v1" {
@@ -475,7 +501,7 @@ func (run *dagRun) schedule() map[string]taskState {
 			return v
 		}
 		out[t.ID] = taskState{id: t.ID, state: "upstream_failed"} // cycle guard
-		ready, failed := run.created, false
+		ready, failed := run.base, false
 		for _, u := range t.Upstream {
 			if ut, ok := byID[u]; ok {
 				uv := visit(ut)
@@ -507,6 +533,16 @@ func (s *Server) taskStates(run *dagRun) []taskState {
 	now := s.now()
 	plan := run.schedule()
 	var out []taskState
+	if run.base.IsZero() { // waiting for its DAG to be unpaused
+		for _, t := range run.tasks {
+			v := taskState{id: t.ID}
+			if !run.markedAt.IsZero() && !now.Before(run.markedAt) {
+				v.state, v.end = "skipped", run.markedAt
+			}
+			out = append(out, v)
+		}
+		return out
+	}
 	for _, t := range run.tasks {
 		v := plan[t.ID]
 		if !run.markedAt.IsZero() && !now.Before(run.markedAt) && (v.end.IsZero() || run.markedAt.Before(v.end)) {

@@ -16,7 +16,7 @@ import (
 // on it with DAG demo__orders (extract → load) deployed at v1.4.0.
 func afRunSetup(t *testing.T, version string) (*afemu.Server, Runner) {
 	t.Helper()
-	s := afemu.Start(afemu.Options{Version: version})
+	s := afemu.Start(afemu.Options{Version: version, Token: "jwt-run"})
 	t.Cleanup(s.Close)
 	s.AddDAG("demo__orders", afemu.Task{ID: "extract"}, afemu.Task{ID: "load", Upstream: []string{"extract"}})
 	cfg, dags, _ := airflowConfig(t, s.URL)

@@ -2,20 +2,18 @@ package fabric
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/test/afemu"
 )
 
 const validDAG = `from datetime import datetime
@@ -228,124 +226,13 @@ func TestAirflowArtifacts(t *testing.T) {
 	}
 }
 
-// fakeAirflow serves the endpoints Shipline uses, for one API version ("v1"
-// or "v2"), and records every request.
-type fakeAirflow struct {
-	mu       sync.Mutex
-	version  string
-	known    map[string]bool // dag ids the scheduler has parsed
-	status   int             // forced status of PATCH (0: normal)
-	bearer   string          // when set, v2 needs this token (Airflow 3)
-	requests []string        // "METHOD path?query body"
-	paused   map[string]bool
-
-	// The next loseTimes calls whose "METHOD path" starts with losePrefix
-	// act, then answer loseStatus with an Airflow error body (0: the
-	// connection is closed without an answer).
-	losePrefix            string
-	loseStatus, loseTimes int
-}
-
-// ServeHTTP serves a call, then loses its answer when a lose fault matches.
-func (s *fakeAirflow) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := httptest.NewRecorder()
-	s.serve(rec, r)
-	s.mu.Lock()
-	lose := s.loseTimes > 0 && strings.HasPrefix(r.Method+" "+r.URL.Path, s.losePrefix)
-	if lose {
-		s.loseTimes--
-	}
-	status := s.loseStatus
-	s.mu.Unlock()
-	switch {
-	case lose && status == 0:
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			_ = conn.Close()
-		}
-	case lose:
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(status)
-		_, _ = fmt.Fprintf(w, `{"title": %q, "detail": "injected after the call was handled", "status": %d}`, http.StatusText(status), status)
-	default:
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}
-}
-
-func (s *fakeAirflow) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	line := r.Method + " " + r.URL.RequestURI()
-	if len(body) > 0 {
-		line += " " + string(body)
-	}
-	s.requests = append(s.requests, line)
-	prefix := "/api/" + s.version + "/"
-	notFound := func(detail string) {
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"title": "Not Found", "detail": "` + detail + `", "status": 404}`))
-	}
-	switch {
-	case r.Method == http.MethodPost && r.URL.Path == "/auth/token" && s.bearer != "":
-		var c struct{ Username, Password string }
-		if json.Unmarshal(body, &c) != nil || c.Username != "admin" || c.Password != "secret" {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		w.WriteHeader(http.StatusCreated)
-		_, _ = w.Write([]byte(`{"access_token": "` + s.bearer + `"}`))
-	case !strings.HasPrefix(r.URL.Path, prefix):
-		notFound("The requested URL was not found on the server.")
-	case r.URL.Path == prefix+"version" && r.Method == http.MethodGet:
-		_, _ = w.Write([]byte(`{"version": "x"}`))
-	case strings.HasPrefix(r.URL.Path, prefix+"dags/") && r.Method == http.MethodPatch:
-		if s.status != 0 {
-			w.WriteHeader(s.status)
-			_, _ = w.Write([]byte(`{"title": "Unauthorized", "detail": "bad credentials"}`))
-			return
-		}
-		if s.bearer != "" && r.Header.Get("Authorization") != "Bearer "+s.bearer {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		if s.bearer == "" {
-			if u, p, ok := r.BasicAuth(); !ok || u != "admin" || p != "secret" {
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-		}
-		id := strings.TrimPrefix(r.URL.Path, prefix+"dags/")
-		if !s.known[id] {
-			notFound("DAG with dag_id: '" + id + "' not found")
-			return
-		}
-		var b struct {
-			IsPaused *bool `json:"is_paused"`
-		}
-		if json.Unmarshal(body, &b) != nil || b.IsPaused == nil || r.URL.Query().Get("update_mask") != "is_paused" {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		s.paused[id] = *b.IsPaused
-		_, _ = w.Write([]byte(`{"dag_id": "` + id + `", "is_paused": ` + string(mustJSON(*b.IsPaused)) + `}`))
-	default:
-		w.WriteHeader(http.StatusMethodNotAllowed)
-	}
-}
-
-func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
-
-func newFakeAirflow(t *testing.T, version string) (*fakeAirflow, string) {
-	s := &fakeAirflow{version: version, known: map[string]bool{"demo__orders": true}, paused: map[string]bool{}}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	return s, srv.URL
+// newAirflowStandIn starts the Airflow REST stand-in serving version, with
+// DAG demo__orders parsed; token set makes v2 take only Airflow 3 tokens.
+func newAirflowStandIn(t *testing.T, version, token string) (*afemu.Server, string) {
+	s := afemu.Start(afemu.Options{Version: version, Token: token})
+	t.Cleanup(s.Close)
+	s.AddDAG("demo__orders", afemu.Task{ID: "run"})
+	return s, s.URL
 }
 
 func upsertWithAPI(t *testing.T, url string, paused bool) error {
@@ -365,40 +252,40 @@ func sameRequests(t *testing.T, got, want []string) {
 
 func TestAirflowUnpauseV2(t *testing.T) {
 	requirePython(t)
-	s, url := newFakeAirflow(t, "v2")
+	s, url := newAirflowStandIn(t, "v2", "")
+	s.SetPaused("demo__orders", true)
 	if err := upsertWithAPI(t, url, false); err != nil {
 		t.Fatal(err)
 	}
-	sameRequests(t, s.requests, []string{`PATCH /api/v2/dags/demo__orders?update_mask=is_paused {"is_paused":false}`})
-	if p, ok := s.paused["demo__orders"]; !ok || p {
-		t.Errorf("paused state %v %v", p, ok)
+	sameRequests(t, s.Requests(), []string{`PATCH /api/v2/dags/demo__orders?update_mask=is_paused {"is_paused":false}`})
+	if s.Paused("demo__orders") {
+		t.Error("still paused")
 	}
 }
 
 func TestAirflowPauseV1Fallback(t *testing.T) {
 	requirePython(t)
-	s, url := newFakeAirflow(t, "v1")
+	s, url := newAirflowStandIn(t, "v1", "")
 	if err := upsertWithAPI(t, url, true); err != nil {
 		t.Fatal(err)
 	}
-	sameRequests(t, s.requests, []string{
+	sameRequests(t, s.Requests(), []string{
 		`PATCH /api/v2/dags/demo__orders?update_mask=is_paused {"is_paused":true}`,
 		`GET /api/v2/version`,
 		`PATCH /api/v1/dags/demo__orders?update_mask=is_paused {"is_paused":true}`,
 	})
-	if !s.paused["demo__orders"] {
+	if !s.Paused("demo__orders") {
 		t.Error("not paused")
 	}
 }
 
 func TestAirflowV2TokenAuth(t *testing.T) {
 	requirePython(t)
-	s, url := newFakeAirflow(t, "v2")
-	s.bearer = "jwt-123"
+	s, url := newAirflowStandIn(t, "v2", "jwt-123")
 	if err := upsertWithAPI(t, url, false); err != nil {
 		t.Fatal(err)
 	}
-	sameRequests(t, s.requests, []string{
+	sameRequests(t, s.Requests(), []string{
 		`PATCH /api/v2/dags/demo__orders?update_mask=is_paused {"is_paused":false}`,
 		`POST /auth/token {"password":"secret","username":"admin"}`,
 		`PATCH /api/v2/dags/demo__orders?update_mask=is_paused {"is_paused":false}`,
@@ -407,24 +294,26 @@ func TestAirflowV2TokenAuth(t *testing.T) {
 
 func TestAirflowAPIErrors(t *testing.T) {
 	requirePython(t)
-	s, url := newFakeAirflow(t, "v2")
-	s.status = http.StatusUnauthorized
+	s, url := newAirflowStandIn(t, "v2", "")
+	s.Inject(afemu.Fault{Prefix: "PATCH ", Status: http.StatusUnauthorized})
 	fe := permanentKind(t, upsertWithAPI(t, url, false), apperr.FabricAuth)
 	if !strings.Contains(fe.Msg, "AF_USER") {
 		t.Errorf("message does not say where credentials come from: %s", fe.Msg)
 	}
 
-	s.status = http.StatusForbidden
+	s.ClearFaults()
+	s.Inject(afemu.Fault{Prefix: "PATCH ", Status: http.StatusForbidden})
 	permanentKind(t, upsertWithAPI(t, url, false), apperr.FabricAuth)
 
-	s.status = http.StatusServiceUnavailable
+	s.ClearFaults()
+	s.Inject(afemu.Fault{Prefix: "PATCH ", Status: http.StatusServiceUnavailable})
 	if fe, ok := upsertWithAPI(t, url, false).(*apperr.Error); !ok || fe.Permanent() {
 		t.Errorf("503: %v, want a transient error", fe)
 	}
 
 	// The scheduler has not parsed the new DAG yet: retry later.
-	s.status = 0
-	s.known = map[string]bool{}
+	s.ClearFaults()
+	s.RemoveDAG("demo__orders")
 	err := upsertWithAPI(t, url, false)
 	if fe, ok := err.(*apperr.Error); !ok || fe.Permanent() || fe.Type != apperr.DagNotParsed {
 		t.Errorf("unknown DAG: %v, want transient DagNotParsed", err)
@@ -450,9 +339,8 @@ func TestAirflowLostAnswers(t *testing.T) {
 		{"POST /auth/token", 503}, {"POST /auth/token", 502}, {"POST /auth/token", 0},
 	} {
 		t.Run(fmt.Sprintf("%s %d", c.prefix, c.status), func(t *testing.T) {
-			s, url := newFakeAirflow(t, "v2")
-			s.bearer = "jwt-123"
-			s.losePrefix, s.loseStatus, s.loseTimes = c.prefix, c.status, 1
+			s, url := newAirflowStandIn(t, "v2", "jwt-123")
+			s.Inject(afemu.Fault{Prefix: c.prefix, Status: c.status, After: true, Times: 1})
 			cfg, dags, _ := airflowConfig(t, url)
 			f := openAirflow(t, cfg)
 			spec := JobSpec{Project: "demo", Job: "orders", Definition: []byte(validDAG), Version: "v1.0.0", Paused: boolPtr(true)}
@@ -461,8 +349,8 @@ func TestAirflowLostAnswers(t *testing.T) {
 			if names := dirNames(t, dags); len(names) != 1 || names[0] != "demo__orders.py" {
 				t.Errorf("dags folder holds %v", names)
 			}
-			if !s.paused["demo__orders"] {
-				t.Errorf("DAG not paused after the retry (%+v); requests:\n%s", res, strings.Join(s.requests, "\n"))
+			if !s.Paused("demo__orders") {
+				t.Errorf("DAG not paused after the retry (%+v); requests:\n%s", res, strings.Join(s.Requests(), "\n"))
 			}
 		})
 	}

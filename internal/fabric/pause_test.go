@@ -135,7 +135,7 @@ func TestPausePrecedenceAirflow(t *testing.T) {
 	}
 	for _, c := range pauseCases {
 		t.Run(c.name, func(t *testing.T) {
-			s, url := newFakeAirflow(t, "v2")
+			s, url := newAirflowStandIn(t, "v2", "")
 			arg := ""
 			if c.ownPaused != nil {
 				arg = map[bool]string{true: ", is_paused_upon_creation=True", false: ", is_paused_upon_creation=False"}[*c.ownPaused]
@@ -147,29 +147,29 @@ func TestPausePrecedenceAirflow(t *testing.T) {
 			cfg, _, _ := airflowConfig(t, url)
 			f := openAirflow(t, cfg)
 			for round := range 2 { // the second deploy finds the file unchanged
-				s.paused["demo__orders"] = !c.want
+				s.SetPaused("demo__orders", !c.want)
 				if _, err := f.UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "orders", Definition: out, Paused: paused, Version: "v1"}); err != nil {
 					t.Fatal(err)
 				}
-				if s.paused["demo__orders"] != c.want {
-					t.Errorf("round %d: is_paused = %v, want %v", round, s.paused["demo__orders"], c.want)
+				if s.Paused("demo__orders") != c.want {
+					t.Errorf("round %d: is_paused = %v, want %v", round, s.Paused("demo__orders"), c.want)
 				}
 			}
 		})
 	}
 	t.Run("dynamic is_paused_upon_creation", func(t *testing.T) {
-		s, url := newFakeAirflow(t, "v2")
+		s, url := newAirflowStandIn(t, "v2", "")
 		cfg, _, _ := airflowConfig(t, url)
 		def := "import os\n" + dagWith(`, is_paused_upon_creation=os.environ.get("X") == "1"`)
 		if _, err := openAirflow(t, cfg).UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "orders", Definition: []byte(def), Version: "v1"}); err != nil {
 			t.Fatal(err)
 		}
-		if len(s.requests) != 0 {
-			t.Errorf("a DAG whose pause setting is an expression was paused or unpaused: %v", s.requests)
+		if len(s.Requests()) != 0 {
+			t.Errorf("a DAG whose pause setting is an expression was paused or unpaused: %v", s.Requests())
 		}
 		// An explicit choice still applies.
-		if _, err := openAirflow(t, cfg).UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "orders", Definition: []byte(def), Version: "v1", Paused: boolPtr(true)}); err != nil || !s.paused["demo__orders"] {
-			t.Errorf("override on a dynamic DAG: paused=%v %v", s.paused["demo__orders"], err)
+		if _, err := openAirflow(t, cfg).UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "orders", Definition: []byte(def), Version: "v1", Paused: boolPtr(true)}); err != nil || !s.Paused("demo__orders") {
+			t.Errorf("override on a dynamic DAG: paused=%v %v", s.Paused("demo__orders"), err)
 		}
 	})
 }

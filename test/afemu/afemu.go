@@ -37,6 +37,11 @@ type Options struct {
 	Version string
 	// User and Password are the accepted credentials (default admin/secret).
 	User, Password string
+	// Token, when set, makes the v2 API take only this bearer token, which
+	// POST /auth/token gives for the credentials (Airflow 3's own auth);
+	// empty: both versions take basic auth (Airflow 2, or Airflow 3 with the
+	// FAB auth manager's basic auth backend).
+	Token string
 }
 
 // Task is one task of a DAG.
@@ -107,7 +112,7 @@ type dagRun struct {
 
 // Start runs a server on a loopback port; Close it when done.
 func Start(opts Options) *Server {
-	s := &Server{version: opts.Version, user: opts.User, pass: opts.Password, token: "afemu-jwt",
+	s := &Server{version: opts.Version, user: opts.User, pass: opts.Password, token: opts.Token,
 		dags: map[string]*dag{}, behaviors: map[string]Behavior{}}
 	if s.version == "" {
 		s.version = "v2"
@@ -132,6 +137,29 @@ func (s *Server) AddDAG(id string, tasks ...Task) {
 		return
 	}
 	s.dags[id] = &dag{id: id, tasks: tasks, runs: map[string]*dagRun{}}
+}
+
+// RemoveDAG makes the scheduler forget a DAG (as before it parsed its file).
+func (s *Server) RemoveDAG(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.dags, id)
+}
+
+// SetPaused sets a DAG's is_paused as a user would in the UI.
+func (s *Server) SetPaused(id string, paused bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.dags[id]; d != nil {
+		d.paused = paused
+	}
+}
+
+// ClearFaults removes the injected faults.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
 }
 
 // Paused tells a DAG's is_paused.
@@ -233,7 +261,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serve(rec, r, body)
 	}
 	switch {
-	case f != nil && f.Status == 0:
+	case f != nil && f.Status == 0: // connection closed without an answer
 		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
 			_ = conn.Close()
 		}
@@ -268,7 +296,7 @@ var (
 )
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
-	if r.Method == http.MethodPost && r.URL.Path == "/auth/token" && s.version == "v2" {
+	if r.Method == http.MethodPost && r.URL.Path == "/auth/token" && s.version == "v2" && s.token != "" {
 		var c struct{ Username, Password string }
 		if json.Unmarshal(body, &c) != nil || c.Username != s.user || c.Password != s.pass {
 			problem(w, http.StatusUnauthorized, "Invalid credentials")
@@ -364,7 +392,7 @@ func urlUnescape(s string) (string, error) {
 }
 
 func (s *Server) authorized(r *http.Request) bool {
-	if s.version == "v2" {
+	if s.version == "v2" && s.token != "" {
 		return r.Header.Get("Authorization") == "Bearer "+s.token
 	}
 	u, p, ok := r.BasicAuth()

@@ -268,19 +268,28 @@ func (a *airflowFabric) GetRun(ctx context.Context, project, job, runID string) 
 		return Run{}, &apperr.Error{Type: apperr.FabricRejected,
 			Msg: fmt.Sprintf("airflow fabric %q: run %s of DAG %s does not exist; list the job's runs with `shipline runs`", a.name, runID, dag)}
 	}
-	var tis struct {
-		TaskInstances []struct {
-			TaskID string  `json:"task_id"`
-			State  *string `json:"state"`
-			Note   *string `json:"note"`
-		} `json:"task_instances"`
+	type taskInstance struct {
+		TaskID string  `json:"task_id"`
+		State  *string `json:"state"`
+		Note   *string `json:"note"`
 	}
-	if _, _, err := a.get(ctx, api, rest+"/taskInstances?limit=1000", &tis); err != nil {
-		return Run{}, err
+	var all []taskInstance
+	for { // pages of 100, Airflow's default maximum_page_limit
+		var page struct {
+			TaskInstances []taskInstance `json:"task_instances"`
+			TotalEntries  int            `json:"total_entries"`
+		}
+		if _, _, err := a.get(ctx, api, fmt.Sprintf("%s/taskInstances?limit=100&offset=%d", rest, len(all)), &page); err != nil {
+			return Run{}, err
+		}
+		all = append(all, page.TaskInstances...)
+		if len(page.TaskInstances) == 0 || len(all) >= page.TotalEntries {
+			break
+		}
 	}
 	run := api.runOf(v, dag, dr)
 	var failed []string
-	for _, ti := range tis.TaskInstances {
+	for _, ti := range all {
 		st := ""
 		if ti.State != nil {
 			st = *ti.State

@@ -2,6 +2,7 @@ package fabric
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,4 +166,22 @@ func TestAirflowRunPausedDAG(t *testing.T) {
 func upsertPaused(t *testing.T, f Runner, paused bool) error {
 	t.Helper()
 	return f.(*airflowFabric).api.setPaused(context.Background(), "demo__orders", paused)
+}
+
+// Task instances come in pages of 100: a run of a DAG with more reads them all.
+func TestAirflowRunManyTasks(t *testing.T) {
+	s, f := afRunSetup(t, "v1")
+	var tasks []afemu.Task
+	for i := range 150 {
+		tasks = append(tasks, afemu.Task{ID: fmt.Sprintf("t%03d", i)})
+	}
+	s.AddDAG("demo__orders", tasks...)
+	ref, err := f.StartRun(context.Background(), RunRequest{Project: "demo", Job: "orders", Key: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.GetRun(context.Background(), "demo", "orders", ref.ID)
+	if err != nil || len(r.Tasks) != 150 || r.Tasks[149].Key != "t149" {
+		t.Fatalf("run has %d tasks (%v)", len(r.Tasks), err)
+	}
 }

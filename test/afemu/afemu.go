@@ -376,12 +376,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, body []byte) {
 		if run == nil {
 			return
 		}
+		q := r.URL.Query()
+		limit, offset := 100, 0
+		if v, err := strconv.Atoi(q.Get("limit")); err == nil && v > 0 {
+			limit = min(v, 100) // maximum_page_limit
+		}
+		if v, err := strconv.Atoi(q.Get("offset")); err == nil && v > 0 {
+			offset = v
+		}
+		states := s.taskStates(run)
+		total := len(states)
+		states = states[min(offset, len(states)):]
+		states = states[:min(limit, len(states))]
 		tis := []map[string]any{}
-		for _, t := range s.taskStates(run) {
+		for _, t := range states {
 			tis = append(tis, map[string]any{"task_id": t.id, "dag_id": d.id, "dag_run_id": run.id, "state": nullable(t.state),
 				"start_date": timeOrNull(t.start), "end_date": timeOrNull(t.end), "try_number": 1, "note": nullable(t.note)})
 		}
-		writeJSON(w, map[string]any{"task_instances": tis, "total_entries": len(tis)})
+		writeJSON(w, map[string]any{"task_instances": tis, "total_entries": total})
 		return
 	}
 	problem(w, http.StatusNotFound, "The requested URL was not found on the server.")
@@ -668,8 +680,8 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, dagID string) 
 	}
 	q := r.URL.Query()
 	limit, offset := 100, 0
-	if v := q.Get("limit"); v != "" {
-		limit, _ = strconv.Atoi(v)
+	if v, err := strconv.Atoi(q.Get("limit")); err == nil && v > 0 {
+		limit = min(v, 100) // maximum_page_limit
 	}
 	if v := q.Get("offset"); v != "" {
 		offset, _ = strconv.Atoi(v)

@@ -595,11 +595,14 @@ func (e *Emulator) runsList(w http.ResponseWriter, r *http.Request) {
 	limit := defaultRunsLimit
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > maxRunsLimit {
+		if err != nil || n < 0 || n > maxRunsLimit {
 			apiError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", fmt.Sprintf("Invalid limit %s: limit must be between 1 and %d.", l, maxRunsLimit))
 			return
 		}
 		limit = n
+		if n == 0 { // the service uses its maximum
+			limit = maxRunsLimit
+		}
 	}
 	activeOnly, completedOnly := q.Get("active_only") == "true", q.Get("completed_only") == "true"
 	if activeOnly && completedOnly {

@@ -1,0 +1,1 @@
+"""Ingest orders: parse raw order lines and keep the valid ones."""

@@ -1,0 +1,3 @@
+from ingest_orders.main import main
+
+raise SystemExit(main())

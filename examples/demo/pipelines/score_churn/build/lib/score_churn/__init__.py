@@ -1,0 +1,1 @@
+"""Score churn: flag customers whose orders dropped."""

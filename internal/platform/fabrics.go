@@ -92,6 +92,22 @@ func (p *parser) fabric(name string, k, v *yaml.Node) (Fabric, *yaml.Node) {
 			}
 		case "pause_schedules":
 			f.PauseSchedules, _ = p.Bool(vv, fk)
+		case "active_runs":
+			if s, ok := p.String(vv, fk); ok {
+				switch ActiveRunsPolicy(s) {
+				case ActiveRunsWait, ActiveRunsFail, ActiveRunsCancel:
+					f.ActiveRuns = ActiveRunsPolicy(s)
+				default:
+					p.Errorf(vv, "use wait (the default), fail or cancel", "%s %q is not a known setting", fk, s)
+				}
+			}
+		case "active_runs_timeout":
+			if d, ok := p.duration(vv, fk, true); ok && d == 0 {
+				p.Errorf(vv, "give how long a deployment waits for a job's active run, e.g. 30m or 2h (remove it for the default, 1h)",
+					"%s must be longer than 0", fk)
+			} else {
+				f.ActiveRunsTimeout = d
+			}
 		case "host":
 			f.Host = p.host(kk, vv, fk)
 		case "token_env":
@@ -153,6 +169,14 @@ func (p *parser) fabric(name string, k, v *yaml.Node) (Fabric, *yaml.Node) {
 		}
 	case KindAirflow:
 		require("dags_folder", "add dags_folder: the directory Airflow loads DAGs from")
+		// Without the REST API Shipline cannot see the DAG's runs: a setting
+		// about them would silently do nothing.
+		for _, key := range []string{"active_runs", "active_runs_timeout"} {
+			if seen[key] != nil && seen["airflow_url"] == nil {
+				p.Errorf(seen[key], "add airflow_url: (the web server's REST API, where Shipline reads the DAG's runs), or remove "+key,
+					"airflow fabric %q sets %s but has no airflow_url: Shipline cannot see its runs", name, key)
+			}
+		}
 	case KindLocal:
 		require("root", "add root: the directory to deploy into (relative paths resolve against this file's directory)")
 	}

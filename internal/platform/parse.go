@@ -45,7 +45,7 @@ var (
 	teamKeys    = []string{"members"}
 	projectKeys = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
 		"auto_deploy", "selective_jobs"}
-	fabricCommon   = []string{"kind", "owner", "variables", "pause_schedules"}
+	fabricCommon   = []string{"kind", "owner", "variables", "pause_schedules", "active_runs", "active_runs_timeout"}
 	fabricKindKeys = map[FabricKind][]string{
 		KindDatabricks: {"host", "token_env", "profile", "artifact_root"},
 		KindAirflow:    {"dags_folder", "artifact_fabric", "airflow_url", "airflow_user_env", "airflow_password_env"},

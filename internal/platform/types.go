@@ -136,6 +136,12 @@ type Fabric struct {
 	Variables map[string]string `json:"variables,omitempty"`
 	// PauseSchedules makes deployed schedules paused unless the manifest overrides it.
 	PauseSchedules bool `json:"pause_schedules,omitempty"`
+	// ActiveRuns says what a deployment does before it replaces or deletes a
+	// job that has a run in progress: wait for it (the default), fail, or
+	// cancel it. ActiveRunsTimeout bounds the wait (and a cancel's wait for the
+	// run to stop); 0 means DefaultActiveRunsTimeout.
+	ActiveRuns        ActiveRunsPolicy `json:"active_runs,omitempty"`
+	ActiveRunsTimeout time.Duration    `json:"active_runs_timeout,omitempty"`
 
 	// databricks
 	Host         string `json:"host,omitempty"`
@@ -152,6 +158,38 @@ type Fabric struct {
 
 	// local
 	Root string `json:"root,omitempty"`
+}
+
+// ActiveRunsPolicy is a fabric's active_runs setting.
+type ActiveRunsPolicy string
+
+const (
+	ActiveRunsWait   ActiveRunsPolicy = "wait"
+	ActiveRunsFail   ActiveRunsPolicy = "fail"
+	ActiveRunsCancel ActiveRunsPolicy = "cancel"
+)
+
+// DefaultActiveRunsTimeout bounds a deployment's wait for active runs when
+// the fabric sets no active_runs_timeout.
+const DefaultActiveRunsTimeout = time.Hour
+
+// RunsPolicy is the fabric's active_runs setting and its timeout, with the
+// defaults filled in.
+func (f Fabric) RunsPolicy() (ActiveRunsPolicy, time.Duration) {
+	p, t := f.ActiveRuns, f.ActiveRunsTimeout
+	if p == "" {
+		p = ActiveRunsWait
+	}
+	if t == 0 {
+		t = DefaultActiveRunsTimeout
+	}
+	return p, t
+}
+
+// SeesRuns tells whether Shipline can read the runs of jobs on the fabric:
+// Databricks and local fabrics always, Airflow ones through airflow_url.
+func (f Fabric) SeesRuns() bool {
+	return f.Kind != KindAirflow || f.AirflowURL != ""
 }
 
 // Promotion lists the ordered stages a release is promoted through.

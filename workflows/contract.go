@@ -68,6 +68,10 @@ const (
 	// tests fail is never tagged. The artifacts stay in the build cache, where
 	// the deployment that follows finds them.
 	ChangeReleaseBuildsFirst = "release-builds-first"
+	// ChangeActiveRuns: before Deploy's schedule step replaces jobs it reads
+	// their active runs and waits for, refuses or cancels them (the fabric's
+	// active_runs); Release's delete refuses while a run uses the release.
+	ChangeActiveRuns = "active-runs"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -417,6 +421,26 @@ type Waiting struct {
 	Ahead  []string `json:"ahead,omitempty"` // deployments ahead, holder first
 }
 
+// RunsWait says which active run a deployment waits for, and until when.
+type RunsWait struct {
+	Fabric string    `json:"fabric"`
+	Job    string    `json:"job"`
+	RunID  string    `json:"run_id"`
+	URL    string    `json:"url,omitempty"`
+	Policy string    `json:"policy"` // the fabric's active_runs: wait or cancel
+	Since  time.Time `json:"since"`  // when the deployment began to wait
+	Until  time.Time `json:"until"`  // when it parks if the run has not ended
+}
+
+// CancelledRun is a run a deployment cancelled before it replaced its job.
+type CancelledRun struct {
+	Fabric string    `json:"fabric"`
+	Job    string    `json:"job"`
+	RunID  string    `json:"run_id"`
+	URL    string    `json:"url,omitempty"`
+	At     time.Time `json:"at"`
+}
+
 // Parked says why a deployment stopped and how to go on.
 type Parked struct {
 	Step   string    `json:"step"`
@@ -438,7 +462,12 @@ type DeployState struct {
 	Builds       map[string]PipelineBuild `json:"builds,omitempty"`
 	Jobs         []JobRecord              `json:"jobs,omitempty"`
 	Waiting      *Waiting                 `json:"waiting,omitempty"`
-	Parked       *Parked                  `json:"parked,omitempty"`
+	// Runs is set while the deployment, holding its fabrics, waits for a
+	// job's active run to end before it replaces the job.
+	Runs *RunsWait `json:"runs,omitempty"`
+	// CancelledRuns are the runs the deployment cancelled (active_runs: cancel).
+	CancelledRuns []CancelledRun `json:"cancelled_runs,omitempty"`
+	Parked        *Parked        `json:"parked,omitempty"`
 	// Superseded names the newer deployment that superseded it: set when it
 	// ended superseded, or while parked once a newer version succeeded on one
 	// of its fabrics (resume is then refused).

@@ -576,6 +576,13 @@ func (d *deployment) schedule(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, ChangeBatchedJobs, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return d.schedulePerJob(ctx)
 	}
+	// Deployments started before active runs were known replace jobs under
+	// them.
+	if workflow.GetVersion(ctx, ChangeActiveRuns, workflow.DefaultVersion, 1) >= 1 {
+		if err := d.settleRuns(ctx); err != nil {
+			return err
+		}
+	}
 	futures := map[string]workflow.Future{}
 	byKey := map[string]activities.ResolvedJob{}
 	for _, f := range d.state.Fabrics {

@@ -40,6 +40,8 @@ type deployEnv struct {
 	checks   []activities.CheckJobsInput
 	checkErr error
 	audit    *projectAudit
+	// runs plays the fabric's runs (ActiveRuns, CancelRuns): none by default.
+	runs *fakeRunner
 }
 
 func resolved() activities.ResolveDeployOutput {
@@ -103,6 +105,8 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	e.OnActivity(configActs.Project, mock.Anything, mock.Anything).Return(func(context.Context, activities.ProjectInput) (activities.ProjectSettings, error) {
 		return e.settings, nil
 	})
+	e.runs = &fakeRunner{policy: "wait", timeout: time.Hour}
+	e.runs.install(e.TestWorkflowEnvironment)
 	e.OnActivity(deployActs.CheckJobs, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CheckJobsInput) (activities.CheckJobsOutput, error) {
 		e.checks = append(e.checks, in)
 		if e.checkErr != nil {

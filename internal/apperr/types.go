@@ -85,6 +85,14 @@ const (
 	// DagNotParsed: Airflow has not parsed a written DAG yet (transient).
 	DagNotParsed = "DagNotParsed"
 
+	// ActiveRun: a job has a run in progress and its fabric's active_runs
+	// says fail (a deployment), or its artifacts would be removed under it (a
+	// release's deletion).
+	ActiveRun = "ActiveRun"
+	// ActiveRunTimeout: a job's active run did not end within the fabric's
+	// active_runs_timeout; resume waits again.
+	ActiveRunTimeout = "ActiveRunTimeout"
+
 	// Cancelled: a user cancelled the work.
 	Cancelled = "Cancelled"
 	// Superseded: a deployment of a newer version to the same fabric made the
@@ -130,6 +138,7 @@ var classes = map[string]Class{
 	UpdateRefused:         Refused,
 	ArtifactMismatch:      Refused,
 	InvalidName:           Refused,
+	ActiveRun:             Refused,
 
 	UnknownRef:        Fails,
 	TagConflict:       Fails,
@@ -152,6 +161,7 @@ var classes = map[string]Class{
 	UnsafePath:        Parks,
 	FabricUnavailable: Parks,
 	DagNotParsed:      Parks,
+	ActiveRunTimeout:  Parks,
 
 	Cancelled:  Stopped,
 	Superseded: Stopped,

@@ -83,7 +83,7 @@ func (a *airflowFabric) deployedDAG(project, job string) (string, string, error)
 	data, err := os.ReadFile(filepath.Join(a.dags, id+".py"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", "", &apperr.Error{Type: apperr.FabricRejected,
-			Msg: fmt.Sprintf("airflow fabric %q: DAG %s is not deployed (no %s.py in %s); deploy job %s of project %s to this fabric first", a.name, id, id, a.dags, job, project)}
+			Msg: fmt.Sprintf("airflow fabric %q: DAG %s is not deployed (no %s.py in %s); deploy job %s of project %s to this fabric first", a.name, id, id, a.dags, job, project), Cause: ErrJobNotDeployed}
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("fabric %q: %w", a.name, err)

@@ -80,7 +80,7 @@ func (d *databricksFabric) jobID(ctx context.Context, project, job string) (int6
 	case 0:
 		return 0, &apperr.Error{Type: apperr.FabricRejected,
 			Msg: fmt.Sprintf("databricks fabric %q (%s): no job carries tags %s=%s and %s=%s; deploy job %s of project %s to this fabric first",
-				d.name, d.where(), TagProject, project, TagJob, job, job, project)}
+				d.name, d.where(), TagProject, project, TagJob, job, job, project), Cause: ErrJobNotDeployed}
 	case 1:
 		return ids[0], nil
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shipline/shipline/internal/apperr"
@@ -20,6 +21,10 @@ type ActiveRunsInput struct {
 	Project string   `json:"project"`
 	Fabric  string   `json:"fabric"`
 	Jobs    []string `json:"jobs"`
+	// Version, when set, keeps only the runs that may use this release's
+	// artifacts: runs of that version, and runs whose version the fabric
+	// cannot tell (they may).
+	Version string `json:"version,omitempty"`
 }
 
 // JobRun is one run of a named job.
@@ -59,14 +64,22 @@ func (d *Deploy) ActiveRuns(ctx context.Context, in ActiveRunsInput) (ActiveRuns
 		out.Blind = true
 		return out, nil
 	}
-	runner, err := d.runner(in.Fabric)
-	if err != nil {
-		return out, err
-	}
-	if runner == nil {
+	runs, err := d.activeRuns(ctx, in)
+	if runs == nil && err == nil {
 		out.Blind = true
-		return out, nil
 	}
+	out.Runs = runs
+	return out, apperr.ForTemporal(err)
+}
+
+// activeRuns reads the active runs of the jobs (nil when the fabric's kind
+// cannot show runs, an empty list when there are none).
+func (d *Deploy) activeRuns(ctx context.Context, in ActiveRunsInput) ([]JobRun, error) {
+	runner, err := d.runner(in.Fabric)
+	if err != nil || runner == nil {
+		return nil, err
+	}
+	out := []JobRun{}
 	err = withHeartbeat(ctx, func() error {
 		for _, job := range in.Jobs {
 			runs, err := runner.ActiveRuns(ctx, in.Project, job)
@@ -77,14 +90,32 @@ func (d *Deploy) ActiveRuns(ctx context.Context, in ActiveRunsInput) (ActiveRuns
 				return fmt.Errorf("read the active runs of job %s on fabric %s: %w", job, in.Fabric, err)
 			}
 			for _, r := range runs {
-				if r.Active() { // a fabric's listing may lag behind an end
-					out.Runs = append(out.Runs, JobRun{Job: job, Run: r})
+				// A fabric's listing may lag behind a run's end.
+				if r.Active() && (in.Version == "" || r.Version == "" || r.Version == in.Version) {
+					out = append(out, JobRun{Job: job, Run: r})
 				}
 			}
 		}
 		return nil
 	})
-	return out, apperr.ForTemporal(err)
+	return out, err
+}
+
+// RunsUsing says which active runs use a release's artifacts, for a refusal:
+// "job nightly has an active run 123 (https://...) of v1.2.0".
+func RunsUsing(runs []JobRun) string {
+	var parts []string
+	for _, r := range runs {
+		s := fmt.Sprintf("job %s has an active run %s", r.Job, r.Run.ID)
+		if r.Run.URL != "" {
+			s += " (" + r.Run.URL + ")"
+		}
+		if r.Run.Version == "" {
+			s += " of a version the fabric does not tell"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // CancelRunsInput names runs to cancel on one fabric.

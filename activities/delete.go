@@ -96,6 +96,9 @@ type DeleteArtifactsInput struct {
 	Project string `json:"project"`
 	Version string `json:"version"`
 	Fabric  string `json:"fabric"`
+	// Jobs are the project's jobs on the fabric: while one of them has an
+	// active run that may use the artifacts, nothing is removed.
+	Jobs []string `json:"jobs,omitempty"`
 }
 
 // DeleteArtifactsOutput says how many files were removed.
@@ -107,9 +110,23 @@ type DeleteArtifactsOutput struct {
 
 // DeleteArtifacts removes <artifact_root>/<project>/<version>/ from the fabric
 // (an Airflow fabric's from its artifact fabric or folder), and nothing else.
+// Artifacts a running job uses are never removed: while one of Jobs has an
+// active run of Version (or of a version the fabric cannot tell), it refuses
+// with apperr.ActiveRun naming the runs.
 func (d *Deploy) DeleteArtifacts(ctx context.Context, in DeleteArtifactsInput) (DeleteArtifactsOutput, error) {
 	if _, ok := d.Platform.Projects[in.Project]; !ok {
 		return DeleteArtifactsOutput{}, unknownProject(d.Platform, in.Project)
+	}
+	if cfg, ok := d.Platform.Fabrics[in.Fabric]; ok && cfg.SeesRuns() && len(in.Jobs) > 0 {
+		runs, err := d.activeRuns(ctx, ActiveRunsInput{Project: in.Project, Fabric: in.Fabric, Jobs: in.Jobs, Version: in.Version})
+		if err != nil {
+			return DeleteArtifactsOutput{}, apperr.ForTemporal(err)
+		}
+		if len(runs) > 0 {
+			return DeleteArtifactsOutput{}, apperr.ForTemporal(&apperr.Error{Type: apperr.ActiveRun, Msg: fmt.Sprintf(
+				"artifacts of %s %s on fabric %s are not removed while a job may use them: %s; wait for the runs to end (or cancel them), then delete again",
+				in.Project, in.Version, in.Fabric, RunsUsing(runs))})
+		}
 	}
 	fab, err := fabric.Open(d.Platform, in.Fabric, d.env())
 	if err != nil {

@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
+	"github.com/shipline/shipline/internal/apperr"
 )
 
 var messageActs *activities.Messages
@@ -146,12 +148,22 @@ func (r *release) delete(ctx workflow.Context, req DeleteRequest) (DeleteResult,
 	defer func() { r.deleting = false }()
 	var res DeleteResult
 	r.state.Summary = fmt.Sprintf("deleting %s of %s for %s", r.in.Version, r.in.Project, req.Actor)
+	// Releases deleted before active runs were known removed artifacts under them.
+	var jobsOn map[string][]string
+	if workflow.GetVersion(ctx, ChangeActiveRuns, workflow.DefaultVersion, 1) >= 1 {
+		var err error
+		if jobsOn, err = r.refuseWhileRunning(ctx); err != nil {
+			return res, err
+		}
+	}
 	for _, f := range sortedNames(r.state.Fabrics) {
 		if err := r.revertJobs(ctx, f, &res); err != nil {
 			return res, err
 		}
 		var out activities.DeleteArtifactsOutput
-		in := activities.DeleteArtifactsInput{Project: r.in.Project, Version: r.in.Version, Fabric: f}
+		// With the jobs named, the activity checks their runs once more
+		// right before it removes anything.
+		in := activities.DeleteArtifactsInput{Project: r.in.Project, Version: r.in.Version, Fabric: f, Jobs: jobsOn[f]}
 		if err := workflow.ExecuteActivity(fabricActivity(ctx), deployActs.DeleteArtifacts, in).Get(ctx, &out); err != nil {
 			return res, fmt.Errorf("remove artifacts of %s from fabric %s: %s", r.in.Version, f, userMessage(err))
 		}
@@ -170,19 +182,64 @@ func (r *release) delete(ctx workflow.Context, req DeleteRequest) (DeleteResult,
 	return res, nil
 }
 
-// revertJobs puts back, on one fabric, the previous release of every job that
-// runs this release, or removes the job when no earlier release ran it.
-func (r *release) revertJobs(ctx workflow.Context, fab string, res *DeleteResult) error {
+// refuseWhileRunning refuses the delete, before anything is changed, while a
+// job on one of the release's fabrics has an active run that may use its
+// artifacts (whatever the fabric's active_runs: a delete never waits for or
+// cancels runs). It returns the project's jobs on each fabric.
+func (r *release) refuseWhileRunning(ctx workflow.Context) (map[string][]string, error) {
+	jobsOn := map[string][]string{}
+	var using []string
+	for _, f := range sortedNames(r.state.Fabrics) {
+		fs, ok, err := r.fabricState(ctx, f)
+		if err != nil || !ok {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		jobsOn[f] = sortedNames(fs.Jobs)
+		if len(jobsOn[f]) == 0 {
+			continue
+		}
+		var out activities.ActiveRunsOutput
+		in := activities.ActiveRunsInput{Project: r.in.Project, Fabric: f, Jobs: jobsOn[f], Version: r.in.Version}
+		if err := workflow.ExecuteActivity(fabricActivity(ctx), deployActs.ActiveRuns, in).Get(ctx, &out); err != nil {
+			return nil, fmt.Errorf("read the active runs on fabric %s: %s", f, userMessage(err))
+		}
+		if len(out.Runs) > 0 {
+			using = append(using, fmt.Sprintf("on fabric %s, %s", f, activities.RunsUsing(out.Runs)))
+		}
+	}
+	if len(using) > 0 {
+		msg := fmt.Sprintf("%s of %s is not deleted: its artifacts are in use — %s; wait for the runs to end (or cancel them), then delete again",
+			r.in.Version, r.in.Project, strings.Join(using, "; "))
+		return nil, temporal.NewNonRetryableApplicationError(msg, apperr.ActiveRun, nil)
+	}
+	return jobsOn, nil
+}
+
+// fabricState reads a fabric entity's state; false when it has none.
+func (r *release) fabricState(ctx workflow.Context, fab string) (FabricState, bool, error) {
 	var q activities.QueryOutput
 	qin := activities.QueryInput{WorkflowID: FabricID(r.in.Project, fab), Query: StateQuery}
 	if err := workflow.ExecuteActivity(shortActivity(ctx), messageActs.Query, qin).Get(ctx, &q); err != nil {
-		return fmt.Errorf("read fabric %s: %s", fab, userMessage(err))
+		return FabricState{}, false, fmt.Errorf("read fabric %s: %s", fab, userMessage(err))
 	}
 	if q.Missing {
-		return nil
+		return FabricState{}, false, nil
 	}
 	var fs FabricState
 	if err := json.Unmarshal(q.Result, &fs); err != nil {
+		return FabricState{}, false, err
+	}
+	return fs, true, nil
+}
+
+// revertJobs puts back, on one fabric, the previous release of every job that
+// runs this release, or removes the job when no earlier release ran it.
+func (r *release) revertJobs(ctx workflow.Context, fab string, res *DeleteResult) error {
+	fs, ok, err := r.fabricState(ctx, fab)
+	if err != nil || !ok {
 		return err
 	}
 	done := DeploymentDone{DeploymentID: "delete/" + r.in.Project + "/" + r.in.Version, Version: r.in.Version, Outcome: StatusDeleted,

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/fabric"
 )
 
 // recordEnv runs a released entity and plays deletes and links against it.
@@ -19,6 +21,9 @@ type recordEnv struct {
 	reverted []activities.UpsertJobInput
 	removed  []activities.DeleteJobInput
 	tagGone  bool
+	// runs are the active runs on dev; deletedWith the DeleteArtifacts inputs.
+	runs        []activities.JobRun
+	deletedWith []activities.DeleteArtifactsInput
 }
 
 func newRecordEnv(t *testing.T, fabric FabricState, slowDelete ...time.Duration) *recordEnv {
@@ -37,7 +42,19 @@ func newRecordEnv(t *testing.T, fabric FabricState, slowDelete ...time.Duration)
 		e.removed = append(e.removed, in)
 		return activities.DeleteJobOutput{Action: "deleted"}, nil
 	})
-	del := e.OnActivity(deployActs.DeleteArtifacts, mock.Anything, mock.Anything).Return(activities.DeleteArtifactsOutput{Removed: 2}, nil)
+	e.OnActivity(deployActs.ActiveRuns, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ActiveRunsInput) (activities.ActiveRunsOutput, error) {
+		out := activities.ActiveRunsOutput{Policy: "wait", Timeout: time.Hour}
+		for _, r := range e.runs {
+			if slices.Contains(in.Jobs, r.Job) && (r.Run.Version == in.Version || r.Run.Version == "") {
+				out.Runs = append(out.Runs, r)
+			}
+		}
+		return out, nil
+	}).Maybe()
+	del := e.OnActivity(deployActs.DeleteArtifacts, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeleteArtifactsInput) (activities.DeleteArtifactsOutput, error) {
+		e.deletedWith = append(e.deletedWith, in)
+		return activities.DeleteArtifactsOutput{Removed: 2}, nil
+	})
 	if len(slowDelete) > 0 {
 		del.After(slowDelete[0])
 	}
@@ -108,6 +125,45 @@ func TestDeleteUnlinkedRelease(t *testing.T) {
 	}
 	if s.Status != StatusDeleted || s.Deleted == nil || s.Deleted.Artifacts != 2 {
 		t.Fatalf("state %+v", s)
+	}
+}
+
+// Artifacts a running job uses are never removed: a delete while a run of
+// the release is active is refused before anything changes; once it ended,
+// the delete goes through, and the artifacts' removal names the jobs to
+// check again.
+func TestDeleteRefusedWhileRunUsesArtifacts(t *testing.T) {
+	e := newRecordEnv(t, fabricWithHistory())
+	e.runs = []activities.JobRun{
+		{Job: "daily", Run: fabric.Run{ID: "123", URL: "https://dbx.example.com/jobs/7/runs/123", State: fabric.RunRunning, Version: "v1.0.0"}},
+		{Job: "dag", Run: fabric.Run{ID: "old", State: fabric.RunRunning, Version: "v0.9.0"}}, // another release's run
+	}
+	var first, second string
+	e.update(time.Hour, DeleteUpdate, DeleteRequest{Actor: "alice"}, &first)
+	e.RegisterDelayedCallback(func() { e.runs = nil }, 2*time.Hour)
+	e.update(3*time.Hour, DeleteUpdate, DeleteRequest{Actor: "alice"}, &second)
+	var during ReleaseState
+	e.RegisterDelayedCallback(func() {
+		v, err := e.QueryWorkflow(StateQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = v.Get(&during)
+	}, 90*time.Minute)
+	e.ExecuteWorkflow(Release, ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice"})
+
+	want := "v1.0.0 of demo is not deleted: its artifacts are in use — on fabric dev, job daily has an active run 123 (https://dbx.example.com/jobs/7/runs/123); wait for the runs to end (or cancel them), then delete again"
+	if !strings.HasPrefix(first, want) || !strings.Contains(first, "type: ActiveRun") {
+		t.Fatalf("first delete:\n got %q\nwant %q", first, want)
+	}
+	if during.Status != StatusReleased || during.Deleted != nil {
+		t.Fatalf("after the refused delete: %+v", during)
+	}
+	if second != "" {
+		t.Fatalf("second delete refused: %s", second)
+	}
+	if len(e.deletedWith) != 1 || !slices.Equal(e.deletedWith[0].Jobs, []string{"dag", "daily"}) || len(e.reverted) != 1 || !e.tagGone {
+		t.Fatalf("artifacts deleted with %+v, reverted %d, tag gone %v", e.deletedWith, len(e.reverted), e.tagGone)
 	}
 }
 

@@ -45,6 +45,9 @@ type fabricView struct {
 	// Parked deployments hold no lock; the jobs they changed before parking
 	// are among Jobs, with their deployment ID.
 	Parked []workflows.ParkedDeployment `json:"parked,omitempty"`
+	// Busy is what the deployment holding the fabric waits for, when it
+	// waits for a job's active run to end (its summary).
+	Busy string `json:"busy,omitempty"`
 }
 
 func runDeployments(ctx context.Context, g *globals, project, fabric string) error {
@@ -86,6 +89,13 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 			j := s.Jobs[name]
 			v.Jobs = append(v.Jobs, deploymentRow{JobRecord: j, Drift: driftText(drift[s.Fabric+"/"+name])})
 		}
+		if len(v.Queue) > 0 {
+			// Best effort: a holder that does not answer is shown as deploying.
+			var holder workflows.DeployState
+			if _, err := queryState(ctx, c, v.Queue[0].DeploymentID, "", &holder); err == nil && holder.Runs != nil {
+				v.Busy = holder.Summary
+			}
+		}
 		views = append(views, v)
 	}
 	if g.json() {
@@ -114,14 +124,22 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 			fmt.Fprintln(g.stdout, parkedLine(v.Fabric, p))
 		}
 		if len(v.Queue) > 0 {
-			fmt.Fprintf(g.stdout, "fabric %s: %s is deploying", v.Fabric, v.Queue[0].DeploymentID)
-			if len(v.Queue) > 1 {
-				fmt.Fprintf(g.stdout, "; %d waiting", len(v.Queue)-1)
-			}
-			fmt.Fprintln(g.stdout)
+			fmt.Fprintln(g.stdout, busyLine(v))
 		}
 	}
 	return nil
+}
+
+// busyLine says who holds a fabric, what it waits for, and how many queue behind it.
+func busyLine(v fabricView) string {
+	line := fmt.Sprintf("fabric %s: %s is deploying", v.Fabric, v.Queue[0].DeploymentID)
+	if v.Busy != "" {
+		line += " — " + v.Busy
+	}
+	if len(v.Queue) > 1 {
+		line += fmt.Sprintf("; %d waiting", len(v.Queue)-1)
+	}
+	return line
 }
 
 // parkedLine says what a parked deployment left on a fabric and how to go on.

@@ -22,3 +22,17 @@ func TestParkedLine(t *testing.T) {
 		t.Fatalf("superseded: %q", got)
 	}
 }
+
+// `deployments` says when the deployment holding a fabric waits for a job's active run.
+func TestBusyLineSaysWhyTheHolderWaits(t *testing.T) {
+	v := fabricView{Fabric: "qa", Queue: []workflows.QueueEntry{{DeploymentID: "deploy/demo/v1.2.0/x"}, {DeploymentID: "deploy/demo/v1.3.0/y"}},
+		Busy: "waiting: nightly on qa has an active run 123 (running 4m); waiting up to 1h (active_runs: wait)"}
+	want := "fabric qa: deploy/demo/v1.2.0/x is deploying — waiting: nightly on qa has an active run 123 (running 4m); waiting up to 1h (active_runs: wait); 1 waiting"
+	if got := busyLine(v); got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	v.Busy, v.Queue = "", v.Queue[:1]
+	if got := busyLine(v); got != "fabric qa: deploy/demo/v1.2.0/x is deploying" {
+		t.Fatalf("not waiting: %q", got)
+	}
+}

@@ -158,7 +158,7 @@ func followRelease(ctx context.Context, g *globals, c client.Client, id, runID s
 func followDeploy(ctx context.Context, g *globals, c client.Client, id string, o followOpts) (*workflows.DeployState, error) {
 	p := &stepPrinter{g: g, quiet: o.cancelling}
 	f := g.follower(c, id, "")
-	lastWait := ""
+	lastWait, lastRun := "", ""
 	builds := map[string]workflows.StepStatus{}
 	for {
 		var s workflows.DeployState
@@ -170,6 +170,10 @@ func followDeploy(ctx context.Context, g *globals, c client.Client, id string, o
 			if s.Waiting != nil && !p.quiet && !g.json() && s.Waiting.Holder != lastWait {
 				lastWait = s.Waiting.Holder
 				fmt.Fprintf(g.stdout, "  queued   fabric %s is busy: behind %s\n", s.Waiting.Fabric, s.Waiting.Holder)
+			}
+			if s.Runs != nil && !p.quiet && !g.json() && s.Runs.Fabric+"/"+s.Runs.RunID != lastRun {
+				lastRun = s.Runs.Fabric + "/" + s.Runs.RunID
+				fmt.Fprintf(g.stdout, "  %s\n", s.Summary)
 			}
 			if !p.quiet {
 				printBuilds(g, s, builds)

@@ -19,7 +19,8 @@ import (
 const runsPollInterval = 30 * time.Second
 
 // settleRuns runs just before the schedule step replaces jobs: on each fabric
-// (in name order) it reads the active runs of the jobs it is about to replace
+// (in name order) it plans the jobs against the live fabric and reads the
+// active runs of those it is about to replace (update or recreate)
 // and, per the fabric's active_runs, waits for them to end, refuses the
 // deployment, or cancels them and waits until they stopped. The deployment
 // holds its fabrics meanwhile: it is mid-deploy (artifacts uploaded, jobs
@@ -40,17 +41,47 @@ func (d *deployment) settleRuns(ctx workflow.Context) error {
 }
 
 // jobsToSchedule lists the jobs of the plan on fab not yet scheduled.
-func (d *deployment) jobsToSchedule(fab string) []string {
-	var out []string
+func (d *deployment) jobsToSchedule(fab string) []activities.ResolvedJob {
+	var out []activities.ResolvedJob
 	for _, j := range d.plan.Jobs {
 		if _, ok := d.jobs[j.Fabric+"/"+j.Name]; !ok && j.Fabric == fab {
-			out = append(out, j.Name)
+			out = append(out, j)
 		}
 	}
 	return out
 }
 
-func (d *deployment) settleRunsOn(ctx workflow.Context, fab string, jobs []string) error {
+// replaced plans the jobs against the live fabric and keeps those the
+// schedule step will change: a job left unchanged is not replaced, and its
+// runs go on undisturbed.
+func (d *deployment) replaced(ctx workflow.Context, todo []activities.ResolvedJob) ([]string, error) {
+	files := map[string]string{}
+	for _, p := range sortedNames(d.built) {
+		files[p] = d.built[p].File
+	}
+	var plan activities.PlanJobsOutput
+	in := activities.PlanJobsInput{Project: d.in.Project, Version: d.in.Version, Commit: d.plan.Commit, Jobs: todo, Files: files}
+	if err := workflow.ExecuteActivity(fabricActivity(ctx), deployActs.PlanJobs, in).Get(ctx, &plan); err != nil {
+		return nil, err
+	}
+	unchanged := map[string]bool{}
+	for _, p := range plan.Jobs {
+		unchanged[p.Job] = p.Action == "unchanged"
+	}
+	var out []string
+	for _, j := range todo {
+		if !unchanged[j.Name] {
+			out = append(out, j.Name)
+		}
+	}
+	return out, nil
+}
+
+func (d *deployment) settleRunsOn(ctx workflow.Context, fab string, todo []activities.ResolvedJob) error {
+	jobs, err := d.replaced(ctx, todo)
+	if err != nil || len(jobs) == 0 {
+		return err
+	}
 	in := activities.ActiveRunsInput{Project: d.in.Project, Fabric: fab, Jobs: jobs}
 	var out activities.ActiveRunsOutput
 	if err := workflow.ExecuteActivity(fabricActivity(ctx), deployActs.ActiveRuns, in).Get(ctx, &out); err != nil {

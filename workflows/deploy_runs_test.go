@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,12 +29,15 @@ type fakeRunner struct {
 	reads     int
 	cancels   []activities.CancelRunsInput
 	cancelled bool
-	// readAt is the number of reads when each upsert happened (see onJobs users).
+	// unchanged are the jobs the plan finds unchanged on the fabric.
+	unchanged []string
+	asked     [][]string // the jobs of each ActiveRuns read
 }
 
 func (f *fakeRunner) install(e *testsuite.TestWorkflowEnvironment) {
 	e.OnActivity(deployActs.ActiveRuns, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ActiveRunsInput) (activities.ActiveRunsOutput, error) {
 		f.reads++
+		f.asked = append(f.asked, in.Jobs)
 		if f.cancelled || (f.endsAfter > 0 && f.reads > f.endsAfter) {
 			f.active = nil
 		}
@@ -44,6 +48,17 @@ func (f *fakeRunner) install(e *testsuite.TestWorkflowEnvironment) {
 					out.Runs = append(out.Runs, r)
 				}
 			}
+		}
+		return out, nil
+	}).Maybe()
+	e.OnActivity(deployActs.PlanJobs, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PlanJobsInput) (activities.PlanJobsOutput, error) {
+		var out activities.PlanJobsOutput
+		for _, j := range in.Jobs {
+			action := "update"
+			if slices.Contains(f.unchanged, j.Name) {
+				action = "unchanged"
+			}
+			out.Jobs = append(out.Jobs, activities.PlannedJob{Fabric: j.Fabric, Job: j.Name, Action: action})
 		}
 		return out, nil
 	}).Maybe()
@@ -72,8 +87,10 @@ func newRunsEnv(t *testing.T, policy string) (*deployEnv, *[]int) {
 	var upsertsAt []int
 	e.onJobs(func(in activities.UpsertJobInput) (activities.UpsertJobOutput, error) {
 		upsertsAt = append(upsertsAt, e.runs.reads)
-		if len(e.runs.active) > 0 {
-			t.Errorf("job %s replaced while run %s is active", in.Job.Name, e.runs.active[0].Run.ID)
+		for _, r := range e.runs.active {
+			if r.Job == in.Job.Name && !slices.Contains(e.runs.unchanged, r.Job) {
+				t.Errorf("job %s replaced while run %s is active", in.Job.Name, r.Run.ID)
+			}
 		}
 		return activities.UpsertJobOutput{ID: "7", Action: "updated"}, nil
 	})
@@ -175,5 +192,21 @@ func TestDeployCancelsActiveRun(t *testing.T) {
 	// Read, cancel, wait one poll, read again (ended), replace.
 	if s.Status != StatusSucceeded || len(*upsertsAt) != 2 || (*upsertsAt)[0] != 2 {
 		t.Fatalf("status %s, upserts after reads %v", s.Status, *upsertsAt)
+	}
+}
+
+// A job the deploy leaves unchanged is not replaced: its run goes on, and the
+// deploy does not wait for it.
+func TestDeployDoesNotWaitForUnchangedJob(t *testing.T) {
+	e, upsertsAt := newRunsEnv(t, "wait")
+	e.runs.unchanged = []string{"daily_orders"}
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+	s := e.result()
+
+	if len(e.runs.asked) != 1 || !slices.Equal(e.runs.asked[0], []string{"orders_dag"}) {
+		t.Fatalf("runs read for %v, want only orders_dag (daily_orders is unchanged)", e.runs.asked)
+	}
+	if s.Status != StatusSucceeded || len(*upsertsAt) != 2 {
+		t.Fatalf("status %s, upserts %v", s.Status, *upsertsAt)
 	}
 }

@@ -62,6 +62,7 @@ func newLab(t *testing.T) *lab {
 	})
 	l.OnActivity(deployActs.CheckJobs, mock.Anything, mock.Anything).Return(activities.CheckJobsOutput{Checked: 2}, nil)
 	l.OnActivity(deployActs.ActiveRuns, mock.Anything, mock.Anything).Return(activities.ActiveRunsOutput{Policy: "wait", Timeout: time.Hour}, nil)
+	l.OnActivity(deployActs.PlanJobs, mock.Anything, mock.Anything).Return(activities.PlanJobsOutput{}, nil)
 	l.OnActivity(deployActs.Upload, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UploadInput) (activities.UploadOutput, error) {
 		out := activities.UploadOutput{Paths: map[string]string{}}
 		for _, a := range in.Artifacts {

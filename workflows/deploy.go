@@ -687,6 +687,10 @@ func (d *deployment) finish(ctx workflow.Context, outcome Status, reason string)
 	if outcome == StatusSucceeded {
 		setStep(d.state.Steps, StepRecord, StepDone, "recorded on "+strings.Join(d.queued, ", "), now)
 		d.state.Summary = fmt.Sprintf("deployed %s of %s to %s (%d jobs)", d.in.Version, d.in.Project, strings.Join(d.state.Fabrics, ", "), len(d.state.Jobs))
+		// The cancelled runs go in the outcome, and so in the audit.
+		if c := cancelledRunsText(d.state.CancelledRuns); c != "" {
+			d.state.Summary += "; " + c
+		}
 	}
 	for _, f := range d.fabricsToTell() {
 		done := DeploymentDone{DeploymentID: d.state.DeploymentID, Version: d.in.Version, Actor: d.in.Actor, Outcome: outcome,

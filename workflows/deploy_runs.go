@@ -147,6 +147,18 @@ func (d *deployment) cancelRuns(ctx workflow.Context, fab string, runs []activit
 	return nil
 }
 
+// cancelledRunsText: "cancelled run 123 of nightly on qa (active_runs: cancel)".
+func cancelledRunsText(runs []CancelledRun) string {
+	if len(runs) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, r := range runs {
+		parts = append(parts, fmt.Sprintf("run %s of %s on %s", r.RunID, r.Job, r.Fabric))
+	}
+	return "cancelled " + strings.Join(parts, ", ") + " (active_runs: cancel)"
+}
+
 // waitingSummary: "waiting: nightly on qa has an active run 123 (running 4m);
 // waiting up to 1h (active_runs: wait)".
 func waitingSummary(fab string, out activities.ActiveRunsOutput, policy platform.ActiveRunsPolicy, now time.Time) string {

@@ -189,6 +189,9 @@ func TestDeployCancelsActiveRun(t *testing.T) {
 	if len(s.CancelledRuns) != 1 || s.CancelledRuns[0].RunID != "123" || s.CancelledRuns[0].Job != "daily_orders" || s.CancelledRuns[0].URL == "" {
 		t.Fatalf("cancelled runs recorded = %+v", s.CancelledRuns)
 	}
+	if want := "deployed v1.0.0 of demo to dev (2 jobs); cancelled run 123 of daily_orders on dev (active_runs: cancel)"; s.Summary != want {
+		t.Fatalf("outcome %q, want %q", s.Summary, want)
+	}
 	// Read, cancel, wait one poll, read again (ended), replace.
 	if s.Status != StatusSucceeded || len(*upsertsAt) != 2 || (*upsertsAt)[0] != 2 {
 		t.Fatalf("status %s, upserts after reads %v", s.Status, *upsertsAt)

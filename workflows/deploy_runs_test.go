@@ -213,3 +213,26 @@ func TestDeployDoesNotWaitForUnchangedJob(t *testing.T) {
 		t.Fatalf("status %s, upserts %v", s.Status, *upsertsAt)
 	}
 }
+
+// `shipline cancel` ends a deployment waiting for a run at once: nothing
+// replaced, the fabric released, the wait cleared.
+func TestDeployCancelWhileWaitingForRun(t *testing.T) {
+	e, upsertsAt := newRunsEnv(t, "wait")
+	e.RegisterDelayedCallback(func() {
+		e.UpdateWorkflow(CancelUpdate, "1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Fatalf("cancel rejected: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "bob", Reason: "not now"})
+	}, 5*time.Minute)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+
+	if !e.IsWorkflowCompleted() {
+		t.Fatal("deployment did not end")
+	}
+	s := e.query()
+	if s.Status != StatusCancelled || s.Runs != nil || len(*upsertsAt) != 0 || e.runs.reads > 12 {
+		t.Fatalf("status %s, runs %+v, upserts %v, reads %d", s.Status, s.Runs, *upsertsAt, e.runs.reads)
+	}
+	if len(e.done) != 1 || e.done[0].Outcome != StatusCancelled {
+		t.Fatalf("fabric told %+v", e.done)
+	}
+}

@@ -91,6 +91,7 @@ func TestClassOfEachType(t *testing.T) {
 		{UpdateRefused, "UpdateRefused", Refused},
 		{ArtifactMismatch, "ArtifactMismatch", Refused},
 		{InvalidName, "InvalidName", Refused},
+		{ActiveRun, "ActiveRun", Refused},
 		{UnknownRef, "UnknownRef", Fails},
 		{TagConflict, "TagConflict", Fails},
 		{TestsFailed, "TestsFailed", Fails},
@@ -111,6 +112,7 @@ func TestClassOfEachType(t *testing.T) {
 		{UnsafePath, "UnsafePath", Parks},
 		{FabricUnavailable, "FabricUnavailable", Parks},
 		{DagNotParsed, "DagNotParsed", Parks},
+		{ActiveRunTimeout, "ActiveRunTimeout", Parks},
 		{Cancelled, "Cancelled", Stopped},
 		{Superseded, "Superseded", Stopped},
 		// Failures without a Shipline type: a transient problem that outlasted its retries.

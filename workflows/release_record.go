@@ -7,12 +7,10 @@ import (
 	"slices"
 	"strings"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/access"
-	"github.com/shipline/shipline/internal/apperr"
 )
 
 var messageActs *activities.Messages
@@ -151,9 +149,13 @@ func (r *release) delete(ctx workflow.Context, req DeleteRequest) (DeleteResult,
 	// Releases deleted before active runs were known removed artifacts under them.
 	var jobsOn map[string][]string
 	if workflow.GetVersion(ctx, ChangeActiveRuns, workflow.DefaultVersion, 1) >= 1 {
-		var err error
-		if jobsOn, err = r.refuseWhileRunning(ctx); err != nil {
+		var refusal, err error
+		if jobsOn, refusal, err = r.runsUsingRelease(ctx); err != nil {
 			return res, err
+		}
+		if refusal != nil {
+			// Recorded in the project's audit like the delete's other refusals.
+			return res, refuseAttempt(ctx, r.in.Project, Refusal{Actor: req.Actor, Action: ActionDelete, Version: r.in.Version}, req.Auth, refusal)
 		}
 	}
 	for _, f := range sortedNames(r.state.Fabrics) {
@@ -182,18 +184,18 @@ func (r *release) delete(ctx workflow.Context, req DeleteRequest) (DeleteResult,
 	return res, nil
 }
 
-// refuseWhileRunning refuses the delete, before anything is changed, while a
-// job on one of the release's fabrics has an active run that may use its
-// artifacts (whatever the fabric's active_runs: a delete never waits for or
-// cancels runs). It returns the project's jobs on each fabric.
-func (r *release) refuseWhileRunning(ctx workflow.Context) (map[string][]string, error) {
+// runsUsingRelease returns the refusal of the delete, before anything is
+// changed, while a job on one of the release's fabrics has an active run that
+// may use its artifacts (whatever the fabric's active_runs: a delete never
+// waits for or cancels runs), and the project's jobs on each fabric.
+func (r *release) runsUsingRelease(ctx workflow.Context) (map[string][]string, error, error) {
 	jobsOn := map[string][]string{}
 	var using []string
 	for _, f := range sortedNames(r.state.Fabrics) {
 		fs, ok, err := r.fabricState(ctx, f)
 		if err != nil || !ok {
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
@@ -204,18 +206,17 @@ func (r *release) refuseWhileRunning(ctx workflow.Context) (map[string][]string,
 		var out activities.ActiveRunsOutput
 		in := activities.ActiveRunsInput{Project: r.in.Project, Fabric: f, Jobs: jobsOn[f], Version: r.in.Version}
 		if err := workflow.ExecuteActivity(fabricActivity(ctx), deployActs.ActiveRuns, in).Get(ctx, &out); err != nil {
-			return nil, fmt.Errorf("read the active runs on fabric %s: %s", f, userMessage(err))
+			return nil, nil, fmt.Errorf("read the active runs on fabric %s: %s", f, userMessage(err))
 		}
 		if len(out.Runs) > 0 {
 			using = append(using, fmt.Sprintf("on fabric %s, %s", f, activities.RunsUsing(out.Runs)))
 		}
 	}
 	if len(using) > 0 {
-		msg := fmt.Sprintf("%s of %s is not deleted: its artifacts are in use — %s; wait for the runs to end (or cancel them), then delete again",
-			r.in.Version, r.in.Project, strings.Join(using, "; "))
-		return nil, temporal.NewNonRetryableApplicationError(msg, apperr.ActiveRun, nil)
+		return nil, fmt.Errorf("%s of %s is not deleted: its artifacts are in use — %s; wait for the runs to end (or cancel them), then delete again",
+			r.in.Version, r.in.Project, strings.Join(using, "; ")), nil
 	}
-	return jobsOn, nil
+	return jobsOn, nil, nil
 }
 
 // fabricState reads a fabric entity's state; false when it has none.

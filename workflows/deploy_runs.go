@@ -15,8 +15,13 @@ import (
 
 // runsPollInterval is how often a deployment waiting for active runs reads
 // them again (a workflow timer between two short activities: nothing sleeps
-// in a worker, and a worker crash loses nothing).
-const runsPollInterval = 30 * time.Second
+// in a worker, and a worker crash loses nothing). A long active_runs_timeout
+// polls less often, so that a wait adds at most about runsPolls reads to the
+// deployment's history.
+const (
+	runsPollInterval = 30 * time.Second
+	runsPolls        = 200
+)
 
 // settleRuns runs just before the schedule step replaces jobs: on each fabric
 // (in name order) it plans the jobs against the live fabric and reads the
@@ -117,7 +122,8 @@ func (d *deployment) settleRunsOn(ctx workflow.Context, fab string, todo []activ
 		workflow.SetCurrentDetails(ctx, d.state.Summary)
 		// A cancel request ends the wait at once (it also cancels ctx for
 		// deployments that stop running steps).
-		if _, err := workflow.AwaitWithTimeout(ctx, min(runsPollInterval, until.Sub(now)), func() bool { return d.ctl.cancel }); err != nil {
+		poll := max(runsPollInterval, out.Timeout/runsPolls)
+		if _, err := workflow.AwaitWithTimeout(ctx, min(poll, until.Sub(now)), func() bool { return d.ctl.cancel }); err != nil {
 			return err
 		}
 		if d.ctl.cancel {

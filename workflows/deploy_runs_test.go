@@ -236,3 +236,25 @@ func TestDeployCancelWhileWaitingForRun(t *testing.T) {
 		t.Fatalf("fabric told %+v", e.done)
 	}
 }
+
+// A long active_runs_timeout polls less often: a day's wait reads the runs
+// about 200 times, not 2880.
+func TestDeployLongRunWaitPollsSparingly(t *testing.T) {
+	e, upsertsAt := newRunsEnv(t, "wait")
+	e.runs.timeout = 24 * time.Hour
+	var parked DeployState
+	e.RegisterDelayedCallback(func() {
+		parked = e.query()
+		e.UpdateWorkflow(CancelUpdate, "1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Fatalf("cancel rejected: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "bob"})
+	}, 25*time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob"})
+
+	if parked.Status != StatusParked || !strings.Contains(parked.Parked.Reason, "did not end within 24h") {
+		t.Fatalf("after 25h: %s %+v", parked.Status, parked.Parked)
+	}
+	if e.runs.reads != 201 || len(*upsertsAt) != 0 {
+		t.Fatalf("reads %d (want 1 + 200 polls of 7m12s), upserts %v", e.runs.reads, *upsertsAt)
+	}
+}

@@ -21,11 +21,15 @@ import (
 // finds the artifacts in the build cache).
 func TestReleaseBuildsAndTestsBeforeTag(t *testing.T) {
 	e := newReleaseEnv(t, admins())
-	var inputs []activities.BuildInput
+	// The builds run in parallel: record them under a lock and compare them
+	// by pipeline, not by arrival order.
+	inputs := map[string]activities.BuildInput{}
 	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.BuildInput) (activities.BuildOutput, error) {
-			inputs = append(inputs, in)
-			e.events = append(e.events, "build "+in.Pipeline.Name)
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			inputs[in.Pipeline.Name] = in
+			e.events = append(e.events, "build")
 			return activities.BuildOutput{Pipeline: in.Pipeline.Name, File: in.Pipeline.Name + ".whl", SHA256: "sha-" + in.Pipeline.Name,
 				Cached: in.Pipeline.Name == "score"}, nil
 		})
@@ -35,12 +39,15 @@ func TestReleaseBuildsAndTestsBeforeTag(t *testing.T) {
 	if state.Status != StatusReleased {
 		t.Fatalf("state = %+v", state)
 	}
-	if got := strings.Join(e.events, ", "); got != "build ingest, build score, tag v1.0.0" {
+	if got := strings.Join(e.events, ", "); got != "build, build, tag v1.0.0" {
 		t.Fatalf("activities ran in the order %q, want both builds before the tag", got)
 	}
-	for i, in := range inputs {
-		if in.Project != "demo" || in.Commit != commit || in.Pipeline != demoPipelines[i] {
-			t.Errorf("build input %d = %+v, want pipeline %+v at %s", i, in, demoPipelines[i], commit)
+	if len(inputs) != len(demoPipelines) {
+		t.Fatalf("built %d pipelines, want %d: %+v", len(inputs), len(demoPipelines), inputs)
+	}
+	for _, p := range demoPipelines {
+		if in := inputs[p.Name]; in.Project != "demo" || in.Commit != commit || in.Pipeline != p {
+			t.Errorf("build input of %s = %+v, want pipeline %+v at %s", p.Name, in, p, commit)
 		}
 	}
 	step := stepOf(state.Steps, StepBuildTest)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +28,9 @@ type releaseEnv struct {
 	tagCall *CreateTagCall
 	deploys []DeployInput // auto_deploy children started
 	// events are the build and tag activities in the order they ran:
-	// "build <pipeline>" and "tag <version>".
+	// "build <pipeline>" and "tag <version>". The builds run in parallel,
+	// so events is appended under mu.
+	mu     sync.Mutex
 	events []string
 	pol    signing.Policy
 	audit  *projectAudit
@@ -66,7 +69,9 @@ func (e *releaseEnv) okGit(created bool) {
 	e.OnActivity(gitActs.CreateTag, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CreateTagInput) (activities.CreateTagOutput, error) {
 			e.tagCall.in = in
+			e.mu.Lock()
 			e.events = append(e.events, "tag "+in.Version)
+			e.mu.Unlock()
 			return activities.CreateTagOutput{Created: created, Tagger: in.Tagger, When: in.When}, nil
 		})
 	e.okBuilds()
@@ -82,7 +87,9 @@ var demoPipelines = []manifest.Pipeline{
 func (e *releaseEnv) okBuilds() {
 	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.BuildInput) (activities.BuildOutput, error) {
+			e.mu.Lock()
 			e.events = append(e.events, "build "+in.Pipeline.Name)
+			e.mu.Unlock()
 			return activities.BuildOutput{Pipeline: in.Pipeline.Name, File: in.Pipeline.Name + ".whl", SHA256: "sha-" + in.Pipeline.Name,
 				LogPath: "/state/logs/builds/" + in.Pipeline.Name + ".log"}, nil
 		})

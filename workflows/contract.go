@@ -293,7 +293,7 @@ const (
 	PlanWorkflow = "Plan"
 	// InspectWorkflow reads live jobs from fabrics to report drift.
 	InspectWorkflow = "Inspect"
-	// ReadLogsWorkflow returns a deployment's build logs from the worker's state_dir.
+	// ReadLogsWorkflow returns a deployment's build logs from the shared store.
 	ReadLogsWorkflow = "ReadLogs"
 	// CheckWorkflow renders, checks and plans the jobs of an unreleased tree
 	// (`shipline check` without --platform), changing nothing.
@@ -907,7 +907,7 @@ const (
 	PlanUpdate = "plan"
 	// InspectUpdate compares recorded jobs with the live fabrics (InspectInput → InspectOutput).
 	InspectUpdate = "inspect"
-	// ReadLogsUpdate returns build logs from the worker's state_dir (ReadLogsInput → ReadLogsOutput).
+	// ReadLogsUpdate returns build logs from the shared store (ReadLogsInput → ReadLogsOutput).
 	ReadLogsUpdate = "read-logs"
 	// CheckUpdate renders, checks and plans the jobs of the tree `shipline
 	// check` sends, with the worker's platform.yaml (CheckInput → CheckOutput).

@@ -355,19 +355,21 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 	if err != nil {
 		return Upload{}, err
 	}
-	local, err := os.Open(a.LocalPath)
+	// The client rewinds the body to resend it after a 429/503: spool the
+	// artifact (streamed and checked by a.Open) into a local file first.
+	local, remove, err := a.spool(ctx)
 	if err != nil {
-		return Upload{}, fmt.Errorf("open artifact %s: %w", a.LocalPath, err)
+		return Upload{}, fmt.Errorf("read artifact %s: %w", a.where(), err)
 	}
-	defer local.Close()
+	defer remove()
 	st, err := local.Stat()
 	if err != nil {
-		return Upload{}, fmt.Errorf("stat artifact %s: %w", a.LocalPath, err)
+		return Upload{}, fmt.Errorf("stat artifact %s: %w", a.where(), err)
 	}
 	want := strings.ToLower(a.SHA256)
 	if want == "" {
-		if want, err = fileSHA256(a.LocalPath); err != nil {
-			return Upload{}, fmt.Errorf("hash artifact %s: %w", a.LocalPath, err)
+		if want, err = a.checksum(ctx); err != nil {
+			return Upload{}, fmt.Errorf("hash artifact %s: %w", a.where(), err)
 		}
 	}
 	path := d.ArtifactPath(project, version, a.Pipeline, a.File)

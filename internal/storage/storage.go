@@ -13,9 +13,9 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,8 +32,14 @@ import (
 	"github.com/shipline/shipline/internal/platform"
 )
 
-// ErrNotFound is returned (wrapped) for an object that does not exist.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is returned (wrapped) for an object that does not exist. It
+// matches fs.ErrNotExist too, so code reading files or objects checks one error.
+var ErrNotFound error = notFound{}
+
+type notFound struct{}
+
+func (notFound) Error() string        { return "not found" }
+func (notFound) Is(target error) bool { return target == fs.ErrNotExist }
 
 // Store is a bucket of objects named by slash-separated keys.
 type Store struct {

@@ -45,6 +45,7 @@ projects: {demo: {repo: %s, admins: [alice], auto_deploy: false}}
 fabrics:
   local-dev: {kind: local, owner: developers, root: fabrics/dev}
   local-qa:  {kind: local, owner: developers, root: fabrics/qa}
+  local-prod: {kind: local, owner: developers, root: fabrics/prod}
 `, name, remote)
 		path := filepath.Join(root, name+".yaml")
 		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
@@ -86,6 +87,7 @@ fabrics:
 
 	// Worker A releases and deploys to local-dev: it builds.
 	stopA := runWorker(t, cfgA, srv.Address(), logger)
+	defer stopA()
 	if code, _ := shipline("release", "v1.0.0", "--project", "demo", "--wait"); code != 0 {
 		t.Fatal("release failed")
 	}
@@ -128,7 +130,7 @@ fabrics:
 		}
 		stored[meta.File] = meta.SHA256
 	}
-	uploaded, _ := filepath.Glob(filepath.Join(root, "fabrics", "qa", "demo", "v1.0.0", "*", "*.whl"))
+	uploaded, _ := filepath.Glob(filepath.Join(root, "fabrics", "qa", "artifacts", "demo", "v1.0.0", "*", "*.whl"))
 	if len(uploaded) != len(second.Builds) {
 		t.Fatalf("local-qa holds %v, want one wheel per pipeline", uploaded)
 	}

@@ -388,9 +388,12 @@ type PipelineBuild struct {
 	SHA256   string     `json:"sha256,omitempty"`
 	Size     int64      `json:"size,omitempty"`
 	Seconds  float64    `json:"seconds,omitempty"`
-	LogPath  string     `json:"log_path,omitempty"`
-	LogTail  string     `json:"log_tail,omitempty"`
-	Error    string     `json:"error,omitempty"`
+	// LogPath is the build log's key in the workers' shared store
+	// (logs/builds/<key>.log; `shipline logs` reads it); deployments recorded
+	// before the store hold a path under a worker's state_dir.
+	LogPath string `json:"log_path,omitempty"`
+	LogTail string `json:"log_tail,omitempty"`
+	Error   string `json:"error,omitempty"`
 	// Failure is the failure type of a failed build (BuildFailed, TestsFailed, …).
 	Failure string `json:"failure,omitempty"`
 }

@@ -274,6 +274,13 @@ func internalSecret(cfg *platform.Config, logger *zap.Logger) ([]byte, error) {
 		return nil, err
 	}
 	logger.Info("internal messages authenticated", zap.String("secret", source))
+	if cfg.InternalAuth == nil && cfg.Storage != "" {
+		// The store is shared, the generated secret is not: it stays in this
+		// worker's state_dir, so that reading the store never lets anyone seal
+		// internal messages.
+		logger.Warn("platform.yaml names a shared storage but no internal_auth: the internal message secret is generated in this worker's state_dir, so workers that do not share state_dir refuse each other's messages; set internal_auth to the same secret on every worker",
+			zap.String("secret", source))
+	}
 	return secret, nil
 }
 

@@ -186,10 +186,15 @@ func (b *Builder) buildLocked(ctx context.Context, req Request, key string, step
 	}
 	defer os.RemoveAll(work)
 
+	st, err := b.storage(ctx)
+	if err != nil {
+		return Result{}, err
+	}
 	r, err := b.openLog(work, key, step)
 	if err != nil {
 		return Result{}, err
 	}
+	r.logWhere = st.String() + "/" + r.logKey
 	defer b.storeLog(ctx, r)
 	began := time.Now()
 	r.logf("shipline build of pipeline %s (%s), path %s, tree %s", p.Name, p.Language, p.Path, req.TreeHash)

@@ -178,7 +178,7 @@ func TestBuildLogsAreStored(t *testing.T) {
 	p := manifest.Pipeline{Name: "c", Path: "c", Language: manifest.Java, Build: "echo compiling; echo 'error: type mismatch' >&2; exit 3", Artifact: "out/*.bin"}
 	_, err := b.Build(ctx, Request{Pipeline: p, TreeHash: treeT, Export: (&source{files: map[string]string{"a": "a"}}).export})
 	be := buildErr(t, err, ErrBuildFailed)
-	if be.LogPath != LogKey(Key(p, treeT)) || !strings.Contains(be.Msg, be.LogPath) {
+	if be.LogPath != LogKey(Key(p, treeT)) || !strings.Contains(be.Msg, "full build log: "+st.String()+"/"+be.LogPath) {
 		t.Fatalf("failure names log %q: %s", be.LogPath, be.Msg)
 	}
 	log, err := st.ReadAll(ctx, be.LogPath)

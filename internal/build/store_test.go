@@ -189,3 +189,34 @@ func TestBuildLogsAreStored(t *testing.T) {
 		t.Errorf("build directories left behind: %v", left)
 	}
 }
+
+// An entry written before the shared store (meta.json and the artifact side
+// by side in <state_dir>/cache/<key>/) is still served, byte for byte: the
+// default store is state_dir, and releases have pinned those bytes.
+func TestEntriesFromBeforeTheStoreAreServed(t *testing.T) {
+	b := &Builder{StateDir: t.TempDir()}
+	p := manifest.Pipeline{Name: "c", Path: "c", Language: manifest.Java, Build: "exit 1", Artifact: "out/*.bin"}
+	key := Key(p, treeT)
+	data := []byte("built long ago\n")
+	sum := sha256.Sum256(data)
+	dir := filepath.Join(b.StateDir, "cache", key)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	meta := fmt.Sprintf(`{"key":%q,"pipeline":"c","language":"java","tree_hash":%q,"file":"c.bin","sha256":"%x","size":%d,"builder_version":"1"}`,
+		key, treeT, sum, len(data))
+	for name, content := range map[string][]byte{"c.bin": data, "meta.json": []byte(meta)} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := &source{files: map[string]string{"a": "a"}}
+	res, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeT, Export: src.export})
+	if err != nil || !res.Cached || res.Object != "cache/"+key+"/c.bin" || src.calls.Load() != 0 {
+		t.Fatalf("old entry: %+v, %v (exports %d)", res, err, src.calls.Load())
+	}
+	st, _ := b.storage(context.Background())
+	if got := objectSum(t, st, res.Object); got != res.SHA256 {
+		t.Errorf("served %s, sha256 %s", got, res.SHA256)
+	}
+}

@@ -25,9 +25,9 @@ import (
 )
 
 // Two workers with separate state directories share nothing but Temporal and
-// one file:// store: a deployment built by worker A is deployed again by
-// worker B (A stopped) from the shared cache, without building, with the
-// same bytes; and B serves A's build logs.
+// one file:// store: a release built by worker A is deployed by worker B (A
+// stopped) from the shared cache, without building, with the same bytes; and
+// B serves the logs of A's builds.
 func TestTwoWorkersShareOnlyTheStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test starts the embedded Temporal server and runs real builds")
@@ -35,8 +35,17 @@ func TestTwoWorkersShareOnlyTheStore(t *testing.T) {
 	root := t.TempDir()
 	remote, _ := fixtureProject(t, root, filepath.Join("..", "examples", "demo"))
 	t.Setenv("SHIPLINE_E2E_INTERNAL_SECRET", strings.Repeat("0123456789abcdef", 3))
+	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	srv, err := devserver.Start(context.Background(), devserver.Options{
+		DBFile: filepath.Join(root, "temporal.db"), Port: freePort(t), UIPort: -1,
+		SearchAttributes: workerapp.SearchAttributes(), Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
 	config := func(name string) *platform.Config {
-		src := fmt.Sprintf(`temporal: {namespace: default, task_queue: shipline}
+		src := fmt.Sprintf(`temporal: {address: %s, namespace: default, task_queue: shipline}
 state_dir: %s-state
 storage: file://./shared-store
 internal_auth: {secret_env: SHIPLINE_E2E_INTERNAL_SECRET}
@@ -46,7 +55,7 @@ fabrics:
   local-dev: {kind: local, owner: developers, root: fabrics/dev}
   local-qa:  {kind: local, owner: developers, root: fabrics/qa}
   local-prod: {kind: local, owner: developers, root: fabrics/prod}
-`, name, remote)
+`, srv.Address(), name, remote)
 		path := filepath.Join(root, name+".yaml")
 		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 			t.Fatal(err)
@@ -60,15 +69,6 @@ fabrics:
 	cfgA, cfgB := config("a"), config("b")
 	store := filepath.Join(root, "shared-store")
 
-	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	srv, err := devserver.Start(context.Background(), devserver.Options{
-		DBFile: filepath.Join(root, "temporal.db"), Port: freePort(t), UIPort: -1,
-		SearchAttributes: workerapp.SearchAttributes(), Logger: logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
 	shipline := func(args ...string) (int, string) {
 		var out, errb bytes.Buffer
 		code := cli.Main(append([]string{"shipline", "--address", srv.Address(), "--as", "alice"}, args...), &out, &errb)
@@ -86,16 +86,16 @@ fabrics:
 	}
 
 	// Worker A releases and deploys to local-dev: it builds.
-	stopA := runWorker(t, cfgA, srv.Address(), logger)
+	stopA := runWorker(t, cfgA, logger)
 	defer stopA()
 	if code, _ := shipline("release", "v1.0.0", "--project", "demo", "--wait"); code != 0 {
 		t.Fatal("release failed")
 	}
-	firstRun := deploy("local-dev")
+	firstRun := deploy("local-dev") // the release built and tested on A; the deploy takes A's cache
 	first := firstRun.State
 	for name, b := range first.Builds {
-		if b.Cached || b.LogPath == "" {
-			t.Errorf("worker A's build of %s: %+v, want a fresh build with a log", name, b)
+		if b.LogPath == "" {
+			t.Errorf("worker A's build of %s: %+v, want one with a stored log", name, b)
 		}
 	}
 	stopA()
@@ -103,7 +103,7 @@ fabrics:
 	// Worker B, alone now, deploys the same release to local-qa: every
 	// artifact comes from the shared store, none is built, none is in B's
 	// own state directory.
-	stopB := runWorker(t, cfgB, srv.Address(), logger)
+	stopB := runWorker(t, cfgB, logger)
 	defer stopB()
 	second := deploy("local-qa").State
 	if len(second.Builds) != len(first.Builds) || len(second.Builds) == 0 {
@@ -150,10 +150,9 @@ fabrics:
 }
 
 // runWorker runs a worker (no embedded server) on cfg until the returned stop.
-func runWorker(t *testing.T, cfg *platform.Config, address string, logger *zap.Logger) (stop func()) {
+func runWorker(t *testing.T, cfg *platform.Config, logger *zap.Logger) (stop func()) {
 	t.Helper()
 	c := *cfg
-	c.Temporal.Address = address
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)

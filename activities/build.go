@@ -16,13 +16,17 @@ import (
 	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/storage"
 )
 
 // Build owns the build runner and cache: it turns a pipeline directory at a
-// commit into its artifact under <state_dir>/cache/<key>/, building only when
-// the cache lacks it. Builds log to <state_dir>/logs/builds/<key>.log.
+// commit into its artifact under cache/<key>/ in the store workers share,
+// building only when the cache lacks it. Builds log to logs/builds/<key>.log
+// in the same store.
 type Build struct {
 	Platform *platform.Config
+	// Store is the store workers share; nil opens Platform.StorageURL() on first use.
+	Store *storage.Store
 	// Python is the interpreter for Python pipelines; empty means
 	// $SHIPLINE_PYTHON, else /usr/bin/python3, else python3.
 	Python string
@@ -33,6 +37,7 @@ type Build struct {
 
 	slotsOnce sync.Once
 	slots     chan struct{}
+	store     sharedStore
 }
 
 // acquire waits for a build slot, heartbeating while it waits; release frees it.
@@ -73,16 +78,20 @@ type BuildOutput struct {
 	Pipeline string `json:"pipeline"`
 	// File is the artifact's file name (a wheel or a jar).
 	File string `json:"file"`
-	// LocalPath is the artifact in the worker's build cache.
-	LocalPath string `json:"local_path"`
+	// Object is the artifact's key in the shared store.
+	Object string `json:"object,omitempty"`
+	// LocalPath was the artifact's file in one worker's build cache; only
+	// outputs recorded before the shared store carry it.
+	LocalPath string `json:"local_path,omitempty"`
 	SHA256    string `json:"sha256"`
 	Size      int64  `json:"size"`
 	// Cached is true when the artifact came from the cache (no build ran).
 	Cached   bool   `json:"cached"`
 	TreeHash string `json:"tree_hash"`
 	CacheKey string `json:"cache_key"`
-	// LogPath is the full log of the build that produced the artifact; LogTail
-	// its last lines (empty on a cache hit).
+	// LogPath is the store key of the full log of the build that produced the
+	// artifact (`shipline logs` reads it); LogTail its last lines (empty on a
+	// cache hit).
 	LogPath string `json:"log_path,omitempty"`
 	LogTail string `json:"log_tail,omitempty"`
 	// Seconds is the time spent in build tools (0 on a cache hit).
@@ -124,7 +133,11 @@ func (b *Build) Pipeline(ctx context.Context, in BuildInput) (BuildOutput, error
 // *apperr.Error values of internal/build. (A function, not a method: Build's
 // methods are its activities.)
 func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, export func(ctx context.Context, dir string) error) (BuildOutput, error) {
-	res, err := b.builder().Build(ctx, build.Request{
+	bld, err := b.builder(ctx)
+	if err != nil {
+		return BuildOutput{}, err
+	}
+	res, err := bld.Build(ctx, build.Request{
 		Pipeline: p,
 		TreeHash: tree,
 		Export:   export,
@@ -138,7 +151,7 @@ func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, 
 		return BuildOutput{}, err
 	}
 	return BuildOutput{
-		Pipeline: p.Name, File: res.File, LocalPath: res.Path, SHA256: res.SHA256, Size: res.Size,
+		Pipeline: p.Name, File: res.File, Object: res.Object, SHA256: res.SHA256, Size: res.Size,
 		Cached: res.Cached, TreeHash: res.TreeHash, CacheKey: res.Key,
 		LogPath: res.LogPath, LogTail: res.LogTail, Seconds: res.Seconds,
 	}, nil
@@ -161,7 +174,11 @@ func (b *Build) CacheKey(ctx context.Context, in BuildInput) (CacheKeyOutput, er
 	if err != nil {
 		return CacheKeyOutput{}, err
 	}
-	res, ok, err := b.builder().Lookup(in.Pipeline, tree)
+	bld, err := b.builder(ctx)
+	if err != nil {
+		return CacheKeyOutput{}, err
+	}
+	res, ok, err := bld.Lookup(ctx, in.Pipeline, tree)
 	if err != nil {
 		return CacheKeyOutput{}, err
 	}
@@ -193,6 +210,10 @@ func (b *Build) tree(ctx context.Context, in BuildInput) (*gitrepo.Mirror, strin
 	return m, tree, nil
 }
 
-func (b *Build) builder() *build.Builder {
-	return &build.Builder{StateDir: b.Platform.StateDir, Python: b.Python, Getenv: b.Getenv}
+func (b *Build) builder(ctx context.Context) (*build.Builder, error) {
+	st, err := b.store.get(ctx, b.Store, b.Platform)
+	if err != nil {
+		return nil, err
+	}
+	return &build.Builder{StateDir: b.Platform.StateDir, Store: st, Python: b.Python, Getenv: b.Getenv}, nil
 }

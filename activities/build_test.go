@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -96,6 +97,11 @@ func (e *buildEnv) pipeline(commit string, p manifest.Pipeline) (BuildOutput, er
 	return out, nil
 }
 
+// file is where the default store (state_dir) keeps key.
+func (e *buildEnv) file(key string) string {
+	return filepath.Join(e.b.Platform.StateDir, filepath.FromSlash(key))
+}
+
 func (e *buildEnv) mustPipeline(commit string, p manifest.Pipeline) BuildOutput {
 	e.t.Helper()
 	out, err := e.pipeline(commit, p)
@@ -145,7 +151,7 @@ func TestBuildPythonPipelineAndCache(t *testing.T) {
 	if out.Cached || out.File != "orders-1.0.0+"+label+"-py3-none-any.whl" || out.CacheKey != before.Key || out.TreeHash != before.TreeHash {
 		t.Fatalf("first build = %+v", out)
 	}
-	sum, wheel := fileSum(t, out.LocalPath)
+	sum, wheel := fileSum(t, e.file(out.Object))
 	if sum != out.SHA256 || int64(len(wheel)) != out.Size {
 		t.Fatalf("file sha256 %s size %d, output says %s %d", sum, len(wheel), out.SHA256, out.Size)
 	}
@@ -156,16 +162,16 @@ func TestBuildPythonPipelineAndCache(t *testing.T) {
 	if _, err := zr.Open("orders/__init__.py"); err != nil {
 		t.Errorf("wheel lacks the package: %v", err)
 	}
-	if log, err := os.ReadFile(out.LogPath); err != nil || !strings.Contains(string(log), "1 passed") {
+	if log, err := os.ReadFile(e.file(out.LogPath)); err != nil || !strings.Contains(string(log), "1 passed") {
 		t.Errorf("build log %s (%v) does not show the test run:\n%s", out.LogPath, err, log)
 	}
 
 	// The same commit again: a cache hit with the same bytes, no build.
 	again := e.mustPipeline(first, ordersPipeline)
-	if !again.Cached || again.Seconds != 0 || again.SHA256 != out.SHA256 || again.LocalPath != out.LocalPath {
+	if !again.Cached || again.Seconds != 0 || again.SHA256 != out.SHA256 || again.Object != out.Object {
 		t.Fatalf("second build = %+v, want a cache hit", again)
 	}
-	if _, data := fileSum(t, again.LocalPath); !bytes.Equal(data, wheel) {
+	if _, data := fileSum(t, e.file(again.Object)); !bytes.Equal(data, wheel) {
 		t.Fatal("cached bytes differ")
 	}
 
@@ -214,7 +220,7 @@ func TestBuildFailingPytest(t *testing.T) {
 	if details.Pipeline != "orders" || !strings.Contains(details.LogTail, "totals are off") {
 		t.Errorf("details = %+v", details)
 	}
-	if log, err := os.ReadFile(details.LogPath); err != nil || !strings.Contains(string(log), "totals are off") {
+	if log, err := os.ReadFile(e.file(details.LogPath)); err != nil || !strings.Contains(string(log), "totals are off") {
 		t.Errorf("log %s (%v) lacks the test output", details.LogPath, err)
 	}
 }
@@ -230,7 +236,7 @@ func TestBuildJavaAndCustomPipelines(t *testing.T) {
 	e := newBuildEnv(t, buildActivities(t, "file://"+remote.bare))
 
 	out := e.mustPipeline(commit, helloPipeline)
-	_, data := fileSum(t, out.LocalPath)
+	_, data := fileSum(t, e.file(out.Object))
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)

@@ -18,10 +18,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/build"
 	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/storage"
 )
 
 // ArtifactMissingDetails name the artifacts an upload found gone from the build
@@ -37,8 +39,13 @@ type ArtifactMissingDetails struct {
 type Deploy struct {
 	Git      *Git
 	Platform *platform.Config
+	// Store is the store workers share, where builds put artifacts and logs;
+	// nil opens Platform.StorageURL() on first use.
+	Store *storage.Store
 	// Getenv reads fabric credentials; nil means os.Getenv.
 	Getenv func(string) string
+
+	store sharedStore
 }
 
 func (d *Deploy) env() fabric.Env {
@@ -261,12 +268,21 @@ type UploadOutput struct {
 }
 
 // Upload puts every artifact at its immutable path on the fabric, a few at a
-// time, verifying checksums; artifacts already there with the same bytes are
-// left alone. An artifact whose file is gone from the build cache is the
-// permanent apperr.ArtifactMissing (retrying cannot bring it back; a build can),
-// checked before anything is sent.
+// time, streaming it from the shared store (so any worker uploads what any
+// worker built) and verifying checksums; artifacts already there with the
+// same bytes are left alone. An artifact gone from the store, or whose stored
+// bytes fail their checksum, is the permanent apperr.ArtifactMissing
+// (retrying cannot bring it back; a build can): a missing one is found before
+// anything is sent, and a damaged one's cache entry is dropped so that the
+// rebuild builds it.
 func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, error) {
-	if err := checkArtifacts(in); err != nil {
+	st, err := d.store.get(ctx, d.Store, d.Platform)
+	if err != nil {
+		return UploadOutput{}, err
+	}
+	var damaged damagedSet
+	arts, err := artifactSources(ctx, st, d.Platform, in, &damaged)
+	if err != nil {
 		return UploadOutput{}, err
 	}
 	fab, err := fabric.Open(d.Platform, in.Fabric, d.env())
@@ -278,7 +294,7 @@ func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, erro
 	err = withHeartbeat(ctx, func() error {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(jobWorkers)
-		for _, a := range in.Artifacts {
+		for _, a := range arts {
 			g.Go(func() error {
 				up, err := fab.Upload(gctx, in.Project, in.Version, a)
 				if err != nil {
@@ -295,37 +311,11 @@ func (d *Deploy) Upload(ctx context.Context, in UploadInput) (UploadOutput, erro
 		}
 		return g.Wait()
 	})
+	if derr := damaged.missing(ctx, &build.Builder{StateDir: d.Platform.StateDir, Store: st}, in.Fabric); derr != nil {
+		return UploadOutput{}, derr
+	}
 	sort.Strings(out.Uploaded)
 	return out, apperr.ForTemporal(err)
-}
-
-// checkArtifacts finds the artifacts whose build cache file is gone, or no
-// longer of the size that was built (a damaged entry, which the build drops
-// and rebuilds).
-func checkArtifacts(in UploadInput) error {
-	var gone ArtifactMissingDetails
-	var what []string
-	for _, a := range in.Artifacts {
-		fi, err := os.Stat(a.LocalPath)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			what = append(what, fmt.Sprintf("%s (%s is gone)", a.Pipeline, a.LocalPath))
-		case err != nil:
-			return fmt.Errorf("artifact of pipeline %s: %w", a.Pipeline, err)
-		case a.Size > 0 && fi.Size() != a.Size:
-			what = append(what, fmt.Sprintf("%s (%s has %d bytes, built with %d)", a.Pipeline, a.LocalPath, fi.Size(), a.Size))
-		default:
-			continue
-		}
-		gone.Pipelines = append(gone.Pipelines, a.Pipeline)
-		gone.Paths = append(gone.Paths, a.LocalPath)
-	}
-	if len(what) == 0 {
-		return nil
-	}
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-		"the build cache no longer holds the artifact of %s for fabric %s: rebuild (a deployment does so once by itself)",
-		strings.Join(what, ", "), in.Fabric), apperr.ArtifactMissing, nil, gone)
 }
 
 // UpsertJobInput creates or updates one job on its fabric.

@@ -3,8 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -225,24 +224,26 @@ type ReadLogsOutput struct {
 	Logs []LogFile `json:"logs"`
 }
 
-// ReadLogs returns log files kept under <state_dir>/logs; any other path is refused.
-func (d *Deploy) ReadLogs(_ context.Context, in ReadLogsInput) (ReadLogsOutput, error) {
+// ReadLogs returns logs from the store workers share (keys under logs/,
+// whichever worker wrote them); any other path is refused. A path recorded
+// before the shared store, <state_dir>/logs/…, reads the same key.
+func (d *Deploy) ReadLogs(ctx context.Context, in ReadLogsInput) (ReadLogsOutput, error) {
 	limit := in.MaxBytes
 	if limit <= 0 {
 		limit = 256 << 10
 	}
-	root, err := filepath.Abs(filepath.Join(d.Platform.StateDir, "logs"))
+	st, err := d.store.get(ctx, d.Store, d.Platform)
 	if err != nil {
 		return ReadLogsOutput{}, err
 	}
 	var out ReadLogsOutput
 	for _, p := range in.Paths {
 		lf := LogFile{Path: p}
-		abs, err := filepath.Abs(p)
-		if err != nil || !strings.HasPrefix(abs, root+string(filepath.Separator)) {
-			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is not a Shipline log (logs live under %s)", p, root), apperr.InvalidInput, nil)
+		key, ok := logKey(d.Platform.StateDir, p)
+		if !ok {
+			return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is not a Shipline log (logs are stored under logs/ in %s)", p, st), apperr.InvalidInput, nil)
 		}
-		lf.Content, lf.Truncated, err = tail(abs, int64(limit))
+		lf.Content, lf.Truncated, err = st.Tail(ctx, key, int64(limit))
 		if err != nil {
 			lf.Error = err.Error()
 		}
@@ -251,24 +252,22 @@ func (d *Deploy) ReadLogs(_ context.Context, in ReadLogsInput) (ReadLogsOutput, 
 	return out, nil
 }
 
-func tail(path string, limit int64) (string, bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", false, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", false, err
-	}
-	truncated := st.Size() > limit
-	if truncated {
-		if _, err := f.Seek(st.Size()-limit, io.SeekStart); err != nil {
-			return "", false, err
+// logKey maps a recorded log path to its store key: a key under logs/, or an
+// absolute path under <state_dir>/logs/.
+func logKey(stateDir, p string) (string, bool) {
+	if filepath.IsAbs(p) {
+		root, err := filepath.Abs(stateDir)
+		if err != nil {
+			return "", false
 		}
+		rel, err := filepath.Rel(root, filepath.Clean(p))
+		if err != nil {
+			return "", false
+		}
+		p = filepath.ToSlash(rel)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, limit))
-	return string(data), truncated, err
+	clean := path.Clean(p)
+	return clean, clean == p && strings.HasPrefix(clean, "logs/") && !strings.Contains(clean, "/../")
 }
 
 func userMessageOf(err error) string { return apperr.Message(err) }

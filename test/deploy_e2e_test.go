@@ -235,7 +235,7 @@ func checkArtifactsMatchCache(t *testing.T, f *deployFixture) {
 		data, _ := f.emu.File(path)
 		sum := sha256.Sum256(data)
 		name := filepath.Base(path)
-		matches, _ := filepath.Glob(filepath.Join(f.s.cfg.StateDir, "cache", "*", name))
+		matches, _ := filepath.Glob(filepath.Join(f.s.cfg.StateDir, "cache", "*", "*", name))
 		found := false
 		for _, m := range matches {
 			cached, _ := os.ReadFile(m)

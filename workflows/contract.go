@@ -297,7 +297,7 @@ const (
 	PlanWorkflow = "Plan"
 	// InspectWorkflow reads live jobs from fabrics to report drift.
 	InspectWorkflow = "Inspect"
-	// ReadLogsWorkflow returns a deployment's build logs from the worker's state_dir.
+	// ReadLogsWorkflow returns a deployment's build logs from the shared store.
 	ReadLogsWorkflow = "ReadLogs"
 	// CheckWorkflow renders, checks and plans the jobs of an unreleased tree
 	// (`shipline check` without --platform), changing nothing.
@@ -392,9 +392,12 @@ type PipelineBuild struct {
 	SHA256   string     `json:"sha256,omitempty"`
 	Size     int64      `json:"size,omitempty"`
 	Seconds  float64    `json:"seconds,omitempty"`
-	LogPath  string     `json:"log_path,omitempty"`
-	LogTail  string     `json:"log_tail,omitempty"`
-	Error    string     `json:"error,omitempty"`
+	// LogPath is the build log's key in the workers' shared store
+	// (logs/builds/<key>.log; `shipline logs` reads it); deployments recorded
+	// before the store hold a path under a worker's state_dir.
+	LogPath string `json:"log_path,omitempty"`
+	LogTail string `json:"log_tail,omitempty"`
+	Error   string `json:"error,omitempty"`
 	// Failure is the failure type of a failed build (BuildFailed, TestsFailed, …).
 	Failure string `json:"failure,omitempty"`
 }
@@ -936,7 +939,7 @@ const (
 	PlanUpdate = "plan"
 	// InspectUpdate compares recorded jobs with the live fabrics (InspectInput → InspectOutput).
 	InspectUpdate = "inspect"
-	// ReadLogsUpdate returns build logs from the worker's state_dir (ReadLogsInput → ReadLogsOutput).
+	// ReadLogsUpdate returns build logs from the shared store (ReadLogsInput → ReadLogsOutput).
 	ReadLogsUpdate = "read-logs"
 	// CheckUpdate renders, checks and plans the jobs of the tree `shipline
 	// check` sends, with the worker's platform.yaml (CheckInput → CheckOutput).

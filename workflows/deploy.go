@@ -530,7 +530,7 @@ func (d *deployment) build(ctx workflow.Context) error {
 				r.name, out.File, short12(out.SHA256), short12(want))
 			return d.refuse(ctx, StepBuild, apperr.ArtifactMismatch, msg)
 		}
-		d.built[r.name] = fabric.Artifact{Pipeline: r.name, File: out.File, LocalPath: out.LocalPath, SHA256: out.SHA256, Size: out.Size}
+		d.built[r.name] = fabric.Artifact{Pipeline: r.name, File: out.File, Object: out.Object, LocalPath: out.LocalPath, SHA256: out.SHA256, Size: out.Size}
 		d.setBuild(r.name, func(b *PipelineBuild) {
 			*b = PipelineBuild{Pipeline: r.name, Status: StepDone, Cached: out.Cached, File: out.File, SHA256: out.SHA256, Size: out.Size,
 				Seconds: out.Seconds, LogPath: out.LogPath, LogTail: out.LogTail}

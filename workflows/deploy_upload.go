@@ -18,7 +18,7 @@ import (
 // returns how many were sent and what failed (one line per fabric).
 //
 // An artifact gone from the build cache (ArtifactMissing: the cache was
-// cleaned, or another worker's cache was used) is a cache miss, not an upload
+// cleaned, or its stored bytes failed their checksum) is a cache miss, not an upload
 // to retry: its pipeline is built again — the same bytes, reproducibly, and
 // checked against the release's pinned checksums — and the fabrics that failed
 // are sent to once more. If it is still missing, the failure stands and the
@@ -43,7 +43,7 @@ func (d *deployment) sendArtifacts(ctx workflow.Context) (int, []string, error) 
 	}
 	more, failed, still, err := d.uploadPass(ctx)
 	if len(still) > 0 {
-		failed = append(failed, fmt.Sprintf("the artifacts of %s are still missing from the build cache after a rebuild: check that the workers share <state_dir>/cache and that nothing cleans it during deploys, then resume",
+		failed = append(failed, fmt.Sprintf("the artifacts of %s are still missing from the build cache after a rebuild: check that every worker has the same storage in platform.yaml and that nothing cleans it during deploys, then resume",
 			strings.Join(still, ", ")))
 	}
 	return sent + more, failed, err

@@ -64,7 +64,7 @@ func Check(ctx workflow.Context, in CheckInput) (CheckOutput, error) {
 	return out, err
 }
 
-// ReadLogs returns a deployment's build logs from the worker's state_dir.
+// ReadLogs returns a deployment's build logs from the shared store.
 func ReadLogs(ctx workflow.Context, in ReadLogsInput) (ReadLogsOutput, error) {
 	var out ReadLogsOutput
 	err := workflow.ExecuteActivity(shortActivity(ctx), deployActs.ReadLogs, in).Get(ctx, &out)

@@ -95,7 +95,7 @@ func (p *project) setup(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
-	// Logs are found by path under the worker's state_dir; the activity refuses any other path.
+	// Logs are found by key under logs/ in the shared store; the activity refuses any other path.
 	return setRead(ctx, p, ReadLogsUpdate, ReadLogs, func(*ReadLogsInput) error { return nil })
 }
 

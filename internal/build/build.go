@@ -3,11 +3,15 @@
 //
 // The cache key (Key) is the pipeline directory's git tree hash plus its build
 // settings, so an unchanged pipeline is never built twice: a later release, a
-// redeploy or another worker sharing the state directory gets the same bytes
-// from <state_dir>/cache/<key>/. Builds run in a temporary directory and are
-// renamed into the cache only when complete; builds of one key are serialised
-// by a lock file. Every build writes its full log (commands, output, exit
-// codes, durations) to <state_dir>/logs/builds/<key>.log.
+// redeploy or another worker sharing the store gets the same bytes from
+// cache/<key>/ in the shared store (internal/storage: platform.yaml's storage,
+// else state_dir). Builds run in a temporary directory of the worker's own
+// state_dir; the artifact is stored first and the entry's marker (meta.json)
+// last, so an entry is visible only when complete. Builds of one key are
+// serialised on one machine by a lock file; workers on different machines may
+// build a key at once and end up with one entry (see commitEntry). Every
+// build's full log (commands, output, exit codes, durations) is stored at
+// logs/builds/<key>.log.
 //
 // How each kind of pipeline is built:
 //
@@ -37,6 +41,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,18 +50,25 @@ import (
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/manifest"
+	"github.com/shipline/shipline/internal/storage"
 )
 
-// Builder builds pipelines into the cache under StateDir.
+// Builder builds pipelines into the cache in Store.
 type Builder struct {
-	// StateDir is the worker's state directory (platform.yaml's state_dir).
+	// StateDir is the worker's state directory (platform.yaml's state_dir):
+	// builds in progress and their locks.
 	StateDir string
+	// Store is the shared store of cache entries and logs; nil means StateDir
+	// as a file:// store.
+	Store *storage.Store
 	// Python is the interpreter for Python pipelines; see the package comment.
 	Python string
 	// Getenv reads SHIPLINE_PYTHON and JAVA_HOME; nil means os.Getenv.
 	Getenv func(string) string
 	// HeartbeatEvery is how often Request.Heartbeat is called; default 5s.
 	HeartbeatEvery time.Duration
+
+	storeOnce
 }
 
 // Request asks for one pipeline's artifact.
@@ -75,15 +87,15 @@ type Request struct {
 type Result struct {
 	Key      string
 	TreeHash string
-	// File is the artifact's file name; Path its location in the cache.
+	// File is the artifact's file name; Object its key in the store.
 	File   string
-	Path   string
+	Object string
 	SHA256 string
 	Size   int64
 	// Cached is true when no build ran.
 	Cached bool
-	// LogPath is the full log of the build that produced the artifact (empty if
-	// it was removed); LogTail the end of it (empty on a cache hit).
+	// LogPath is the store key of the full log of the build that produced the
+	// artifact (empty if it is gone); LogTail the end of it (empty on a cache hit).
 	LogPath string
 	LogTail string
 	// Seconds is the time spent in build tools by this call (0 on a hit).
@@ -92,26 +104,39 @@ type Result struct {
 }
 
 // Lookup reports whether the cache holds the artifact of p at treeHash,
-// without building anything.
-func (b *Builder) Lookup(p manifest.Pipeline, treeHash string) (Result, bool, error) {
+// without building anything. It checks the artifact's size, not its checksum
+// (Build and every reader of the artifact do).
+func (b *Builder) Lookup(ctx context.Context, p manifest.Pipeline, treeHash string) (Result, bool, error) {
 	key := Key(p, treeHash)
-	m, ok, err := b.readEntry(key, false)
+	m, ok, err := b.readEntry(ctx, key, false, false)
 	if err != nil || !ok {
 		return Result{Key: key, TreeHash: treeHash}, false, err
 	}
-	return b.hit(m), true, nil
+	return b.hit(ctx, m), true, nil
 }
 
 // hit describes a cache entry as a result.
-func (b *Builder) hit(m Meta) Result {
+func (b *Builder) hit(ctx context.Context, m Meta) Result {
 	r := Result{
-		Key: m.Key, TreeHash: m.TreeHash, File: m.File, Path: filepath.Join(b.entryDir(m.Key), m.File),
+		Key: m.Key, TreeHash: m.TreeHash, File: m.File, Object: m.ObjectKey(),
 		SHA256: m.SHA256, Size: m.Size, Cached: true, Meta: m,
 	}
-	if _, err := os.Stat(b.LogPath(m.Key)); err == nil {
-		r.LogPath = b.LogPath(m.Key)
+	if st, err := b.storage(ctx); err == nil {
+		if ok, _ := st.Exists(ctx, LogKey(m.Key)); ok {
+			r.LogPath = LogKey(m.Key)
+		}
 	}
 	return r
+}
+
+// OpenArtifact streams a result's artifact from the store, checking its
+// checksum as it is read (see storage.OpenChecked).
+func (b *Builder) OpenArtifact(ctx context.Context, object, sha256 string, size int64) (io.ReadCloser, error) {
+	st, err := b.storage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.OpenChecked(ctx, object, sha256, size)
 }
 
 // Build returns the artifact of the request's pipeline, from the cache or by
@@ -122,10 +147,10 @@ func (b *Builder) Build(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	key := Key(p, req.TreeHash)
-	if m, ok, err := b.readEntry(key, false); err != nil {
+	if m, ok, err := b.readEntry(ctx, key, true, false); err != nil {
 		return Result{}, err
 	} else if ok {
-		return b.hit(m), nil
+		return b.hit(ctx, m), nil
 	}
 
 	step := &atomic.Value{}
@@ -139,10 +164,10 @@ func (b *Builder) Build(ctx context.Context, req Request) (Result, error) {
 	}
 	defer unlock()
 	// Another worker may have built it while this one waited.
-	if m, ok, err := b.readEntry(key, true); err != nil {
+	if m, ok, err := b.readEntry(ctx, key, true, true); err != nil {
 		return Result{}, err
 	} else if ok {
-		return b.hit(m), nil
+		return b.hit(ctx, m), nil
 	}
 	b.cleanStale(key)
 	return b.buildLocked(ctx, req, key, step)
@@ -161,11 +186,16 @@ func (b *Builder) buildLocked(ctx context.Context, req Request, key string, step
 	}
 	defer os.RemoveAll(work)
 
-	r, err := b.openLog(key, step)
+	st, err := b.storage(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	defer r.log.Close()
+	r, err := b.openLog(work, key, step)
+	if err != nil {
+		return Result{}, err
+	}
+	r.logWhere = st.String() + "/" + r.logKey
+	defer b.storeLog(ctx, r)
 	began := time.Now()
 	r.logf("shipline build of pipeline %s (%s), path %s, tree %s", p.Name, p.Language, p.Path, req.TreeHash)
 	r.logf("cache key %s (builder version %s), started %s", key, BuilderVersion, began.UTC().Format(time.RFC3339))
@@ -196,7 +226,7 @@ func (b *Builder) buildLocked(ctx context.Context, req Request, key string, step
 		return Result{}, err
 	}
 	r.setStep("store artifact")
-	m, err := b.commitEntry(work, artifact, Meta{
+	m, err := b.commitEntry(ctx, artifact, Meta{
 		Key: key, Pipeline: p.Name, Language: string(p.Language), TreeHash: req.TreeHash,
 		BuiltAt: began.UTC(), Seconds: r.seconds, Tools: tools, Builder: BuilderVersion,
 	})
@@ -204,20 +234,17 @@ func (b *Builder) buildLocked(ctx context.Context, req Request, key string, step
 		return Result{}, err
 	}
 	r.logf("built %s (%d bytes, sha256 %s) in %.1fs, %.1fs in build tools", m.File, m.Size, m.SHA256, time.Since(began).Seconds(), r.seconds)
-	res := b.hit(m)
-	res.Cached = false
-	res.Seconds = r.seconds
-	res.LogPath = r.logPath
-	res.LogTail = fileTail(r.logPath)
+	res := Result{
+		Key: m.Key, TreeHash: m.TreeHash, File: m.File, Object: m.ObjectKey(), SHA256: m.SHA256, Size: m.Size, Meta: m,
+		Seconds: r.seconds, LogPath: r.logKey, LogTail: fileTail(r.logPath),
+	}
 	return res, nil
 }
 
-// openLog truncates and opens the build log of key.
-func (b *Builder) openLog(key string, step *atomic.Value) (*runner, error) {
-	path := b.LogPath(key)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create log directory: %w", err)
-	}
+// openLog opens the build log of key in the build's directory; storeLog
+// copies it into the store when the build ends, whatever its outcome.
+func (b *Builder) openLog(work, key string, step *atomic.Value) (*runner, error) {
+	path := filepath.Join(work, "build.log")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open build log: %w", err)
@@ -226,7 +253,23 @@ func (b *Builder) openLog(key string, step *atomic.Value) (*runner, error) {
 		"SOURCE_DATE_EPOCH=315532800", // 1980-01-01: reproducible zip timestamps
 		"PYTHONDONTWRITEBYTECODE=1",
 	})
-	return &runner{log: f, logPath: path, env: env, step: step}, nil
+	return &runner{log: f, logPath: path, logKey: LogKey(key), env: env, step: step}, nil
+}
+
+// storeLog closes the build's log and stores it at its key (atomically: a
+// reader sees the previous build's log or this one's). It runs after the
+// build's context may have ended, so it gets a short one of its own.
+func (b *Builder) storeLog(ctx context.Context, r *runner) {
+	r.log.Close()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	st, err := b.storage(ctx)
+	if err == nil {
+		err = st.PutFile(ctx, r.logKey, r.logPath)
+	}
+	if err != nil {
+		r.logKey = "" // not stored: nothing to point at
+	}
 }
 
 // checkRequest refuses requests that cannot be built as given.

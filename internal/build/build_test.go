@@ -149,20 +149,20 @@ func TestPythonWheelAndCache(t *testing.T) {
 	if res.Cached || res.File != "orders-1.2.0+sl.3f9a1c2e-py3-none-any.whl" || res.Seconds <= 0 {
 		t.Fatalf("result = %+v", res)
 	}
-	if res.Path != filepath.Join(b.StateDir, "cache", res.Key, res.File) || res.Key != Key(p, tree1) {
-		t.Errorf("artifact at %s, key %s", res.Path, res.Key)
+	if res.Object != "cache/"+res.Key+"/"+res.SHA256+"/"+res.File || res.Key != Key(p, tree1) {
+		t.Errorf("artifact at %s, key %s", res.Object, res.Key)
 	}
-	if got := sha(t, res.Path); got != res.SHA256 {
+	if got := sha(t, b.file(res.Object)); got != res.SHA256 {
 		t.Errorf("sha256 of file %s, result says %s", got, res.SHA256)
 	}
-	if fi, _ := os.Stat(res.Path); fi.Size() != res.Size {
+	if fi, _ := os.Stat(b.file(res.Object)); fi.Size() != res.Size {
 		t.Errorf("size %d, result says %d", fi.Size(), res.Size)
 	}
-	if names := strings.Join(zipNames(t, res.Path), " "); !strings.Contains(names, "orders/__init__.py") {
+	if names := strings.Join(zipNames(t, b.file(res.Object)), " "); !strings.Contains(names, "orders/__init__.py") {
 		t.Errorf("wheel holds %s", names)
 	}
-	log, err := os.ReadFile(res.LogPath)
-	if err != nil || res.LogPath != filepath.Join(b.StateDir, "logs", "builds", res.Key+".log") {
+	log, err := os.ReadFile(b.file(res.LogPath))
+	if err != nil || res.LogPath != "logs/builds/"+res.Key+".log" {
 		t.Fatalf("log %s: %v", res.LogPath, err)
 	}
 	for _, want := range []string{"-m pytest -q -p no:cacheprovider", "1 passed", "-m build --wheel --no-isolation", "exit 0"} {
@@ -185,18 +185,18 @@ func TestPythonWheelAndCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !again.Cached || again.SHA256 != res.SHA256 || again.Path != res.Path || again.Seconds != 0 || src.calls.Load() != 1 {
+	if !again.Cached || again.SHA256 != res.SHA256 || again.Object != res.Object || again.Seconds != 0 || src.calls.Load() != 1 {
 		t.Fatalf("second build = %+v (exports: %d), want a cache hit", again, src.calls.Load())
 	}
-	if hit, ok, err := b.Lookup(p, tree1); err != nil || !ok || hit.SHA256 != res.SHA256 {
+	if hit, ok, err := b.Lookup(ctx, p, tree1); err != nil || !ok || hit.SHA256 != res.SHA256 {
 		t.Fatalf("Lookup = %+v, %v, %v", hit, ok, err)
 	}
-	if _, ok, err := b.Lookup(p, tree2); err != nil || ok {
+	if _, ok, err := b.Lookup(ctx, p, tree2); err != nil || ok {
 		t.Fatalf("Lookup(tree-2) = %v, %v; want a miss", ok, err)
 	}
 
 	// A damaged entry is dropped and rebuilt, byte-identical (SOURCE_DATE_EPOCH).
-	if err := os.WriteFile(res.Path, []byte("garbage"), 0o644); err != nil {
+	if err := os.WriteFile(b.file(res.Object), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rebuilt, err := b.Build(ctx, Request{Pipeline: p, TreeHash: tree1, Export: src.export})
@@ -263,11 +263,11 @@ func TestPythonFailingTest(t *testing.T) {
 	if !strings.Contains(be.Msg, be.LogPath) || !strings.Contains(be.Msg, "pipeline orders") {
 		t.Errorf("error does not name the pipeline and log: %s", be.Msg)
 	}
-	log, _ := os.ReadFile(be.LogPath)
+	log, _ := os.ReadFile(b.file(be.LogPath))
 	if !strings.Contains(string(log), "doubling is broken") || strings.Contains(string(log), "-m build") {
 		t.Errorf("log:\n%s", log)
 	}
-	if _, ok, _ := b.Lookup(p, treeBad); ok {
+	if _, ok, _ := b.Lookup(context.Background(), p, treeBad); ok {
 		t.Error("a failed build left a cache entry")
 	}
 }
@@ -329,7 +329,7 @@ func TestJavaConvention(t *testing.T) {
 	if res.File != "orders_java-sl.1a2b3c4d.jar" || res.Meta.Tools["javac"] == "" {
 		t.Fatalf("result = %+v", res)
 	}
-	names := strings.Join(zipNames(t, res.Path), " ")
+	names := strings.Join(zipNames(t, b.file(res.Object)), " ")
 	for _, want := range []string{"com/example/orders/Orders.class", "orders.properties"} {
 		if !strings.Contains(names, want) {
 			t.Errorf("jar lacks %s: %s", want, names)
@@ -340,20 +340,20 @@ func TestJavaConvention(t *testing.T) {
 	}
 	// The content version is in the manifest; java still runs the stamped jar,
 	// and another build of the same tree gives the same bytes.
-	if v := jarManifest(t, res.Path)["Implementation-Version"]; v != "sl.1a2b3c4d" {
+	if v := jarManifest(t, b.file(res.Object))["Implementation-Version"]; v != "sl.1a2b3c4d" {
 		t.Errorf("Implementation-Version %q", v)
 	}
-	if out, err := exec.Command("java", "-cp", res.Path, "com.example.orders.Orders", "a,b,c").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "3" {
+	if out, err := exec.Command("java", "-cp", b.file(res.Object), "com.example.orders.Orders", "a,b,c").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "3" {
 		t.Errorf("java -cp %s: %v\n%s", res.File, err, out)
 	}
-	if out, err := exec.Command("jar", "--describe-module", "--file", res.Path).CombinedOutput(); err != nil {
+	if out, err := exec.Command("jar", "--describe-module", "--file", b.file(res.Object)).CombinedOutput(); err != nil {
 		t.Errorf("jar cannot read %s: %v\n%s", res.File, err, out)
 	}
 	other, err := (&Builder{StateDir: t.TempDir()}).Build(context.Background(), Request{Pipeline: p, TreeHash: treeJ, Export: (&source{files: javaFiles}).export})
 	if err != nil || other.SHA256 != res.SHA256 || other.File != res.File {
 		t.Errorf("second build of the same tree: %+v, %v; first sha256 %s", other, err, res.SHA256)
 	}
-	if log, _ := os.ReadFile(res.LogPath); !strings.Contains(string(log), "OrdersTest ok") {
+	if log, _ := os.ReadFile(b.file(res.LogPath)); !strings.Contains(string(log), "OrdersTest ok") {
 		t.Errorf("tests did not run:\n%s", log)
 	}
 
@@ -385,13 +385,13 @@ func TestCustomBuildCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.File != "score_2.12-2.0.1+sl.5c0e5c0e.jar" || jarEntry(t, res.Path, "data.txt") != "jar-2.0.1" {
+	if res.File != "score_2.12-2.0.1+sl.5c0e5c0e.jar" || jarEntry(t, b.file(res.Object), "data.txt") != "jar-2.0.1" {
 		t.Fatalf("artifact %s", res.File)
 	}
-	if v := jarManifest(t, res.Path)["Implementation-Version"]; v != "2.0.1+sl.5c0e5c0e" {
+	if v := jarManifest(t, b.file(res.Object))["Implementation-Version"]; v != "2.0.1+sl.5c0e5c0e" {
 		t.Errorf("Implementation-Version %q", v)
 	}
-	log, _ := os.ReadFile(res.LogPath)
+	log, _ := os.ReadFile(b.file(res.LogPath))
 	if i, j := strings.Index(string(log), "tests-ran"), strings.Index(string(log), "built"); i < 0 || j < i {
 		t.Errorf("test command did not run before the build:\n%s", log)
 	}
@@ -453,7 +453,7 @@ func TestConcurrentBuildsOfOneKey(t *testing.T) {
 		if !r.Cached {
 			built++
 		}
-		if r.SHA256 != results[0].SHA256 || r.Path != results[0].Path {
+		if r.SHA256 != results[0].SHA256 || r.Object != results[0].Object {
 			t.Errorf("result %d = %+v", i, r)
 		}
 	}
@@ -463,4 +463,9 @@ func TestConcurrentBuildsOfOneKey(t *testing.T) {
 	if left, _ := os.ReadDir(filepath.Join(b.StateDir, "cache", ".tmp")); len(left) != 0 {
 		t.Errorf("build directories left behind: %v", left)
 	}
+}
+
+// file is where the default (state_dir) store keeps key.
+func (b *Builder) file(key string) string {
+	return filepath.Join(b.StateDir, filepath.FromSlash(key))
 }

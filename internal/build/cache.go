@@ -1,19 +1,22 @@
 package build
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shipline/shipline/internal/manifest"
+	"github.com/shipline/shipline/internal/storage"
 )
 
 // BuilderVersion is part of every cache key. Bump it whenever a change to this
@@ -43,66 +46,124 @@ func Key(p manifest.Pipeline, treeHash string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Meta is a cache entry's meta.json.
+// Meta is a cache entry's meta.json: the entry's marker. It is written last,
+// after the artifact it names is stored whole, so an entry whose marker exists
+// is complete; readers still check the artifact against SHA256 and Size.
 type Meta struct {
-	Key      string            `json:"key"`
-	Pipeline string            `json:"pipeline"`
-	Language string            `json:"language"`
-	TreeHash string            `json:"tree_hash"`
-	File     string            `json:"file"` // the artifact's file name, next to meta.json
-	SHA256   string            `json:"sha256"`
-	Size     int64             `json:"size"`
-	BuiltAt  time.Time         `json:"built_at"`
-	Seconds  float64           `json:"seconds"` // time spent in build tools
-	Tools    map[string]string `json:"tools,omitempty"`
-	Builder  string            `json:"builder_version"`
+	Key      string `json:"key"`
+	Pipeline string `json:"pipeline"`
+	Language string `json:"language"`
+	TreeHash string `json:"tree_hash"`
+	File     string `json:"file"` // the artifact's file name
+	// Object is the artifact's key relative to the entry, <sha256>/<file>;
+	// empty in entries written before the shared store (the file is then
+	// next to meta.json).
+	Object  string            `json:"object,omitempty"`
+	SHA256  string            `json:"sha256"`
+	Size    int64             `json:"size"`
+	BuiltAt time.Time         `json:"built_at"`
+	Seconds float64           `json:"seconds"` // time spent in build tools
+	Tools   map[string]string `json:"tools,omitempty"`
+	Builder string            `json:"builder_version"`
 }
 
 const metaFile = "meta.json"
 
-// Cache layout under the state directory:
+// Layout in the shared store (platform.yaml's storage; by default state_dir):
 //
-//	cache/<key>/meta.json, cache/<key>/<artifact file>   complete entries
-//	cache/.tmp/<key>-*/                                 builds in progress
-//	cache/.locks/<key>.lock                             one build of a key at a time
-//	logs/builds/<key>.log                               the latest build's full log
-func (b *Builder) cacheDir() string           { return filepath.Join(b.StateDir, "cache") }
-func (b *Builder) entryDir(key string) string { return filepath.Join(b.cacheDir(), key) }
-func (b *Builder) tmpDir() string             { return filepath.Join(b.cacheDir(), ".tmp") }
+//	cache/<key>/meta.json              the entry's marker, written last
+//	cache/<key>/<sha256>/<file>        the artifact, content-addressed, so two
+//	                                   workers building one key never overwrite
+//	                                   each other's bytes with different ones
+//	logs/builds/<key>.log              the latest build's full log
+//
+// and in the worker's own state directory (never shared):
+//
+//	cache/.tmp/<key>-*/                builds in progress
+//	cache/.locks/<key>.lock            one build of a key at a time on this machine
+func entryKey(key string) string { return "cache/" + key }
+func metaKey(key string) string  { return entryKey(key) + "/" + metaFile }
+
+// ObjectKey is the store key of an entry's artifact.
+func (m Meta) ObjectKey() string {
+	if m.Object != "" {
+		return entryKey(m.Key) + "/" + m.Object
+	}
+	return entryKey(m.Key) + "/" + m.File
+}
+
+// LogKey is the store key of the log of key's latest build.
+func LogKey(key string) string { return "logs/builds/" + key + ".log" }
+
+func (b *Builder) tmpDir() string { return filepath.Join(b.StateDir, "cache", ".tmp") }
 func (b *Builder) lockPath(key string) string {
-	return filepath.Join(b.cacheDir(), ".locks", key+".lock")
+	return filepath.Join(b.StateDir, "cache", ".locks", key+".lock")
 }
 
-// LogPath is where the build of key logs.
-func (b *Builder) LogPath(key string) string {
-	return filepath.Join(b.StateDir, "logs", "builds", key+".log")
+// storage returns the shared store: Store, else state_dir as a file:// store.
+func (b *Builder) storage(ctx context.Context) (*storage.Store, error) {
+	b.once.Do(func() {
+		if b.Store != nil {
+			b.opened = b.Store
+			return
+		}
+		b.opened, b.openErr = storage.Open(ctx, storage.FileURL(absDir(b.StateDir)))
+	})
+	return b.opened, b.openErr
 }
 
-// readEntry returns the complete cache entry of key, checking the artifact's
-// size and checksum. An entry that fails the check is a miss; with drop (only
-// under the key's lock, so a fresh entry is never dropped by mistake) it is
-// also removed, so the artifact is built again.
-func (b *Builder) readEntry(key string, drop bool) (Meta, bool, error) {
+type storeOnce struct {
+	once    sync.Once
+	opened  *storage.Store
+	openErr error
+}
+
+func absDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
+
+// readEntry returns the complete cache entry of key. With verify the artifact
+// is streamed through sha256 and must match the marker; without, only its
+// size is checked. An entry that fails the check is a miss; with drop (only
+// under the key's lock, so a fresh entry is never dropped by mistake) its
+// marker is also removed, so the artifact is built again.
+func (b *Builder) readEntry(ctx context.Context, key string, verify, drop bool) (Meta, bool, error) {
+	st, err := b.storage(ctx)
+	if err != nil {
+		return Meta{}, false, err
+	}
 	damaged := func() (Meta, bool, error) {
 		if !drop {
 			return Meta{}, false, nil
 		}
-		return Meta{}, false, b.dropEntry(key)
+		if err := st.Delete(ctx, metaKey(key)); err != nil {
+			return Meta{}, false, fmt.Errorf("remove damaged cache entry %s: %w", key, err)
+		}
+		return Meta{}, false, nil
 	}
-	dir := b.entryDir(key)
-	data, err := os.ReadFile(filepath.Join(dir, metaFile))
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := st.ReadAll(ctx, metaKey(key))
+	if errors.Is(err, storage.ErrNotFound) {
 		return Meta{}, false, nil
 	}
 	if err != nil {
 		return Meta{}, false, fmt.Errorf("read cache entry %s: %w", key, err)
 	}
 	var m Meta
-	if err := json.Unmarshal(data, &m); err != nil || m.File == "" || m.File != filepath.Base(m.File) {
+	if err := json.Unmarshal(data, &m); err != nil || m.Key != key || !validName(m.File) || !validObject(m) {
 		return damaged()
 	}
-	sum, size, err := fileSHA256(filepath.Join(dir, m.File))
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && (sum != m.SHA256 || size != m.Size)) {
+	var sum string
+	var size int64
+	if verify {
+		sum, size, err = st.HashObject(ctx, m.ObjectKey())
+	} else {
+		sum = m.SHA256
+		size, err = st.Size(ctx, m.ObjectKey())
+	}
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (sum != m.SHA256 || size != m.Size)) {
 		return damaged()
 	}
 	if err != nil {
@@ -111,51 +172,69 @@ func (b *Builder) readEntry(key string, drop bool) (Meta, bool, error) {
 	return m, true, nil
 }
 
-// dropEntry moves a damaged entry aside and removes it.
-func (b *Builder) dropEntry(key string) error {
-	if err := os.MkdirAll(b.tmpDir(), 0o755); err != nil {
-		return fmt.Errorf("create cache directory: %w", err)
+// validObject checks a marker's object names <sha256>/<file> of its own bytes.
+func validObject(m Meta) bool {
+	if m.Object == "" {
+		return true
 	}
-	aside, err := os.MkdirTemp(b.tmpDir(), "damaged-")
-	if err != nil {
-		return fmt.Errorf("create cache directory: %w", err)
-	}
-	dst := filepath.Join(aside, key)
-	if err := os.Rename(b.entryDir(key), dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove damaged cache entry %s: %w", key, err)
-	}
-	return os.RemoveAll(aside)
+	dir, file := path.Split(m.Object)
+	return dir == m.SHA256+"/" && file == m.File
 }
 
-// commitEntry copies the artifact into a new entry directory beside the cache,
-// writes meta.json last, and renames the directory into place. If another
-// process got there first (possible only without file locks) its entry wins.
-func (b *Builder) commitEntry(work, artifact string, m Meta) (Meta, error) {
-	staged := filepath.Join(work, "entry")
-	if err := os.Mkdir(staged, 0o755); err != nil {
-		return Meta{}, fmt.Errorf("stage cache entry: %w", err)
+// DropEntry removes key's marker if it still names object (the store key of
+// an artifact found damaged when read), so the next build of key rebuilds it.
+func (b *Builder) DropEntry(ctx context.Context, key, object string) error {
+	st, err := b.storage(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := st.ReadAll(ctx, metaKey(key))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var m Meta
+	if json.Unmarshal(data, &m) == nil && m.ObjectKey() != object {
+		return nil // rebuilt meanwhile
+	}
+	return st.Delete(ctx, metaKey(key))
+}
+
+// commitEntry streams the artifact into the store at its content address,
+// then publishes the marker. If another worker published a complete entry of
+// the key meanwhile, that entry stands and is returned: every worker ends up
+// with the same entry, and the bytes any of them returned stay readable.
+func (b *Builder) commitEntry(ctx context.Context, artifact string, m Meta) (Meta, error) {
+	st, err := b.storage(ctx)
+	if err != nil {
+		return Meta{}, err
 	}
 	m.File = filepath.Base(artifact)
-	sum, size, err := copyFile(artifact, filepath.Join(staged, m.File))
-	if err != nil {
-		return Meta{}, fmt.Errorf("stage artifact: %w", err)
+	if m.SHA256, m.Size, err = fileSHA256(artifact); err != nil {
+		return Meta{}, fmt.Errorf("read artifact: %w", err)
 	}
-	m.SHA256, m.Size = sum, size
+	m.Object = m.SHA256 + "/" + m.File
+	if err := st.PutFile(ctx, m.ObjectKey(), artifact); err != nil {
+		return Meta{}, fmt.Errorf("store artifact in the build cache: %w", err)
+	}
+	if theirs, ok, err := b.readEntry(ctx, m.Key, true, false); err == nil && ok {
+		return theirs, nil
+	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return Meta{}, err
 	}
-	if err := writeFileSync(filepath.Join(staged, metaFile), append(data, '\n')); err != nil {
-		return Meta{}, fmt.Errorf("stage cache entry: %w", err)
+	if err := st.Put(ctx, metaKey(m.Key), strings.NewReader(string(data)+"\n")); err != nil {
+		return Meta{}, fmt.Errorf("publish cache entry %s: %w", m.Key, err)
 	}
-	err = os.Rename(staged, b.entryDir(m.Key))
-	if err == nil {
-		return m, nil
+	// A worker that published at the same moment may have overwritten the
+	// marker: take whichever entry the store now holds, if complete.
+	if now, ok, err := b.readEntry(ctx, m.Key, false, false); err == nil && ok {
+		return now, nil
 	}
-	if theirs, ok, rerr := b.readEntry(m.Key, false); rerr == nil && ok {
-		return theirs, nil
-	}
-	return Meta{}, fmt.Errorf("store artifact in the build cache: %w", err)
+	return m, nil
 }
 
 // cleanStale removes build directories of key left by a crashed build. It runs
@@ -180,46 +259,6 @@ func fileSHA256(path string) (string, int64, error) {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// copyFile copies src to dst (synced), returning the copy's sha256 and size.
-func copyFile(src, dst string) (string, int64, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return "", 0, err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return "", 0, err
-	}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), in)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // validName reports whether a pipeline name can name files (the jar, logs).

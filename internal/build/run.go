@@ -24,9 +24,12 @@ const (
 // output, exit code and duration to the build log.
 type runner struct {
 	log     *os.File // opened with O_APPEND: commands write into it directly
-	logPath string
-	env     []string      // the environment of every command (plus per-command extras)
-	step    *atomic.Value // the current step, read by the heartbeat
+	logPath string   // the log file in the build's directory
+	logKey  string   // where the log is stored when the build ends
+	// logWhere names the stored log for people: the store's URL and the key.
+	logWhere string
+	env      []string      // the environment of every command (plus per-command extras)
+	step     *atomic.Value // the current step, read by the heartbeat
 	// seconds is the time spent inside build tools so far.
 	seconds float64
 }

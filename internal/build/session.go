@@ -171,9 +171,9 @@ func (s *session) fail(kind *apperr.Error, out outcome, what, fix string) error 
 	if t != "" {
 		msg += "\n--- output (last lines) ---\n" + t + "\n---"
 	}
-	msg += "\nfull build log: " + s.r.logPath
+	msg += "\nfull build log: " + s.r.logWhere
 	return &apperr.Error{Type: kind.Type, Msg: msg,
-		Details: []any{FailureDetails{Pipeline: s.p.Name, LogPath: s.r.logPath, LogTail: t}}}
+		Details: []any{FailureDetails{Pipeline: s.p.Name, LogPath: s.r.logKey, LogTail: t}}}
 }
 
 // isDir reports whether path is a directory.

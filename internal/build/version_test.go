@@ -89,10 +89,10 @@ func TestPythonContentVersion(t *testing.T) {
 	if first.File != "orders-1.2.0+sl.3f9a1c2e-py3-none-any.whl" {
 		t.Fatalf("wheel %s lacks the content version", first.File)
 	}
-	if v := wheelMetadataVersion(t, first.Path); v != "1.2.0+sl.3f9a1c2e" {
+	if v := wheelMetadataVersion(t, b.file(first.Object)); v != "1.2.0+sl.3f9a1c2e" {
 		t.Errorf("METADATA Version = %s", v)
 	}
-	pipDryRun(t, b.python(), first.Path)
+	pipDryRun(t, b.python(), b.file(first.Object))
 	if !strings.Contains(src.files["pyproject.toml"], `version = "1.2.0"`) {
 		t.Error("the source's pyproject.toml was changed")
 	}
@@ -113,7 +113,7 @@ func TestPythonContentVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next.File != "orders-1.2.0+sl.4e8b2d3f-py3-none-any.whl" || wheelMetadataVersion(t, next.Path) != "1.2.0+sl.4e8b2d3f" {
+	if next.File != "orders-1.2.0+sl.4e8b2d3f-py3-none-any.whl" || wheelMetadataVersion(t, b.file(next.Object)) != "1.2.0+sl.4e8b2d3f" {
 		t.Errorf("changed tree built %s", next.File)
 	}
 }

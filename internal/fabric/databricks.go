@@ -355,19 +355,37 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 	if err != nil {
 		return Upload{}, err
 	}
-	local, err := os.Open(a.LocalPath)
-	if err != nil {
-		return Upload{}, fmt.Errorf("open artifact %s: %w", a.LocalPath, err)
+	// The client rewinds the body to resend it after a 429/503: the artifact
+	// (streamed and checked by a.Open) is spooled into a local file, only
+	// when it must be sent or its size and checksum are not recorded.
+	var local *os.File
+	removeSpool := func() {}
+	defer func() { removeSpool() }()
+	spool := func() error {
+		if local != nil {
+			return nil
+		}
+		f, remove, err := a.spool(ctx)
+		if err != nil {
+			return fmt.Errorf("read artifact %s: %w", a.where(), err)
+		}
+		local, removeSpool = f, remove
+		return nil
 	}
-	defer local.Close()
-	st, err := local.Stat()
-	if err != nil {
-		return Upload{}, fmt.Errorf("stat artifact %s: %w", a.LocalPath, err)
-	}
-	want := strings.ToLower(a.SHA256)
-	if want == "" {
-		if want, err = fileSHA256(a.LocalPath); err != nil {
-			return Upload{}, fmt.Errorf("hash artifact %s: %w", a.LocalPath, err)
+	size, want := a.Size, strings.ToLower(a.SHA256)
+	if size <= 0 || want == "" {
+		if err := spool(); err != nil {
+			return Upload{}, err
+		}
+		st, err := local.Stat()
+		if err != nil {
+			return Upload{}, fmt.Errorf("stat artifact %s: %w", a.where(), err)
+		}
+		size = st.Size()
+		if want == "" {
+			if want, err = fileSHA256(local.Name()); err != nil {
+				return Upload{}, fmt.Errorf("hash artifact %s: %w", a.where(), err)
+			}
 		}
 	}
 	path := d.ArtifactPath(project, version, a.Pipeline, a.File)
@@ -382,9 +400,12 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 	}
 
 	// 1. Already there?
-	done, err := d.compareExisting(ctx, store, path, st.Size(), want, true)
+	done, err := d.compareExisting(ctx, store, path, size, want, true)
 	if err != nil || done {
 		return Upload{Path: path}, err
+	}
+	if err := spool(); err != nil {
+		return Upload{}, err
 	}
 	// 2. Write without overwriting; "already exists" means a concurrent or
 	// earlier (answer lost) write: check it like step 1.
@@ -393,11 +414,11 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 	}
 	// A write whose outcome is unknown (its answer lost) may have landed:
 	// check likewise before it is tried again.
-	err = store.put(ctx, local, st.Size())
+	err = store.put(ctx, local, size)
 	exists := errors.Is(err, apierr.ErrResourceConflict) || errors.Is(err, apierr.ErrResourceAlreadyExists)
 	switch {
 	case exists || outcomeUnknown(ctx, err):
-		done, cerr := d.compareExisting(ctx, store, path, st.Size(), want, true)
+		done, cerr := d.compareExisting(ctx, store, path, size, want, true)
 		switch {
 		case cerr != nil:
 			return Upload{}, cerr
@@ -411,7 +432,7 @@ func (d *databricksFabric) Upload(ctx context.Context, project, version string, 
 		return Upload{}, d.fail("upload of "+path, err)
 	}
 	// 3. Verify the size on the fabric.
-	if done, err := d.compareExisting(ctx, store, path, st.Size(), want, false); err != nil || !done {
+	if done, err := d.compareExisting(ctx, store, path, size, want, false); err != nil || !done {
 		if err == nil {
 			err = &apperr.Error{Type: apperr.FabricUnavailable, Msg: fmt.Sprintf("databricks fabric %q: %s is missing right after its upload (will retry)", d.name, path)}
 		}

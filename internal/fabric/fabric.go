@@ -10,8 +10,13 @@ package fabric
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"os"
 	"sort"
+	"strings"
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
@@ -20,11 +25,76 @@ import (
 
 // Artifact is a built file to upload.
 type Artifact struct {
-	Pipeline  string `json:"pipeline"`
-	File      string `json:"file"`       // base name, e.g. ingest_orders-1.0.0+sl.3f9a1c2e-py3-none-any.whl
-	LocalPath string `json:"local_path"` // the file in the worker's build cache
-	SHA256    string `json:"sha256"`     // hex
+	Pipeline string `json:"pipeline"`
+	File     string `json:"file"` // base name, e.g. ingest_orders-1.0.0+sl.3f9a1c2e-py3-none-any.whl
+	// Object is the artifact's key in the store workers share
+	// (cache/<key>/<sha256>/<file>, see internal/build).
+	Object string `json:"object,omitempty"`
+	// LocalPath is the artifact's file in one worker's build cache: only
+	// deployments recorded before the shared store carry it.
+	LocalPath string `json:"local_path,omitempty"`
+	SHA256    string `json:"sha256"` // hex
 	Size      int64  `json:"size"`
+	// Open streams the artifact's bytes; the activity that uploads it opens
+	// Object in the shared store. Nil opens LocalPath (direct callers, tests).
+	Open func(ctx context.Context) (io.ReadCloser, error) `json:"-"`
+}
+
+// open streams the artifact; a missing one is an error matching fs.ErrNotExist.
+func (a Artifact) open(ctx context.Context) (io.ReadCloser, error) {
+	if a.Open != nil {
+		return a.Open(ctx)
+	}
+	return os.Open(a.LocalPath)
+}
+
+// where names the artifact's source in messages.
+func (a Artifact) where() string {
+	if a.Object != "" {
+		return a.Object + " in the shared storage"
+	}
+	return a.LocalPath
+}
+
+// checksum is the artifact's sha256: a.SHA256, else computed from its bytes.
+func (a Artifact) checksum(ctx context.Context) (string, error) {
+	if a.SHA256 != "" {
+		return strings.ToLower(a.SHA256), nil
+	}
+	r, err := a.open(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// spool copies the artifact into a temporary file, for clients that must
+// rewind their request body to resend it; remove deletes the file.
+func (a Artifact) spool(ctx context.Context) (f *os.File, remove func(), err error) {
+	src, err := a.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer src.Close()
+	f, err = os.CreateTemp("", "shipline-artifact-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	remove = func() { f.Close(); os.Remove(f.Name()) }
+	if _, err := io.Copy(f, src); err != nil {
+		remove()
+		return nil, nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		remove()
+		return nil, nil, err
+	}
+	return f, remove, nil
 }
 
 // Upload is the result of putting one artifact on a fabric.

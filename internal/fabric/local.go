@@ -276,16 +276,16 @@ func (d artifactDir) Upload(ctx context.Context, project, version string, a Arti
 		return Upload{}, err
 	}
 	dst := d.ArtifactPath(project, version, a.Pipeline, a.File)
-	if up, done, err := existingArtifact(dst, a); done {
+	if up, done, err := existingArtifact(ctx, dst, a); done {
 		return up, err
 	}
-	src, err := os.Open(a.LocalPath)
+	src, err := a.open(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Upload{}, &apperr.Error{Type: apperr.ArtifactMissing,
-			Msg: fmt.Sprintf("artifact %s of pipeline %q is missing from the build cache (%s): rebuild it", a.File, a.Pipeline, a.LocalPath)}
+			Msg: fmt.Sprintf("artifact %s of pipeline %q is missing from the build cache (%s): rebuild it", a.File, a.Pipeline, a.where())}
 	}
 	if err != nil {
-		return Upload{}, fmt.Errorf("open artifact %s: %w", a.LocalPath, err)
+		return Upload{}, fmt.Errorf("open artifact %s: %w", a.where(), err)
 	}
 	defer src.Close()
 	dir := filepath.Dir(dst)
@@ -313,13 +313,13 @@ func (d artifactDir) Upload(ctx context.Context, project, version string, a Arti
 	if (a.SHA256 != "" && !strings.EqualFold(sum, a.SHA256)) || (a.Size > 0 && n != a.Size) {
 		return Upload{}, &apperr.Error{Type: apperr.ArtifactCorrupt,
 			Msg: fmt.Sprintf("artifact %s of pipeline %q: the build cache file %s has sha256 %s and %d bytes, expected %s and %d bytes: rebuild it",
-				a.File, a.Pipeline, a.LocalPath, sum, n, a.SHA256, a.Size)}
+				a.File, a.Pipeline, a.where(), sum, n, a.SHA256, a.Size)}
 	}
 	if a.SHA256 == "" {
 		a.SHA256 = sum
 	}
 	if err := os.Link(tmp.Name(), dst); err != nil {
-		if up, done, err2 := existingArtifact(dst, a); done {
+		if up, done, err2 := existingArtifact(ctx, dst, a); done {
 			return up, err2
 		}
 		if err := os.Rename(tmp.Name(), dst); err != nil { // no hard links here
@@ -332,7 +332,7 @@ func (d artifactDir) Upload(ctx context.Context, project, version string, a Arti
 
 // existingArtifact checks an artifact already at dst: done is false when there
 // is none; the same bytes are a no-op, other bytes a permanent conflict.
-func existingArtifact(dst string, a Artifact) (up Upload, done bool, err error) {
+func existingArtifact(ctx context.Context, dst string, a Artifact) (up Upload, done bool, err error) {
 	sum, err := fileSHA256(dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Upload{}, false, nil
@@ -340,11 +340,9 @@ func existingArtifact(dst string, a Artifact) (up Upload, done bool, err error) 
 	if err != nil {
 		return Upload{}, true, fmt.Errorf("read %s: %w", dst, err)
 	}
-	want := a.SHA256
-	if want == "" {
-		if want, err = fileSHA256(a.LocalPath); err != nil {
-			return Upload{}, true, fmt.Errorf("read %s: %w", a.LocalPath, err)
-		}
+	want, err := a.checksum(ctx)
+	if err != nil {
+		return Upload{}, true, fmt.Errorf("read %s: %w", a.where(), err)
 	}
 	if !strings.EqualFold(sum, want) {
 		return Upload{}, true, &apperr.Error{Type: apperr.ArtifactConflict,

@@ -41,7 +41,7 @@ const (
 )
 
 var (
-	topKeys     = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth"}
+	topKeys     = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth", "storage"}
 	teamKeys    = []string{"members"}
 	projectKeys = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
 		"auto_deploy", "selective_jobs"}
@@ -179,6 +179,9 @@ func (p *parser) config(root *yaml.Node) {
 	}
 	if v := sections["internal_auth"]; v != nil {
 		p.internalAuth(keys["internal_auth"], v)
+	}
+	if v := sections["storage"]; v != nil {
+		p.storage(keys["storage"], v)
 	}
 }
 

@@ -89,7 +89,7 @@ func TestLoadResolvesAgainstFileDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(sub, "platform.yaml")
-	src := "state_dir: state\nteams: {dev: {members: [a]}}\n" +
+	src := "state_dir: state\nstorage: file://./shared/../store\nteams: {dev: {members: [a]}}\n" +
 		"projects: {p: {repo: ../repos/p, admins: [a], ssh_key_file: keys/id}, q: {repo: 'git@host:q.git', admins: [a]}}\n" +
 		"fabrics: {l: {kind: local, owner: dev, root: fab}, af: {kind: airflow, owner: dev, dags_folder: /abs/dags/}}\n"
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
@@ -102,6 +102,7 @@ func TestLoadResolvesAgainstFileDir(t *testing.T) {
 	for got, want := range map[string]string{
 		cfg.Path:                     path,
 		cfg.StateDir:                 filepath.Join(sub, "state"),
+		cfg.Storage:                  "file://" + filepath.ToSlash(filepath.Join(sub, "store")),
 		cfg.Projects["p"].Repo:       filepath.Join(dir, "repos", "p"),
 		cfg.Projects["p"].SSHKeyFile: filepath.Join(sub, "keys", "id"),
 		cfg.Projects["q"].Repo:       "git@host:q.git",
@@ -179,5 +180,17 @@ func TestUserKeyFiles(t *testing.T) {
 		if len(diags) != 1 || !strings.Contains(diags.Error(), c.want) {
 			t.Errorf("%s:\n got %v\nwant one error containing %q", c.users, diags, c.want)
 		}
+	}
+}
+
+// Without storage, workers keep the shared store in state_dir (file://).
+func TestStorageURLDefaultsToStateDir(t *testing.T) {
+	c := &Config{StateDir: "/srv/state"}
+	if got := c.StorageURL(); got != "file:///srv/state" {
+		t.Errorf("StorageURL() = %q", got)
+	}
+	c.Storage = "s3://b/p?region=x"
+	if got := c.StorageURL(); got != c.Storage {
+		t.Errorf("StorageURL() = %q", got)
 	}
 }

@@ -11,9 +11,13 @@ type Config struct {
 	// Path is the file the config was read from; relative paths inside the file
 	// (state_dir, local repos, local fabric roots, dags folders) are resolved
 	// against its directory by Load.
-	Path      string             `json:"path,omitempty"`
-	Temporal  Temporal           `json:"temporal"`
-	StateDir  string             `json:"state_dir"`
+	Path     string   `json:"path,omitempty"`
+	Temporal Temporal `json:"temporal"`
+	StateDir string   `json:"state_dir"`
+	// Storage is the URL of the object store workers share (build cache, build
+	// logs): file:// (made absolute), s3://, gs:// or azblob://; empty means
+	// state_dir as a file:// store (see StorageURL).
+	Storage   string             `json:"storage,omitempty"`
 	Teams     map[string]Team    `json:"teams"`
 	Projects  map[string]Project `json:"projects"`
 	Fabrics   map[string]Fabric  `json:"fabrics"`

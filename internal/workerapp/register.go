@@ -8,6 +8,7 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/storage"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -20,6 +21,8 @@ type Deps struct {
 	BuildParallelism int
 	// InternalSecret authenticates the messages Shipline's workflows send each other.
 	InternalSecret []byte
+	// Store is the store workers share (build cache, build logs).
+	Store *storage.Store
 }
 
 // register registers Shipline's workflows (under their contract names) and the
@@ -40,8 +43,8 @@ func register(r worker.Registry, d Deps) {
 	git := &activities.Git{Platform: d.Config}
 	r.RegisterActivity(&activities.Config{Platform: d.Config})
 	r.RegisterActivity(git)
-	r.RegisterActivity(&activities.Deploy{Git: git, Platform: d.Config})
-	r.RegisterActivity(&activities.Build{Platform: d.Config, Parallelism: d.BuildParallelism})
+	r.RegisterActivity(&activities.Deploy{Git: git, Platform: d.Config, Store: d.Store})
+	r.RegisterActivity(&activities.Build{Platform: d.Config, Store: d.Store, Parallelism: d.BuildParallelism})
 	auth := &activities.InternalAuth{Secret: d.InternalSecret}
 	r.RegisterActivity(auth)
 	r.RegisterActivity(&activities.Messages{Client: activities.SealingClient{Client: d.Client, Auth: auth}})

@@ -22,6 +22,7 @@ import (
 	"github.com/shipline/shipline/internal/metrics"
 	"github.com/shipline/shipline/internal/msgauth"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/storage"
 	"github.com/shipline/shipline/internal/temporalconn"
 	"github.com/shipline/shipline/workflows"
 )
@@ -117,6 +118,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	store, err := openStore(ctx, opts.Config, logger)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 
 	// The metrics endpoint comes first, so that a taken port fails at once;
 	// it stops last, after the worker.
@@ -180,7 +186,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		},
 	})
-	register(w, Deps{Config: opts.Config, Logger: logger, Client: c, BuildParallelism: opts.BuildParallelism, InternalSecret: secret})
+	register(w, Deps{Config: opts.Config, Logger: logger, Client: c, BuildParallelism: opts.BuildParallelism, InternalSecret: secret, Store: store})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", info.TaskQueue, err)
 	}
@@ -268,6 +274,13 @@ func internalSecret(cfg *platform.Config, logger *zap.Logger) ([]byte, error) {
 		return nil, err
 	}
 	logger.Info("internal messages authenticated", zap.String("secret", source))
+	if cfg.InternalAuth == nil && cfg.Storage != "" {
+		// The store is shared, the generated secret is not: it stays in this
+		// worker's state_dir, so that reading the store never lets anyone seal
+		// internal messages.
+		logger.Warn("platform.yaml names a shared storage but no internal_auth: the internal message secret is generated in this worker's state_dir, so workers that do not share state_dir refuse each other's messages; set internal_auth to the same secret on every worker",
+			zap.String("secret", source))
+	}
 	return secret, nil
 }
 
@@ -277,6 +290,27 @@ func platformFile(cfg *platform.Config) string {
 		return "platform.yaml"
 	}
 	return filepath.Base(cfg.Path)
+}
+
+// openStore opens the store workers share (platform.yaml's storage, else
+// state_dir) and checks it can be reached, so a wrong bucket or missing
+// credentials stop the worker at start rather than fail its first build.
+func openStore(ctx context.Context, cfg *platform.Config, logger *zap.Logger) (*storage.Store, error) {
+	st, err := storage.Open(ctx, cfg.StorageURL())
+	if err != nil {
+		return nil, fmt.Errorf("%s storage: %w", platformFile(cfg), err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if ok, err := st.Bucket().IsAccessible(ctx); err != nil || !ok {
+		st.Close()
+		if err == nil {
+			err = errors.New("the bucket does not exist")
+		}
+		return nil, fmt.Errorf("%s storage %s cannot be reached: %w; check the URL and the credentials in the worker's environment", platformFile(cfg), st, err)
+	}
+	logger.Info("shared storage", zap.String("url", st.String()))
+	return st, nil
 }
 
 func orDefault(s, def string) string {

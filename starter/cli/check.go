@@ -16,6 +16,7 @@ import (
 	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/storage"
 )
 
 // checkOptions are the flags of `shipline check`.
@@ -200,7 +201,7 @@ func (c *checker) build() {
 		c.rep.Pipelines = append(c.rep.Pipelines, cp)
 	}
 	st := checkStep{Name: checkBuild, Status: stepOK,
-		Summary: fmt.Sprintf("%s built and tested, %d from the cache (cache: %s)", countOf(len(names), "pipeline"), cached, builder.Platform.StateDir)}
+		Summary: fmt.Sprintf("%s built and tested, %d from the cache (cache: %s)", countOf(len(names), "pipeline"), cached, cacheWhere(builder.Platform))}
 	if failed > 0 {
 		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s failed", failed, countOf(len(names), "pipeline"))
 	}
@@ -315,4 +316,13 @@ func (c *checker) finish() error {
 		return failed(fmt.Errorf("check of %s failed at %s; nothing was written to any fabric", c.o.dir, strings.Join(failedSteps, ", ")))
 	}
 	return nil
+}
+
+// cacheWhere names where check's builds are cached: the platform's shared
+// storage (its URL without query), else its state directory.
+func cacheWhere(cfg *platform.Config) string {
+	if cfg.Storage != "" {
+		return storage.Redact(cfg.Storage)
+	}
+	return cfg.StateDir
 }

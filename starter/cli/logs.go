@@ -220,7 +220,7 @@ func printLogs(g *globals, res logsResult) {
 		}
 		fmt.Fprintf(g.stdout, "==> %s (%s): %s <==\n", l.Pipeline, l.Status, where)
 		if l.Truncated {
-			fmt.Fprintln(g.stdout, "[… earlier output cut; the full log is on the worker]")
+			fmt.Fprintln(g.stdout, "[… earlier output cut; the full log is in the workers' shared storage at "+l.Path+"]")
 		}
 		if l.Error != "" {
 			fmt.Fprintf(g.stdout, "[cannot read: %s]\n", l.Error)

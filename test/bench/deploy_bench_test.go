@@ -182,7 +182,7 @@ fabrics:
 	if got := countArtifacts(emu); got != len(used) {
 		b.Fatalf("cold deploy: %d artifacts under %s/%s/%s, want %d", got, benchVolume, benchProject, benchVersion, len(used))
 	}
-	builds := buildSpans(b, cold.State)
+	builds := buildSpans(b, filepath.Join(root, "state"), cold.State)
 
 	// Warm redeploy: everything from the cache, every job unchanged.
 	emu.ResetRequests()
@@ -472,20 +472,22 @@ type spans []buildSpan
 
 // buildSpans reads each built pipeline's interval: the end is the last write to
 // its build log, the start of the whole build is the cache entry's built_at.
-func buildSpans(b *testing.B, st *workflows.DeployState) spans {
+func buildSpans(b *testing.B, stateDir string, st *workflows.DeployState) spans {
 	var out spans
 	for _, name := range sortedKeys(st.Builds) {
 		bld := st.Builds[name]
 		if bld.Cached {
 			continue
 		}
-		fi, err := os.Stat(bld.LogPath)
+		// The store is state_dir: the log's key is its path there.
+		logFile := filepath.Join(stateDir, filepath.FromSlash(bld.LogPath))
+		fi, err := os.Stat(logFile)
 		if err != nil {
 			b.Fatalf("build log of %s: %v", name, err)
 		}
 		sp := buildSpan{pipeline: name, end: fi.ModTime(), seconds: bld.Seconds}
-		key := strings.TrimSuffix(filepath.Base(bld.LogPath), ".log")
-		meta := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(bld.LogPath))), "cache", key, "meta.json")
+		key := strings.TrimSuffix(filepath.Base(logFile), ".log")
+		meta := filepath.Join(stateDir, "cache", key, "meta.json")
 		var m struct {
 			BuiltAt time.Time `json:"built_at"`
 		}

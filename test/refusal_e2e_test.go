@@ -97,9 +97,9 @@ func TestRefusalsAreSynchronous(t *testing.T) {
 	}
 }
 
-// TestLogsOfFailedBuild: a release whose tests fail parks its deployment with
-// the advice to release a new version (resume cannot help), and `logs` given
-// the release ID prints the failed build's log first.
+// TestLogsOfFailedBuild: a release whose tests fail ends before its tag with
+// the advice to fix, push and release the same version again (resume cannot
+// help), and `logs` given the release ID prints the failed build's log first.
 func TestLogsOfFailedBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test starts the embedded Temporal server")
@@ -114,7 +114,9 @@ func TestLogsOfFailedBuild(t *testing.T) {
 	s := startStack(t, cfgPath, 0)
 
 	code, out, errOut := s.shipline("release", "v1.0.0", "--project", "demo", "--as", "alice", "--wait")
-	if code != 1 || !strings.Contains(out, "release a new version") || strings.Contains(out, "then `shipline resume") {
+	all := out + errOut
+	if code != 1 || !strings.Contains(all, "v1.0.0 was not tagged") || !strings.Contains(all, "run `shipline release v1.0.0 --project demo` again") ||
+		strings.Contains(all, "then `shipline resume") {
 		t.Fatalf("release with failing tests: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = s.shipline("logs", workflows.ReleaseID("demo", "v1.0.0"))

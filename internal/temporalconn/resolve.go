@@ -12,6 +12,8 @@
 package temporalconn
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -111,6 +113,9 @@ func Resolve(req Request) (*Conn, error) {
 		prof.Namespace = DefaultNamespace
 	}
 	if err := c.checkFiles(&prof); err != nil {
+		return nil, err
+	}
+	if err := c.checkPEM(&prof); err != nil {
 		return nil, err
 	}
 	opts, err := prof.ToClientOptions(envconfig.ToClientOptionsRequest{})
@@ -297,6 +302,44 @@ func (c *Conn) checkFiles(prof *envconfig.ClientConfigProfile) error {
 		}
 		return fmt.Errorf("a client %s is given (from %s) without its %s: set %s too",
 			what(given), c.source(given), what(missing), c.settingNames(missing))
+	}
+	return nil
+}
+
+// checkPEM makes sure the server CA holds a PEM certificate and the client
+// certificate and key load as a pair, naming the settings that gave them
+// (the SDK's own errors name neither). It runs after checkFiles, so the
+// files can be read.
+func (c *Conn) checkPEM(prof *envconfig.ClientConfigProfile) error {
+	t := prof.TLS
+	if t == nil || t.Disabled {
+		return nil
+	}
+	read := func(path string, data []byte) []byte {
+		if path == "" {
+			return data
+		}
+		b, _ := os.ReadFile(path)
+		return b
+	}
+	name := func(field, path string) string {
+		if path == "" {
+			return fmt.Sprintf("(PEM data from %s)", c.source(field))
+		}
+		return fmt.Sprintf("%s (from %s)", path, c.source(field))
+	}
+	if ca := read(t.ServerCACertPath, t.ServerCACertData); len(ca) > 0 && !x509.NewCertPool().AppendCertsFromPEM(ca) {
+		return fmt.Errorf("the server CA certificate %s holds no PEM certificate: give the CA certificate that signed the server's certificate, in PEM (-----BEGIN CERTIFICATE-----), with %s",
+			name(fCA, t.ServerCACertPath), c.settingNames(fCA))
+	}
+	cert := read(t.ClientCertPath, t.ClientCertData)
+	key := read(t.ClientKeyPath, t.ClientKeyData)
+	if len(cert) == 0 || len(key) == 0 {
+		return nil
+	}
+	if _, err := tls.X509KeyPair(cert, key); err != nil {
+		return fmt.Errorf("the client certificate %s and key %s do not load as a pair (%v): give the certificate and the private key that belongs to it, both PEM, with %s and %s",
+			name(fCert, t.ClientCertPath), name(fKey, t.ClientKeyPath), err, c.settingNames(fCert), c.settingNames(fKey))
 	}
 	return nil
 }

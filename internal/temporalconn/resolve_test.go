@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/testcerts"
 )
 
 // profileTOML is a Temporal environment-configuration file, as the temporal
@@ -248,5 +249,51 @@ func TestKindOf(t *testing.T) {
 	}
 	if got := kindOf(errors.Join(errors.New("EOF"), errSpeaksTLS)); got != tlsServer {
 		t.Errorf("speaks TLS: %v", got)
+	}
+}
+
+// TestResolvePEMErrors: a CA file that holds no certificate and a client
+// certificate with another certificate's key fail before any dial, naming
+// the files, the settings that gave them and what to give instead, and
+// never quoting the key.
+func TestResolvePEMErrors(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, dir, "ca")
+	one, two := ca.Client(t, "one"), ca.Client(t, "two")
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noProfile := writeProfile(t)
+	for _, tc := range []struct {
+		name string
+		req  Request
+		want []string
+	}{
+		{"CA file without a certificate", Request{Flags: Flags{ConfigFile: noProfile, CAPath: garbage}, Env: EnvMap{}},
+			[]string{"the server CA certificate " + garbage + " (from --tls-ca-path) holds no PEM certificate", "with --tls-ca-path or TEMPORAL_TLS_SERVER_CA_CERT_PATH"}},
+		{"worker: CA file without a certificate", Request{Platform: &platform.Temporal{ConfigFile: noProfile, TLS: &platform.TemporalTLS{CAFile: garbage}}, PlatformFile: "platform.yaml", Env: EnvMap{}},
+			[]string{"(from platform.yaml temporal.tls.ca_file) holds no PEM certificate", "temporal.tls.ca_file in platform.yaml or TEMPORAL_TLS_SERVER_CA_CERT_PATH"}},
+		{"key of another certificate", Request{Flags: Flags{ConfigFile: noProfile, CAPath: ca.File, CertPath: one.CertFile, KeyPath: two.KeyFile}, Env: EnvMap{}},
+			[]string{"the client certificate " + one.CertFile + " (from --tls-cert-path) and key " + two.KeyFile + " (from --tls-key-path) do not load as a pair", "private key does not match public key"}},
+		{"key data that is a certificate", Request{Flags: Flags{ConfigFile: noProfile, CAPath: ca.File}, Env: EnvMap{"TEMPORAL_TLS_CLIENT_CERT_DATA": string(one.CertPEM), "TEMPORAL_TLS_CLIENT_KEY_DATA": string(one.CertPEM)}},
+			[]string{"the client certificate (PEM data from TEMPORAL_TLS_CLIENT_CERT_DATA) and key (PEM data from TEMPORAL_TLS_CLIENT_KEY_DATA) do not load as a pair"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Resolve(tc.req)
+			if err == nil {
+				t.Fatal("resolved")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			for _, p := range []testcerts.Pair{one, two} {
+				if strings.Contains(err.Error(), strings.TrimSpace(string(p.KeyPEM))) {
+					t.Errorf("error quotes a private key:\n%v", err)
+				}
+			}
+		})
 	}
 }

@@ -163,6 +163,9 @@ func Run(ctx context.Context, opts Options) error {
 	clientOpts := conn.Options
 	clientOpts.MetricsHandler = metricsHandler
 	clientOpts.DataConverter, clientOpts.FailureConverter = payloads.DataConverter(), payloads.FailureConverter()
+	// A CLI without keys tells from this identity, among the task queue's
+	// pollers, that it must not send plain text.
+	clientOpts.Identity = payloads.WorkerIdentity()
 	c, err := dial(ctx, conn, clientOpts, logger)
 	if err != nil {
 		return err

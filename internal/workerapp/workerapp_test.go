@@ -2,6 +2,7 @@ package workerapp
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/shipline/shipline/internal/codec"
 	"github.com/shipline/shipline/internal/devserver"
 	"github.com/shipline/shipline/internal/platform"
 )
@@ -22,10 +24,19 @@ func TestRunDevModeStartsPollsAndStopsCleanly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Temporal server")
 	}
+	// With encryption on, the pollers' identity says so, for a CLI without
+	// keys to refuse to send plain text.
+	t.Setenv("SHIPLINE_TEST_RUN_KEYS", "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+	for _, enc := range []*platform.Encryption{nil, {KeysEnv: "SHIPLINE_TEST_RUN_KEYS"}} {
+		t.Run(fmt.Sprintf("encrypted=%v", enc != nil), func(t *testing.T) { runDevMode(t, enc) })
+	}
+}
+
+func runDevMode(t *testing.T, enc *platform.Encryption) {
 	stateDir := filepath.Join(t.TempDir(), "state")
 	cfg := &platform.Config{
 		StateDir: stateDir,
-		Temporal: platform.Temporal{Namespace: "default", TaskQueue: "shipline-test"},
+		Temporal: platform.Temporal{Namespace: "default", TaskQueue: "shipline-test", Encryption: enc},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -69,6 +80,9 @@ func TestRunDevModeStartsPollsAndStopsCleanly(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(tq.GetPollers()) > 0 {
+			if marked := codec.MarksEncryption(tq.GetPollers()[0].GetIdentity()); marked != (enc != nil) {
+				t.Errorf("poller identity %q: marked as encrypting %v, want %v", tq.GetPollers()[0].GetIdentity(), marked, enc != nil)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	sdklog "go.temporal.io/sdk/log"
@@ -287,7 +288,38 @@ func (g *globals) client() (client.Client, error) {
 	if err != nil {
 		return nil, failed(fmt.Errorf("cannot reach Temporal at %s (namespace %s): %w; start the stack with `shipline-worker --config platform.yaml --dev` or set --address/TEMPORAL_ADDRESS", g.address, g.namespace, err))
 	}
+	if err := g.refusePlaintext(context.Background(), c); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
+}
+
+// refusePlaintext: a CLI without payload keys sends plain text. When the
+// worker polling its task queue encrypts payloads (its identity says so),
+// that text — a release message, job definitions — would be written to
+// history for the operator to read, so the command sends nothing.
+func (g *globals) refusePlaintext(ctx context.Context, c client.Client) error {
+	if err := g.loadCodec(); err != nil {
+		return err
+	}
+	if g.payloads.Enabled() {
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := c.DescribeTaskQueue(dctx, g.taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+	if err != nil {
+		return nil // cannot tell; the command's own calls report what is wrong
+	}
+	for _, p := range resp.GetPollers() {
+		if codec.MarksEncryption(p.GetIdentity()) {
+			return invalid("the worker on task queue %q (namespace %s) encrypts payloads (temporal.encryption in its platform.yaml), and %s is not set: "+
+				"set it to the worker's keys (ID:BASE64KEY,…), or name the variable that holds them with --codec-keys-env; nothing was sent",
+				g.taskQueue, g.namespace, g.payloads.Source())
+		}
+	}
+	return nil
 }
 
 // dialTimeout bounds connecting and checking the namespace.

@@ -47,6 +47,10 @@ func (c *checker) onWorker() {
 		c.skipJobs(fmt.Sprintf("no --platform FILE given and no worker polls task queue %q at %s; pass --platform, or start the worker", c.g.taskQueue, c.g.address))
 		return
 	}
+	if err := c.g.refusePlaintext(c.o.ctx, tc); err != nil {
+		c.failJobs(err.Error())
+		return
+	}
 	in := c.treeInput()
 	in.Files = map[string]string{}
 	for _, name := range append([]string{manifest.FileName}, c.definitions()...) {

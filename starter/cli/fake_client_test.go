@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/shipline/shipline/internal/codec"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -70,8 +71,10 @@ type fakeClient struct {
 	wfs     map[string]*fakeWF
 	onStart map[string]*fakeWF // by workflow type: what a start creates
 	pollers map[string]int     // task queue → pollers (absent: 1)
-	calls   []string           // mutating calls, in order
-	reads   map[string]any     // answers of the project entity's read updates, by update name
+	// encrypting marks the pollers' identities as a worker's that encrypts payloads.
+	encrypting bool
+	calls      []string       // mutating calls, in order
+	reads      map[string]any // answers of the project entity's read updates, by update name
 	// listed answers ListWorkflow by the workflow type its query names.
 	listed map[string][]*workflowpb.WorkflowExecutionInfo
 }
@@ -148,7 +151,11 @@ func (f *fakeClient) DescribeTaskQueue(_ context.Context, q string, _ enumspb.Ta
 	}
 	resp := &workflowservice.DescribeTaskQueueResponse{}
 	for i := 0; i < n; i++ {
-		resp.Pollers = append(resp.Pollers, &taskqueuepb.PollerInfo{Identity: fmt.Sprintf("worker-%d", i)})
+		id := fmt.Sprintf("worker-%d", i)
+		if f.encrypting {
+			id += " " + codec.WorkerMark
+		}
+		resp.Pollers = append(resp.Pollers, &taskqueuepb.PollerInfo{Identity: id})
 	}
 	return resp, nil
 }

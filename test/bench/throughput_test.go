@@ -29,6 +29,7 @@ import (
 // Sizes of BenchmarkThroughput; flags win over the environment.
 var (
 	tpDeploys  = flag.Int("throughput-deploys", envInt("SHIPLINE_BENCH_THROUGHPUT_DEPLOYS", 20), "BenchmarkThroughput: deploys (of distinct projects) run at once, and no-op workflows run at once")
+	tpRounds   = flag.Int("throughput-rounds", envInt("SHIPLINE_BENCH_THROUGHPUT_ROUNDS", 3), "BenchmarkThroughput: rounds of (N deploys at once, then N no-ops at once)")
 	tpLatency  = flag.Duration("fabric-latency", 0, "BenchmarkThroughput: latency the Databricks emulator adds to every call (0: none)")
 	tpProfile  = flag.String("throughput-cpuprofile", os.Getenv("SHIPLINE_BENCH_THROUGHPUT_CPUPROFILE"), "BenchmarkThroughput: write CPU profiles of the deploy phase and of the no-op phase to FILE.deploy and FILE.noop")
 	tpNoopOnly = flag.Bool("noop-markers-only", false, "BenchmarkThroughput: pad the no-op workflow with markers only (default: also the same number of workflow tasks)")
@@ -71,10 +72,10 @@ var (
 //	go test ./test/bench -run '^$' -bench Throughput -benchtime 1x -timeout 30m -v
 //	go test ./test/bench -run '^$' -bench Throughput -benchtime 1x -timeout 30m -v -throughput-deploys 40 -fabric-latency 50ms
 func BenchmarkThroughput(b *testing.B) {
-	cfg := tpConfig{deploys: *tpDeploys, pipelines: *concPipelines, jobs: *concJobs, latency: *tpLatency}
-	if cfg.deploys < 1 || cfg.deploys > 999 || cfg.pipelines < 1 || cfg.jobs < 1 {
-		b.Fatalf("need 1..999 deploys and at least one pipeline and job: -throughput-deploys %d -project-pipelines %d -project-jobs %d",
-			cfg.deploys, cfg.pipelines, cfg.jobs)
+	cfg := tpConfig{deploys: *tpDeploys, rounds: *tpRounds, pipelines: *concPipelines, jobs: *concJobs, latency: *tpLatency}
+	if cfg.deploys < 1 || cfg.rounds < 1 || cfg.deploys*cfg.rounds > 999 || cfg.pipelines < 1 || cfg.jobs < 1 {
+		b.Fatalf("need 1..999 deploys in all and at least one round, pipeline and job: -throughput-deploys %d -throughput-rounds %d -project-pipelines %d -project-jobs %d",
+			cfg.deploys, cfg.rounds, cfg.pipelines, cfg.jobs)
 	}
 	b.Setenv(benchTokenEnv, dbemu.DefaultToken)
 	var r tpResult
@@ -91,8 +92,8 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 type tpConfig struct {
-	deploys, pipelines, jobs int
-	latency                  time.Duration
+	deploys, rounds, pipelines, jobs int
+	latency                          time.Duration
 }
 
 type tpResult struct {
@@ -104,13 +105,34 @@ type tpResult struct {
 type phaseCount struct {
 	events, activities, wfts, localActs int
 	byType                              map[string][3]int // workflow type → events, activities, workflow tasks
+	byEvent                             map[string]int    // event type → events
 	last                                time.Time         // the last event of the phase
+}
+
+// phase is one measured phase: n deploys or n no-ops at once.
+type phase struct {
+	wall  time.Duration // start to the phase's last history event
+	cpu   float64       // CPU seconds of this process and its children
+	count phaseCount
+}
+
+func (p phase) perMin(n int) float64 { return float64(n) / p.wall.Minutes() }
+
+// tpEnv is the stack a throughput run measures.
+type tpEnv struct {
+	b    *testing.B
+	cfg  tpConfig
+	s    *stack
+	c    client.Client
+	emu  *dbemu.Emulator
+	jobs []benchJob
+	done []*concRun // every deploy so far, for the final check of the jobs
 }
 
 func runThroughput(b *testing.B, cfg tpConfig) tpResult {
 	root := b.TempDir()
 	names := []string{concWarmProject}
-	for i := 0; i < cfg.deploys; i++ {
+	for i := 0; i < cfg.deploys*cfg.rounds; i++ {
 		names = append(names, concProjectName(i))
 	}
 	remotes, jobs := generateProjects(b, root, names, cfg.pipelines, cfg.jobs)
@@ -136,130 +158,183 @@ func runThroughput(b *testing.B, cfg tpConfig) tpResult {
 	defer c.Close()
 	noop := startNoopWorker(b, c)
 	defer noop.Stop()
+	env := &tpEnv{b: b, cfg: cfg, s: s, c: c, emu: emu, jobs: jobs}
 
 	releaseAll(b, s, names, 4)
 	warm := deployProject(s, c, concWarmProject, false)
 	if warm.err != nil {
 		b.Fatalf("warm-up deploy: %v", warm.err)
 	}
+	env.done = append(env.done, warm)
 	if cfg.latency > 0 {
 		emu.Inject(dbemu.Fault{Latency: cfg.latency})
 	}
+	load, _ := os.ReadFile("/proc/loadavg")
 	waitQuiet(b, c)
 
-	// ---- deploy phase
-	runtime.GC()
-	stopProfile := startPhaseProfile(b, "deploy")
-	cpu0 := cpuSeconds()
-	runs := make([]*concRun, cfg.deploys)
-	phaseStart := time.Now()
-	var wg sync.WaitGroup
-	for i := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runs[i] = deployProject(s, c, concProjectName(i), false)
-		}()
-	}
-	wg.Wait()
-	waitQuiet(b, c)
-	deployCPU := cpuSeconds() - cpu0
-	stopProfile()
-	for _, r := range runs {
-		if r.err != nil {
-			b.Fatalf("deploy of %s (%s): %v", r.project, r.workflowID, r.err)
+	// Rounds: N deploys at once, then N no-ops at once, alternately, so that
+	// a change of the machine's load hits both alike. The no-op's shape comes
+	// from the first deploy round.
+	var deploys, noops []phase
+	var shape noopShape
+	for r := 0; r < cfg.rounds; r++ {
+		d := env.deployPhase(r)
+		deploys = append(deploys, d)
+		if r == 0 {
+			shape = env.shapeOf(d)
 		}
-		for name, bld := range r.state.Builds {
-			if bld.Status != workflows.StepDone || !bld.Cached {
-				b.Fatalf("deploy of %s: pipeline %s was not taken from the build cache: %+v", r.project, name, bld)
-			}
-		}
+		noops = append(noops, env.noopPhase(r, shape))
 	}
-	checkProjectJobs(b, emu, append([]*concRun{warm}, runs...), jobs)
-	dc := countPhase(b, c, phaseStart)
-	deployWall := dc.last.Sub(phaseStart)
-	perDeploy := func(n int) float64 { return float64(n) / float64(cfg.deploys) }
+	checkProjectJobs(b, emu, env.done, jobs)
 
-	// The shape of one deploy, for the no-op workflow.
-	events := history(b, c, runs[0].workflowID)
-	shape := deployShape(events)
-	own := 0
-	for _, n := range shape.Rounds {
-		own += n
+	// Totals over the rounds.
+	var dWall, nWall time.Duration
+	var dCPU, nCPU float64
+	for r := range deploys {
+		dWall, nWall = dWall+deploys[r].wall, nWall+noops[r].wall
+		dCPU, nCPU = dCPU+deploys[r].cpu, nCPU+noops[r].cpu
 	}
-	for range max(0, int(perDeploy(dc.activities)+0.5)-own) {
-		shape.Rounds = append(shape.Rounds, 1) // the entities' activities (verifying the messages)
-	}
-	targetEvents := int(perDeploy(dc.events) + 0.5)
-	targetWFTs := int(perDeploy(dc.wfts) + 0.5)
-	shape = calibrate(b, c, shape, targetEvents, targetWFTs)
-
-	// ---- no-op phase
-	runtime.GC()
-	stopProfile = startPhaseProfile(b, "noop")
-	cpu0 = cpuSeconds()
-	noopStart := time.Now()
-	errs := make([]error, cfg.deploys)
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = runNoop(c, fmt.Sprintf("noop-%03d", i+1), shape)
-		}()
-	}
-	wg.Wait()
-	waitQuiet(b, c)
-	noopCPU := cpuSeconds() - cpu0
-	stopProfile()
-	for _, err := range errs {
-		if err != nil {
-			b.Fatalf("no-op workflow: %v", err)
-		}
-	}
-	nc := countPhase(b, c, noopStart)
-	noopWall := nc.last.Sub(noopStart)
-	perNoop := func(n int) float64 { return float64(n) / float64(cfg.deploys) }
-
+	n := cfg.deploys * cfg.rounds
+	dc, nc := deploys[0].count, noops[0].count
+	per := func(v int) float64 { return float64(v) / float64(cfg.deploys) }
 	res := tpResult{
-		deploysPerMin: float64(cfg.deploys) / deployWall.Minutes(),
-		noopPerMin:    float64(cfg.deploys) / noopWall.Minutes(),
-		deployEvents:  perDeploy(dc.events),
-		noopEvents:    perNoop(nc.events),
+		deploysPerMin: float64(n) / dWall.Minutes(), noopPerMin: float64(n) / nWall.Minutes(),
+		deployEvents: per(dc.events), noopEvents: per(nc.events),
 	}
 
 	var sb strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&sb, format+"\n", args...) }
-	load, _ := os.ReadFile("/proc/loadavg")
+	loadAfter, _ := os.ReadFile("/proc/loadavg")
 	w("")
-	w("throughput benchmark: %d deploys at once (distinct projects, %d pipeline(s) from the build cache + %d Databricks job(s) each, emulator latency %s),",
-		cfg.deploys, cfg.pipelines, cfg.jobs, cfg.latency)
-	w("  then %d no-op workflows at once with the same activities and events; embedded Temporal server (SQLite) + worker in this process;", cfg.deploys)
-	w("  %d CPUs, GOMAXPROCS %d, load average before the run: %s", runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.TrimSpace(string(load)))
+	w("throughput benchmark: %d rounds of %d deploys at once (distinct projects, %d pipeline(s) from the build cache + %d Databricks job(s) each,",
+		cfg.rounds, cfg.deploys, cfg.pipelines, cfg.jobs)
+	w("  emulator latency %s), each followed by %d no-op workflows at once with the same activities and events;", cfg.latency, cfg.deploys)
+	w("  embedded Temporal server (SQLite) + shipline worker + no-op worker in this process; %d CPUs, GOMAXPROCS %d;", runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	w("  load average before: %s, after: %s", strings.TrimSpace(string(load)), strings.TrimSpace(string(loadAfter)))
+	w("")
+	for r := range deploys {
+		w("  round %d: deploys %6.2fs %6.1f/min   no-ops %6.2fs %6.1f/min   ratio %3.0f%%", r+1,
+			deploys[r].wall.Seconds(), deploys[r].perMin(cfg.deploys), noops[r].wall.Seconds(), noops[r].perMin(cfg.deploys),
+			100*deploys[r].perMin(cfg.deploys)/noops[r].perMin(cfg.deploys))
+	}
 	w("")
 	w("                         deploy     no-op")
-	w("  wall (s)             %8.2f  %8.2f", deployWall.Seconds(), noopWall.Seconds())
-	w("  per minute           %8.1f  %8.1f   ratio %.0f%% (target ≥ 70%%: %s)", res.deploysPerMin, res.noopPerMin,
+	w("  per minute           %8.1f  %8.1f   ratio %.0f%% (target ≥ 70%%: %s)   [all rounds: runs / summed wall]", res.deploysPerMin, res.noopPerMin,
 		100*res.deploysPerMin/res.noopPerMin, verdict(res.deploysPerMin >= 0.7*res.noopPerMin))
-	w("  events each          %8.1f  %8.1f", perDeploy(dc.events), perNoop(nc.events))
-	w("  activities each      %8.1f  %8.1f", perDeploy(dc.activities), perNoop(nc.activities))
-	w("  workflow tasks each  %8.1f  %8.1f", perDeploy(dc.wfts), perNoop(nc.wfts))
-	w("  local activities     %8.1f  %8.1f", perDeploy(dc.localActs), perNoop(nc.localActs))
-	w("  CPU s each           %8.3f  %8.3f   (this process: server, workers, CLI, emulator; and git children)", deployCPU/float64(cfg.deploys), noopCPU/float64(cfg.deploys))
+	w("  CPU s each           %8.3f  %8.3f   ratio %.0f%%   [this process — server, workers, CLI, emulator — and its git children]",
+		dCPU/float64(n), nCPU/float64(n), 100*nCPU/dCPU)
+	w("  events each          %8.1f  %8.1f   [round 1]", per(dc.events), per(nc.events))
+	w("  activities each      %8.1f  %8.1f", per(dc.activities), per(nc.activities))
+	w("  workflow tasks each  %8.1f  %8.1f", per(dc.wfts), per(nc.wfts))
+	w("  local activities     %8.1f  %8.1f", per(dc.localActs), per(nc.localActs))
 	w("")
 	w("  no-op shape: activity rounds %v, %d signal round trips with its entity, %d markers", shape.Rounds, shape.Signals, shape.Markers)
-	w("  deploy phase by workflow type (events / activities / workflow tasks per deploy):")
+	w("  deploy round 1 by workflow type (events / activities / workflow tasks per deploy):")
 	for _, t := range sortedKeys(dc.byType) {
 		v := dc.byType[t]
-		w("    %-14s %6.1f %6.1f %6.1f", t, perDeploy(v[0]), perDeploy(v[1]), perDeploy(v[2]))
+		w("    %-14s %6.1f %6.1f %6.1f", t, per(v[0]), per(v[1]), per(v[2]))
+	}
+	w("  events per deploy and per no-op by event type (round 1):")
+	kinds := map[string]bool{}
+	for k := range dc.byEvent {
+		kinds[k] = true
+	}
+	for k := range nc.byEvent {
+		kinds[k] = true
+	}
+	for _, k := range sortedKeys(kinds) {
+		w("    %-46s %6.1f %6.1f", k, per(dc.byEvent[k]), per(nc.byEvent[k]))
 	}
 	b.Log(sb.String())
 	return res
 }
 
+// deployPhase runs round r's N deploys at once and waits until every
+// workflow they involved is idle.
+func (e *tpEnv) deployPhase(r int) phase {
+	b, n := e.b, e.cfg.deploys
+	runtime.GC()
+	stop := startPhaseProfile(b, "deploy", r)
+	cpu0 := cpuSeconds()
+	runs := make([]*concRun, n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[i] = deployProject(e.s, e.c, concProjectName(r*n+i), false)
+		}()
+	}
+	wg.Wait()
+	waitQuiet(b, e.c)
+	cpu := cpuSeconds() - cpu0
+	stop()
+	for _, run := range runs {
+		if run.err != nil {
+			b.Fatalf("deploy of %s (%s): %v", run.project, run.workflowID, run.err)
+		}
+		for name, bld := range run.state.Builds {
+			if bld.Status != workflows.StepDone || !bld.Cached {
+				b.Fatalf("deploy of %s: pipeline %s was not taken from the build cache: %+v", run.project, name, bld)
+			}
+		}
+	}
+	e.done = append(e.done, runs...)
+	pc := countPhase(b, e.c, start)
+	return phase{wall: pc.last.Sub(start), cpu: cpu, count: pc}
+}
+
+// shapeOf derives the no-op's shape from a deploy phase: the Deploy
+// workflow's rounds of activities, the entities' activities as further rounds
+// of one, padded to the same events and workflow tasks per deploy.
+func (e *tpEnv) shapeOf(d phase) noopShape {
+	n := float64(e.cfg.deploys)
+	shape := deployShape(history(e.b, e.c, e.done[len(e.done)-1].workflowID))
+	own := 0
+	for _, k := range shape.Rounds {
+		own += k
+	}
+	for range max(0, int(float64(d.count.activities)/n+0.5)-own) {
+		shape.Rounds = append(shape.Rounds, 1)
+	}
+	return calibrate(e.b, e.c, shape, int(float64(d.count.events)/n+0.5), int(float64(d.count.wfts)/n+0.5))
+}
+
+// noopPhase runs round r's N no-op workflows at once.
+func (e *tpEnv) noopPhase(r int, shape noopShape) phase {
+	b, n := e.b, e.cfg.deploys
+	runtime.GC()
+	stop := startPhaseProfile(b, "noop", r)
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = runNoop(e.c, fmt.Sprintf("noop-%d-%03d", r+1, i+1), shape)
+		}()
+	}
+	wg.Wait()
+	waitQuiet(b, e.c)
+	cpu := cpuSeconds() - cpu0
+	stop()
+	for _, err := range errs {
+		if err != nil {
+			b.Fatalf("no-op workflow: %v", err)
+		}
+	}
+	pc := countPhase(b, e.c, start)
+	return phase{wall: pc.last.Sub(start), cpu: cpu, count: pc}
+}
+
 // startPhaseProfile starts a CPU profile of this process into
-// -throughput-cpuprofile.<phase>; the returned func stops it.
-func startPhaseProfile(b *testing.B, phase string) func() {
-	if *tpProfile == "" {
+// -throughput-cpuprofile.<phase> (the first round only); the returned func
+// stops it.
+func startPhaseProfile(b *testing.B, phase string, round int) func() {
+	if *tpProfile == "" || round > 0 {
 		return func() {}
 	}
 	f, err := os.Create(*tpProfile + "." + phase)
@@ -366,7 +441,7 @@ func waitQuiet(b *testing.B, c client.Client) {
 // countPhase counts the history events written since start by every workflow
 // of the namespace.
 func countPhase(b *testing.B, c client.Client, start time.Time) phaseCount {
-	pc := phaseCount{byType: map[string][3]int{}}
+	pc := phaseCount{byType: map[string][3]int{}, byEvent: map[string]int{}}
 	for _, ex := range listWorkflows(b, c, "") {
 		if ex.GetCloseTime() != nil && ex.GetCloseTime().AsTime().Before(start) {
 			continue
@@ -384,6 +459,7 @@ func countPhase(b *testing.B, c client.Client, start time.Time) phaseCount {
 				continue
 			}
 			pc.events++
+			pc.byEvent[strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")]++
 			v[0]++
 			if at.After(pc.last) {
 				pc.last = at

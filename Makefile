@@ -29,6 +29,9 @@ lint: linters     ## gofmt, go vet, staticcheck and Temporal's workflowcheck (de
 linters:          ## bin/staticcheck and bin/workflowcheck at the versions pinned in tools/go.mod
 	cd tools && GOBIN=$(CURDIR)/bin $(GO) install tool
 
-.PHONY: cluster-test
+.PHONY: cluster-test cluster-bench
 cluster-test:     ## end to end on a real cluster: temporal-server from the Go module on PostgreSQL, two workers, one killed
 	./test/cluster/run.sh
+
+cluster-bench:    ## benchmark on the same cluster: deploys/min with one shipline-worker against two, CPU per process
+	CLUSTER_BENCH=1 CLUSTER_TEST_TIMEOUT=40m ./test/cluster/run.sh

@@ -52,7 +52,7 @@ type env struct {
 	separateState                bool
 }
 
-func clusterEnv(t *testing.T) env {
+func clusterEnv(t testing.TB) env {
 	if os.Getenv("SHIPLINE_CLUSTER") != "1" {
 		t.Skip("cluster test: run test/cluster/run.sh (make cluster-test), which starts PostgreSQL and temporal-server and sets SHIPLINE_CLUSTER=1")
 	}
@@ -356,7 +356,7 @@ func TestCluster(t *testing.T) {
 
 // --- Temporal ---------------------------------------------------------------
 
-func registerNamespace(ctx context.Context, t *testing.T, e env) {
+func registerNamespace(ctx context.Context, t testing.TB, e env) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -388,7 +388,7 @@ func registerNamespace(ctx context.Context, t *testing.T, e env) {
 }
 
 // dial connects once the namespace is visible to the frontend.
-func dial(ctx context.Context, t *testing.T, e env) client.Client {
+func dial(ctx context.Context, t testing.TB, e env) client.Client {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -907,11 +907,11 @@ func (f *fixture) checkDAGs(t *testing.T, dir, name, version string) {
 	f.checkOneFile(t, dir, name, version)
 }
 
-func git(t *testing.T, dir string, args ...string) { testkit.Git(t, dir, args...) }
+func git(t testing.TB, dir string, args ...string) { testkit.Git(t, dir, args...) }
 
 func copyTree(t *testing.T, src, dst string) { testkit.CopyTree(t, src, dst) }
 
-func write(t *testing.T, path, content string) {
+func write(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

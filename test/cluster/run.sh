@@ -18,6 +18,9 @@
 # (Debian: apt-get install postgresql), git, python3 with build/wheel/setuptools/
 # pytest and a JDK, like `make test`.
 #
+# CLUSTER_BENCH=1 runs BenchmarkClusterWorkers (deploys per minute with one
+# worker against two, CPU per process) instead of the scenario (make cluster-bench).
+#
 # Environment: KEEP=1 keeps the work directory (logs, configs, databases);
 # CLUSTER_TEST_TIMEOUT (default 15m); SHIPLINE_CLUSTER_STATE=separate gives each
 # worker its own state_dir, hidden from the other (as on two machines; hiding
@@ -172,13 +175,21 @@ wait_port "$fe" 120 "$server_pid" || die "temporal frontend not listening on :$f
 sleep 3 # a server that cannot reach its database or join its ring exits in its first seconds
 kill -0 "$server_pid" 2>/dev/null || die "temporal-server exited (see $work/logs/temporal-server.log)"
 
-# --- 5. the scenario -------------------------------------------------------------
-log "running the cluster scenario (two workers, concurrent deploys, one worker killed)"
+# --- 5. the scenario (or, with CLUSTER_BENCH=1, the benchmark) --------------------
+go_test=(-run '^TestCluster$')
+if [ "${CLUSTER_BENCH:-0}" = 1 ]; then
+	log "running BenchmarkClusterWorkers (one worker against two; see test/cluster/bench_test.go)"
+	go_test=(-run '^$' -bench '^BenchmarkClusterWorkers$' -benchtime 1x)
+else
+	log "running the cluster scenario (two workers, concurrent deploys, one worker killed)"
+fi
 SHIPLINE_CLUSTER=1 \
 	SHIPLINE_CLUSTER_ADDRESS="127.0.0.1:$fe" \
 	SHIPLINE_CLUSTER_BIN="$repo/bin" \
 	SHIPLINE_CLUSTER_DIR="$work/scenario" \
-	$GO test -count=1 -v -timeout "${CLUSTER_TEST_TIMEOUT:-15m}" -run '^TestCluster$' ./test/cluster/ 2>&1 |
+	SHIPLINE_CLUSTER_SERVER_PID="$server_pid" \
+	SHIPLINE_CLUSTER_PG_PID="$(head -n 1 "$pg_data/postmaster.pid" 2>/dev/null || true)" \
+	$GO test -count=1 -v -timeout "${CLUSTER_TEST_TIMEOUT:-15m}" "${go_test[@]}" ./test/cluster/ 2>&1 |
 	tee "$work/logs/scenario.log"
 rc=${PIPESTATUS[0]}
 kill -0 "$server_pid" 2>/dev/null || die "temporal-server died during the scenario"

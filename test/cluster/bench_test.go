@@ -95,7 +95,7 @@ func runClusterBench(b *testing.B, e env, counts []int, deploys int, latency tim
 	workers := make([]*benchWorker, maxWorkers)
 	workers[0] = f.startWorker(b, "w1")
 
-	f.releaseAll(b, names[1:], 4)
+	f.releaseAll(b, names, 4)
 	warm := f.deploy(c, "warm")
 	if warm.err != nil {
 		b.Fatalf("warm-up deploy: %v", warm.err)

@@ -38,7 +38,8 @@ import (
 // default worker options (2 pollers per task type, up to 1000 concurrent
 // workflow and activity tasks) and --build-parallelism = the number of CPUs.
 //
-// The rounds (SHIPLINE_CLUSTER_BENCH_WORKERS, default "1,2,1,2") each run
+// After a warm-up round with one worker (reported, not counted), the rounds
+// (SHIPLINE_CLUSTER_BENCH_WORKERS, default "1,2,1,2") each run
 // SHIPLINE_CLUSTER_BENCH_DEPLOYS (default 20) deploys at once, started
 // through the CLI's code (`shipline deploy`), with that many workers
 // running; a round lasts from the first start to the last deploy's result.
@@ -88,7 +89,7 @@ func runClusterBench(b *testing.B, e env, counts []int, deploys int, latency tim
 		maxWorkers = max(maxWorkers, n)
 	}
 	names := []string{"warm"}
-	for i := 0; i < deploys*len(counts); i++ {
+	for i := 0; i < deploys*(1+len(counts)); i++ {
 		names = append(names, fmt.Sprintf("b%03d", i+1))
 	}
 	f := newBenchFixture(b, e, names)
@@ -102,6 +103,9 @@ func runClusterBench(b *testing.B, e env, counts []int, deploys int, latency tim
 	}
 	f.emu.Inject(dbemu.Fault{Latency: latency})
 
+	// Round 0 warms the server, PostgreSQL and the worker up (its first
+	// round ran markedly slower); it is reported, not counted.
+	counts = append([]int{1}, counts...)
 	var rounds []benchRound
 	next := 1
 	for _, n := range counts {
@@ -139,7 +143,7 @@ func runClusterBench(b *testing.B, e env, counts []int, deploys int, latency tim
 			cpu[k] = v - before[k]
 		}
 		rounds = append(rounds, benchRound{workers: n, wall: wall, cpu: cpu})
-		b.Logf("round %d: %d worker(s), %d deploys in %.2fs", len(rounds), n, deploys, wall.Seconds())
+		b.Logf("round %d: %d worker(s), %d deploys in %.2fs", len(rounds)-1, n, deploys, wall.Seconds())
 	}
 	for _, w := range workers {
 		if w != nil {
@@ -161,11 +165,15 @@ func runClusterBench(b *testing.B, e env, counts []int, deploys int, latency tim
 	w("  round workers   wall s  deploys/min   CPU s: %s", strings.Join(groups, " | "))
 	byCount := map[int][]float64{}
 	for i, r := range rounds {
+		if i == 0 {
+			w("  (round 0, the warm-up with 1 worker: %.2fs, %.1f deploys/min; not counted)", r.wall.Seconds(), r.perMin(deploys))
+			continue
+		}
 		var cells []string
 		for _, g := range groups {
 			cells = append(cells, fmt.Sprintf("%.1f", r.cpu[g]))
 		}
-		w("  %5d %7d %8.2f %12.1f   %s", i+1, r.workers, r.wall.Seconds(), r.perMin(deploys), strings.Join(cells, " | "))
+		w("  %5d %7d %8.2f %12.1f   %s", i, r.workers, r.wall.Seconds(), r.perMin(deploys), strings.Join(cells, " | "))
 		byCount[r.workers] = append(byCount[r.workers], r.wall.Seconds())
 	}
 	w("")
@@ -187,7 +195,7 @@ func runClusterBench(b *testing.B, e env, counts []int, deploys int, latency tim
 	for _, n := range sortedInts(byCount) {
 		per := map[string]float64{}
 		k := 0
-		for _, r := range rounds {
+		for _, r := range rounds[1:] {
 			if r.workers == n {
 				k++
 				for g, v := range r.cpu {
@@ -201,6 +209,21 @@ func runClusterBench(b *testing.B, e env, counts []int, deploys int, latency tim
 		}
 		w("    %d worker(s): %s", n, strings.Join(cells, ", "))
 	}
+	// Where the bottleneck is: how busy the machine was, and how the
+	// cluster's CPU per deploy splits between the worker(s) and the rest.
+	var wall, busy, others, work, stack float64
+	for _, r := range rounds[1:] {
+		wall += r.wall.Seconds()
+		busy += r.cpu["machine busy"]
+		others += r.cpu["others"]
+		work += r.cpu["workers"]
+		stack += r.cpu["workers"] + r.cpu["temporal-server"] + r.cpu["postgresql"] + r.cpu["test (CLI, emulator)"]
+	}
+	cores := float64(numCPU())
+	n := float64(deploys * (len(rounds) - 1))
+	w("  the machine was %.0f%% busy during the rounds (%.0f%% of it by other processes than this benchmark's);", 100*busy/(wall*cores), 100*others/max(busy, 1e-9))
+	w("  per deploy the cluster used %.3f CPU s, the worker(s) %.3f of it (%.0f%%): on %.0f cores of its own the whole cluster could do at most", stack/n, work/n, 100*work/max(stack, 1e-9), cores)
+	w("  %.0f deploys/min, the workers alone %.0f — a second worker adds capacity only where the worker is what runs out", 60*cores/(stack/n), 60*cores/(work/n))
 	b.Log(sb.String())
 }
 

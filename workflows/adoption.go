@@ -52,7 +52,7 @@ func notReleasedReason(project, version string, rel ReleaseState, missing bool) 
 // resolve found the tag). Deployments started by the release's own Release or
 // Promote workflow are recorded by definition.
 func (d *deployment) checkReleased(ctx workflow.Context) error {
-	if workflow.GetVersion(ctx, ChangeReleaseRecordCheck, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, ChangeReleaseRecordCheck) == workflow.DefaultVersion {
 		return nil
 	}
 	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil {

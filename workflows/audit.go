@@ -224,7 +224,7 @@ func authentic(ctx workflow.Context, r Refusal, kept []Refusal) Refusal {
 // Runs that answered claims before replay without the check (and keep
 // answering unsealed claims until they continue as new).
 func sealedClaimsOn(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, ChangeSealedClaims, workflow.DefaultVersion, 1) >= 1
+	return changeVersion(ctx, ChangeSealedClaims) >= 1
 }
 
 // authenticClaim verifies that c was sealed by Shipline for this entity and is

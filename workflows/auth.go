@@ -32,7 +32,7 @@ func (g *requestGuard) load(ctx workflow.Context) error {
 	if g.Loaded {
 		return nil
 	}
-	if workflow.GetVersion(ctx, ChangeSignedRequests, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, ChangeSignedRequests) == workflow.DefaultVersion {
 		g.Loaded = true
 		return nil
 	}
@@ -105,7 +105,7 @@ func (g *requestGuard) claim(ctx workflow.Context, project, target, action, acto
 	if auth == nil || auth.RequestID == "" || auth.Signature == "" {
 		return nil
 	}
-	if workflow.GetVersion(ctx, ChangeProjectReplayClaims, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, ChangeProjectReplayClaims) == workflow.DefaultVersion {
 		return nil
 	}
 	res, err := claimRequest(ctx, project, RequestClaim{RequestID: auth.RequestID, Time: auth.Time, Target: target, Action: action, Actor: actor})
@@ -124,7 +124,7 @@ func (g *requestGuard) claim(ctx workflow.Context, project, target, action, acto
 // their validators (which leave no trace). Runs that accepted updates before
 // replay with the old handlers.
 func refusalsInHandlers(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, ChangeProjectReplayClaims, workflow.DefaultVersion, 1) >= 1
+	return changeVersion(ctx, ChangeProjectReplayClaims) >= 1
 }
 
 // admit decides about a signed update in its handler: who is asking (the

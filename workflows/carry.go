@@ -67,7 +67,7 @@ func carriedStateAllowed(ctx workflow.Context) error {
 	if err == nil {
 		return nil
 	}
-	if workflow.GetVersion(ctx, ChangeCarriedStateCheck, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, ChangeCarriedStateCheck) == workflow.DefaultVersion {
 		return nil
 	}
 	return err

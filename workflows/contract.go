@@ -72,6 +72,10 @@ const (
 	// their active runs and waits for, refuses or cancels them (the fabric's
 	// active_runs); Release's delete refuses while a run uses the release.
 	ChangeActiveRuns = "active-runs"
+	// ChangeVersionBaseline: a Deploy or Fabric run records this one marker for
+	// every change above (baselineChanges in versions.go) instead of one marker
+	// and one search-attribute upsert per change.
+	ChangeVersionBaseline = "version-baseline-1"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.

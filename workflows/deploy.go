@@ -40,6 +40,7 @@ var (
 // `resume` update retries from that step (steps done are not redone) and
 // `cancel` ends it. Refusals (access, invalid input) end it at once.
 func Deploy(ctx workflow.Context, in DeployInput) (DeployState, error) {
+	ctx = withVersionBaseline(ctx)
 	d := &deployment{in: in, grants: map[string]Grant{}, jobs: map[string]JobRecord{}, uploads: map[string]map[string]string{}}
 	if err := d.setup(ctx); err != nil {
 		return d.state, err
@@ -130,7 +131,7 @@ func (d *deployment) mayControl(actor, action string) error {
 }
 
 func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
-	d.v = workflow.GetVersion(ctx, ChangeParkReleasesFabric, workflow.DefaultVersion, 1)
+	d.v = changeVersion(ctx, ChangeParkReleasesFabric)
 	d.ctl.stopSteps = d.v >= 1
 	if err := d.checkInput(); err != nil {
 		return d.state, d.refuse(ctx, StepResolveRelease, apperr.InvalidInput, err.Error())
@@ -573,12 +574,12 @@ func (d *deployment) upload(ctx workflow.Context) error {
 func (d *deployment) schedule(ctx workflow.Context) error {
 	// Deployments started before jobs were batched per fabric replay the
 	// one-activity-per-job path.
-	if workflow.GetVersion(ctx, ChangeBatchedJobs, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, ChangeBatchedJobs) == workflow.DefaultVersion {
 		return d.schedulePerJob(ctx)
 	}
 	// Deployments started before active runs were known replace jobs under
 	// them.
-	if workflow.GetVersion(ctx, ChangeActiveRuns, workflow.DefaultVersion, 1) >= 1 {
+	if changeVersion(ctx, ChangeActiveRuns) >= 1 {
 		if err := d.settleRuns(ctx); err != nil {
 			return err
 		}

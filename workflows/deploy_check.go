@@ -16,7 +16,7 @@ import (
 // help) end the deployment as failed with every problem listed; anything
 // else (no Python on the worker) parks.
 func (d *deployment) check(ctx workflow.Context) error {
-	if workflow.GetVersion(ctx, ChangeCheckJobs, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, ChangeCheckJobs) == workflow.DefaultVersion {
 		setStep(d.state.Steps, StepCheck, StepSkipped, "started before definitions were checked ahead of the upload", workflow.Now(ctx))
 		return nil
 	}

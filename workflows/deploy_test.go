@@ -65,6 +65,7 @@ func newDeployEnv(t *testing.T) *deployEnv {
 	// The fabric entity is played by a stub child that records DoneSignals
 	// and EnqueueSignals, and with grantOnEnqueue grants its lock at once.
 	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in FabricInput) error {
+		ctx = withVersionBaseline(ctx) // as the Fabric entity's runs
 		done := workflow.GetSignalChannel(ctx, DoneSignal)
 		enqueue := workflow.GetSignalChannel(ctx, EnqueueSignal)
 		for {
@@ -376,6 +377,7 @@ func TestDeployResolveFailureFollowsItsClass(t *testing.T) {
 // replays the old rule: only the six listed types refused, InvalidInput parked.
 func TestDeployRefusalClassesAreVersioned(t *testing.T) {
 	e := newDeployEnv(t)
+	e.OnGetVersion(ChangeVersionBaseline, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	e.OnGetVersion(ChangeRefusalClasses, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(activities.ResolveDeployOutput{},
 		temporal.NewNonRetryableApplicationError("project demo has no repo in platform.yaml", apperr.InvalidInput, nil))

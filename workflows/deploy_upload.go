@@ -35,7 +35,7 @@ func (d *deployment) sendArtifacts(ctx workflow.Context) (int, []string, error) 
 	if err != nil || len(missing) == 0 {
 		return sent, failed, err
 	}
-	if workflow.GetVersion(ctx, ChangeRebuildMissingArtifacts, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, ChangeRebuildMissingArtifacts) == workflow.DefaultVersion {
 		return sent, failed, nil
 	}
 	if err := d.rebuild(ctx, missing, "gone from the build cache"); err != nil {

@@ -34,6 +34,7 @@ import (
 //
 // It never completes; it continues as new when Temporal suggests it.
 func Fabric(ctx workflow.Context, in FabricInput) error {
+	ctx = withVersionBaseline(ctx)
 	f := &fabricEntity{state: FabricState{Project: in.Project, Fabric: in.Fabric, Jobs: map[string]JobRecord{}}}
 	if in.carries() {
 		// Forged state is dropped, and the entity goes on empty: completing
@@ -46,7 +47,7 @@ func Fabric(ctx workflow.Context, in FabricInput) error {
 	if in.Carried != nil {
 		f.state = *in.Carried
 	}
-	f.v = workflow.GetVersion(ctx, ChangeSupersede, workflow.DefaultVersion, 1)
+	f.v = changeVersion(ctx, ChangeSupersede)
 	if f.v >= 1 && len(f.state.Queue) > 0 {
 		f.state.Queue[0].Granted = true // the head of a carried queue was told it holds the lock
 	}
@@ -285,7 +286,7 @@ func (f *fabricEntity) done(ctx workflow.Context, d DeploymentDone) {
 	}
 	// Entities that ran the first version of this code only told the new
 	// holder; everyone behind it kept naming the deployment that had left.
-	if workflow.GetVersion(ctx, changeTellWholeQueue, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, changeTellWholeQueue) == workflow.DefaultVersion {
 		if pos == 0 {
 			f.tell(ctx, f.state.Queue[0].DeploymentID)
 		}

@@ -39,7 +39,7 @@ type internalMessage interface {
 // messages. Runs that began before sealing existed replay without it (and
 // keep trusting unsealed messages until they continue as new).
 func internalAuthOn(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, ChangeInternalAuth, workflow.DefaultVersion, 1) >= 1
+	return changeVersion(ctx, ChangeInternalAuth) >= 1
 }
 
 // signalInternal seals msg for (target, name) and signals it (its value) to target.

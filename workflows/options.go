@@ -40,7 +40,7 @@ var refusedBefore = []string{
 // isRefusal reports whether a failure is the request's own fault (class
 // refused): resuming cannot fix it, so the workflow ends instead of parking.
 func isRefusal(ctx workflow.Context, err error) bool {
-	if workflow.GetVersion(ctx, ChangeRefusalClasses, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if changeVersion(ctx, ChangeRefusalClasses) == workflow.DefaultVersion {
 		return slices.Contains(refusedBefore, errorType(err))
 	}
 	return apperr.Classify(err) == apperr.Refused

@@ -204,7 +204,7 @@ func (p *promotion) release(ctx workflow.Context) (ReleaseState, error) {
 		return rel, nil
 	}
 	// A tag on the remote that no Release recorded was pushed by hand.
-	if missing && workflow.GetVersion(ctx, ChangeReleaseRecordCheck, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+	if missing && changeVersion(ctx, ChangeReleaseRecordCheck) != workflow.DefaultVersion {
 		var tag activities.ResolveRefOutput
 		in := activities.ResolveRefInput{Project: p.in.Project, Ref: "refs/tags/" + p.in.Version}
 		if workflow.ExecuteActivity(gitActivity(ctx), gitActs.ResolveRef, in).Get(ctx, &tag) == nil {

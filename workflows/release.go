@@ -77,7 +77,7 @@ func (r *release) setup(ctx workflow.Context) error {
 	} else {
 		steps := []string{StepAuthorize, StepResolve, StepValidate, StepTag, StepDeploy}
 		// Releases started before builds ran first replay without the step.
-		if r.buildsFirst = workflow.GetVersion(ctx, ChangeReleaseBuildsFirst, workflow.DefaultVersion, 1) >= 1; r.buildsFirst {
+		if r.buildsFirst = changeVersion(ctx, ChangeReleaseBuildsFirst) >= 1; r.buildsFirst {
 			steps = []string{StepAuthorize, StepResolve, StepValidate, StepBuildTest, StepTag, StepDeploy}
 		}
 		r.state = ReleaseState{

@@ -148,7 +148,7 @@ func (r *release) delete(ctx workflow.Context, req DeleteRequest) (DeleteResult,
 	r.state.Summary = fmt.Sprintf("deleting %s of %s for %s", r.in.Version, r.in.Project, req.Actor)
 	// Releases deleted before active runs were known removed artifacts under them.
 	var jobsOn map[string][]string
-	if workflow.GetVersion(ctx, ChangeActiveRuns, workflow.DefaultVersion, 1) >= 1 {
+	if changeVersion(ctx, ChangeActiveRuns) >= 1 {
 		var refusal, err error
 		if jobsOn, refusal, err = r.runsUsingRelease(ctx); err != nil {
 			return res, err

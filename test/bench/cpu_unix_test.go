@@ -19,3 +19,13 @@ func cpuSeconds() float64 {
 	}
 	return t
 }
+
+// childCPUSeconds is the user + system CPU time of this process's
+// waited-for children (git, build tools) so far.
+func childCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}

@@ -111,9 +111,10 @@ type phaseCount struct {
 
 // phase is one measured phase: n deploys or n no-ops at once.
 type phase struct {
-	wall  time.Duration // start to the phase's last history event
-	cpu   float64       // CPU seconds of this process and its children
-	count phaseCount
+	wall     time.Duration // start to the phase's last history event
+	cpu      float64       // CPU seconds of this process and its children
+	childCPU float64       // of which its children's (git)
+	count    phaseCount
 }
 
 func (p phase) perMin(n int) float64 { return float64(n) / p.wall.Minutes() }
@@ -189,10 +190,11 @@ func runThroughput(b *testing.B, cfg tpConfig) tpResult {
 
 	// Totals over the rounds.
 	var dWall, nWall time.Duration
-	var dCPU, nCPU float64
+	var dCPU, nCPU, dChild float64
 	for r := range deploys {
 		dWall, nWall = dWall+deploys[r].wall, nWall+noops[r].wall
 		dCPU, nCPU = dCPU+deploys[r].cpu, nCPU+noops[r].cpu
+		dChild += deploys[r].childCPU
 	}
 	n := cfg.deploys * cfg.rounds
 	dc, nc := deploys[0].count, noops[0].count
@@ -223,6 +225,7 @@ func runThroughput(b *testing.B, cfg tpConfig) tpResult {
 		100*res.deploysPerMin/res.noopPerMin, verdict(res.deploysPerMin >= 0.7*res.noopPerMin))
 	w("  CPU s each           %8.3f  %8.3f   ratio %.0f%%   [this process — server, workers, CLI, emulator — and its git children]",
 		dCPU/float64(n), nCPU/float64(n), 100*nCPU/dCPU)
+	w("    of which children  %8.3f            [git run by the worker's activities]", dChild/float64(n))
 	w("  events each          %8.1f  %8.1f   [round 1]", per(dc.events), per(nc.events))
 	w("  activities each      %8.1f  %8.1f", per(dc.activities), per(nc.activities))
 	w("  workflow tasks each  %8.1f  %8.1f", per(dc.wfts), per(nc.wfts))
@@ -255,7 +258,7 @@ func (e *tpEnv) deployPhase(r int) phase {
 	b, n := e.b, e.cfg.deploys
 	runtime.GC()
 	stop := startPhaseProfile(b, "deploy", r)
-	cpu0 := cpuSeconds()
+	cpu0, child0 := cpuSeconds(), childCPUSeconds()
 	runs := make([]*concRun, n)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -268,7 +271,7 @@ func (e *tpEnv) deployPhase(r int) phase {
 	}
 	wg.Wait()
 	waitQuiet(b, e.c)
-	cpu := cpuSeconds() - cpu0
+	cpu, child := cpuSeconds()-cpu0, childCPUSeconds()-child0
 	stop()
 	for _, run := range runs {
 		if run.err != nil {
@@ -282,7 +285,7 @@ func (e *tpEnv) deployPhase(r int) phase {
 	}
 	e.done = append(e.done, runs...)
 	pc := countPhase(b, e.c, start)
-	return phase{wall: pc.last.Sub(start), cpu: cpu, count: pc}
+	return phase{wall: pc.last.Sub(start), cpu: cpu, childCPU: child, count: pc}
 }
 
 // shapeOf derives the no-op's shape from a deploy phase: the Deploy

@@ -40,40 +40,48 @@ var (
 // execute, per workflow, the same number of (no-op) activities and produce the
 // same number of history events as one deploy, at the same concurrency.
 //
-// Deploy phase: N generated projects (the same shape as
-// BenchmarkConcurrentDeploys: -project-pipelines Python pipelines, -project-jobs
-// Databricks jobs on one emulated workspace, optionally with -fabric-latency on
-// every API call) are released with --no-deploy and a warm-up project is
-// deployed first, so every pipeline is in the build cache: the phase measures
-// orchestration (Temporal, git resolve, cache lookups, uploads, job upserts),
-// not `python3 -m build`. Then the N deploys start at once through the CLI's
-// code (`shipline deploy`, update-with-start) and the phase lasts until the
-// last history event any workflow wrote for them: the Deploy workflows and
-// the entities they talk to (Fabric, Release, Audit), whose trailing work
-// (verifying the last signal) belongs to the deploy too.
+// Set-up: (R+1)×N generated projects (the shape of BenchmarkConcurrentDeploys:
+// -project-pipelines Python pipelines, -project-jobs Databricks jobs on one
+// emulated workspace, optionally with -fabric-latency on every API call) are
+// released with --no-deploy, and a warm-up project is deployed first, so every
+// pipeline is in the build cache: the figures are orchestration (Temporal, git
+// resolve, cache lookups, uploads, job upserts), not `python3 -m build`.
 //
-// From the histories of every workflow of the namespace, the events written
-// during the phase are counted: events and activities per deploy, workflow
-// tasks per deploy, and the rounds of activities the Deploy workflow itself
-// schedules (the activities scheduled by one workflow task run in parallel).
+// A deploy phase starts N deploys of distinct projects at once through the
+// CLI's code (`shipline deploy`: update-with-start, then the result through one
+// shared client) and lasts until the last history event any workflow wrote
+// for them: the Deploy workflows and the entities they talk to (Fabric,
+// Release, Audit), whose trailing work (verifying the last signal) belongs to
+// a deploy too. The events written during the phase, in the histories of
+// every workflow of the namespace, give events, activities and workflow tasks
+// per deploy, and the Deploy workflow's rounds of activities (those one
+// workflow task schedules run in parallel).
 //
-// No-op phase: N NoopDeploy workflows on a second worker in this process (the
-// same SDK worker options as shipline-worker's, its own task queue, the same
-// server) run those rounds of no-op activities (the entities' activities as
-// further rounds of one), with the same number of workflow tasks (signals to
-// itself) and the rest of the events as markers, so each produces the deploy's
-// event count. A calibration run adjusts the padding; the report shows the
-// events both produced.
+// A no-op phase starts N NoopDeploy workflows at once on a second worker in
+// this process (the SDK's default worker options, as shipline-worker's; its
+// own task queue on the same server). Each runs the deploy's rounds of no-op
+// activities (the entities' activities as further rounds of one), talks to a
+// NoopEntity child as a Deploy does to its Fabric entity (signal round trips,
+// as many as make the deploy's workflow tasks) and fills the rest of the
+// deploy's events with markers; calibration runs fit the padding, and the
+// report shows the events both wrote.
 //
-// Reported: deploys-per-min, noop-per-min, ratio-pct (target ≥ 70), events and
-// activities per deploy and per no-op, CPU seconds per deploy and per no-op.
-// It fails only when a deployment is wrong.
+// Round 0 (a deploy phase, then a no-op phase) warms up and gives the no-op's
+// shape; it is reported, not counted. Then R rounds (-throughput-rounds)
+// alternate the two phases, so that a change of the machine's load hits both.
+// Reported: deploys/min and noop/min over the R rounds (runs / summed wall
+// time) and their ratio (target ≥ 70 %), and the CPU seconds per deploy and
+// per no-op (this process and its children: on a machine whose other tenants
+// take a changing share of the CPUs this ratio is steadier than the wall-time
+// one); events by type and workflow. -throughput-cpuprofile FILE writes CPU
+// profiles of the first measured deploy and no-op phases. It fails only when a
+// deployment is wrong.
 //
 //	go test ./test/bench -run '^$' -bench Throughput -benchtime 1x -timeout 30m -v
 //	go test ./test/bench -run '^$' -bench Throughput -benchtime 1x -timeout 30m -v -throughput-deploys 40 -fabric-latency 50ms
 func BenchmarkThroughput(b *testing.B) {
 	cfg := tpConfig{deploys: *tpDeploys, rounds: *tpRounds, pipelines: *concPipelines, jobs: *concJobs, latency: *tpLatency}
-	if cfg.deploys < 1 || cfg.rounds < 1 || cfg.deploys*cfg.rounds > 999 || cfg.pipelines < 1 || cfg.jobs < 1 {
+	if cfg.deploys < 1 || cfg.rounds < 1 || cfg.deploys*(cfg.rounds+1) > 999 || cfg.pipelines < 1 || cfg.jobs < 1 {
 		b.Fatalf("need 1..999 deploys in all and at least one round, pipeline and job: -throughput-deploys %d -throughput-rounds %d -project-pipelines %d -project-jobs %d",
 			cfg.deploys, cfg.rounds, cfg.pipelines, cfg.jobs)
 	}
@@ -133,7 +141,7 @@ type tpEnv struct {
 func runThroughput(b *testing.B, cfg tpConfig) tpResult {
 	root := b.TempDir()
 	names := []string{concWarmProject}
-	for i := 0; i < cfg.deploys*cfg.rounds; i++ {
+	for i := 0; i < cfg.deploys*(cfg.rounds+1); i++ {
 		names = append(names, concProjectName(i))
 	}
 	remotes, jobs := generateProjects(b, root, names, cfg.pipelines, cfg.jobs)
@@ -176,16 +184,19 @@ func runThroughput(b *testing.B, cfg tpConfig) tpResult {
 	// Rounds: N deploys at once, then N no-ops at once, alternately, so that
 	// a change of the machine's load hits both alike. The no-op's shape comes
 	// from the first deploy round.
+	// Round 0 warms up (its deploys ran markedly slower than the next ones):
+	// it gives the shape, and is reported but not counted.
 	var deploys, noops []phase
 	var shape noopShape
-	for r := 0; r < cfg.rounds; r++ {
+	for r := 0; r <= cfg.rounds; r++ {
 		d := env.deployPhase(r)
-		deploys = append(deploys, d)
 		if r == 0 {
 			shape = env.shapeOf(d)
 		}
-		noops = append(noops, env.noopPhase(r, shape))
+		deploys, noops = append(deploys, d), append(noops, env.noopPhase(r, shape))
 	}
+	warmD, warmN := deploys[0], noops[0]
+	deploys, noops = deploys[1:], noops[1:]
 	checkProjectJobs(b, emu, env.done, jobs)
 
 	// Totals over the rounds.
@@ -197,7 +208,7 @@ func runThroughput(b *testing.B, cfg tpConfig) tpResult {
 		dChild += deploys[r].childCPU
 	}
 	n := cfg.deploys * cfg.rounds
-	dc, nc := deploys[0].count, noops[0].count
+	dc, nc := warmD.count, warmN.count
 	per := func(v int) float64 { return float64(v) / float64(cfg.deploys) }
 	res := tpResult{
 		deploysPerMin: float64(n) / dWall.Minutes(), noopPerMin: float64(n) / nWall.Minutes(),
@@ -214,6 +225,7 @@ func runThroughput(b *testing.B, cfg tpConfig) tpResult {
 	w("  embedded Temporal server (SQLite) + shipline worker + no-op worker in this process; %d CPUs, GOMAXPROCS %d;", runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	w("  load average before: %s, after: %s", strings.TrimSpace(string(load)), strings.TrimSpace(string(loadAfter)))
 	w("")
+	w("  (round 0, the warm-up: deploys %.2fs, no-ops %.2fs; not counted)", warmD.wall.Seconds(), warmN.wall.Seconds())
 	for r := range deploys {
 		w("  round %d: deploys %6.2fs %6.1f/min   no-ops %6.2fs %6.1f/min   ratio %3.0f%%", r+1,
 			deploys[r].wall.Seconds(), deploys[r].perMin(cfg.deploys), noops[r].wall.Seconds(), noops[r].perMin(cfg.deploys),
@@ -226,18 +238,18 @@ func runThroughput(b *testing.B, cfg tpConfig) tpResult {
 	w("  CPU s each           %8.3f  %8.3f   ratio %.0f%%   [this process — server, workers, CLI, emulator — and its git children]",
 		dCPU/float64(n), nCPU/float64(n), 100*nCPU/dCPU)
 	w("    of which children  %8.3f            [git run by the worker's activities]", dChild/float64(n))
-	w("  events each          %8.1f  %8.1f   [round 1]", per(dc.events), per(nc.events))
+	w("  events each          %8.1f  %8.1f   [round 0]", per(dc.events), per(nc.events))
 	w("  activities each      %8.1f  %8.1f", per(dc.activities), per(nc.activities))
 	w("  workflow tasks each  %8.1f  %8.1f", per(dc.wfts), per(nc.wfts))
 	w("  local activities     %8.1f  %8.1f", per(dc.localActs), per(nc.localActs))
 	w("")
 	w("  no-op shape: activity rounds %v, %d signal round trips with its entity, %d markers", shape.Rounds, shape.Signals, shape.Markers)
-	w("  deploy round 1 by workflow type (events / activities / workflow tasks per deploy):")
+	w("  deploy round 0 by workflow type (events / activities / workflow tasks per deploy):")
 	for _, t := range sortedKeys(dc.byType) {
 		v := dc.byType[t]
 		w("    %-14s %6.1f %6.1f %6.1f", t, per(v[0]), per(v[1]), per(v[2]))
 	}
-	w("  events per deploy and per no-op by event type (round 1):")
+	w("  events per deploy and per no-op by event type (round 0):")
 	kinds := map[string]bool{}
 	for k := range dc.byEvent {
 		kinds[k] = true
@@ -334,10 +346,10 @@ func (e *tpEnv) noopPhase(r int, shape noopShape) phase {
 }
 
 // startPhaseProfile starts a CPU profile of this process into
-// -throughput-cpuprofile.<phase> (the first round only); the returned func
-// stops it.
+// -throughput-cpuprofile.<phase> (round 1, the first measured, only); the
+// returned func stops it.
 func startPhaseProfile(b *testing.B, phase string, round int) func() {
-	if *tpProfile == "" || round > 0 {
+	if *tpProfile == "" || round != 1 {
 		return func() {}
 	}
 	f, err := os.Create(*tpProfile + "." + phase)

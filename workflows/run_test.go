@@ -82,7 +82,9 @@ func (f *fakeRunner) CancelRun(_ context.Context, _, _, id string) error {
 	return nil
 }
 
-func (f *fakeRunner) ActiveRuns(context.Context, string, string) ([]fabric.Run, error) { return nil, nil }
+func (f *fakeRunner) ActiveRuns(context.Context, string, string) ([]fabric.Run, error) {
+	return nil, nil
+}
 
 func running(tasks ...fabric.TaskRun) fabric.Run {
 	return fabric.Run{State: fabric.RunRunning, Tasks: tasks}

@@ -380,8 +380,6 @@ func failureMessage(got fabric.Run) string {
 // workflow as cancelled.
 func (r *runner) cancelled(ctx workflow.Context) error {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	now := workflow.Now(dctx)
-	r.state.Status, r.state.Finished = StatusCancelled, now
 	r.state.Message = "cancelled through Temporal"
 	if r.state.RunID != "" {
 		if err := workflow.ExecuteActivity(fabricActivity(dctx), runActs.CancelRun, r.ref()).Get(dctx, nil); err != nil {
@@ -391,7 +389,11 @@ func (r *runner) cancelled(ctx workflow.Context) error {
 			r.state.Result = fabric.RunCancelled
 		}
 	}
+	// The status moves last, so a query never sees a cancelled run whose
+	// remote run is still being cancelled.
+	now := workflow.Now(dctx)
 	setStep(r.state.Steps, StepRunWait, StepFailed, r.state.Message, now)
+	r.state.Status, r.state.Finished = StatusCancelled, now
 	r.state.Summary = fmt.Sprintf("%s on %s %s", r.in.Job, r.in.Fabric, r.state.Message)
 	r.publish(dctx)
 	return temporal.NewCanceledError(r.state)

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"testing"
+	"time"
 
+	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/workflows"
 )
@@ -20,7 +22,7 @@ func tk(key string, st fabric.RunState, res fabric.RunResult, msg string) workfl
 
 func TestGoldenRun(t *testing.T) {
 	pending := runState(workflows.StatusRunning, fabric.RunPending, "", tk("ingest", fabric.RunPending, "", ""), tk("score", fabric.RunPending, "", ""))
-	running := runState(workflows.StatusRunning, fabric.RunRunning, "", tk("ingest", fabric.RunRunning, "", ""), tk("score", fabric.RunPending, "", ""))
+	runningRun := runState(workflows.StatusRunning, fabric.RunRunning, "", tk("ingest", fabric.RunRunning, "", ""), tk("score", fabric.RunPending, "", ""))
 	half := runState(workflows.StatusRunning, fabric.RunRunning, "", tk("ingest", fabric.RunTerminated, fabric.RunSucceeded, ""), tk("score", fabric.RunRunning, "", ""))
 	done := runState(workflows.StatusSucceeded, fabric.RunTerminated, fabric.RunSucceeded,
 		tk("ingest", fabric.RunTerminated, fabric.RunSucceeded, ""), tk("score", fabric.RunTerminated, fabric.RunSucceeded, ""))
@@ -34,7 +36,7 @@ func TestGoldenRun(t *testing.T) {
 		for _, out := range []string{"text", "json"} {
 			f := newFake()
 			f.onStart[workflows.RunWorkflow] = &fakeWF{typ: workflows.RunWorkflow, accept: workflows.Acceptance{Accepted: true, Status: workflows.StatusRunning},
-				states: []any{pending, running, half, done}}
+				states: []any{pending, runningRun, half, done}}
 			if code, _, _ := golden(t, "run_wait_"+out, f, "--output", out, "run", "nightly", "--project", "demo", "--fabric", "dev", "--param", "mode=smoke", "--wait"); code != ExitOK {
 				t.Errorf("exit %d", code)
 			}
@@ -43,7 +45,7 @@ func TestGoldenRun(t *testing.T) {
 	t.Run("failed", func(t *testing.T) {
 		f := newFake()
 		f.onStart[workflows.RunWorkflow] = &fakeWF{typ: workflows.RunWorkflow, accept: workflows.Acceptance{Accepted: true, Status: workflows.StatusRunning},
-			states: []any{running, failedRun}}
+			states: []any{runningRun, failedRun}}
 		if code, _, _ := golden(t, "run_wait_failed", f, "run", "nightly", "--project", "demo", "--fabric", "dev", "--wait"); code != ExitFailed {
 			t.Errorf("exit %d, want 1", code)
 		}
@@ -62,4 +64,32 @@ func TestGoldenRun(t *testing.T) {
 			t.Errorf("exit %d, want 2", code)
 		}
 	})
+}
+
+// runsFake: the fabrics of deploymentsFake; daily_orders on dev ran twice
+// (the newer one through Shipline, by bob, still running; the older one from
+// a schedule, failed); dev's orders_dag could not be read.
+func runsFake() *fakeClient {
+	f := deploymentsFake()
+	f.reads[workflows.ListRunsUpdate] = workflows.ListRunsOutput{
+		Runs: []activities.JobRun{
+			{Fabric: "dev", Job: "daily_orders", Run: fabric.Run{ID: "902", URL: "https://dbc.example/#job/1234/run/902", State: fabric.RunRunning,
+				StartedAt: t0.Add(3 * time.Hour), Version: "v1.0.0"}},
+			{Fabric: "qa", Job: "weekly", Run: fabric.Run{ID: "77", URL: "https://dbc-qa.example/#job/9012/run/77", State: fabric.RunTerminated, Result: fabric.RunSucceeded,
+				StartedAt: t0.Add(2 * time.Hour), EndedAt: t0.Add(2*time.Hour + 4*time.Minute + 12*time.Second), TriggeredBy: "carol", Version: "v1.0.0"}},
+			{Fabric: "dev", Job: "daily_orders", Run: fabric.Run{ID: "901", URL: "https://dbc.example/#job/1234/run/901", State: fabric.RunTerminated, Result: fabric.RunFailed,
+				Message: "task score failed", StartedAt: t0.Add(time.Hour), EndedAt: t0.Add(time.Hour + 90*time.Second), Version: "v1.0.0"}},
+		},
+		Errors: []activities.JobRunsError{{Fabric: "dev", Job: "orders_dag", Error: "fabric dev: 503 Service Unavailable"}},
+	}
+	f.listExec(workflows.RunWorkflow, workflows.RunID("demo", "dev", "daily_orders", "20261122-131500-ab12"), running, t0.Add(3*time.Hour),
+		map[string]any{workflows.MemoRunID: "902"}, map[string]any{workflows.ActorKey.GetName(): "bob"})
+	return f
+}
+
+func TestGoldenRuns(t *testing.T) {
+	for _, out := range []string{"text", "json"} {
+		golden(t, "runs_"+out, runsFake(), "--output", out, "runs", "--project", "demo")
+	}
+	golden(t, "runs_none", newFake(), "runs", "--project", "demo", "--fabric", "dev")
 }

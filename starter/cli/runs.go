@@ -43,7 +43,7 @@ func runsCommand(g *globals) *ucli.Command {
 // runRow is one run as `runs` shows it.
 type runRow struct {
 	activities.JobRun
-	// Duration is from start to end (to now while it runs), in seconds.
+	// Duration is from start to end of an ended run, in seconds.
 	Duration float64 `json:"duration_seconds,omitempty"`
 	// WorkflowID is the Run workflow that started it (runs started through Shipline).
 	WorkflowID string `json:"workflow_id,omitempty"`
@@ -92,7 +92,6 @@ func runRuns(ctx context.Context, g *globals, o runsOptions) error {
 		if err != nil {
 			return failed(err)
 		}
-		now := time.Now()
 		for _, r := range out.Runs {
 			row := runRow{JobRun: r}
 			if w, ok := started[r.Fabric+"/"+r.Job+"/"+r.ID]; ok {
@@ -101,12 +100,8 @@ func runRuns(ctx context.Context, g *globals, o runsOptions) error {
 					row.TriggeredBy = w.actor
 				}
 			}
-			if !r.StartedAt.IsZero() {
-				end := r.EndedAt
-				if end.IsZero() {
-					end = now
-				}
-				row.Duration = end.Sub(r.StartedAt).Round(time.Second).Seconds()
+			if !r.StartedAt.IsZero() && !r.EndedAt.IsZero() {
+				row.Duration = r.EndedAt.Sub(r.StartedAt).Round(time.Second).Seconds()
 			}
 			res.Runs = append(res.Runs, row)
 		}
@@ -130,7 +125,7 @@ func runRuns(ctx context.Context, g *globals, o runsOptions) error {
 				started = r.StartedAt.Local().Format("2006-01-02 15:04:05")
 			}
 			dur := "-"
-			if r.Duration > 0 || !r.StartedAt.IsZero() {
+			if !r.EndedAt.IsZero() && !r.StartedAt.IsZero() {
 				dur = (time.Duration(r.Duration) * time.Second).String()
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Fabric, r.Job, r.ID, r.State, orDash(string(r.Result)), started, dur,

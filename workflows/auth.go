@@ -233,7 +233,7 @@ func SignedArgs(v any) any {
 		in.Auth = nil
 		return in
 	case RunInput:
-		in.Auth = nil
+		in.Auth, in.Carried = nil, nil
 		return in
 	}
 	return v

@@ -1044,6 +1044,12 @@ type RunInput struct {
 	Trigger string `json:"trigger,omitempty"`
 	// Auth signs the request; a run started by the project's Promote workflow needs none.
 	Auth *signing.Auth `json:"auth,omitempty"`
+
+	// Carried is set only by continue-as-new (a long run's history is kept
+	// short): the state so far, with the started run's ID, which the next
+	// run goes on reading. A direct start that carries it is refused
+	// (CarriedStateRefused).
+	Carried *RunOutcome `json:"carried,omitempty"`
 }
 
 // TaskState is one task of a run, as the fabric reports it.

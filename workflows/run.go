@@ -37,7 +37,8 @@ const (
 //  2. resolve: the fabric's entity says which version of the job runs there;
 //  3. start: the fabric starts the run, with a key derived from this workflow
 //     run (a retried start returns the run the first one started);
-//  4. wait: read the run's state with a growing timer until it ends.
+//  4. wait: read the run's state with a growing timer until it ends; a long
+//     run continues as new when Temporal suggests it, carrying the run's ID.
 //
 // It succeeds when the run succeeded and fails (type RunFailed, the outcome
 // as details) with the failing task's message and the run's URL otherwise.
@@ -97,6 +98,15 @@ func (r *runner) acceptance() (Acceptance, bool) {
 func (r *runner) run(ctx workflow.Context) (RunOutcome, error) {
 	if err := r.checkInput(); err != nil {
 		return r.state, r.refuse(ctx, StepRunAccess, apperr.InvalidInput, err.Error())
+	}
+	if r.in.Carried != nil {
+		// A continued run: the remote run started in an earlier run.
+		if err := carriedStateAllowed(ctx); err != nil {
+			return r.state, r.refuse(ctx, StepRunAccess, apperr.CarriedStateRefused, err.Error())
+		}
+		r.state = *r.in.Carried
+		r.publish(ctx)
+		return r.state, r.wait(ctx)
 	}
 	r.publish(ctx)
 	for _, step := range []func(workflow.Context) error{r.checkSignature, r.authorize, r.resolve} {
@@ -247,8 +257,12 @@ func (r *runner) start(ctx workflow.Context) error {
 
 // wait reads the run until it ends, with timers from firstPoll to maxPoll.
 func (r *runner) wait(ctx workflow.Context) error {
-	setStep(r.state.Steps, StepRunWait, StepRunning, "run "+r.state.RunID, workflow.Now(ctx))
 	delay, failures := firstPoll, 0
+	if r.in.Carried == nil {
+		setStep(r.state.Steps, StepRunWait, StepRunning, "run "+r.state.RunID, workflow.Now(ctx))
+	} else {
+		delay = maxPoll
+	}
 	for {
 		if err := workflow.Sleep(ctx, delay); err != nil {
 			return r.cancelled(ctx)
@@ -272,6 +286,12 @@ func (r *runner) wait(ctx workflow.Context) error {
 		r.observe(ctx, got)
 		if !got.Active() {
 			return r.finish(ctx, got)
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			// A long run: go on reading it in a new run with a short history.
+			next := r.in
+			next.Auth, next.Carried = nil, &r.state
+			return workflow.NewContinueAsNewError(ctx, RunWorkflow, next)
 		}
 	}
 }

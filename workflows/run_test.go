@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -309,5 +310,40 @@ func TestRunRefusals(t *testing.T) {
 				t.Errorf("outcome %s, %d starts", Outcome(app.Type()), fab.starts)
 			}
 		})
+	}
+}
+
+// A long run continues as new when Temporal suggests it, carrying the started
+// run; the next run reads the same remote run (no second start) to its end.
+func TestLongRunContinuesAsNewWithItsRun(t *testing.T) {
+	fab := newFakeRunner(running(task("ingest", fabric.RunRunning, "", "")), running(task("ingest", fabric.RunRunning, "", "")),
+		ended(fabric.RunSucceeded, task("ingest", fabric.RunTerminated, fabric.RunSucceeded, "")))
+	e := newRunEnv(t, fab)
+	e.SetContinueAsNewSuggested(true)
+	e.ExecuteWorkflow(Run, nightly)
+	var can *workflow.ContinueAsNewError
+	if err := e.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("error = %v, want continue-as-new", err)
+	}
+	var next RunInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.Carried == nil || next.Carried.RunID != "9" || next.Carried.Polls != 1 || next.Auth != nil || next.Job != "nightly" {
+		t.Fatalf("carried input = %+v", next)
+	}
+
+	e2 := newRunEnv(t, fab)
+	e2.SetContinuedExecutionRunID("previous-run")
+	out, err := e2.run(next)
+	if err != nil || out.Status != StatusSucceeded || out.Polls != 3 || fab.starts != 1 {
+		t.Fatalf("continued run: %v, %+v, %d starts", err, out, fab.starts)
+	}
+
+	// Carried state in a direct start is refused, nothing is read or started.
+	e3 := newRunEnv(t, fab)
+	_, err = e3.run(next)
+	if apperr.Type(err) != apperr.CarriedStateRefused || fab.starts != 1 {
+		t.Fatalf("direct start with carried state: %v, %d starts", err, fab.starts)
 	}
 }

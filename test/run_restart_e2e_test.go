@@ -2,14 +2,18 @@ package test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/devserver"
@@ -152,10 +156,37 @@ func TestRunSurvivesWorkerRestart(t *testing.T) {
 		t.Errorf("the fabric saw %d starts making %d runs, want 1 and 1", starts, runs)
 	}
 
+	// SHIPLINE_RECORD_RUN_HISTORY=1 records the history for
+	// workflows/replay_test.go, which keeps replaying it as the code changes.
+	if os.Getenv("SHIPLINE_RECORD_RUN_HISTORY") != "" {
+		recordHistory(ctx, t, c, id, run.GetRunID(), filepath.Join("..", "workflows", "testdata", "histories", "run.json"))
+	}
+
 	// The whole history replays with the current code.
 	replayer := worker.NewWorkflowReplayer()
 	replayer.RegisterWorkflowWithOptions(workflows.Run, workflow.RegisterOptions{Name: workflows.RunWorkflow})
 	if err := replayer.ReplayWorkflowExecution(ctx, c.WorkflowService(), nil, srv.Namespace(), workflow.Execution{ID: id, RunID: run.GetRunID()}); err != nil {
 		t.Fatalf("the Run history does not replay: %v", err)
+	}
+}
+
+// recordHistory writes a workflow's history as JSON (client.HistoryFromJSON reads it).
+func recordHistory(ctx context.Context, t *testing.T, c client.Client, id, runID, path string) {
+	t.Helper()
+	h := &historypb.History{}
+	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

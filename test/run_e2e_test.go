@@ -64,6 +64,17 @@ func TestRunOnDatabricks(t *testing.T) {
 		t.Fatalf("emulator runs = %+v", runs)
 	}
 
+	// A retried CI step names the same --id: the run it started is shown, none is started.
+	for range 2 {
+		code, out, errOut = f.s.shipline("run", "daily_orders", "--project", "demo", "--fabric", "dev", "--as", "bob", "--id", "ci-42", "--wait")
+		if code != 0 {
+			t.Fatalf("run --id ci-42: exit %d\n%s\n%s", code, out, errOut)
+		}
+	}
+	if !strings.Contains(out, "was started before (same --id)") || len(f.emu.Runs()) != 2 {
+		t.Fatalf("the second run --id ci-42 made %d runs in all:\n%s", len(f.emu.Runs()), out)
+	}
+
 	f.emu.SetTaskBehavior("score_churn", dbemu.TaskBehavior{Pending: time.Second, Running: time.Second, Fail: "ValueError: no orders for today"})
 	code, out, errOut = f.s.shipline("run", "daily_orders", "--project", "demo", "--fabric", "dev", "--as", "alice", "--wait")
 	if code != 1 || !strings.Contains(errOut, "ValueError: no orders for today") || !strings.Contains(errOut, f.emu.URL) {
@@ -78,11 +89,11 @@ func TestRunOnDatabricks(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("runs output: %v\n%s", err, out)
 	}
-	if len(got.Runs) != 2 || len(got.Errors) != 0 {
+	if len(got.Runs) != 3 || len(got.Errors) != 0 {
 		t.Fatalf("runs = %s", out)
 	}
-	// Newest first: alice's failed run, then bob's.
-	first, second := got.Runs[0], got.Runs[1]
+	// Newest first: alice's failed run, then bob's two.
+	first, second := got.Runs[0], got.Runs[2]
 	if first.Result != "failed" || first.TriggeredBy != "alice" || second.Result != "success" || second.TriggeredBy != "bob" ||
 		second.Version != "v1.0.0" || second.Job != "daily_orders" || !strings.HasPrefix(second.WorkflowID, "run/demo/dev/daily_orders/") ||
 		second.URL == "" {
@@ -107,7 +118,7 @@ func TestRunOnDatabricks(t *testing.T) {
 		t.Fatalf("cancel: exit %d\n%s\n%s", code, out, errOut)
 	}
 	runs = f.emu.Runs()
-	if last := runs[len(runs)-1]; len(runs) != 3 || last.ResultState != "CANCELED" {
+	if last := runs[len(runs)-1]; len(runs) != 4 || last.ResultState != "CANCELED" {
 		t.Errorf("after cancel, emulator runs = %+v", runs)
 	}
 
@@ -122,7 +133,7 @@ func TestRunOnDatabricks(t *testing.T) {
 			runRows = append(runRows, r.Actor+" "+r.Result+" "+r.Fabric)
 		}
 	}
-	want := "carol started dev|carol refused dev|bob started dev|bob succeeded dev|alice started dev|alice failed dev|bob started dev|bob cancelled dev"
+	want := "carol started dev|carol refused dev|bob started dev|bob succeeded dev|bob started dev|bob succeeded dev|alice started dev|alice failed dev|bob started dev|bob cancelled dev"
 	if strings.Join(runRows, "|") != want {
 		t.Errorf("audit run rows = %q, want %q\n%s", runRows, want, out)
 	}

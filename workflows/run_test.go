@@ -105,6 +105,8 @@ type runEnv struct {
 	fab *fakeRunner
 	// deployed is what the dev fabric's entity records (nil: no entity).
 	deployed map[string]JobRecord
+	// policy is platform.yaml's signing policy.
+	policy signing.Policy
 }
 
 // newRunEnv runs the Run workflow with the real Runs activities on a fake
@@ -124,7 +126,7 @@ func newRunEnv(t *testing.T, fab *fakeRunner) *runEnv {
 		return fab, nil
 	}})
 	e.RegisterActivity(&activities.Config{})
-	e.OnActivity(configActs.Signatures, mock.Anything).Return(signing.Policy{}, nil)
+	e.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.policy, nil })
 	e.RegisterActivity(&activities.Messages{})
 	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: FabricID("demo", "dev"), Query: StateQuery}).Return(
 		func(context.Context, activities.QueryInput) (activities.QueryOutput, error) {
@@ -345,5 +347,16 @@ func TestLongRunContinuesAsNewWithItsRun(t *testing.T) {
 	_, err = e3.run(next)
 	if apperr.Type(err) != apperr.CarriedStateRefused || fab.starts != 1 {
 		t.Fatalf("direct start with carried state: %v, %d starts", err, fab.starts)
+	}
+}
+
+// With require_signatures, an unsigned run request is refused before anything runs.
+func TestUnsignedRunRefusedWhenSignaturesAreRequired(t *testing.T) {
+	fab := newFakeRunner(ended(fabric.RunSucceeded))
+	e := newRunEnv(t, fab)
+	e.policy = signing.Policy{Require: true, Keys: map[string][]string{}}
+	_, err := e.run(nightly)
+	if apperr.Type(err) != apperr.SignatureRefused || fab.starts != 0 {
+		t.Fatalf("error = %v, %d starts", err, fab.starts)
 	}
 }

@@ -58,6 +58,13 @@ func TestGoldenRun(t *testing.T) {
 			t.Errorf("exit %d, want 1", code)
 		}
 	})
+	t.Run("same id", func(t *testing.T) {
+		f := newFake()
+		f.add(workflows.RunID("demo", "dev", "nightly", "ci-42"), &fakeWF{typ: workflows.RunWorkflow, states: []any{done}})
+		if code, _, _ := golden(t, "run_same_id", f, "run", "nightly", "--project", "demo", "--fabric", "dev", "--id", "ci-42", "--wait"); code != ExitOK {
+			t.Errorf("exit %d", code)
+		}
+	})
 	t.Run("bad param", func(t *testing.T) {
 		f := newFake()
 		if code, _, _ := golden(t, "run_bad_param", f, "run", "nightly", "--project", "demo", "--fabric", "dev", "--param", "smoke"); code != ExitInvalid {

@@ -19,6 +19,7 @@ import (
 
 type runOptions struct {
 	job, project, fabric string
+	id                   string // the request ID (default: a new one)
 	params               []string
 	wait                 bool
 }
@@ -33,6 +34,7 @@ func runCommand(g *globals) *ucli.Command {
 			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &o.project},
 			&ucli.StringFlag{Name: "fabric", Aliases: []string{"f"}, Required: true, Usage: "fabric the job is deployed on", Destination: &o.fabric},
 			&ucli.StringSliceFlag{Name: "param", Usage: "run parameter `KEY=VALUE` (repeatable)"},
+			&ucli.StringFlag{Name: "id", Usage: "request `ID` of the run (default: a new one): the same ID again shows that run instead of starting another (for retried CI steps)", Destination: &o.id},
 			&ucli.BoolFlag{Name: "wait", Usage: "show each task's state until the run ends; exit 1 when it fails", Destination: &o.wait},
 		},
 		Action: func(c *ucli.Context) error {
@@ -82,6 +84,9 @@ func runRun(ctx context.Context, g *globals, o runOptions) error {
 			return invalid("%s %.40q is not a job or fabric name: letters, digits, '_', '.' and '-'", n.flag, n.v)
 		}
 	}
+	if o.id != "" && !nameRE.MatchString(o.id) {
+		return invalid("--id %.40q is not a request ID: letters, digits, '_', '.' and '-', at most 100", o.id)
+	}
 	params, err := parseParams(o.params)
 	if err != nil {
 		return err
@@ -91,14 +96,19 @@ func runRun(ctx context.Context, g *globals, o runOptions) error {
 		return err
 	}
 	defer c.Close()
-	id := workflows.RunID(o.project, o.fabric, o.job, g.newRequestID())
+	request, reuse := o.id, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+	if request == "" {
+		request, reuse = g.newRequestID(), enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	}
+	id := workflows.RunID(o.project, o.fabric, o.job, request)
 	in := workflows.RunInput{Project: o.project, Fabric: o.fabric, Job: o.job, Actor: actor, Params: params, Trigger: "cli"}
 	if in.Auth, err = g.auth(id, workflows.ActionRun, actor, in); err != nil {
 		return err
 	}
 	st, err := g.startAccepted(ctx, c, client.StartWorkflowOptions{
 		ID: id, TaskQueue: g.taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// A run of the same --id, open or ended, is shown instead of a second run.
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, WorkflowIDReusePolicy: reuse,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.ProjectKey.ValueSet(o.project), workflows.ActorKey.ValueSet(actor), workflows.FabricKey.ValueSet([]string{o.fabric})),
 		StaticSummary: fmt.Sprintf("Run %s of %s on %s by %s", o.job, o.project, o.fabric, actor),
@@ -107,10 +117,16 @@ func runRun(ctx context.Context, g *globals, o runOptions) error {
 		return err
 	}
 	res := runResult{startResult: startResult{WorkflowID: id, RunID: st.RunID, UIURL: g.workflowURL(id), Acceptance: &st.Acceptance}}
-	if st.Undecided {
+	switch {
+	case st.Existing:
+		res.Existing, res.Acceptance = true, nil
+		if !g.json() {
+			fmt.Fprintf(g.stdout, "%s was started before (same --id): showing that run, not starting another\n", id)
+		}
+	case st.Undecided:
 		res.Acceptance = nil
 		undecided(g, id)
-	} else if !st.Acceptance.Accepted {
+	case !st.Acceptance.Accepted:
 		return printRefused(g, res.startResult, refusal(id, st.Acceptance))
 	}
 	if !o.wait {

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/workflows"
@@ -99,4 +101,22 @@ func TestGoldenRuns(t *testing.T) {
 		golden(t, "runs_"+out, runsFake(), "--output", out, "runs", "--project", "demo")
 	}
 	golden(t, "runs_none", newFake(), "runs", "--project", "demo", "--fabric", "dev")
+}
+
+// `cancel` of a run goes through Temporal's cancellation (the workflow cancels
+// the remote run); cancelling a run that ended is refused and recorded in the
+// project's audit.
+func TestGoldenCancelRun(t *testing.T) {
+	id := workflows.RunID("demo", "dev", "nightly", "20261122-101500-ab12")
+	running := runState(workflows.StatusRunning, fabric.RunRunning, "", tk("ingest", fabric.RunRunning, "", ""))
+	f := newFake()
+	f.add(id, &fakeWF{typ: workflows.RunWorkflow, states: []any{running}})
+	if code, _, _ := golden(t, "cancel_run", f, "cancel", id, "--wait"); code != ExitOK {
+		t.Errorf("exit %d", code)
+	}
+	f = newFake()
+	f.add(id, &fakeWF{typ: workflows.RunWorkflow, status: enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, states: []any{running}})
+	if code, _, _ := golden(t, "cancel_run_ended", f, "cancel", id); code != ExitFailed {
+		t.Errorf("exit %d, want 1", code)
+	}
 }

@@ -44,6 +44,16 @@ func TestGoldenRun(t *testing.T) {
 			}
 		}
 	})
+	t.Run("started", func(t *testing.T) {
+		for _, out := range []string{"text", "json"} {
+			f := newFake()
+			f.onStart[workflows.RunWorkflow] = &fakeWF{typ: workflows.RunWorkflow, accept: workflows.Acceptance{Accepted: true, Status: workflows.StatusRunning},
+				states: []any{runningRun}}
+			if code, _, _ := golden(t, "run_started_"+out, f, "--output", out, "run", "nightly", "--project", "demo", "--fabric", "dev"); code != ExitOK {
+				t.Errorf("exit %d", code)
+			}
+		}
+	})
 	t.Run("failed", func(t *testing.T) {
 		f := newFake()
 		f.onStart[workflows.RunWorkflow] = &fakeWF{typ: workflows.RunWorkflow, accept: workflows.Acceptance{Accepted: true, Status: workflows.StatusRunning},

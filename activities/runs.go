@@ -184,7 +184,7 @@ type JobRunsError struct {
 // ListRunsOutput holds every job's runs, newest first; a fabric that cannot
 // be read is reported per job in Errors, so it does not hide the rest.
 type ListRunsOutput struct {
-	Runs   []FabricRun       `json:"runs"`
+	Runs   []FabricRun    `json:"runs"`
 	Errors []JobRunsError `json:"errors,omitempty"`
 }
 

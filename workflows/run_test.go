@@ -25,10 +25,10 @@ import (
 
 const runWorkflowID = "run/demo/dev/nightly/r1"
 
-// fakeRunner plays a fabric that runs jobs: runs are keyed by the start's
+// keyedRunner plays a fabric that runs jobs: runs are keyed by the start's
 // idempotency Key (a second start with the same key returns the first run),
 // and each GetRun advances the run one step along script.
-type fakeRunner struct {
+type keyedRunner struct {
 	fabric.Fabric // the deploy operations are not used by runs
 
 	mu        sync.Mutex
@@ -41,11 +41,11 @@ type fakeRunner struct {
 	requests  []fabric.RunRequest
 }
 
-func newFakeRunner(script ...fabric.Run) *fakeRunner {
-	return &fakeRunner{byKey: map[string]string{}, reads: map[string]int{}, script: script}
+func newKeyedRunner(script ...fabric.Run) *keyedRunner {
+	return &keyedRunner{byKey: map[string]string{}, reads: map[string]int{}, script: script}
 }
 
-func (f *fakeRunner) StartRun(_ context.Context, r fabric.RunRequest) (fabric.RunRef, error) {
+func (f *keyedRunner) StartRun(_ context.Context, r fabric.RunRequest) (fabric.RunRef, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.starts++
@@ -62,7 +62,7 @@ func (f *fakeRunner) StartRun(_ context.Context, r fabric.RunRequest) (fabric.Ru
 	return fabric.RunRef{ID: id, URL: "https://dbc.example/#job/1/run/" + id}, nil
 }
 
-func (f *fakeRunner) GetRun(_ context.Context, _, _, id string) (fabric.Run, error) {
+func (f *keyedRunner) GetRun(_ context.Context, _, _, id string) (fabric.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := min(f.reads[id], len(f.script)-1)
@@ -72,18 +72,18 @@ func (f *fakeRunner) GetRun(_ context.Context, _, _, id string) (fabric.Run, err
 	return r, nil
 }
 
-func (f *fakeRunner) ListRuns(context.Context, string, string, int) ([]fabric.Run, error) {
+func (f *keyedRunner) ListRuns(context.Context, string, string, int) ([]fabric.Run, error) {
 	return nil, nil
 }
 
-func (f *fakeRunner) CancelRun(_ context.Context, _, _, id string) error {
+func (f *keyedRunner) CancelRun(_ context.Context, _, _, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cancelled = append(f.cancelled, id)
 	return nil
 }
 
-func (f *fakeRunner) ActiveRuns(context.Context, string, string) ([]fabric.Run, error) {
+func (f *keyedRunner) ActiveRuns(context.Context, string, string) ([]fabric.Run, error) {
 	return nil, nil
 }
 
@@ -102,7 +102,7 @@ func task(key string, s fabric.RunState, res fabric.RunResult, msg string) fabri
 type runEnv struct {
 	*testsuite.TestWorkflowEnvironment
 	t   *testing.T
-	fab *fakeRunner
+	fab *keyedRunner
 	// deployed is what the dev fabric's entity records (nil: no entity).
 	deployed map[string]JobRecord
 	// policy is platform.yaml's signing policy.
@@ -111,7 +111,7 @@ type runEnv struct {
 
 // newRunEnv runs the Run workflow with the real Runs activities on a fake
 // fabric "dev" owned by developers (bob).
-func newRunEnv(t *testing.T, fab *fakeRunner) *runEnv {
+func newRunEnv(t *testing.T, fab *keyedRunner) *runEnv {
 	var s testsuite.WorkflowTestSuite
 	e := &runEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), t: t, fab: fab,
 		deployed: map[string]JobRecord{"nightly": {Fabric: "dev", Job: "nightly", Version: "v1.0.0", DeploymentID: "deploy/demo/v1.0.0/x", Actor: "alice"}}}
@@ -152,7 +152,7 @@ func (e *runEnv) run(in RunInput) (RunOutcome, error) {
 var nightly = RunInput{Project: "demo", Fabric: "dev", Job: "nightly", Actor: "bob", Params: map[string]string{"mode": "smoke"}, Trigger: "cli"}
 
 func TestRunFollowsTheRunToSuccess(t *testing.T) {
-	fab := newFakeRunner(
+	fab := newKeyedRunner(
 		fabric.Run{State: fabric.RunPending, Tasks: []fabric.TaskRun{task("ingest", fabric.RunPending, "", ""), task("score", fabric.RunPending, "", "")}},
 		running(task("ingest", fabric.RunRunning, "", ""), task("score", fabric.RunPending, "", "")),
 		running(task("ingest", fabric.RunTerminated, fabric.RunSucceeded, ""), task("score", fabric.RunRunning, "", "")),
@@ -196,7 +196,7 @@ func TestRunFollowsTheRunToSuccess(t *testing.T) {
 }
 
 func TestRunFailureSaysWhichTaskFailedAndWhere(t *testing.T) {
-	fab := newFakeRunner(
+	fab := newKeyedRunner(
 		running(task("ingest", fabric.RunRunning, "", "")),
 		ended(fabric.RunFailed, task("ingest", fabric.RunTerminated, fabric.RunFailed, "ValueError: no orders for 2026-11-27"), task("score", fabric.RunTerminated, fabric.RunCancelled, "")),
 	)
@@ -218,7 +218,7 @@ func TestRunFailureSaysWhichTaskFailedAndWhere(t *testing.T) {
 // A start whose answer was lost is retried by Temporal with the same key: the
 // fabric returns the run it started, so there is one remote run.
 func TestRetriedStartMakesOneRemoteRun(t *testing.T) {
-	fab := newFakeRunner(ended(fabric.RunSucceeded))
+	fab := newKeyedRunner(ended(fabric.RunSucceeded))
 	fab.failStart = 2
 	e := newRunEnv(t, fab)
 	out, err := e.run(nightly)
@@ -238,7 +238,7 @@ func TestRetriedStartMakesOneRemoteRun(t *testing.T) {
 }
 
 func TestCancellingTheRunWorkflowCancelsTheRemoteRun(t *testing.T) {
-	fab := newFakeRunner(running(task("ingest", fabric.RunRunning, "", "")))
+	fab := newKeyedRunner(running(task("ingest", fabric.RunRunning, "", "")))
 	e := newRunEnv(t, fab)
 	e.RegisterDelayedCallback(e.CancelWorkflow, 2*time.Minute)
 	out, err := e.run(nightly)
@@ -266,7 +266,7 @@ func TestRunPollsWithBackoff(t *testing.T) {
 	for range 150 {
 		script = append(script, running())
 	}
-	fab := newFakeRunner(append(script, ended(fabric.RunSucceeded))...)
+	fab := newKeyedRunner(append(script, ended(fabric.RunSucceeded))...)
 	e := newRunEnv(t, fab)
 	start := e.Now()
 	out, err := e.run(nightly)
@@ -301,7 +301,7 @@ func TestRunRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			fab := newFakeRunner(ended(fabric.RunSucceeded))
+			fab := newKeyedRunner(ended(fabric.RunSucceeded))
 			e := newRunEnv(t, fab)
 			_, err := e.run(c.in)
 			var app *temporal.ApplicationError
@@ -318,7 +318,7 @@ func TestRunRefusals(t *testing.T) {
 // A long run continues as new when Temporal suggests it, carrying the started
 // run; the next run reads the same remote run (no second start) to its end.
 func TestLongRunContinuesAsNewWithItsRun(t *testing.T) {
-	fab := newFakeRunner(running(task("ingest", fabric.RunRunning, "", "")), running(task("ingest", fabric.RunRunning, "", "")),
+	fab := newKeyedRunner(running(task("ingest", fabric.RunRunning, "", "")), running(task("ingest", fabric.RunRunning, "", "")),
 		ended(fabric.RunSucceeded, task("ingest", fabric.RunTerminated, fabric.RunSucceeded, "")))
 	e := newRunEnv(t, fab)
 	e.SetContinueAsNewSuggested(true)
@@ -352,7 +352,7 @@ func TestLongRunContinuesAsNewWithItsRun(t *testing.T) {
 
 // With require_signatures, an unsigned run request is refused before anything runs.
 func TestUnsignedRunRefusedWhenSignaturesAreRequired(t *testing.T) {
-	fab := newFakeRunner(ended(fabric.RunSucceeded))
+	fab := newKeyedRunner(ended(fabric.RunSucceeded))
 	e := newRunEnv(t, fab)
 	e.policy = signing.Policy{Require: true, Keys: map[string][]string{}}
 	_, err := e.run(nightly)
@@ -365,7 +365,7 @@ func TestUnsignedRunRefusedWhenSignaturesAreRequired(t *testing.T) {
 // child (its own request was verified), pinning the version; the child needs
 // no signature and its failure carries the outcome to the parent.
 func TestRunAsChildOfPromote(t *testing.T) {
-	fab := newFakeRunner(ended(fabric.RunFailed, task("ingest", fabric.RunTerminated, fabric.RunFailed, "boom")))
+	fab := newKeyedRunner(ended(fabric.RunFailed, task("ingest", fabric.RunTerminated, fabric.RunFailed, "boom")))
 	e := newRunEnv(t, fab)
 	e.policy = signing.Policy{Require: true, Keys: map[string][]string{}}
 	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: PromoteID("demo", "v1.0.0")})

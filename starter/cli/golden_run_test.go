@@ -91,7 +91,7 @@ func TestGoldenRun(t *testing.T) {
 func runsFake() *fakeClient {
 	f := deploymentsFake()
 	f.reads[workflows.ListRunsUpdate] = workflows.ListRunsOutput{
-		Runs: []activities.JobRun{
+		Runs: []activities.FabricRun{
 			{Fabric: "dev", Job: "daily_orders", Run: fabric.Run{ID: "902", URL: "https://dbc.example/#job/1234/run/902", State: fabric.RunRunning,
 				StartedAt: t0.Add(3 * time.Hour), Version: "v1.0.0"}},
 			{Fabric: "qa", Job: "weekly", Run: fabric.Run{ID: "77", URL: "https://dbc-qa.example/#job/9012/run/77", State: fabric.RunTerminated, Result: fabric.RunSucceeded,

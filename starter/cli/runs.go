@@ -42,7 +42,7 @@ func runsCommand(g *globals) *ucli.Command {
 
 // runRow is one run as `runs` shows it.
 type runRow struct {
-	activities.JobRun
+	activities.FabricRun
 	// Duration is from start to end of an ended run, in seconds.
 	Duration float64 `json:"duration_seconds,omitempty"`
 	// WorkflowID is the Run workflow that started it (runs started through Shipline).
@@ -93,7 +93,7 @@ func runRuns(ctx context.Context, g *globals, o runsOptions) error {
 			return failed(err)
 		}
 		for _, r := range out.Runs {
-			row := runRow{JobRun: r}
+			row := runRow{FabricRun: r}
 			if w, ok := started[r.Fabric+"/"+r.Job+"/"+r.ID]; ok {
 				row.WorkflowID = w.id
 				if row.TriggeredBy == "" {

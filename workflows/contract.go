@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/msgauth"
 	"github.com/shipline/shipline/internal/signing"
 )
@@ -978,3 +979,118 @@ type Sealed struct {
 
 func (s *Sealed) sealOf() *msgauth.Seal   { return s.Seal }
 func (s *Sealed) setSeal(x *msgauth.Seal) { s.Seal = x }
+
+// ---- Runs --------------------------------------------------------------------
+
+const (
+	// RunWorkflow is one run of a deployed job on its fabric (ID RunID): it
+	// starts the run once, follows it to its end and cancels it when the
+	// workflow is cancelled.
+	RunWorkflow = "Run"
+	// ListRunsUpdate reads the run history of deployed jobs from their fabrics
+	// (a read of the Project entity: ListRunsInput → ListRunsOutput).
+	ListRunsUpdate = "list-runs"
+)
+
+// ActionRun names a run request in signed requests and the audit.
+const ActionRun = "run"
+
+// RunID is the workflow ID of one run: run/<project>/<fabric>/<job>/<request>.
+func RunID(project, fabric, job, request string) string {
+	return "run/" + project + "/" + fabric + "/" + job + "/" + request
+}
+
+// ParseRunID splits a run workflow ID; ok is false for other IDs.
+func ParseRunID(id string) (project, fabric, job, request string, ok bool) {
+	parts := strings.Split(id, "/")
+	if len(parts) != 5 || parts[0] != "run" {
+		return "", "", "", "", false
+	}
+	for _, p := range parts[1:] {
+		if p == "" {
+			return "", "", "", "", false
+		}
+	}
+	return parts[1], parts[2], parts[3], parts[4], true
+}
+
+// Memo fields set by the Run workflow (read by `shipline runs` to say who
+// triggered a run started through Shipline).
+const (
+	MemoRunID  = "run_id"
+	MemoRunURL = "run_url"
+)
+
+// Run steps, in order.
+const (
+	StepRunResolve = "resolve"
+	StepRunAccess  = "authorize"
+	StepRunStart   = "start"
+	StepRunWait    = "wait"
+)
+
+// RunInput starts a Run. Plain JSON, so the Temporal UI can start one:
+//
+//	{"project":"demo","fabric":"dev","job":"nightly","actor":"bob"}
+type RunInput struct {
+	Project string `json:"project"`
+	Fabric  string `json:"fabric"`
+	Job     string `json:"job"`
+	// Actor asks for the run; running on a fabric needs the right to deploy there.
+	Actor string `json:"actor"`
+	// Params are the run's parameters (Databricks job parameters, Airflow conf,
+	// --key=value arguments of a local entry point).
+	Params map[string]string `json:"params,omitempty"`
+	// Version, when set, is the version the job must run on the fabric: the run
+	// is refused when another one is deployed there (stage verification).
+	Version string `json:"version,omitempty"`
+	// Trigger says who started it: "cli", "verify" (a promotion) or "" (UI).
+	Trigger string `json:"trigger,omitempty"`
+	// Auth signs the request; a run started by the project's Promote workflow needs none.
+	Auth *signing.Auth `json:"auth,omitempty"`
+
+	// Carried is set only by continue-as-new (a long run's history is kept
+	// short): the state so far, with the started run's ID, which the next
+	// run goes on reading. A direct start that carries it is refused
+	// (CarriedStateRefused).
+	Carried *RunOutcome `json:"carried,omitempty"`
+}
+
+// TaskState is one task of a run, as the fabric reports it.
+type TaskState = fabric.TaskRun
+
+// RunOutcome is a Run's state, answered by StateQuery, and its result. A Run
+// whose remote run failed, timed out or was cancelled on the fabric fails
+// with a RunFailed error carrying the RunOutcome as its details (RunOutcomeOf).
+type RunOutcome struct {
+	Progress
+	Project string `json:"project"`
+	Fabric  string `json:"fabric"`
+	Job     string `json:"job"`
+	Actor   string `json:"actor"`
+	// Version and DeploymentID say what the fabric's entity records for the job.
+	Version      string `json:"version,omitempty"`
+	DeploymentID string `json:"deployment_id,omitempty"`
+	// RunID and URL name the run on the fabric once started.
+	RunID string `json:"run_id,omitempty"`
+	URL   string `json:"url,omitempty"`
+	// State and Result are the remote run's, as last read.
+	State  fabric.RunState  `json:"state,omitempty"`
+	Result fabric.RunResult `json:"result,omitempty"`
+	// Message explains a failed run: the failing task and its error.
+	Message  string      `json:"message,omitempty"`
+	Tasks    []TaskState `json:"tasks,omitempty"`
+	Started  time.Time   `json:"started"`
+	Finished time.Time   `json:"finished,omitempty"`
+	// Polls counts the reads of the run's state.
+	Polls int `json:"polls,omitempty"`
+}
+
+// RunState is the name the state query answers with.
+type RunState = RunOutcome
+
+// ListRunsInput names the deployed jobs whose runs to read.
+type ListRunsInput = activities.ListRunsInput
+
+// ListRunsOutput holds the runs, newest first.
+type ListRunsOutput = activities.ListRunsOutput

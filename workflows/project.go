@@ -95,6 +95,11 @@ func (p *project) setup(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := setRead(ctx, p, ListRunsUpdate, ListRuns, func(in *ListRunsInput) error {
+		return p.own(&in.Project)
+	}); err != nil {
+		return err
+	}
 	// Logs are found by key under logs/ in the shared store; the activity refuses any other path.
 	return setRead(ctx, p, ReadLogsUpdate, ReadLogs, func(*ReadLogsInput) error { return nil })
 }

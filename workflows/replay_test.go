@@ -19,7 +19,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 	replayer.RegisterWorkflowWithOptions(Release, workflow.RegisterOptions{Name: ReleaseWorkflow})
 	replayer.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
 	replayer.RegisterWorkflowWithOptions(Fabric, workflow.RegisterOptions{Name: FabricWorkflow})
-	for _, name := range []string{"release", "deploy", "fabric"} {
+	replayer.RegisterWorkflowWithOptions(Run, workflow.RegisterOptions{Name: RunWorkflow})
+	for _, name := range []string{"release", "deploy", "fabric", "run"} {
 		t.Run(name, func(t *testing.T) {
 			h, err := client.HistoryFromJSON(mustOpen(t, filepath.Join("testdata", "histories", name+".json")), client.HistoryJSONOptions{})
 			if err != nil {

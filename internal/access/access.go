@@ -75,6 +75,19 @@ func Deploy(fabric, ownerTeam string, members []string, actor string) error {
 		Reason: fmt.Sprintf("fabric %s is owned by team %s (%s); ask one of them to deploy", fabric, ownerTeam, list(members))}
 }
 
+// Run checks that actor may run a deployed job on the fabric: running there
+// needs the same right as deploying there (a member of its owner team), so
+// only prod_support runs jobs on prod.
+func Run(fabric, ownerTeam string, members []string, actor string) error {
+	err := Deploy(fabric, ownerTeam, members, actor)
+	var d *Denied
+	if errors.As(err, &d) {
+		return &Denied{Actor: d.Actor, Action: "run jobs on", Target: d.Target,
+			Reason: d.Reason + " (running a job on a fabric needs the right to deploy there)"}
+	}
+	return err
+}
+
 // Owner is the owner team of one fabric and that team's members, from platform.yaml.
 type Owner struct {
 	Fabric  string

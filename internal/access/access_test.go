@@ -153,3 +153,18 @@ func checkRule(t *testing.T, err error, denied string) {
 		t.Fatalf("refusal %q lacks %q", err, denied)
 	}
 }
+
+// Running a job on a fabric needs the same right as deploying there.
+func TestRunNeedsTheRightToDeploy(t *testing.T) {
+	if err := Run("prod", "prod_support", []string{"carol"}, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	err := Run("prod", "prod_support", []string{"carol"}, "bob")
+	if err == nil || !strings.Contains(err.Error(), "bob may not run jobs on fabric prod: fabric prod is owned by team prod_support (carol)") ||
+		!strings.Contains(err.Error(), "needs the right to deploy there") {
+		t.Fatalf("got %v", err)
+	}
+	if err := Run("prod", "prod_support", []string{"carol"}, ""); err == nil {
+		t.Fatal("an anonymous run was allowed")
+	}
+}

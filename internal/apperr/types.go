@@ -92,6 +92,14 @@ const (
 	// ActiveRunTimeout: a job's active run did not end within the fabric's
 	// active_runs_timeout; resume waits again.
 	ActiveRunTimeout = "ActiveRunTimeout"
+	// NotDeployed: the job to run is not deployed on the fabric by Shipline
+	// (or another version than the one asked for runs there).
+	NotDeployed = "NotDeployed"
+	// RunsUnsupported: the fabric's kind cannot run jobs.
+	RunsUnsupported = "RunsUnsupported"
+	// RunFailed: a run of a job ended without success on its fabric (a task
+	// failed, it timed out or was cancelled there).
+	RunFailed = "RunFailed"
 
 	// Cancelled: a user cancelled the work.
 	Cancelled = "Cancelled"
@@ -139,6 +147,8 @@ var classes = map[string]Class{
 	ArtifactMismatch:      Refused,
 	InvalidName:           Refused,
 	ActiveRun:             Refused,
+	NotDeployed:           Refused,
+	RunsUnsupported:       Refused,
 
 	UnknownRef:        Fails,
 	TagConflict:       Fails,
@@ -147,6 +157,7 @@ var classes = map[string]Class{
 	ArtifactNotFound:  Fails,
 	ArtifactAmbiguous: Fails,
 	InvalidDefinition: Fails,
+	RunFailed:         Fails,
 
 	GitAuthFailed:     Parks,
 	BuildToolMissing:  Parks,

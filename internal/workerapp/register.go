@@ -39,12 +39,14 @@ func register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Promote, workflow.RegisterOptions{Name: workflows.PromoteWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Project, workflow.RegisterOptions{Name: workflows.ProjectWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Run, workflow.RegisterOptions{Name: workflows.RunWorkflow})
 
 	git := &activities.Git{Platform: d.Config}
 	r.RegisterActivity(&activities.Config{Platform: d.Config})
 	r.RegisterActivity(git)
 	r.RegisterActivity(&activities.Deploy{Git: git, Platform: d.Config, Store: d.Store})
 	r.RegisterActivity(&activities.Build{Platform: d.Config, Store: d.Store, Parallelism: d.BuildParallelism})
+	r.RegisterActivity(&activities.Runs{Platform: d.Config})
 	auth := &activities.InternalAuth{Secret: d.InternalSecret}
 	r.RegisterActivity(auth)
 	r.RegisterActivity(&activities.Messages{Client: activities.SealingClient{Client: d.Client, Auth: auth}})

@@ -207,6 +207,8 @@ func newAppWith(g *globals) *ucli.App {
 			deployCommand(g),
 			planCommand(g),
 			deploymentsCommand(g),
+			runCommand(g),
+			runsCommand(g),
 			historyCommand(g),
 			logsCommand(g),
 			resumeCommand(g),

@@ -239,6 +239,7 @@ type auditRun struct {
 // auditedTypes are the workflow types whose histories hold actions.
 var auditedTypes = map[string]bool{
 	workflows.ReleaseWorkflow: true, workflows.DeployWorkflow: true, workflows.PromoteWorkflow: true, workflows.AuditWorkflow: true,
+	workflows.RunWorkflow: true,
 }
 
 // auditProject lists every run of the project's workflows (all types, all
@@ -334,6 +335,7 @@ var actionOf = map[string]string{
 	workflows.ReleaseWorkflow: "release",
 	workflows.DeployWorkflow:  "deploy",
 	workflows.PromoteWorkflow: "promote",
+	workflows.RunWorkflow:     workflows.ActionRun,
 }
 
 // Results of rows that are not an ending.
@@ -512,6 +514,9 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			r.Fabric, r.Trigger = where, asString(in["trigger"])
 		case workflows.PromoteWorkflow:
 			r.Stage = asString(in["to"])
+		case workflows.RunWorkflow:
+			r.Fabric, r.Trigger = asString(in["fabric"]), asString(in["trigger"])
+			r.Detail = joinAuditDetail("job "+asString(in["job"]), r.Detail)
 		}
 	}
 	// Refused updates are shown from the Audit entity's record.

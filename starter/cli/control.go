@@ -34,7 +34,7 @@ func cancelCommand(g *globals) *ucli.Command {
 	var wait bool
 	return &ucli.Command{
 		Name:      "cancel",
-		Usage:     "end a deployment, a parked release, a promotion or any Shipline workflow (also one no worker picked up); recorded with who and why",
+		Usage:     "end a deployment, a parked release, a promotion, a run (its remote run is cancelled) or any Shipline workflow (also one no worker picked up); recorded with who and why",
 		ArgsUsage: "ID",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "reason", Usage: "why (recorded with the cancellation)", Destination: &reason},
@@ -240,6 +240,8 @@ func controlRefused(ctx context.Context, g *globals, c client.Client, id, update
 	}
 	if project, version, ok := parseWorkflowID(id); ok {
 		auditRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Version: version, Reason: err.Error(), At: time.Now().UTC()}, err)
+	} else if project, _, _, _, ok := workflows.ParseRunID(id); ok {
+		auditRefusal(ctx, g, c, project, workflows.Refusal{Actor: actor, Action: update, Target: id, Reason: err.Error(), At: time.Now().UTC()}, err)
 	}
 	return failed(fmt.Errorf("%s %s refused: %w", update, id, err))
 }

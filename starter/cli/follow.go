@@ -91,6 +91,8 @@ func followKind(ctx context.Context, g *globals, c client.Client, id, runID, typ
 		return followPromote(ctx, g, c, id, o)
 	case workflows.FabricWorkflow:
 		return followFabric(ctx, g, c, id)
+	case workflows.RunWorkflow:
+		return followRun(ctx, g, c, id, o)
 	default:
 		return followOther(ctx, g, c, id, runID, o)
 	}

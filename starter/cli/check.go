@@ -110,7 +110,7 @@ type checker struct {
 	m      *manifest.Manifest
 	cfg    *platform.Config
 	mValid bool
-	mWhy   string // why the manifest side did not validate, for the skipped steps
+	mWhy   string            // why the manifest side did not validate, for the skipped steps
 	files  map[string]string // built artifacts' file names by pipeline
 }
 

@@ -321,6 +321,10 @@ func TestCheckFailingTestNamesPipelineAndTest(t *testing.T) {
 	if !strings.Contains(out, "::error file=proj/pipelines/ingest_orders/tests/test_parse.py,line=10,title=shipline check%3A tests of ingest_orders::pipeline ingest_orders: test tests/test_parse.py::test_amounts_sum failed") {
 		t.Errorf("no annotation at the failing line:\n%s", out)
 	}
+	// The advice fits a pull request: there is no release to make.
+	if !strings.Contains(out, "fix the failing tests, commit and push") || strings.Contains(out+errOut, "release a new version") {
+		t.Errorf("the failing tests' advice should be to fix, commit and push:\n%s\n%s", out, errOut)
+	}
 	if !strings.Contains(out, "score_churn        built and tested") || !strings.Contains(errOut, "failed at build") {
 		t.Errorf("the other pipeline should build, the check fail at build:\n%s\n%s", out, errOut)
 	}

@@ -107,7 +107,7 @@ func (s *session) javac(ctx context.Context, javac, step string, sources []strin
 	}
 	if out.exit != 0 {
 		return s.fail(kind, out, fmt.Sprintf("javac (%s) exited with %d", step, out.exit),
-			"fix the compile errors, commit, and release a new version")
+			"fix the compile errors, commit and push")
 	}
 	return nil
 }
@@ -148,7 +148,7 @@ func (s *session) javaTests(ctx context.Context, t jdk, classes string) error {
 		}
 		if out.exit != 0 {
 			return s.fail(ErrTestsFailed, out, fmt.Sprintf("test class %s exited with %d", name, out.exit),
-				"fix the failing test, commit, and release a new version")
+				"fix the failing test, commit and push")
 		}
 		ran++
 	}

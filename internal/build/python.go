@@ -84,7 +84,7 @@ func (s *session) python(ctx context.Context) (string, map[string]string, error)
 				installFix+" (or the backend the project names)")
 		}
 		return "", nil, s.fail(ErrBuildFailed, out, fmt.Sprintf("`python -m build --wheel` exited with %d", out.exit),
-			"fix pyproject.toml or the package (run `python -m build --wheel` in "+s.p.Path+" to reproduce), commit, and release a new version")
+			"fix pyproject.toml or the package (run `python -m build --wheel` in "+s.p.Path+" to reproduce), commit and push")
 	}
 	wheel, err := s.singleOutput(".whl")
 	if err == nil {
@@ -116,7 +116,7 @@ func (s *session) pytest(ctx context.Context, py string) error {
 		return nil
 	}
 	return s.fail(ErrTestsFailed, out, fmt.Sprintf("tests failed: pytest exited with %d", out.exit),
-		"fix the failing tests, commit, and release a new version")
+		"fix the failing tests, commit and push")
 }
 
 // singleOutput returns the one file in the output directory ending in ext.

@@ -123,7 +123,7 @@ func labelPython(dir, repoDir, label string) (string, error) {
 		old, quote := m[3]+m[4], m[2][:1]
 		if old == "" {
 			return "", &labelError{fmt.Sprintf("%s:%d: the version is empty", shown("pyproject.toml"), p.versionAt+1),
-				`set it, e.g. version = "1.0.0", commit, and release a new version`}
+				`set it, e.g. version = "1.0.0", commit and push`}
 		}
 		labelled := WithLabel(old, label)
 		p.lines[p.versionAt] = m[1] + quote + labelled + quote + m[5]
@@ -139,7 +139,7 @@ func labelPython(dir, repoDir, label string) (string, error) {
 		}
 		return "", &labelError{fmt.Sprintf("%s: the version is computed by the build backend %s, to which Shipline cannot add the content version (+%s) that makes each build's wheel distinct on clusters",
 			where, p.backend, label),
-			`declare a static version in [project] (version = "1.0.0"; Shipline adds the label in the copy it builds, never in the repository), commit, and release a new version`}
+			`declare a static version in [project] (version = "1.0.0"; Shipline adds the label in the copy it builds, never in the repository), commit and push`}
 	}
 	return tagBuild(dir, shown("setup.cfg"), label)
 }
@@ -165,7 +165,7 @@ func tagBuild(dir, shown, label string) (string, error) {
 		}
 		if k, _, ok := strings.Cut(t, "="); ok && section == "egg_info" && strings.ReplaceAll(strings.TrimSpace(k), "-", "_") == "tag_build" {
 			return "", &labelError{fmt.Sprintf("%s:%d sets [egg_info] tag_build, which Shipline sets to add the content version (+%s)", shown, i+1, label),
-				"remove the line, commit, and release a new version"}
+				"remove the line, commit and push"}
 		}
 	}
 	if at >= 0 {
@@ -206,5 +206,5 @@ func (s *session) checkWheelLabel(wheel, label string) error {
 	}
 	return s.fail(ErrBuildFailed, outcome{}, fmt.Sprintf("the wheel %s has version %q, which does not end in the content label +%s", filepath.Base(wheel), v, label),
 		"Shipline sets the label in its copy of pyproject.toml ([project] version) or setup.cfg ([egg_info] tag_build); "+
-			"make sure nothing changes the version after it (setup.cfg's tag_build or tag_date, a version plugin), or declare a static version in [project], commit, and release a new version")
+			"make sure nothing changes the version after it (setup.cfg's tag_build or tag_date, a version plugin), or declare a static version in [project], commit and push")
 }

@@ -59,7 +59,7 @@ func (s *session) custom(ctx context.Context) (string, map[string]string, error)
 		return "", nil, err
 	}
 	if err := s.shell(ctx, "build", s.p.Build, ErrBuildFailed,
-		"fix the build (run `"+s.p.Build+"` in "+s.p.Path+" to reproduce), commit, and release a new version"); err != nil {
+		"fix the build (run `"+s.p.Build+"` in "+s.p.Path+" to reproduce), commit and push"); err != nil {
 		return "", nil, err
 	}
 	path, err := s.pick(s.p.Artifact, "the manifest's artifact glob")
@@ -71,7 +71,7 @@ func (s *session) testCommand(ctx context.Context) error {
 	if s.p.Test == "" {
 		return nil
 	}
-	return s.shell(ctx, "tests", s.p.Test, ErrTestsFailed, "fix the failing tests, commit, and release a new version")
+	return s.shell(ctx, "tests", s.p.Test, ErrTestsFailed, "fix the failing tests, commit and push")
 }
 
 // shell runs `sh -c line` in the pipeline directory; a non-zero exit is a

@@ -110,6 +110,7 @@ type checker struct {
 	m      *manifest.Manifest
 	cfg    *platform.Config
 	mValid bool
+	mWhy   string            // why the manifest side did not validate, for the skipped steps
 	files  map[string]string // built artifacts' file names by pipeline
 }
 
@@ -137,6 +138,9 @@ func runCheck(g *globals, o checkOptions) error {
 			return invalid("--fabric %s is not defined in %s (defined: %s)", o.fabric, o.platform, strings.Join(sortedKeys(c.cfg.Fabrics), ", "))
 		}
 	}
+	if err := c.checkFabricFlag(); err != nil {
+		return err
+	}
 	c.build()
 	c.jobs()
 	return c.finish()
@@ -147,6 +151,9 @@ func (c *checker) validate() {
 	m, cfg, pdiags, mdiags := validateFS(c.o.ctx, c.src.fsys, c.o.platform)
 	c.m, c.cfg = m, cfg
 	c.mValid = m != nil && !mdiags.HasErrors()
+	if !c.mValid {
+		c.mWhy = validationFailed(mdiags)
+	}
 	for _, d := range pdiags {
 		c.annotate(d, d.File, checkValidate)
 	}
@@ -168,11 +175,56 @@ func (c *checker) validate() {
 	c.rep.Steps = append(c.rep.Steps, st)
 }
 
+// checkFabricFlag refuses a --fabric that shipline.yaml does not name — no
+// job targets it and it has no fabrics: override — before anything is
+// built. It is decided from the manifest alone, so the answer is the same
+// with --platform, on the worker and with neither.
+func (c *checker) checkFabricFlag() error {
+	if c.o.fabric == "" || c.m == nil || len(c.m.Jobs) == 0 {
+		return nil
+	}
+	named := map[string]bool{}
+	targeted := map[string]bool{}
+	for _, j := range c.m.Jobs {
+		if j.Fabric != "" {
+			named[j.Fabric], targeted[j.Fabric] = true, true
+		}
+	}
+	for f := range c.m.Fabrics {
+		named[f] = true
+	}
+	if named[c.o.fabric] {
+		return nil
+	}
+	msg := fmt.Sprintf("--fabric %s is not a fabric of %s: its jobs target %s", c.o.fabric, manifest.FileName, strings.Join(sortedKeys(targeted), ", "))
+	if len(c.m.Fabrics) > 0 {
+		msg += " and it has overrides for " + strings.Join(sortedKeys(c.m.Fabrics), ", ")
+	}
+	return invalid("%s; pass one of them (or add the fabric under fabrics: in %s)", msg, manifest.FileName)
+}
+
+// validationFailed says why build, render and plan were skipped: the files
+// whose errors the validate step reported.
+func validationFailed(l diag.List) string {
+	seen := map[string]bool{}
+	var files []string
+	for _, d := range l {
+		if d.Severity != diag.Warning && d.File != "" && !seen[d.File] {
+			seen[d.File] = true
+			files = append(files, d.File)
+		}
+	}
+	if len(files) == 0 {
+		return "validation failed (see above)"
+	}
+	return "validation failed in " + strings.Join(files, ", ") + " (see above)"
+}
+
 // build builds and tests every pipeline with the worker's builder and
 // cache: an unchanged pipeline directory comes from the cache.
 func (c *checker) build() {
 	if !c.mValid {
-		c.skip(checkBuild, manifest.FileName+" is invalid")
+		c.skip(checkBuild, c.mWhy)
 		return
 	}
 	builder := &activities.Build{Platform: c.buildConfig()}

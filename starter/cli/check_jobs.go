@@ -18,7 +18,7 @@ import (
 func (c *checker) jobs() {
 	switch {
 	case !c.mValid:
-		c.skipJobs(manifest.FileName + " is invalid")
+		c.skipJobs(c.mWhy)
 	case c.o.platform != "" && c.cfg == nil:
 		c.skipJobs(c.o.platform + " is invalid")
 	case c.o.platform != "":

@@ -82,6 +82,8 @@ pipelines:
 jobs:
   daily_orders: {scheduler: databricks, fabric: %s, pipelines: [ingest_orders, score_churn], definition: jobs/daily_orders/job.json}
   orders_dag:   {scheduler: airflow, fabric: local-dev, pipelines: [ingest_orders], definition: jobs/orders_dag/dag.py}
+fabrics:
+  local-qa: {variables: {schema: qa_demo}}
 `, dailyFabric)
 	files := map[string]string{"shipline.yaml": man, "jobs/orders_dag/dag.py": text}
 	for k, v := range edits {
@@ -219,7 +221,7 @@ func TestCheckInvalidManifestAnnotates(t *testing.T) {
 	if !regexp.MustCompile(fmt.Sprintf(`(?m)^::error file=proj/shipline.yaml,line=%d,col=\d+,title=shipline check%%3A validate::.*ingest_ordrs`, line)).MatchString(out) {
 		t.Errorf("no annotation at proj/shipline.yaml:%d:\n%s", line, out)
 	}
-	if !strings.Contains(out, "::warning title=shipline check%3A build skipped::build: skipped — shipline.yaml is invalid") {
+	if !strings.Contains(out, "::warning title=shipline check%3A build skipped::build: skipped — validation failed in shipline.yaml, jobs/orders_dag/dag.py (see above)") {
 		t.Errorf("the skipped build is not a warning:\n%s", out)
 	}
 
@@ -239,8 +241,60 @@ func TestCheckInvalidManifestAnnotates(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, _ = shipline(t, newFake(), "check", f.proj, "--platform", f.platform)
-	if code != ExitFailed || !strings.Contains(out, "::error file=proj/shipline.yaml,line=") || !strings.Contains(out, "build:    skipped — shipline.yaml is invalid") {
+	if code != ExitFailed || !strings.Contains(out, "::error file=proj/shipline.yaml,line=") || !strings.Contains(out, "build:    skipped — validation failed in shipline.yaml, jobs/orders_dag/dag.py (see above)") {
 		t.Errorf("exit %d; with an invalid platform.yaml the manifest's errors are missing or a build ran:\n%s", code, out)
+	}
+}
+
+// A DAG that does not compile fails validation; build, render and plan are
+// skipped naming the DAG, not shipline.yaml, which is fine.
+func TestCheckBadDAGSkipsNamingTheDAG(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	f := newCheckFixture(t, "local-dev", "", map[string]string{"jobs/orders_dag/dag.py": "from airflow import DAG\ndef broken(:\n"})
+	code, out, errOut := shipline(t, newFake(), "check", f.proj)
+	if code != ExitFailed || !strings.Contains(errOut, "failed at validate") {
+		t.Fatalf("exit %d, want 1 at validate\n%s%s", code, out, errOut)
+	}
+	for _, step := range []string{"build:    ", "render:   ", "plan:     "} {
+		if want := step + "skipped — validation failed in jobs/orders_dag/dag.py (see above)"; !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "shipline.yaml is invalid") {
+		t.Errorf("the skip blames shipline.yaml:\n%s", out)
+	}
+}
+
+// A --fabric that shipline.yaml does not name is bad usage (exit 2) before
+// anything is built, whether render and plan would run with --platform, on
+// the worker or not at all; the message names the fabrics the jobs target.
+func TestCheckUnknownFabricOnEveryPath(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	f := newCheckFixture(t, "local-dev", "", nil)
+	unreachable := &globals{dial: func(*globals) (client.Client, error) {
+		return nil, errors.New("failed reaching server: connection refused")
+	}}
+	want := "--fabric nope is not a fabric of shipline.yaml: its jobs target local-dev and it has overrides for local-qa"
+	for name, run1 := range map[string]func() (int, string, string){
+		"no worker": func() (int, string, string) {
+			var out, errb strings.Builder
+			unreachable.stdout, unreachable.stderr = &out, &errb
+			code := run(newAppWith(unreachable), []string{"shipline", "--address", "127.0.0.1:1", "check", f.proj, "--fabric", "nope"}, &errb)
+			return code, out.String(), errb.String()
+		},
+		"worker": func() (int, string, string) { return shipline(t, newFake(), "check", f.proj, "--fabric", "nope") },
+	} {
+		code, out, errOut := run1()
+		if code != ExitInvalid || !strings.Contains(errOut, want) {
+			t.Errorf("%s: exit %d, want 2 with %q\n%s%s", name, code, want, out, errOut)
+		}
+		if strings.Contains(out, "build:") {
+			t.Errorf("%s: the check ran its steps:\n%s", name, out)
+		}
+	}
+	// With --platform, platform.yaml's own check answers first.
+	if code, out, errOut := shipline(t, newFake(), "check", f.proj, "--platform", f.platform, "--fabric", "nope"); code != ExitInvalid || !strings.Contains(errOut, "--fabric nope is not defined in") {
+		t.Errorf("--platform: exit %d, want 2\n%s%s", code, out, errOut)
 	}
 }
 
@@ -266,6 +320,10 @@ func TestCheckFailingTestNamesPipelineAndTest(t *testing.T) {
 	}
 	if !strings.Contains(out, "::error file=proj/pipelines/ingest_orders/tests/test_parse.py,line=10,title=shipline check%3A tests of ingest_orders::pipeline ingest_orders: test tests/test_parse.py::test_amounts_sum failed") {
 		t.Errorf("no annotation at the failing line:\n%s", out)
+	}
+	// The advice fits a pull request: there is no release to make.
+	if !strings.Contains(out, "fix the failing tests, commit and push") || strings.Contains(out+errOut, "release a new version") {
+		t.Errorf("the failing tests' advice should be to fix, commit and push:\n%s\n%s", out, errOut)
 	}
 	if !strings.Contains(out, "score_churn        built and tested") || !strings.Contains(errOut, "failed at build") {
 		t.Errorf("the other pipeline should build, the check fail at build:\n%s\n%s", out, errOut)

@@ -134,7 +134,11 @@ func printInit(g *globals, dir, file string, res *scaffold.Result) {
 			offJ = append(offJ, j)
 		}
 	}
-	fmt.Fprintf(tw, "found %s:\n", countOf(len(jobs), "job"))
+	if len(jobs) == 0 {
+		fmt.Fprintln(tw, "found no jobs (looked for Databricks Jobs API job settings in .json files and Airflow DAGs in .py files that import airflow)")
+	} else {
+		fmt.Fprintf(tw, "found %s:\n", countOf(len(jobs), "job"))
+	}
 	for _, j := range jobs {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\truns %s\n", j.Name, j.Scheduler, j.Definition, strings.Join(j.Pipelines, ", "))
 	}

@@ -144,6 +144,28 @@ func TestInitNothingFound(t *testing.T) {
 	}
 }
 
+// A repository with pipelines and no job definitions: init says it found no
+// jobs and what it looked for, not "found 0 jobs:" over an empty list.
+func TestInitNoJobs(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"pipelines/ingest/pyproject.toml":         "[project]\nname = \"ingest\"\nversion = \"1.0.0\"\n",
+		"pipelines/ingest/src/ingest/__init__.py": "",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, stderr := shipline(t, newFake(), "init", dir)
+	if code != ExitOK || !strings.Contains(stdout, "found no jobs (looked for Databricks Jobs API job settings in .json files and Airflow DAGs") || strings.Contains(stdout, "found 0 jobs") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
 // An existing shipline.yaml is kept unless --force; the output is the same
 // on every run.
 func TestInitRefusesToOverwrite(t *testing.T) {

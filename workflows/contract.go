@@ -72,6 +72,10 @@ const (
 	// their active runs and waits for, refuses or cancels them (the fabric's
 	// active_runs); Release's delete refuses while a run uses the release.
 	ChangeActiveRuns = "active-runs"
+	// ChangeStageVerify: Promote runs a stage's verify jobs after its
+	// deployment (and records the stage verified on the release), counts soak
+	// from the verified time, and continues into following auto stages.
+	ChangeStageVerify = "stage-verify"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -248,6 +252,8 @@ type ReleaseState struct {
 	Fabrics map[string]FabricReach `json:"fabrics,omitempty"`
 	// Stages reached through promotion (the first stage included once deployed).
 	Stages []string `json:"stages,omitempty"`
+	// Verified maps each stage that verified the release to when it did.
+	Verified map[string]time.Time `json:"verified,omitempty"`
 	// Linked: the release reached a stage after the first and can no longer be deleted.
 	Linked bool `json:"linked"`
 	// Artifacts are the checksums of its first deployment (pipeline → sha256):
@@ -680,6 +686,9 @@ const (
 	// LinkUpdate asks a Release entity to mark the release linked before it is
 	// deployed to a stage after the first (input LinkRequest). Refused once deleted.
 	LinkUpdate = "link"
+	// VerifiedUpdate records on a Release entity that a stage verified the
+	// release (input VerifiedRequest; only Shipline's workflows send it).
+	VerifiedUpdate = "verified"
 	// DeleteUpdate deletes a release (input DeleteRequest). Refused once linked.
 	DeleteUpdate = "delete"
 	// DeployedSignal tells a Release entity a deployment of it succeeded (payload Deployed).
@@ -749,6 +758,10 @@ const (
 	// `shipline resume <DeploymentID>` or `shipline cancel <DeploymentID>` (see Parked).
 	StageParked   StageStatus = "parked"
 	StageDeployed StageStatus = "deployed"
+	// StageVerifying: the stage's verify jobs run on its fabrics.
+	StageVerifying StageStatus = "verifying"
+	// StageVerified: deployed, and every verify run succeeded (or the stage has no verify).
+	StageVerified StageStatus = "verified"
 	StageRejected StageStatus = "rejected"
 	StageExpired  StageStatus = "expired"
 	StageRefused  StageStatus = "refused" // no approver may deploy to the stage's fabrics, or the release was deleted
@@ -779,6 +792,46 @@ type StageState struct {
 	// Parked says where and why the stage's deployment (DeploymentID) parked,
 	// while Status is StageParked.
 	Parked *Parked `json:"parked,omitempty"`
+	// Verify is the stage's verification (nil: a deployment is verified).
+	Verify *StageVerify `json:"verify,omitempty"`
+	// Runs are the verification's runs, one per job and fabric, in order.
+	Runs []VerifyRun `json:"runs,omitempty"`
+	// VerifiedAt is when the stage counted as reached: every verify run
+	// succeeded (the deployment's end for a stage without verify).
+	VerifiedAt time.Time `json:"verified_at,omitempty"`
+}
+
+// StageVerify is a stage's verification: jobs that must run successfully on
+// each of its fabrics, with parameters, within a time limit.
+type StageVerify struct {
+	Jobs    []string          `json:"jobs"`
+	Params  map[string]string `json:"params,omitempty"`
+	Timeout time.Duration     `json:"timeout"`
+}
+
+// VerifyRun is one run of a verification: a job on a fabric, started as a
+// child Run workflow (WorkflowID).
+type VerifyRun struct {
+	Job        string    `json:"job"`
+	Fabric     string    `json:"fabric"`
+	WorkflowID string    `json:"workflow_id"`
+	RunID      string    `json:"run_id,omitempty"` // the fabric's run
+	URL        string    `json:"url,omitempty"`
+	State      string    `json:"state,omitempty"` // pending, running, succeeded, failed, timed out
+	Message    string    `json:"message,omitempty"`
+	Started    time.Time `json:"started,omitempty"`
+	Finished   time.Time `json:"finished,omitempty"`
+}
+
+// VerifiedRequest is the input of VerifiedUpdate: a stage verified a release.
+type VerifiedRequest struct {
+	Stage string    `json:"stage"`
+	Actor string    `json:"actor"`
+	At    time.Time `json:"at"`
+	// By is the workflow that verified it (a promotion or a `verify`).
+	By string `json:"by"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 }
 
 // StageDeployment is the payload of StageParkedSignal: the state of a

@@ -27,12 +27,19 @@ import (
 //     when it is off, double votes and votes on a stage that is not waiting).
 //     One reject ends the promotion; the timeout expires it (a new `promote`
 //     reopens the gate);
-//  2. soak: wait until `soak` after the previous stage was deployed;
+//  2. soak: wait until `soak` after the previous stage was verified;
 //  3. link: past the first stage, the Release entity marks the release linked
 //     (refused if it was deleted), so it can no longer be deleted;
 //  4. deploy the same artifacts (checksums pinned) to the stage's fabrics, on
 //     behalf of an approver in the fabrics' owner team (the requester for a
-//     stage without approval).
+//     stage without approval);
+//  5. verify: run the stage's verify jobs on its fabrics (child Run
+//     workflows, all at once); the stage counts as reached, and the next gate
+//     opens, only when all succeed. A failure or timeout ends the promotion.
+//     A stage without verify counts its deployment as verified.
+//
+// Past the target stage (--to, else the last), stages with auto: true follow
+// on their own once the stage before them is verified.
 //
 // The `pending` query says why it waits. It continues as new when Temporal
 // suggests it while waiting at a gate, carrying its state.
@@ -125,10 +132,15 @@ func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
 			return p.state, err
 		}
 	}
+	steps := []func(workflow.Context, int) error{p.gate, p.soak, p.deploy}
 	target := p.targetIndex()
+	if p.verifyOn(ctx) {
+		steps = append(steps, p.verify)
+		target = p.autoTarget(target)
+	}
 	for i := p.firstOpen(); i <= target; i++ {
 		p.current = i
-		for _, step := range []func(workflow.Context, int) error{p.gate, p.soak, p.deploy} {
+		for _, step := range steps {
 			if err := step(ctx, i); err != nil {
 				return p.state, err
 			}
@@ -268,13 +280,18 @@ func (p *promotion) gate(ctx workflow.Context, i int) error {
 	return nil
 }
 
-// soak holds the stage until its soak time after the previous stage's deployment.
+// soak holds the stage until its soak time after the previous stage was
+// verified (deployed, for promotions that began before verification).
 func (p *promotion) soak(ctx workflow.Context, i int) error {
 	s := &p.state.Stages[i]
 	if s.Soak <= 0 || i == 0 || p.state.Stages[i-1].DeployedAt.IsZero() {
 		return nil
 	}
-	s.SoakUntil = p.state.Stages[i-1].DeployedAt.Add(s.Soak)
+	from := p.state.Stages[i-1].DeployedAt
+	if at := p.state.Stages[i-1].VerifiedAt; !at.IsZero() { // soak counts from verification
+		from = at
+	}
+	s.SoakUntil = from.Add(s.Soak)
 	if left := s.SoakUntil.Sub(workflow.Now(ctx)); left > 0 {
 		s.Status, p.state.Status = StageSoaking, StatusWaiting
 		p.publish(ctx)
@@ -459,6 +476,8 @@ func (p *promotion) pending(now time.Time) string {
 		return fmt.Sprintf("%s: soak ends %s", s.Name, fmtClock(s.SoakUntil, now))
 	case StageDeploying:
 		return fmt.Sprintf("%s: deploying as %s (%s)", s.Name, s.DeployedBy, s.DeploymentID)
+	case StageVerifying:
+		return verifyingPending(s, now)
 	case StageParked:
 		reason := ""
 		if s.Parked != nil {
@@ -533,11 +552,23 @@ func (p *promotion) targetIndex() int {
 // firstOpen is the first stage not deployed yet.
 func (p *promotion) firstOpen() int {
 	for i, s := range p.state.Stages {
-		if s.Status != StageReached && s.Status != StageDeployed {
+		if s.Status != StageReached && s.Status != StageDeployed && s.Status != StageVerified {
 			return i
 		}
 	}
 	return len(p.state.Stages)
+}
+
+// autoTarget extends the target through the stages after it that continue on
+// their own (auto: true) once the stage before them is verified.
+func (p *promotion) autoTarget(target int) int {
+	for target+1 < len(p.settings.Stages) && p.settings.Stages[target+1].Auto && p.settings.Stages[target+1].Team == "" {
+		target++
+	}
+	if target < len(p.state.Stages) {
+		p.state.Target = p.state.Stages[target].Name
+	}
+	return target
 }
 
 func (p *promotion) stageNames() []string {

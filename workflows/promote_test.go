@@ -39,8 +39,10 @@ type promoteEnv struct {
 	t       *testing.T
 	deploys []DeployInput
 	links   []LinkRequest
-	policy  signing.Policy
-	audit   *projectAudit
+	// verified are the stages the promotion recorded as verified on the release.
+	verified []VerifiedRequest
+	policy   signing.Policy
+	audit    *projectAudit
 }
 
 func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel ReleaseState) *promoteEnv {
@@ -58,9 +60,16 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: ReleaseID("demo", "v1.2.0"), Query: StateQuery}).
 		Return(activities.QueryOutput{Result: relJSON}, nil)
 	e.OnActivity(messageActs.Update, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UpdateInput) (activities.UpdateOutput, error) {
-		var l LinkRequest
-		_ = json.Unmarshal(in.Arg, &l)
-		e.links = append(e.links, l)
+		switch in.Update {
+		case LinkUpdate:
+			var l LinkRequest
+			_ = json.Unmarshal(in.Arg, &l)
+			e.links = append(e.links, l)
+		case VerifiedUpdate:
+			var v VerifiedRequest
+			_ = json.Unmarshal(in.Arg, &v)
+			e.verified = append(e.verified, v)
+		}
 		return activities.UpdateOutput{}, nil
 	})
 	e.OnWorkflow(DeployWorkflow, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in DeployInput) (DeployState, error) {

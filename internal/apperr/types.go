@@ -92,6 +92,9 @@ const (
 	// ActiveRunTimeout: a job's active run did not end within the fabric's
 	// active_runs_timeout; resume waits again.
 	ActiveRunTimeout = "ActiveRunTimeout"
+	// VerificationFailed: a run of a stage's verify jobs failed or timed out;
+	// the stage is not verified and the promotion stops there.
+	VerificationFailed = "VerificationFailed"
 
 	// Cancelled: a user cancelled the work.
 	Cancelled = "Cancelled"
@@ -140,13 +143,14 @@ var classes = map[string]Class{
 	InvalidName:           Refused,
 	ActiveRun:             Refused,
 
-	UnknownRef:        Fails,
-	TagConflict:       Fails,
-	TestsFailed:       Fails,
-	BuildFailed:       Fails,
-	ArtifactNotFound:  Fails,
-	ArtifactAmbiguous: Fails,
-	InvalidDefinition: Fails,
+	UnknownRef:         Fails,
+	TagConflict:        Fails,
+	TestsFailed:        Fails,
+	BuildFailed:        Fails,
+	ArtifactNotFound:   Fails,
+	ArtifactAmbiguous:  Fails,
+	InvalidDefinition:  Fails,
+	VerificationFailed: Fails,
 
 	GitAuthFailed:     Parks,
 	BuildToolMissing:  Parks,

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -41,8 +42,10 @@ type promoteEnv struct {
 	links   []LinkRequest
 	// verified are the stages the promotion recorded as verified on the release.
 	verified []VerifiedRequest
-	policy   signing.Policy
-	audit    *projectAudit
+	// run plays the Run workflow a verification starts.
+	run    func(workflow.Context, verifyRunInput) (verifyRunOutcome, error)
+	policy signing.Policy
+	audit  *projectAudit
 }
 
 func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel ReleaseState) *promoteEnv {
@@ -51,6 +54,15 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: PromoteID("demo", "v1.2.0")})
 	e.RegisterWorkflowWithOptions(Promote, workflow.RegisterOptions{Name: PromoteWorkflow})
 	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
+	// A stage's verification runs its jobs as child Run workflows; tests that
+	// verify set e.run (verify_test.go).
+	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in verifyRunInput) (verifyRunOutcome, error) {
+		if e.run == nil {
+			t.Errorf("unexpected verification run of %s on %s", in.Job, in.Fabric)
+			return verifyRunOutcome{}, errors.New("no runs in this test")
+		}
+		return e.run(ctx, in)
+	}, workflow.RegisterOptions{Name: verifyRunWorkflow})
 	e.RegisterActivity(&activities.Config{})
 	e.RegisterActivity(&activities.Messages{})
 	e.audit = installProjectAudit(e.TestWorkflowEnvironment)

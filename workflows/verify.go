@@ -216,7 +216,7 @@ func verifyingPending(s StageState, now time.Time) string {
 		if r.RunID != "" {
 			what += "run " + r.RunID + ", "
 		}
-		what += fmt.Sprintf("%s %s)", r.State, now.Sub(r.Started).Truncate(time.Second))
+		what += fmt.Sprintf("%s %s)", r.State, fmtAge(now.Sub(r.Started)))
 		parts = append(parts, what)
 	}
 	msg := s.Name + ": verifying: " + strings.Join(parts, "; ")
@@ -239,6 +239,17 @@ func runOutcomeOf(err error) (verifyRunOutcome, bool) {
 		return out, false
 	}
 	return out, app.Details(&out) == nil
+}
+
+// fmtAge renders how long something has run: 40s, 4m, 1h5m.
+func fmtAge(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	}
+	return fmt.Sprintf("%dh%dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
 }
 
 func firstNonEmpty(a, b string) string {

@@ -99,6 +99,7 @@ func TestClassOfEachType(t *testing.T) {
 		{ArtifactNotFound, "ArtifactNotFound", Fails},
 		{ArtifactAmbiguous, "ArtifactAmbiguous", Fails},
 		{InvalidDefinition, "InvalidDefinition", Fails},
+		{VerificationFailed, "VerificationFailed", Fails},
 		{GitAuthFailed, "GitAuthFailed", Parks},
 		{BuildToolMissing, "BuildToolMissing", Parks},
 		{PythonUnavailable, "PythonUnavailable", Parks},

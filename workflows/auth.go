@@ -232,6 +232,9 @@ func SignedArgs(v any) any {
 	case DeleteRequest:
 		in.Auth = nil
 		return in
+	case ReleaseHoldRequest:
+		in.Auth = nil
+		return in
 	}
 	return v
 }

@@ -671,6 +671,9 @@ const ActionStart = "start"
 const (
 	// PromoteWorkflow walks a release through promotion.stages (ID PromoteID).
 	PromoteWorkflow = "Promote"
+	// RollbackWorkflow redeploys a stage's previous verified release (ID
+	// RollbackID; input PromoteInput with Rollback set) and holds the stage.
+	RollbackWorkflow = "Rollback"
 	// AuditWorkflow is a project's entity that records refused attempts that left
 	// no trace elsewhere (an update refused by a validator), ID AuditID.
 	AuditWorkflow = "Audit"
@@ -709,11 +712,12 @@ func AuditID(project string) string { return "audit/" + project }
 
 // Promotion statuses.
 const (
-	StatusWaiting  Status = "waiting"  // a gate waits for approvals or a soak timer
-	StatusPromoted Status = "promoted" // every stage up to the target is deployed
-	StatusRejected Status = "rejected" // a reviewer rejected a stage
-	StatusExpired  Status = "expired"  // a gate's approval timed out; `promote` again reopens it
-	StatusDeleted  Status = "deleted"  // Release: the release was deleted
+	StatusWaiting    Status = "waiting"     // a gate waits for approvals or a soak timer
+	StatusPromoted   Status = "promoted"    // every stage up to the target is deployed
+	StatusRolledBack Status = "rolled back" // a rollback redeployed its stage's previous verified release
+	StatusRejected   Status = "rejected"    // a reviewer rejected a stage
+	StatusExpired    Status = "expired"     // a gate's approval timed out; `promote` again reopens it
+	StatusDeleted    Status = "deleted"     // Release: the release was deleted
 )
 
 // PromoteInput starts a promotion:
@@ -728,6 +732,10 @@ type PromoteInput struct {
 	To string `json:"to,omitempty"`
 	// Auth signs the request.
 	Auth *signing.Auth `json:"auth,omitempty"`
+	// Rollback makes the promotion a rollback of one stage to Version, which
+	// the stage must have verified before (Version empty: the release the
+	// stage verified before the one it runs now).
+	Rollback *RollbackRequest `json:"rollback,omitempty"`
 	// Carried is set only by continue-as-new, with the stage settings the
 	// promotion started with (a promotion keeps its rules until it ends).
 	// A direct start that carries them is refused (CarriedStateRefused).
@@ -762,10 +770,14 @@ const (
 	StageVerifying StageStatus = "verifying"
 	// StageVerified: deployed, and every verify run succeeded (or the stage has no verify).
 	StageVerified StageStatus = "verified"
-	StageRejected StageStatus = "rejected"
-	StageExpired  StageStatus = "expired"
-	StageRefused  StageStatus = "refused" // no approver may deploy to the stage's fabrics, or the release was deleted
-	StageFailed   StageStatus = "failed"
+	// StageHeld: the stage holds after a rollback; the promotion waits until it is cleared.
+	StageHeld StageStatus = "held"
+	// StageRolledBack: a rollback redeployed the stage's previous verified release.
+	StageRolledBack StageStatus = "rolled back"
+	StageRejected   StageStatus = "rejected"
+	StageExpired    StageStatus = "expired"
+	StageRefused    StageStatus = "refused" // no approver may deploy to the stage's fabrics, or the release was deleted
+	StageFailed     StageStatus = "failed"
 )
 
 // StageState is one stage of a promotion.
@@ -1027,3 +1039,129 @@ type Sealed struct {
 
 func (s *Sealed) sealOf() *msgauth.Seal   { return s.Seal }
 func (s *Sealed) setSeal(x *msgauth.Seal) { s.Seal = x }
+
+// ---- Stages: verified releases, rollbacks and holds ---------------------------
+
+// StageWorkflow is the entity of one promotion stage of a project (ID
+// StageID): the releases the stage verified, in order, the one it runs now,
+// and its hold after a rollback.
+const StageWorkflow = "Stage"
+
+// Messages of the Stage entity.
+const (
+	// StageRecordUpdate records, on a Stage entity, that the stage verified a
+	// release or was rolled back (input StageRecord; only Shipline's workflows send it).
+	StageRecordUpdate = "stage-record"
+	// ReleaseHoldUpdate clears a stage's hold (input ReleaseHoldRequest; signed;
+	// members of the owner team of the stage's fabrics).
+	ReleaseHoldUpdate = "release-hold"
+)
+
+// Actions of stages in signed requests and the audit.
+const (
+	ActionRollback  = "rollback"
+	ActionClearHold = "release-hold"
+)
+
+// Kinds of StageRecord.
+const (
+	StageRecordVerified   = "verified"
+	StageRecordRolledBack = "rolled-back"
+)
+
+// StageID is the workflow ID of a stage's entity: stage/<project>/<stage>.
+func StageID(project, stage string) string { return "stage/" + project + "/" + stage }
+
+// RollbackID is the workflow ID of a rollback: rollback/<project>/<stage>/<request>.
+func RollbackID(project, stage, request string) string {
+	return "rollback/" + project + "/" + stage + "/" + request
+}
+
+// StageInput starts (or continues) a Stage entity: {"project":"demo","stage":"qa"}.
+type StageInput struct {
+	Project string `json:"project"`
+	Stage   string `json:"stage"`
+	// Carried is set only by continue-as-new.
+	Carried       *StageLedger    `json:"carried,omitempty"`
+	CarriedPolicy *signing.Policy `json:"carried_policy,omitempty"`
+}
+
+// StageLedger is a Stage entity's state, answered by StateQuery.
+type StageLedger struct {
+	Progress
+	Project string `json:"project"`
+	Stage   string `json:"stage"`
+	// Current is the release the stage runs now (verified there or rolled back to).
+	Current *StageRelease `json:"current,omitempty"`
+	// Verified lists the releases the stage verified, oldest first (a release
+	// verified again moves to the end).
+	Verified []StageRelease `json:"verified,omitempty"`
+	// Hold is set after a rollback, until the owner team clears it.
+	Hold *StageHold `json:"hold,omitempty"`
+	// Requests are the IDs of signed requests accepted; Nonces of internal messages.
+	Requests []string `json:"requests,omitempty"`
+	Nonces   []string `json:"nonces,omitempty"`
+}
+
+// StageRelease is one release a stage verified (or was rolled back to).
+type StageRelease struct {
+	Version string    `json:"version"`
+	At      time.Time `json:"at"`
+	By      string    `json:"by"`
+	// Via is the workflow that verified it or rolled back to it.
+	Via string `json:"via,omitempty"`
+}
+
+// StageHold says why a stage holds: promotions of other releases into it
+// wait until the owner team clears it.
+type StageHold struct {
+	Since time.Time `json:"since"`
+	// Version the stage was rolled back to, from From.
+	Version string `json:"version"`
+	From    string `json:"from,omitempty"`
+	By      string `json:"by"`
+	Reason  string `json:"reason,omitempty"`
+	// Emergency: the rollback skipped the approval gate; Automatic: a failed
+	// verification rolled back (By is then "shipline").
+	Emergency  bool   `json:"emergency,omitempty"`
+	Automatic  bool   `json:"automatic,omitempty"`
+	RollbackID string `json:"rollback_id,omitempty"`
+}
+
+// StageRecord is the input of StageRecordUpdate.
+type StageRecord struct {
+	Kind    string    `json:"kind"` // StageRecordVerified or StageRecordRolledBack
+	Version string    `json:"version"`
+	Actor   string    `json:"actor"`
+	At      time.Time `json:"at"`
+	Via     string    `json:"via"`
+	// Hold is the hold a rollback puts on the stage.
+	Hold *StageHold `json:"hold,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
+}
+
+// ReleaseHoldRequest is the input of ReleaseHoldUpdate.
+type ReleaseHoldRequest struct {
+	Actor string `json:"actor"`
+	// Clear lifts the hold.
+	Clear bool          `json:"clear"`
+	Auth  *signing.Auth `json:"auth,omitempty"`
+}
+
+// RollbackRequest turns a Promote into a rollback of one stage to a release
+// it verified before (PromoteInput.Rollback).
+type RollbackRequest struct {
+	Stage  string `json:"stage"`
+	Reason string `json:"reason,omitempty"`
+	// Emergency skips the stage's approval gate: members of the owner team of
+	// the stage's fabrics only; recorded as such.
+	Emergency bool `json:"emergency,omitempty"`
+	// Automatic is set by a promotion whose verification failed on a stage
+	// with on_failure: rollback; only a Promote may start one (as its child).
+	Automatic bool `json:"automatic,omitempty"`
+	// DeployAs is who deploys an automatic rollback (the failed stage's deployer).
+	DeployAs string `json:"deploy_as,omitempty"`
+	// From is the version the stage ran before the rollback (set by the workflow).
+	From string `json:"from,omitempty"`
+}

@@ -132,10 +132,13 @@ func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
 			return p.state, err
 		}
 	}
+	if p.rollingBack() {
+		return p.rollback(ctx)
+	}
 	steps := []func(workflow.Context, int) error{p.gate, p.soak, p.deploy}
 	target := p.targetIndex()
 	if p.verifyOn(ctx) {
-		steps = append(steps, p.verify)
+		steps = []func(workflow.Context, int) error{p.gate, p.soak, p.awaitHold, p.deploy, p.verify}
 		target = p.autoTarget(target)
 	}
 	for i := p.firstOpen(); i <= target; i++ {
@@ -159,19 +162,31 @@ func (p *promotion) begin(ctx workflow.Context) error {
 		return p.end(ctx, StatusRefused, apperr.InvalidInput, err.Error())
 	}
 	p.publish(ctx)
-	if err := p.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionPromote, p.in.Actor, SignedArgs(p.in), p.in.Auth); err != nil {
-		return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
+	action := ActionPromote
+	if p.rollingBack() {
+		action = ActionRollback
 	}
-	if err := p.guard.claim(ctx, p.in.Project, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionPromote, p.in.Actor, p.in.Auth); err != nil {
-		if errors.Is(err, signing.ErrReplayed) {
+	// An automatic rollback is Shipline's own: its parent promotion is checked in beginRollback.
+	if !p.rollingBack() || !p.in.Rollback.Automatic {
+		if err := p.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, action, p.in.Actor, SignedArgs(p.in), p.in.Auth); err != nil {
 			return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
 		}
-		return err
+		if err := p.guard.claim(ctx, p.in.Project, workflow.GetInfo(ctx).WorkflowExecution.ID, action, p.in.Actor, p.in.Auth); err != nil {
+			if errors.Is(err, signing.ErrReplayed) {
+				return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
+			}
+			return err
+		}
 	}
 	p.guard.remember(p.in.Auth)
 	p.state.Requests = p.guard.Seen
 	if err := workflow.ExecuteActivity(shortActivity(ctx), configActs.Promotion, activities.ProjectInput{Project: p.in.Project}).Get(ctx, &p.settings); err != nil {
 		return p.end(ctx, StatusRefused, errorType(err), userMessage(err))
+	}
+	if p.rollingBack() {
+		if err := p.beginRollback(ctx); err != nil {
+			return err
+		}
 	}
 	rel, err := p.release(ctx)
 	if err != nil {
@@ -202,6 +217,10 @@ func (p *promotion) checkInput() error {
 		return errors.New(`the input has no "project"; start a Promote with {"project":"demo","version":"v1.2.0","actor":"alice"}`)
 	case p.in.Actor == "":
 		return errors.New(`the input has no "actor": name the user who requests the promotion`)
+	case p.rollingBack() && p.in.Rollback.Stage == "":
+		return errors.New(`the rollback names no stage: start a Rollback with {"project":"demo","actor":"alice","rollback":{"stage":"qa"}}`)
+	case p.rollingBack() && p.in.Version == "":
+		return nil // the stage's previous verified release
 	}
 	return versionCheck(p.in.Version)
 }
@@ -320,14 +339,18 @@ func (p *promotion) deploy(ctx workflow.Context, i int) error {
 		}
 	}
 	s.Status, p.state.Status, s.DeployedBy = StageDeploying, StatusRunning, deployer
-	s.DeploymentID = DeployID(p.in.Project, p.in.Version, "promote-"+s.Name+"-"+workflow.GetInfo(ctx).WorkflowExecution.RunID[:8])
+	trigger := "promote"
+	if p.rollingBack() {
+		trigger = "rollback"
+	}
+	s.DeploymentID = DeployID(p.in.Project, p.in.Version, trigger+"-"+s.Name+"-"+workflow.GetInfo(ctx).WorkflowExecution.RunID[:8])
 	p.publish(ctx)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: s.DeploymentID, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		StaticSummary: fmt.Sprintf("Deploy %s of %s to stage %s by %s (promotion)", p.in.Version, p.in.Project, s.Name, deployer),
 	})
 	var out DeployState
-	in := DeployInput{Project: p.in.Project, Version: p.in.Version, Actor: deployer, Trigger: "promote", Stage: s.Name, Fabrics: s.Fabrics, Expect: p.state.Artifacts}
+	in := DeployInput{Project: p.in.Project, Version: p.in.Version, Actor: deployer, Trigger: trigger, Stage: s.Name, Fabrics: s.Fabrics, Expect: p.state.Artifacts}
 	child := workflow.ExecuteChildWorkflow(cctx, DeployWorkflow, in)
 	p.followDeployment(ctx, s, child)
 	if err := child.Get(ctx, &out); err != nil {
@@ -387,6 +410,9 @@ func (p *promotion) followDeployment(ctx workflow.Context, s *StageState, child 
 func (p *promotion) deployer(i int) (string, error) {
 	s, st := p.state.Stages[i], p.settings.Stages[i]
 	candidates := []string{p.in.Actor}
+	if rb := p.in.Rollback; rb != nil && rb.Automatic {
+		candidates = []string{rb.DeployAs}
+	}
 	if s.Team != "" {
 		candidates = nil
 		for _, v := range s.Approvals {
@@ -478,6 +504,8 @@ func (p *promotion) pending(now time.Time) string {
 		return fmt.Sprintf("%s: deploying as %s (%s)", s.Name, s.DeployedBy, s.DeploymentID)
 	case StageVerifying:
 		return verifyingPending(s, now)
+	case StageHeld:
+		return s.Detail
 	case StageParked:
 		reason := ""
 		if s.Parked != nil {
@@ -522,6 +550,9 @@ func (p *promotion) continueAsNew(ctx workflow.Context) error {
 	carried, settings := p.state, p.settings
 	next := p.in
 	next.Carried, next.CarriedSettings, next.CarriedPolicy = &carried, &settings, p.guard.carry()
+	if p.rollingBack() {
+		return workflow.NewContinueAsNewError(ctx, Rollback, next)
+	}
 	return workflow.NewContinueAsNewError(ctx, Promote, next)
 }
 

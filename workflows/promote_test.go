@@ -68,6 +68,12 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.audit = installProjectAudit(e.TestWorkflowEnvironment)
 	e.OnActivity(configActs.Promotion, mock.Anything, mock.Anything).Return(settings, nil)
 	e.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.policy, nil })
+	// Stage entities: what promotions recorded, holds included.
+	e.OnActivity(messageActs.Query, mock.Anything, mock.MatchedBy(func(in activities.QueryInput) bool { return strings.HasPrefix(in.WorkflowID, "stage/") })).
+		Return(func(_ context.Context, in activities.QueryInput) (activities.QueryOutput, error) {
+			raw, err := json.Marshal(e.audit.stage(in.WorkflowID).state)
+			return activities.QueryOutput{Result: raw}, err
+		}).Maybe()
 	relJSON, _ := json.Marshal(rel)
 	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: ReleaseID("demo", "v1.2.0"), Query: StateQuery}).
 		Return(activities.QueryOutput{Result: relJSON}, nil)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/platform"
 )
 
 // The Run workflow a verification starts as a child, one per job and fabric:
@@ -97,6 +98,9 @@ func (p *promotion) verify(ctx workflow.Context, i int) error {
 		msg := fmt.Sprintf("verification of %s on %s failed: %s on %s %s: %s", p.in.Version, s.Name, failed.Job, failed.Fabric, failed.State, failed.Message)
 		if failed.URL != "" {
 			msg += " (" + failed.URL + ")"
+		}
+		if st.OnFailure == platform.OnFailureRollback {
+			msg += p.rollBackAfter(ctx, i, msg)
 		}
 		return p.end(ctx, StatusFailed, apperr.VerificationFailed, msg)
 	}
@@ -198,7 +202,11 @@ func (p *promotion) recordVerified(ctx workflow.Context, i int) error {
 	arg, _ := json.Marshal(VerifiedRequest{Stage: s.Name, Actor: s.DeployedBy, At: s.VerifiedAt, By: workflow.GetInfo(ctx).WorkflowExecution.ID})
 	in := activities.UpdateInput{WorkflowID: ReleaseID(p.in.Project, p.in.Version), Update: VerifiedUpdate, Arg: arg}
 	if err := workflow.ExecuteActivity(shortActivity(ctx), messageActs.Update, in).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Error("record verified", "stage", s.Name, "error", err)
+		workflow.GetLogger(ctx).Error("record verified on the release", "stage", s.Name, "error", err)
+	}
+	rec := StageRecord{Kind: StageRecordVerified, Version: p.in.Version, Actor: s.DeployedBy, At: s.VerifiedAt, Via: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	if err := sendStageRecord(ctx, p.in.Project, s.Name, rec); err != nil {
+		workflow.GetLogger(ctx).Error("record verified on the stage", "stage", s.Name, "error", err)
 	}
 	p.publish(ctx)
 	return nil

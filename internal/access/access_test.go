@@ -153,3 +153,20 @@ func checkRule(t *testing.T, err error, denied string) {
 		t.Fatalf("refusal %q lacks %q", err, denied)
 	}
 }
+
+func TestStageOwnerRules(t *testing.T) {
+	owners := []Owner{{Fabric: "qa", Team: "developers", Members: []string{"alice", "bob"}}, {Fabric: "qa-af", Team: "data", Members: []string{"alice"}}}
+	for _, rule := range []func(string, []Owner, string) error{EmergencyRollback, ClearHold} {
+		if err := rule("qa", owners, "alice"); err != nil {
+			t.Errorf("alice owns every fabric of qa: %v", err)
+		}
+		err := rule("qa", owners, "bob")
+		var d *Denied
+		if !errors.As(err, &d) || !strings.Contains(err.Error(), "fabric qa-af is owned by team data (alice)") {
+			t.Errorf("bob is not in data: %v", err)
+		}
+		if err := rule("qa", owners, ""); err == nil {
+			t.Error("an anonymous actor passed")
+		}
+	}
+}

@@ -671,6 +671,9 @@ const ActionStart = "start"
 const (
 	// PromoteWorkflow walks a release through promotion.stages (ID PromoteID).
 	PromoteWorkflow = "Promote"
+	// VerifyWorkflow reruns a stage's verification of a release on demand (ID
+	// VerifyID; input PromoteInput with Reverify set) and records the result.
+	VerifyWorkflow = "Verify"
 	// RollbackWorkflow redeploys a stage's previous verified release (ID
 	// RollbackID; input PromoteInput with Rollback set) and holds the stage.
 	RollbackWorkflow = "Rollback"
@@ -732,6 +735,9 @@ type PromoteInput struct {
 	To string `json:"to,omitempty"`
 	// Auth signs the request.
 	Auth *signing.Auth `json:"auth,omitempty"`
+	// Reverify makes the promotion a rerun of one stage's verification of
+	// Version (which must run there): `shipline verify`.
+	Reverify string `json:"reverify,omitempty"`
 	// Rollback makes the promotion a rollback of one stage to Version, which
 	// the stage must have verified before (Version empty: the release the
 	// stage verified before the one it runs now).
@@ -1059,6 +1065,7 @@ const (
 
 // Actions of stages in signed requests and the audit.
 const (
+	ActionVerify    = "verify"
 	ActionRollback  = "rollback"
 	ActionClearHold = "release-hold"
 )
@@ -1071,6 +1078,11 @@ const (
 
 // StageID is the workflow ID of a stage's entity: stage/<project>/<stage>.
 func StageID(project, stage string) string { return "stage/" + project + "/" + stage }
+
+// VerifyID is the workflow ID of an on-demand verification: verify/<project>/<stage>/<version>/<request>.
+func VerifyID(project, stage, version, request string) string {
+	return "verify/" + project + "/" + stage + "/" + version + "/" + request
+}
 
 // RollbackID is the workflow ID of a rollback: rollback/<project>/<stage>/<request>.
 func RollbackID(project, stage, request string) string {

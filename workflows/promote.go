@@ -135,6 +135,9 @@ func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
 	if p.rollingBack() {
 		return p.rollback(ctx)
 	}
+	if p.reverifying() {
+		return p.reverify(ctx)
+	}
 	steps := []func(workflow.Context, int) error{p.gate, p.soak, p.deploy}
 	target := p.targetIndex()
 	if p.verifyOn(ctx) {
@@ -163,8 +166,11 @@ func (p *promotion) begin(ctx workflow.Context) error {
 	}
 	p.publish(ctx)
 	action := ActionPromote
-	if p.rollingBack() {
+	switch {
+	case p.rollingBack():
 		action = ActionRollback
+	case p.reverifying():
+		action = ActionVerify
 	}
 	// An automatic rollback is Shipline's own: its parent promotion is checked in beginRollback.
 	if !p.rollingBack() || !p.in.Rollback.Automatic {
@@ -552,6 +558,9 @@ func (p *promotion) continueAsNew(ctx workflow.Context) error {
 	next.Carried, next.CarriedSettings, next.CarriedPolicy = &carried, &settings, p.guard.carry()
 	if p.rollingBack() {
 		return workflow.NewContinueAsNewError(ctx, Rollback, next)
+	}
+	if p.reverifying() {
+		return workflow.NewContinueAsNewError(ctx, Verify, next)
 	}
 	return workflow.NewContinueAsNewError(ctx, Promote, next)
 }

@@ -55,6 +55,7 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.RegisterWorkflowWithOptions(Promote, workflow.RegisterOptions{Name: PromoteWorkflow})
 	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
 	e.RegisterWorkflowWithOptions(Rollback, workflow.RegisterOptions{Name: RollbackWorkflow})
+	e.RegisterWorkflowWithOptions(Verify, workflow.RegisterOptions{Name: VerifyWorkflow})
 	// A stage's verification runs its jobs as child Run workflows; tests that
 	// verify set e.run (verify_test.go).
 	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in verifyRunInput) (verifyRunOutcome, error) {

@@ -275,3 +275,41 @@ func TestStageEntityHoldAndClear(t *testing.T) {
 		t.Errorf("audited refusals %q, want carol's", got)
 	}
 }
+
+func TestVerifyOnDemandRecordsResult(t *testing.T) {
+	settings := verifiedStages()
+	settings.Stages[1].OnFailure = platform.OnFailureRollback
+	e := newPromoteEnv(t, settings, released())
+	runs := &fakeRuns{}
+	runs.install(e)
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: VerifyID("demo", "qa", "v1.2.0", "req-1")})
+	e.ExecuteWorkflow(Verify, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "bob", Reverify: "qa"})
+	var s PromoteState
+	if err := e.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Status != StatusSucceeded || len(e.deploys) != 0 || len(runs.inputs) != 2 || runs.inputs[0].Actor != "bob" {
+		t.Fatalf("status %s, deploys %d, runs %+v", s.Status, len(e.deploys), runs.inputs)
+	}
+	if qa := e.audit.stage(StageID("demo", "qa")); len(qa.state.Verified) != 1 || qa.state.Verified[0].Version != "v1.2.0" {
+		t.Errorf("qa's record: %+v", qa.state)
+	}
+
+	// A failed rerun ends with the run's message and does not roll back.
+	e = newPromoteEnv(t, settings, released())
+	(&fakeRuns{fail: map[string]string{"nightly": "boom"}}).install(e)
+	e.stageRan("qa", "v1.0.0")
+	e.ExecuteWorkflow(Verify, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "bob", Reverify: "qa"})
+	err := e.GetWorkflowResult(nil)
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != apperr.VerificationFailed || !strings.Contains(app.Message(), "nightly on qa failed: boom") || len(e.deploys) != 0 {
+		t.Fatalf("failed rerun: %v, deploys %d", err, len(e.deploys))
+	}
+
+	// Only the owner team of the stage's fabrics reruns it.
+	e = newPromoteEnv(t, settings, released())
+	e.ExecuteWorkflow(Verify, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "carol", Reverify: "qa"})
+	if err := e.GetWorkflowResult(nil); !errors.As(err, &app) || app.Type() != apperr.AccessDenied {
+		t.Fatalf("carol: %v", err)
+	}
+}

@@ -99,7 +99,7 @@ func (p *promotion) verify(ctx workflow.Context, i int) error {
 		if failed.URL != "" {
 			msg += " (" + failed.URL + ")"
 		}
-		if st.OnFailure == platform.OnFailureRollback {
+		if st.OnFailure == platform.OnFailureRollback && !p.reverifying() {
 			msg += p.rollBackAfter(ctx, i, msg)
 		}
 		return p.end(ctx, StatusFailed, apperr.VerificationFailed, msg)

@@ -37,6 +37,7 @@ func register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.ReadLogs, workflow.RegisterOptions{Name: workflows.ReadLogsWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Check, workflow.RegisterOptions{Name: workflows.CheckWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Promote, workflow.RegisterOptions{Name: workflows.PromoteWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Verify, workflow.RegisterOptions{Name: workflows.VerifyWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Rollback, workflow.RegisterOptions{Name: workflows.RollbackWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Stage, workflow.RegisterOptions{Name: workflows.StageWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})

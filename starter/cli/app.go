@@ -214,6 +214,7 @@ func newAppWith(g *globals) *ucli.App {
 			promoteCommand(g),
 			voteCommand(g, "approve", workflows.ApproveUpdate, "approve the stage of a promotion that waits for your team"),
 			voteCommand(g, "reject", workflows.RejectUpdate, "reject the stage of a promotion (ends it); --comment is required"),
+			verifyCommand(g),
 			rollbackCommand(g),
 			releaseHoldCommand(g),
 			deleteCommand(g),

@@ -192,3 +192,72 @@ func checkStageName(stage string) error {
 	}
 	return nil
 }
+
+func verifyCommand(g *globals) *ucli.Command {
+	var project, stage string
+	var wait bool
+	return &ucli.Command{
+		Name:      "verify",
+		Usage:     "rerun a stage's verification of a release (its verify jobs on the stage's fabrics) and record the result",
+		ArgsUsage: "VERSION",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
+			&ucli.StringFlag{Name: "stage", Aliases: []string{"s"}, Required: true, Usage: "the stage whose verification to rerun", Destination: &stage},
+			&ucli.BoolFlag{Name: "wait", Usage: "print progress until the verification ends", Destination: &wait},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return invalid("verify takes exactly one VERSION")
+			}
+			return runVerify(c.Context, g, c.Args().First(), project, stage, wait)
+		},
+	}
+}
+
+func runVerify(ctx context.Context, g *globals, version, project, stage string, wait bool) error {
+	if err := checkTarget(version, project); err != nil {
+		return err
+	}
+	if err := checkStageName(stage); err != nil {
+		return err
+	}
+	actor, c, err := g.session()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := workflows.VerifyID(project, stage, version, time.Now().UTC().Format("20060102-150405"))
+	in := workflows.PromoteInput{Project: project, Version: version, Actor: actor, Reverify: stage}
+	if in.Auth, err = g.auth(id, workflows.ActionVerify, actor, in); err != nil {
+		return err
+	}
+	st, err := g.startAccepted(ctx, c, client.StartWorkflowOptions{
+		ID: id, TaskQueue: g.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.ProjectKey.ValueSet(project), workflows.VersionKey.ValueSet(version), workflows.ActorKey.ValueSet(actor)),
+		StaticSummary: fmt.Sprintf("Verify %s of %s on stage %s by %s", version, project, stage, actor),
+	}, workflows.VerifyWorkflow, in)
+	if err != nil {
+		return err
+	}
+	res := startResult{WorkflowID: id, RunID: st.RunID, UIURL: g.workflowURL(id), Existing: st.Existing}
+	res.Acceptance = &st.Acceptance
+	if st.Undecided {
+		res.Acceptance = nil
+		undecided(g, id)
+	} else if !st.Acceptance.Accepted {
+		return printRefused(g, res, refusal(id, st.Acceptance))
+	}
+	if !wait {
+		return printStarted(g, res, fmt.Sprintf("verification of %s of %s on %s started for %s", version, project, stage, actor))
+	}
+	state, err := followPromote(ctx, g, c, id, followOpts{})
+	res.State = state
+	if g.json() {
+		if perr := printJSON(g, res); perr != nil {
+			return perr
+		}
+	}
+	return err
+}

@@ -61,7 +61,7 @@ func runRollback(ctx context.Context, g *globals, o rollbackOptions) error {
 		return err
 	}
 	defer c.Close()
-	id := workflows.RollbackID(o.project, o.stage, time.Now().UTC().Format("20060102-150405"))
+	id := workflows.RollbackID(o.project, o.stage, g.newRequestID())
 	in := workflows.PromoteInput{Project: o.project, Version: o.to, Actor: actor,
 		Rollback: &workflows.RollbackRequest{Stage: o.stage, Reason: o.reason, Emergency: o.emergency}}
 	if in.Auth, err = g.auth(id, workflows.ActionRollback, actor, in); err != nil {
@@ -226,7 +226,7 @@ func runVerify(ctx context.Context, g *globals, version, project, stage string, 
 		return err
 	}
 	defer c.Close()
-	id := workflows.VerifyID(project, stage, version, time.Now().UTC().Format("20060102-150405"))
+	id := workflows.VerifyID(project, stage, version, g.newRequestID())
 	in := workflows.PromoteInput{Project: project, Version: version, Actor: actor, Reverify: stage}
 	if in.Auth, err = g.auth(id, workflows.ActionVerify, actor, in); err != nil {
 		return err

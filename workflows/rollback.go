@@ -17,8 +17,9 @@ import (
 // SystemActor is who acts for Shipline itself (an automatic rollback).
 const SystemActor = "shipline"
 
-// holdPoll is how often a promotion waiting on a held stage reads it again.
-const holdPoll = time.Minute
+// holdPoll is how often a promotion waiting on a held stage reads it again
+// (a cleared hold lets it go on within this time).
+const holdPoll = 15 * time.Second
 
 // Rollback redeploys one stage's previous verified release — or in.Version,
 // which the stage must have verified before — with that release's pinned

@@ -70,6 +70,10 @@ func TestRollbackAndHoldEndToEnd(t *testing.T) {
 	if v := qaVersion(t, f); v != "v1.0.0" {
 		t.Fatalf("qa runs %s after the rollback", v)
 	}
+	code, out, _ = sh("deployments", "--project", "demo")
+	if code != 0 || !strings.Contains(out, "stage qa: runs v1.0.0; qa held since ") {
+		t.Fatalf("deployments after the rollback:\n%s", out)
+	}
 
 	// The hold stops the next promotion into qa until bob clears it.
 	promoteToQA(t, f, "v1.2.0")
@@ -86,6 +90,10 @@ func TestRollbackAndHoldEndToEnd(t *testing.T) {
 	waitFor(t, f.s, workflows.PromoteID("demo", "v1.2.0"), "promoted v1.2.0 of demo to qa")
 	if v := qaVersion(t, f); v != "v1.2.0" {
 		t.Fatalf("qa runs %s after the hold was cleared", v)
+	}
+	code, out, _ = sh("releases", "--project", "demo")
+	if code != 0 || !strings.Contains(out, "stage qa: runs v1.2.0; previous verified v1.0.0; not held") {
+		t.Fatalf("releases after clearing:\n%s", out)
 	}
 
 	checkAudit(t, f.s, []string{

@@ -1106,7 +1106,8 @@ type StageLedger struct {
 	// Current is the release the stage runs now (verified there or rolled back to).
 	Current *StageRelease `json:"current,omitempty"`
 	// Verified lists the releases the stage verified, oldest first (a release
-	// verified again moves to the end).
+	// verified again, or rolled back to, moves to the end; one rolled back
+	// from leaves the list).
 	Verified []StageRelease `json:"verified,omitempty"`
 	// Hold is set after a rollback, until the owner team clears it.
 	Hold *StageHold `json:"hold,omitempty"`

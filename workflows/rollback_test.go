@@ -70,8 +70,8 @@ func TestRollbackManualGoesThroughTheStageGate(t *testing.T) {
 	if h == nil || h.Version != "v1.0.0" || h.From != "v1.1.0" || h.By != "alice" || h.Reason != "wrong totals" || h.Emergency || h.Automatic {
 		t.Fatalf("hold = %+v", h)
 	}
-	if qa.state.Current.Version != "v1.0.0" {
-		t.Errorf("qa runs %s after the rollback", qa.state.Current.Version)
+	if qa.state.Current.Version != "v1.0.0" || len(qa.state.Verified) != 1 || qa.state.Verified[0].Version != "v1.0.0" {
+		t.Errorf("qa after the rollback: runs %s, verified %+v (v1.1.0, rolled back from, is no longer one to go back to)", qa.state.Current.Version, qa.state.Verified)
 	}
 	for _, want := range []string{"rolled back qa of demo to v1.0.0 (from v1.1.0)", "qa held since", "clear with `shipline release-hold --project demo --stage qa --clear`"} {
 		if !strings.Contains(s.Summary, want) {

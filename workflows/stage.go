@@ -125,6 +125,17 @@ func (s *stageEntity) record(r StageRecord) {
 		s.state.Verified = append(s.state.Verified, rel)
 		s.state.Current = &rel
 	case StageRecordRolledBack:
+		// The release rolled back from is no longer one to go back to; the
+		// one rolled back to is the latest the stage trusts.
+		var from string
+		if r.Hold != nil {
+			from = r.Hold.From
+		}
+		i := slices.IndexFunc(s.state.Verified, func(v StageRelease) bool { return v.Version == r.Version })
+		s.state.Verified = slices.DeleteFunc(s.state.Verified, func(v StageRelease) bool { return v.Version == from || v.Version == r.Version })
+		if i >= 0 {
+			s.state.Verified = append(s.state.Verified, rel)
+		}
 		s.state.Current = &rel
 		s.state.Hold = r.Hold
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -260,4 +261,44 @@ func runVerify(ctx context.Context, g *globals, version, project, stage string, 
 		}
 	}
 	return err
+}
+
+// printStages prints, under `releases` and `deployments`, each stage's
+// record: the release it runs, the one it verified before, and its hold.
+// Stages that never verified nor rolled back a release have no record.
+func printStages(ctx context.Context, g *globals, c client.Client, project string) error {
+	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND ExecutionStatus = 'Running'", workflows.StageWorkflow, workflows.ProjectKey.GetName(), project)
+	ids, err := listIDs(ctx, c, query)
+	if err != nil {
+		return failed(fmt.Errorf("list stages of %s: %w", project, err))
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		var l workflows.StageLedger
+		if _, err := queryState(ctx, c, id, "", &l); err != nil {
+			return failed(fmt.Errorf("query %s: %w", id, err))
+		}
+		fmt.Fprintln(g.stdout, stageSummary(l))
+	}
+	return nil
+}
+
+// stageSummary is one stage's line, e.g. "stage qa: runs v1.0.0; previous verified v0.9.0; held since …".
+func stageSummary(l workflows.StageLedger) string {
+	line := "stage " + l.Stage + ": runs "
+	current := ""
+	if l.Current != nil {
+		current = l.Current.Version
+	}
+	line += orDash(current)
+	for i := len(l.Verified) - 1; i >= 0; i-- {
+		if v := l.Verified[i].Version; v != current {
+			line += "; previous verified " + v
+			break
+		}
+	}
+	if l.Hold != nil {
+		return line + "; " + l.Hold.Held(l.Project, l.Stage)
+	}
+	return line + "; not held"
 }

@@ -92,7 +92,7 @@ func (p *promotion) beginRollback(ctx workflow.Context) error {
 		}
 		if to == "" {
 			return p.end(ctx, StatusRefused, apperr.InvalidInput, fmt.Sprintf("stage %s of %s has no verified release to roll back to (it runs %s; verified: %s)",
-				st.Name, p.in.Project, orNone(rb.From), list))
+				st.Name, p.in.Project, orNothingVerified(rb.From), list))
 		}
 	} else if !slices.Contains(verified, to) {
 		return p.end(ctx, StatusRefused, apperr.InvalidInput, fmt.Sprintf("%s was never verified on stage %s of %s, so it cannot be rolled back to; verified there: %s",
@@ -100,7 +100,7 @@ func (p *promotion) beginRollback(ctx workflow.Context) error {
 	}
 	p.in.Version, p.state.Version = to, to
 	p.state.Target = st.Name
-	p.state.Summary = fmt.Sprintf("rolling back %s of %s to %s (from %s) for %s", st.Name, p.in.Project, to, orNone(rb.From), p.in.Actor)
+	p.state.Summary = fmt.Sprintf("rolling back %s of %s to %s (from %s) for %s", st.Name, p.in.Project, to, orNothingVerified(rb.From), p.in.Actor)
 	return nil
 }
 
@@ -136,7 +136,7 @@ func (p *promotion) rollback(ctx workflow.Context) (PromoteState, error) {
 	}
 	s.Detail = fmt.Sprintf("%s to %s; the stage holds", how, p.in.Version)
 	p.state.Status = StatusRolledBack
-	p.state.Summary = fmt.Sprintf("%s %s of %s to %s (from %s) as %s, requested by %s", how, s.Name, p.in.Project, p.in.Version, orNone(rb.From), s.DeployedBy, p.in.Actor)
+	p.state.Summary = fmt.Sprintf("%s %s of %s to %s (from %s) as %s, requested by %s", how, s.Name, p.in.Project, p.in.Version, orNothingVerified(rb.From), s.DeployedBy, p.in.Actor)
 	if rb.Reason != "" {
 		p.state.Summary += ": " + rb.Reason
 	}
@@ -197,7 +197,7 @@ func (p *promotion) rollBackAfter(ctx workflow.Context, i int, msg string) strin
 	return fmt.Sprintf("; rolled back %s to %s automatically (%s), the stage holds", s.Name, out.Version, id)
 }
 
-func orNone(s string) string {
+func orNothingVerified(s string) string {
 	if s == "" {
 		return "nothing verified"
 	}

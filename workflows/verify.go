@@ -84,7 +84,7 @@ func (p *promotion) verify(ctx workflow.Context, i int) error {
 	now := workflow.Now(ctx)
 	for _, job := range s.Verify.Jobs {
 		for _, f := range s.Fabrics {
-			s.Runs = append(s.Runs, VerifyRun{Job: job, Fabric: f, WorkflowID: runWorkflowID(p.in.Project, f, job, request), State: verifyStarting, Started: now})
+			s.Runs = append(s.Runs, VerifyRun{Job: job, Fabric: f, WorkflowID: verifyRunID(p.in.Project, f, job, request), State: verifyStarting, Started: now})
 		}
 	}
 	p.publish(ctx)
@@ -234,8 +234,8 @@ func verifyingPending(s StageState, now time.Time) string {
 	return msg
 }
 
-// runWorkflowID is the Run workflow's ID: run/<project>/<fabric>/<job>/<request>.
-func runWorkflowID(project, fabric, job, request string) string {
+// verifyRunID is the Run workflow's ID: run/<project>/<fabric>/<job>/<request>.
+func verifyRunID(project, fabric, job, request string) string {
 	return "run/" + project + "/" + fabric + "/" + job + "/" + request
 }
 

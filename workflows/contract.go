@@ -1081,8 +1081,11 @@ func StageID(project, stage string) string { return "stage/" + project + "/" + s
 
 // VerifyID is the workflow ID of an on-demand verification: verify/<project>/<stage>/<version>/<request>.
 func VerifyID(project, stage, version, request string) string {
-	return "verify/" + project + "/" + stage + "/" + version + "/" + request
+	return VerifyIDPrefix(project) + stage + "/" + version + "/" + request
 }
+
+// VerifyIDPrefix starts the IDs of a project's on-demand verifications.
+func VerifyIDPrefix(project string) string { return "verify/" + project + "/" }
 
 // RollbackID is the workflow ID of a rollback: rollback/<project>/<stage>/<request>.
 func RollbackID(project, stage, request string) string {

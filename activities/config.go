@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
@@ -96,6 +97,12 @@ type StageSettings struct {
 	SelfApproval bool          `json:"self_approval"`
 	Timeout      time.Duration `json:"timeout,omitempty"`
 	Soak         time.Duration `json:"soak,omitempty"`
+	// Verify is the stage's verification (nil: a deployment is verified).
+	Verify *platform.Verify `json:"verify,omitempty"`
+	// Auto continues a promotion into the stage once the previous one is verified.
+	Auto bool `json:"auto,omitempty"`
+	// OnFailure is platform.OnFailureRollback to roll back a failed verification.
+	OnFailure string `json:"on_failure,omitempty"`
 	// Owners maps each stage fabric to its owner team and that team's members.
 	Owners map[string]FabricInfo `json:"owners"`
 }
@@ -117,7 +124,10 @@ func (c *Config) Promotion(_ context.Context, in ProjectInput) (PromotionSetting
 	}
 	var out PromotionSettings
 	for _, st := range c.Platform.Promotion.Stages {
-		s := StageSettings{Name: st.Name, Fabrics: slices.Clone(st.Fabrics), Soak: st.Soak, Owners: map[string]FabricInfo{}}
+		s := StageSettings{Name: st.Name, Fabrics: slices.Clone(st.Fabrics), Soak: st.Soak, Auto: st.Auto, OnFailure: st.OnFailure, Owners: map[string]FabricInfo{}}
+		if v := st.Verify; v != nil {
+			s.Verify = &platform.Verify{Jobs: slices.Clone(v.Jobs), Params: maps.Clone(v.Params), Timeout: v.Timeout}
+		}
 		if a := st.Approval; a != nil {
 			s.Team, s.Required, s.SelfApproval, s.Timeout = a.Team, a.Required, a.SelfApproval, a.Timeout
 			s.Members = slices.Clone(c.Platform.Teams[a.Team].Members)

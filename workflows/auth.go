@@ -235,6 +235,9 @@ func SignedArgs(v any) any {
 	case RunInput:
 		in.Auth, in.Carried = nil, nil
 		return in
+	case ReleaseHoldRequest:
+		in.Auth = nil
+		return in
 	}
 	return v
 }

@@ -26,6 +26,8 @@ type projectAudit struct {
 	state audit
 	// also, when set, sees every record sent as it was sent.
 	also func(activities.SignalWithStartInput)
+	// stages are the Stage entities (by workflow ID) that records reached.
+	stages map[string]*stageEntity
 }
 
 // installProjectAudit answers the claim and record activities of env (which
@@ -34,6 +36,16 @@ func installProjectAudit(env *testsuite.TestWorkflowEnvironment) *projectAudit {
 	p := &projectAudit{}
 	env.OnActivity(messageActs.UpdateWithStart, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.UpdateWithStartInput) (activities.UpdateOutput, error) {
+			if in.Update == StageRecordUpdate { // a Stage entity, played by the entity's own record logic
+				var r StageRecord
+				if err := json.Unmarshal(in.Arg, &r); err != nil {
+					return activities.UpdateOutput{}, err
+				}
+				st := p.stage(in.WorkflowID)
+				st.record(r)
+				raw, err := json.Marshal(st.state)
+				return activities.UpdateOutput{Result: raw}, err
+			}
 			var c RequestClaim
 			if err := json.Unmarshal(in.Arg, &c); err != nil {
 				return activities.UpdateOutput{}, err
@@ -54,6 +66,18 @@ func installProjectAudit(env *testsuite.TestWorkflowEnvironment) *projectAudit {
 			return nil
 		}).Maybe()
 	return p
+}
+
+// stage returns the Stage entity of a stage ID, created on first use.
+func (p *projectAudit) stage(id string) *stageEntity {
+	if p.stages == nil {
+		p.stages = map[string]*stageEntity{}
+	}
+	if p.stages[id] == nil {
+		parts := strings.Split(id, "/")
+		p.stages[id] = &stageEntity{in: StageInput{Project: parts[1], Stage: parts[2]}, state: StageLedger{Project: parts[1], Stage: parts[2]}}
+	}
+	return p.stages[id]
 }
 
 // refusals returns the refusals recorded, newest last.

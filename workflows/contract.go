@@ -77,6 +77,10 @@ const (
 	// every change above (baselineChanges in versions.go) instead of one marker
 	// and one search-attribute upsert per change.
 	ChangeVersionBaseline = "version-baseline-1"
+	// ChangeStageVerify: Promote runs a stage's verify jobs after its
+	// deployment (and records the stage verified on the release), counts soak
+	// from the verified time, and continues into following auto stages.
+	ChangeStageVerify = "stage-verify"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -253,6 +257,8 @@ type ReleaseState struct {
 	Fabrics map[string]FabricReach `json:"fabrics,omitempty"`
 	// Stages reached through promotion (the first stage included once deployed).
 	Stages []string `json:"stages,omitempty"`
+	// Verified maps each stage that verified the release to when it did.
+	Verified map[string]time.Time `json:"verified,omitempty"`
 	// Linked: the release reached a stage after the first and can no longer be deleted.
 	Linked bool `json:"linked"`
 	// Artifacts are the checksums of its first deployment (pipeline → sha256):
@@ -670,6 +676,12 @@ const ActionStart = "start"
 const (
 	// PromoteWorkflow walks a release through promotion.stages (ID PromoteID).
 	PromoteWorkflow = "Promote"
+	// VerifyWorkflow reruns a stage's verification of a release on demand (ID
+	// VerifyID; input PromoteInput with Reverify set) and records the result.
+	VerifyWorkflow = "Verify"
+	// RollbackWorkflow redeploys a stage's previous verified release (ID
+	// RollbackID; input PromoteInput with Rollback set) and holds the stage.
+	RollbackWorkflow = "Rollback"
 	// AuditWorkflow is a project's entity that records refused attempts that left
 	// no trace elsewhere (an update refused by a validator), ID AuditID.
 	AuditWorkflow = "Audit"
@@ -685,6 +697,9 @@ const (
 	// LinkUpdate asks a Release entity to mark the release linked before it is
 	// deployed to a stage after the first (input LinkRequest). Refused once deleted.
 	LinkUpdate = "link"
+	// VerifiedUpdate records on a Release entity that a stage verified the
+	// release (input VerifiedRequest; only Shipline's workflows send it).
+	VerifiedUpdate = "verified"
 	// DeleteUpdate deletes a release (input DeleteRequest). Refused once linked.
 	DeleteUpdate = "delete"
 	// DeployedSignal tells a Release entity a deployment of it succeeded (payload Deployed).
@@ -705,11 +720,12 @@ func AuditID(project string) string { return "audit/" + project }
 
 // Promotion statuses.
 const (
-	StatusWaiting  Status = "waiting"  // a gate waits for approvals or a soak timer
-	StatusPromoted Status = "promoted" // every stage up to the target is deployed
-	StatusRejected Status = "rejected" // a reviewer rejected a stage
-	StatusExpired  Status = "expired"  // a gate's approval timed out; `promote` again reopens it
-	StatusDeleted  Status = "deleted"  // Release: the release was deleted
+	StatusWaiting    Status = "waiting"     // a gate waits for approvals or a soak timer
+	StatusPromoted   Status = "promoted"    // every stage up to the target is deployed
+	StatusRolledBack Status = "rolled back" // a rollback redeployed its stage's previous verified release
+	StatusRejected   Status = "rejected"    // a reviewer rejected a stage
+	StatusExpired    Status = "expired"     // a gate's approval timed out; `promote` again reopens it
+	StatusDeleted    Status = "deleted"     // Release: the release was deleted
 )
 
 // PromoteInput starts a promotion:
@@ -724,6 +740,13 @@ type PromoteInput struct {
 	To string `json:"to,omitempty"`
 	// Auth signs the request.
 	Auth *signing.Auth `json:"auth,omitempty"`
+	// Reverify makes the promotion a rerun of one stage's verification of
+	// Version (which must run there): `shipline verify`.
+	Reverify string `json:"reverify,omitempty"`
+	// Rollback makes the promotion a rollback of one stage to Version, which
+	// the stage must have verified before (Version empty: the release the
+	// stage verified before the one it runs now).
+	Rollback *RollbackRequest `json:"rollback,omitempty"`
 	// Carried is set only by continue-as-new, with the stage settings the
 	// promotion started with (a promotion keeps its rules until it ends).
 	// A direct start that carries them is refused (CarriedStateRefused).
@@ -754,10 +777,18 @@ const (
 	// `shipline resume <DeploymentID>` or `shipline cancel <DeploymentID>` (see Parked).
 	StageParked   StageStatus = "parked"
 	StageDeployed StageStatus = "deployed"
-	StageRejected StageStatus = "rejected"
-	StageExpired  StageStatus = "expired"
-	StageRefused  StageStatus = "refused" // no approver may deploy to the stage's fabrics, or the release was deleted
-	StageFailed   StageStatus = "failed"
+	// StageVerifying: the stage's verify jobs run on its fabrics.
+	StageVerifying StageStatus = "verifying"
+	// StageVerified: deployed, and every verify run succeeded (or the stage has no verify).
+	StageVerified StageStatus = "verified"
+	// StageHeld: the stage holds after a rollback; the promotion waits until it is cleared.
+	StageHeld StageStatus = "held"
+	// StageRolledBack: a rollback redeployed the stage's previous verified release.
+	StageRolledBack StageStatus = "rolled back"
+	StageRejected   StageStatus = "rejected"
+	StageExpired    StageStatus = "expired"
+	StageRefused    StageStatus = "refused" // no approver may deploy to the stage's fabrics, or the release was deleted
+	StageFailed     StageStatus = "failed"
 )
 
 // StageState is one stage of a promotion.
@@ -784,6 +815,46 @@ type StageState struct {
 	// Parked says where and why the stage's deployment (DeploymentID) parked,
 	// while Status is StageParked.
 	Parked *Parked `json:"parked,omitempty"`
+	// Verify is the stage's verification (nil: a deployment is verified).
+	Verify *StageVerify `json:"verify,omitempty"`
+	// Runs are the verification's runs, one per job and fabric, in order.
+	Runs []VerifyRun `json:"runs,omitempty"`
+	// VerifiedAt is when the stage counted as reached: every verify run
+	// succeeded (the deployment's end for a stage without verify).
+	VerifiedAt time.Time `json:"verified_at,omitempty"`
+}
+
+// StageVerify is a stage's verification: jobs that must run successfully on
+// each of its fabrics, with parameters, within a time limit.
+type StageVerify struct {
+	Jobs    []string          `json:"jobs"`
+	Params  map[string]string `json:"params,omitempty"`
+	Timeout time.Duration     `json:"timeout"`
+}
+
+// VerifyRun is one run of a verification: a job on a fabric, started as a
+// child Run workflow (WorkflowID).
+type VerifyRun struct {
+	Job        string    `json:"job"`
+	Fabric     string    `json:"fabric"`
+	WorkflowID string    `json:"workflow_id"`
+	RunID      string    `json:"run_id,omitempty"` // the fabric's run
+	URL        string    `json:"url,omitempty"`
+	State      string    `json:"state,omitempty"` // pending, running, succeeded, failed, timed out
+	Message    string    `json:"message,omitempty"`
+	Started    time.Time `json:"started,omitempty"`
+	Finished   time.Time `json:"finished,omitempty"`
+}
+
+// VerifiedRequest is the input of VerifiedUpdate: a stage verified a release.
+type VerifiedRequest struct {
+	Stage string    `json:"stage"`
+	Actor string    `json:"actor"`
+	At    time.Time `json:"at"`
+	// By is the workflow that verified it (a promotion or a `verify`).
+	By string `json:"by"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
 }
 
 // StageDeployment is the payload of StageParkedSignal: the state of a
@@ -1094,3 +1165,139 @@ type ListRunsInput = activities.ListRunsInput
 
 // ListRunsOutput holds the runs, newest first.
 type ListRunsOutput = activities.ListRunsOutput
+
+// ---- Stages: verified releases, rollbacks and holds ---------------------------
+
+// StageWorkflow is the entity of one promotion stage of a project (ID
+// StageID): the releases the stage verified, in order, the one it runs now,
+// and its hold after a rollback.
+const StageWorkflow = "Stage"
+
+// Messages of the Stage entity.
+const (
+	// StageRecordUpdate records, on a Stage entity, that the stage verified a
+	// release or was rolled back (input StageRecord; only Shipline's workflows send it).
+	StageRecordUpdate = "stage-record"
+	// ReleaseHoldUpdate clears a stage's hold (input ReleaseHoldRequest; signed;
+	// members of the owner team of the stage's fabrics).
+	ReleaseHoldUpdate = "release-hold"
+)
+
+// Actions of stages in signed requests and the audit.
+const (
+	ActionVerify    = "verify"
+	ActionRollback  = "rollback"
+	ActionClearHold = "release-hold"
+)
+
+// Kinds of StageRecord.
+const (
+	StageRecordVerified   = "verified"
+	StageRecordRolledBack = "rolled-back"
+)
+
+// StageID is the workflow ID of a stage's entity: stage/<project>/<stage>.
+func StageID(project, stage string) string { return "stage/" + project + "/" + stage }
+
+// VerifyID is the workflow ID of an on-demand verification: verify/<project>/<stage>/<version>/<request>.
+func VerifyID(project, stage, version, request string) string {
+	return VerifyIDPrefix(project) + stage + "/" + version + "/" + request
+}
+
+// VerifyIDPrefix starts the IDs of a project's on-demand verifications.
+func VerifyIDPrefix(project string) string { return "verify/" + project + "/" }
+
+// RollbackID is the workflow ID of a rollback: rollback/<project>/<stage>/<request>.
+func RollbackID(project, stage, request string) string {
+	return "rollback/" + project + "/" + stage + "/" + request
+}
+
+// StageInput starts (or continues) a Stage entity: {"project":"demo","stage":"qa"}.
+type StageInput struct {
+	Project string `json:"project"`
+	Stage   string `json:"stage"`
+	// Carried is set only by continue-as-new.
+	Carried       *StageLedger    `json:"carried,omitempty"`
+	CarriedPolicy *signing.Policy `json:"carried_policy,omitempty"`
+}
+
+// StageLedger is a Stage entity's state, answered by StateQuery.
+type StageLedger struct {
+	Progress
+	Project string `json:"project"`
+	Stage   string `json:"stage"`
+	// Current is the release the stage runs now (verified there or rolled back to).
+	Current *StageRelease `json:"current,omitempty"`
+	// Verified lists the releases the stage verified, oldest first (a release
+	// verified again, or rolled back to, moves to the end; one rolled back
+	// from leaves the list).
+	Verified []StageRelease `json:"verified,omitempty"`
+	// Hold is set after a rollback, until the owner team clears it.
+	Hold *StageHold `json:"hold,omitempty"`
+	// Requests are the IDs of signed requests accepted; Nonces of internal messages.
+	Requests []string `json:"requests,omitempty"`
+	Nonces   []string `json:"nonces,omitempty"`
+}
+
+// StageRelease is one release a stage verified (or was rolled back to).
+type StageRelease struct {
+	Version string    `json:"version"`
+	At      time.Time `json:"at"`
+	By      string    `json:"by"`
+	// Via is the workflow that verified it or rolled back to it.
+	Via string `json:"via,omitempty"`
+}
+
+// StageHold says why a stage holds: promotions of other releases into it
+// wait until the owner team clears it.
+type StageHold struct {
+	Since time.Time `json:"since"`
+	// Version the stage was rolled back to, from From.
+	Version string `json:"version"`
+	From    string `json:"from,omitempty"`
+	By      string `json:"by"`
+	Reason  string `json:"reason,omitempty"`
+	// Emergency: the rollback skipped the approval gate; Automatic: a failed
+	// verification rolled back (By is then "shipline").
+	Emergency  bool   `json:"emergency,omitempty"`
+	Automatic  bool   `json:"automatic,omitempty"`
+	RollbackID string `json:"rollback_id,omitempty"`
+}
+
+// StageRecord is the input of StageRecordUpdate.
+type StageRecord struct {
+	Kind    string    `json:"kind"` // StageRecordVerified or StageRecordRolledBack
+	Version string    `json:"version"`
+	Actor   string    `json:"actor"`
+	At      time.Time `json:"at"`
+	Via     string    `json:"via"`
+	// Hold is the hold a rollback puts on the stage.
+	Hold *StageHold `json:"hold,omitempty"`
+	// Sealed authenticates the message as sent by a Shipline workflow (internal_msg.go).
+	Sealed
+}
+
+// ReleaseHoldRequest is the input of ReleaseHoldUpdate.
+type ReleaseHoldRequest struct {
+	Actor string `json:"actor"`
+	// Clear lifts the hold.
+	Clear bool          `json:"clear"`
+	Auth  *signing.Auth `json:"auth,omitempty"`
+}
+
+// RollbackRequest turns a Promote into a rollback of one stage to a release
+// it verified before (PromoteInput.Rollback).
+type RollbackRequest struct {
+	Stage  string `json:"stage"`
+	Reason string `json:"reason,omitempty"`
+	// Emergency skips the stage's approval gate: members of the owner team of
+	// the stage's fabrics only; recorded as such.
+	Emergency bool `json:"emergency,omitempty"`
+	// Automatic is set by a promotion whose verification failed on a stage
+	// with on_failure: rollback; only a Promote may start one (as its child).
+	Automatic bool `json:"automatic,omitempty"`
+	// DeployAs is who deploys an automatic rollback (the failed stage's deployer).
+	DeployAs string `json:"deploy_as,omitempty"`
+	// From is the version the stage ran before the rollback (set by the workflow).
+	From string `json:"from,omitempty"`
+}

@@ -27,7 +27,7 @@ func Outcome(errType string) Status {
 func Ended(s Status) bool {
 	switch s {
 	case StatusSucceeded, StatusRefused, StatusFailed, StatusCancelled, StatusSuperseded,
-		StatusPromoted, StatusRejected, StatusExpired, StatusDeleted:
+		StatusPromoted, StatusRolledBack, StatusRejected, StatusExpired, StatusDeleted:
 		return true
 	}
 	return false

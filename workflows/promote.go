@@ -27,12 +27,19 @@ import (
 //     when it is off, double votes and votes on a stage that is not waiting).
 //     One reject ends the promotion; the timeout expires it (a new `promote`
 //     reopens the gate);
-//  2. soak: wait until `soak` after the previous stage was deployed;
+//  2. soak: wait until `soak` after the previous stage was verified;
 //  3. link: past the first stage, the Release entity marks the release linked
 //     (refused if it was deleted), so it can no longer be deleted;
 //  4. deploy the same artifacts (checksums pinned) to the stage's fabrics, on
 //     behalf of an approver in the fabrics' owner team (the requester for a
-//     stage without approval).
+//     stage without approval);
+//  5. verify: run the stage's verify jobs on its fabrics (child Run
+//     workflows, all at once); the stage counts as reached, and the next gate
+//     opens, only when all succeed. A failure or timeout ends the promotion.
+//     A stage without verify counts its deployment as verified.
+//
+// Past the target stage (--to, else the last), stages with auto: true follow
+// on their own once the stage before them is verified.
 //
 // The `pending` query says why it waits. It continues as new when Temporal
 // suggests it while waiting at a gate, carrying its state.
@@ -125,10 +132,21 @@ func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
 			return p.state, err
 		}
 	}
+	if p.rollingBack() {
+		return p.rollback(ctx)
+	}
+	if p.reverifying() {
+		return p.reverify(ctx)
+	}
+	steps := []func(workflow.Context, int) error{p.gate, p.soak, p.deploy}
 	target := p.targetIndex()
+	if p.verifyOn(ctx) {
+		steps = []func(workflow.Context, int) error{p.gate, p.soak, p.awaitHold, p.deploy, p.verify}
+		target = p.autoTarget(target)
+	}
 	for i := p.firstOpen(); i <= target; i++ {
 		p.current = i
-		for _, step := range []func(workflow.Context, int) error{p.gate, p.soak, p.deploy} {
+		for _, step := range steps {
 			if err := step(ctx, i); err != nil {
 				return p.state, err
 			}
@@ -147,19 +165,34 @@ func (p *promotion) begin(ctx workflow.Context) error {
 		return p.end(ctx, StatusRefused, apperr.InvalidInput, err.Error())
 	}
 	p.publish(ctx)
-	if err := p.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionPromote, p.in.Actor, SignedArgs(p.in), p.in.Auth); err != nil {
-		return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
+	action := ActionPromote
+	switch {
+	case p.rollingBack():
+		action = ActionRollback
+	case p.reverifying():
+		action = ActionVerify
 	}
-	if err := p.guard.claim(ctx, p.in.Project, workflow.GetInfo(ctx).WorkflowExecution.ID, ActionPromote, p.in.Actor, p.in.Auth); err != nil {
-		if errors.Is(err, signing.ErrReplayed) {
+	// An automatic rollback is Shipline's own: its parent promotion is checked in beginRollback.
+	if !p.rollingBack() || !p.in.Rollback.Automatic {
+		if err := p.guard.check(ctx, workflow.GetInfo(ctx).WorkflowExecution.ID, action, p.in.Actor, SignedArgs(p.in), p.in.Auth); err != nil {
 			return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
 		}
-		return err
+		if err := p.guard.claim(ctx, p.in.Project, workflow.GetInfo(ctx).WorkflowExecution.ID, action, p.in.Actor, p.in.Auth); err != nil {
+			if errors.Is(err, signing.ErrReplayed) {
+				return p.end(ctx, StatusRefused, apperr.SignatureRefused, err.Error())
+			}
+			return err
+		}
 	}
 	p.guard.remember(p.in.Auth)
 	p.state.Requests = p.guard.Seen
 	if err := workflow.ExecuteActivity(shortActivity(ctx), configActs.Promotion, activities.ProjectInput{Project: p.in.Project}).Get(ctx, &p.settings); err != nil {
 		return p.end(ctx, StatusRefused, errorType(err), userMessage(err))
+	}
+	if p.rollingBack() {
+		if err := p.beginRollback(ctx); err != nil {
+			return err
+		}
 	}
 	rel, err := p.release(ctx)
 	if err != nil {
@@ -190,6 +223,10 @@ func (p *promotion) checkInput() error {
 		return errors.New(`the input has no "project"; start a Promote with {"project":"demo","version":"v1.2.0","actor":"alice"}`)
 	case p.in.Actor == "":
 		return errors.New(`the input has no "actor": name the user who requests the promotion`)
+	case p.rollingBack() && p.in.Rollback.Stage == "":
+		return errors.New(`the rollback names no stage: start a Rollback with {"project":"demo","actor":"alice","rollback":{"stage":"qa"}}`)
+	case p.rollingBack() && p.in.Version == "":
+		return nil // the stage's previous verified release
 	}
 	return versionCheck(p.in.Version)
 }
@@ -268,13 +305,18 @@ func (p *promotion) gate(ctx workflow.Context, i int) error {
 	return nil
 }
 
-// soak holds the stage until its soak time after the previous stage's deployment.
+// soak holds the stage until its soak time after the previous stage was
+// verified (deployed, for promotions that began before verification).
 func (p *promotion) soak(ctx workflow.Context, i int) error {
 	s := &p.state.Stages[i]
 	if s.Soak <= 0 || i == 0 || p.state.Stages[i-1].DeployedAt.IsZero() {
 		return nil
 	}
-	s.SoakUntil = p.state.Stages[i-1].DeployedAt.Add(s.Soak)
+	from := p.state.Stages[i-1].DeployedAt
+	if at := p.state.Stages[i-1].VerifiedAt; !at.IsZero() { // soak counts from verification
+		from = at
+	}
+	s.SoakUntil = from.Add(s.Soak)
 	if left := s.SoakUntil.Sub(workflow.Now(ctx)); left > 0 {
 		s.Status, p.state.Status = StageSoaking, StatusWaiting
 		p.publish(ctx)
@@ -303,14 +345,18 @@ func (p *promotion) deploy(ctx workflow.Context, i int) error {
 		}
 	}
 	s.Status, p.state.Status, s.DeployedBy = StageDeploying, StatusRunning, deployer
-	s.DeploymentID = DeployID(p.in.Project, p.in.Version, "promote-"+s.Name+"-"+workflow.GetInfo(ctx).WorkflowExecution.RunID[:8])
+	trigger := "promote"
+	if p.rollingBack() {
+		trigger = "rollback"
+	}
+	s.DeploymentID = DeployID(p.in.Project, p.in.Version, trigger+"-"+s.Name+"-"+workflow.GetInfo(ctx).WorkflowExecution.RunID[:8])
 	p.publish(ctx)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: s.DeploymentID, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		StaticSummary: fmt.Sprintf("Deploy %s of %s to stage %s by %s (promotion)", p.in.Version, p.in.Project, s.Name, deployer),
 	})
 	var out DeployState
-	in := DeployInput{Project: p.in.Project, Version: p.in.Version, Actor: deployer, Trigger: "promote", Stage: s.Name, Fabrics: s.Fabrics, Expect: p.state.Artifacts}
+	in := DeployInput{Project: p.in.Project, Version: p.in.Version, Actor: deployer, Trigger: trigger, Stage: s.Name, Fabrics: s.Fabrics, Expect: p.state.Artifacts}
 	child := workflow.ExecuteChildWorkflow(cctx, DeployWorkflow, in)
 	p.followDeployment(ctx, s, child)
 	if err := child.Get(ctx, &out); err != nil {
@@ -370,6 +416,9 @@ func (p *promotion) followDeployment(ctx workflow.Context, s *StageState, child 
 func (p *promotion) deployer(i int) (string, error) {
 	s, st := p.state.Stages[i], p.settings.Stages[i]
 	candidates := []string{p.in.Actor}
+	if rb := p.in.Rollback; rb != nil && rb.Automatic {
+		candidates = []string{rb.DeployAs}
+	}
 	if s.Team != "" {
 		candidates = nil
 		for _, v := range s.Approvals {
@@ -459,6 +508,10 @@ func (p *promotion) pending(now time.Time) string {
 		return fmt.Sprintf("%s: soak ends %s", s.Name, fmtClock(s.SoakUntil, now))
 	case StageDeploying:
 		return fmt.Sprintf("%s: deploying as %s (%s)", s.Name, s.DeployedBy, s.DeploymentID)
+	case StageVerifying:
+		return verifyingPending(s, now)
+	case StageHeld:
+		return s.Detail
 	case StageParked:
 		reason := ""
 		if s.Parked != nil {
@@ -503,6 +556,12 @@ func (p *promotion) continueAsNew(ctx workflow.Context) error {
 	carried, settings := p.state, p.settings
 	next := p.in
 	next.Carried, next.CarriedSettings, next.CarriedPolicy = &carried, &settings, p.guard.carry()
+	if p.rollingBack() {
+		return workflow.NewContinueAsNewError(ctx, Rollback, next)
+	}
+	if p.reverifying() {
+		return workflow.NewContinueAsNewError(ctx, Verify, next)
+	}
 	return workflow.NewContinueAsNewError(ctx, Promote, next)
 }
 
@@ -533,11 +592,23 @@ func (p *promotion) targetIndex() int {
 // firstOpen is the first stage not deployed yet.
 func (p *promotion) firstOpen() int {
 	for i, s := range p.state.Stages {
-		if s.Status != StageReached && s.Status != StageDeployed {
+		if s.Status != StageReached && s.Status != StageDeployed && s.Status != StageVerified {
 			return i
 		}
 	}
 	return len(p.state.Stages)
+}
+
+// autoTarget extends the target through the stages after it that continue on
+// their own (auto: true) once the stage before them is verified.
+func (p *promotion) autoTarget(target int) int {
+	for target+1 < len(p.settings.Stages) && p.settings.Stages[target+1].Auto && p.settings.Stages[target+1].Team == "" {
+		target++
+	}
+	if target < len(p.state.Stages) {
+		p.state.Target = p.state.Stages[target].Name
+	}
+	return target
 }
 
 func (p *promotion) stageNames() []string {

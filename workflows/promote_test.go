@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -39,8 +40,12 @@ type promoteEnv struct {
 	t       *testing.T
 	deploys []DeployInput
 	links   []LinkRequest
-	policy  signing.Policy
-	audit   *projectAudit
+	// verified are the stages the promotion recorded as verified on the release.
+	verified []VerifiedRequest
+	// run plays the Run workflow a verification starts.
+	run    func(workflow.Context, verifyRunInput) (verifyRunOutcome, error)
+	policy signing.Policy
+	audit  *projectAudit
 }
 
 func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel ReleaseState) *promoteEnv {
@@ -49,18 +54,42 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: PromoteID("demo", "v1.2.0")})
 	e.RegisterWorkflowWithOptions(Promote, workflow.RegisterOptions{Name: PromoteWorkflow})
 	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
+	e.RegisterWorkflowWithOptions(Rollback, workflow.RegisterOptions{Name: RollbackWorkflow})
+	e.RegisterWorkflowWithOptions(Verify, workflow.RegisterOptions{Name: VerifyWorkflow})
+	// A stage's verification runs its jobs as child Run workflows; tests that
+	// verify set e.run (verify_test.go).
+	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in verifyRunInput) (verifyRunOutcome, error) {
+		if e.run == nil {
+			t.Errorf("unexpected verification run of %s on %s", in.Job, in.Fabric)
+			return verifyRunOutcome{}, errors.New("no runs in this test")
+		}
+		return e.run(ctx, in)
+	}, workflow.RegisterOptions{Name: verifyRunWorkflow})
 	e.RegisterActivity(&activities.Config{})
 	e.RegisterActivity(&activities.Messages{})
 	e.audit = installProjectAudit(e.TestWorkflowEnvironment)
 	e.OnActivity(configActs.Promotion, mock.Anything, mock.Anything).Return(settings, nil)
 	e.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.policy, nil })
+	// Stage entities: what promotions recorded, holds included.
+	e.OnActivity(messageActs.Query, mock.Anything, mock.MatchedBy(func(in activities.QueryInput) bool { return strings.HasPrefix(in.WorkflowID, "stage/") })).
+		Return(func(_ context.Context, in activities.QueryInput) (activities.QueryOutput, error) {
+			raw, err := json.Marshal(e.audit.stage(in.WorkflowID).state)
+			return activities.QueryOutput{Result: raw}, err
+		}).Maybe()
 	relJSON, _ := json.Marshal(rel)
 	e.OnActivity(messageActs.Query, mock.Anything, activities.QueryInput{WorkflowID: ReleaseID("demo", "v1.2.0"), Query: StateQuery}).
 		Return(activities.QueryOutput{Result: relJSON}, nil)
 	e.OnActivity(messageActs.Update, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.UpdateInput) (activities.UpdateOutput, error) {
-		var l LinkRequest
-		_ = json.Unmarshal(in.Arg, &l)
-		e.links = append(e.links, l)
+		switch in.Update {
+		case LinkUpdate:
+			var l LinkRequest
+			_ = json.Unmarshal(in.Arg, &l)
+			e.links = append(e.links, l)
+		case VerifiedUpdate:
+			var v VerifiedRequest
+			_ = json.Unmarshal(in.Arg, &v)
+			e.verified = append(e.verified, v)
+		}
 		return activities.UpdateOutput{}, nil
 	})
 	e.OnWorkflow(DeployWorkflow, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in DeployInput) (DeployState, error) {

@@ -357,7 +357,7 @@ func TestPromoteSaysParkedWhileStageDeploymentParks(t *testing.T) {
 	if err := l.GetWorkflowResult(&end); err != nil || refused != "" {
 		t.Fatalf("promotion: %v (resume refused: %q)", err, refused)
 	}
-	if end.Status != StatusPromoted || end.Stages[0].Status != StageDeployed || end.Stages[0].Parked != nil {
+	if end.Status != StatusPromoted || end.Stages[0].Status != StageVerified || end.Stages[0].Parked != nil {
 		t.Fatalf("promotion after resume: %s, stage %s", end.Status, end.Stages[0].Status)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -17,7 +18,8 @@ var messageActs *activities.Messages
 
 // keepRecord keeps the entity open as the release's record: it learns where the
 // release was deployed (DeployedSignal), marks it linked before a promotion
-// deploys it past the first stage (LinkUpdate), and deletes it on request
+// deploys it past the first stage (LinkUpdate), notes the stages that verified
+// it (VerifiedUpdate), and deletes it on request
 // (DeleteUpdate) unless it is linked. Link and delete are decided here, one at
 // a time, so they cannot race. It continues as new when Temporal suggests it.
 func (r *release) keepRecord(ctx workflow.Context) error {
@@ -86,6 +88,18 @@ func (r *release) registerRecordHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
+	err = workflow.SetUpdateHandler(ctx, VerifiedUpdate, func(ctx workflow.Context, req VerifiedRequest) (ReleaseState, error) {
+		// Only Shipline's workflows record a verification: the update's outcome records a forged one.
+		if err := refuseInternal(ctx, r.in.Project, VerifiedUpdate, req.Actor, &req, &r.state.Nonces); err != nil {
+			return r.state, err
+		}
+		r.recordVerified(req)
+		r.publishQuiet(ctx)
+		return r.state, nil
+	})
+	if err != nil {
+		return err
+	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, DeleteUpdate, func(ctx workflow.Context, req DeleteRequest) (DeleteResult, error) {
 		// A refusal is the update's recorded outcome, and is audited.
 		if refusalsInHandlers(ctx) {
@@ -134,6 +148,19 @@ func (r *release) recordDeployed(d Deployed) {
 	}
 	if d.Stage != "" && !slices.Contains(r.state.Stages, d.Stage) {
 		r.state.Stages = append(r.state.Stages, d.Stage)
+	}
+}
+
+// recordVerified notes that a stage verified this release (the latest time wins).
+func (r *release) recordVerified(req VerifiedRequest) {
+	if req.Stage == "" {
+		return
+	}
+	if r.state.Verified == nil {
+		r.state.Verified = map[string]time.Time{}
+	}
+	if req.At.After(r.state.Verified[req.Stage]) {
+		r.state.Verified[req.Stage] = req.At
 	}
 }
 

@@ -185,3 +185,30 @@ func list(names []string) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// EmergencyRollback checks that actor may roll a stage back without its
+// approval gate: a member of the owner team of every fabric of the stage.
+func EmergencyRollback(stage string, owners []Owner, actor string) error {
+	return stageOwner("roll back, as an emergency,", stage, owners, actor,
+		"an emergency rollback skips the approval gate, so only the owner team of the stage's fabrics may ask for one; without --emergency the stage's approvals decide")
+}
+
+// ClearHold checks that actor may clear the hold a rollback put on a stage:
+// a member of the owner team of every fabric of the stage.
+func ClearHold(stage string, owners []Owner, actor string) error {
+	return stageOwner("clear the hold of", stage, owners, actor, "only the owner team of the stage's fabrics clears its hold")
+}
+
+func stageOwner(action, stage string, owners []Owner, actor, why string) error {
+	target := "stage " + stage
+	if actor == "" {
+		return &Denied{Action: action, Target: target, Reason: noActor}
+	}
+	for _, o := range owners {
+		if !slices.Contains(o.Members, actor) {
+			return &Denied{Actor: actor, Action: action, Target: target,
+				Reason: fmt.Sprintf("fabric %s is owned by team %s (%s); %s", o.Fabric, o.Team, list(o.Members), why)}
+		}
+	}
+	return nil
+}

@@ -168,3 +168,20 @@ func TestRunNeedsTheRightToDeploy(t *testing.T) {
 		t.Fatal("an anonymous run was allowed")
 	}
 }
+
+func TestStageOwnerRules(t *testing.T) {
+	owners := []Owner{{Fabric: "qa", Team: "developers", Members: []string{"alice", "bob"}}, {Fabric: "qa-af", Team: "data", Members: []string{"alice"}}}
+	for _, rule := range []func(string, []Owner, string) error{EmergencyRollback, ClearHold} {
+		if err := rule("qa", owners, "alice"); err != nil {
+			t.Errorf("alice owns every fabric of qa: %v", err)
+		}
+		err := rule("qa", owners, "bob")
+		var d *Denied
+		if !errors.As(err, &d) || !strings.Contains(err.Error(), "fabric qa-af is owned by team data (alice)") {
+			t.Errorf("bob is not in data: %v", err)
+		}
+		if err := rule("qa", owners, ""); err == nil {
+			t.Error("an anonymous actor passed")
+		}
+	}
+}

@@ -100,6 +100,9 @@ const (
 	// RunFailed: a run of a job ended without success on its fabric (a task
 	// failed, it timed out or was cancelled there).
 	RunFailed = "RunFailed"
+	// VerificationFailed: a run of a stage's verify jobs failed or timed out;
+	// the stage is not verified and the promotion stops there.
+	VerificationFailed = "VerificationFailed"
 
 	// Cancelled: a user cancelled the work.
 	Cancelled = "Cancelled"
@@ -150,14 +153,15 @@ var classes = map[string]Class{
 	NotDeployed:           Refused,
 	RunsUnsupported:       Refused,
 
-	UnknownRef:        Fails,
-	TagConflict:       Fails,
-	TestsFailed:       Fails,
-	BuildFailed:       Fails,
-	ArtifactNotFound:  Fails,
-	ArtifactAmbiguous: Fails,
-	InvalidDefinition: Fails,
-	RunFailed:         Fails,
+	UnknownRef:         Fails,
+	TagConflict:        Fails,
+	TestsFailed:        Fails,
+	BuildFailed:        Fails,
+	ArtifactNotFound:   Fails,
+	ArtifactAmbiguous:  Fails,
+	InvalidDefinition:  Fails,
+	RunFailed:          Fails,
+	VerificationFailed: Fails,
 
 	GitAuthFailed:     Parks,
 	BuildToolMissing:  Parks,

@@ -102,6 +102,7 @@ func TestClassOfEachType(t *testing.T) {
 		{NotDeployed, "NotDeployed", Refused},
 		{RunsUnsupported, "RunsUnsupported", Refused},
 		{RunFailed, "RunFailed", Fails},
+		{VerificationFailed, "VerificationFailed", Fails},
 		{GitAuthFailed, "GitAuthFailed", Parks},
 		{BuildToolMissing, "BuildToolMissing", Parks},
 		{PythonUnavailable, "PythonUnavailable", Parks},

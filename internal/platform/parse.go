@@ -52,7 +52,8 @@ var (
 		KindLocal:      {"root"},
 	}
 	promotionKeys = []string{"stages"}
-	stageKeys     = []string{"name", "fabrics", "approval", "soak"}
+	stageKeys     = []string{"name", "fabrics", "approval", "soak", "verify", "auto", "on_failure"}
+	verifyKeys    = []string{"jobs", "params", "timeout"}
 	approvalKeys  = []string{"team", "required", "self_approval", "timeout"}
 )
 

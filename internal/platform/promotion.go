@@ -50,6 +50,7 @@ func (p *parser) promotion(k, v *yaml.Node) {
 func (p *parser) stage(i int, n *yaml.Node, stageOf map[string]string) (Stage, bool) {
 	field := fmt.Sprintf("promotion.stages[%d]", i)
 	var s Stage
+	var autoNode, onFailureNode *yaml.Node
 	seen := map[string]bool{}
 	if !p.Map(n, field, stageKeys, func(key string, kk, vv *yaml.Node) {
 		seen[key] = true
@@ -86,10 +87,36 @@ func (p *parser) stage(i int, n *yaml.Node, stageOf map[string]string) (Stage, b
 			s.Approval = p.approval(kk, vv, field+".approval")
 		case "soak":
 			s.Soak, _ = p.duration(vv, field+".soak", true)
+		case "verify":
+			s.Verify = p.verify(kk, vv, field+".verify")
+		case "auto":
+			s.Auto, _ = p.Bool(vv, field+".auto")
+			autoNode = vv
+		case "on_failure":
+			if v, ok := p.String(vv, field+".on_failure"); ok {
+				if v != OnFailureStop && v != OnFailureRollback {
+					p.Errorf(vv, "write on_failure: rollback (redeploy the previous verified release) or on_failure: stop (the default)",
+						"%s.on_failure %q is not stop or rollback", field, v)
+				}
+				s.OnFailure, onFailureNode = v, vv
+			}
 		}
 	}) {
 		return s, false
 	}
+	if s.Auto && s.Approval != nil {
+		p.Errorf(autoNode, "remove auto: true, or remove approval: (a stage with a gate waits for its approvals)",
+			"%s has both auto: true and an approval", field)
+	}
+	if s.Auto && i == 0 {
+		p.Errorf(autoNode, "remove auto: true from the first stage (a release reaches it by deploy or promote)",
+			"%s is the first stage: auto: true continues from a previous stage", field)
+	}
+	if s.OnFailure == OnFailureRollback && s.Verify == nil {
+		p.Errorf(onFailureNode, "add verify: {jobs: [<job>]} to the stage, or remove on_failure",
+			"%s has on_failure: rollback but no verify: only a failed verification rolls back", field)
+	}
+
 	if !seen["name"] {
 		p.Errorf(n, "add name: <stage>, e.g. name: qa", "%s has no name", field)
 	}
@@ -97,6 +124,50 @@ func (p *parser) stage(i int, n *yaml.Node, stageOf map[string]string) (Stage, b
 		p.Errorf(n, "add fabrics: [<fabric>, ...]", "%s has no fabrics", field)
 	}
 	return s, true
+}
+
+// verify decodes a stage's verification: {jobs: [..], params: {..}, timeout: 2h}.
+// The jobs are checked against a project's manifest where it is known (the
+// verification's runs refuse a job the project did not deploy there).
+func (p *parser) verify(k, v *yaml.Node, field string) *Verify {
+	if yamlnode.IsNull(v) {
+		p.Errorf(k, "give verify: {jobs: [<job>]}, or remove verify: to count a deployment as verified", "%s is empty", field)
+		return nil
+	}
+	out := &Verify{Timeout: DefaultVerifyTimeout}
+	hasJobs := false
+	p.Map(v, field, verifyKeys, func(key string, kk, vv *yaml.Node) {
+		switch key {
+		case "jobs":
+			hasJobs = true
+			list, nodes, _ := p.StringList(vv, field+".jobs")
+			seen := map[string]bool{}
+			for j, job := range list {
+				switch {
+				case !NameRE.MatchString(job):
+					p.Errorf(nodes[j], "name a job of the project's shipline.yaml", "%s.jobs: %q is not a job name", field, job)
+				case seen[job]:
+					p.Errorf(nodes[j], "list each job once", "%s.jobs: %q is listed twice", field, job)
+				default:
+					seen[job] = true
+					out.Jobs = append(out.Jobs, job)
+				}
+			}
+			if len(list) == 0 && vv.Kind == yaml.SequenceNode {
+				p.Errorf(vv, "list the jobs to run, e.g. jobs: [nightly]", "%s.jobs is empty", field)
+			}
+		case "params":
+			out.Params, _ = p.Vars(vv, field+".params", varRE, varRule)
+		case "timeout":
+			if d, ok := p.duration(vv, field+".timeout", false); ok {
+				out.Timeout = d
+			}
+		}
+	})
+	if !hasJobs {
+		p.Errorf(k, "add jobs: [<job>] (jobs of the project that must run successfully)", "%s has no jobs", field)
+	}
+	return out
 }
 
 // approval decodes a stage's gate.

@@ -206,8 +206,36 @@ type Stage struct {
 	Name     string    `json:"name"`
 	Fabrics  []string  `json:"fabrics"`
 	Approval *Approval `json:"approval,omitempty"`
-	// Soak holds the stage until this long after the previous stage was deployed.
+	// Soak holds the stage until this long after the previous stage was
+	// verified (deployed, for a stage without verify).
 	Soak time.Duration `json:"soak,omitempty"`
+	// Verify names the jobs whose runs on the stage's fabrics must succeed
+	// before the stage counts as reached; nil: a deployment is verified.
+	Verify *Verify `json:"verify,omitempty"`
+	// Auto continues a promotion into this stage (no approval allowed) once
+	// the previous stage is verified, without a new promote.
+	Auto bool `json:"auto,omitempty"`
+	// OnFailure is what a failed verification does: OnFailureStop (also when
+	// empty) or OnFailureRollback.
+	OnFailure string `json:"on_failure,omitempty"`
+}
+
+// What a failed verification of a stage does.
+const (
+	// OnFailureStop ends the promotion; the stage keeps what was deployed.
+	OnFailureStop = "stop"
+	// OnFailureRollback redeploys the stage's previous verified release and holds the stage.
+	OnFailureRollback = "rollback"
+)
+
+// DefaultVerifyTimeout bounds a stage's verification when verify.timeout is not set.
+const DefaultVerifyTimeout = 2 * time.Hour
+
+// Verify is a stage's verification: runs of deployed jobs that must succeed.
+type Verify struct {
+	Jobs    []string          `json:"jobs"`
+	Params  map[string]string `json:"params,omitempty"`
+	Timeout time.Duration     `json:"timeout"`
 }
 
 // Approval is the gate of a stage.

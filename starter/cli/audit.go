@@ -239,7 +239,8 @@ type auditRun struct {
 // auditedTypes are the workflow types whose histories hold actions.
 var auditedTypes = map[string]bool{
 	workflows.ReleaseWorkflow: true, workflows.DeployWorkflow: true, workflows.PromoteWorkflow: true, workflows.AuditWorkflow: true,
-	workflows.RunWorkflow: true,
+	workflows.RunWorkflow:      true,
+	workflows.RollbackWorkflow: true, workflows.VerifyWorkflow: true, workflows.StageWorkflow: true,
 }
 
 // auditProject lists every run of the project's workflows (all types, all
@@ -332,10 +333,12 @@ func fetchAuditHistory(ctx context.Context, c client.Client, id, runID string) (
 
 // actionOf maps a workflow type to the action its rows are.
 var actionOf = map[string]string{
-	workflows.ReleaseWorkflow: "release",
-	workflows.DeployWorkflow:  "deploy",
-	workflows.PromoteWorkflow: "promote",
-	workflows.RunWorkflow:     workflows.ActionRun,
+	workflows.ReleaseWorkflow:  "release",
+	workflows.DeployWorkflow:   "deploy",
+	workflows.PromoteWorkflow:  "promote",
+	workflows.RunWorkflow:      workflows.ActionRun,
+	workflows.RollbackWorkflow: "rollback",
+	workflows.VerifyWorkflow:   "verify",
 }
 
 // Results of rows that are not an ending.
@@ -418,7 +421,7 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 				req = admitted[a.GetProtocolInstanceId()]
 			}
 			switch req.GetInput().GetName() {
-			case workflows.AcceptUpdate, workflows.ClaimRequestUpdate:
+			case workflows.AcceptUpdate, workflows.ClaimRequestUpdate, workflows.StageRecordUpdate:
 				// The start's own acceptance, and Shipline's claim of a request ID
 				// (a forged claim is recorded by the audit entity as an attempt):
 				// bookkeeping, not actions.
@@ -427,6 +430,9 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			uin := decodeFirstArg(req.GetInput().GetArgs())
 			r := auditRecord{Time: at, Actor: asString(uin["actor"]), Action: req.GetInput().GetName(), Project: project,
 				Stage: asString(uin["stage"]), Result: auditInProgress, WorkflowID: run.WorkflowID}
+			if r.Stage == "" && run.Type == workflows.StageWorkflow { // release-hold: the entity's stage
+				r.Stage = asString(in["stage"])
+			}
 			r.Detail = asString(uin["comment"])
 			if r.Detail == "" {
 				r.Detail = asString(uin["reason"])
@@ -517,6 +523,18 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 		case workflows.RunWorkflow:
 			r.Fabric, r.Trigger = asString(in["fabric"]), asString(in["trigger"])
 			r.Detail = joinAuditDetail("job "+asString(in["job"]), r.Detail)
+		case workflows.VerifyWorkflow:
+			r.Stage = asString(in["reverify"])
+		case workflows.RollbackWorkflow:
+			if rb, ok := in["rollback"].(map[string]any); ok {
+				r.Stage = asString(rb["stage"])
+				if rb["emergency"] == true {
+					r.Detail = joinAuditDetail("emergency", r.Detail)
+				}
+				if rb["automatic"] == true {
+					r.Detail = joinAuditDetail("automatic", r.Detail)
+				}
+			}
 		}
 	}
 	// Refused updates are shown from the Audit entity's record.

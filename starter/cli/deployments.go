@@ -127,7 +127,7 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 			fmt.Fprintln(g.stdout, busyLine(v))
 		}
 	}
-	return nil
+	return printStages(ctx, g, c, project)
 }
 
 // busyLine says who holds a fabric, what it waits for, and how many queue behind it.

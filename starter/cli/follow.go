@@ -240,7 +240,7 @@ func followPromote(ctx context.Context, g *globals, c client.Client, id string, 
 				}
 			}
 			switch s.Status {
-			case workflows.StatusPromoted:
+			case workflows.StatusPromoted, workflows.StatusRolledBack, workflows.StatusSucceeded:
 				if !g.json() {
 					fmt.Fprintln(g.stdout, s.Summary)
 				}

@@ -105,37 +105,43 @@ func stageLine(s workflows.StageState) string {
 }
 
 func voteCommand(g *globals, name, update, usage string) *ucli.Command {
-	var project, stage, comment string
+	var project, stage, comment, rollback string
 	return &ucli.Command{
-		Name: name, Usage: usage, ArgsUsage: "VERSION",
+		Name: name, Usage: usage, ArgsUsage: "VERSION (or --rollback ID)",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
 			&ucli.StringFlag{Name: "stage", Aliases: []string{"s"}, Required: true, Usage: "the stage waiting for approval", Destination: &stage},
 			&ucli.StringFlag{Name: "comment", Aliases: []string{"m"}, Usage: "why (recorded; required to reject)", Destination: &comment},
+			&ucli.StringFlag{Name: "rollback", Usage: "vote on a rollback's gate: its ID (rollback/<project>/<stage>/<request>) instead of a VERSION", Destination: &rollback},
 		},
 		Action: func(c *ucli.Context) error {
-			if c.NArg() != 1 {
-				return invalid("%s takes exactly one VERSION", name)
-			}
 			if update == workflows.RejectUpdate && strings.TrimSpace(comment) == "" {
 				return invalid("reject needs --comment: say why (it is recorded and shown to the requester), e.g. `shipline reject v1.2.0 --project demo --stage prod --comment \"failing smoke test\"`")
+			}
+			if rollback != "" {
+				if c.NArg() != 0 || !strings.HasPrefix(rollback, workflows.RollbackID(project, stage, "")) {
+					return invalid("--rollback takes the rollback's ID, rollback/%s/%s/<request>, and no VERSION", project, stage)
+				}
+				return runVote(c.Context, g, project, "", rollback, update, stage, comment)
+			}
+			if c.NArg() != 1 {
+				return invalid("%s takes exactly one VERSION", name)
 			}
 			version := c.Args().First()
 			if err := versionCheckCLI(version); err != nil {
 				return err
 			}
-			return runVote(c.Context, g, project, version, update, stage, comment)
+			return runVote(c.Context, g, project, version, workflows.PromoteID(project, version), update, stage, comment)
 		},
 	}
 }
 
-func runVote(ctx context.Context, g *globals, project, version, update, stage, comment string) error {
+func runVote(ctx context.Context, g *globals, project, version, id, update, stage, comment string) error {
 	actor, c, err := g.session()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	id := workflows.PromoteID(project, version)
 	vote := workflows.Vote{Stage: stage, Actor: actor, Comment: comment}
 	if vote.Auth, err = g.auth(id, update, actor, vote); err != nil {
 		return err

@@ -102,7 +102,10 @@ func runReleases(ctx context.Context, g *globals, o releasesOptions) error {
 		fmt.Fprintf(g.stdout, "no releases of %s yet%s\n", o.project, map[bool]string{false: " (--refresh also lists tags made outside Shipline)", true: ""}[o.refresh])
 		return nil
 	}
-	return printReleases(g, rows)
+	if err := printReleases(g, rows); err != nil {
+		return err
+	}
+	return printStages(ctx, g, c, o.project)
 }
 
 // printReleases prints the table of `shipline releases`.

@@ -1,0 +1,268 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/platform"
+)
+
+// The Run workflow a verification starts as a child, one per job and fabric:
+// its type name, input and outcome as the Run workflow defines them
+// (RunWorkflow, RunInput, RunOutcome), spelled here as the JSON both sides
+// exchange.
+const verifyRunWorkflow = "Run"
+
+// verifyRunInput is the Run workflow's input (RunInput).
+type verifyRunInput struct {
+	Project string            `json:"project"`
+	Fabric  string            `json:"fabric"`
+	Job     string            `json:"job"`
+	Actor   string            `json:"actor"`
+	Params  map[string]string `json:"params,omitempty"`
+	// Version is the version the job must run: the run is refused when
+	// another one is deployed on the fabric.
+	Version string `json:"version,omitempty"`
+	Trigger string `json:"trigger,omitempty"`
+}
+
+// verifyRunOutcome is the part of the Run workflow's outcome (RunOutcome,
+// also the details of its failure) a verification reads.
+type verifyRunOutcome struct {
+	Status  Status `json:"status"`
+	RunID   string `json:"run_id,omitempty"`
+	URL     string `json:"url,omitempty"`
+	State   string `json:"state,omitempty"`
+	Result  string `json:"result,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// verifyPoll is how often a verification reads its runs' state (run ID, URL)
+// for `status` and `pending` while they run.
+const verifyPoll = 30 * time.Second
+
+// States of a verification's run (VerifyRun.State).
+const (
+	verifyStarting  = "starting"
+	verifyRunning   = "running"
+	verifySucceeded = "succeeded"
+	verifyFailed    = "failed"
+	verifyTimedOut  = "timed out"
+)
+
+// verifyOn reports whether this promotion verifies stages (runs that began
+// before verification existed deploy and move on, as they did).
+func (p *promotion) verifyOn(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeStageVerify, workflow.DefaultVersion, 1) >= 1
+}
+
+// verify runs the stage's verify jobs on each of its fabrics, all at once, as
+// child Run workflows, and waits until they all succeed, one fails, or the
+// verification's timeout passes (the runs still going are then cancelled).
+// It reads the stage's settings and sets the stage verified, recording it on
+// the release; a failure ends the promotion with the failing run's message and
+// URL. A stage without verify counts its deployment as verified.
+func (p *promotion) verify(ctx workflow.Context, i int) error {
+	s, st := &p.state.Stages[i], p.settings.Stages[i]
+	if st.Verify == nil || len(st.Verify.Jobs) == 0 {
+		s.Status, s.VerifiedAt = StageVerified, s.DeployedAt
+		return p.recordVerified(ctx, i)
+	}
+	s.Verify = &StageVerify{Jobs: slices.Clone(st.Verify.Jobs), Params: maps.Clone(st.Verify.Params), Timeout: st.Verify.Timeout}
+	s.Status, p.state.Status, s.Runs = StageVerifying, StatusRunning, nil
+	request := "verify-" + s.Name + "-" + workflow.GetInfo(ctx).WorkflowExecution.RunID[:8]
+	now := workflow.Now(ctx)
+	for _, job := range s.Verify.Jobs {
+		for _, f := range s.Fabrics {
+			s.Runs = append(s.Runs, VerifyRun{Job: job, Fabric: f, WorkflowID: verifyRunID(p.in.Project, f, job, request), State: verifyStarting, Started: now})
+		}
+	}
+	p.publish(ctx)
+	failed, err := p.runVerification(ctx, s)
+	if err != nil {
+		return err
+	}
+	if failed != nil {
+		s.Status = StageFailed
+		s.Detail = fmt.Sprintf("verification failed: %s on %s %s", failed.Job, failed.Fabric, failed.State)
+		msg := fmt.Sprintf("verification of %s on %s failed: %s on %s %s: %s", p.in.Version, s.Name, failed.Job, failed.Fabric, failed.State, failed.Message)
+		if failed.URL != "" {
+			msg += " (" + failed.URL + ")"
+		}
+		if st.OnFailure == platform.OnFailureRollback && !p.reverifying() {
+			msg += p.rollBackAfter(ctx, i, msg)
+		}
+		return p.end(ctx, StatusFailed, apperr.VerificationFailed, msg)
+	}
+	s.Status, s.VerifiedAt = StageVerified, workflow.Now(ctx)
+	s.Detail = fmt.Sprintf("verified: %s succeeded on %s", strings.Join(s.Verify.Jobs, ", "), strings.Join(s.Fabrics, ", "))
+	return p.recordVerified(ctx, i)
+}
+
+// runVerification starts the stage's runs and follows them; it returns the
+// first run that failed or timed out, or nil when all succeeded.
+func (p *promotion) runVerification(ctx workflow.Context, s *StageState) (*VerifyRun, error) {
+	runCtx, cancelRuns := workflow.WithCancel(ctx)
+	defer cancelRuns()
+	sel := workflow.NewSelector(ctx)
+	left := len(s.Runs)
+	var failed *VerifyRun
+	for k := range s.Runs {
+		r := &s.Runs[k]
+		cctx := workflow.WithChildOptions(runCtx, workflow.ChildWorkflowOptions{
+			WorkflowID:    r.WorkflowID,
+			StaticSummary: fmt.Sprintf("Verify %s of %s on stage %s: run %s on %s", p.in.Version, p.in.Project, s.Name, r.Job, r.Fabric),
+		})
+		in := verifyRunInput{Project: p.in.Project, Fabric: r.Fabric, Job: r.Job, Actor: s.DeployedBy, Params: s.Verify.Params, Version: p.in.Version, Trigger: "verify"}
+		sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, verifyRunWorkflow, in), func(f workflow.Future) {
+			left--
+			var out verifyRunOutcome
+			err := f.Get(ctx, &out)
+			r.Finished = workflow.Now(ctx)
+			if err == nil {
+				r.State, r.RunID, r.URL, r.Message = verifySucceeded, out.RunID, out.URL, ""
+				return
+			}
+			r.State, r.Message = verifyFailed, userMessage(err)
+			if o, ok := runOutcomeOf(err); ok {
+				r.RunID, r.URL = o.RunID, o.URL
+				if o.Message != "" {
+					r.Message = o.Message
+				}
+			}
+			if failed == nil {
+				failed = r
+			}
+		})
+	}
+	deadline := workflow.NewTimer(runCtx, s.Verify.Timeout)
+	timedOut := false
+	sel.AddFuture(deadline, func(f workflow.Future) { timedOut = f.Get(ctx, nil) == nil })
+	var poll workflow.Future
+	for left > 0 && failed == nil && !timedOut {
+		if poll == nil {
+			poll = workflow.NewTimer(runCtx, verifyPoll)
+			sel.AddFuture(poll, func(workflow.Future) { poll = nil; p.readRuns(ctx, s) })
+		}
+		sel.Select(ctx)
+		p.publish(ctx)
+	}
+	if timedOut {
+		p.readRuns(ctx, s)
+		for k := range s.Runs {
+			if r := &s.Runs[k]; r.State != verifySucceeded && r.State != verifyFailed {
+				r.State, r.Finished = verifyTimedOut, workflow.Now(ctx)
+				r.Message = fmt.Sprintf("still %s after the stage's verify timeout of %s; it was cancelled", firstNonEmpty(r.Message, "running"), s.Verify.Timeout)
+				if failed == nil {
+					failed = r
+				}
+			}
+		}
+	}
+	return failed, ctx.Err()
+}
+
+// readRuns reads the state of each run still going (its run ID and URL on
+// the fabric) for `status` and `pending`. A run not readable yet is left as it is.
+func (p *promotion) readRuns(ctx workflow.Context, s *StageState) {
+	for k := range s.Runs {
+		r := &s.Runs[k]
+		if r.State == verifySucceeded || r.State == verifyFailed {
+			continue
+		}
+		var q activities.QueryOutput
+		in := activities.QueryInput{WorkflowID: r.WorkflowID, Query: StateQuery}
+		if workflow.ExecuteActivity(shortActivity(ctx), messageActs.Query, in).Get(ctx, &q) != nil || q.Missing {
+			continue
+		}
+		var out verifyRunOutcome
+		if json.Unmarshal(q.Result, &out) != nil {
+			continue
+		}
+		if out.RunID != "" {
+			r.RunID, r.URL, r.State = out.RunID, out.URL, verifyRunning
+		}
+	}
+}
+
+// recordVerified tells the Release entity the stage verified the release, so
+// `releases`, `deployments` and rollbacks know it.
+func (p *promotion) recordVerified(ctx workflow.Context, i int) error {
+	s := &p.state.Stages[i]
+	arg, _ := json.Marshal(VerifiedRequest{Stage: s.Name, Actor: s.DeployedBy, At: s.VerifiedAt, By: workflow.GetInfo(ctx).WorkflowExecution.ID})
+	in := activities.UpdateInput{WorkflowID: ReleaseID(p.in.Project, p.in.Version), Update: VerifiedUpdate, Arg: arg}
+	if err := workflow.ExecuteActivity(shortActivity(ctx), messageActs.Update, in).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("record verified on the release", "stage", s.Name, "error", err)
+	}
+	rec := StageRecord{Kind: StageRecordVerified, Version: p.in.Version, Actor: s.DeployedBy, At: s.VerifiedAt, Via: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	if err := sendStageRecord(ctx, p.in.Project, s.Name, rec); err != nil {
+		workflow.GetLogger(ctx).Error("record verified on the stage", "stage", s.Name, "error", err)
+	}
+	p.publish(ctx)
+	return nil
+}
+
+// verifyingPending is the `pending` sentence of a verifying stage, e.g.
+// "verifying: nightly on qa (run 123, running 4m)".
+func verifyingPending(s StageState, now time.Time) string {
+	var parts []string
+	for _, r := range s.Runs {
+		if r.State == verifySucceeded {
+			continue
+		}
+		what := fmt.Sprintf("%s on %s (", r.Job, r.Fabric)
+		if r.RunID != "" {
+			what += "run " + r.RunID + ", "
+		}
+		what += fmt.Sprintf("%s %s)", r.State, fmtAge(now.Sub(r.Started)))
+		parts = append(parts, what)
+	}
+	msg := s.Name + ": verifying: " + strings.Join(parts, "; ")
+	if s.Verify != nil && len(s.Runs) > 0 {
+		msg += "; times out " + fmtTime(s.Runs[0].Started.Add(s.Verify.Timeout))
+	}
+	return msg
+}
+
+// verifyRunID is the Run workflow's ID: run/<project>/<fabric>/<job>/<request>.
+func verifyRunID(project, fabric, job, request string) string {
+	return "run/" + project + "/" + fabric + "/" + job + "/" + request
+}
+
+// runOutcomeOf reads the outcome a failed Run carries as its error's details.
+func runOutcomeOf(err error) (verifyRunOutcome, bool) {
+	var app *temporal.ApplicationError
+	var out verifyRunOutcome
+	if !errors.As(err, &app) || !app.HasDetails() {
+		return out, false
+	}
+	return out, app.Details(&out) == nil
+}
+
+// fmtAge renders how long something has run: 40s, 4m, 1h5m.
+func fmtAge(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	}
+	return fmt.Sprintf("%dh%dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

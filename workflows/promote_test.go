@@ -43,7 +43,7 @@ type promoteEnv struct {
 	// verified are the stages the promotion recorded as verified on the release.
 	verified []VerifiedRequest
 	// run plays the Run workflow a verification starts.
-	run    func(workflow.Context, verifyRunInput) (verifyRunOutcome, error)
+	run    func(workflow.Context, RunInput) (RunOutcome, error)
 	policy signing.Policy
 	audit  *projectAudit
 }
@@ -58,13 +58,13 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.RegisterWorkflowWithOptions(Verify, workflow.RegisterOptions{Name: VerifyWorkflow})
 	// A stage's verification runs its jobs as child Run workflows; tests that
 	// verify set e.run (verify_test.go).
-	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in verifyRunInput) (verifyRunOutcome, error) {
+	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in RunInput) (RunOutcome, error) {
 		if e.run == nil {
 			t.Errorf("unexpected verification run of %s on %s", in.Job, in.Fabric)
-			return verifyRunOutcome{}, errors.New("no runs in this test")
+			return RunOutcome{}, errors.New("no runs in this test")
 		}
 		return e.run(ctx, in)
-	}, workflow.RegisterOptions{Name: verifyRunWorkflow})
+	}, workflow.RegisterOptions{Name: RunWorkflow})
 	e.RegisterActivity(&activities.Config{})
 	e.RegisterActivity(&activities.Messages{})
 	e.audit = installProjectAudit(e.TestWorkflowEnvironment)

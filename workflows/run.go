@@ -137,13 +137,14 @@ func (r *runner) checkInput() error {
 }
 
 // checkSignature verifies the request that started the run, unless the
-// project's Promote workflow started it (a stage's verification: it verified
-// its own request).
+// project's Promote or Verify workflow started it (a stage's verification:
+// that workflow verified its own request).
 func (r *runner) checkSignature(ctx workflow.Context) error {
 	if err := r.guard.load(ctx); err != nil {
 		return err
 	}
-	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil && strings.HasPrefix(parent.ID, PromoteID(r.in.Project, "")) {
+	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil &&
+		(strings.HasPrefix(parent.ID, PromoteID(r.in.Project, "")) || strings.HasPrefix(parent.ID, VerifyIDPrefix(r.in.Project))) {
 		return nil
 	}
 	id := workflow.GetInfo(ctx).WorkflowExecution.ID

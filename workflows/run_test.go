@@ -361,33 +361,36 @@ func TestUnsignedRunRefusedWhenSignaturesAreRequired(t *testing.T) {
 	}
 }
 
-// A stage's verification: the project's Promote workflow starts Run as a
-// child (its own request was verified), pinning the version; the child needs
-// no signature and its failure carries the outcome to the parent.
+// A stage's verification: the project's Promote workflow (or its Verify, a
+// verification rerun on demand) starts Run as a child (its own request was
+// verified), pinning the version; the child needs no signature and its
+// failure carries the outcome to the parent.
 func TestRunAsChildOfPromote(t *testing.T) {
-	fab := newKeyedRunner(ended(fabric.RunFailed, task("ingest", fabric.RunTerminated, fabric.RunFailed, "boom")))
-	e := newRunEnv(t, fab)
-	e.policy = signing.Policy{Require: true, Keys: map[string][]string{}}
-	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: PromoteID("demo", "v1.0.0")})
-	verify := func(ctx workflow.Context) (RunOutcome, error) {
-		in := nightly
-		in.Version, in.Trigger = "v1.0.0", "verify"
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: RunID("demo", "dev", "nightly", "verify-qa-1")})
-		var out RunOutcome
-		err := workflow.ExecuteChildWorkflow(cctx, RunWorkflow, in).Get(ctx, &out)
-		if o, ok := RunOutcomeOf(err); ok {
-			return o, nil
+	for _, parent := range []string{PromoteID("demo", "v1.0.0"), VerifyID("demo", "qa", "v1.0.0", "req-1")} {
+		fab := newKeyedRunner(ended(fabric.RunFailed, task("ingest", fabric.RunTerminated, fabric.RunFailed, "boom")))
+		e := newRunEnv(t, fab)
+		e.policy = signing.Policy{Require: true, Keys: map[string][]string{}}
+		e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: parent})
+		verify := func(ctx workflow.Context) (RunOutcome, error) {
+			in := nightly
+			in.Version, in.Trigger = "v1.0.0", "verify"
+			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: RunID("demo", "dev", "nightly", "verify-qa-1")})
+			var out RunOutcome
+			err := workflow.ExecuteChildWorkflow(cctx, RunWorkflow, in).Get(ctx, &out)
+			if o, ok := RunOutcomeOf(err); ok {
+				return o, nil
+			}
+			return out, err
 		}
-		return out, err
-	}
-	e.RegisterWorkflowWithOptions(verify, workflow.RegisterOptions{Name: "verify"})
-	e.ExecuteWorkflow("verify")
-	var out RunOutcome
-	if err := e.GetWorkflowResult(&out); err != nil {
-		t.Fatal(err)
-	}
-	if out.Status != StatusFailed || out.Message != "task ingest failed: boom" || out.Version != "v1.0.0" || fab.starts != 1 ||
-		!strings.HasPrefix(fab.requests[0].Key, RunKey(RunID("demo", "dev", "nightly", "verify-qa-1"), "")) {
-		t.Fatalf("outcome = %+v, %d starts, requests %+v", out, fab.starts, fab.requests)
+		e.RegisterWorkflowWithOptions(verify, workflow.RegisterOptions{Name: "verify"})
+		e.ExecuteWorkflow("verify")
+		var out RunOutcome
+		if err := e.GetWorkflowResult(&out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Status != StatusFailed || out.Message != "task ingest failed: boom" || out.Version != "v1.0.0" || fab.starts != 1 ||
+			!strings.HasPrefix(fab.requests[0].Key, RunKey(RunID("demo", "dev", "nightly", "verify-qa-1"), "")) {
+			t.Fatalf("parent %s: outcome = %+v, %d starts, requests %+v", parent, out, fab.starts, fab.requests)
+		}
 	}
 }

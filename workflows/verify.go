@@ -2,50 +2,19 @@ package workflows
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 )
-
-// The Run workflow a verification starts as a child, one per job and fabric:
-// its type name, input and outcome as the Run workflow defines them
-// (RunWorkflow, RunInput, RunOutcome), spelled here as the JSON both sides
-// exchange.
-const verifyRunWorkflow = "Run"
-
-// verifyRunInput is the Run workflow's input (RunInput).
-type verifyRunInput struct {
-	Project string            `json:"project"`
-	Fabric  string            `json:"fabric"`
-	Job     string            `json:"job"`
-	Actor   string            `json:"actor"`
-	Params  map[string]string `json:"params,omitempty"`
-	// Version is the version the job must run: the run is refused when
-	// another one is deployed on the fabric.
-	Version string `json:"version,omitempty"`
-	Trigger string `json:"trigger,omitempty"`
-}
-
-// verifyRunOutcome is the part of the Run workflow's outcome (RunOutcome,
-// also the details of its failure) a verification reads.
-type verifyRunOutcome struct {
-	Status  Status `json:"status"`
-	RunID   string `json:"run_id,omitempty"`
-	URL     string `json:"url,omitempty"`
-	State   string `json:"state,omitempty"`
-	Result  string `json:"result,omitempty"`
-	Message string `json:"message,omitempty"`
-}
 
 // verifyPoll is how often a verification reads its runs' state (run ID, URL)
 // for `status` and `pending` while they run.
@@ -63,7 +32,7 @@ const (
 // verifyOn reports whether this promotion verifies stages (runs that began
 // before verification existed deploy and move on, as they did).
 func (p *promotion) verifyOn(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, ChangeStageVerify, workflow.DefaultVersion, 1) >= 1
+	return changeVersion(ctx, ChangeStageVerify) >= 1
 }
 
 // verify runs the stage's verify jobs on each of its fabrics, all at once, as
@@ -84,7 +53,7 @@ func (p *promotion) verify(ctx workflow.Context, i int) error {
 	now := workflow.Now(ctx)
 	for _, job := range s.Verify.Jobs {
 		for _, f := range s.Fabrics {
-			s.Runs = append(s.Runs, VerifyRun{Job: job, Fabric: f, WorkflowID: verifyRunID(p.in.Project, f, job, request), State: verifyStarting, Started: now})
+			s.Runs = append(s.Runs, VerifyRun{Job: job, Fabric: f, WorkflowID: RunID(p.in.Project, f, job, request), State: verifyStarting, Started: now})
 		}
 	}
 	p.publish(ctx)
@@ -119,14 +88,18 @@ func (p *promotion) runVerification(ctx workflow.Context, s *StageState) (*Verif
 	var failed *VerifyRun
 	for k := range s.Runs {
 		r := &s.Runs[k]
+		// A verification run belongs to its promotion: when the promotion
+		// ends (cancelled, terminated, timed out), the run is asked to cancel,
+		// which cancels the remote run too.
 		cctx := workflow.WithChildOptions(runCtx, workflow.ChildWorkflowOptions{
-			WorkflowID:    r.WorkflowID,
-			StaticSummary: fmt.Sprintf("Verify %s of %s on stage %s: run %s on %s", p.in.Version, p.in.Project, s.Name, r.Job, r.Fabric),
+			WorkflowID:        r.WorkflowID,
+			ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+			StaticSummary:     fmt.Sprintf("Verify %s of %s on stage %s: run %s on %s", p.in.Version, p.in.Project, s.Name, r.Job, r.Fabric),
 		})
-		in := verifyRunInput{Project: p.in.Project, Fabric: r.Fabric, Job: r.Job, Actor: s.DeployedBy, Params: s.Verify.Params, Version: p.in.Version, Trigger: "verify"}
-		sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, verifyRunWorkflow, in), func(f workflow.Future) {
+		in := RunInput{Project: p.in.Project, Fabric: r.Fabric, Job: r.Job, Actor: s.DeployedBy, Params: s.Verify.Params, Version: p.in.Version, Trigger: "verify"}
+		sel.AddFuture(workflow.ExecuteChildWorkflow(cctx, RunWorkflow, in), func(f workflow.Future) {
 			left--
-			var out verifyRunOutcome
+			var out RunOutcome
 			err := f.Get(ctx, &out)
 			r.Finished = workflow.Now(ctx)
 			if err == nil {
@@ -134,7 +107,7 @@ func (p *promotion) runVerification(ctx workflow.Context, s *StageState) (*Verif
 				return
 			}
 			r.State, r.Message = verifyFailed, userMessage(err)
-			if o, ok := runOutcomeOf(err); ok {
+			if o, ok := RunOutcomeOf(err); ok {
 				r.RunID, r.URL = o.RunID, o.URL
 				if o.Message != "" {
 					r.Message = o.Message
@@ -185,7 +158,7 @@ func (p *promotion) readRuns(ctx workflow.Context, s *StageState) {
 		if workflow.ExecuteActivity(shortActivity(ctx), messageActs.Query, in).Get(ctx, &q) != nil || q.Missing {
 			continue
 		}
-		var out verifyRunOutcome
+		var out RunOutcome
 		if json.Unmarshal(q.Result, &out) != nil {
 			continue
 		}
@@ -232,21 +205,6 @@ func verifyingPending(s StageState, now time.Time) string {
 		msg += "; times out " + fmtTime(s.Runs[0].Started.Add(s.Verify.Timeout))
 	}
 	return msg
-}
-
-// verifyRunID is the Run workflow's ID: run/<project>/<fabric>/<job>/<request>.
-func verifyRunID(project, fabric, job, request string) string {
-	return "run/" + project + "/" + fabric + "/" + job + "/" + request
-}
-
-// runOutcomeOf reads the outcome a failed Run carries as its error's details.
-func runOutcomeOf(err error) (verifyRunOutcome, bool) {
-	var app *temporal.ApplicationError
-	var out verifyRunOutcome
-	if !errors.As(err, &app) || !app.HasDetails() {
-		return out, false
-	}
-	return out, app.Details(&out) == nil
 }
 
 // fmtAge renders how long something has run: 40s, 4m, 1h5m.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -32,13 +33,13 @@ func verifiedStages() activities.PromotionSettings {
 type fakeRuns struct {
 	took   map[string]time.Duration
 	fail   map[string]string
-	inputs []verifyRunInput
+	inputs []RunInput
 }
 
 func (f *fakeRuns) install(e *promoteEnv) {
-	e.run = func(ctx workflow.Context, in verifyRunInput) (verifyRunOutcome, error) {
+	e.run = func(ctx workflow.Context, in RunInput) (RunOutcome, error) {
 		f.inputs = append(f.inputs, in)
-		out := verifyRunOutcome{RunID: "run-" + in.Job, URL: "https://dbc.example/#job/1/run/" + in.Job, State: "terminated"}
+		out := RunOutcome{RunID: "run-" + in.Job, URL: "https://dbc.example/#job/1/run/" + in.Job, State: fabric.RunTerminated}
 		d := f.took[in.Job]
 		if d == 0 {
 			d = 4 * time.Minute
@@ -47,17 +48,17 @@ func (f *fakeRuns) install(e *promoteEnv) {
 			return out, err
 		}
 		if msg := f.fail[in.Job]; msg != "" {
-			out.Status, out.Result, out.Message = StatusFailed, "failed", msg
-			return out, temporal.NewNonRetryableApplicationError("run failed: "+msg, "", nil, out)
+			out.Status, out.Result, out.Message = StatusFailed, fabric.RunFailed, msg
+			return out, temporal.NewNonRetryableApplicationError("run failed: "+msg, apperr.RunFailed, nil, out)
 		}
-		out.Status, out.Result = StatusSucceeded, "success"
+		out.Status, out.Result = StatusSucceeded, fabric.RunSucceeded
 		return out, nil
 	}
 	// The promotion reads each running run's state for `pending`.
 	e.OnActivity(messageActs.Query, mock.Anything, mock.MatchedBy(func(in activities.QueryInput) bool { return strings.HasPrefix(in.WorkflowID, "run/") })).
 		Return(func(_ context.Context, in activities.QueryInput) (activities.QueryOutput, error) {
 			job := strings.Split(in.WorkflowID, "/")[3]
-			b, _ := json.Marshal(verifyRunOutcome{Status: StatusRunning, RunID: "run-" + job, State: "running"})
+			b, _ := json.Marshal(RunOutcome{Progress: Progress{Status: StatusRunning}, RunID: "run-" + job, State: fabric.RunRunning})
 			return activities.QueryOutput{Result: b}, nil
 		})
 }

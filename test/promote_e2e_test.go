@@ -22,7 +22,19 @@ type promoteFixture struct {
 	workDir string
 }
 
+// promoteStages are DESIGN.md's three stages.
+const promoteStages = `    - {name: dev,  fabrics: [dev, airflow-dev]}
+    - {name: qa,   fabrics: [qa],   approval: {team: developers, required: 1}}
+    - {name: prod, fabrics: [prod], approval: {team: prod_support, required: 2, self_approval: false, timeout: 72h}}
+`
+
 func newPromoteFixture(t *testing.T) *promoteFixture {
+	t.Helper()
+	return newPromoteFixtureWith(t, promoteStages)
+}
+
+// newPromoteFixtureWith is the fixture with other promotion stages (YAML list items).
+func newPromoteFixtureWith(t testing.TB, stages string) *promoteFixture {
 	t.Helper()
 	f := &promoteFixture{emus: map[string]*dbemu.Emulator{}}
 	for _, name := range []string{"dev", "qa", "prod"} {
@@ -48,10 +60,7 @@ fabrics:
 %s%s%s  airflow-dev: {kind: airflow, owner: developers, dags_folder: %s, artifact_fabric: dev}
 promotion:
   stages:
-    - {name: dev,  fabrics: [dev, airflow-dev]}
-    - {name: qa,   fabrics: [qa],   approval: {team: developers, required: 1}}
-    - {name: prod, fabrics: [prod], approval: {team: prod_support, required: 2, self_approval: false, timeout: 72h}}
-`, f.remote, fab("dev", "developers"), fab("qa", "developers"), fab("prod", "prod_support"), dags)
+%s`, f.remote, fab("dev", "developers"), fab("qa", "developers"), fab("prod", "prod_support"), dags, stages)
 	path := filepath.Join(root, "platform.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

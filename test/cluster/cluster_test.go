@@ -103,7 +103,7 @@ func TestCluster(t *testing.T) {
 	phase("SeaweedFS S3 on %s, bucket %s", s3.Endpoint, s3.Bucket)
 
 	// 3. A project remote, two emulated Databricks workspaces, local fabrics.
-	f := newFixture(t, e, s3.StorageURL(prefix))
+	f := newFixture(t, e, s3)
 
 	// 4. Two workers, not --dev, each with its own state_dir.
 	w1 := startWorker(ctx, t, e, f, "w1")
@@ -722,7 +722,7 @@ func startWorker(ctx context.Context, t *testing.T, e env, f *fixture, name stri
 	// nothing from the machine's AWS configuration.
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+e.address, "TEMPORAL_NAMESPACE="+e.namespace, tokenEnv+"="+token,
 		"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull, "AWS_EC2_METADATA_DISABLED=true")
-	cmd.Env = append(cmd.Env, s3server.Env()...)
+	cmd.Env = append(cmd.Env, f.s3.Env()...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -876,6 +876,7 @@ type fixture struct {
 	work     string
 	dags     string
 	gate     string // the slow Python tests wait until this file exists
+	s3       *s3server.Server
 	emu      *dbemu.Emulator
 	platform map[string]string // worker name → its platform.yaml
 	state    map[string]string // worker name → its state_dir
@@ -883,10 +884,11 @@ type fixture struct {
 }
 
 // newFixture writes each worker's platform.yaml: its own state_dir, and
-// storage, the store they share.
-func newFixture(t *testing.T, e env, storage string) *fixture {
+// the store they share, a prefix of s3's bucket.
+func newFixture(t *testing.T, e env, s3 *s3server.Server) *fixture {
 	t.Helper()
-	f := &fixture{e: e, root: e.dir, platform: map[string]string{}, state: map[string]string{}, starts: map[string]int{}}
+	f := &fixture{e: e, root: e.dir, s3: s3, platform: map[string]string{}, state: map[string]string{}, starts: map[string]int{}}
+	storage := s3.StorageURL(prefix)
 	f.gate = filepath.Join(f.root, "gates", "builds")
 	f.emu = dbemu.Start(dbemu.Options{Volumes: []string{volume}, Tokens: []string{token}, Seed: 11})
 	t.Cleanup(f.emu.Close)

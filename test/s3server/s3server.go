@@ -64,6 +64,11 @@ type Options struct {
 	Binary string
 	// ReadyTimeout bounds the wait for the bucket to be created (default 2m).
 	ReadyTimeout time.Duration
+	// Identities is an S3 identity config file to use instead of the one
+	// written for AccessKey/SecretKey and the administrator; Key and Secret
+	// are then the credentials of one of its identities with rights on the
+	// bucket (Client, Env and the readiness check use them).
+	Identities, Key, Secret string
 }
 
 // Server is a running `weed mini`.
@@ -74,6 +79,8 @@ type Server struct {
 	Bucket string
 	// Dir holds the data; Log is the server's output.
 	Dir, Log string
+	// key and secret are the identity Client and Env use.
+	key, secret string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -171,7 +178,16 @@ func StartServer(o Options) (*Server, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(cfg, identityConfig(o.Bucket), 0o600); err != nil {
+	if o.Identities != "" {
+		if o.Key == "" || o.Secret == "" {
+			return nil, errors.New("s3server: Options.Identities needs Key and Secret")
+		}
+		abs, err := filepath.Abs(o.Identities)
+		if err != nil {
+			return nil, err
+		}
+		cfg = abs
+	} else if err := os.WriteFile(cfg, identityConfig(o.Bucket), 0o600); err != nil {
 		return nil, err
 	}
 	for try := 1; ; try++ {
@@ -198,7 +214,10 @@ func start(o Options, cfg string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Bucket: o.Bucket, Dir: data, Log: data + ".log", done: make(chan struct{})}
+	s := &Server{Bucket: o.Bucket, Dir: data, Log: data + ".log", key: AccessKey, secret: SecretKey, done: make(chan struct{})}
+	if o.Identities != "" {
+		s.key, s.secret = o.Key, o.Secret
+	}
 	s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(ports[6])
 	logFile, err := os.Create(s.Log)
 	if err != nil {
@@ -283,7 +302,7 @@ func identityConfig(bucket string) []byte {
 
 var errExited = errors.New("weed exited")
 
-// waitReady waits until Shipline's identity can reach the bucket, the
+// waitReady waits until the server's identity can reach the bucket, the
 // process exits (errExited), or timeout passes.
 func (s *Server) waitReady(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -313,7 +332,7 @@ func (s *Server) waitReady(timeout time.Duration) error {
 }
 
 // Client is an S3 client of the server signed with Shipline's identity.
-func (s *Server) Client() *s3.Client { return s.client(AccessKey, SecretKey) }
+func (s *Server) Client() *s3.Client { return s.client(s.key, s.secret) }
 
 func (s *Server) client(key, secret string) *s3.Client {
 	return s3.New(s3.Options{
@@ -351,14 +370,15 @@ func (s *Server) query() url.Values {
 
 // Env is the environment a client process needs for Shipline's identity
 // (the AWS SDK's standard variables).
-func Env() []string {
-	return []string{"AWS_ACCESS_KEY_ID=" + AccessKey, "AWS_SECRET_ACCESS_KEY=" + SecretKey, "AWS_REGION=" + Region}
+func (s *Server) Env() []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + s.key, "AWS_SECRET_ACCESS_KEY=" + s.secret, "AWS_REGION=" + Region}
 }
 
 // SetEnv sets Env() for the rest of the test (for clients in the test's own
-// process, such as gocloud.dev/blob's s3blob).
-func SetEnv(t testing.TB) {
-	for _, kv := range Env() {
+// process, such as gocloud.dev/blob's s3blob), and keeps the machine's AWS
+// configuration files out.
+func (s *Server) SetEnv(t testing.TB) {
+	for _, kv := range s.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}

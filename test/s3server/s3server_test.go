@@ -24,7 +24,7 @@ import (
 // delete, under a prefix.
 func TestSeaweedFSThroughGocloud(t *testing.T) {
 	srv := s3server.Start(t, s3server.Options{Bucket: "cache"})
-	s3server.SetEnv(t)
+	srv.SetEnv(t)
 	ctx := context.Background()
 
 	b, err := blob.OpenBucket(ctx, srv.BucketURL("team/a"))
@@ -102,7 +102,7 @@ func TestSeaweedFSChecksCredentials(t *testing.T) {
 	srv := s3server.Start(t, s3server.Options{Bucket: "mine"})
 	ctx := context.Background()
 
-	s3server.SetEnv(t)
+	srv.SetEnv(t)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
 	b, err := blob.OpenBucket(ctx, srv.BucketURL(""))
 	if err != nil {

@@ -153,7 +153,7 @@ func TestCluster(t *testing.T) {
 			for _, id := range releases {
 				if st, err := waitRelease(ctx, c, id, 8*time.Minute); err != nil {
 					return err
-				} else if st.Status != workflows.StatusSucceeded {
+				} else if st.Status != workflows.StatusReleased {
 					return fmt.Errorf("release %s: %s (%s)", id, st.Status, st.Summary)
 				}
 			}
@@ -170,7 +170,7 @@ func TestCluster(t *testing.T) {
 	}()
 
 	// 7. SIGKILL a worker while it runs a build (held at the gate), then open it.
-	act := samples.pickVictim(t, "Pipeline", 30*time.Second, time.Second, 5*time.Minute)
+	act := samples.pickVictim(t, "Pipeline", 30*time.Second, time.Second, 5*time.Minute, deploysStarted)
 	victim, survivor := act.worker, w1
 	if victim == w1 {
 		survivor = w2
@@ -491,7 +491,7 @@ func waitDeploy(ctx context.Context, t *testing.T, c client.Client, id string, l
 	return st
 }
 
-// waitRelease polls a release's state until it is tagged (succeeded) or
+// waitRelease polls a release's state until it is tagged (released) or
 // ends otherwise, and returns it.
 func waitRelease(ctx context.Context, c client.Client, id string, limit time.Duration) (workflows.ReleaseState, error) {
 	deadline := time.Now().Add(limit)
@@ -507,8 +507,8 @@ func waitRelease(ctx context.Context, c client.Client, id string, limit time.Dur
 		cancel()
 		if err == nil {
 			switch st.Status {
-			case workflows.StatusSucceeded, workflows.StatusFailed, workflows.StatusRefused,
-				workflows.StatusCancelled, workflows.StatusParked:
+			case workflows.StatusReleased, workflows.StatusFailed, workflows.StatusRefused,
+				workflows.StatusCancelled, workflows.StatusParked, workflows.StatusDeleted:
 				return st, nil
 			}
 		}
@@ -635,12 +635,21 @@ func (s *sampler) deploysOn() map[string]string {
 }
 
 // pickVictim waits until both workers have been seen running activities of
-// the deployments (or spreadWait passes) and an activity of the given type
-// has run for at least minAge, and returns it and its worker.
-func (s *sampler) pickVictim(t *testing.T, activity string, spreadWait, minAge, limit time.Duration) runningActivity {
+// the workflows (or spreadWait passes) and an activity of the given type has
+// run for at least minAge, and returns it and its worker. An error from
+// failed fails the test at once; a nil from it is put back.
+func (s *sampler) pickVictim(t *testing.T, activity string, spreadWait, minAge, limit time.Duration, failed chan error) runningActivity {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < limit {
+		select {
+		case err := <-failed:
+			if err != nil {
+				t.Fatalf("while waiting for a %s activity: %v", activity, err)
+			}
+			failed <- nil
+		default:
+		}
 		s.mu.Lock()
 		spread := len(s.seen) >= 2 || time.Since(start) > spreadWait
 		var pick *runningActivity

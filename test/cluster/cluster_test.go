@@ -839,8 +839,9 @@ func (w *workerProc) kill(t *testing.T) {
 }
 
 // orphanBuilds lists processes whose working directory is under root and
-// that are not children of a live worker.
+// that are not children of a live worker (nor of the test: SeaweedFS).
 func orphanBuilds(root string, live []int) []string {
+	live = append(live, os.Getpid())
 	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {

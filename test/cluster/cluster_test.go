@@ -9,6 +9,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -48,6 +49,9 @@ const (
 	project  = "demo"
 	// bucket and prefix: where the workers' shared storage lives in SeaweedFS.
 	bucket, prefix = "shipline", "cluster"
+	// secretEnv holds the internal message secret: workers that share no
+	// state_dir need the same one (internal_auth).
+	secretEnv = "SHIPLINE_CLUSTER_INTERNAL_SECRET"
 )
 
 // env is what run.sh hands the test.
@@ -732,6 +736,7 @@ func startWorker(ctx context.Context, t *testing.T, e env, f *fixture, name stri
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+e.address, "TEMPORAL_NAMESPACE="+e.namespace, tokenEnv+"="+token,
 		"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull, "AWS_EC2_METADATA_DISABLED=true")
 	cmd.Env = append(cmd.Env, f.s3.Env()...)
+	cmd.Env = append(cmd.Env, secretEnv+"="+f.secret)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -887,6 +892,7 @@ type fixture struct {
 	dags     string
 	gate     string // the slow Python tests wait until this file exists
 	s3       *s3server.Server
+	secret   string // internal_auth's secret, the same for every worker
 	emu      *dbemu.Emulator
 	platform map[string]string // worker name → its platform.yaml
 	state    map[string]string // worker name → its state_dir
@@ -900,6 +906,7 @@ func newFixture(t *testing.T, e env, s3 *s3server.Server) *fixture {
 	f := &fixture{e: e, root: e.dir, s3: s3, platform: map[string]string{}, state: map[string]string{}, starts: map[string]int{}}
 	storage := s3.StorageURL(prefix)
 	f.gate = filepath.Join(f.root, "gates", "builds")
+	f.secret = rand.Text() + rand.Text()
 	f.emu = dbemu.Start(dbemu.Options{Volumes: []string{volume}, Tokens: []string{token}, Seed: 11})
 	t.Cleanup(f.emu.Close)
 	f.remote = filepath.Join(f.root, "remotes", "demo.git")
@@ -924,6 +931,7 @@ func newFixture(t *testing.T, e env, s3 *s3server.Server) *fixture {
 temporal: {namespace: %s, task_queue: shipline}
 state_dir: %s
 storage: %q
+internal_auth: {secret_env: %s}
 teams:
   developers: {members: [alice, bob]}
 projects:
@@ -934,7 +942,7 @@ fabrics:
   local-a:     {kind: local, owner: developers, root: %s}
   local-b:     {kind: local, owner: developers, root: %s}
   local-c:     {kind: local, owner: developers, root: %s}
-`, name, e.namespace, state, storage, f.remote, f.emu.URL, tokenEnv, volume, f.dags,
+`, name, e.namespace, state, storage, secretEnv, f.remote, f.emu.URL, tokenEnv, volume, f.dags,
 			filepath.Join(f.root, "fabrics", "local-a"), filepath.Join(f.root, "fabrics", "local-b"), filepath.Join(f.root, "fabrics", "local-c"))
 		path := filepath.Join(f.root, "platform-"+name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
@@ -1070,18 +1078,27 @@ func (f *fixture) cli(t *testing.T, wantCode int, args ...string) string {
 }
 
 // run runs bin/shipline against the cluster: its stdout (with stderr after
-// it when it fails) and exit code.
+// it when it fails) and exit code. A command still running after cliLimit
+// is killed and reported.
 func (f *fixture) run(args ...string) (string, int, error) {
-	cmd := exec.Command(filepath.Join(f.e.bin, "shipline"), append([]string{"--address", f.e.address, "--namespace", f.e.namespace}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), cliLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(f.e.bin, "shipline"), append([]string{"--address", f.e.address, "--namespace", f.e.namespace}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		return out.String() + errb.String(), -1, fmt.Errorf("still running after %s; killed", cliLimit)
+	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		return out.String() + errb.String(), exit.ExitCode(), nil
 	}
 	return out.String(), 0, err
 }
+
+// cliLimit bounds one CLI command (release --wait builds and tests).
+const cliLimit = 6 * time.Minute
 
 // checkOneFile checks that dir holds name, naming version, and nothing else
 // (no second copy, no temporary file left behind).

@@ -2,7 +2,7 @@
 export GOTOOLCHAIN := local
 GO ?= go
 
-.PHONY: build demo test test-short bench lint linters
+.PHONY: build demo test test-short bench lint linters weed
 
 build:            ## bin/shipline and bin/shipline-worker
 	$(GO) build -o bin/shipline ./starter
@@ -29,8 +29,11 @@ lint: linters     ## gofmt, go vet, staticcheck and Temporal's workflowcheck (de
 linters:          ## bin/staticcheck and bin/workflowcheck at the versions pinned in tools/go.mod
 	cd tools && GOBIN=$(CURDIR)/bin $(GO) install tool
 
+weed:             ## bin/weed: SeaweedFS, the S3 server the storage and cluster tests start (pinned in tools/seaweedfs/go.mod)
+	cd tools/seaweedfs && $(GO) build -o $(CURDIR)/bin/weed github.com/seaweedfs/seaweedfs/weed
+
 .PHONY: cluster-test cluster-bench
-cluster-test:     ## end to end on a real cluster: temporal-server from the Go module on PostgreSQL, two workers, one killed
+cluster-test:     ## end to end on a real cluster: temporal-server on PostgreSQL, SeaweedFS S3, two workers on separate disks, kills
 	./test/cluster/run.sh
 
 cluster-bench:    ## benchmark on the same cluster: deploys/min with one shipline-worker against two, CPU per process

@@ -19,6 +19,7 @@
 // overridden by platform.yaml's temporal block (address, namespace, tls,
 // api_key_env), overridden by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
 // TEMPORAL_API_KEY and TEMPORAL_TLS_*. With --dev only the namespace applies.
+// SHIPLINE_STORAGE overrides platform.yaml's storage (the store workers share).
 // Exit codes: 0 stopped cleanly, 1 failed, 2 bad usage or invalid config.
 package main
 
@@ -43,6 +44,9 @@ import (
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, envconfig.EnvLookupOS))
 }
+
+// storageEnv names the variable that overrides platform.yaml's storage.
+const storageEnv = "SHIPLINE_STORAGE"
 
 // flags are the parsed command line.
 type flags struct {
@@ -116,6 +120,14 @@ func run(args []string, stdout, stderr io.Writer, env envconfig.EnvLookup) int {
 	}
 	if diags.HasErrors() {
 		return 2
+	}
+	// SHIPLINE_STORAGE overrides platform.yaml's storage: (as TEMPORAL_ADDRESS
+	// does temporal.address); docker-compose.yml gives it to its workers.
+	if v, ok := env.LookupEnv(storageEnv); ok && v != "" {
+		if err := cfg.OverrideStorage(storageEnv, v); err != nil {
+			fmt.Fprintf(stderr, "shipline-worker: %v\n", err)
+			return 2
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -67,6 +67,20 @@ func TestRunExitsTwoOnBadInput(t *testing.T) {
 	}
 }
 
+// A SHIPLINE_STORAGE that platform.yaml's storage: would refuse stops the
+// worker before it dials anything, naming the variable.
+func TestRunRefusesABadStorageOverride(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "platform.yaml")
+	if err := os.WriteFile(cfg, []byte("teams: {dev: {members: [a]}}\nprojects: {}\nfabrics: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--config", cfg}, &stdout, &stderr, temporalconn.EnvMap{"SHIPLINE_STORAGE": "s3://key:secret@bucket/p"})
+	if code != 2 || !strings.Contains(stderr.String(), "SHIPLINE_STORAGE") {
+		t.Errorf("run with a bad SHIPLINE_STORAGE = %d, want 2 naming it; stderr: %s", code, stderr.String())
+	}
+}
+
 func TestReadyLine(t *testing.T) {
 	info := workerapp.Info{Address: "127.0.0.1:7233", Namespace: "default", TaskQueue: "shipline", UIURL: "http://127.0.0.1:8233"}
 	want := "shipline worker ready: temporal 127.0.0.1:7233 namespace default task queue shipline, UI http://127.0.0.1:8233"

@@ -194,3 +194,21 @@ func TestStorageURLDefaultsToStateDir(t *testing.T) {
 		t.Errorf("StorageURL() = %q", got)
 	}
 }
+
+// SHIPLINE_STORAGE (OverrideStorage) replaces storage: with the same checks,
+// and its errors name the variable.
+func TestOverrideStorage(t *testing.T) {
+	c := &Config{StateDir: "/srv/state", Storage: "s3://old/p?region=x"}
+	if err := c.OverrideStorage("SHIPLINE_STORAGE", "s3://shipline/cluster?endpoint=http://seaweedfs:8333&region=us-east-1&use_path_style=true"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.StorageURL(); got != "s3://shipline/cluster?endpoint=http://seaweedfs:8333&region=us-east-1&use_path_style=true" {
+		t.Errorf("StorageURL() = %q", got)
+	}
+	for _, bad := range []string{"s3://key:secret@b/p", "ftp://b/p", "s3:///p"} {
+		err := (&Config{}).OverrideStorage("SHIPLINE_STORAGE", bad)
+		if err == nil || !strings.Contains(err.Error(), "SHIPLINE_STORAGE") {
+			t.Errorf("OverrideStorage(%q) = %v, want an error naming SHIPLINE_STORAGE", bad, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -116,4 +117,22 @@ func unwrapURL(err error) string {
 		return ue.Err.Error()
 	}
 	return err.Error()
+}
+
+// OverrideStorage sets the storage URL from source (the worker's
+// SHIPLINE_STORAGE environment variable), with the checks platform.yaml's
+// storage: gets; a relative file:// directory resolves against the working
+// directory. Errors name source.
+func (c *Config) OverrideStorage(source, value string) error {
+	dir, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	p := &parser{Decoder: yamlnode.Decoder{File: source}, baseDir: dir, c: c}
+	key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "storage", Line: 1, Column: 1}
+	p.storage(key, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, Line: 1, Column: 1})
+	if p.Diags.HasErrors() {
+		return p.Diags
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package cluster is Shipline's end-to-end test on a real Temporal cluster:
 // temporal-server built from its Go module, on PostgreSQL, with two
-// shipline-worker processes. test/cluster/run.sh (make cluster-test) starts
+// shipline-worker processes that share nothing but Temporal and an S3 bucket
+// (SeaweedFS, test/s3server). test/cluster/run.sh (make cluster-test) starts
 // PostgreSQL and the server and then runs TestCluster with SHIPLINE_CLUSTER=1;
 // without it (plain `go test ./...`) the test is skipped.
 package cluster
@@ -8,11 +9,13 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
@@ -32,6 +37,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shipline/shipline/test/dbemu"
+	"github.com/shipline/shipline/test/s3server"
 	"github.com/shipline/shipline/test/testkit"
 	"github.com/shipline/shipline/workflows"
 )
@@ -41,15 +47,16 @@ const (
 	tokenEnv = "SHIPLINE_CLUSTER_DEV_TOKEN"
 	token    = "dapi-cluster-test"
 	project  = "demo"
-	// slowTest is how long each Python pipeline's extra test sleeps in the
-	// versions deployed concurrently, so that a worker can be killed mid-build.
-	slowTest = 8 * time.Second
+	// bucket and prefix: where the workers' shared storage lives in SeaweedFS.
+	bucket, prefix = "shipline", "cluster"
+	// secretEnv holds the internal message secret: workers that share no
+	// state_dir need the same one (internal_auth).
+	secretEnv = "SHIPLINE_CLUSTER_INTERNAL_SECRET"
 )
 
 // env is what run.sh hands the test.
 type env struct {
 	address, namespace, bin, dir string
-	separateState                bool
 }
 
 func clusterEnv(t testing.TB) env {
@@ -57,11 +64,10 @@ func clusterEnv(t testing.TB) env {
 		t.Skip("cluster test: run test/cluster/run.sh (make cluster-test), which starts PostgreSQL and temporal-server and sets SHIPLINE_CLUSTER=1")
 	}
 	e := env{
-		address:       os.Getenv("SHIPLINE_CLUSTER_ADDRESS"),
-		namespace:     os.Getenv("SHIPLINE_CLUSTER_NAMESPACE"),
-		bin:           os.Getenv("SHIPLINE_CLUSTER_BIN"),
-		dir:           os.Getenv("SHIPLINE_CLUSTER_DIR"),
-		separateState: os.Getenv("SHIPLINE_CLUSTER_STATE") == "separate",
+		address:   os.Getenv("SHIPLINE_CLUSTER_ADDRESS"),
+		namespace: os.Getenv("SHIPLINE_CLUSTER_NAMESPACE"),
+		bin:       os.Getenv("SHIPLINE_CLUSTER_BIN"),
+		dir:       os.Getenv("SHIPLINE_CLUSTER_DIR"),
 	}
 	if e.namespace == "" {
 		e.namespace = "default"
@@ -93,10 +99,17 @@ func TestCluster(t *testing.T) {
 	defer c.Close()
 	phase("namespace %s registered on %s", e.namespace, e.address)
 
-	// 2. A project remote, two emulated Databricks workspaces, local fabrics.
-	f := newFixture(t, e)
+	// 2. The object store the workers share: SeaweedFS's S3 gateway.
+	if _, err := s3server.Binary(); err != nil {
+		t.Fatalf("the cluster test needs SeaweedFS: %v", err)
+	}
+	s3 := s3server.Start(t, s3server.Options{Bucket: bucket, Dir: filepath.Join(e.dir, "seaweedfs")})
+	phase("SeaweedFS S3 on %s, bucket %s", s3.Endpoint, s3.Bucket)
 
-	// 3. Two workers, not --dev.
+	// 3. A project remote, two emulated Databricks workspaces, local fabrics.
+	f := newFixture(t, e, s3)
+
+	// 4. Two workers, not --dev, each with its own state_dir.
 	w1 := startWorker(ctx, t, e, f, "w1")
 	w2 := startWorker(ctx, t, e, f, "w2")
 	w1.waitReady(t, 2*time.Minute)
@@ -104,7 +117,7 @@ func TestCluster(t *testing.T) {
 	workers := []*workerProc{w1, w2}
 	phase("workers ready: %s (pid %d), %s (pid %d)", w1.name, w1.pid(), w2.name, w2.pid())
 
-	// 4. Release v1.0.0; auto_deploy deploys it to dev + airflow-dev.
+	// 5. Release v1.0.0; auto_deploy deploys it to dev + airflow-dev.
 	f.cli(t, 0, "release", "v1.0.0", "--project", project, "--as", "alice", "--wait")
 	first := waitDeploy(ctx, t, c, workflows.DeployID(project, "v1.0.0", "release"), 3*time.Minute)
 	if first.Status != workflows.StatusSucceeded {
@@ -112,16 +125,17 @@ func TestCluster(t *testing.T) {
 	}
 	phase("v1.0.0 released and deployed to %v", first.Fabrics)
 
-	// 5. Two more versions whose pipelines all change (no cache hits) and
-	// whose Python tests take a while, released without deploying.
-	f.changePipelines(t, "v1.1.0")
-	f.cli(t, 0, "release", "v1.1.0", "--project", project, "--as", "alice", "--no-deploy", "--wait")
-	f.changePipelines(t, "v1.2.0")
-	f.cli(t, 0, "release", "v1.2.0", "--project", project, "--as", "alice", "--no-deploy", "--wait")
-	phase("v1.1.0 and v1.2.0 released")
-
-	// 6. Concurrent deploys: two fabrics' queues (dev/airflow-dev gets v1.1.0
-	// then v1.2.0) and three local fabrics in parallel.
+	// 6. Two more versions whose pipelines all change (no cache hits) and
+	// whose Python tests wait for a gate the test opens once it has killed a
+	// worker in a build. Their releases start at once; the concurrent deploys
+	// (two fabrics' queues: dev/airflow-dev gets v1.1.0 then v1.2.0; three
+	// local fabrics in parallel) start once both are tagged. The builds run
+	// in the releases or in the deploys, whichever builds first.
+	commit11 := f.changePipelines(t, "v1.1.0")
+	commit12 := f.changePipelines(t, "v1.2.0")
+	releases := []string{workflows.ReleaseID(project, "v1.1.0"), workflows.ReleaseID(project, "v1.2.0")}
+	f.cli(t, 0, "release", "v1.1.0", "--project", project, "--ref", commit11, "--as", "alice", "--no-deploy")
+	f.cli(t, 0, "release", "v1.2.0", "--project", project, "--ref", commit12, "--as", "alice", "--no-deploy")
 	type deploy struct {
 		version string
 		args    []string
@@ -134,27 +148,33 @@ func TestCluster(t *testing.T) {
 		{version: "v1.2.0", args: []string{"--fabric", "local-c"}},
 		{version: "v1.2.0"},
 	}
-	for _, d := range deploys {
-		out := f.cli(t, 0, append([]string{"--output", "json", "deploy", d.version, "--project", project, "--as", "bob"}, d.args...)...)
-		var res struct {
-			WorkflowID string `json:"workflow_id"`
-		}
-		if err := json.Unmarshal([]byte(out), &res); err != nil || res.WorkflowID == "" {
-			t.Fatalf("deploy output: %v\n%s", err, out)
-		}
-		d.id = res.WorkflowID
-	}
-	phase("%d deploys started", len(deploys))
-
-	// 7. SIGKILL the worker running a build, a few seconds into it.
-	ids := []string{workflows.DeployID(project, "v1.0.0", "release")}
-	for _, d := range deploys {
-		ids = append(ids, d.id)
-	}
 	sctx, stopSampler := context.WithCancel(ctx)
 	defer stopSampler()
-	samples := startSampler(sctx, c, workers, ids[1:])
-	act := samples.pickVictim(t, "Pipeline", 30*time.Second, 2*time.Second, 3*time.Minute)
+	samples := startSampler(sctx, c, workers, releases)
+	deploysStarted := make(chan error, 1)
+	go func() {
+		deploysStarted <- func() error {
+			for _, id := range releases {
+				if st, err := waitRelease(ctx, c, id, 8*time.Minute); err != nil {
+					return err
+				} else if st.Status != workflows.StatusReleased {
+					return fmt.Errorf("release %s: %s (%s)", id, st.Status, st.Summary)
+				}
+			}
+			for _, d := range deploys {
+				id, err := f.startDeploy(d.version, d.args...)
+				if err != nil {
+					return err
+				}
+				d.id = id
+				samples.watch(id)
+			}
+			return nil
+		}()
+	}()
+
+	// 7. SIGKILL a worker while it runs a build (held at the gate), then open it.
+	act := samples.pickVictim(t, "Pipeline", 30*time.Second, time.Second, 5*time.Minute, deploysStarted)
 	victim, survivor := act.worker, w1
 	if victim == w1 {
 		survivor = w2
@@ -162,10 +182,24 @@ func TestCluster(t *testing.T) {
 	phase("seen running so far: %v", samples.deploysOn())
 	victim.kill(t)
 	killedAt := time.Now()
-	phase("SIGKILLed %s (pid %d) while it ran %s of %s (attempt %d, started %s ago)",
+	f.openGate(t)
+	phase("SIGKILLed %s (pid %d) while it ran %s of %s (attempt %d, started %s ago); gate opened",
 		victim.name, victim.pid(), act.activity, act.workflowID, act.attempt, act.runningFor.Round(100*time.Millisecond))
+	select {
+	case err := <-deploysStarted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Minute):
+		t.Fatal("releases v1.1.0 and v1.2.0 not tagged within 10 minutes of the kill")
+	}
+	phase("v1.1.0 and v1.2.0 released; %d deploys started", len(deploys))
+	ids := append([]string{workflows.DeployID(project, "v1.0.0", "release")}, releases...)
+	for _, d := range deploys {
+		ids = append(ids, d.id)
+	}
 
-	// 8. Every deploy completes on the survivor.
+	// 8. Every deploy completes.
 	final := map[string]workflows.DeployState{}
 	for _, d := range deploys {
 		st := waitDeploy(ctx, t, c, d.id, 6*time.Minute)
@@ -275,41 +309,48 @@ func TestCluster(t *testing.T) {
 	}
 	phase("%d artifacts match their builds' checksums", checked)
 
-	// 12. The killed worker comes back; the other one is SIGKILLed while it
-	// uploads to Databricks (uploads answer slowly for a while).
+	// 12. The artifacts went through the shared store: the bucket holds
+	// each one, byte for byte (whatever its key), under the prefix.
+	f.checkStored(ctx, t, s3, final)
+
+	// 13. The killed worker comes back; the other one is SIGKILLed while it
+	// uploads to Databricks: the emulator holds the first upload until the
+	// worker is dead.
 	back := startWorker(ctx, t, e, f, victim.name)
 	back.waitReady(t, 2*time.Minute)
 	workers = []*workerProc{survivor, back}
 	phase("%s restarted (pid %d)", back.name, back.pid())
-	f.changePipelines(t, "v1.3.0")
-	f.cli(t, 0, "release", "v1.3.0", "--project", project, "--as", "alice", "--no-deploy", "--wait")
-	f.emu.Inject(dbemu.Fault{Method: "PUT", Path: "/api/2.0/fs/files/Volumes/*", Latency: 8 * time.Second})
-	var res struct {
-		WorkflowID string `json:"workflow_id"`
+	commit13 := f.changePipelines(t, "v1.3.0")
+	f.cli(t, 0, "release", "v1.3.0", "--project", project, "--ref", commit13, "--as", "alice", "--no-deploy", "--wait")
+	hold, holding := make(chan struct{}), make(chan string, 1)
+	f.emu.Inject(dbemu.Fault{Method: "PUT", Path: "/api/2.0/fs/files" + volume + "/*", Hold: hold, Holding: holding, Times: 1})
+	deployID, err := f.startDeploy("v1.3.0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	out := f.cli(t, 0, "--output", "json", "deploy", "v1.3.0", "--project", project, "--as", "bob")
-	if err := json.Unmarshal([]byte(out), &res); err != nil || res.WorkflowID == "" {
-		t.Fatalf("deploy output: %v\n%s", err, out)
+	select {
+	case path := <-holding:
+		phase("upload of %s held", path)
+	case <-time.After(5 * time.Minute):
+		t.Fatal("no upload to the dev volume within 5 minutes")
 	}
-	uctx, stopUploads := context.WithCancel(ctx)
-	defer stopUploads()
-	up := startSampler(uctx, c, workers, []string{res.WorkflowID}).pickVictim(t, "Upload", 0, time.Second, 3*time.Minute)
+	up := heldUpload(ctx, t, c, workers, deployID)
 	up.worker.kill(t)
 	killedAt = time.Now()
+	close(hold)
 	f.emu.ClearFaults()
-	stopUploads()
-	phase("SIGKILLed %s (pid %d) while it ran %s of %s (attempt %d, started %s ago)",
-		up.worker.name, up.worker.pid(), up.activity, up.workflowID, up.attempt, up.runningFor.Round(100*time.Millisecond))
-	st := waitDeploy(ctx, t, c, res.WorkflowID, 5*time.Minute)
+	phase("SIGKILLed %s (pid %d) while it ran %s of %s (attempt %d), its upload held",
+		up.worker.name, up.worker.pid(), up.activity, up.workflowID, up.attempt)
+	st := waitDeploy(ctx, t, c, deployID, 5*time.Minute)
 	phase("deploy of v1.3.0 ended %s after the kill: %s", time.Since(killedAt).Round(time.Second), st.Status)
 	if st.Status != workflows.StatusSucceeded {
-		t.Errorf("deploy %s: %s — %s", res.WorkflowID, st.Status, st.Summary)
+		t.Errorf("deploy %s: %s — %s", deployID, st.Status, st.Summary)
 		if st.Parked != nil {
 			t.Fatalf("  parked at %s: %s", st.Parked.Step, st.Parked.Reason)
 		}
 		t.FailNow()
 	}
-	for _, s := range activityStarts(ctx, t, c, res.WorkflowID) {
+	for _, s := range activityStarts(ctx, t, c, deployID) {
 		if s.activityID == up.activityID {
 			if w := workerOf(workers, s.identity); w == up.worker || s.attempt < 2 {
 				t.Errorf("killed upload %s finished on %s in attempt %d; want the other worker, attempt ≥ 2", s.activityID, s.identity, s.attempt)
@@ -454,6 +495,65 @@ func waitDeploy(ctx context.Context, t *testing.T, c client.Client, id string, l
 	return st
 }
 
+// waitRelease polls a release's state until it is tagged (released) or
+// ends otherwise, and returns it.
+func waitRelease(ctx context.Context, c client.Client, id string, limit time.Duration) (workflows.ReleaseState, error) {
+	deadline := time.Now().Add(limit)
+	var st workflows.ReleaseState
+	var err error
+	for time.Now().Before(deadline) {
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var v interface{ Get(any) error }
+		v, err = c.QueryWorkflow(qctx, id, "", workflows.StateQuery)
+		if err == nil {
+			err = v.Get(&st)
+		}
+		cancel()
+		if err == nil {
+			switch st.Status {
+			case workflows.StatusReleased, workflows.StatusFailed, workflows.StatusRefused,
+				workflows.StatusCancelled, workflows.StatusParked, workflows.StatusDeleted:
+				return st, nil
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	return st, fmt.Errorf("release %s did not end within %s: status %q (%s), last error %v", id, limit, st.Status, st.Summary, err)
+}
+
+// heldUpload returns the Upload activity of deployment id whose call the
+// emulator holds: once the deployment's other uploads have ended, the only
+// Upload still started (the held call cannot end until the test releases it).
+func heldUpload(ctx context.Context, t *testing.T, c client.Client, workers []*workerProc, id string) runningActivity {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	var last []string
+	for time.Now().Before(deadline) {
+		d, err := c.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			t.Fatalf("describe %s: %v", id, err)
+		}
+		var started []runningActivity
+		last = last[:0]
+		for _, pa := range d.GetPendingActivities() {
+			if pa.GetActivityType().GetName() != "Upload" {
+				continue
+			}
+			last = append(last, fmt.Sprintf("%s#%s %s on %s", pa.GetActivityType().GetName(), pa.GetActivityId(), pa.GetState(), pa.GetLastWorkerIdentity()))
+			if w := workerOf(workers, pa.GetLastWorkerIdentity()); w != nil && pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
+				started = append(started, runningActivity{workflowID: id, activityID: pa.GetActivityId(), activity: pa.GetActivityType().GetName(),
+					attempt: pa.GetAttempt(), runningFor: time.Since(pa.GetLastStartedTime().AsTime()), worker: w})
+			}
+		}
+		if len(started) == 1 && len(last) == 1 {
+			return started[0]
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no single started Upload activity in %s while its call is held: %v", id, last)
+	return runningActivity{}
+}
+
 type runningActivity struct {
 	workflowID, activityID, activity string
 	attempt                          int32
@@ -466,15 +566,19 @@ type runningActivity struct {
 // attempt, so a killed worker's attempts appear only here).
 type sampler struct {
 	mu      sync.Mutex
+	ids     []string                              // workflows watched
 	running map[string]runningActivity            // workflow/activity → latest observation
 	seen    map[string]map[string]map[string]bool // worker → workflow → "type#id/attempt"
 }
 
 func startSampler(ctx context.Context, c client.Client, workers []*workerProc, ids []string) *sampler {
-	s := &sampler{running: map[string]runningActivity{}, seen: map[string]map[string]map[string]bool{}}
+	s := &sampler{ids: slices.Clone(ids), running: map[string]runningActivity{}, seen: map[string]map[string]map[string]bool{}}
 	go func() {
 		for ctx.Err() == nil {
 			now := map[string]runningActivity{}
+			s.mu.Lock()
+			ids := slices.Clone(s.ids)
+			s.mu.Unlock()
 			for _, id := range ids {
 				d, err := c.DescribeWorkflowExecution(ctx, id, "")
 				if err != nil {
@@ -511,6 +615,13 @@ func startSampler(ctx context.Context, c client.Client, workers []*workerProc, i
 	return s
 }
 
+// watch adds a workflow to the sampled ones.
+func (s *sampler) watch(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids = append(s.ids, id)
+}
+
 // deploysOn returns, per worker, how many deployments it was seen running
 // activities for, and how many activity attempts.
 func (s *sampler) deploysOn() map[string]string {
@@ -528,12 +639,21 @@ func (s *sampler) deploysOn() map[string]string {
 }
 
 // pickVictim waits until both workers have been seen running activities of
-// the deployments (or spreadWait passes) and an activity of the given type
-// has run for at least minAge, and returns it and its worker.
-func (s *sampler) pickVictim(t *testing.T, activity string, spreadWait, minAge, limit time.Duration) runningActivity {
+// the workflows (or spreadWait passes) and an activity of the given type has
+// run for at least minAge, and returns it and its worker. An error from
+// failed fails the test at once; a nil from it is put back.
+func (s *sampler) pickVictim(t *testing.T, activity string, spreadWait, minAge, limit time.Duration, failed chan error) runningActivity {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < limit {
+		select {
+		case err := <-failed:
+			if err != nil {
+				t.Fatalf("while waiting for a %s activity: %v", activity, err)
+			}
+			failed <- nil
+		default:
+		}
 		s.mu.Lock()
 		spread := len(s.seen) >= 2 || time.Since(start) > spreadWait
 		var pick *runningActivity
@@ -608,12 +728,15 @@ func startWorker(ctx context.Context, t *testing.T, e env, f *fixture, name stri
 		t.Fatal(err)
 	}
 	args := []string{filepath.Join(e.bin, "shipline-worker"), "--config", f.platform[name], "--log-format", "json"}
-	if e.separateState {
-		args = isolate(t, args, f.otherStates(name))
-	}
+	args = isolate(t, args, f.otherStates(name))
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = f.root
-	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+e.address, "TEMPORAL_NAMESPACE="+e.namespace, tokenEnv+"="+token)
+	// The S3 identity comes from the environment, as for any AWS SDK client;
+	// nothing from the machine's AWS configuration.
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+e.address, "TEMPORAL_NAMESPACE="+e.namespace, tokenEnv+"="+token,
+		"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull, "AWS_EC2_METADATA_DISABLED=true")
+	cmd.Env = append(cmd.Env, f.s3.Env()...)
+	cmd.Env = append(cmd.Env, secretEnv+"="+f.secret)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -721,8 +844,9 @@ func (w *workerProc) kill(t *testing.T) {
 }
 
 // orphanBuilds lists processes whose working directory is under root and
-// that are not children of a live worker.
+// that are not children of a live worker (nor of the test: SeaweedFS).
 func orphanBuilds(root string, live []int) []string {
+	live = append(live, os.Getpid())
 	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -766,15 +890,23 @@ type fixture struct {
 	remote   string
 	work     string
 	dags     string
+	gate     string // the slow Python tests wait until this file exists
+	s3       *s3server.Server
+	secret   string // internal_auth's secret, the same for every worker
 	emu      *dbemu.Emulator
 	platform map[string]string // worker name → its platform.yaml
 	state    map[string]string // worker name → its state_dir
 	starts   map[string]int    // worker name → processes started
 }
 
-func newFixture(t *testing.T, e env) *fixture {
+// newFixture writes each worker's platform.yaml: its own state_dir, and
+// the store they share, a prefix of s3's bucket.
+func newFixture(t *testing.T, e env, s3 *s3server.Server) *fixture {
 	t.Helper()
-	f := &fixture{e: e, root: e.dir, platform: map[string]string{}, state: map[string]string{}, starts: map[string]int{}}
+	f := &fixture{e: e, root: e.dir, s3: s3, platform: map[string]string{}, state: map[string]string{}, starts: map[string]int{}}
+	storage := s3.StorageURL(prefix)
+	f.gate = filepath.Join(f.root, "gates", "builds")
+	f.secret = rand.Text() + rand.Text()
 	f.emu = dbemu.Start(dbemu.Options{Volumes: []string{volume}, Tokens: []string{token}, Seed: 11})
 	t.Cleanup(f.emu.Close)
 	f.remote = filepath.Join(f.root, "remotes", "demo.git")
@@ -794,13 +926,12 @@ func newFixture(t *testing.T, e env) *fixture {
 	git(t, f.work, "push", "-q", f.remote, "main")
 
 	for _, name := range []string{"w1", "w2"} {
-		state := filepath.Join(f.root, "state")
-		if e.separateState {
-			state = filepath.Join(f.root, "state-"+name)
-		}
+		state := filepath.Join(f.root, "state-"+name)
 		cfg := fmt.Sprintf(`# written by test/cluster for worker %s
 temporal: {namespace: %s, task_queue: shipline}
 state_dir: %s
+storage: %q
+internal_auth: {secret_env: %s}
 teams:
   developers: {members: [alice, bob]}
 projects:
@@ -811,7 +942,7 @@ fabrics:
   local-a:     {kind: local, owner: developers, root: %s}
   local-b:     {kind: local, owner: developers, root: %s}
   local-c:     {kind: local, owner: developers, root: %s}
-`, name, e.namespace, state, f.remote, f.emu.URL, tokenEnv, volume, f.dags,
+`, name, e.namespace, state, storage, secretEnv, f.remote, f.emu.URL, tokenEnv, volume, f.dags,
 			filepath.Join(f.root, "fabrics", "local-a"), filepath.Join(f.root, "fabrics", "local-b"), filepath.Join(f.root, "fabrics", "local-c"))
 		path := filepath.Join(f.root, "platform-"+name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
@@ -837,14 +968,25 @@ func (f *fixture) otherStates(name string) []string {
 	return out
 }
 
-// changePipelines changes every pipeline's sources (so nothing is cached) and
-// adds a slow Python test, commits and pushes.
-func (f *fixture) changePipelines(t *testing.T, version string) {
+// changePipelines changes every pipeline's sources (so nothing is cached),
+// adds a Python test that waits for the gate (f.openGate), commits and
+// pushes; it returns the commit.
+func (f *fixture) changePipelines(t *testing.T, version string) string {
 	t.Helper()
 	for _, p := range []string{"ingest_orders", "score_churn"} {
-		write(t, filepath.Join(f.work, "pipelines", p, "tests", "test_slow.py"), fmt.Sprintf(
-			"import time\n\n\ndef test_takes_a_while():\n    # %s: long enough to kill the worker mid-build\n    time.sleep(%g)\n",
-			version, slowTest.Seconds()))
+		write(t, filepath.Join(f.work, "pipelines", p, "tests", "test_slow.py"), fmt.Sprintf(`import os
+import time
+
+GATE = %q
+
+
+def test_waits_for_the_gate():
+    # %s: the cluster test kills a worker while this build waits, then opens the gate.
+    deadline = time.monotonic() + 900
+    while not os.path.exists(GATE):
+        assert time.monotonic() < deadline, "the cluster test never opened " + GATE
+        time.sleep(0.2)
+`, f.gate, version))
 	}
 	java := filepath.Join(f.work, "pipelines", "enrich", "src", "main", "java", "demo", "Enrich.java")
 	data, err := os.ReadFile(java)
@@ -855,27 +997,108 @@ func (f *fixture) changePipelines(t *testing.T, version string) {
 	git(t, f.work, "add", ".")
 	git(t, f.work, "commit", "-q", "-m", "pipelines for "+version)
 	git(t, f.work, "push", "-q", f.remote, "main")
+	return git(t, f.work, "rev-parse", "HEAD")
+}
+
+// openGate lets every waiting Python test (and every later one) pass.
+func (f *fixture) openGate(t *testing.T) {
+	t.Helper()
+	write(t, f.gate, "open\n")
+}
+
+// startDeploy starts a deployment with the CLI and returns its workflow ID.
+func (f *fixture) startDeploy(version string, args ...string) (string, error) {
+	out, code, err := f.run(append([]string{"--output", "json", "deploy", version, "--project", project, "--as", "bob"}, args...)...)
+	if err != nil || code != 0 {
+		return "", fmt.Errorf("shipline deploy %s %v: exit %d, %v\n%s", version, args, code, err, out)
+	}
+	var res struct {
+		WorkflowID string `json:"workflow_id"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.WorkflowID == "" {
+		return "", fmt.Errorf("deploy output: %v\n%s", err, out)
+	}
+	return res.WorkflowID, nil
+}
+
+// checkStored checks that the shared store holds every artifact the
+// deployments built, byte for byte, whatever its key under the prefix.
+func (f *fixture) checkStored(ctx context.Context, t *testing.T, srv *s3server.Server, final map[string]workflows.DeployState) {
+	t.Helper()
+	stored := map[string]string{} // sha256 → key
+	p := s3.NewListObjectsV2Paginator(srv.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(srv.Bucket), Prefix: aws.String(prefix + "/")})
+	objects := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("list s3://%s/%s/: %v", srv.Bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			objects++
+			key := aws.ToString(o.Key)
+			if !strings.HasSuffix(key, ".whl") && !strings.HasSuffix(key, ".jar") {
+				continue
+			}
+			out, err := srv.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(srv.Bucket), Key: o.Key})
+			if err != nil {
+				t.Fatalf("get %s: %v", key, err)
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, out.Body)
+			out.Body.Close()
+			if err != nil {
+				t.Fatalf("read %s: %v", key, err)
+			}
+			stored[hex.EncodeToString(h.Sum(nil))] = key
+		}
+	}
+	n := 0
+	for id, st := range final {
+		for p, b := range st.Builds {
+			if _, ok := stored[b.SHA256]; !ok {
+				t.Errorf("%s: artifact %s of %s (sha256 %s) is not in s3://%s/%s/", id, b.File, p, b.SHA256, srv.Bucket, prefix)
+			}
+			n++
+		}
+	}
+	t.Logf("s3://%s/%s/ holds %d objects; the %d artifacts the deployments used are among them", srv.Bucket, prefix, objects, n)
 }
 
 // cli runs bin/shipline against the cluster and checks its exit code.
 func (f *fixture) cli(t *testing.T, wantCode int, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(f.e.bin, "shipline"), append([]string{"--address", f.e.address, "--namespace", f.e.namespace}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		code = exit.ExitCode()
-	} else if err != nil {
+	out, code, err := f.run(args...)
+	if err != nil {
 		t.Fatalf("shipline %s: %v", strings.Join(args, " "), err)
 	}
 	if code != wantCode {
-		t.Fatalf("shipline %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, wantCode, out.String(), errb.String())
+		t.Fatalf("shipline %s: exit %d, want %d\n%s", strings.Join(args, " "), code, wantCode, out)
 	}
-	return out.String()
+	return out
 }
+
+// run runs bin/shipline against the cluster: its stdout (with stderr after
+// it when it fails) and exit code. A command still running after cliLimit
+// is killed and reported.
+func (f *fixture) run(args ...string) (string, int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cliLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(f.e.bin, "shipline"), append([]string{"--address", f.e.address, "--namespace", f.e.namespace}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return out.String() + errb.String(), -1, fmt.Errorf("still running after %s; killed", cliLimit)
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return out.String() + errb.String(), exit.ExitCode(), nil
+	}
+	return out.String(), 0, err
+}
+
+// cliLimit bounds one CLI command (release --wait builds and tests).
+const cliLimit = 6 * time.Minute
 
 // checkOneFile checks that dir holds name, naming version, and nothing else
 // (no second copy, no temporary file left behind).
@@ -907,7 +1130,7 @@ func (f *fixture) checkDAGs(t *testing.T, dir, name, version string) {
 	f.checkOneFile(t, dir, name, version)
 }
 
-func git(t testing.TB, dir string, args ...string) { testkit.Git(t, dir, args...) }
+func git(t testing.TB, dir string, args ...string) string { return testkit.Git(t, dir, args...) }
 
 func copyTree(t *testing.T, src, dst string) { testkit.CopyTree(t, src, dst) }
 

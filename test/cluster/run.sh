@@ -2,16 +2,20 @@
 # Shipline on a real Temporal cluster (make cluster-test):
 #
 #   1. builds temporal-server and temporal-sql-tool from the go.temporal.io/server
-#      module in go.mod, and bin/shipline + bin/shipline-worker;
+#      module in go.mod, bin/shipline + bin/shipline-worker, and bin/weed
+#      (SeaweedFS, from tools/seaweedfs/go.mod: make weed);
 #   2. starts a private PostgreSQL (initdb into a temporary directory, loopback,
 #      a free port; nothing global is touched);
 #   3. creates and migrates Temporal's databases with docker/temporal/setup-postgres.sh
 #      (the script docker-compose runs) and the module's schema files;
 #   4. starts temporal-server on free ports with test/cluster/temporal.yaml and
 #      docker-compose's dynamic config;
-#   5. runs the Go test in test/cluster (SHIPLINE_CLUSTER=1): it registers the
-#      namespace, starts two shipline-worker processes without --dev, releases,
-#      runs concurrent deploys, SIGKILLs a worker mid-build and checks every
+#   5. runs the Go test in test/cluster (SHIPLINE_CLUSTER=1): it starts SeaweedFS
+#      (test/s3server: `weed server -s3` on free loopback ports, a bucket, an S3
+#      identity for the workers), registers the namespace, starts two
+#      shipline-worker processes without --dev, each with its own state_dir
+#      and the bucket as their shared `storage:`, releases, runs concurrent
+#      deploys, SIGKILLs a worker mid-build and one mid-upload, and checks every
 #      deploy completes on the other one.
 #
 # Everything it starts is stopped on exit. Needs PostgreSQL's server binaries
@@ -22,11 +26,8 @@
 # worker against two, CPU per process) instead of the scenario (make cluster-bench).
 #
 # Environment: KEEP=1 keeps the work directory (logs, configs, databases);
-# CLUSTER_TEST_TIMEOUT (default 15m); SHIPLINE_CLUSTER_STATE=separate gives each
-# worker its own state_dir, hidden from the other (as on two machines; hiding
-# needs root and unshare(1)) instead of the shared one Shipline needs today:
-# then an upload retried on the surviving worker cannot open the artifact the
-# killed worker built, and the deploy stalls (the test fails after 5 minutes).
+# CLUSTER_TEST_TIMEOUT (default 15m). Run as root (with unshare(1)), each
+# worker's state directory is also hidden from the other one, as on two machines.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -115,11 +116,12 @@ wait_port() {
 }
 
 # --- 1. build ------------------------------------------------------------------
-log "building temporal-server, temporal-sql-tool, shipline, shipline-worker"
+log "building temporal-server, temporal-sql-tool, shipline, shipline-worker, weed"
 $GO build -o "$work/bin/temporal-server" go.temporal.io/server/cmd/server
 $GO build -o "$work/bin/temporal-sql-tool" go.temporal.io/server/cmd/tools/sql
 $GO build -o bin/shipline ./starter
 $GO build -o bin/shipline-worker ./worker
+make --no-print-directory -s weed GO="$GO"
 server_mod=$($GO list -m -f '{{.Dir}}' go.temporal.io/server)
 server_version=$($GO list -m -f '{{.Version}}' go.temporal.io/server)
 [ -d "$server_mod/schema/postgresql/v12/temporal/versioned" ] || die "no PostgreSQL schema in $server_mod"
@@ -181,11 +183,12 @@ if [ "${CLUSTER_BENCH:-0}" = 1 ]; then
 	log "running BenchmarkClusterWorkers (one worker against two; see test/cluster/bench_test.go)"
 	go_test=(-run '^$' -bench '^BenchmarkClusterWorkers$' -benchtime 1x)
 else
-	log "running the cluster scenario (two workers, concurrent deploys, one worker killed)"
+	log "running the cluster scenario (SeaweedFS, two workers on separate state, concurrent deploys, kills mid-build and mid-upload)"
 fi
 SHIPLINE_CLUSTER=1 \
 	SHIPLINE_CLUSTER_ADDRESS="127.0.0.1:$fe" \
 	SHIPLINE_CLUSTER_BIN="$repo/bin" \
+	SHIPLINE_WEED="$repo/bin/weed" \
 	SHIPLINE_CLUSTER_DIR="$work/scenario" \
 	SHIPLINE_CLUSTER_SERVER_PID="$server_pid" \
 	SHIPLINE_CLUSTER_PG_PID="$(head -n 1 "$pg_data/postmaster.pid" 2>/dev/null || true)" \
@@ -194,4 +197,4 @@ SHIPLINE_CLUSTER=1 \
 rc=${PIPESTATUS[0]}
 kill -0 "$server_pid" 2>/dev/null || die "temporal-server died during the scenario"
 [ "$rc" = 0 ] || die "scenario failed (exit $rc)"
-log "PASS: Shipline on temporal-server $server_version + PostgreSQL, two workers"
+log "PASS: Shipline on temporal-server $server_version + PostgreSQL, SeaweedFS, two workers"

@@ -282,6 +282,18 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := readBody(r)
 	rec := Request{Time: e.now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Fields: logFields(r, body)}
 	f := e.pickFault(r)
+	if f != nil && f.Hold != nil {
+		if f.Holding != nil {
+			select {
+			case f.Holding <- r.URL.Path:
+			default:
+			}
+		}
+		select {
+		case <-f.Hold:
+		case <-r.Context().Done():
+		}
+	}
 	if f != nil && f.Latency > 0 {
 		select {
 		case <-time.After(f.Latency):

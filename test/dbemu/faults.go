@@ -35,6 +35,14 @@ type Fault struct {
 	Status int
 	// Latency delays the answer (or the drop).
 	Latency time.Duration
+	// Hold, when not nil, holds each matching call, its request read, until
+	// Hold is closed or the client goes away; the call then goes on as the
+	// other fields say. A test thus decides when a call in flight ends (a
+	// worker killed mid-upload), without guessing a latency.
+	Hold <-chan struct{}
+	// Holding, when not nil, is sent the path of each call as Hold starts
+	// holding it. The send does not block: give the channel room.
+	Holding chan<- string
 	// Drop closes the connection before or after handling the call.
 	Drop DropMode
 	// After makes a Status fault act first: the call is handled (a job is

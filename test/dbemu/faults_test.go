@@ -14,6 +14,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go"
 	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/files"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/shipline/shipline/test/dbemu"
 )
@@ -278,5 +279,43 @@ func TestLoseRandomAnswers(t *testing.T) {
 	}
 	if len(emu.Jobs()) != 1 {
 		t.Errorf("%d jobs, want the lost create's one", len(emu.Jobs()))
+	}
+}
+
+// TestHoldKeepsACallInFlightUntilReleased: a held upload neither answers nor
+// writes until the test releases it, then completes; only Times calls are held.
+func TestHoldKeepsACallInFlightUntilReleased(t *testing.T) {
+	ctx := context.Background()
+	emu, w := start(t)
+	release := make(chan struct{})
+	holding := make(chan string, 1)
+	emu.Inject(dbemu.Fault{Method: "PUT", Path: "/api/2.0/fs/files/Volumes/*", Hold: release, Holding: holding, Times: 1})
+
+	path := volume + "/held.whl"
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Files.Upload(ctx, files.UploadRequest{FilePath: path, Contents: io.NopCloser(strings.NewReader("wheel"))})
+	}()
+	if got := <-holding; got != "/api/2.0/fs/files"+path {
+		t.Fatalf("holding %s, want the upload of %s", got, path)
+	}
+	// Another upload is not held (Times: 1) while the first one is.
+	if err := w.Files.Upload(ctx, files.UploadRequest{FilePath: volume + "/other.whl", Contents: io.NopCloser(strings.NewReader("x"))}); err != nil {
+		t.Fatalf("second upload: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("held upload answered before its release: %v", err)
+	default:
+	}
+	if _, ok := emu.File(path); ok {
+		t.Fatal("held upload wrote its file before its release")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("released upload: %v", err)
+	}
+	if data, ok := emu.File(path); !ok || string(data) != "wheel" {
+		t.Fatalf("after release: %q %v", data, ok)
 	}
 }

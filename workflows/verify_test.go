@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,35 @@ func TestPromoteVerificationTimesOut(t *testing.T) {
 	}
 	if len(e.deploys) != 2 {
 		t.Errorf("deploys %d: prod must not be deployed", len(e.deploys))
+	}
+}
+
+// A verification run belongs to its promotion: when the promotion closes
+// without ending its runs itself (here its run times out), each run is asked
+// to cancel (ParentClosePolicy REQUEST_CANCEL), not terminated, so the Run
+// workflow cancels its remote run.
+func TestVerificationRunsCancelledWhenPromotionCloses(t *testing.T) {
+	e := newPromoteEnv(t, verifiedStages(), released())
+	runs := &fakeRuns{took: map[string]time.Duration{"nightly": 3 * time.Hour, "report": 3 * time.Hour}}
+	runs.install(e)
+	play := e.run
+	var cancelled []string
+	e.run = func(ctx workflow.Context, in RunInput) (RunOutcome, error) {
+		out, err := play(ctx, in)
+		if temporal.IsCanceledError(err) {
+			cancelled = append(cancelled, in.Job)
+		}
+		return out, err
+	}
+	e.SetWorkflowRunTimeout(time.Hour)
+	e.ExecuteWorkflow(Promote, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "alice"})
+
+	if err := e.GetWorkflowResult(nil); err == nil {
+		t.Fatal("the promotion outlived its run timeout")
+	}
+	slices.Sort(cancelled)
+	if !slices.Equal(cancelled, []string{"nightly", "report"}) {
+		t.Fatalf("runs cancelled when the promotion closed: %v, want nightly and report", cancelled)
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 )
 
 // pollerRecent is how long ago a poller may have polled and still count as a
-// running worker. A live worker polls again at least every long-poll timeout
-// (about a minute); Temporal lists a stopped worker's pollers a few minutes more.
-const pollerRecent = 3 * time.Minute
+// running worker. A live worker starts a poll at least once a long-poll
+// interval (a minute on Temporal's defaults); Temporal lists a stopped
+// worker's pollers for some minutes more.
+const pollerRecent = 2 * time.Minute
 
 // checkPeerSecrets refuses to start when another worker polling queue
 // advertises (msgauth.IdentityMark) a different internal message secret:

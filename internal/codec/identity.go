@@ -12,11 +12,16 @@ import (
 // be written to history in plain text, and sends nothing.
 const WorkerMark = "(payloads encrypted)"
 
-// WorkerIdentity is the SDK's default identity (pid@host@), marked with
-// WorkerMark when c encrypts.
-func (c *Codec) WorkerIdentity() string {
+// WorkerIdentity is the SDK's default identity (pid@host@) followed by marks
+// (each a parenthesized note other processes read from the task queue's
+// pollers, such as msgauth.IdentityMark), then by WorkerMark when c encrypts.
+// WorkerMark stays last: MarksEncryption looks for it at the end.
+func (c *Codec) WorkerIdentity(marks ...string) string {
 	host, _ := os.Hostname()
 	id := fmt.Sprintf("%d@%s@", os.Getpid(), host)
+	for _, m := range marks {
+		id += " " + m
+	}
 	if c.Enabled() {
 		id += " " + WorkerMark
 	}

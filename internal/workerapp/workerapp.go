@@ -164,8 +164,9 @@ func Run(ctx context.Context, opts Options) error {
 	clientOpts.MetricsHandler = metricsHandler
 	clientOpts.DataConverter, clientOpts.FailureConverter = payloads.DataConverter(), payloads.FailureConverter()
 	// A CLI without keys tells from this identity, among the task queue's
-	// pollers, that it must not send plain text.
-	clientOpts.Identity = payloads.WorkerIdentity()
+	// pollers, that it must not send plain text; other workers tell whether
+	// they hold the same internal message secret.
+	clientOpts.Identity = payloads.WorkerIdentity(msgauth.IdentityMark(secret))
 	c, err := dial(ctx, conn, clientOpts, logger)
 	if err != nil {
 		return err
@@ -173,6 +174,9 @@ func Run(ctx context.Context, opts Options) error {
 	defer c.Close()
 
 	if err := EnsureSearchAttributes(ctx, c, info.Namespace, logger); err != nil {
+		return err
+	}
+	if err := checkPeerSecrets(ctx, c, info.TaskQueue, secret, time.Now()); err != nil {
 		return err
 	}
 
@@ -281,7 +285,8 @@ func internalSecret(cfg *platform.Config, logger *zap.Logger) ([]byte, error) {
 		// The store is shared, the generated secret is not: it stays in this
 		// worker's state_dir, so that reading the store never lets anyone seal
 		// internal messages.
-		logger.Warn("platform.yaml names a shared storage but no internal_auth: the internal message secret is generated in this worker's state_dir, so workers that do not share state_dir refuse each other's messages; set internal_auth to the same secret on every worker",
+		logger.Warn("platform.yaml names a shared storage but no internal_auth: the internal message secret is generated in this worker's state_dir, so workers that do not share state_dir refuse each other's messages (a second worker with another secret refuses to start); "+
+			"set internal_auth (secret_env or secret_file) in platform.yaml to the same secret on every worker",
 			zap.String("secret", source))
 	}
 	return secret, nil

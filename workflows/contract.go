@@ -81,6 +81,10 @@ const (
 	// deployment (and records the stage verified on the release), counts soak
 	// from the verified time, and continues into following auto stages.
 	ChangeStageVerify = "stage-verify"
+	// ChangeFirstStageVerify: a Promote whose release reached the first stage
+	// before it (the release's auto_deploy) and was not verified there runs
+	// that stage's verification first and records it verified.
+	ChangeFirstStageVerify = "first-stage-verify"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.

@@ -63,6 +63,9 @@ type promotion struct {
 	current  int // index of the stage being worked on
 	guard    requestGuard
 	forged   error // why the input's carried state was refused
+	// first is set when the release reached the first stage before this
+	// promotion (auto_deploy) and was not verified there: who deployed it.
+	first *FabricReach
 }
 
 func (p *promotion) setup(ctx workflow.Context) error {
@@ -143,6 +146,9 @@ func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
 	if p.verifyOn(ctx) {
 		steps = []func(workflow.Context, int) error{p.gate, p.soak, p.awaitHold, p.deploy, p.verify}
 		target = p.autoTarget(target)
+		if err := p.verifyFirst(ctx); err != nil {
+			return p.state, err
+		}
 	}
 	for i := p.firstOpen(); i <= target; i++ {
 		p.current = i
@@ -205,6 +211,9 @@ func (p *promotion) begin(ctx workflow.Context) error {
 		if reached(rel, st) {
 			s.Status, s.Detail = StageReached, "deployed before this promotion"
 			s.DeployedAt = latestAt(rel, st.Fabrics)
+			if len(p.state.Stages) == 0 && rel.Verified[st.Name].IsZero() {
+				p.first = latestReach(rel, st.Fabrics)
+			}
 		}
 		p.state.Stages = append(p.state.Stages, s)
 	}
@@ -630,6 +639,21 @@ func reached(rel ReleaseState, st activities.StageSettings) bool {
 		}
 	}
 	return len(st.Fabrics) > 0
+}
+
+// latestReach is the latest deployment of the release to one of the fabrics
+// (who deployed it, when); a stage reached by a link has none.
+func latestReach(rel ReleaseState, fabrics []string) *FabricReach {
+	var last *FabricReach
+	for _, f := range fabrics {
+		if r, ok := rel.Fabrics[f]; ok && (last == nil || r.At.After(last.At)) {
+			last = &r
+		}
+	}
+	if last == nil {
+		return &FabricReach{Actor: rel.Actor}
+	}
+	return last
 }
 
 func latestAt(rel ReleaseState, fabrics []string) time.Time {

@@ -35,6 +35,25 @@ func (p *promotion) verifyOn(ctx workflow.Context) bool {
 	return changeVersion(ctx, ChangeStageVerify) >= 1
 }
 
+// verifyFirst verifies the first stage before the promotion moves on when the
+// release reached it before this promotion (a release's auto_deploy deploys
+// the first stage, not a promotion) and was not verified there: its verify
+// jobs run as for any other stage (a failure ends the promotion, on_failure
+// applies), and a first stage without verify counts its deployment as
+// verified. Either way the stage is recorded verified on the release and the
+// Stage entity, so a rollback finds it. A release that already reached the
+// second stage has moved past the first and is left as it is.
+func (p *promotion) verifyFirst(ctx workflow.Context) error {
+	if p.first == nil || p.firstOpen() != 1 || changeVersion(ctx, ChangeFirstStageVerify) < 1 {
+		return nil
+	}
+	p.current = 0
+	if s := &p.state.Stages[0]; s.DeployedBy == "" {
+		s.DeployedBy = firstNonEmpty(p.first.Actor, p.state.Releaser)
+	}
+	return p.verify(ctx, 0)
+}
+
 // verify runs the stage's verify jobs on each of its fabrics, all at once, as
 // child Run workflows, and waits until they all succeed, one fails, or the
 // verification's timeout passes (the runs still going are then cancelled).

@@ -178,13 +178,19 @@ fabrics:
 	}
 
 	// The CLI without the key, or with another key under the same ID, says what to fix.
-	for _, tc := range []struct{ keys, want string }{
-		{"", `encrypted with key "2026-01" but SHIPLINE_CODEC_KEYS is not set`},
-		{"2026-01:" + randomKey(t), `decrypt payload with key "2026-01" from SHIPLINE_CODEC_KEYS: the key is not the one that encrypted it`},
-		{"2025-12:" + randomKey(t), `encrypted with key "2026-01", which SHIPLINE_CODEC_KEYS does not hold`},
+	// Without any key the CLI sees the worker's "(payloads encrypted)" mark
+	// and stops before sending anything (exit 2); with a wrong key it fails
+	// decoding what it read (exit 1).
+	for _, tc := range []struct {
+		keys, want string
+		code       int
+	}{
+		{"", `encrypts payloads (temporal.encryption in its platform.yaml), and SHIPLINE_CODEC_KEYS is not set`, 2},
+		{"2026-01:" + randomKey(t), `decrypt payload with key "2026-01" from SHIPLINE_CODEC_KEYS: the key is not the one that encrypted it`, 1},
+		{"2025-12:" + randomKey(t), `encrypted with key "2026-01", which SHIPLINE_CODEC_KEYS does not hold`, 1},
 	} {
 		t.Setenv("SHIPLINE_CODEC_KEYS", tc.keys)
-		if code, _, errOut := sh("status", releaseID); code != 1 || !strings.Contains(errOut, tc.want) {
+		if code, _, errOut := sh("status", releaseID); code != tc.code || !strings.Contains(errOut, tc.want) {
 			t.Errorf("status with SHIPLINE_CODEC_KEYS=%.12q…: exit %d %q, want %q", tc.keys, code, errOut, tc.want)
 		}
 	}

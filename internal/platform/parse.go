@@ -131,7 +131,7 @@ func Parse(file string, data []byte, baseDir string) (*Config, diag.List) {
 	}
 	p := &parser{Decoder: yamlnode.Decoder{File: file}, baseDir: baseDir, c: &Config{
 		Path:     file,
-		Temporal: Temporal{Address: DefaultAddress, Namespace: DefaultNamespace, TaskQueue: DefaultTaskQueue},
+		Temporal: Temporal{TaskQueue: DefaultTaskQueue}, // address and namespace: empty unless written (defaults apply at dial time, after profiles)
 		StateDir: filepath.Join(baseDir, DefaultStateDir),
 		Teams:    map[string]Team{},
 		Projects: map[string]Project{},

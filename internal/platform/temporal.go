@@ -74,9 +74,9 @@ func (p *parser) temporal(v *yaml.Node) {
 				p.Errorf(v, "write host:port, e.g. "+DefaultAddress, "temporal.address %q is not host:port", s)
 				return
 			}
-			p.c.Temporal.Address, p.c.Temporal.AddressSet = s, true
+			p.c.Temporal.Address = s
 		case "namespace":
-			p.c.Temporal.Namespace, p.c.Temporal.NamespaceSet = s, true
+			p.c.Temporal.Namespace = s
 		case "task_queue":
 			p.c.Temporal.TaskQueue = s
 		case "profile":

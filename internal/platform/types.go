@@ -70,10 +70,6 @@ type Temporal struct {
 	// ConfigFile is the Temporal TOML config file (default: the one the
 	// temporal CLI reads, or TEMPORAL_CONFIG_FILE).
 	ConfigFile string `json:"config_file,omitempty"`
-	// AddressSet and NamespaceSet tell that the file wrote address or
-	// namespace, so that a profile's value is not overridden by a default.
-	AddressSet   bool `json:"-"`
-	NamespaceSet bool `json:"-"`
 }
 
 // TemporalTLS is the temporal.tls block: file paths only.

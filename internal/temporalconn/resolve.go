@@ -187,10 +187,10 @@ func pick(env envconfig.EnvLookup, flag, flagName, envName, plat, platName strin
 // applyPlatform lays platform.yaml's temporal block over the profile.
 func (c *Conn) applyPlatform(prof *envconfig.ClientConfigProfile, t *platform.Temporal, env envconfig.EnvLookup) error {
 	before := snapshot(prof)
-	if t.AddressSet {
+	if t.Address != "" { // empty unless platform.yaml (or the program) gave one: a profile's stays
 		prof.Address = t.Address
 	}
-	if t.NamespaceSet {
+	if t.Namespace != "" {
 		prof.Namespace = t.Namespace
 	}
 	if t.APIKeyEnv != "" {

@@ -74,7 +74,7 @@ func TestPrecedence(t *testing.T) {
 	}, {
 		name: "worker: platform.yaml over profile, env over platform.yaml",
 		req: Request{
-			Platform: &platform.Temporal{Address: "platform:7233", AddressSet: true, Namespace: "platform-ns", NamespaceSet: true,
+			Platform: &platform.Temporal{Address: "platform:7233", Namespace: "platform-ns",
 				Profile: "prod", ConfigFile: file, APIKeyEnv: "SHIPLINE_TEMPORAL_KEY", TLS: &platform.TemporalTLS{ServerName: "platform.example.com"}},
 			Env: EnvMap{"TEMPORAL_NAMESPACE": "env-ns", "SHIPLINE_TEMPORAL_KEY": "platform-key"},
 		},
@@ -83,7 +83,7 @@ func TestPrecedence(t *testing.T) {
 	}, {
 		name: "worker: defaults of platform.yaml do not hide the profile",
 		req: Request{
-			Platform: &platform.Temporal{Address: platform.DefaultAddress, Namespace: platform.DefaultNamespace, Profile: "prod", ConfigFile: file},
+			Platform: &platform.Temporal{Profile: "prod", ConfigFile: file}, // as parsed from a file without address or namespace
 			Env:      EnvMap{},
 		},
 		address: "profile:7233", ns: "profile-ns", addrFrom: `profile "prod" of ` + file, nsFrom: `profile "prod" of ` + file,

@@ -122,7 +122,7 @@ func secureConfig(t *testing.T, srv *devserver.Server, tls *platform.TemporalTLS
 		Path:     filepath.Join(t.TempDir(), "platform.yaml"),
 		StateDir: filepath.Join(t.TempDir(), "state"),
 		Temporal: platform.Temporal{
-			Address: srv.Address(), AddressSet: true, Namespace: srv.Namespace(), NamespaceSet: true,
+			Address: srv.Address(), Namespace: srv.Namespace(),
 			TaskQueue: "shipline-secure", TLS: tls, APIKeyEnv: apiKeyEnv,
 		},
 	}

@@ -119,8 +119,8 @@ func (r *release) buildsFailed(ctx workflow.Context, failures []buildFailed) err
 // them the build cache already held.
 func (r *release) buildsDetail() string {
 	cached := 0
-	for _, b := range r.state.Builds {
-		if b.Cached {
+	for _, name := range sortedNames(r.state.Builds) {
+		if r.state.Builds[name].Cached {
 			cached++
 		}
 	}

@@ -63,11 +63,10 @@ func RunOutcomeOf(err error) (RunOutcome, bool) {
 }
 
 type runner struct {
-	in       RunInput
-	state    RunOutcome
-	guard    requestGuard
-	target   activities.RunTarget
-	resolved bool
+	in     RunInput
+	state  RunOutcome
+	guard  requestGuard
+	target activities.RunTarget
 }
 
 // setup seeds the state and registers the state query and the accepted update.

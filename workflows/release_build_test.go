@@ -81,7 +81,9 @@ func TestReleaseFailingTestsAreNeverTagged(t *testing.T) {
 	attempts := map[string]int{}
 	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.BuildInput) (activities.BuildOutput, error) {
+			e.mu.Lock() // the builds run in parallel
 			attempts[in.Pipeline.Name]++
+			e.mu.Unlock()
 			if in.Pipeline.Name == "score" {
 				return activities.BuildOutput{}, temporal.NewNonRetryableApplicationError(
 					"pipeline score: tests failed: pytest exited with 1: fix the failing tests, commit, and release a new version\n--- output (last lines) ---\n"+tail+"\n---\nfull build log: /state/logs/builds/k.log",
@@ -156,6 +158,8 @@ func TestReleaseParksWhenBuildToolMissing(t *testing.T) {
 	built := map[string]int{}
 	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.BuildInput) (activities.BuildOutput, error) {
+			e.mu.Lock() // the builds run in parallel
+			defer e.mu.Unlock()
 			built[in.Pipeline.Name]++
 			if in.Pipeline.Name == "score" && !installed {
 				return activities.BuildOutput{}, temporal.NewNonRetryableApplicationError("pipeline score: sbt is not installed on the worker: install sbt", apperr.BuildToolMissing, nil)
@@ -167,7 +171,9 @@ func TestReleaseParksWhenBuildToolMissing(t *testing.T) {
 	e.RegisterDelayedCallback(func() {
 		v, _ := e.QueryWorkflow(StateQuery)
 		_ = v.Get(&parked)
+		e.mu.Lock()
 		installed = true
+		e.mu.Unlock()
 		e.UpdateWorkflow(ResumeUpdate, "r", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { t.Errorf("resume refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
 		}, ControlRequest{Actor: "alice"})

@@ -1,1 +1,0 @@
-"""Ingest orders: parse raw order lines and keep the valid ones."""

@@ -1,3 +1,0 @@
-from ingest_orders.main import main
-
-raise SystemExit(main())

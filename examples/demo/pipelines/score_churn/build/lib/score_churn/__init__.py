@@ -1,1 +1,0 @@
-"""Score churn: flag customers whose orders dropped."""

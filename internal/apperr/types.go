@@ -85,6 +85,19 @@ const (
 	// DagNotParsed: Airflow has not parsed a written DAG yet (transient).
 	DagNotParsed = "DagNotParsed"
 
+	// VersionAlreadyPublished: a package index already holds the library
+	// version with other bytes; published versions are immutable, so bump the
+	// version.
+	VersionAlreadyPublished = "VersionAlreadyPublished"
+	// IndexConfig: a package index's platform.yaml entry is incomplete or wrong.
+	IndexConfig = "IndexConfig"
+	// IndexAuth: a package index refused the credentials, or none are configured.
+	IndexAuth = "IndexAuth"
+	// IndexRejected: a package index refused an upload (a 4xx other than auth).
+	IndexRejected = "IndexRejected"
+	// IndexUnavailable: a package index did not answer or answered 5xx/429 (transient).
+	IndexUnavailable = "IndexUnavailable"
+
 	// ActiveRun: a job has a run in progress and its fabric's active_runs
 	// says fail (a deployment), or its artifacts would be removed under it (a
 	// release's deletion).
@@ -163,6 +176,8 @@ var classes = map[string]Class{
 	RunFailed:          Fails,
 	VerificationFailed: Fails,
 
+	VersionAlreadyPublished: Fails,
+
 	GitAuthFailed:     Parks,
 	BuildToolMissing:  Parks,
 	PythonUnavailable: Parks,
@@ -177,6 +192,10 @@ var classes = map[string]Class{
 	FabricUnavailable: Parks,
 	DagNotParsed:      Parks,
 	ActiveRunTimeout:  Parks,
+	IndexConfig:       Parks,
+	IndexAuth:         Parks,
+	IndexRejected:     Parks,
+	IndexUnavailable:  Parks,
 
 	Cancelled:  Stopped,
 	Superseded: Stopped,
@@ -184,7 +203,7 @@ var classes = map[string]Class{
 
 // transient are the types Temporal retries (with the activity's retry policy)
 // before the workflow sees them; every other type is non-retryable.
-var transient = map[string]bool{FabricUnavailable: true, DagNotParsed: true}
+var transient = map[string]bool{FabricUnavailable: true, DagNotParsed: true, IndexUnavailable: true}
 
 // ClassOf returns the class of a type name. A failure without a known type (a
 // timeout, retries that ran out, an error from outside Shipline) parks: it is

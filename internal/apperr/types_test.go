@@ -117,6 +117,11 @@ func TestClassOfEachType(t *testing.T) {
 		{FabricUnavailable, "FabricUnavailable", Parks},
 		{DagNotParsed, "DagNotParsed", Parks},
 		{ActiveRunTimeout, "ActiveRunTimeout", Parks},
+		{VersionAlreadyPublished, "VersionAlreadyPublished", Fails},
+		{IndexConfig, "IndexConfig", Parks},
+		{IndexAuth, "IndexAuth", Parks},
+		{IndexRejected, "IndexRejected", Parks},
+		{IndexUnavailable, "IndexUnavailable", Parks},
 		{Cancelled, "Cancelled", Stopped},
 		{Superseded, "Superseded", Stopped},
 		// Failures without a Shipline type: a transient problem that outlasted its retries.
@@ -134,7 +139,7 @@ func TestClassOfEachType(t *testing.T) {
 			t.Errorf("ClassOf(%q) = %s, want %s", c.typ, got, c.class)
 		}
 	}
-	for _, typ := range []string{FabricUnavailable, DagNotParsed} {
+	for _, typ := range []string{FabricUnavailable, DagNotParsed, IndexUnavailable} {
 		if !Transient(typ) {
 			t.Errorf("%s is not transient", typ)
 		}

@@ -150,9 +150,15 @@ func (s *Store) Close() error { return s.bucket.Close() }
 // old object or the whole new one, never a part. If r fails, or ctx ends,
 // nothing is written.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
+	return s.PutTyped(ctx, key, "application/octet-stream", r)
+}
+
+// PutTyped is Put with the object's content type (what a bucket served over
+// HTTP answers with, e.g. text/html for a package index's pages).
+func (s *Store) PutTyped(ctx context.Context, key, contentType string, r io.Reader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := s.bucket.NewWriter(ctx, key, &blob.WriterOptions{ContentType: "application/octet-stream"})
+	w, err := s.bucket.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType})
 	if err != nil {
 		return s.wrap("write", key, err)
 	}

@@ -91,6 +91,7 @@ var kinds = []struct {
 	open func(ctx context.Context, c Config) (Index, error)
 }{
 	{"simple", openSimple},
+	{"pypi", openPyPI},
 }
 
 // Kinds returns the index kinds platform.yaml may name, in registry order.

@@ -1,0 +1,164 @@
+package pkgindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/storage"
+)
+
+// httpTimeout bounds one request to an index (an upload of a large file
+// included): a silent index becomes a transient error, never a hang.
+const httpTimeout = 10 * time.Minute
+
+// remote is what the HTTP kinds share: the client, the credentials and the
+// reading of answers as Shipline's errors.
+type remote struct {
+	c      Config
+	client *http.Client
+	// user and pass are the basic-auth credentials ("" for none); bearer a
+	// token sent as such (maven without a user).
+	user, pass, bearer string
+}
+
+func newRemote(c Config, tokenUser string) *remote {
+	r := &remote{c: c, client: &http.Client{
+		Timeout: httpTimeout,
+		// A redirect of an upload loses its body or its credentials: the
+		// index's URL must be the final one (see redirected).
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+	switch {
+	case c.Token != "" && c.Username != "" && tokenUser == "":
+		r.user, r.pass = c.Username, c.Token
+	case c.Token != "" && tokenUser != "":
+		r.user, r.pass = tokenUser, c.Token
+	case c.Token != "":
+		r.bearer = c.Token
+	case c.Username != "" || c.Password != "":
+		r.user, r.pass = c.Username, c.Password
+	}
+	return r
+}
+
+// checkHTTPURL checks an index URL that must be http(s).
+func checkHTTPURL(c Config, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, configError(c, "url %q is not an http:// or https:// URL", storage.Redact(raw))
+	}
+	if u.User != nil {
+		return nil, configError(c, "url %q holds credentials: name their environment variables in platform.yaml instead", storage.Redact(raw))
+	}
+	return u, nil
+}
+
+// do sends req with the index's credentials.
+func (r *remote) do(ctx context.Context, req *http.Request) (*http.Response, error) {
+	req = req.WithContext(ctx)
+	switch {
+	case r.bearer != "":
+		req.Header.Set("Authorization", "Bearer "+r.bearer)
+	case r.user != "" || r.pass != "":
+		req.SetBasicAuth(r.user, r.pass)
+	}
+	req.Header.Set("User-Agent", "shipline")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		// Network trouble is transient: the activity retries. The cause
+		// without *url.Error's text, which repeats the URL unredacted.
+		if cause := errors.Unwrap(err); cause != nil {
+			err = cause
+		}
+		return nil, fmt.Errorf("package index %s: %s %s: %w", r.c.Name, req.Method, storage.Redact(req.URL.String()), err)
+	}
+	return resp, nil
+}
+
+// get fetches u; found is false on 404/410.
+func (r *remote) get(ctx context.Context, u string) (body []byte, found bool, err error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return nil, false, configError(r.c, "bad URL %q: %v", storage.Redact(u), err)
+	}
+	resp, err := r.do(ctx, req)
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return nil, false, nil
+	case resp.StatusCode >= 300:
+		return nil, false, r.statusError("read "+storage.Redact(u), resp)
+	}
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, false, fmt.Errorf("package index %s: read %s: %w", r.c.Name, storage.Redact(u), err)
+	}
+	return body, true, nil
+}
+
+// statusError turns an answer that is no success into Shipline's error:
+// auth refusals, rejections (4xx), unavailability (5xx, 429: transient).
+func (r *remote) statusError(op string, resp *http.Response) error {
+	msg := answerText(resp)
+	where := fmt.Sprintf("package index %s: %s: HTTP %d", r.c.Name, op, resp.StatusCode)
+	if msg != "" {
+		where += ": " + msg
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		fix := "set the credentials' environment variables that platform.yaml's package_indexes." + r.c.Name + " names"
+		if r.user != "" || r.pass != "" || r.bearer != "" {
+			fix = "check that the credentials in the environment variables platform.yaml's package_indexes." + r.c.Name + " names are valid and may publish"
+		}
+		return &apperr.Error{Type: apperr.IndexAuth, Msg: where + "; " + fix}
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return &apperr.Error{Type: apperr.IndexConfig, Msg: fmt.Sprintf("%s (redirected to %s); set package_indexes.%s.url to the final URL",
+			where, storage.Redact(resp.Header.Get("Location")), r.c.Name)}
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return &apperr.Error{Type: apperr.IndexUnavailable, Msg: where}
+	}
+	return &apperr.Error{Type: apperr.IndexRejected, Msg: where}
+}
+
+// answerText is the start of an error answer's text, for messages: PyPI
+// puts it in the status line's reason and the body, others in the body.
+func answerText(resp *http.Response) string {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	text := strings.TrimSpace(stripTags(string(data)))
+	if reason := strings.TrimSpace(strings.TrimPrefix(resp.Status, fmt.Sprint(resp.StatusCode))); text == "" && reason != http.StatusText(resp.StatusCode) {
+		text = reason
+	}
+	text = strings.Join(strings.Fields(text), " ")
+	if len(text) > 400 {
+		text = text[:400] + "…"
+	}
+	return text
+}
+
+// stripTags drops HTML tags from an error page.
+func stripTags(s string) string {
+	var b strings.Builder
+	in := false
+	for _, r := range s {
+		switch {
+		case r == '<':
+			in = true
+		case r == '>':
+			in = false
+			b.WriteByte(' ')
+		case !in:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

@@ -74,10 +74,7 @@ func (r *remote) do(ctx context.Context, req *http.Request) (*http.Response, err
 	if err != nil {
 		// Network trouble is transient: the activity retries. The cause
 		// without *url.Error's text, which repeats the URL unredacted.
-		if cause := errors.Unwrap(err); cause != nil {
-			err = cause
-		}
-		return nil, fmt.Errorf("package index %s: %s %s: %w", r.c.Name, req.Method, storage.Redact(req.URL.String()), err)
+		return nil, fmt.Errorf("package index %s: %s %s: %w", r.c.Name, req.Method, storage.Redact(req.URL.String()), cause(err))
 	}
 	return resp, nil
 }
@@ -161,4 +158,21 @@ func stripTags(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// newRequest is http.NewRequest with the URL redacted from its error.
+func newRequest(method, u string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("bad URL %s: %w", storage.Redact(u), cause(err))
+	}
+	return req, nil
+}
+
+// cause is err without *url.Error's text, which repeats the URL unredacted.
+func cause(err error) error {
+	if c := errors.Unwrap(err); c != nil {
+		return c
+	}
+	return err
 }

@@ -92,6 +92,7 @@ var kinds = []struct {
 }{
 	{"simple", openSimple},
 	{"pypi", openPyPI},
+	{"maven", openMaven},
 }
 
 // Kinds returns the index kinds platform.yaml may name, in registry order.

@@ -31,9 +31,18 @@ type remote struct {
 func newRemote(c Config, tokenUser string) *remote {
 	r := &remote{c: c, client: &http.Client{
 		Timeout: httpTimeout,
-		// A redirect of an upload loses its body or its credentials: the
-		// index's URL must be the final one (see redirected).
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		// Reads follow redirects (the client drops the credentials when
+		// the host changes); an upload does not, since a redirect loses its
+		// body: the index's URL must be the final one (statusError says so).
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if via[0].Method != http.MethodGet && via[0].Method != http.MethodHead {
+				return http.ErrUseLastResponse
+			}
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			return nil
+		},
 	}}
 	switch {
 	case c.Token != "" && c.Username != "" && tokenUser == "":

@@ -87,8 +87,10 @@ func (p *pypiIndex) Publish(ctx context.Context, f File) (Result, error) {
 		return Result{}, err
 	}
 	// What the index holds already decides first: an upload of the same file
-	// is answered differently by each server (PyPI says 200, others 400 or 409).
-	if res, done, err := p.compare(ctx, pf, sum); done || err != nil {
+	// is answered differently by each server (PyPI says 200, others 400 or
+	// 409). Credentials that may upload but not read the pages leave the
+	// decision to the upload's answer.
+	if res, done, err := p.compare(ctx, pf, sum); done || (err != nil && apperr.Type(err) != apperr.IndexAuth) {
 		return res, err
 	}
 	resp, err := p.post(ctx, pf)
@@ -106,12 +108,17 @@ func (p *pypiIndex) Publish(ctx context.Context, f File) (Result, error) {
 	}
 	// The index says the file exists, though its simple page did not list
 	// it (a cache, a page behind other credentials): compare again.
-	if res, done, cerr := p.compare(ctx, pf, sum); done || cerr != nil {
+	res, done, cerr := p.compare(ctx, pf, sum)
+	if done {
 		return res, cerr
 	}
+	why := "does not list it"
+	if cerr != nil {
+		why = "cannot be read (" + cerr.Error() + ")"
+	}
 	return Result{}, &apperr.Error{Type: apperr.IndexRejected, Msg: err.Error() + fmt.Sprintf(
-		"; the index holds %s already but its page %s does not show its sha256 to compare with %s: "+
-			"if it is the same file, nothing is to do; otherwise bump the library's version", pf.Filename, p.projectPage(pf.Name), sum)}
+		"; the index holds %s already but its page %s %s, so its sha256 cannot be compared with %s: "+
+			"if it is the same file, nothing is to do; otherwise bump the library's version", pf.Filename, p.projectPage(pf.Name), why, sum)}
 }
 
 // fileExists reports whether an upload's refusal says the file exists:

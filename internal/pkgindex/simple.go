@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/shipline/shipline/internal/storage"
 )
@@ -235,44 +236,58 @@ func objectSHA256(ctx context.Context, st *storage.Store, key string) (string, e
 // directly under prefix, sorted.
 func listFiles(ctx context.Context, st *storage.Store, prefix string) ([]string, error) {
 	var out []string
-	it := st.Bucket().List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s in %s: %w", prefix, st, err)
-		}
+	err := list(ctx, st, prefix, func(obj *blob.ListObject) {
 		name := strings.TrimPrefix(obj.Key, prefix)
-		if _, _, dist := fileVersion(name); obj.IsDir || !dist || strings.HasPrefix(name, ".") {
-			continue // a page, a store's temporary file, anything else
+		if _, _, dist := fileVersion(name); !obj.IsDir && dist && !strings.HasPrefix(name, ".") {
+			out = append(out, name) // not a page, a store's temporary file, anything else
 		}
-		out = append(out, name)
-	}
+	})
 	slices.Sort(out)
-	return out, nil
+	return out, err
 }
 
 // listDirs returns the project directories at the index's root, sorted.
 func listDirs(ctx context.Context, st *storage.Store) ([]string, error) {
 	var out []string
-	it := st.Bucket().List(&blob.ListOptions{Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", st, err)
-		}
-		name := strings.TrimSuffix(obj.Key, "/")
-		if obj.IsDir && name != "" && name == Normalize(name) {
+	err := list(ctx, st, "", func(obj *blob.ListObject) {
+		if name := strings.TrimSuffix(obj.Key, "/"); obj.IsDir && name != "" && name == Normalize(name) {
 			out = append(out, name)
 		}
-	}
+	})
 	slices.Sort(out)
-	return out, nil
+	return out, err
+}
+
+// listAttempts bounds the listings of a directory that a concurrent write
+// changes under the lister (a file:// bucket fails a listing when a
+// temporary file it saw is renamed before it is read).
+const listAttempts = 10
+
+// list calls each for every entry directly under prefix, in key order.
+func list(ctx context.Context, st *storage.Store, prefix string, each func(*blob.ListObject)) error {
+	var err error
+	for range listAttempts {
+		var objs []*blob.ListObject
+		it := st.Bucket().List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+		for {
+			var obj *blob.ListObject
+			obj, err = it.Next(ctx)
+			if err != nil {
+				break
+			}
+			objs = append(objs, obj)
+		}
+		if err == io.EOF {
+			for _, o := range objs {
+				each(o)
+			}
+			return nil
+		}
+		if gcerrors.Code(err) != gcerrors.NotFound {
+			break
+		}
+	}
+	return fmt.Errorf("list %s in %s: %w", prefix, st, err)
 }
 
 // readPage reads the entries of a project page Shipline wrote (none when

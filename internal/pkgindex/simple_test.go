@@ -298,3 +298,44 @@ func TestSimpleRefusesAMislabelledWheel(t *testing.T) {
 		}
 	}
 }
+
+// Publishes running at once (two workers releasing two libraries, or two
+// versions of one) all end up on the pages: each page is rewritten until it
+// lists what the directory holds.
+func TestSimpleConcurrentPublishes(t *testing.T) {
+	idx, dir := simpleIndex(t)
+	src := t.TempDir()
+	type job struct{ name, version, path string }
+	var jobs []job
+	for _, name := range []string{"alpha", "beta"} {
+		for i := range 4 {
+			v := fmt.Sprintf("1.%d.0", i)
+			jobs = append(jobs, job{name, v, pkgindextest.Wheel(t, src, name, v, pkgindextest.WheelOptions{})})
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(jobs))
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := idx.Publish(context.Background(), pkgindex.File{Name: j.name, Version: j.version, Path: j.path})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for _, j := range jobs {
+		if page := readFile(t, filepath.Join(dir, j.name, "index.html")); !strings.Contains(page, filepath.Base(j.path)+"#sha256="+sha256File(t, j.path)) {
+			t.Errorf("page of %s lacks %s", j.name, j.version)
+		}
+	}
+	if root := readFile(t, filepath.Join(dir, "index.html")); !strings.Contains(root, `"alpha/"`) || !strings.Contains(root, `"beta/"`) {
+		t.Errorf("root page:\n%s", root)
+	}
+}

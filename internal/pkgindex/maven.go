@@ -259,6 +259,27 @@ func (m *mavenIndex) ensureChecksums(ctx context.Context, key, path string) erro
 	return nil
 }
 
+// syncChecksums rewrites the checksum files of key that do not match data.
+func (m *mavenIndex) syncChecksums(ctx context.Context, key string, data []byte) error {
+	want, err := sums(data, "")
+	if err != nil {
+		return err
+	}
+	for _, c := range checksums {
+		have, _, err := m.store.get(ctx, key+"."+c.ext)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(have)) == want[c.ext] {
+			continue
+		}
+		if err := m.store.put(ctx, key+"."+c.ext, []byte(want[c.ext]), ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // metadata is maven-metadata.xml at the artifact's level.
 type metadata struct {
 	XMLName    xml.Name `xml:"metadata"`
@@ -290,7 +311,9 @@ func (m *mavenIndex) addToMetadata(ctx context.Context, co coords) error {
 			}
 		}
 		if found && slices.Contains(md.Versioning.Versions, co.Version) {
-			return nil
+			// Listed already; its checksums may lag behind it (a publish
+			// that stopped between the two).
+			return m.syncChecksums(ctx, key, data)
 		}
 		md.Versioning.Versions = append(md.Versioning.Versions, co.Version)
 		highest := co.Version

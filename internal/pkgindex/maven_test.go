@@ -171,7 +171,7 @@ func TestMavenBucketFinishesAnInterruptedPublish(t *testing.T) {
 		}
 		return data
 	}
-	for _, k := range []string{"2.0.0/common-utils-2.0.0.pom", "2.0.0/common-utils-2.0.0.jar.sha1", "maven-metadata.xml"} {
+	for _, k := range []string{"2.0.0/common-utils-2.0.0.pom", "2.0.0/common-utils-2.0.0.jar.sha1", "maven-metadata.xml.sha1"} {
 		if err := os.Remove(filepath.Join(dir, groupDir, k)); err != nil {
 			t.Fatal(err)
 		}
@@ -182,9 +182,19 @@ func TestMavenBucketFinishesAnInterruptedPublish(t *testing.T) {
 	}
 	checkSums(t, read, groupDir+"/2.0.0/common-utils-2.0.0.jar")
 	checkSums(t, read, groupDir+"/2.0.0/common-utils-2.0.0.pom")
+	checkSums(t, read, groupDir+"/maven-metadata.xml")
+
+	// Without its metadata, the version is added again.
+	if err := os.Remove(filepath.Join(dir, groupDir, "maven-metadata.xml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := publishJar(idx, "2.0.0", jar); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(string(read(groupDir+"/maven-metadata.xml")), "<version>2.0.0</version>") {
 		t.Error("metadata not rewritten")
 	}
+	checkSums(t, read, groupDir+"/maven-metadata.xml")
 }
 
 func TestMavenAuthErrors(t *testing.T) {

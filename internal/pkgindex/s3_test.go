@@ -58,7 +58,7 @@ func TestIndexesOnS3(t *testing.T) {
 	src := t.TempDir()
 	whl := pkgindextest.Wheel(t, src, "common", "1.0.0", pkgindextest.WheelOptions{Code: "X = 's3'"})
 	res := publish(t, simple, "common", "1.0.0", whl)
-	if !strings.HasPrefix(res.URL, "s3://"+s3.Bucket+"/pypi") || res.AlreadyPublished {
+	if res.URL != "s3://"+s3.Bucket+"/pypi/common/"+filepath.Base(whl) || res.AlreadyPublished {
 		t.Errorf("result %+v", res)
 	}
 	if res := publish(t, simple, "common", "1.0.0", whl); !res.AlreadyPublished {

@@ -64,7 +64,7 @@ func (s *simpleIndex) open(ctx context.Context) (*storage.Store, error) {
 
 // fileURL is the public URL of key in the index.
 func (s *simpleIndex) fileURL(key string) string {
-	return strings.TrimSuffix(s.bucket, "/") + "/" + key
+	return strings.TrimSuffix(storage.Redact(s.bucket), "/") + "/" + key
 }
 
 func (s *simpleIndex) Publish(ctx context.Context, f File) (Result, error) {
@@ -147,10 +147,11 @@ func (s *simpleIndex) writeProjectPage(ctx context.Context, st *storage.Store, p
 		if err != nil {
 			return err
 		}
-		old, err := readPage(ctx, st, pageKey)
+		current, err := readObject(ctx, st, pageKey)
 		if err != nil {
 			return err
 		}
+		old := parseLinks(string(current))
 		links := make(map[string]link, len(files))
 		for _, fn := range files {
 			l, ok := known[fn]
@@ -167,7 +168,7 @@ func (s *simpleIndex) writeProjectPage(ctx context.Context, st *storage.Store, p
 			}
 			links[fn] = l
 		}
-		if err := st.PutTyped(ctx, pageKey, "text/html", bytes.NewReader(projectPage(project, links))); err != nil {
+		if err := putPage(ctx, st, pageKey, current, projectPage(project, links)); err != nil {
 			return err
 		}
 		after, err := listFiles(ctx, st, project+"/")
@@ -194,7 +195,11 @@ func (s *simpleIndex) writeRootPage(ctx context.Context, st *storage.Store, proj
 			projects = append(projects, project)
 			slices.Sort(projects)
 		}
-		if err := st.PutTyped(ctx, indexPage, "text/html", bytes.NewReader(rootPage(projects))); err != nil {
+		current, err := readObject(ctx, st, indexPage)
+		if err != nil {
+			return err
+		}
+		if err := putPage(ctx, st, indexPage, current, rootPage(projects)); err != nil {
 			return err
 		}
 		after, err := listDirs(ctx, st)
@@ -290,17 +295,22 @@ func list(ctx context.Context, st *storage.Store, prefix string, each func(*blob
 	return fmt.Errorf("list %s in %s: %w", prefix, st, err)
 }
 
-// readPage reads the entries of a project page Shipline wrote (none when
-// the page is absent).
-func readPage(ctx context.Context, st *storage.Store, key string) (map[string]link, error) {
+// readObject reads a small object (nil when absent).
+func readObject(ctx context.Context, st *storage.Store, key string) ([]byte, error) {
 	data, err := st.ReadAll(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
+	return data, err
+}
+
+// putPage replaces a page atomically, unless it is unchanged: publishing
+// what the index holds writes nothing.
+func putPage(ctx context.Context, st *storage.Store, key string, current, page []byte) error {
+	if current != nil && bytes.Equal(current, page) {
+		return nil
 	}
-	return parseLinks(string(data)), nil
+	return st.PutTyped(ctx, key, "text/html", bytes.NewReader(page))
 }
 
 // anchor matches the links projectPage writes.

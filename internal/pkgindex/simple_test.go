@@ -135,22 +135,28 @@ func TestSimpleImmutability(t *testing.T) {
 	whl := pkgindextest.Wheel(t, t.TempDir(), "common", "1.0.0", pkgindextest.WheelOptions{Code: "X = 1"})
 	publish(t, idx, "common", "1.0.0", whl)
 	stored := filepath.Join(dir, "common", filepath.Base(whl))
-	before, err := os.Stat(stored)
-	if err != nil {
-		t.Fatal(err)
+	written := []string{stored, filepath.Join(dir, "common", "index.html"), filepath.Join(dir, "index.html")}
+	var before []os.FileInfo
+	for _, p := range written {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = append(before, st)
 	}
 
 	res := publish(t, idx, "common", "1.0.0", whl)
 	if !res.AlreadyPublished {
 		t.Error("the same bytes again are not AlreadyPublished")
 	}
-	after, _ := os.Stat(stored)
-	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
-		t.Error("the same bytes were written again")
+	for i, p := range written {
+		if after, err := os.Stat(p); err != nil || !os.SameFile(before[i], after) || !after.ModTime().Equal(before[i].ModTime()) {
+			t.Errorf("publishing the same bytes again wrote %s", p)
+		}
 	}
 
 	other := pkgindextest.Wheel(t, t.TempDir(), "common", "1.0.0", pkgindextest.WheelOptions{Code: "X = 2"})
-	_, err = idx.Publish(context.Background(), pkgindex.File{Project: "customer360", Name: "common", Version: "1.0.0", Path: other})
+	_, err := idx.Publish(context.Background(), pkgindex.File{Project: "customer360", Name: "common", Version: "1.0.0", Path: other})
 	if apperr.Type(err) != apperr.VersionAlreadyPublished {
 		t.Fatalf("other bytes: %v (type %q), want %s", err, apperr.Type(err), apperr.VersionAlreadyPublished)
 	}

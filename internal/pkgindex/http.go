@@ -118,13 +118,13 @@ func (r *remote) statusError(op string, resp *http.Response) error {
 	msg := answerText(resp)
 	where := fmt.Sprintf("package index %s: %s: HTTP %d", r.c.Name, op, resp.StatusCode)
 	if msg != "" {
-		where += ": " + msg
+		where += ": " + strings.TrimSuffix(msg, ".")
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		fix := "set the credentials' environment variables that platform.yaml's package_indexes." + r.c.Name + " names"
+		fix := "no credentials were given: set the environment variables named in platform.yaml's package_indexes." + r.c.Name
 		if r.user != "" || r.pass != "" || r.bearer != "" {
-			fix = "check that the credentials in the environment variables platform.yaml's package_indexes." + r.c.Name + " names are valid and may publish"
+			fix = "check the credentials (the environment variables named in platform.yaml's package_indexes." + r.c.Name + "): they are wrong or may not do this"
 		}
 		return &apperr.Error{Type: apperr.IndexAuth, Msg: where + "; " + fix}
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
@@ -141,6 +141,8 @@ func (r *remote) statusError(op string, resp *http.Response) error {
 func answerText(resp *http.Response) string {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
 	text := strings.TrimSpace(stripTags(string(data)))
+	// Many servers start the body with the status line again.
+	text = strings.TrimSpace(strings.TrimPrefix(text, fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))))
 	if reason := strings.TrimSpace(strings.TrimPrefix(resp.Status, fmt.Sprint(resp.StatusCode))); text == "" && reason != http.StatusText(resp.StatusCode) {
 		text = reason
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -45,18 +46,90 @@ func twine(t *testing.T, uploadURL, token, path string) {
 func TestPyPIUploadMatchesTwine(t *testing.T) {
 	whl := pkgindextest.Wheel(t, t.TempDir(), "Common.Lib", "1.4.0", pkgindextest.WheelOptions{
 		Code: "X = 1", Summary: "Shared helpers", RequiresPython: ">=3.8"})
+	srv := uploadLikeTwine(t, whl, "Common.Lib", "1.4.0")
 
+	// pip installs what Shipline uploaded, from the server's simple pages.
+	target := t.TempDir()
+	if out, err := pip(t, "install", "--no-deps", "--index-url", srv.SimpleURL(), "--target", target, "common_lib==1.4.0"); err != nil {
+		t.Fatalf("pip install: %v\n%s", err, out)
+	}
+}
+
+// The same with a wheel setuptools builds from a pyproject.toml that uses
+// every kind of metadata (authors, license, keywords, URLs, dependencies,
+// extras, a Markdown readme).
+func TestPyPIUploadOfASetuptoolsWheelMatchesTwine(t *testing.T) {
+	if err := exec.Command(debianPython, "-c", "import build, setuptools").Run(); err != nil {
+		t.Skip("python3-build and python3-setuptools, which build this test's wheel, are missing: apt-get install python3-build python3-setuptools")
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"pyproject.toml":          richPyproject,
+		"README.md":               "# Rich lib\n\nLine one.\n\n  Indented line, and **markdown**.\n",
+		"src/richlib/__init__.py": "X = 1\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(debianPython, "-m", "build", "--wheel", "--no-isolation", "--outdir", filepath.Join(dir, "dist"), dir)
+	cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin", "SOURCE_DATE_EPOCH=315532800"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	srv := uploadLikeTwine(t, filepath.Join(dir, "dist", "Rich_Lib-0.3.0-py3-none-any.whl"), "Rich-Lib", "0.3.0")
+	form := srv.Uploads()[0].Form
+	if len(form["requires_dist"]) != 3 || len(form["project_urls"]) != 2 || form["provides_extras"][0] != "fast" ||
+		!strings.Contains(form["description"][0], "**markdown**") || form["author_email"][0] != "Ada Data <ada@example.com>" {
+		t.Errorf("the upload lost metadata: %v", form)
+	}
+}
+
+const richPyproject = `[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "Rich_Lib"
+version = "0.3.0"
+description = "A library with every kind of metadata"
+readme = "README.md"
+requires-python = ">=3.8"
+license = {text = "Apache-2.0"}
+authors = [{name = "Ada Data", email = "ada@example.com"}]
+maintainers = [{name = "Bo Ops", email = "bo@example.com"}]
+keywords = ["data", "pipelines"]
+classifiers = ["Programming Language :: Python :: 3", "License :: OSI Approved :: Apache Software License"]
+dependencies = ["requests>=2", "pyyaml; python_version>'3.7'"]
+
+[project.optional-dependencies]
+fast = ["orjson"]
+
+[project.urls]
+Homepage = "https://example.com/rich"
+Issues = "https://example.com/rich/issues"
+`
+
+// uploadLikeTwine uploads whl with twine to one fresh server and with
+// Shipline to another, checks that both hold the same state, and returns
+// Shipline's server.
+func uploadLikeTwine(t *testing.T, whl, name, version string) *pkgindextest.PyPI {
+	t.Helper()
 	byTwine := pkgindextest.NewPyPI(t)
 	byTwine.AddToken("alice", "tok-a")
 	twine(t, byTwine.UploadURL(), "tok-a", whl)
 
 	byShipline := pkgindextest.NewPyPI(t)
 	byShipline.AddToken("alice", "tok-a")
-	res := publish(t, pypiIndex(t, byShipline, pkgindex.Config{Token: "tok-a"}), "Common.Lib", "1.4.0", whl)
+	res := publish(t, pypiIndex(t, byShipline, pkgindex.Config{Token: "tok-a"}), name, version, whl)
 	if res.AlreadyPublished {
 		t.Error("a first upload says AlreadyPublished")
 	}
-	if want := byShipline.URL + "/packages/common-lib/" + filepath.Base(whl); res.URL != want {
+	if want := byShipline.URL + "/packages/" + pkgindex.Normalize(name) + "/" + filepath.Base(whl); res.URL != want {
 		t.Errorf("URL = %s, want %s", res.URL, want)
 	}
 
@@ -66,6 +139,9 @@ func TestPyPIUploadMatchesTwine(t *testing.T) {
 	}
 	if want[0].SHA256 != sha256File(t, whl) {
 		t.Fatal("twine uploaded other bytes")
+	}
+	if len(want[0].Form) < 10 {
+		t.Fatalf("twine sent only %v", want[0].Form)
 	}
 	if !reflect.DeepEqual(got[0], want[0]) {
 		for k := range want[0].Form {
@@ -83,12 +159,7 @@ func TestPyPIUploadMatchesTwine(t *testing.T) {
 			t.Errorf("server state after shipline:\n%+v\nafter twine:\n%+v", got[0], want[0])
 		}
 	}
-
-	// pip installs what Shipline uploaded, from the server's simple pages.
-	target := t.TempDir()
-	if out, err := pip(t, "install", "--no-deps", "--index-url", byShipline.SimpleURL(), "--target", target, "common_lib==1.4.0"); err != nil {
-		t.Fatalf("pip install: %v\n%s", err, out)
-	}
+	return byShipline
 }
 
 func TestPyPIImmutability(t *testing.T) {

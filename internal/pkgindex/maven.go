@@ -515,7 +515,7 @@ func (b *mavenBucket) get(ctx context.Context, key string) ([]byte, bool, error)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
 	}
-	return data, err == nil, err
+	return data, err == nil, b.s.bucketError(err)
 }
 
 func (b *mavenBucket) exists(ctx context.Context, key string) (bool, error) {
@@ -524,7 +524,8 @@ func (b *mavenBucket) exists(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	defer st.Close()
-	return st.Exists(ctx, key)
+	ok, err := st.Exists(ctx, key)
+	return ok, b.s.bucketError(err)
 }
 
 func (b *mavenBucket) put(ctx context.Context, key string, data []byte, path string) error {
@@ -539,7 +540,7 @@ func (b *mavenBucket) put(ctx context.Context, key string, data []byte, path str
 			return err
 		}
 		defer f.Close()
-		return st.PutTyped(ctx, key, mavenContentType(key), f)
+		return b.s.bucketError(st.PutTyped(ctx, key, mavenContentType(key), f))
 	}
-	return st.PutTyped(ctx, key, mavenContentType(key), bytes.NewReader(data))
+	return b.s.bucketError(st.PutTyped(ctx, key, mavenContentType(key), bytes.NewReader(data)))
 }

@@ -113,4 +113,13 @@ func TestIndexesOnS3(t *testing.T) {
 	if ok, err := maven.Has(ctx, group+":"+artifact, "1.0.0"); err != nil || !ok {
 		t.Errorf("Has = %v, %v", ok, err)
 	}
+
+	// Credentials the bucket refuses: an auth error to fix, not a retry.
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+	if _, err := simple.Publish(ctx, pkgindex.File{Name: "common", Version: "1.0.1", Path: pkgindextest.Wheel(t, src, "common", "1.0.1", pkgindextest.WheelOptions{})}); apperr.Type(err) != apperr.IndexAuth || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+		t.Errorf("simple with wrong credentials: %v (type %q)", err, apperr.Type(err))
+	}
+	if _, err := maven.Has(ctx, group+":"+artifact, "1.0.0"); apperr.Type(err) != apperr.IndexAuth {
+		t.Errorf("maven with wrong credentials: %v (type %q)", err, apperr.Type(err))
+	}
 }

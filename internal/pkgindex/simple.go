@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/storage"
 )
 
@@ -68,6 +70,33 @@ func (s *simpleIndex) fileURL(key string) string {
 }
 
 func (s *simpleIndex) Publish(ctx context.Context, f File) (Result, error) {
+	res, err := s.publish(ctx, f)
+	return res, s.bucketError(err)
+}
+
+func (s *simpleIndex) Has(ctx context.Context, name, version string) (bool, error) {
+	ok, err := s.has(ctx, name, version)
+	return ok, s.bucketError(err)
+}
+
+// bucketError makes the bucket's refusals of the credentials an IndexAuth
+// error; other errors pass unchanged (the activity retries them).
+func (s *simpleIndex) bucketError(err error) error {
+	// S3 answers a wrong secret with 403 SignatureDoesNotMatch, which
+	// gocloud does not classify: its HTTP status says it.
+	var status interface{ HTTPStatusCode() int }
+	refused := gcerrors.Code(err) == gcerrors.PermissionDenied ||
+		(errors.As(err, &status) && (status.HTTPStatusCode() == http.StatusUnauthorized || status.HTTPStatusCode() == http.StatusForbidden))
+	if err == nil || !refused {
+		return err
+	}
+	return &apperr.Error{Type: apperr.IndexAuth, Cause: err, Msg: fmt.Sprintf(
+		"package index %s: %s refused the worker's credentials (%v): give the worker the bucket's credentials in its environment "+
+			"(AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT …) with the right to read, write and list",
+		s.c.Name, storage.Redact(s.bucket), err)}
+}
+
+func (s *simpleIndex) publish(ctx context.Context, f File) (Result, error) {
 	pf, err := checkPythonFile(s.c, f)
 	if err != nil {
 		return Result{}, err
@@ -110,7 +139,7 @@ func (s *simpleIndex) Publish(ctx context.Context, f File) (Result, error) {
 	return res, nil
 }
 
-func (s *simpleIndex) Has(ctx context.Context, name, version string) (bool, error) {
+func (s *simpleIndex) has(ctx context.Context, name, version string) (bool, error) {
 	if !validName.MatchString(name) {
 		return false, inputError("package index %s: %q is not a Python package name", s.c.Name, name)
 	}

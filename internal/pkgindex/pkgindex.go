@@ -53,10 +53,12 @@ type Config struct {
 type File struct {
 	// Project is the Shipline project that built the file, for messages.
 	Project string
-	// Name is the library's package name (a Python distribution name; for
-	// maven the artifactId when ArtifactID is empty).
+	// Name is the library's package name (a Python distribution name, which
+	// a wheel's file name and METADATA must match; for maven the artifactId
+	// when ArtifactID is empty).
 	Name string
-	// Version is the library's version (a leading "v" is ignored).
+	// Version is the library's version; a leading "v" is ignored (a release
+	// v1.2.0 publishes the wheel 1.2.0, the Maven version 1.2.0).
 	Version string
 	// Filename is the file's name in the index (default: the base of Path).
 	Filename string
@@ -81,7 +83,10 @@ type Index interface {
 	// AlreadyPublished (no upload); with other bytes it is refused with a
 	// VersionAlreadyPublished error.
 	Publish(ctx context.Context, f File) (Result, error)
-	// Has reports whether the index holds a file of the package's version.
+	// Has reports whether the index holds a file of the package's version:
+	// name is a Python package name (any spelling PEP 503 normalizes alike)
+	// for simple and pypi, groupId:artifactId for maven; a leading "v" of
+	// the version is ignored.
 	Has(ctx context.Context, name, version string) (bool, error)
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -139,9 +140,10 @@ func fileExists(status int, err error) bool {
 	return false
 }
 
-// compare looks for the file on the index's simple page: done with
-// AlreadyPublished for the same sha256, a refusal for another; not done when
-// the page does not list it.
+// compare looks for the file on the index's simple page, then in its JSON
+// API (PyPI's /pypi/<name>/<version>/json, which some indexes serve): done
+// with AlreadyPublished for the same sha256, a refusal for another; not done
+// when neither lists it.
 func (p *pypiIndex) compare(ctx context.Context, pf pythonFile, sum string) (Result, bool, error) {
 	page := p.projectPage(pf.Name)
 	links, err := p.readPage(ctx, page)
@@ -150,7 +152,9 @@ func (p *pypiIndex) compare(ctx context.Context, pf pythonFile, sum string) (Res
 	}
 	l, ok := links[pf.Filename]
 	if !ok {
-		return Result{}, false, nil
+		if l, ok = p.jsonLink(ctx, pf); !ok {
+			return Result{}, false, nil
+		}
 	}
 	there := l.SHA256
 	if there == "" {
@@ -164,6 +168,36 @@ func (p *pypiIndex) compare(ctx context.Context, pf pythonFile, sum string) (Res
 		return Result{}, true, conflict(p.c, pf.File, pf.Filename, there, sum)
 	}
 	return Result{URL: l.URL, AlreadyPublished: true}, true, nil
+}
+
+// jsonLink finds the file in the index's JSON API (PyPI's release
+// endpoint); ok is false when the index has none or it does not list it.
+func (p *pypiIndex) jsonLink(ctx context.Context, pf pythonFile) (remoteLink, bool) {
+	root, ok := strings.CutSuffix(p.simple, "simple/")
+	if !ok {
+		return remoteLink{}, false
+	}
+	u := root + "pypi/" + url.PathEscape(Normalize(pf.Name)) + "/" + url.PathEscape(normVersion(pf.Version)) + "/json"
+	body, found, err := p.get(ctx, u)
+	if err != nil || !found {
+		return remoteLink{}, false
+	}
+	var release struct {
+		URLs []struct {
+			Filename string            `json:"filename"`
+			URL      string            `json:"url"`
+			Digests  map[string]string `json:"digests"`
+		} `json:"urls"`
+	}
+	if json.Unmarshal(body, &release) != nil {
+		return remoteLink{}, false
+	}
+	for _, f := range release.URLs {
+		if f.Filename == pf.Filename {
+			return remoteLink{URL: f.URL, SHA256: strings.ToLower(f.Digests["sha256"])}, f.URL != "" || f.Digests["sha256"] != ""
+		}
+	}
+	return remoteLink{}, false
 }
 
 // fileURL is the URL the simple page gives the file, or the page's.

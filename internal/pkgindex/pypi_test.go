@@ -186,9 +186,19 @@ func TestPyPIImmutability(t *testing.T) {
 		t.Errorf("server holds %+v", ups)
 	}
 
-	// An index whose pages do not show the file: its upload answer (400
-	// "File already exists") is reported, with what to do.
+	// An index whose pages do not show the file: its JSON API does.
 	srv.HideFiles = true
+	if res := publish(t, idx, "common", "1.0.0", whl); !res.AlreadyPublished {
+		t.Error("same bytes, found through the JSON API: not AlreadyPublished")
+	}
+	_, err = idx.Publish(context.Background(), pkgindex.File{Name: "common", Version: "1.0.0", Path: other})
+	if apperr.Type(err) != apperr.VersionAlreadyPublished || !strings.Contains(err.Error(), sha256File(t, whl)) {
+		t.Errorf("other bytes, found through the JSON API: %v", err)
+	}
+
+	// Neither: the upload's answer (400 "File already exists") is reported,
+	// with what to do.
+	srv.NoJSON = true
 	_, err = idx.Publish(context.Background(), pkgindex.File{Name: "common", Version: "1.0.0", Path: other})
 	if apperr.Type(err) != apperr.IndexRejected || !strings.Contains(err.Error(), "File already exists") || !strings.Contains(err.Error(), sha256File(t, other)) {
 		t.Errorf("hidden file: %v (type %q)", err, apperr.Type(err))

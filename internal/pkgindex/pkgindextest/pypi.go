@@ -7,6 +7,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -41,6 +42,9 @@ type PyPI struct {
 	// HideFiles keeps the simple pages empty (an index whose pages lag, or
 	// are behind other credentials).
 	HideFiles bool
+	// NoJSON answers 404 to PyPI's JSON API (/pypi/<name>/<version>/json),
+	// as most other indexes do.
+	NoJSON bool
 }
 
 // Upload is a file the server holds, with what its upload said.
@@ -88,6 +92,11 @@ func (s *PyPI) SimpleURL() string { return s.URL + "/simple/" }
 func (s *PyPI) Uploads() []Upload {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sortedUploads()
+}
+
+// sortedUploads is Uploads with s.mu held.
+func (s *PyPI) sortedUploads() []Upload {
 	out := make([]Upload, 0, len(s.uploads))
 	for _, u := range s.uploads {
 		out = append(out, u)
@@ -106,6 +115,8 @@ func (s *PyPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.project(w, r)
 	case strings.HasPrefix(r.URL.Path, "/packages/") && r.Method == http.MethodGet:
 		s.file(w, r)
+	case strings.HasPrefix(r.URL.Path, "/pypi/") && strings.HasSuffix(r.URL.Path, "/json") && r.Method == http.MethodGet:
+		s.release(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -367,4 +378,42 @@ func (s *PyPI) file(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, _ = w.Write(u.content)
+}
+
+// release serves PyPI's JSON API for a release: its files with their digests.
+func (s *PyPI) release(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/") // pypi, name, version, json
+	if len(parts) != 4 || s.NoJSON {
+		http.NotFound(w, r)
+		return
+	}
+	project, version := normalize(parts[1]), parts[2]
+	type file struct {
+		Filename string            `json:"filename"`
+		URL      string            `json:"url"`
+		Digests  map[string]string `json:"digests"`
+		Size     int64             `json:"size"`
+	}
+	var out struct {
+		Info struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+		} `json:"info"`
+		URLs []file `json:"urls"`
+	}
+	s.mu.Lock()
+	for _, u := range s.sortedUploads() {
+		if u.Project == project && u.Version == version {
+			out.Info.Name, out.Info.Version = u.Form["name"][0], u.Version
+			out.URLs = append(out.URLs, file{Filename: u.Filename, URL: s.URL + "/packages/" + project + "/" + url.PathEscape(u.Filename),
+				Digests: map[string]string{"sha256": u.SHA256, "md5": u.MD5, "blake2b_256": u.Blake2b256}, Size: u.Size})
+		}
+	}
+	s.mu.Unlock()
+	if len(out.URLs) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
 }

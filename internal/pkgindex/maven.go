@@ -121,16 +121,24 @@ func (m *mavenIndex) Publish(ctx context.Context, f File) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if !found {
+		created, err := m.store.create(ctx, jarKey, f.Path)
+		if err != nil {
+			return Result{}, err
+		}
+		if !created {
+			// Another publish wrote it meanwhile: compare with that.
+			if there, found, err = m.store.get(ctx, jarKey); err != nil {
+				return Result{}, err
+			}
+		}
+	}
 	if found {
 		s := sha256.Sum256(there)
 		if h := hex.EncodeToString(s[:]); h != sum {
 			return Result{}, conflict(m.c, f, co.String()+" "+path.Base(jarKey), h, sum)
 		}
 		res.AlreadyPublished = true
-	} else {
-		if err := m.putWithChecksums(ctx, jarKey, nil, f.Path); err != nil {
-			return Result{}, err
-		}
 	}
 	// What follows the jar is (re)done when missing: a publish that stopped
 	// after the jar is finished by the next one.

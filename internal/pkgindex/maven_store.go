@@ -20,6 +20,10 @@ type mavenStore interface {
 	exists(ctx context.Context, key string) (bool, error)
 	// put writes data (or, with data nil, the local file path) to key.
 	put(ctx context.Context, key string, data []byte, path string) error
+	// create writes the local file path to key unless key exists (created
+	// false); a store that cannot tell writes it (the server refuses a
+	// redeploy if its policy says so).
+	create(ctx context.Context, key, path string) (created bool, err error)
 	url(key string) string
 }
 
@@ -58,6 +62,10 @@ func (h *mavenHTTP) exists(ctx context.Context, key string) (bool, error) {
 		return false, h.statusError("read "+h.url(key), resp)
 	}
 	return true, nil
+}
+
+func (h *mavenHTTP) create(ctx context.Context, key, path string) (bool, error) {
+	return true, h.put(ctx, key, nil, path)
 }
 
 func (h *mavenHTTP) put(ctx context.Context, key string, data []byte, path string) error {
@@ -129,6 +137,16 @@ func (b *mavenBucket) exists(ctx context.Context, key string) (bool, error) {
 	defer st.Close()
 	ok, err := st.Exists(ctx, key)
 	return ok, b.s.bucketError(err)
+}
+
+func (b *mavenBucket) create(ctx context.Context, key, path string) (bool, error) {
+	st, err := b.s.open(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer st.Close()
+	created, err := putFileIfAbsent(ctx, st, key, path)
+	return created, b.s.bucketError(err)
 }
 
 func (b *mavenBucket) put(ctx context.Context, key string, data []byte, path string) error {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -115,17 +116,24 @@ func (s *simpleIndex) publish(ctx context.Context, f File) (Result, error) {
 	res := Result{URL: s.fileURL(key)}
 
 	there, err := objectSHA256(ctx, st, key)
-	switch {
-	case err == nil && there == sum:
-		res.AlreadyPublished = true
-	case err == nil:
-		return Result{}, conflict(s.c, pf.File, pf.Filename, there, sum)
-	case errors.Is(err, storage.ErrNotFound):
-		if err := st.PutFile(ctx, key, pf.Path); err != nil {
-			return Result{}, err
+	if errors.Is(err, storage.ErrNotFound) {
+		created, perr := putFileIfAbsent(ctx, st, key, pf.Path)
+		if perr != nil || created {
+			err = perr
+		} else {
+			// Another publish wrote it meanwhile: compare with that.
+			there, err = objectSHA256(ctx, st, key)
 		}
-	default:
+	}
+	switch {
+	case err != nil:
 		return Result{}, err
+	case there == "":
+		// Written now.
+	case there == sum:
+		res.AlreadyPublished = true
+	default:
+		return Result{}, conflict(s.c, pf.File, pf.Filename, there, sum)
 	}
 	// The pages are (re)written even when the file was there: a publish that
 	// stopped between the file and its page is finished by the next one.
@@ -244,6 +252,16 @@ func (s *simpleIndex) writeRootPage(ctx context.Context, st *storage.Store, proj
 		}
 	}
 	return fmt.Errorf("package index %s: its projects kept changing while the root page was written; publish again", s.c.Name)
+}
+
+// putFileIfAbsent writes the local file at path to key unless key exists.
+func putFileIfAbsent(ctx context.Context, st *storage.Store, key, path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	return st.PutIfAbsent(ctx, key, "application/octet-stream", f)
 }
 
 // describe reads a file of the index for its page entry.

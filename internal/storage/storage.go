@@ -156,9 +156,25 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 // PutTyped is Put with the object's content type (what a bucket served over
 // HTTP answers with, e.g. text/html for a package index's pages).
 func (s *Store) PutTyped(ctx context.Context, key, contentType string, r io.Reader) error {
+	return s.put(ctx, key, &blob.WriterOptions{ContentType: contentType}, r)
+}
+
+// PutIfAbsent is PutTyped that writes only if key does not exist; created
+// is false (and nothing written) when it does. Cloud stores decide this
+// atomically (a conditional upload); a file:// store checks just before its
+// rename, which leaves a window only for writers racing in that instant.
+func (s *Store) PutIfAbsent(ctx context.Context, key, contentType string, r io.Reader) (created bool, err error) {
+	err = s.put(ctx, key, &blob.WriterOptions{ContentType: contentType, IfNotExist: true}, r)
+	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *Store) put(ctx context.Context, key string, opts *blob.WriterOptions, r io.Reader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := s.bucket.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType})
+	w, err := s.bucket.NewWriter(ctx, key, opts)
 	if err != nil {
 		return s.wrap("write", key, err)
 	}

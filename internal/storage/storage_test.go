@@ -238,3 +238,20 @@ func TestS3URL(t *testing.T) {
 		t.Errorf("requests = %v, want a PUT of the key under the URL's prefix, path-style, at the endpoint", paths)
 	}
 }
+
+// PutIfAbsent writes a new key, and leaves an existing one as it is.
+func TestPutIfAbsent(t *testing.T) {
+	st, _ := openDir(t)
+	ctx := context.Background()
+	created, err := st.PutIfAbsent(ctx, "p/f.whl", "application/octet-stream", strings.NewReader("one"))
+	if err != nil || !created {
+		t.Fatalf("first write: %v, %v", created, err)
+	}
+	created, err = st.PutIfAbsent(ctx, "p/f.whl", "application/octet-stream", strings.NewReader("two"))
+	if err != nil || created {
+		t.Fatalf("second write: %v, %v", created, err)
+	}
+	if data, err := read(t, st, "p/f.whl"); err != nil || string(data) != "one" {
+		t.Errorf("key holds %q, %v", data, err)
+	}
+}

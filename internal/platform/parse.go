@@ -41,7 +41,7 @@ const (
 )
 
 var (
-	topKeys     = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth", "storage"}
+	topKeys     = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth", "storage", "windows"}
 	teamKeys    = []string{"members"}
 	projectKeys = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
 		"auto_deploy", "selective_jobs"}
@@ -52,7 +52,7 @@ var (
 		KindLocal:      {"root"},
 	}
 	promotionKeys = []string{"stages"}
-	stageKeys     = []string{"name", "fabrics", "approval", "soak", "verify", "auto", "on_failure"}
+	stageKeys     = []string{"name", "fabrics", "approval", "soak", "verify", "auto", "on_failure", "windows"}
 	verifyKeys    = []string{"jobs", "params", "timeout"}
 	approvalKeys  = []string{"team", "required", "self_approval", "timeout"}
 )
@@ -177,6 +177,9 @@ func (p *parser) config(root *yaml.Node) {
 	p.users(keys["require_signatures"], sections["users"], sections["require_signatures"])
 	if v := sections["promotion"]; v != nil {
 		p.promotion(keys["promotion"], v)
+	}
+	if v := sections["windows"]; v != nil { // after the promotion: entries name its stages
+		p.c.Windows = p.windows(keys["windows"], v, "windows", true)
 	}
 	if v := sections["internal_auth"]; v != nil {
 		p.internalAuth(keys["internal_auth"], v)

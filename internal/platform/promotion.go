@@ -92,6 +92,8 @@ func (p *parser) stage(i int, n *yaml.Node, stageOf map[string]string) (Stage, b
 		case "auto":
 			s.Auto, _ = p.Bool(vv, field+".auto")
 			autoNode = vv
+		case "windows":
+			s.Windows = p.windows(kk, vv, field+".windows", false)
 		case "on_failure":
 			if v, ok := p.String(vv, field+".on_failure"); ok {
 				if v != OnFailureStop && v != OnFailureRollback {

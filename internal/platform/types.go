@@ -4,7 +4,11 @@
 // names the environment variables (or Databricks profiles) that hold them.
 package platform
 
-import "time"
+import (
+	"time"
+
+	"github.com/shipline/shipline/internal/window"
+)
 
 // Config is a parsed and validated platform.yaml.
 type Config struct {
@@ -29,6 +33,8 @@ type Config struct {
 	// InternalAuth names where the workers read the secret that authenticates
 	// the messages Shipline's workflows send each other; nil: generated under state_dir.
 	InternalAuth *InternalAuth `json:"internal_auth,omitempty"`
+	// Windows are the platform-wide change windows and freezes (windows.go).
+	Windows *window.Spec `json:"windows,omitempty"`
 }
 
 // InternalAuth names the secret of internal messages: one of an environment
@@ -214,6 +220,8 @@ type Stage struct {
 	// OnFailure is what a failed verification does: OnFailureStop (also when
 	// empty) or OnFailureRollback.
 	OnFailure string `json:"on_failure,omitempty"`
+	// Windows are the stage's change windows and freezes (windows.go).
+	Windows *window.Spec `json:"windows,omitempty"`
 }
 
 // What a failed verification of a stage does.

@@ -85,6 +85,11 @@ const (
 	// before it (the release's auto_deploy) and was not verified there runs
 	// that stage's verification first and records it verified.
 	ChangeFirstStageVerify = "first-stage-verify"
+	// ChangeWindows: a Deploy (not started by a promotion) and each stage of
+	// a Promote read the stage's change windows and freezes before deploying,
+	// and wait while it is closed unless an allowed override was given
+	// (windows.go).
+	ChangeWindows = "change-windows"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -115,6 +120,8 @@ var (
 
 // Memo fields set by the Release workflow, read by `shipline releases`.
 const (
+	// MemoWindowOverride is set (a WindowOverride) when a Deploy or Promote enters a closed stage by override; `audit` shows it.
+	MemoWindowOverride = "window_override"
 	MemoCommit    = "commit"
 	MemoCreatedBy = "created_by"
 	MemoCreatedAt = "created_at"
@@ -339,6 +346,9 @@ const (
 	// StageParkedSignal tells a Promote workflow its stage's deployment parked
 	// or went on after a resume (payload StageDeployment).
 	StageParkedSignal = "stage-deployment"
+	// RecheckWindowSignal wakes a Deploy or Promote waiting for a change
+	// window to read the windows again (after platform.yaml changed); no payload.
+	RecheckWindowSignal = "recheck-window"
 )
 
 // DeployID is the workflow ID of one deployment: deploy/<project>/<version>/<request>.
@@ -396,6 +406,8 @@ type DeployInput struct {
 	// Auth signs the request; a deployment started by a Release or Promote
 	// workflow of the same release needs none.
 	Auth *signing.Auth `json:"auth,omitempty"`
+	// OverrideWindow deploys even while a target stage is closed (owner team only; signed, audited).
+	OverrideWindow *WindowOverride `json:"override_window,omitempty"`
 }
 
 // PipelineBuild is the build state of one pipeline in a deployment.
@@ -491,7 +503,9 @@ type DeployState struct {
 	// of its fabrics (resume is then refused).
 	Superseded *Supersession `json:"superseded,omitempty"`
 	Reason     string        `json:"reason,omitempty"` // why it failed or was cancelled
-	Started    time.Time     `json:"started"`
+	// Window says which stage's change window the deployment waits for (or overrode).
+	Window  *WindowWait `json:"window,omitempty"`
+	Started time.Time   `json:"started"`
 	Finished   time.Time     `json:"finished,omitempty"`
 }
 
@@ -744,6 +758,8 @@ type PromoteInput struct {
 	To string `json:"to,omitempty"`
 	// Auth signs the request.
 	Auth *signing.Auth `json:"auth,omitempty"`
+	// OverrideWindow enters closed stages anyway, where the actor is in the owner team (signed, audited).
+	OverrideWindow *WindowOverride `json:"override_window,omitempty"`
 	// Reverify makes the promotion a rerun of one stage's verification of
 	// Version (which must run there): `shipline verify`.
 	Reverify string `json:"reverify,omitempty"`
@@ -766,6 +782,8 @@ type Vote struct {
 	Comment string        `json:"comment,omitempty"`
 	At      time.Time     `json:"at,omitempty"`
 	Auth    *signing.Auth `json:"auth,omitempty"`
+	// OverrideWindow, with an approval, lets the stage deploy while closed (owner team only).
+	OverrideWindow *WindowOverride `json:"override_window,omitempty"`
 }
 
 // StageStatus is where a stage of a promotion stands.
@@ -776,6 +794,7 @@ const (
 	StageReached   StageStatus = "reached"   // deployed before this promotion (e.g. by auto_deploy)
 	StageApproval  StageStatus = "approval"  // waiting for approvals
 	StageSoaking   StageStatus = "soaking"   // waiting for the soak time
+	StageClosed    StageStatus = "closed"    // waiting for the stage's change window (Window says until when)
 	StageDeploying StageStatus = "deploying" // the stage's deployment runs
 	// StageParked: the stage's deployment parked; it waits for
 	// `shipline resume <DeploymentID>` or `shipline cancel <DeploymentID>` (see Parked).
@@ -826,6 +845,10 @@ type StageState struct {
 	// VerifiedAt is when the stage counted as reached: every verify run
 	// succeeded (the deployment's end for a stage without verify).
 	VerifiedAt time.Time `json:"verified_at,omitempty"`
+	// Window says until when the closed stage waits (or who overrode it);
+	// Override is an approver's --override-window for the stage.
+	Window   *WindowWait     `json:"window,omitempty"`
+	Override *WindowOverride `json:"override,omitempty"`
 }
 
 // StageVerify is a stage's verification: jobs that must run successfully on

@@ -144,7 +144,7 @@ func (d *deployment) run(ctx workflow.Context) (DeployState, error) {
 		name string
 		fn   func(workflow.Context) error
 	}{
-		{StepResolveRelease, d.resolve}, {StepAccess, d.authorize}, {StepLock, d.lock},
+		{StepResolveRelease, d.resolve}, {StepAccess, d.authorize}, {StepLock, d.windowThenLock},
 		{StepBuild, d.holding(d.build)}, {StepCheck, d.check}, {StepUpload, d.holding(d.upload)}, {StepSchedule, d.holding(d.schedule)},
 	}
 	hooks := d.parkHooks()
@@ -341,6 +341,9 @@ func (d *deployment) readSettings(ctx workflow.Context) error {
 func (d *deployment) authorize(ctx workflow.Context) error {
 	if err := access.DeployAll(fabricOwners(d.plan.Fabrics), d.in.Actor); err != nil {
 		return d.refuse(ctx, StepAccess, apperr.AccessDenied, err.Error())
+	}
+	if err := d.authorizeOverride(ctx); err != nil {
+		return err
 	}
 	setStep(d.state.Steps, StepAccess, StepDone, d.in.Actor+" may deploy to "+strings.Join(d.state.Fabrics, ", "), workflow.Now(ctx))
 	return nil

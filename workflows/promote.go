@@ -141,10 +141,10 @@ func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
 	if p.reverifying() {
 		return p.reverify(ctx)
 	}
-	steps := []func(workflow.Context, int) error{p.gate, p.soak, p.deploy}
+	steps := []func(workflow.Context, int) error{p.gate, p.soak, p.window, p.deploy}
 	target := p.targetIndex()
 	if p.verifyOn(ctx) {
-		steps = []func(workflow.Context, int) error{p.gate, p.soak, p.awaitHold, p.deploy, p.verify}
+		steps = []func(workflow.Context, int) error{p.gate, p.soak, p.awaitHold, p.window, p.deploy, p.verify}
 		target = p.autoTarget(target)
 		if err := p.verifyFirst(ctx); err != nil {
 			return p.state, err
@@ -223,7 +223,7 @@ func (p *promotion) begin(ctx workflow.Context) error {
 	if p.state.Target == "" {
 		p.state.Target = p.settings.Stages[len(p.settings.Stages)-1].Name
 	}
-	return nil
+	return p.checkOverride(ctx)
 }
 
 func (p *promotion) checkInput() error {
@@ -461,6 +461,9 @@ func (p *promotion) checkVote(v Vote, reject bool) error {
 		return fmt.Errorf("%q is not a stage; stages: %s", v.Stage, strings.Join(p.stageNames(), ", "))
 	}
 	s := p.state.Stages[i]
+	if s.Status == StageClosed && v.OverrideWindow != nil && !reject { // the gate was passed: only the window
+		return p.checkWindowVote(i, v, reject)
+	}
 	if s.Status != StageApproval {
 		return fmt.Errorf("stage %s is not waiting for approval (it is %s)", s.Name, s.Status)
 	}
@@ -470,7 +473,7 @@ func (p *promotion) checkVote(v Vote, reject bool) error {
 	if slices.ContainsFunc(s.Approvals, func(a Vote) bool { return a.Actor == v.Actor }) {
 		return fmt.Errorf("%s already approved %s", v.Actor, s.Name)
 	}
-	return nil
+	return p.checkWindowVote(i, v, reject)
 }
 
 // vote records an accepted vote and returns the gate's new state.
@@ -478,6 +481,10 @@ func (p *promotion) vote(ctx workflow.Context, v Vote, reject bool) StageState {
 	v.At = workflow.Now(ctx)
 	i := slices.IndexFunc(p.state.Stages, func(s StageState) bool { return s.Name == v.Stage })
 	s := &p.state.Stages[i]
+	if p.voteOverride(ctx, s, v) {
+		p.publish(ctx)
+		return *s
+	}
 	if reject {
 		s.Rejection = &v
 	} else {
@@ -515,6 +522,8 @@ func (p *promotion) pending(now time.Time) string {
 		return msg
 	case StageSoaking:
 		return fmt.Sprintf("%s: soak ends %s", s.Name, fmtClock(s.SoakUntil, now))
+	case StageClosed:
+		return windowPending(s)
 	case StageDeploying:
 		return fmt.Sprintf("%s: deploying as %s (%s)", s.Name, s.DeployedBy, s.DeploymentID)
 	case StageVerifying:

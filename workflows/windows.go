@@ -86,8 +86,8 @@ type windowGate struct {
 }
 
 // await returns once every stage asked about is open, or closed and entered
-// by an allowed override; the returned WindowWait (nil: all was open) says
-// which closed stage was waited for or overridden.
+// by an allowed override; the returned WindowWait says which closed stage was
+// entered by override (nil: none).
 func (g windowGate) await(ctx workflow.Context) (*WindowWait, error) {
 	recheck := workflow.GetSignalChannel(ctx, RecheckWindowSignal)
 	var last *WindowWait
@@ -98,7 +98,7 @@ func (g windowGate) await(ctx workflow.Context) (*WindowWait, error) {
 		if err := workflow.ExecuteActivity(shortActivity(ctx), configActs.Window, in).Get(ctx, &out); err != nil {
 			return last, err
 		}
-		var blocking *WindowWait
+		var blocking, overridden *WindowWait
 		for _, st := range out.Stages {
 			if st.Open {
 				continue
@@ -112,7 +112,9 @@ func (g windowGate) await(ctx workflow.Context) (*WindowWait, error) {
 				if err == nil {
 					w.Override = o
 					recordOverride(ctx, w)
-					last = w
+					if overridden == nil {
+						overridden = w
+					}
 					continue
 				}
 				w.Refused = err.Error()
@@ -121,7 +123,7 @@ func (g windowGate) await(ctx workflow.Context) (*WindowWait, error) {
 			break
 		}
 		if blocking == nil {
-			return last, nil
+			return overridden, nil
 		}
 		last = blocking
 		g.waiting(ctx, blocking)
@@ -194,10 +196,10 @@ func (d *deployment) awaitWindow(ctx workflow.Context) error {
 		woken: func() bool { return false },
 	}
 	w, err := g.await(ctx)
-	d.state.Window = w
 	if err != nil {
 		return err
 	}
+	d.state.Window = w
 	if d.state.Status == StatusWaiting {
 		d.state.Status = StatusRunning
 	}

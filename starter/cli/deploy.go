@@ -20,6 +20,7 @@ type deployOptions struct {
 	version, project, fabric string
 	jobs                     []string
 	wait                     bool
+	window                   windowFlags
 }
 
 func deploySelectionFlags(o *deployOptions) []ucli.Flag {
@@ -36,8 +37,8 @@ func deployCommand(g *globals) *ucli.Command {
 		Name:      "deploy",
 		Usage:     "build, upload and schedule a released VERSION on its fabrics",
 		ArgsUsage: "VERSION",
-		Flags: append(deploySelectionFlags(&o),
-			&ucli.BoolFlag{Name: "wait", Usage: "print progress until the deployment is done or parked", Destination: &o.wait}),
+		Flags: append(append(deploySelectionFlags(&o),
+			&ucli.BoolFlag{Name: "wait", Usage: "print progress until the deployment is done, parked or waiting for its stage's window", Destination: &o.wait}), o.window.flags()...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return invalid("deploy takes exactly one VERSION, e.g. `shipline deploy v1.0.0 --project demo`")
@@ -59,6 +60,9 @@ func runDeploy(ctx context.Context, g *globals, o deployOptions) error {
 	defer c.Close()
 	id := workflows.DeployID(o.project, o.version, g.newRequestID())
 	in := workflows.DeployInput{Project: o.project, Version: o.version, Actor: actor, Fabric: o.fabric, Jobs: o.jobs, Trigger: "cli"}
+	if in.OverrideWindow, err = o.window.request(); err != nil {
+		return err
+	}
 	if in.Auth, err = g.auth(id, workflows.ActionDeploy, actor, in); err != nil {
 		return err
 	}

@@ -200,6 +200,11 @@ func followDeploy(ctx context.Context, g *globals, c client.Client, id string, o
 					return &s, nil
 				}
 				return &s, failed(errors.New(s.Reason))
+			case workflows.StatusWaiting:
+				if s.Window != nil && !o.cancelling { // a window may open in days: say so and stop following
+					p.done(s.Summary)
+					return &s, nil
+				}
 			case workflows.StatusSuperseded:
 				if o.cancelling {
 					p.done(s.Summary)

@@ -20,25 +20,30 @@ import (
 func promoteCommand(g *globals) *ucli.Command {
 	var project, to string
 	var wait bool
+	var window windowFlags
 	return &ucli.Command{
 		Name:      "promote",
 		Usage:     "promote a release through the promotion stages (dev → qa → prod), with approvals",
 		ArgsUsage: "VERSION",
-		Flags: []ucli.Flag{
+		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
 			&ucli.StringFlag{Name: "to", Usage: "stop after this stage (a later promote continues)", Destination: &to},
-			&ucli.BoolFlag{Name: "wait", Usage: "print progress until promoted, or until it ends or waits for approvals", Destination: &wait},
-		},
+			&ucli.BoolFlag{Name: "wait", Usage: "print progress until promoted, or until it ends or waits for approvals or a window", Destination: &wait},
+		}, window.flags()...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return invalid("promote takes exactly one VERSION")
 			}
-			return runPromote(c.Context, g, c.Args().First(), project, to, wait)
+			override, err := window.request()
+			if err != nil {
+				return err
+			}
+			return runPromote(c.Context, g, c.Args().First(), project, to, wait, override)
 		},
 	}
 }
 
-func runPromote(ctx context.Context, g *globals, version, project, to string, wait bool) error {
+func runPromote(ctx context.Context, g *globals, version, project, to string, wait bool, override *workflows.WindowOverride) error {
 	if err := checkTarget(version, project); err != nil {
 		return err
 	}
@@ -48,7 +53,7 @@ func runPromote(ctx context.Context, g *globals, version, project, to string, wa
 	}
 	defer c.Close()
 	id := workflows.PromoteID(project, version)
-	in := workflows.PromoteInput{Project: project, Version: version, Actor: actor, To: to}
+	in := workflows.PromoteInput{Project: project, Version: version, Actor: actor, To: to, OverrideWindow: override}
 	if in.Auth, err = g.auth(id, workflows.ActionPromote, actor, in); err != nil {
 		return err
 	}
@@ -106,15 +111,24 @@ func stageLine(s workflows.StageState) string {
 
 func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 	var project, stage, comment, rollback string
+	var window windowFlags
+	flags := []ucli.Flag{
+		&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
+		&ucli.StringFlag{Name: "stage", Aliases: []string{"s"}, Required: true, Usage: "the stage waiting for approval", Destination: &stage},
+		&ucli.StringFlag{Name: "comment", Aliases: []string{"m"}, Usage: "why (recorded; required to reject)", Destination: &comment},
+		&ucli.StringFlag{Name: "rollback", Usage: "vote on a rollback's gate: its ID (rollback/<project>/<stage>/<request>) instead of a VERSION", Destination: &rollback},
+	}
+	if update == workflows.ApproveUpdate {
+		flags = append(flags, window.flags()...)
+	}
 	return &ucli.Command{
 		Name: name, Usage: usage, ArgsUsage: "VERSION (or --rollback ID)",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
-			&ucli.StringFlag{Name: "stage", Aliases: []string{"s"}, Required: true, Usage: "the stage waiting for approval", Destination: &stage},
-			&ucli.StringFlag{Name: "comment", Aliases: []string{"m"}, Usage: "why (recorded; required to reject)", Destination: &comment},
-			&ucli.StringFlag{Name: "rollback", Usage: "vote on a rollback's gate: its ID (rollback/<project>/<stage>/<request>) instead of a VERSION", Destination: &rollback},
-		},
+		Flags: flags,
 		Action: func(c *ucli.Context) error {
+			override, err := window.request()
+			if err != nil {
+				return err
+			}
 			if update == workflows.RejectUpdate && strings.TrimSpace(comment) == "" {
 				return invalid("reject needs --comment: say why (it is recorded and shown to the requester), e.g. `shipline reject v1.2.0 --project demo --stage prod --comment \"failing smoke test\"`")
 			}
@@ -122,7 +136,7 @@ func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 				if c.NArg() != 0 || !strings.HasPrefix(rollback, workflows.RollbackID(project, stage, "")) {
 					return invalid("--rollback takes the rollback's ID, rollback/%s/%s/<request>, and no VERSION", project, stage)
 				}
-				return runVote(c.Context, g, project, "", rollback, update, stage, comment)
+				return runVote(c.Context, g, project, "", rollback, update, stage, comment, override)
 			}
 			if c.NArg() != 1 {
 				return invalid("%s takes exactly one VERSION", name)
@@ -131,18 +145,18 @@ func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 			if err := versionCheckCLI(version); err != nil {
 				return err
 			}
-			return runVote(c.Context, g, project, version, workflows.PromoteID(project, version), update, stage, comment)
+			return runVote(c.Context, g, project, version, workflows.PromoteID(project, version), update, stage, comment, override)
 		},
 	}
 }
 
-func runVote(ctx context.Context, g *globals, project, version, id, update, stage, comment string) error {
+func runVote(ctx context.Context, g *globals, project, version, id, update, stage, comment string, override *workflows.WindowOverride) error {
 	actor, c, err := g.session()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	vote := workflows.Vote{Stage: stage, Actor: actor, Comment: comment}
+	vote := workflows.Vote{Stage: stage, Actor: actor, Comment: comment, OverrideWindow: override}
 	if vote.Auth, err = g.auth(id, update, actor, vote); err != nil {
 		return err
 	}

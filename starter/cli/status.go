@@ -261,6 +261,7 @@ func printDetails(g *globals, raw json.RawMessage) {
 		Parked  *workflows.Parked                  `json:"parked"`
 		Builds  map[string]workflows.PipelineBuild `json:"builds"`
 		Jobs    []workflows.JobRecord              `json:"jobs"`
+		Window  *workflows.WindowWait              `json:"window"`
 	}
 	if len(raw) == 0 || json.Unmarshal(raw, &d) != nil {
 		return
@@ -287,6 +288,9 @@ func printDetails(g *globals, raw json.RawMessage) {
 	}
 	if d.Waiting != nil {
 		fmt.Fprintf(g.stdout, "  queued:  fabric %s is busy with %s\n", d.Waiting.Fabric, d.Waiting.Holder)
+	}
+	if d.Window != nil {
+		fmt.Fprintf(g.stdout, "  window:  %s\n", d.Window.Text())
 	}
 	if d.Parked != nil {
 		fmt.Fprintf(g.stdout, "  parked at %s since %s: %s\n", d.Parked.Step, g.local(d.Parked.Since).Format(time.DateTime), d.Parked.Reason)

@@ -385,6 +385,9 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
 			fields := ev.GetWorkflowPropertiesModifiedEventAttributes().GetUpsertedMemo().GetFields()
+			if r, ok := windowOverrideRecord(project, run.WorkflowID, at, fields); ok {
+				out = append(out, r)
+			}
 			if c := payloadAsString(fields[workflows.MemoCommit]); c != "" {
 				commit = c
 			}
@@ -437,6 +440,7 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			if r.Detail == "" {
 				r.Detail = asString(uin["reason"])
 			}
+			r.Detail = joinAuditDetail(r.Detail, overrideDetail(uin))
 			out = append(out, r)
 			id := req.GetMeta().GetUpdateId()
 			if id == "" {

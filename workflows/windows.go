@@ -41,7 +41,7 @@ type WindowOverride struct {
 	// Actor and At are set by the workflow when it records whose override it
 	// is (the request's actor, never the request's own claim).
 	Actor string    `json:"actor,omitempty"`
-	At    time.Time `json:"at,omitempty"`
+	At    time.Time `json:"at,omitzero"`
 }
 
 // WindowWait is a closed stage that work waits for, or entered by override.

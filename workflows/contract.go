@@ -120,8 +120,6 @@ var (
 
 // Memo fields set by the Release workflow, read by `shipline releases`.
 const (
-	// MemoWindowOverride is set (a WindowOverride) when a Deploy or Promote enters a closed stage by override; `audit` shows it.
-	MemoWindowOverride = "window_override"
 	MemoCommit    = "commit"
 	MemoCreatedBy = "created_by"
 	MemoCreatedAt = "created_at"
@@ -504,9 +502,9 @@ type DeployState struct {
 	Superseded *Supersession `json:"superseded,omitempty"`
 	Reason     string        `json:"reason,omitempty"` // why it failed or was cancelled
 	// Window says which stage's change window the deployment waits for (or overrode).
-	Window  *WindowWait `json:"window,omitempty"`
-	Started time.Time   `json:"started"`
-	Finished   time.Time     `json:"finished,omitempty"`
+	Window   *WindowWait `json:"window,omitempty"`
+	Started  time.Time   `json:"started"`
+	Finished time.Time   `json:"finished,omitempty"`
 }
 
 // Acceptance is the result of AcceptUpdate.

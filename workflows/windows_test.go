@@ -11,6 +11,7 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/platform"
+	"github.com/shipline/shipline/internal/signing"
 )
 
 // windowsPlatform is DESIGN.md's dev → qa → prod with prod open on weekdays
@@ -311,4 +312,42 @@ func prodResolved() activities.ResolveDeployOutput {
 	}
 	r.Fabrics = []activities.FabricInfo{{Name: "prod", Kind: "databricks", Owner: "prod_support", Members: []string{"carol", "dave", "erin"}}}
 	return r
+}
+
+// The override is part of what is signed: added to a request signed without
+// it, the signature no longer verifies and the promotion is refused; signed
+// with it, the frozen stage is entered.
+func TestOverrideIsSigned(t *testing.T) {
+	carol, carolPub := newKey(t)
+	rel := released()
+	rel.Fabrics = map[string]FabricReach{"dev": {At: time.Now()}, "qa": {At: time.Now()}}
+	rel.Stages = []string{"qa"}
+	for _, forge := range []bool{true, false} {
+		e := newPromoteEnv(t, stages(), rel)
+		e.SetStartTime(time.Date(2026, 12, 31, 10, 0, 0, 0, berlin))
+		useWindows(t, e.TestWorkflowEnvironment, windowsPlatform)
+		e.policy = signing.Policy{Require: true, Keys: map[string][]string{"carol": {carolPub}}}
+		in := PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "carol"}
+		if !forge {
+			in.OverrideWindow = &WindowOverride{Reason: "hotfix INC-42"}
+		}
+		in.Auth = sign(t, carol, PromoteID("demo", "v1.2.0"), ActionPromote, "carol", in, e.Now(), "p-1")
+		in.OverrideWindow = &WindowOverride{Reason: "hotfix INC-42"}
+		e.ExecuteWorkflow(Promote, in)
+		err := e.GetWorkflowError()
+		if forge {
+			if err == nil || !strings.Contains(err.Error(), "forged") {
+				t.Fatalf("forged override: err = %v", err)
+			}
+			if len(e.deploys) != 0 {
+				t.Fatalf("forged override deployed %+v", e.deploys)
+			}
+			continue
+		}
+		// Signed with the override: accepted (no votes follow, so the gate expires after 72h).
+		var st PromoteState
+		if err != nil || e.GetWorkflowResult(&st) != nil || st.Status != StatusExpired {
+			t.Fatalf("signed override: err %v, status %s (%s)", err, st.Status, st.Summary)
+		}
+	}
 }

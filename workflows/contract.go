@@ -131,6 +131,10 @@ const (
 	MemoAdopted   = "adopted"
 )
 
+// MemoWindowOverride is set (a WindowWait with its Override) when a Deploy or
+// Promote enters a closed stage by override; `shipline audit` shows it.
+const MemoWindowOverride = "window_override"
+
 // ReleaseID is the workflow ID of a release entity: release/<project>/<version>.
 func ReleaseID(project, version string) string { return "release/" + project + "/" + version }
 

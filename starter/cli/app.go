@@ -219,6 +219,7 @@ func newAppWith(g *globals) *ucli.App {
 			verifyCommand(g),
 			rollbackCommand(g),
 			releaseHoldCommand(g),
+			recheckWindowCommand(g),
 			deleteCommand(g),
 			statusCommand(g),
 			auditCommand(g),

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +105,30 @@ func TestAuditWindowOverride(t *testing.T) {
 	}
 	if got := overrideDetail(map[string]any{"override_window": map[string]any{"reason": "outage"}}); got != "--override-window: outage" {
 		t.Errorf("vote detail = %q", got)
+	}
+}
+
+// SignalWorkflow records the signal as a call (only recheck-window sends one).
+func (f *fakeClient) SignalWorkflow(_ context.Context, id, _, name string, _ any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.wf(id); err != nil {
+		return err
+	}
+	f.calls = append(f.calls, fmt.Sprintf("signal %s %s", name, id))
+	return nil
+}
+
+func TestGoldenRecheckWindow(t *testing.T) {
+	id := workflows.PromoteID("demo", "v1.0.0")
+	f := newFake()
+	f.add(id, &fakeWF{typ: workflows.PromoteWorkflow})
+	if code, _, _ := golden(t, "recheck_window", f, "recheck-window", id); code != ExitOK || len(f.calls) != 1 {
+		t.Errorf("exit %d, calls %v", code, f.calls)
+	}
+	f = newFake()
+	f.add("release/demo/v1.0.0", &fakeWF{typ: workflows.ReleaseWorkflow})
+	if code, _, _ := golden(t, "recheck_window_release", f, "recheck-window", "release/demo/v1.0.0"); code != ExitInvalid || len(f.calls) != 0 {
+		t.Errorf("exit %d, calls %v", code, f.calls)
 	}
 }

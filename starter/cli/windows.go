@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"fmt"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -36,4 +38,46 @@ func (w windowFlags) request() (*workflows.WindowOverride, error) {
 		return nil, invalid("--override-window needs --reason: say why the change cannot wait for the window (it is recorded in the audit), e.g. --reason \"hotfix for INC-42\"")
 	}
 	return &workflows.WindowOverride{Reason: reason}, nil
+}
+
+// recheckWindowCommand wakes a deploy or promotion waiting for a change
+// window, so it reads the windows again now (after platform.yaml changed and
+// the worker restarted) instead of at its next wake.
+func recheckWindowCommand(g *globals) *ucli.Command {
+	return &ucli.Command{
+		Name:      "recheck-window",
+		Usage:     "make a deploy or promotion waiting for a stage's change window read the windows again now",
+		ArgsUsage: "ID",
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return invalid("recheck-window takes one deployment or promotion ID, e.g. `shipline recheck-window promote/demo/v1.2.0`")
+			}
+			return runRecheckWindow(c.Context, g, c.Args().First())
+		},
+	}
+}
+
+func runRecheckWindow(ctx context.Context, g *globals, id string) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	desc, err := c.DescribeWorkflow(ctx, id, "")
+	if err != nil {
+		return notFound(id, err)
+	}
+	if t := desc.WorkflowType.Name; t != workflows.DeployWorkflow && t != workflows.PromoteWorkflow {
+		return invalid("%s is a %s workflow: only a deployment or a promotion waits for change windows", id, t)
+	}
+	if desc.WorkflowCloseTime != nil && !desc.WorkflowCloseTime.IsZero() {
+		return failed(fmt.Errorf("%s has ended: nothing waits for a window", id))
+	}
+	if err := c.SignalWorkflow(ctx, id, "", workflows.RecheckWindowSignal, nil); err != nil {
+		return failed(fmt.Errorf("signal %s: %s", id, cleanWorkflowError(err)))
+	}
+	if !g.json() {
+		fmt.Fprintf(g.stdout, "%s reads its change windows again; `shipline status %s` shows whether it goes on\n", id, id)
+	}
+	return nil
 }

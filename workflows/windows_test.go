@@ -2,14 +2,17 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/signing"
 )
@@ -349,5 +352,29 @@ func TestOverrideIsSigned(t *testing.T) {
 		if err != nil || e.GetWorkflowResult(&st) != nil || st.Status != StatusExpired {
 			t.Fatalf("signed override: err %v, status %s (%s)", err, st.Status, st.Summary)
 		}
+	}
+}
+
+// A deploy waiting for its window can be cancelled: it ends at once, having
+// queued for nothing.
+func TestDeployCancelWhileWaitingForTheWindow(t *testing.T) {
+	e := newDeployEnv(t)
+	e.SetStartTime(time.Date(2026, 11, 28, 10, 0, 0, 0, berlin)) // Saturday
+	useWindows(t, e.TestWorkflowEnvironment, windowsPlatform)
+	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(prodResolved(), nil)
+	e.RegisterDelayedCallback(func() {
+		e.UpdateWorkflow(CancelUpdate, "c", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { t.Fatalf("cancel rejected: %v", err) },
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		}, ControlRequest{Actor: "carol", Reason: "it can wait for next week"})
+	}, time.Hour)
+	e.ExecuteWorkflow(Deploy, DeployInput{Project: "demo", Version: "v1.0.0", Actor: "carol", Fabric: "prod"})
+	var app *temporal.ApplicationError
+	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != apperr.Cancelled || !strings.Contains(app.Message(), "next week") {
+		t.Fatalf("error = %v", err)
+	}
+	if len(e.enqueued) != 0 {
+		t.Fatalf("queued while waiting for the window: %+v", e.enqueued)
 	}
 }

@@ -194,7 +194,7 @@ func (p *parser) freeze(n *yaml.Node, field string, platformWide bool) (window.F
 	}
 	if times["from"] && times["to"] && !fr.To.After(fr.From) {
 		p.Errorf(nodes["to"], "make to later than from (a freeze closes from `from` until `to`)",
-			"%s.to (%s) is not after from (%s)", field, fr.To.UTC().Format("2006-01-02 15:04 MST"), fr.From.UTC().Format("2006-01-02 15:04 MST"))
+			"%s.to (%s) is not after from (%s)", field, fr.To.Format("2006-01-02 15:04 MST"), fr.From.Format("2006-01-02 15:04 MST"))
 		ok = false
 	}
 	return fr, ok

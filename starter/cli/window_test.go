@@ -132,3 +132,12 @@ func TestGoldenRecheckWindow(t *testing.T) {
 		t.Errorf("exit %d, calls %v", code, f.calls)
 	}
 }
+
+// validate --platform reports bad windows with file:line: an unknown weekday,
+// a bad timezone, a freeze ending before it starts, bad hours, an unknown stage.
+func TestGoldenValidateWindows(t *testing.T) {
+	code, _, _ := golden(t, "validate_windows", newFake(), "validate", "testdata/validate/good", "--platform", "testdata/validate/windows/platform.yaml")
+	if code != ExitInvalid {
+		t.Errorf("exit %d, want 2", code)
+	}
+}

@@ -172,11 +172,18 @@ func runVote(ctx context.Context, g *globals, project, version, id, update, stag
 	if g.json() {
 		return printJSON(g, st)
 	}
+	if override != nil && st.Status == workflows.StageClosed {
+		fmt.Fprintln(g.stdout, windowOverrideLine(st))
+		return nil
+	}
 	fmt.Fprintf(g.stdout, "%s: %d of %d approvals", st.Name, len(st.Approvals), st.Required)
 	if st.Rejection != nil {
 		fmt.Fprintf(g.stdout, "; rejected by %s", st.Rejection.Actor)
 	}
 	fmt.Fprintln(g.stdout)
+	if override != nil {
+		fmt.Fprintln(g.stdout, windowOverrideLine(st))
+	}
 	return nil
 }
 

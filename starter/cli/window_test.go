@@ -141,3 +141,14 @@ func TestGoldenValidateWindows(t *testing.T) {
 		t.Errorf("exit %d, want 2", code)
 	}
 }
+
+// approve --override-window on a stage waiting for its window says it goes ahead.
+func TestGoldenApproveOverride(t *testing.T) {
+	id := workflows.PromoteID("demo", "v1.0.0")
+	f := newFake()
+	f.add(id, &fakeWF{typ: workflows.PromoteWorkflow, updates: map[string]any{workflows.ApproveUpdate: workflows.StageState{Name: "prod", Status: workflows.StageClosed,
+		Override: &workflows.WindowOverride{Reason: "hotfix INC-42", Actor: "alice"}}}})
+	if code, _, _ := golden(t, "approve_override_window", f, "approve", "v1.0.0", "--project", "demo", "--stage", "prod", "--override-window", "--reason", "hotfix INC-42"); code != ExitOK {
+		t.Errorf("exit %d", code)
+	}
+}

@@ -81,3 +81,15 @@ func runRecheckWindow(ctx context.Context, g *globals, id string) error {
 	}
 	return nil
 }
+
+// windowOverrideLine is what approve --override-window prints.
+func windowOverrideLine(st workflows.StageState) string {
+	reason := ""
+	if st.Override != nil {
+		reason = st.Override.Reason
+	}
+	if st.Status == workflows.StageClosed {
+		return fmt.Sprintf("%s: window override recorded (%s): the stage goes ahead while closed", st.Name, reason)
+	}
+	return fmt.Sprintf("%s: window override recorded (%s): if the stage is closed when it deploys, it goes ahead", st.Name, reason)
+}

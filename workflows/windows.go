@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -91,6 +92,7 @@ type windowGate struct {
 func (g windowGate) await(ctx workflow.Context) (*WindowWait, error) {
 	recheck := workflow.GetSignalChannel(ctx, RecheckWindowSignal)
 	var last *WindowWait
+	var recorded []string // stages whose override is in the memo already
 	for {
 		in := g.in
 		in.At = workflow.Now(ctx)
@@ -111,7 +113,10 @@ func (g windowGate) await(ctx workflow.Context) (*WindowWait, error) {
 				err := access.OverrideWindow(st.Stage, windowOwners(st), o.Actor, o.Reason)
 				if err == nil {
 					w.Override = o
-					recordOverride(ctx, w)
+					if !slices.Contains(recorded, st.Stage) {
+						recordOverride(ctx, w)
+						recorded = append(recorded, st.Stage)
+					}
 					if overridden == nil {
 						overridden = w
 					}

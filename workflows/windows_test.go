@@ -378,3 +378,36 @@ func TestDeployCancelWhileWaitingForTheWindow(t *testing.T) {
 		t.Fatalf("queued while waiting for the window: %+v", e.enqueued)
 	}
 }
+
+// Without a signal, the windows are read again when the timer fires: a freeze
+// added to platform.yaml while the promotion waited for Monday keeps it
+// waiting until the freeze ends.
+func TestPromoteReadsWindowsAgainAtWake(t *testing.T) {
+	rel := released()
+	rel.Fabrics = map[string]FabricReach{"dev": {At: time.Now()}, "qa": {At: time.Now()}}
+	rel.Stages = []string{"qa"}
+	e := newPromoteEnv(t, stages(), rel)
+	e.SetStartTime(time.Date(2026, 11, 28, 10, 0, 0, 0, berlin)) // Saturday
+	cfg := useWindows(t, e.TestWorkflowEnvironment, windowsPlatform)
+	e.vote(time.Minute, ApproveUpdate, Vote{Stage: "prod", Actor: "carol"}, "")
+	e.vote(2*time.Minute, ApproveUpdate, Vote{Stage: "prod", Actor: "dave"}, "")
+	var pending string
+	e.RegisterDelayedCallback(func() {
+		*cfg = parseWindowsPlatform(t, windowsPlatform+
+			`    - {from: "2026-11-30 00:00", to: "2026-12-01 12:00", timezone: Europe/Berlin, reason: database migration}`+"\n")
+	}, time.Hour)
+	// The timers fire at most a day apart: Sunday 10:02 (still outside the
+	// windows), then Monday 10:02, inside the windows but frozen.
+	e.RegisterDelayedCallback(func() { pending = e.state().Pending }, 49*time.Hour) // Monday 11:00
+	e.ExecuteWorkflow(Promote, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "bob"})
+	var s PromoteState
+	if err := e.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if want := "prod: closed until Tue 12:00 Europe/Berlin: database migration"; pending != want {
+		t.Errorf("pending on Monday = %q, want %q", pending, want)
+	}
+	if got := s.Stages[2].DeployedAt.In(berlin); !got.Equal(time.Date(2026, 12, 1, 12, 0, 0, 0, berlin)) {
+		t.Errorf("prod deployed %s, want Tue 12:00 Berlin", got)
+	}
+}

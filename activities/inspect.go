@@ -34,6 +34,8 @@ type PlannedJob struct {
 	Action string `json:"action"`
 	ID     string `json:"id,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// LiveVersion is the version the live job runs (its Shipline tag or header).
+	LiveVersion string `json:"live_version,omitempty"`
 }
 
 // PlannedUpload is an artifact a deploy would put on a fabric.
@@ -92,7 +94,7 @@ func PlanJob(ctx context.Context, fab fabric.Fabric, j ResolvedJob, spec fabric.
 	if err != nil {
 		return PlannedJob{}, fmt.Errorf("read job %s on fabric %s: %w", j.Name, j.Fabric, err)
 	}
-	pj := PlannedJob{Fabric: j.Fabric, Job: j.Name, ID: live.ID}
+	pj := PlannedJob{Fabric: j.Fabric, Job: j.Name, ID: live.ID, LiveVersion: live.Version}
 	switch {
 	case !live.Exists:
 		pj.Action = "create"

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.temporal.io/sdk/client"
 
 	"github.com/shipline/shipline/test/dbemu"
 	"github.com/shipline/shipline/workflows"
@@ -123,6 +126,16 @@ func TestPromoteEndToEnd(t *testing.T) {
 		t.Fatal("dave's approval refused")
 	}
 	waitFor(t, f.s, workflows.PromoteID("demo", "v1.2.0"), "promoted v1.2.0 of demo to prod")
+	// SHIPLINE_RECORD_PROMOTE_HISTORY=1 records the promotion's history for
+	// workflows/replay_test.go, which keeps replaying it as the code changes.
+	if os.Getenv("SHIPLINE_RECORD_PROMOTE_HISTORY") != "" {
+		c, err := client.Dial(client.Options{HostPort: f.s.address, Logger: quietSDKLogger{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recordHistory(context.Background(), t, c, workflows.PromoteID("demo", "v1.2.0"), "", filepath.Join("..", "workflows", "testdata", "histories", "promote.json"))
+		c.Close()
+	}
 
 	// The same bytes reached every workspace.
 	dev, qa, prod := artifactSums(f.emus["dev"], "v1.2.0"), artifactSums(f.emus["qa"], "v1.2.0"), artifactSums(f.emus["prod"], "v1.2.0")

@@ -85,7 +85,7 @@ func TestVoteSignatures(t *testing.T) {
 	id := PromoteID("demo", "v1.2.0")
 	in := PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "alice", To: "qa"}
 	in.Auth = sign(t, alice, id, ActionPromote, "alice", in, e.Now(), "p-1")
-	approve := Vote{Stage: "qa", Actor: "bob"}
+	approve := Vote{Stage: "qa", Actor: "bob", PlanHash: e.plans.hash("qa", "qa")}                    // the plan the gate will show
 	approve.Auth = sign(t, alice, id, ActionApprove, "bob", approve, e.Now().Add(time.Minute), "v-1") // bob's registered key is alice's pair in this test
 	var refusals []string
 	send := func(at time.Duration, updateID string, v Vote) {
@@ -106,8 +106,8 @@ func TestVoteSignatures(t *testing.T) {
 	forged.Auth = sign(t, carol, id, ActionApprove, "bob", forged, e.Now().Add(time.Minute), "v-2")
 	send(2*time.Minute, "forged", forged)
 	send(3*time.Minute, "good", approve)
-	send(3*time.Minute+time.Second, "replay", approve) // same request, new update ID
-	second := Vote{Stage: "qa", Actor: "dave"}         // dave stands in for a second developer here
+	send(3*time.Minute+time.Second, "replay", approve)                             // same request, new update ID
+	second := Vote{Stage: "qa", Actor: "dave", PlanHash: e.plans.hash("qa", "qa")} // dave stands in for a second developer here
 	second.Auth = sign(t, dave, id, ActionApprove, "dave", second, e.Now().Add(4*time.Minute), "v-3")
 	st.Stages[1].Members = append(st.Stages[1].Members, "dave")
 	send(4*time.Minute, "second", second)

@@ -90,6 +90,11 @@ const (
 	// and wait while it is closed unless an allowed override was given
 	// (windows.go).
 	ChangeWindows = "change-windows"
+	// ChangeGatePlan: a Promote computes the plan of a gated stage when its
+	// gate opens, binds approvals to the plan's hash, and recomputes the plan
+	// before the stage's deployment starts: a changed plan reopens the gate
+	// (promote_plan.go).
+	ChangeGatePlan = "gate-plan"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -786,6 +791,10 @@ type Vote struct {
 	Auth    *signing.Auth `json:"auth,omitempty"`
 	// OverrideWindow, with an approval, lets the stage deploy while closed (owner team only).
 	OverrideWindow *WindowOverride `json:"override_window,omitempty"`
+
+	// PlanHash is the hash of the stage's plan the voter approved (signed
+	// with the vote): an approval of another plan than the gate's is refused.
+	PlanHash string `json:"plan_hash,omitempty"`
 }
 
 // StageStatus is where a stage of a promotion stands.
@@ -851,6 +860,14 @@ type StageState struct {
 	// Override is an approver's --override-window for the stage.
 	Window   *WindowWait     `json:"window,omitempty"`
 	Override *WindowOverride `json:"override,omitempty"`
+	// Plan is what the stage's deployment will change, computed when its
+	// gate opened (or reopened); approvals name its Hash. PlanError says why
+	// it could not be computed. Reopened lists the times the plan changed
+	// before the deployment started, each dropping the votes given.
+	Plan      *StagePlan   `json:"plan,omitempty"`
+	PlanError string       `json:"plan_error,omitempty"`
+	PlannedAt time.Time    `json:"planned_at,omitempty"`
+	Reopened  []GateReopen `json:"reopened,omitempty"`
 }
 
 // StageVerify is a stage's verification: jobs that must run successfully on

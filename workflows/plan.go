@@ -11,31 +11,11 @@ import (
 // which jobs it would create, update or leave unchanged — changing nothing.
 func Plan(ctx workflow.Context, in PlanInput) (PlanOutput, error) {
 	out := PlanOutput{Project: in.Project, Version: in.Version}
-	var res activities.ResolveDeployOutput
-	rin := activities.ResolveDeployInput{Project: in.Project, Version: in.Version, Fabric: in.Fabric, Jobs: in.Jobs}
-	if err := workflow.ExecuteActivity(gitActivity(ctx), deployActs.Resolve, rin).Get(ctx, &res); err != nil {
+	res, builds, files, err := planBuilds(ctx, in)
+	if err != nil {
 		return out, err
 	}
-	out.Commit = res.Commit
-
-	// Builds: ask the cache for every needed pipeline, in parallel.
-	keys := make([]workflow.Future, len(res.Pipelines))
-	for i, p := range res.Pipelines {
-		keys[i] = workflow.ExecuteActivity(gitActivity(ctx), buildActs.CacheKey, activities.BuildInput{Project: in.Project, Commit: res.Commit, Pipeline: p})
-	}
-	files := map[string]string{}
-	for i, p := range res.Pipelines {
-		var k activities.CacheKeyOutput
-		if err := keys[i].Get(ctx, &k); err != nil {
-			return out, err
-		}
-		b := PlannedBuild{Pipeline: p.Name, Action: "build", Key: k.Key}
-		if k.Cached {
-			b.Action, b.File = "cached", k.File
-			files[p.Name] = k.File
-		}
-		out.Builds = append(out.Builds, b)
-	}
+	out.Commit, out.Builds = res.Commit, builds
 
 	// Jobs (and the uploads they need): render each as a deploy would and compare with the live fabric.
 	var jobs activities.PlanJobsOutput
@@ -46,6 +26,36 @@ func Plan(ctx workflow.Context, in PlanInput) (PlanOutput, error) {
 	out.Jobs = jobs.Jobs
 	out.Uploads = jobs.Uploads
 	return out, nil
+}
+
+// planBuilds is the first half of a plan, shared by Plan and a promotion
+// gate's plan (promote_plan.go): resolve the release's jobs as a Deploy with
+// the same input would (a stage's fabrics included), and ask the build cache
+// for every needed pipeline, in parallel. files maps the cached pipelines to
+// their artifact file names.
+func planBuilds(ctx workflow.Context, in PlanInput) (res activities.ResolveDeployOutput, builds []PlannedBuild, files map[string]string, err error) {
+	rin := activities.ResolveDeployInput{Project: in.Project, Version: in.Version, Fabric: in.Fabric, Jobs: in.Jobs, Stage: in.Fabrics}
+	if err := workflow.ExecuteActivity(gitActivity(ctx), deployActs.Resolve, rin).Get(ctx, &res); err != nil {
+		return res, nil, nil, err
+	}
+	keys := make([]workflow.Future, len(res.Pipelines))
+	for i, p := range res.Pipelines {
+		keys[i] = workflow.ExecuteActivity(gitActivity(ctx), buildActs.CacheKey, activities.BuildInput{Project: in.Project, Commit: res.Commit, Pipeline: p})
+	}
+	files = map[string]string{}
+	for i, p := range res.Pipelines {
+		var k activities.CacheKeyOutput
+		if err := keys[i].Get(ctx, &k); err != nil {
+			return res, nil, nil, err
+		}
+		b := PlannedBuild{Pipeline: p.Name, Action: "build", Key: k.Key}
+		if k.Cached {
+			b.Action, b.File = "cached", k.File
+			files[p.Name] = k.File
+		}
+		builds = append(builds, b)
+	}
+	return res, builds, files, nil
 }
 
 // Inspect compares recorded jobs with the live fabrics (drift).

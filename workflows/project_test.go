@@ -161,7 +161,7 @@ func TestProjectEntityAnswersConcurrentReadsAndDrainsBeforeContinueAsNew(t *test
 	}
 	plan := answer[PlanOutput](e, "plan")
 	if got := fmt.Sprintf("%s %s %+v %+v %+v", plan.Project, plan.Commit, plan.Builds, plan.Uploads, plan.Jobs); got !=
-		"demo "+commit+" [{Pipeline:ingest Action:cached Key:k1 File:ingest-1.0.0-py3-none-any.whl}] [{Fabric:dev Pipeline:ingest Path:/Volumes/a/demo/v1.1.0/ingest/ingest-1.0.0-py3-none-any.whl}] [{Fabric:dev Job:daily Action:update ID:7 Detail:}]" {
+		"demo "+commit+" [{Pipeline:ingest Action:cached Key:k1 File:ingest-1.0.0-py3-none-any.whl}] [{Fabric:dev Pipeline:ingest Path:/Volumes/a/demo/v1.1.0/ingest/ingest-1.0.0-py3-none-any.whl}] [{Fabric:dev Job:daily Action:update ID:7 Detail: LiveVersion:}]" {
 		t.Errorf("plan = %s", got)
 	}
 	if got := answer[InspectOutput](e, "inspect"); !slices.Equal(got.Jobs, driftOfDaily.Jobs) {

@@ -66,6 +66,8 @@ type promotion struct {
 	// first is set when the release reached the first stage before this
 	// promotion (auto_deploy) and was not verified there: who deployed it.
 	first *FabricReach
+	// plans: gates show plans and approvals bind to them (promote_plan.go).
+	plans bool
 }
 
 func (p *promotion) setup(ctx workflow.Context) error {
@@ -141,19 +143,25 @@ func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
 	if p.reverifying() {
 		return p.reverify(ctx)
 	}
-	steps := []func(workflow.Context, int) error{p.gate, p.soak, p.window, p.deploy}
+	steps := []func(workflow.Context, int) error{p.gate, p.soak, p.window, p.confirmPlan, p.deploy}
 	target := p.targetIndex()
 	if p.verifyOn(ctx) {
-		steps = []func(workflow.Context, int) error{p.gate, p.soak, p.awaitHold, p.window, p.deploy, p.verify}
+		steps = []func(workflow.Context, int) error{p.gate, p.soak, p.awaitHold, p.window, p.confirmPlan, p.deploy, p.verify}
 		target = p.autoTarget(target)
 		if err := p.verifyFirst(ctx); err != nil {
 			return p.state, err
 		}
 	}
+	p.planGates(ctx)
 	for i := p.firstOpen(); i <= target; i++ {
 		p.current = i
-		for _, step := range steps {
-			if err := step(ctx, i); err != nil {
+		for k := 0; k < len(steps); k++ {
+			err := steps[k](ctx, i)
+			if errors.Is(err, errGateReopened) {
+				k = -1 // the plan changed: the stage's steps again, from its gate
+				continue
+			}
+			if err != nil {
 				return p.state, err
 			}
 		}
@@ -279,6 +287,7 @@ func (p *promotion) gate(ctx workflow.Context, i int) error {
 			s.ExpiresAt = now.Add(s.Timeout)
 		}
 	}
+	p.openPlan(ctx, i)
 	p.state.Status = StatusWaiting
 	p.publish(ctx)
 	decided := func() bool { return len(s.Approvals) >= s.Required || s.Rejection != nil }
@@ -473,7 +482,10 @@ func (p *promotion) checkVote(v Vote, reject bool) error {
 	if slices.ContainsFunc(s.Approvals, func(a Vote) bool { return a.Actor == v.Actor }) {
 		return fmt.Errorf("%s already approved %s", v.Actor, s.Name)
 	}
-	return p.checkWindowVote(i, v, reject)
+	if err := p.checkWindowVote(i, v, reject); err != nil {
+		return err
+	}
+	return p.checkPlanVote(s, v, reject)
 }
 
 // vote records an accepted vote and returns the gate's new state.
@@ -519,7 +531,7 @@ func (p *promotion) pending(now time.Time) string {
 		if !s.ExpiresAt.IsZero() {
 			msg += "; expires " + fmtTime(s.ExpiresAt)
 		}
-		return msg
+		return msg + reopenedPending(s, now)
 	case StageSoaking:
 		return fmt.Sprintf("%s: soak ends %s", s.Name, fmtClock(s.SoakUntil, now))
 	case StageClosed:

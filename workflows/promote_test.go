@@ -46,6 +46,9 @@ type promoteEnv struct {
 	run    func(workflow.Context, RunInput) (RunOutcome, error)
 	policy signing.Policy
 	audit  *projectAudit
+	// plans plays the plans of gated stages (promote_plan_test.go).
+	plans *planPlayer
+	votes int
 }
 
 func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel ReleaseState) *promoteEnv {
@@ -68,6 +71,7 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.RegisterActivity(&activities.Config{})
 	e.RegisterActivity(&activities.Messages{})
 	e.audit = installProjectAudit(e.TestWorkflowEnvironment)
+	e.installPlans()
 	e.OnActivity(configActs.Promotion, mock.Anything, mock.Anything).Return(settings, nil)
 	e.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.policy, nil })
 	// Stage entities: what promotions recorded, holds included.
@@ -104,10 +108,16 @@ func released() ReleaseState {
 	return ReleaseState{Progress: Progress{Status: StatusReleased}, Actor: "alice"}
 }
 
-// vote sends an approve/reject at a delay; want is "" for accepted, else a fragment of the refusal.
+// vote sends an approve/reject at a delay, naming the plan the stage's gate
+// shows then, as the CLI does (planHash); want is "" for accepted, else a
+// fragment of the refusal.
 func (e *promoteEnv) vote(at time.Duration, update string, v Vote, want string) {
+	e.votes++
+	id := fmt.Sprintf("%s-%s-%s-%v-%d", update, v.Actor, v.Stage, at, e.votes)
 	e.RegisterDelayedCallback(func() {
-		e.UpdateWorkflow(update, fmt.Sprintf("%s-%s-%s-%v", update, v.Actor, v.Stage, at), &testsuite.TestUpdateCallback{
+		v := v
+		v.PlanHash = e.planHash(v)
+		e.UpdateWorkflow(update, id, &testsuite.TestUpdateCallback{
 			// A refusal is the update's recorded outcome (not a validator's).
 			OnReject: func(err error) { e.t.Errorf("%s by %s on %s rejected unrecorded: %v", update, v.Actor, v.Stage, err) },
 			OnAccept: func() {},

@@ -20,7 +20,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 	replayer.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
 	replayer.RegisterWorkflowWithOptions(Fabric, workflow.RegisterOptions{Name: FabricWorkflow})
 	replayer.RegisterWorkflowWithOptions(Run, workflow.RegisterOptions{Name: RunWorkflow})
-	for _, name := range []string{"release", "deploy", "fabric", "run"} {
+	replayer.RegisterWorkflowWithOptions(Promote, workflow.RegisterOptions{Name: PromoteWorkflow})
+	// promote.json: a promotion through two gates, recorded before gates
+	// showed plans (ChangeGatePlan) by test/promote_e2e_test.go with
+	// SHIPLINE_RECORD_PROMOTE_HISTORY=1.
+	for _, name := range []string{"release", "deploy", "fabric", "run", "promote"} {
 		t.Run(name, func(t *testing.T) {
 			h, err := client.HistoryFromJSON(mustOpen(t, filepath.Join("testdata", "histories", name+".json")), client.HistoryJSONOptions{})
 			if err != nil {

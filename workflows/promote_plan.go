@@ -115,7 +115,8 @@ func (p *promotion) confirmPlan(ctx workflow.Context, i int) error {
 	s.Reopened = append(s.Reopened, r)
 	p.setPlan(ctx, s, plan, err)
 	// gate() opens it again: no votes, a new timeout.
-	s.Approvals, s.OpenedAt, s.ExpiresAt, s.Detail = nil, time.Time{}, time.Time{}, "reopened: "+r.Reason
+	s.Approvals, s.OpenedAt, s.ExpiresAt = nil, time.Time{}, time.Time{}
+	s.Detail = "reopened: the plan changed after it was approved; approve the new plan"
 	if err := workflow.UpsertMemo(ctx, map[string]any{MemoStatus: StatusReopened, MemoReason: s.Name + ": " + r.Reason}); err != nil {
 		workflow.GetLogger(ctx).Error("memo", "error", err)
 	}

@@ -62,6 +62,8 @@ type fakeWF struct {
 	failure string
 	// history, when set, is the workflow's full history (as audit reads it).
 	history []*historypb.HistoryEvent
+	// updateArgs are the arguments of the updates sent to it, in order.
+	updateArgs []any
 }
 
 // fakeClient embeds client.Client (nil): a call the tests did not script panics.
@@ -283,6 +285,7 @@ func (f *fakeClient) UpdateWorkflow(_ context.Context, o client.UpdateWorkflowOp
 		return nil, fmt.Errorf("unexpected update %q of %s", o.UpdateName, o.WorkflowID)
 	}
 	f.calls = append(f.calls, fmt.Sprintf("update %s %s", o.UpdateName, o.WorkflowID))
+	w.updateArgs = append(w.updateArgs, o.Args...)
 	if e, isErr := res.(error); isErr {
 		return fakeHandle{id: o.WorkflowID, err: e}, nil
 	}

@@ -255,6 +255,7 @@ func followPromote(ctx context.Context, g *globals, c client.Client, id string, 
 					break // wait for the cancellation to end it
 				}
 				if !g.json() && s.Pending != "" {
+					printGatePlans(g, "", s.Stages)
 					fmt.Fprintf(g.stdout, "pending: %s\n", s.Pending)
 				}
 				return &s, nil

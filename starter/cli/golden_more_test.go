@@ -149,7 +149,10 @@ func TestGoldenVotes(t *testing.T) {
 	pid := workflows.PromoteID("demo", "v1.0.0")
 	vote := func(update string, res any) *fakeClient {
 		f := newFake()
-		f.add(pid, &fakeWF{typ: workflows.PromoteWorkflow, updates: map[string]any{update: res}})
+		// A worker whose gates show no plan: the approval names none.
+		qa := workflows.StageState{Name: "qa", Fabrics: []string{"qa"}, Status: workflows.StageApproval, Team: "developers", Required: 2}
+		f.add(pid, &fakeWF{typ: workflows.PromoteWorkflow, updates: map[string]any{update: res},
+			states: []any{workflows.PromoteState{Progress: workflows.Progress{Status: workflows.StatusWaiting}, Project: "demo", Version: "v1.0.0", Stages: []workflows.StageState{qa}}}})
 		return f
 	}
 	golden(t, "approve_json", vote(workflows.ApproveUpdate, workflows.StageState{Name: "qa", Fabrics: []string{"qa"}, Status: workflows.StageApproval,

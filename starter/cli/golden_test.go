@@ -340,9 +340,14 @@ func TestGoldenLogsReleaseTestsFailed(t *testing.T) {
 func TestGoldenVotesAndDelete(t *testing.T) {
 	pid := workflows.PromoteID("demo", "v1.0.0")
 	f := newFake()
-	f.add(pid, &fakeWF{typ: workflows.PromoteWorkflow, updates: map[string]any{
-		workflows.ApproveUpdate: workflows.StageState{Name: "qa", Required: 1, Approvals: []workflows.Vote{{Actor: "alice"}}}}})
+	qa := gatedQA()
+	f.add(pid, &fakeWF{typ: workflows.PromoteWorkflow, states: []any{promoteState(workflows.StatusWaiting, "", qa)}, updates: map[string]any{
+		workflows.ApproveUpdate: workflows.StageState{Name: "qa", Required: 1, Approvals: []workflows.Vote{{Actor: "alice", PlanHash: qa.Plan.Hash}}}}})
 	golden(t, "approve", f, "approve", "v1.0.0", "--project", "demo", "--stage", "qa")
+	// The approval names the plan the gate showed (and printed).
+	if args := f.wfs[pid].updateArgs; len(args) != 1 || args[0].(workflows.Vote).PlanHash != qa.Plan.Hash {
+		t.Errorf("approve sent %+v, want the hash of the plan shown, %s", args, qa.Plan.Hash)
+	}
 
 	f = newFake()
 	f.add(workflows.ReleaseID("demo", "v1.0.0"), &fakeWF{typ: workflows.ReleaseWorkflow, updates: map[string]any{

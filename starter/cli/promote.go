@@ -157,11 +157,26 @@ func runVote(ctx context.Context, g *globals, project, version, id, update, stag
 	}
 	defer c.Close()
 	vote := workflows.Vote{Stage: stage, Actor: actor, Comment: comment, OverrideWindow: override}
-	if vote.Auth, err = g.auth(id, update, actor, vote); err != nil {
-		return err
-	}
 	var st workflows.StageState
-	err = g.withWorker(ctx, c, id, func(ctx context.Context) error { return sendUpdate(ctx, c, id, update, vote, &st) })
+	var signErr error
+	err = g.withWorker(ctx, c, id, func(ctx context.Context) error {
+		// An approval names the plan the gate shows (printed first), signed with it.
+		if update == workflows.ApproveUpdate {
+			if shown := gatePlan(ctx, c, id, stage); shown != nil {
+				vote.PlanHash = shown.Plan.Hash
+				if !g.json() {
+					printPlan(g.stdout, "", *shown)
+				}
+			}
+		}
+		if vote.Auth, signErr = g.auth(id, update, actor, vote); signErr != nil {
+			return nil
+		}
+		return sendUpdate(ctx, c, id, update, vote, &st)
+	})
+	if signErr != nil {
+		return signErr
+	}
 	if errors.Is(err, errNoWorker) {
 		return err
 	}
@@ -177,6 +192,9 @@ func runVote(ctx context.Context, g *globals, project, version, id, update, stag
 		return nil
 	}
 	fmt.Fprintf(g.stdout, "%s: %d of %d approvals", st.Name, len(st.Approvals), st.Required)
+	if vote.PlanHash != "" {
+		fmt.Fprintf(g.stdout, " (you approved plan %s)", shortHash12(vote.PlanHash))
+	}
 	if st.Rejection != nil {
 		fmt.Fprintf(g.stdout, "; rejected by %s", st.Rejection.Actor)
 	}

@@ -285,6 +285,7 @@ func printDetails(g *globals, raw json.RawMessage) {
 		for _, st := range d.Stages {
 			fmt.Fprintf(g.stdout, "    %s\n", stageLine(st))
 		}
+		printGatePlans(g, "  ", d.Stages)
 	}
 	if d.Waiting != nil {
 		fmt.Fprintf(g.stdout, "  queued:  fabric %s is busy with %s\n", d.Waiting.Fabric, d.Waiting.Holder)

@@ -35,9 +35,10 @@ import (
 //     its `version`; a deploy keeps its `trigger` (cli, release = auto_deploy,
 //     promote) and its fabrics (the ShiplineFabric search attribute it upserts,
 //     else its `fabric` override).
-//   - WorkflowPropertiesModified whose memo `status` becomes released (Release)
-//     or parked (any) → a row with that result, the memo's reason (or the tag
-//     and commit of a release) as detail.
+//   - WorkflowPropertiesModified whose memo `status` becomes released (Release),
+//     parked (any) or reopened (a Promote's gate whose plan changed) → a row
+//     with that result, the memo's reason (or the tag and commit of a release)
+//     as detail.
 //   - The run's close event → the result it ended with: completed → the
 //     result's `status`; failed → workflows.Outcome of the failure type
 //     (refused, cancelled, superseded, failed), the same classification the
@@ -397,7 +398,7 @@ func extractActions(project string, run auditRun, events []*historypb.HistoryEve
 			}
 			memoStatus = s
 			switch {
-			case s == string(workflows.StatusParked):
+			case s == string(workflows.StatusParked), s == string(workflows.StatusReopened):
 				row(at, s, firstLine(payloadAsString(fields[workflows.MemoReason])))
 			case s == string(workflows.StatusReleased) && run.Type == workflows.ReleaseWorkflow:
 				detail := ""

@@ -52,7 +52,7 @@ func TestPlanGateReopensWhenTheStageChanges(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "daily_orders       update v1.1.0 → v1.2.0 (upgrade from v1.1.0)") || !strings.Contains(out, "pending: qa: 0 of 1 approvals") {
 		t.Fatalf("promote v1.2.0: exit %d\n%s", code, out)
 	}
-	approved := gatePlanHash(t, f, pid)
+	approved := stagePlanHash(t, f.s, pid, "qa")
 
 	// Someone changes the qa job by hand before the deployment starts.
 	qaJobs := f.emus["qa"].JobsTagged(map[string]string{"shipline_project": "demo", "shipline_job": "daily_orders"})
@@ -87,7 +87,7 @@ func TestPlanGateReopensWhenTheStageChanges(t *testing.T) {
 	if n := len(f.emus["qa"].JobsTagged(map[string]string{"shipline_version": "v1.2.0"})); n != 0 {
 		t.Fatalf("%d qa jobs run v1.2.0 before the new plan was approved", n)
 	}
-	reviewed := gatePlanHash(t, f, pid)
+	reviewed := stagePlanHash(t, f.s, pid, "qa")
 	if reviewed == approved {
 		t.Fatal("the reopened gate shows the plan approved before")
 	}
@@ -114,10 +114,10 @@ func TestPlanGateReopensWhenTheStageChanges(t *testing.T) {
 	})
 }
 
-// gatePlanHash is the hash of the plan the qa gate of a promotion shows.
-func gatePlanHash(t *testing.T, f *promoteFixture, id string) string {
+// stagePlanHash is the hash of the plan a stage's gate shows in a promotion.
+func stagePlanHash(t *testing.T, s *stack, id, stage string) string {
 	t.Helper()
-	code, out, _ := f.s.shipline("--output", "json", "status", id)
+	code, out, _ := s.shipline("--output", "json", "status", id)
 	var res struct {
 		State workflows.PromoteState `json:"state"`
 	}
@@ -125,10 +125,10 @@ func gatePlanHash(t *testing.T, f *promoteFixture, id string) string {
 		t.Fatalf("status %s: exit %d\n%s", id, code, out)
 	}
 	for _, st := range res.State.Stages {
-		if st.Name == "qa" && st.Plan != nil {
+		if st.Name == stage && st.Plan != nil {
 			return st.Plan.Hash
 		}
 	}
-	t.Fatalf("the qa gate of %s shows no plan:\n%s", id, out)
+	t.Fatalf("the %s gate of %s shows no plan:\n%s", stage, id, out)
 	return ""
 }

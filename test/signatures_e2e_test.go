@@ -111,7 +111,7 @@ promotion:
 		t.Fatal("signed promote failed")
 	}
 	id := workflows.PromoteID("demo", "v1.0.0")
-	vote := workflows.Vote{Stage: "dev", Actor: "bob"}
+	vote := workflows.Vote{Stage: "dev", Actor: "bob", PlanHash: stagePlanHash(t, s, id, "dev")} // the plan the gate shows
 	canonical, _ := signing.Canonical(workflows.SignedArgs(vote))
 	stale := signing.Sign(bobPriv, signing.Request{WorkflowID: id, Action: workflows.ActionApprove, Actor: "bob", Args: canonical, RequestID: "stale-1", Time: time.Now().Add(-10 * time.Minute)})
 	vote.Auth = &stale

@@ -280,6 +280,7 @@ func (p *promotion) gate(ctx workflow.Context, i int) error {
 	if s.Team == "" {
 		return nil
 	}
+	p.openPlan(ctx, i) // before the gate opens: votes bind to the plan it shows
 	now := workflow.Now(ctx)
 	if s.OpenedAt.IsZero() {
 		s.Status, s.OpenedAt, s.Approvals, s.Rejection = StageApproval, now, nil, nil
@@ -287,7 +288,6 @@ func (p *promotion) gate(ctx workflow.Context, i int) error {
 			s.ExpiresAt = now.Add(s.Timeout)
 		}
 	}
-	p.openPlan(ctx, i)
 	p.state.Status = StatusWaiting
 	p.publish(ctx)
 	decided := func() bool { return len(s.Approvals) >= s.Required || s.Rejection != nil }

@@ -65,14 +65,15 @@ func (p *promotion) planGates(ctx workflow.Context) {
 	p.plans = changeVersion(ctx, ChangeGatePlan) >= 1
 }
 
-// openPlan computes the plan of stage i as its gate opens (or when a gate
-// carried open from an earlier run has none yet).
+// openPlan computes the plan of stage i before its gate opens (or when a
+// gate carried open from an earlier run has none yet). Until the plan is
+// there the gate is not open: votes are refused as for a pending stage.
 func (p *promotion) openPlan(ctx workflow.Context, i int) {
 	s := &p.state.Stages[i]
 	if !p.plans || s.Plan != nil || s.PlanError != "" {
 		return
 	}
-	s.Detail = "computing the plan"
+	s.Detail = "computing the plan of its gate"
 	p.publish(ctx)
 	plan, err := p.stagePlan(ctx, i)
 	p.setPlan(ctx, s, plan, err)

@@ -64,7 +64,9 @@ promotion:
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	hash := stagePlanHash(t, s, id, "prod")
 	vote := func(update string, v workflows.Vote) error {
+		v.PlanHash = hash // the plan the gate shows
 		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: update, Args: []any{v}, WaitForStage: client.WorkflowUpdateStageCompleted})
 		if err == nil {
 			err = h.Get(ctx, nil)

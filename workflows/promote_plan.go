@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
@@ -76,6 +77,9 @@ func (p *promotion) openPlan(ctx workflow.Context, i int) {
 	s.Detail = "computing the plan of its gate"
 	p.publish(ctx)
 	plan, err := p.stagePlan(ctx, i)
+	if temporal.IsCanceledError(err) {
+		return // the gate's wait ends the promotion as cancelled
+	}
 	p.setPlan(ctx, s, plan, err)
 	s.Detail = ""
 }
@@ -91,6 +95,8 @@ func (p *promotion) confirmPlan(ctx workflow.Context, i int) error {
 	}
 	plan, err := p.stagePlan(ctx, i)
 	switch {
+	case temporal.IsCanceledError(err):
+		return err
 	case err == nil && s.Plan != nil && plan.Hash == s.Plan.Hash:
 		return nil
 	case err != nil && s.Plan == nil:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/signing"
@@ -25,10 +26,12 @@ type planPlayer struct {
 	mu       sync.Mutex
 	changes  map[string][]activities.PlanChange // stage → its plan's changes (default: create the job on each fabric)
 	computed map[string]int                     // stage → plans computed
+	// failing makes the stage's plan fail (a workspace that cannot be read) while set.
+	failing map[string]error
 }
 
 func (e *promoteEnv) installPlans() {
-	e.plans = &planPlayer{changes: map[string][]activities.PlanChange{}, computed: map[string]int{}}
+	e.plans = &planPlayer{changes: map[string][]activities.PlanChange{}, computed: map[string]int{}, failing: map[string]error{}}
 	e.RegisterActivity(&activities.Deploy{})
 	e.OnActivity(deployActs.Resolve, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ResolveDeployInput) (activities.ResolveDeployOutput, error) {
 		out := activities.ResolveDeployOutput{Commit: "c0ffee"}
@@ -43,6 +46,9 @@ func (e *promoteEnv) installPlans() {
 		e.plans.mu.Lock()
 		defer e.plans.mu.Unlock()
 		e.plans.computed[in.Stage]++
+		if err := e.plans.failing[in.Stage]; err != nil {
+			return activities.StagePlan{}, err
+		}
 		var fabrics []string
 		for _, j := range in.Jobs {
 			fabrics = append(fabrics, j.Fabric)
@@ -228,5 +234,39 @@ func TestGatePlanHashIsSigned(t *testing.T) {
 	}
 	if qa := stageNamed(s, "qa"); s.Status != StatusPromoted || len(qa.Approvals) != 1 || qa.Approvals[0].PlanHash != hash {
 		t.Fatalf("status %s, qa approvals %+v", s.Status, qa.Approvals)
+	}
+}
+
+// A plan that cannot be computed when the gate opens (the workspace cannot
+// be read) is shown as such; approvals bind to no plan. When the plan can be
+// computed before the deployment, the gate reopens to show it.
+func TestGatePlanUnavailableThenComputedReopens(t *testing.T) {
+	e := newPromoteEnv(t, stages(), released())
+	e.plans.failing["qa"] = temporal.NewNonRetryableApplicationError("databricks fabric \"qa\": 403 invalid token", "FabricUnavailable", nil)
+	var shown StageState
+	e.RegisterDelayedCallback(func() {
+		shown = stageNamed(e.state(), "qa")
+		e.plans.mu.Lock()
+		delete(e.plans.failing, "qa") // the token is fixed
+		e.plans.mu.Unlock()
+	}, 30*time.Second)
+	e.vote(time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob"}, "")
+	var reopened StageState
+	e.RegisterDelayedCallback(func() { reopened = stageNamed(e.state(), "qa") }, 2*time.Minute)
+	e.vote(3*time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob"}, "")
+	e.ExecuteWorkflow(Promote, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "alice", To: "qa"})
+	var s PromoteState
+	if err := e.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if shown.Status != StageApproval || shown.Plan != nil || !strings.Contains(shown.PlanError, "403 invalid token") {
+		t.Fatalf("the qa gate with no plan shows %+v", shown)
+	}
+	if len(reopened.Reopened) != 1 || reopened.Plan == nil || len(reopened.Approvals) != 0 ||
+		!strings.Contains(reopened.Reopened[0].Changes[0], "no plan could be computed when the gate opened (databricks fabric \"qa\": 403 invalid token)") {
+		t.Fatalf("after the plan could be computed: %+v", reopened)
+	}
+	if qa := stageNamed(s, "qa"); s.Status != StatusPromoted || len(e.deploys) != 2 || qa.Approvals[0].PlanHash != reopened.Plan.Hash {
+		t.Fatalf("status %s, deploys %d, qa %+v", s.Status, len(e.deploys), qa)
 	}
 }

@@ -3,10 +3,13 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"go.temporal.io/sdk/client"
 
 	"github.com/shipline/shipline/workflows"
 )
@@ -103,6 +106,16 @@ func TestPlanGateReopensWhenTheStageChanges(t *testing.T) {
 	}
 	if len(job) != 1 || json.Unmarshal(job[0].Settings, &settings) != nil || settings.MaxConcurrentRuns != 1 || job[0].Tags()["shipline_version"] != "v1.2.0" {
 		t.Fatalf("qa job after the promotion: %+v", job)
+	}
+	// SHIPLINE_RECORD_PROMOTE_HISTORY=1 records this promotion's history (a
+	// gate that reopened) for workflows/replay_test.go.
+	if os.Getenv("SHIPLINE_RECORD_PROMOTE_HISTORY") != "" {
+		c, err := client.Dial(client.Options{HostPort: f.s.address, Logger: quietSDKLogger{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recordHistory(context.Background(), t, c, pid, "", filepath.Join("..", "workflows", "testdata", "histories", "promote_plan.json"))
+		c.Close()
 	}
 	checkAudit(t, f.s, []string{
 		"alice promote v1.2.0 started",

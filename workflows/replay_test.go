@@ -23,8 +23,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 	replayer.RegisterWorkflowWithOptions(Promote, workflow.RegisterOptions{Name: PromoteWorkflow})
 	// promote.json: a promotion through two gates, recorded before gates
 	// showed plans (ChangeGatePlan) by test/promote_e2e_test.go with
-	// SHIPLINE_RECORD_PROMOTE_HISTORY=1.
-	for _, name := range []string{"release", "deploy", "fabric", "run", "promote"} {
+	// SHIPLINE_RECORD_PROMOTE_HISTORY=1; promote_plan.json: a promotion whose
+	// gate showed its plan and reopened when the job was edited by hand,
+	// recorded by test/plan_gate_e2e_test.go the same way.
+	for _, name := range []string{"release", "deploy", "fabric", "run", "promote", "promote_plan"} {
 		t.Run(name, func(t *testing.T) {
 			h, err := client.HistoryFromJSON(mustOpen(t, filepath.Join("testdata", "histories", name+".json")), client.HistoryJSONOptions{})
 			if err != nil {

@@ -104,9 +104,12 @@ func (p *promotion) confirmPlan(ctx workflow.Context, i int) error {
 	}
 	r := GateReopen{At: workflow.Now(ctx), Dropped: s.Approvals}
 	switch {
-	case s.Plan == nil:
+	case s.Plan == nil && s.PlanError != "":
 		r.Hash = plan.Hash
 		r.Changes = []string{"no plan could be computed when the gate opened (" + s.PlanError + ")"}
+	case s.Plan == nil: // a gate that opened before gates showed plans
+		r.Hash = plan.Hash
+		r.Changes = []string{"the gate showed no plan when it was approved"}
 	case err != nil:
 		r.ApprovedHash = s.Plan.Hash
 		r.Changes = []string{"the plan could not be computed again: " + userMessage(err)}

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/signing"
 )
 
@@ -242,7 +243,7 @@ func TestGatePlanHashIsSigned(t *testing.T) {
 // computed before the deployment, the gate reopens to show it.
 func TestGatePlanUnavailableThenComputedReopens(t *testing.T) {
 	e := newPromoteEnv(t, stages(), released())
-	e.plans.failing["qa"] = temporal.NewNonRetryableApplicationError("databricks fabric \"qa\": 403 invalid token", "FabricUnavailable", nil)
+	e.plans.failing["qa"] = temporal.NewNonRetryableApplicationError("databricks fabric \"qa\": 403 invalid token", apperr.FabricAuth, nil)
 	var shown StageState
 	e.RegisterDelayedCallback(func() {
 		shown = stageNamed(e.state(), "qa")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/apperr"
@@ -269,5 +270,22 @@ func TestGatePlanUnavailableThenComputedReopens(t *testing.T) {
 	}
 	if qa := stageNamed(s, "qa"); s.Status != StatusPromoted || len(e.deploys) != 2 || qa.Approvals[0].PlanHash != reopened.Plan.Hash {
 		t.Fatalf("status %s, deploys %d, qa %+v", s.Status, len(e.deploys), qa)
+	}
+}
+
+// A promotion that began before gates showed plans (no ChangeGatePlan
+// marker) goes on as it did: no plan is computed, an approval naming none
+// counts, and the stage deploys after its gate.
+func TestGatePlanOffForPromotionsBeforeIt(t *testing.T) {
+	e := newPromoteEnv(t, stages(), released())
+	e.OnGetVersion(ChangeGatePlan, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	e.vote(time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob", PlanHash: noPlanHash}, "")
+	e.ExecuteWorkflow(Promote, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "alice", To: "qa"})
+	var s PromoteState
+	if err := e.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	if qa := stageNamed(s, "qa"); s.Status != StatusPromoted || len(e.deploys) != 2 || qa.Plan != nil || e.plans.count("qa") != 0 {
+		t.Fatalf("status %s, deploys %d, qa plan %+v, plans computed %v", s.Status, len(e.deploys), qa.Plan, e.plans.computed)
 	}
 }

@@ -26,7 +26,9 @@ import (
 //     team (approve/reject updates; validators refuse outsiders, self-approval
 //     when it is off, double votes and votes on a stage that is not waiting).
 //     One reject ends the promotion; the timeout expires it (a new `promote`
-//     reopens the gate);
+//     reopens the gate). The gate shows the stage's plan; approvals name its
+//     hash, and a plan that changed before the deployment reopens the gate
+//     (promote_plan.go);
 //  2. soak: wait until `soak` after the previous stage was verified;
 //  3. link: past the first stage, the Release entity marks the release linked
 //     (refused if it was deleted), so it can no longer be deleted;

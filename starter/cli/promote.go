@@ -163,7 +163,9 @@ func runVote(ctx context.Context, g *globals, project, version, id, update, stag
 		// An approval names the plan the gate shows (printed first), signed with it.
 		if update == workflows.ApproveUpdate {
 			if shown := gatePlan(ctx, c, id, stage); shown != nil {
-				vote.PlanHash = shown.Plan.Hash
+				if shown.Plan != nil {
+					vote.PlanHash = shown.Plan.Hash
+				}
 				if !g.json() {
 					printPlan(g.stdout, "", *shown)
 				}

@@ -16,16 +16,16 @@ import (
 // `promote --wait` and `approve` print it, and an approval sends the hash of
 // the plan it showed, signed with the vote.
 
-// gatePlan reads the plan the stage's gate shows now from the promotion (or
-// rollback) id; nil when the gate shows none (the workflow says why if an
-// approval needs one).
+// gatePlan reads the stage as its gate shows it now, from the promotion (or
+// rollback) id, when it shows a plan or why it has none; nil otherwise (the
+// workflow says why if an approval needs one).
 func gatePlan(ctx context.Context, c client.Client, id, stage string) *workflows.StageState {
 	var s workflows.PromoteState
 	if _, err := queryState(ctx, c, id, "", &s); err != nil {
 		return nil
 	}
 	for _, st := range s.Stages {
-		if st.Name == stage && st.Plan != nil {
+		if st.Name == stage && (st.Plan != nil || st.PlanError != "") {
 			return &st
 		}
 	}

@@ -81,3 +81,20 @@ func TestGoldenPromoteWaitsWithPlan(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, stdout)
 	}
 }
+
+// A gate whose plan could not be computed says so; the approval names no plan.
+func TestGoldenApproveWithoutPlan(t *testing.T) {
+	pid := workflows.PromoteID("demo", "v1.0.0")
+	qa := workflows.StageState{Name: "qa", Fabrics: []string{"qa"}, Status: workflows.StageApproval, Team: "developers", Required: 1,
+		PlanError: `read job daily_orders on fabric qa: databricks fabric "qa": 403 invalid token`}
+	f := newFake()
+	f.add(pid, &fakeWF{typ: workflows.PromoteWorkflow, states: []any{promoteState(workflows.StatusWaiting, "", qa)}, updates: map[string]any{
+		workflows.ApproveUpdate: workflows.StageState{Name: "qa", Required: 1, Approvals: []workflows.Vote{{Actor: "alice"}}}}})
+	code, stdout, _ := golden(t, "approve_no_plan", f, "approve", "v1.0.0", "--project", "demo", "--stage", "qa")
+	if code != ExitOK || !strings.Contains(stdout, "plan of qa: could not be computed: read job daily_orders on fabric qa") {
+		t.Errorf("exit %d:\n%s", code, stdout)
+	}
+	if args := f.wfs[pid].updateArgs; len(args) != 1 || args[0].(workflows.Vote).PlanHash != "" {
+		t.Errorf("approve sent %+v, want no plan hash", args)
+	}
+}

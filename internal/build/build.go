@@ -252,11 +252,16 @@ func (b *Builder) openLog(work, key string, step *atomic.Value) (*runner, error)
 	if err != nil {
 		return nil, fmt.Errorf("open build log: %w", err)
 	}
-	env := mergeEnv(os.Environ(), []string{
+	return &runner{log: f, logPath: path, logKey: LogKey(key), env: buildEnv(), step: step}, nil
+}
+
+// buildEnv is the environment of every build command: the worker's, with
+// reproducible timestamps and no bytecode written into the sources.
+func buildEnv() []string {
+	return mergeEnv(os.Environ(), []string{
 		"SOURCE_DATE_EPOCH=315532800", // 1980-01-01: reproducible zip timestamps
 		"PYTHONDONTWRITEBYTECODE=1",
 	})
-	return &runner{log: f, logPath: path, logKey: LogKey(key), env: env, step: step}, nil
 }
 
 // storeLog closes the build's log and stores it at its key (atomically: a

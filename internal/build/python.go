@@ -172,6 +172,9 @@ func (s *session) pythonTools(ctx context.Context, py string, need []string) (ma
 	cmd := exec.CommandContext(ctx, py, append([]string{"-c", probeScript}, need...)...)
 	cmd.Env = s.r.env
 	data, err := cmd.Output()
+	if ps := cmd.ProcessState; ps != nil {
+		s.r.cpu += (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
 	var pathErr *fs.PathError
 	if errors.Is(err, exec.ErrNotFound) || errors.As(err, &pathErr) {
 		return nil, s.fail(ErrToolMissing, outcome{}, fmt.Sprintf("the Python interpreter %s was not found", py),

@@ -22,7 +22,7 @@ func (s *session) server(ctx context.Context, role string) (*server, string) {
 	if s.b.Servers == nil {
 		return nil, ""
 	}
-	if strings.EqualFold(strings.TrimSpace(s.b.getenv(ServerEnv)), "off") {
+	if serverOff(s.b.getenv(ServerEnv)) {
 		return nil, ServerEnv + "=off"
 	}
 	p, err := s.b.Servers.get(ctx, role, s.b.python(), s.r.env)
@@ -31,6 +31,22 @@ func (s *session) server(ctx context.Context, role string) (*server, string) {
 	}
 	return p, ""
 }
+
+// StartServers starts the build servers Python builds will use, so that the
+// first build does not wait for their imports. It returns when they are up;
+// a server that cannot start is logged by Servers and builds fall back.
+func (b *Builder) StartServers(ctx context.Context) {
+	if b.Servers == nil || serverOff(b.getenv(ServerEnv)) {
+		return
+	}
+	py := b.python()
+	env := mergeEnv(buildEnv(), []string{PythonEnv + "=" + py}) // as session.python sets it
+	for _, role := range []string{roleBuild, rolePytest} {
+		_, _ = b.Servers.get(ctx, role, py, env)
+	}
+}
+
+func serverOff(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "off") }
 
 // serverTools returns the tool versions the probe would report (see
 // pythonTools), from the build servers, which exist only if the interpreter

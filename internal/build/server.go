@@ -243,7 +243,7 @@ func startServer(ctx context.Context, role, py string, env []string, key string)
 	// ends): the server exits when its stdin closes, which the worker's death does.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("the %s server cannot start: %s: %w", role, py, err)
+		return nil, fmt.Errorf("the build server (%s, %s) cannot start: %w", role, py, err)
 	}
 	p.pid = cmd.Process.Pid
 	lines := bufio.NewReader(stdout)
@@ -280,7 +280,7 @@ func startServer(ctx context.Context, role, py string, env []string, key string)
 		if msg == "" {
 			msg = readErr.Error()
 		}
-		return nil, fmt.Errorf("the %s server (%s) cannot start: %s", role, py, msg)
+		return nil, fmt.Errorf("the build server (%s, %s) cannot start: %s", role, py, msg)
 	}
 	p.stamps = map[string]string{}
 	for _, f := range p.ready.Files {

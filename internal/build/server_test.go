@@ -5,6 +5,7 @@ package build
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -341,5 +342,37 @@ func TestServerIsolatesBuilds(t *testing.T) {
 		if !strings.Contains(buildLog(t, b, res), forkedMark) {
 			t.Fatalf("build %d did not run in the server", i)
 		}
+	}
+}
+
+// A server that cannot start (here an interpreter whose server fails with an
+// import error) leaves builds to the plain commands; the worker log says so
+// once, each build log says why.
+func TestServerCannotStartFallsBack(t *testing.T) {
+	b := withServers(t, 0)
+	real := b.python()
+	wrapper := filepath.Join(t.TempDir(), "python3")
+	script := "#!/bin/sh\n" +
+		"case \"$2\" in *\"Python build server\"*) echo \"ModuleNotFoundError: No module named 'build'\" >&2; exit 3;; esac\n" +
+		"exec " + real + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.Python = wrapper
+	var said []string
+	b.Servers.Logf = func(format string, args ...any) { said = append(said, fmt.Sprintf(format, args...)) }
+	for i, tree := range []string{tree1, tree2} {
+		res, err := b.Build(context.Background(), Request{Pipeline: manifest.Pipeline{Name: "legacy", Path: "legacy", Language: manifest.Python},
+			TreeHash: tree, Export: (&source{files: legacyFiles}).export})
+		if err != nil {
+			t.Fatalf("build %d: %v", i, err)
+		}
+		log := buildLog(t, b, res)
+		if strings.Contains(log, forkedMark) || !strings.Contains(log, "build: no build server: the build server (build, "+wrapper+") cannot start: ModuleNotFoundError: No module named 'build'; running the plain command") {
+			t.Errorf("build %d log:\n%s", i, log)
+		}
+	}
+	if len(said) != 1 || !strings.Contains(said[0], "cannot start") {
+		t.Errorf("the worker log got %q, want one line saying the server cannot start", said)
 	}
 }

@@ -33,7 +33,7 @@ func TestManifestLoadedOncePerCommit(t *testing.T) {
 	}}
 	d := &Deploy{}
 	const commit1, commit2 = "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"
-	var once int32 // opens of shipline.yaml by one load
+	var once int32         // opens of shipline.yaml by one load
 	for i := range 3 * 2 { // three steps, two jobs
 		man, diags := d.manifests.load("p", commit1, tree)
 		if diags.HasErrors() || man == nil || len(man.Jobs) != 2 {

@@ -376,3 +376,71 @@ func TestServerCannotStartFallsBack(t *testing.T) {
 		t.Errorf("the worker log got %q, want one line saying the server cannot start", said)
 	}
 }
+
+// Two builds run at once in children of the same server: each setup.py waits
+// for the other's to start.
+func TestServerRunsBuildsConcurrently(t *testing.T) {
+	b := withServers(t, 0)
+	dir := t.TempDir()
+	files := func(me, other string) map[string]string {
+		return map[string]string{
+			"setup.py": "import os, time, setuptools\n" +
+				"open(os.path.join(" + strconv.Quote(dir) + ", '" + me + "'), 'w').close()\n" +
+				"give = time.time() + 60\n" +
+				"while not os.path.exists(os.path.join(" + strconv.Quote(dir) + ", '" + other + "')):\n" +
+				"    if time.time() > give: raise SystemExit('" + other + " did not start while " + me + " ran')\n" +
+				"    time.sleep(0.02)\n" +
+				"setuptools.setup(name='" + me + "', version='1.0', packages=['" + me + "'])\n",
+			me + "/__init__.py": "",
+		}
+	}
+	errs := make(chan error, 2)
+	logs := make(chan string, 2)
+	for i, pair := range [][2]string{{"one", "two"}, {"two", "one"}} {
+		go func() {
+			res, err := b.Build(context.Background(), Request{Pipeline: manifest.Pipeline{Name: pair[0], Path: pair[0], Language: manifest.Python},
+				TreeHash: strings.Repeat("c", 39) + strconv.Itoa(i), Export: (&source{files: files(pair[0], pair[1])}).export})
+			if err == nil {
+				data, _ := os.ReadFile(b.file(res.LogPath))
+				logs <- string(data)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if log := <-logs; !strings.Contains(log, forkedMark) {
+			t.Errorf("a build did not run in the server:\n%s", log)
+		}
+	}
+}
+
+// What one pytest run does to its interpreter is not seen by the next run of
+// the same server.
+func TestServerIsolatesTestRuns(t *testing.T) {
+	b := withServers(t, 0)
+	leaky := with(pythonFiles, map[string]string{"tests/test_leak.py": "import os, sys, types, pytest\n" +
+		"def test_leak():\n" +
+		"    os.environ['SHIPLINE_LEAK'] = '1'\n" +
+		"    sys.modules['leaky_marker'] = types.ModuleType('leaky_marker')\n" +
+		"    pytest.LEAKED = True\n"})
+	checking := with(pythonFiles, map[string]string{"tests/test_leak.py": "import os, sys, pytest\n" +
+		"def test_nothing_leaked():\n" +
+		"    assert 'SHIPLINE_LEAK' not in os.environ\n" +
+		"    assert 'leaky_marker' not in sys.modules\n" +
+		"    assert not hasattr(pytest, 'LEAKED')\n"})
+	for i, files := range []map[string]string{leaky, checking} {
+		p := manifest.Pipeline{Name: "orders", Path: "orders", Language: manifest.Python}
+		res, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: strings.Repeat("d", 39) + strconv.Itoa(i), Export: (&source{files: files}).export})
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if log := buildLog(t, b, res); !strings.Contains(log, "tests: ") || strings.Count(log, forkedMark) != 2 {
+			t.Fatalf("run %d: the tests did not run in the server:\n%s", i, log)
+		}
+	}
+}

@@ -36,11 +36,11 @@ ROLE = sys.argv[1] if len(sys.argv) > 1 else "build"
 # What each role imports up front. The first group must import, or the
 # server does not start (the worker then builds the plain way); the rest are
 # imported when present.
-REQUIRED = {"build": ["build", "build.__main__", "pep517.wrappers"], "pytest": ["pytest"]}
+REQUIRED = {"build": ["build", "build.__main__"], "pytest": ["pytest"]}
 BACKENDS = ["setuptools.build_meta", "flit_core.buildapi", "hatchling.build", "poetry.core.masonry.api", "pdm.backend"]
 WARM = {
     "build": [
-        "pep517.in_process._in_process",
+        "pep517.wrappers", "pep517.in_process._in_process", "pyproject_hooks", "pyproject_hooks._in_process._in_process",
         "setuptools", "setuptools.command.egg_info", "setuptools.command.build_py", "setuptools.command.sdist",
         "setuptools.command.install", "setuptools.command.install_lib", "setuptools.command.install_scripts",
         "setuptools.command.install_egg_info", "setuptools.command.build", "setuptools.command.bdist_egg",
@@ -88,7 +88,10 @@ def preload():
             loaded.append(name)
         except Exception as e:  # a backend that is not installed: not preloaded
             failed[name] = "%s: %s" % (type(e).__name__, e)
-    cache_installed_metadata()
+    try:
+        cache_installed_metadata()
+    except Exception as e:  # an importlib.metadata without these internals: read each time
+        failed["importlib.metadata cache"] = "%s: %s" % (type(e).__name__, e)
     # What the worker watches: a change to any means a new server.
     files = [sys.executable] + [p for p in BASE_PATH if os.path.isdir(p)]
     for name in REQUIRED[ROLE] + BACKENDS:
@@ -257,11 +260,10 @@ def hook_runner(cmd, cwd=None, extra_environ=None):
     _in_process.py HOOK DIR`) runs in a forked grandchild as it would in a
     fresh interpreter, unless it names another interpreter."""
     import subprocess
-    from pep517.wrappers import default_subprocess_runner
-    if cmd[0] != sys.executable or len(cmd) < 2 or not cmd[1].endswith(".py"):
-        return default_subprocess_runner(cmd, cwd, extra_environ)
     env = dict(os.environ)
     env.update(extra_environ or {})
+    if cmd[0] != sys.executable or len(cmd) < 2 or not cmd[1].endswith(".py"):
+        return subprocess.check_call(cmd, cwd=cwd, env=env)  # what the default runner does
     for f in (sys.stdout, sys.stderr):
         f.flush()
     pid = os.fork()
@@ -271,7 +273,7 @@ def hook_runner(cmd, cwd=None, extra_environ=None):
         become(os.path.dirname(script), list(cmd[1:]), env, cwd or os.getcwd(),
                lambda: runpy.run_path(script, run_name="__main__"))
     _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
     if code != 0:
         raise subprocess.CalledProcessError(code, cmd)
 

@@ -342,11 +342,17 @@ func (p *server) unusable(key string, maxBuilds int) string {
 	return ""
 }
 
+// exitText says how the server ended, with the last line of its own error
+// output if any (its children write theirs into their build logs).
 func (p *server) exitText() string {
-	if p.cmd.ProcessState != nil {
-		return p.cmd.ProcessState.String()
+	if p.cmd.ProcessState == nil {
+		return "running"
 	}
-	return "running"
+	text := p.cmd.ProcessState.String()
+	if msg := strings.TrimSpace(p.stderr.String()); msg != "" {
+		text += ": " + msg[strings.LastIndex(msg, "\n")+1:]
+	}
+	return text
 }
 
 // has reports whether the server imported module.

@@ -444,3 +444,22 @@ func TestServerIsolatesTestRuns(t *testing.T) {
 		}
 	}
 }
+
+// StartServers starts the servers the next builds use (the worker calls it
+// when it starts).
+func TestServerStartedAhead(t *testing.T) {
+	b := withServers(t, 0)
+	b.StartServers(context.Background())
+	build, pytest := serverPID(b, roleBuild), serverPID(b, rolePytest)
+	if build == 0 || pytest == 0 {
+		t.Fatalf("servers after StartServers: build %d, pytest %d", build, pytest)
+	}
+	p := manifest.Pipeline{Name: "orders", Path: "orders", Language: manifest.Python}
+	if _, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: tree1, Export: (&source{files: pythonFiles}).export}); err != nil {
+		t.Fatal(err)
+	}
+	if serverPID(b, roleBuild) != build || serverPID(b, rolePytest) != pytest {
+		t.Errorf("the build replaced the servers started ahead (build %d → %d, pytest %d → %d)",
+			build, serverPID(b, roleBuild), pytest, serverPID(b, rolePytest))
+	}
+}

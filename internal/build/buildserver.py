@@ -189,7 +189,14 @@ def exit_code(e):
 
 
 def finish(code):
-    """End a child as a fresh interpreter ends: atexit handlers, flushed streams."""
+    """End a child as a fresh interpreter ends: its other threads joined,
+    atexit handlers run, streams flushed."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            threading._shutdown()
+        except BaseException:
+            pass
     try:
         import atexit
         atexit._run_exitfuncs()

@@ -76,10 +76,11 @@ type Servers struct {
 	// interpreter and environment) and when one is replaced.
 	Logf func(format string, args ...any)
 
-	mu     sync.Mutex
-	procs  map[string]*server
-	broken map[string]string // start key → why it could not start
-	closed bool
+	mu      sync.Mutex
+	procs   map[string]*server
+	retired []*server         // replaced servers finishing their commands
+	broken  map[string]string // start key → why it could not start
+	closed  bool
 }
 
 // NewServers returns the build servers of a worker, replaced after
@@ -89,8 +90,11 @@ func NewServers(maxBuilds int) *Servers { return &Servers{MaxBuilds: maxBuilds} 
 // Close stops the servers; their running commands are killed.
 func (s *Servers) Close() error {
 	s.mu.Lock()
-	procs := s.procs
-	s.procs, s.closed = nil, true
+	procs := s.retired
+	for _, p := range s.procs {
+		procs = append(procs, p)
+	}
+	s.procs, s.retired, s.closed = nil, nil, true
 	s.mu.Unlock()
 	for _, p := range procs {
 		p.stop()
@@ -126,7 +130,9 @@ func (s *Servers) get(ctx context.Context, role, py string, env []string) (*serv
 		s.logf("replacing the %s server (pid %d): %s", role, p.pid, why)
 		delete(s.procs, role)
 		p.drain()
+		s.retired = append(s.retired, p)
 	}
+	s.retired = slices.DeleteFunc(s.retired, func(p *server) bool { return p.exited() })
 	brokenKey := key + "\x00" + stampOf(py)
 	if why, ok := s.broken[brokenKey]; ok {
 		return nil, errors.New(why)
@@ -353,6 +359,16 @@ func (p *server) exitText() string {
 		text += ": " + msg[strings.LastIndex(msg, "\n")+1:]
 	}
 	return text
+}
+
+// exited reports whether the server has ended.
+func (p *server) exited() bool {
+	select {
+	case <-p.dead:
+		return true
+	default:
+		return false
+	}
 }
 
 // has reports whether the server imported module.

@@ -463,3 +463,46 @@ func TestServerStartedAhead(t *testing.T) {
 			build, serverPID(b, roleBuild), pytest, serverPID(b, rolePytest))
 	}
 }
+
+// A server killed in the middle of a build: the build's command runs again
+// the plain way and succeeds; the next build gets a new server.
+func TestServerKilledDuringBuild(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc to find the server from the build")
+	}
+	b := withServers(t, 0)
+	marker := filepath.Join(t.TempDir(), "killed")
+	files := map[string]string{
+		"setup.py": "import os, signal, setuptools\n" +
+			"marker = " + strconv.Quote(marker) + "\n" +
+			"if not os.path.exists(marker):\n" +
+			"    open(marker, 'w').close()\n" +
+			"    # this hook's parent is the forked `python -m build`, whose parent is the server\n" +
+			"    server = int(open('/proc/%d/stat' % os.getppid()).read().rsplit(')', 1)[1].split()[1])\n" +
+			"    os.kill(server, signal.SIGKILL)\n" +
+			"    signal.pause()\n" +
+			"setuptools.setup(name='victim', version='1.0', packages=['victim'])\n",
+		"victim/__init__.py": "",
+	}
+	b.StartServers(context.Background())
+	first := serverPID(b, roleBuild)
+	p := manifest.Pipeline{Name: "victim", Path: "victim", Language: manifest.Python}
+	res, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: tree1, Export: (&source{files: files}).export})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := buildLog(t, b, res)
+	if !strings.Contains(log, forkedMark) || !strings.Contains(log, "build: the build server exited") ||
+		!strings.Contains(log, "running the command again the plain way") || res.File != "victim-1.0+sl.3f9a1c2e-py3-none-any.whl" {
+		t.Fatalf("built %s, log:\n%s", res.File, log)
+	}
+	waitGone(t, first)
+	res, err = b.Build(context.Background(), Request{Pipeline: manifest.Pipeline{Name: "legacy", Path: "legacy", Language: manifest.Python},
+		TreeHash: tree2, Export: (&source{files: legacyFiles}).export})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid := serverPID(b, roleBuild); pid == first || pid == 0 || !strings.Contains(buildLog(t, b, res), forkedMark) {
+		t.Errorf("the next build did not get a new server (pid %d, the killed one %d)", pid, first)
+	}
+}

@@ -34,6 +34,9 @@ type Build struct {
 	Getenv func(string) string
 	// Parallelism bounds the builds running at once on this worker (0: the number of CPUs).
 	Parallelism int
+	// Servers are the worker's Python build servers; nil: Python commands run
+	// as plain processes.
+	Servers *build.Servers
 
 	slotsOnce sync.Once
 	slots     chan struct{}
@@ -157,6 +160,20 @@ func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, 
 	}, nil
 }
 
+// StartBuildServers starts b's Python build servers (see internal/build), so
+// that a worker's first build does not wait for their imports. (A function,
+// not a method: Build's methods are its activities.)
+func StartBuildServers(ctx context.Context, b *Build) {
+	if b.Servers == nil || b.Platform == nil {
+		return
+	}
+	bld, err := b.builder(ctx)
+	if err != nil {
+		return
+	}
+	bld.StartServers(ctx)
+}
+
 // CacheKeyOutput says whether a pipeline's artifact is already built.
 type CacheKeyOutput struct {
 	Key      string `json:"key"`
@@ -215,5 +232,5 @@ func (b *Build) builder(ctx context.Context) (*build.Builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &build.Builder{StateDir: b.Platform.StateDir, Store: st, Python: b.Python, Getenv: b.Getenv}, nil
+	return &build.Builder{StateDir: b.Platform.StateDir, Store: st, Python: b.Python, Getenv: b.Getenv, Servers: b.Servers}, nil
 }

@@ -45,7 +45,8 @@ type Deploy struct {
 	// Getenv reads fabric credentials; nil means os.Getenv.
 	Getenv func(string) string
 
-	store sharedStore
+	store     sharedStore
+	manifests manifestCache
 }
 
 func (d *Deploy) env() fabric.Env {
@@ -373,7 +374,8 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 	if err != nil {
 		return fabric.JobSpec{}, apperr.ForTemporal(err)
 	}
-	spec, err := RenderFrom(d.Platform, fsys, in)
+	man, diags := d.manifests.load(in.Project, in.Commit, fsys)
+	spec, err := renderWith(d.Platform, fsys, man, diags, in)
 	var e *apperr.Error
 	switch {
 	case err == nil:
@@ -394,6 +396,11 @@ func (d *Deploy) render(ctx context.Context, in UpsertJobInput) (fabric.JobSpec,
 // (A function, not a method: Deploy's methods are its activities.)
 func RenderFrom(cfg *platform.Config, fsys fs.FS, in UpsertJobInput) (fabric.JobSpec, error) {
 	man, diags := manifest.Load(fsys)
+	return renderWith(cfg, fsys, man, diags, in)
+}
+
+// renderWith is RenderFrom with the manifest of fsys already loaded.
+func renderWith(cfg *platform.Config, fsys fs.FS, man *manifest.Manifest, diags diag.List, in UpsertJobInput) (fabric.JobSpec, error) {
 	if diags.HasErrors() {
 		return fabric.JobSpec{}, &apperr.Error{Type: apperr.InvalidManifest, Msg: "shipline.yaml is invalid:\n" + diags.Error(), Cause: diags}
 	}

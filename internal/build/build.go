@@ -67,6 +67,9 @@ type Builder struct {
 	Getenv func(string) string
 	// HeartbeatEvery is how often Request.Heartbeat is called; default 5s.
 	HeartbeatEvery time.Duration
+	// Servers are the worker's Python build servers (server.go); nil: Python
+	// commands run as plain processes.
+	Servers *Servers
 
 	storeOnce
 }
@@ -233,7 +236,7 @@ func (b *Builder) buildLocked(ctx context.Context, req Request, key string, step
 	if err != nil {
 		return Result{}, err
 	}
-	r.logf("built %s (%d bytes, sha256 %s) in %.1fs, %.1fs in build tools", m.File, m.Size, m.SHA256, time.Since(began).Seconds(), r.seconds)
+	r.logf("built %s (%d bytes, sha256 %s) in %.1fs, %.1fs in build tools, %.2fs CPU", m.File, m.Size, m.SHA256, time.Since(began).Seconds(), r.seconds, r.cpu)
 	res := Result{
 		Key: m.Key, TreeHash: m.TreeHash, File: m.File, Object: m.ObjectKey(), SHA256: m.SHA256, Size: m.Size, Meta: m,
 		Seconds: r.seconds, LogPath: r.logKey, LogTail: fileTail(r.logPath),
@@ -249,11 +252,16 @@ func (b *Builder) openLog(work, key string, step *atomic.Value) (*runner, error)
 	if err != nil {
 		return nil, fmt.Errorf("open build log: %w", err)
 	}
-	env := mergeEnv(os.Environ(), []string{
+	return &runner{log: f, logPath: path, logKey: LogKey(key), env: buildEnv(), step: step}, nil
+}
+
+// buildEnv is the environment of every build command: the worker's, with
+// reproducible timestamps and no bytecode written into the sources.
+func buildEnv() []string {
+	return mergeEnv(os.Environ(), []string{
 		"SOURCE_DATE_EPOCH=315532800", // 1980-01-01: reproducible zip timestamps
 		"PYTHONDONTWRITEBYTECODE=1",
 	})
-	return &runner{log: f, logPath: path, logKey: LogKey(key), env: env, step: step}, nil
 }
 
 // storeLog closes the build's log and stores it at its key (atomically: a

@@ -45,13 +45,15 @@ func (s *session) python(ctx context.Context) (string, map[string]string, error)
 	if pytest {
 		need = append(need, "pytest")
 	}
-	tools, err := s.pythonTools(ctx, py, need)
-	if err != nil {
-		return "", nil, err
-	}
-
 	// A manifest test command can name the same interpreter as $SHIPLINE_PYTHON.
 	s.r.env = mergeEnv(s.r.env, []string{PythonEnv + "=" + py})
+	tools, ok := s.serverTools(ctx, py, need)
+	if !ok {
+		var err error
+		if tools, err = s.pythonTools(ctx, py, need); err != nil {
+			return "", nil, err
+		}
+	}
 	if err := s.testCommand(ctx); err != nil {
 		return "", nil, err
 	}
@@ -72,8 +74,12 @@ func (s *session) python(ctx context.Context) (string, map[string]string, error)
 	}
 	s.r.logf("content label +%s: %s", label, how)
 
+	backend, err := buildBackend(s.src)
+	if err != nil {
+		return "", nil, err
+	}
 	args := []string{py, "-m", "build", "--wheel", "--no-isolation", "--outdir", s.out, "."}
-	out, err := s.r.run(ctx, command{step: "build", dir: s.src, args: args})
+	out, err := s.runPython(ctx, command{step: "build", dir: s.src, args: args}, roleBuild, backend)
 	if err != nil {
 		return "", nil, err
 	}
@@ -99,12 +105,12 @@ func (s *session) pytest(ctx context.Context, py string) error {
 	if isDir(filepath.Join(s.src, "src")) {
 		path = filepath.Join(s.src, "src")
 	}
-	out, err := s.r.run(ctx, command{
+	out, err := s.runPython(ctx, command{
 		step: "tests",
 		dir:  s.src,
 		args: []string{py, "-m", "pytest", "-q", "-p", "no:cacheprovider"},
 		env:  []string{"PYTHONPATH=" + path},
-	})
+	}, rolePytest, "")
 	if err != nil {
 		return err
 	}
@@ -166,6 +172,9 @@ func (s *session) pythonTools(ctx context.Context, py string, need []string) (ma
 	cmd := exec.CommandContext(ctx, py, append([]string{"-c", probeScript}, need...)...)
 	cmd.Env = s.r.env
 	data, err := cmd.Output()
+	if ps := cmd.ProcessState; ps != nil {
+		s.r.cpu += (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
 	var pathErr *fs.PathError
 	if errors.Is(err, exec.ErrNotFound) || errors.As(err, &pathErr) {
 		return nil, s.fail(ErrToolMissing, outcome{}, fmt.Sprintf("the Python interpreter %s was not found", py),

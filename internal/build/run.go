@@ -30,8 +30,9 @@ type runner struct {
 	logWhere string
 	env      []string      // the environment of every command (plus per-command extras)
 	step     *atomic.Value // the current step, read by the heartbeat
-	// seconds is the time spent inside build tools so far.
-	seconds float64
+	// seconds is the time spent inside build tools so far; cpu their CPU
+	// time (user + system, with the processes they waited for).
+	seconds, cpu float64
 }
 
 // command is one process to run.
@@ -79,6 +80,11 @@ func (r *runner) run(ctx context.Context, c command) (outcome, error) {
 	err = cmd.Run()
 	took := time.Since(began)
 	r.seconds += took.Seconds()
+	var cpu float64
+	if ps := cmd.ProcessState; ps != nil {
+		cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
+		r.cpu += cpu
+	}
 	out := outcome{tail: r.tailFrom(start)}
 	var exitErr *exec.ExitError
 	switch {
@@ -90,13 +96,13 @@ func (r *runner) run(ctx context.Context, c command) (outcome, error) {
 		if out.exit < 0 {
 			out.exit = 128 // killed by a signal
 		}
-		r.logf("%s: exit %d after %.1fs (%s)", c.step, out.exit, took.Seconds(), exitErr)
+		r.logf("%s: exit %d after %.1fs, cpu %.2fs (%s)", c.step, out.exit, took.Seconds(), cpu, exitErr)
 		return out, nil
 	case err != nil:
 		r.logf("%s: could not run: %v", c.step, err)
 		return out, err
 	}
-	r.logf("%s: exit 0 after %.1fs", c.step, took.Seconds())
+	r.logf("%s: exit 0 after %.1fs, cpu %.2fs", c.step, took.Seconds(), cpu)
 	return out, nil
 }
 

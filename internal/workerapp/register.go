@@ -1,12 +1,15 @@
 package workerapp
 
 import (
+	"context"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 
 	"github.com/shipline/shipline/activities"
+	"github.com/shipline/shipline/internal/build"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/storage"
 	"github.com/shipline/shipline/workflows"
@@ -23,6 +26,8 @@ type Deps struct {
 	InternalSecret []byte
 	// Store is the store workers share (build cache, build logs).
 	Store *storage.Store
+	// BuildServers are the worker's Python build servers.
+	BuildServers *build.Servers
 }
 
 // register registers Shipline's workflows (under their contract names) and the
@@ -48,7 +53,11 @@ func register(r worker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Config{Platform: d.Config})
 	r.RegisterActivity(git)
 	r.RegisterActivity(&activities.Deploy{Git: git, Platform: d.Config, Store: d.Store})
-	r.RegisterActivity(&activities.Build{Platform: d.Config, Store: d.Store, Parallelism: d.BuildParallelism})
+	builds := &activities.Build{Platform: d.Config, Store: d.Store, Parallelism: d.BuildParallelism, Servers: d.BuildServers}
+	r.RegisterActivity(builds)
+	if d.BuildServers != nil {
+		go activities.StartBuildServers(context.Background(), builds)
+	}
 	r.RegisterActivity(&activities.Runs{Platform: d.Config})
 	auth := &activities.InternalAuth{Secret: d.InternalSecret}
 	r.RegisterActivity(auth)

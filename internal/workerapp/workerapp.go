@@ -193,7 +193,9 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		},
 	})
-	register(w, Deps{Config: opts.Config, Logger: logger, Client: c, BuildParallelism: opts.BuildParallelism, InternalSecret: secret, Store: store})
+	servers := buildServers(logger)
+	defer servers.Close()
+	register(w, Deps{Config: opts.Config, Logger: logger, Client: c, BuildParallelism: opts.BuildParallelism, InternalSecret: secret, Store: store, BuildServers: servers})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", info.TaskQueue, err)
 	}

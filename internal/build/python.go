@@ -62,7 +62,7 @@ func (s *session) python(ctx context.Context) (string, map[string]string, error)
 	}
 
 	label := ContentLabel(s.tree)
-	how, err := labelPython(s.src, s.p.Path, label)
+	how, err := s.versionPython(label)
 	var le *labelError
 	if errors.As(err, &le) {
 		return "", nil, s.fail(ErrBuildFailed, outcome{}, le.what, le.fix)

@@ -50,6 +50,7 @@ func register(r worker.Registry, d Deps) {
 	r.RegisterActivity(&activities.Deploy{Git: git, Platform: d.Config, Store: d.Store})
 	r.RegisterActivity(&activities.Build{Platform: d.Config, Store: d.Store, Parallelism: d.BuildParallelism})
 	r.RegisterActivity(&activities.Runs{Platform: d.Config})
+	r.RegisterActivity(&activities.Libraries{Platform: d.Config, Store: d.Store})
 	auth := &activities.InternalAuth{Secret: d.InternalSecret}
 	r.RegisterActivity(auth)
 	r.RegisterActivity(&activities.Messages{Client: activities.SealingClient{Client: d.Client, Auth: auth}})

@@ -138,7 +138,7 @@ func TestIndexKindsKnownToPlatform(t *testing.T) {
 func TestCheckDependencies(t *testing.T) {
 	remote := newTestRemote(t)
 	commit := remote.commit(t, map[string]string{
-		"shipline.yaml": "name: demo\npipelines:\n  a: {path: pipelines/a, language: python}\nlibraries:\n  common: {path: libs/common, language: python, index: internal}\n",
+		"shipline.yaml":              "name: demo\npipelines:\n  a: {path: pipelines/a, language: python}\nlibraries:\n  common: {path: libs/common, language: python, index: internal}\n",
 		"libs/common/pyproject.toml": "[project]\nname = \"common\"\nversion = \"0.0.0\"\n",
 		"pipelines/a/pyproject.toml": "[project]\nname = \"a\"\nversion = \"1.0.0\"\ndependencies = [\n  \"common==1.2.0\",\n  \"common==1.3.0\",\n]\n",
 	})

@@ -414,6 +414,9 @@ func (r *release) publish(ctx workflow.Context) error {
 	if b := buildsOutcome(r.state.Builds, len(r.state.Builds)); b != "" {
 		memo[MemoBuilds] = b
 	}
+	if libs := r.librariesMemo(); len(libs) > 0 {
+		memo[MemoLibraries] = libs
+	}
 	if err := workflow.UpsertMemo(ctx, memo); err != nil {
 		return err
 	}

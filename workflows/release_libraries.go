@@ -65,6 +65,21 @@ func (r *release) addLibraries(ctx workflow.Context, libs []manifest.Library) er
 	return nil
 }
 
+// MemoLibraries is the memo field in which a Release lists the libraries it
+// published, as "<name> <version> on <index>" in name order; `shipline
+// releases` reads it. Absent for releases without libraries.
+const MemoLibraries = "libraries"
+
+// librariesMemo renders r.state.Libraries for MemoLibraries.
+func (r *release) librariesMemo() []string {
+	var out []string
+	for _, name := range sortedNames(r.state.Libraries) {
+		l := r.state.Libraries[name]
+		out = append(out, fmt.Sprintf("%s %s on %s", l.Name, l.Version, l.Index))
+	}
+	return out
+}
+
 // isLibrary reports whether a build of the release is a library's.
 func (r *release) isLibrary(name string) bool {
 	for _, l := range r.libraries {

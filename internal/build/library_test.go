@@ -57,3 +57,29 @@ func TestLibraryWheelVersion(t *testing.T) {
 		t.Errorf("msg = %s", f.Msg)
 	}
 }
+
+// A JVM library's jar carries the release's version in its manifest and is
+// named as Maven names it (<artifactId>-<version>.jar).
+func TestLibraryJarVersion(t *testing.T) {
+	needJDK(t)
+	b := &Builder{StateDir: t.TempDir()}
+	lib := manifest.Library{Name: "orders_java", Path: "libs/orders_java", Language: manifest.Java, Index: "maven", Group: "com.example"}
+	p, err := lib.AsPipeline("v1.4.0-rc.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Build(context.Background(), Request{Pipeline: p, TreeHash: treeJ, Export: (&source{files: javaFiles}).export})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.File != "orders_java-1.4.0-rc.1.jar" {
+		t.Fatalf("library jar %s, want orders_java-1.4.0-rc.1.jar", res.File)
+	}
+	if v := jarManifest(t, b.file(res.Object))["Implementation-Version"]; v != "1.4.0-rc.1" {
+		t.Errorf("Implementation-Version %q, want the release's 1.4.0-rc.1", v)
+	}
+	pl := manifest.Pipeline{Name: "orders_java", Path: "libs/orders_java", Language: manifest.Java}
+	if Key(pl, treeJ) == res.Key {
+		t.Error("the library and the pipeline of the same tree share a cache key")
+	}
+}

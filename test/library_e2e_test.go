@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,11 @@ where = ["src"]
 	"libs/common/tests/test_common.py":   "from common import greeting\n\ndef test_greeting():\n    assert greeting('x') == 'hello x'\n",
 }
 
+// jvmLibraryFiles is a small Java library built by convention (javac, jar).
+var jvmLibraryFiles = map[string]string{
+	"libs/jcommon/src/main/java/com/example/jcommon/Greeting.java": "package com.example.jcommon;\n\npublic class Greeting {\n    public static String of(String name) { return \"hello \" + name; }\n}\n",
+}
+
 // TestLibraryReleaseEndToEnd releases a project with a Python library on the
 // embedded stack: the release builds and tests the library, publishes it to
 // a simple index in a directory before the tag, records it (status,
@@ -40,13 +46,32 @@ func TestLibraryReleaseEndToEnd(t *testing.T) {
 	if err := exec.Command(python, "-m", "pip", "--version").Run(); err != nil {
 		t.Skipf("pip, the judge of this test, is missing (%s -m pip: %v): apt-get install python3-pip", python, err)
 	}
+	// With a JDK and Debian's Maven, a Java library is published to a Maven
+	// repository in a directory too, and Maven resolves it.
+	mvn, jvm := exec.LookPath("mvn")
+	_, javac := exec.LookPath("javac")
+	const plugin = "/usr/share/maven-repo/org/apache/maven/plugins/maven-dependency-plugin/3.5.0"
+	_, pluginErr := os.Stat(plugin)
+	withJVM := jvm == nil && javac == nil && pluginErr == nil
+	if !withJVM {
+		t.Log("no javac, mvn or Debian's maven-dependency-plugin: the Java library is left out (apt-get install default-jdk-headless maven libmaven-dependency-plugin-java junit4)")
+	}
 	cfgPath, remote, work := demoProject(t)
 	index := filepath.Join(t.TempDir(), "pypi")
-	appendFile(t, cfgPath, "\npackage_indexes:\n  internal: {kind: simple, url: \"file://"+filepath.ToSlash(index)+"\"}\n")
+	m2 := filepath.Join(t.TempDir(), "maven")
+	appendFile(t, cfgPath, "\npackage_indexes:\n  internal: {kind: simple, url: \"file://"+filepath.ToSlash(index)+"\"}\n"+
+		"  maven: {kind: maven, url: \"file://"+filepath.ToSlash(m2)+"\"}\n")
 	for name, content := range libraryFiles {
 		writeFile(t, filepath.Join(work, name), content)
 	}
-	appendFile(t, filepath.Join(work, "shipline.yaml"), "libraries:\n  common: {path: libs/common, language: python, index: internal}\n")
+	libs := "libraries:\n  common: {path: libs/common, language: python, index: internal}\n"
+	if withJVM {
+		for name, content := range jvmLibraryFiles {
+			writeFile(t, filepath.Join(work, name), content)
+		}
+		libs += "  jcommon: {path: libs/jcommon, language: java, index: maven, group: com.example}\n"
+	}
+	appendFile(t, filepath.Join(work, "shipline.yaml"), libs)
 	// score_churn depends on the library at the version this release publishes.
 	pyproject := filepath.Join(work, "pipelines", "score_churn", "pyproject.toml")
 	replaceIn(t, pyproject, `requires-python = ">=3.9"`, "requires-python = \">=3.9\"\ndependencies = [\"common==1.0.0\"]")
@@ -64,7 +89,11 @@ func TestLibraryReleaseEndToEnd(t *testing.T) {
 		t.Fatalf("the library is not in the index: %v", err)
 	}
 	code, out, _ = s.shipline("status", "release/demo/v1.0.0")
-	for _, want := range []string{"publish libraries  1 library published", "libraries published:", "common", "1.0.0", "on internal", wheel} {
+	published := "publish libraries  1 library published"
+	if withJVM {
+		published = "publish libraries  2 libraries published"
+	}
+	for _, want := range []string{published, "libraries published:", "common", "1.0.0", "on internal", wheel} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
@@ -101,6 +130,13 @@ func TestLibraryReleaseEndToEnd(t *testing.T) {
 		t.Fatalf("the installed library: %v\n%s", err, b)
 	}
 
+	if withJVM {
+		if _, err := os.Stat(filepath.Join(m2, "com", "example", "jcommon", "1.0.0", "jcommon-1.0.0.jar")); err != nil {
+			t.Fatalf("the Java library is not in the Maven repository: %v", err)
+		}
+		mavenResolves(t, mvn, m2)
+	}
+
 	// A pipeline pinned to a library version nobody published: refused before the tag.
 	replaceIn(t, pyproject, `"common==1.0.0"`, `"common==0.9.0"`)
 	git(t, work, "commit", "-q", "-am", "pin an unpublished version")
@@ -134,4 +170,34 @@ func replaceIn(t testing.TB, path, old, new string) {
 		t.Fatalf("%s does not contain %q", path, old)
 	}
 	writeFile(t, path, strings.Replace(string(data), old, new, 1))
+}
+
+// mavenResolves has Debian's Maven resolve com.example:jcommon:1.0.0 from the
+// repository in directory repo, checksums checked, to the published bytes.
+func mavenResolves(t *testing.T, mvn, repo string) {
+	t.Helper()
+	work := t.TempDir()
+	settings := "<settings><localRepository>" + work + "/m2</localRepository>" +
+		"<mirrors><mirror><id>debian</id><mirrorOf>central</mirrorOf><url>file:///usr/share/maven-repo</url></mirror></mirrors></settings>"
+	pom := `<project><modelVersion>4.0.0</modelVersion>
+  <groupId>judge</groupId><artifactId>judge</artifactId><version>1</version><packaging>pom</packaging>
+  <repositories><repository><id>shipline</id><url>file://` + filepath.ToSlash(repo) + `</url><releases><checksumPolicy>fail</checksumPolicy></releases></repository></repositories>
+  <dependencies><dependency><groupId>com.example</groupId><artifactId>jcommon</artifactId><version>1.0.0</version></dependency></dependencies>
+</project>`
+	writeFile(t, filepath.Join(work, "settings.xml"), settings)
+	writeFile(t, filepath.Join(work, "pom.xml"), pom)
+	cmd := exec.Command(mvn, "-B", "-s", "settings.xml", "org.apache.maven.plugins:maven-dependency-plugin:3.5.0:copy-dependencies", "-DoutputDirectory=out")
+	cmd.Dir = work
+	cmd.Env = []string{"HOME=" + work, "PATH=/usr/bin:/bin"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mvn: %v\n%s", err, out)
+	}
+	resolved, err := os.ReadFile(filepath.Join(work, "out", "jcommon-1.0.0.jar"))
+	if err != nil {
+		t.Fatalf("maven resolved no jcommon jar: %v", err)
+	}
+	published, err := os.ReadFile(filepath.Join(repo, "com", "example", "jcommon", "1.0.0", "jcommon-1.0.0.jar"))
+	if err != nil || !bytes.Equal(resolved, published) {
+		t.Fatalf("maven resolved other bytes than were published (%v)", err)
+	}
 }

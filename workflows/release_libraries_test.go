@@ -235,3 +235,28 @@ func TestReleaseLibraryIndexAuthParks(t *testing.T) {
 		t.Errorf("publish step %+v", st)
 	}
 }
+
+// A release whose prerelease has no PEP 440 form cannot version its Python
+// libraries: refused at validate, before anything is built.
+func TestReleaseLibraryVersionWithoutPythonForm(t *testing.T) {
+	e := newReleaseEnv(t, admins())
+	tagged := false
+	e.libraryGit(&tagged)
+	built := false
+	e.OnActivity(buildActs.Pipeline, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.BuildInput) (activities.BuildOutput, error) {
+			built = true
+			return activities.BuildOutput{}, nil
+		})
+	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: ReleaseID("demo", "v1.2.0-nightly.3")})
+	state, msg := e.runFailing(ReleaseInput{Project: "demo", Version: "v1.2.0-nightly.3", Actor: "alice"}, apperr.InvalidInput)
+	if tagged || built {
+		t.Fatalf("tagged %v, built %v", tagged, built)
+	}
+	if !strings.Contains(msg, "library common: release v1.2.0-nightly.3 publishes Python libraries") || !strings.Contains(msg, "-rc.N") {
+		t.Errorf("message:\n%s", msg)
+	}
+	if st := stepOf(state.Steps, StepValidate); st.Status != StepFailed {
+		t.Errorf("validate step %+v", st)
+	}
+}

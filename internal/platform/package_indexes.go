@@ -116,6 +116,7 @@ func (p *parser) packageIndex(name string, k, v *yaml.Node) PackageIndex {
 		p.Errorf(k, "add url:, e.g. "+example, "package index %q has no url", name)
 	} else if ix.URL != "" {
 		ix.URL = p.indexURL(urlNode, field, ix.URL)
+		p.indexScheme(urlNode, name, ix)
 	}
 	p.indexCredentials(name, k, &ix, creds)
 	return ix
@@ -201,6 +202,25 @@ func (p *parser) indexURL(n *yaml.Node, field, s string) string {
 		return s
 	}
 	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(p.localPath(dir))}).String()
+}
+
+// indexScheme checks the URL's scheme suits the kind: a simple index is a
+// directory or a bucket, a pypi index an HTTP upload API, a maven
+// repository either.
+func (p *parser) indexScheme(n *yaml.Node, name string, ix PackageIndex) {
+	u, err := url.Parse(ix.URL)
+	if err != nil || !slices.Contains(indexSchemes, u.Scheme) {
+		return // reported by indexURL
+	}
+	web := u.Scheme == "http" || u.Scheme == "https"
+	switch {
+	case ix.Kind == IndexSimple && web:
+		p.Errorf(n, "give the directory or bucket the index is written to (file://, s3://, gs://, azblob://); to upload to a server over HTTP use kind: pypi with its upload URL",
+			"package index %q of kind simple has an %s:// URL", name, u.Scheme)
+	case ix.Kind == IndexPyPI && !web:
+		p.Errorf(n, "give the server's upload URL, e.g. https://upload.pypi.org/legacy/; for an index in a directory or bucket use kind: simple",
+			"package index %q of kind pypi has a %s:// URL", name, u.Scheme)
+	}
 }
 
 // hasKey reports whether the mapping n has key (with any value, null included).

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/gitrepo"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/pkgindex"
 	"github.com/shipline/shipline/internal/platform"
@@ -234,4 +235,27 @@ func (l *Libraries) getenv(k string) string {
 		return l.Getenv(k)
 	}
 	return os.Getenv(k)
+}
+
+// usedTrees returns in.Pipeline with the git tree hash of each library it
+// uses at the commit: part of the build's cache key, so a change of a
+// library tests its dependants again.
+func (b *Build) usedTrees(ctx context.Context, m *gitrepo.Mirror, in BuildInput) (manifest.Pipeline, error) {
+	p := in.Pipeline
+	if len(p.Uses) == 0 {
+		return p, nil
+	}
+	p.Uses = append([]manifest.UsedLibrary(nil), p.Uses...)
+	for i, u := range p.Uses {
+		var tree string
+		err := withHeartbeat(ctx, func() (err error) {
+			tree, err = m.TreeHash(ctx, in.Commit, u.Path)
+			return err
+		})
+		if err != nil {
+			return p, apperr.ForTemporal(err)
+		}
+		p.Uses[i].Tree = tree
+	}
+	return p, nil
 }

@@ -36,7 +36,7 @@ var jvmLibraryFiles = map[string]string{
 // embedded stack: the release builds and tests the library, publishes it to
 // a simple index in a directory before the tag, records it (status,
 // releases), and pip installs it from there; the pipeline that depends on it
-// is still built and deployed. A later release whose pipeline pins a version
+// is built (its tests import the library's sources) and deployed. A later release whose pipeline pins a version
 // the index does not hold is refused before its tag, naming the file:line.
 func TestLibraryReleaseEndToEnd(t *testing.T) {
 	if testing.Short() {
@@ -75,6 +75,9 @@ func TestLibraryReleaseEndToEnd(t *testing.T) {
 	// score_churn depends on the library at the version this release publishes.
 	pyproject := filepath.Join(work, "pipelines", "score_churn", "pyproject.toml")
 	replaceIn(t, pyproject, `requires-python = ">=3.9"`, "requires-python = \">=3.9\"\ndependencies = [\"common==1.0.0\"]")
+	// Its tests import the library: they see its sources at the release's commit.
+	writeFile(t, filepath.Join(work, "pipelines", "score_churn", "tests", "test_uses_common.py"),
+		"from common import greeting\n\n\ndef test_greeting():\n    assert greeting('churn') == 'hello churn'\n")
 	git(t, work, "add", ".")
 	git(t, work, "commit", "-q", "-m", "shared library common")
 	git(t, work, "push", "-q", "origin", "main")

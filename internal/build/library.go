@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path"
@@ -57,4 +58,35 @@ func (s *session) checkWheelVersion(wheel string) error {
 	}
 	s.r.logf("library version: %s", s.p.Version)
 	return nil
+}
+
+// withUsedLibraries exports the sources of the libraries the pipeline uses
+// (Pipeline.Uses, at the build's commit) into the build's directory and
+// returns pythonPath with their import roots (<library>/src, else the
+// library's directory) appended, so the pipeline's tests import them offline,
+// at the commit being built, as the release publishes them. Their trees are
+// part of the cache key. Without an exporter (a build outside a release or
+// deploy) the libraries are left out.
+func (s *session) withUsedLibraries(ctx context.Context, pythonPath string) (string, error) {
+	if len(s.p.Uses) == 0 || s.exportLibrary == nil {
+		return pythonPath, nil
+	}
+	parts := []string{pythonPath}
+	for _, u := range s.p.Uses {
+		dir := filepath.Join(s.work, "uses", u.Name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("create build directory: %w", err)
+		}
+		if err := s.exportLibrary(ctx, u.Path, dir); err != nil {
+			s.r.logf("export of library %s (%s) failed: %v", u.Name, u.Path, err)
+			return "", fmt.Errorf("export library %s: %w", u.Path, err)
+		}
+		root := dir
+		if isDir(filepath.Join(dir, "src")) {
+			root = filepath.Join(dir, "src")
+		}
+		s.r.logf("tests import library %s from %s (tree %s)", u.Name, u.Path, u.Tree)
+		parts = append(parts, root)
+	}
+	return strings.Join(parts, string(os.PathListSeparator)), nil
 }

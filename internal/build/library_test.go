@@ -83,3 +83,43 @@ func TestLibraryJarVersion(t *testing.T) {
 		t.Error("the library and the pipeline of the same tree share a cache key")
 	}
 }
+
+// A pipeline's tests import the libraries it uses, from their sources at the
+// build's commit; the libraries' trees are part of its cache key.
+func TestPipelineTestsImportUsedLibrary(t *testing.T) {
+	b := needPython(t)
+	ctx := context.Background()
+	files := with(pythonFiles, map[string]string{
+		"tests/test_double.py": "from orders import double\nfrom common import greeting\n\ndef test_double():\n    assert greeting(str(double(2))) == 'hello 4'\n",
+	})
+	lib := &source{files: map[string]string{
+		"pyproject.toml":             "[project]\nname = \"common\"\nversion = \"0.0.0\"\n",
+		"src/common/__init__.py":     "def greeting(x):\n    return 'hello ' + x\n",
+		"tests/test_nothing_here.py": "",
+	}}
+	var exported []string
+	exportLib := func(ctx context.Context, path, dir string) error {
+		exported = append(exported, path)
+		return lib.export(ctx, dir)
+	}
+	p := manifest.Pipeline{Name: "orders", Path: "pipelines/orders", Language: manifest.Python,
+		Uses: []manifest.UsedLibrary{{Name: "common", Path: "libs/common", Tree: tree2}}}
+
+	// Without the library's sources the tests cannot import it.
+	_, err := b.Build(ctx, Request{Pipeline: p, TreeHash: treeT, Export: (&source{files: files}).export})
+	if f := buildErr(t, err, ErrTestsFailed); !strings.Contains(f.LogTail, "No module named 'common'") {
+		t.Errorf("tail: %s", f.LogTail)
+	}
+	res, err := (&Builder{StateDir: t.TempDir(), Getenv: b.Getenv}).Build(ctx, Request{Pipeline: p, TreeHash: treeT, Export: (&source{files: files}).export, ExportLibrary: exportLib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(exported, ",") != "libs/common" || !strings.HasPrefix(res.File, "orders-1.2.0+sl.") {
+		t.Fatalf("exported %v, built %s", exported, res.File)
+	}
+	other := p
+	other.Uses = []manifest.UsedLibrary{{Name: "common", Path: "libs/common", Tree: tree1}}
+	if Key(other, treeT) == Key(p, treeT) {
+		t.Error("a change of a used library leaves the pipeline's cache key as it was")
+	}
+}

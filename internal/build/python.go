@@ -99,6 +99,10 @@ func (s *session) pytest(ctx context.Context, py string) error {
 	if isDir(filepath.Join(s.src, "src")) {
 		path = filepath.Join(s.src, "src")
 	}
+	path, err := s.withUsedLibraries(ctx, path)
+	if err != nil {
+		return err
+	}
 	out, err := s.r.run(ctx, command{
 		step: "tests",
 		dir:  s.src,

@@ -88,6 +88,31 @@ func (m *Manifest) LibraryDeps(fsys fs.FS) []LibraryDep {
 	return deps
 }
 
+// setUses records on each Python pipeline the project's Python libraries it
+// depends on (any specifier), in name order.
+func (m *Manifest) setUses(fsys fs.FS) {
+	used := map[string]map[string]bool{}
+	for _, d := range m.LibraryDeps(fsys) {
+		if used[d.Pipeline] == nil {
+			used[d.Pipeline] = map[string]bool{}
+		}
+		used[d.Pipeline][d.Library] = true
+	}
+	for _, name := range sortedKeys(used) {
+		p := m.Pipelines[name]
+		if p.Language != Python {
+			continue
+		}
+		p.Uses = nil
+		for _, lib := range sortedKeys(used[name]) {
+			if l := m.Libraries[lib]; l.Language == Python && l.Path != "" && !problem(l.Path) {
+				p.Uses = append(p.Uses, UsedLibrary{Name: l.Name, Path: l.Path})
+			}
+		}
+		m.Pipelines[name] = p
+	}
+}
+
 // Published answers whether a library's version is on its package index.
 type Published func(l Library, version string) (bool, error)
 

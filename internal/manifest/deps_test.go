@@ -78,6 +78,17 @@ func TestLibraryDeps(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("deps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// Python pipelines use the Python libraries they depend on, whatever the specifier.
+	uses := func(p string) string {
+		var names []string
+		for _, u := range m.Pipelines[p].Uses {
+			names = append(names, u.Name+"@"+u.Path)
+		}
+		return strings.Join(names, ",")
+	}
+	if uses("a") != "common@libs/common,utils_x@libs/utils" || uses("b") != "common@libs/common,utils_x@libs/utils" || uses("c") != "" || uses("d") != "common@libs/common" {
+		t.Errorf("uses: a %s, b %s, c %s, d %s", uses("a"), uses("b"), uses("c"), uses("d"))
+	}
 }
 
 func TestCheckLibraryDeps(t *testing.T) {

@@ -45,6 +45,19 @@ type Pipeline struct {
 	Version string `json:"version,omitempty"`
 	// Group is a JVM library's Maven groupId (with Version only).
 	Group string `json:"group,omitempty"`
+	// Uses are the project's Python libraries a Python pipeline depends on
+	// (deps.go): their sources at the same commit are importable by the
+	// pipeline's tests. Set by Load.
+	Uses []UsedLibrary `json:"uses,omitempty"`
+}
+
+// UsedLibrary is a library of the project that a pipeline's tests import.
+type UsedLibrary struct {
+	Name string `json:"name"`
+	Path string `json:"path"`
+	// Tree is the git tree hash of Path at the build's commit (set by the
+	// build activity; part of the build's cache key).
+	Tree string `json:"tree,omitempty"`
 }
 
 // Scheduler runs a job.

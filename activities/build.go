@@ -122,8 +122,14 @@ func (b *Build) Pipeline(ctx context.Context, in BuildInput) (BuildOutput, error
 	if err != nil {
 		return BuildOutput{}, err
 	}
-	out, err := BuildFrom(ctx, b, in.Pipeline, tree, func(ctx context.Context, dir string) error {
+	p, err := b.usedTrees(ctx, m, in)
+	if err != nil {
+		return BuildOutput{}, err
+	}
+	out, err := BuildFrom(ctx, b, p, tree, func(ctx context.Context, dir string) error {
 		return m.Export(ctx, in.Commit, in.Pipeline.Path, dir)
+	}, func(ctx context.Context, path, dir string) error {
+		return m.Export(ctx, in.Commit, path, dir)
 	})
 	return out, apperr.ForTemporal(err)
 }
@@ -135,7 +141,11 @@ func (b *Build) Pipeline(ctx context.Context, in BuildInput) (BuildOutput, error
 // with the same builder, tests and cache. Permanent failures are the
 // *apperr.Error values of internal/build. (A function, not a method: Build's
 // methods are its activities.)
-func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, export func(ctx context.Context, dir string) error) (BuildOutput, error) {
+//
+// exportLibrary writes the files of a library the pipeline's tests import
+// (p.Uses, whose Tree must be set: it is part of the cache key) into dir.
+func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, export func(ctx context.Context, dir string) error,
+	exportLibrary func(ctx context.Context, path, dir string) error) (BuildOutput, error) {
 	bld, err := b.builder(ctx)
 	if err != nil {
 		return BuildOutput{}, err
@@ -144,6 +154,8 @@ func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, 
 		Pipeline: p,
 		TreeHash: tree,
 		Export:   export,
+		// The libraries the pipeline's tests import (Pipeline.Uses).
+		ExportLibrary: exportLibrary,
 		Heartbeat: func(step string) {
 			if activity.IsActivity(ctx) {
 				activity.RecordHeartbeat(ctx, p.Name+": "+step)
@@ -187,7 +199,11 @@ type CacheKeyOutput struct {
 // CacheKey computes the pipeline's cache key and looks it up, without building:
 // `shipline plan` uses it to show what a deploy would build.
 func (b *Build) CacheKey(ctx context.Context, in BuildInput) (CacheKeyOutput, error) {
-	_, tree, err := b.tree(ctx, in)
+	m, tree, err := b.tree(ctx, in)
+	if err != nil {
+		return CacheKeyOutput{}, err
+	}
+	p, err := b.usedTrees(ctx, m, in)
 	if err != nil {
 		return CacheKeyOutput{}, err
 	}
@@ -195,7 +211,7 @@ func (b *Build) CacheKey(ctx context.Context, in BuildInput) (CacheKeyOutput, er
 	if err != nil {
 		return CacheKeyOutput{}, err
 	}
-	res, ok, err := bld.Lookup(ctx, in.Pipeline, tree)
+	res, ok, err := bld.Lookup(ctx, p, tree)
 	if err != nil {
 		return CacheKeyOutput{}, err
 	}

@@ -89,6 +89,9 @@ type ValidateManifestOutput struct {
 	// Pipelines are the manifest's pipelines sorted by name, each as a deploy
 	// builds it (the same build inputs give the same build cache keys).
 	Pipelines []manifest.Pipeline `json:"pipelines,omitempty"`
+	// Libraries are the manifest's libraries sorted by name (a release builds,
+	// tests and publishes them).
+	Libraries []manifest.Library `json:"libraries,omitempty"`
 }
 
 // ValidateManifest reads shipline.yaml and the files it names at Commit (from the
@@ -113,6 +116,7 @@ func (g *Git) ValidateManifest(ctx context.Context, in ValidateManifestInput) (V
 			for _, name := range sortedKeys(man.Pipelines) {
 				out.Pipelines = append(out.Pipelines, buildablePipeline(man, name))
 			}
+			out.Libraries = man.SortedLibraries()
 		}
 		// Every Airflow DAG compiles and names its dag_id, before anything is tagged.
 		diags = append(diags, fabric.CheckProjectDAGs(ctx, fsys, man, g.Platform, in.Project, fabric.Env(g.Getenv))...)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -195,7 +196,7 @@ jobs:
 	}
 	// The pipelines, as a deploy builds them: a release builds and tests these
 	// before it tags, into the cache keys the deploy looks up.
-	if len(out.Pipelines) != 1 || out.Pipelines[0] != (manifest.Pipeline{Name: "ingest", Path: "pipelines/ingest", Language: manifest.Python}) {
+	if len(out.Pipelines) != 1 || !reflect.DeepEqual(out.Pipelines[0], manifest.Pipeline{Name: "ingest", Path: "pipelines/ingest", Language: manifest.Python}) {
 		t.Errorf("pipelines = %+v", out.Pipelines)
 	}
 	out = validate(invalid)

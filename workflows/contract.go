@@ -95,6 +95,11 @@ const (
 	// before the stage's deployment starts: a changed plan reopens the gate
 	// (promote_plan.go).
 	ChangeGatePlan = "gate-plan"
+	// ChangeReleaseLibraries: a Release of a project with libraries builds
+	// and tests them with its pipelines, checks the pipelines' pinned
+	// dependencies on them, and publishes them to their package indexes
+	// (step publish libraries) before it pushes the tag.
+	ChangeReleaseLibraries = "release-libraries"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -211,6 +216,11 @@ const (
 	StepDeploy    = "deploy"
 )
 
+// StepPublishLibraries, between build and test and tag and push, checks the
+// pipelines' dependencies on the project's libraries and publishes the
+// libraries (only in a release of a project that has libraries).
+const StepPublishLibraries = "publish libraries"
+
 // ReleaseInput starts a Release. It is plain JSON so the Temporal UI can start one:
 //
 //	{"project":"demo","version":"v1.0.0","actor":"alice","ref":"main"}
@@ -268,6 +278,9 @@ type ReleaseState struct {
 	// Builds are the pipelines built and tested before the tag was pushed
 	// (step build and test), by name; `shipline logs` reads their logs.
 	Builds map[string]PipelineBuild `json:"builds,omitempty"`
+	// Libraries are the libraries the release published to their package
+	// indexes before the tag (step publish libraries), by library name.
+	Libraries map[string]PublishedLibrary `json:"libraries,omitempty"`
 
 	// Admins are the project's admins when it was released (who may delete it).
 	Admins []string `json:"admins,omitempty"`
@@ -291,6 +304,9 @@ type ReleaseState struct {
 	// Nonces of internal messages accepted (a copy sent again is refused).
 	Nonces []string `json:"nonces,omitempty"`
 }
+
+// PublishedLibrary is one library a release published.
+type PublishedLibrary = activities.PublishedLibrary
 
 // ListReleasesInput asks for the release tags on a project's remote.
 type ListReleasesInput struct {
@@ -434,6 +450,11 @@ type PipelineBuild struct {
 	Error   string `json:"error,omitempty"`
 	// Failure is the failure type of a failed build (BuildFailed, TestsFailed, …).
 	Failure string `json:"failure,omitempty"`
+	// Library is true for the build of a library (shipline.yaml's
+	// libraries:); Object is then its artifact's key in the workers' shared
+	// store, which the library is published from.
+	Library bool   `json:"library,omitempty"`
+	Object  string `json:"object,omitempty"`
 }
 
 // JobRecord is one job deployed to one fabric.

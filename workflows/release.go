@@ -59,8 +59,12 @@ type release struct {
 	// buildsFirst: the release builds and tests before it tags
 	// (ChangeReleaseBuildsFirst); false when replaying an older release.
 	buildsFirst bool
-	// pipelines are the manifest's pipelines at the commit (step validate).
+	// pipelines are the manifest's pipelines at the commit (step validate),
+	// and its libraries as built at the release's version.
 	pipelines []manifest.Pipeline
+	// libraries are the manifest's libraries the release publishes
+	// (ChangeReleaseLibraries; release_libraries.go).
+	libraries []manifest.Library
 }
 
 // setup registers the state query first, so every later step is observable,
@@ -233,7 +237,7 @@ func (r *release) releaseOnce(ctx workflow.Context) error {
 	}
 	steps := []step{{StepResolve, r.resolve}, {StepValidate, r.validate}}
 	if r.buildsFirst {
-		steps = append(steps, step{StepBuildTest, r.buildAndTest})
+		steps = append(steps, step{StepBuildTest, r.buildAndTest}, step{StepPublishLibraries, r.publishLibraries})
 	}
 	for _, step := range append(steps, step{StepTag, r.tag}) {
 		if err := r.ctl.attempt(ctx, step.name, step.fn, hooks); err != nil {
@@ -348,6 +352,9 @@ func (r *release) validate(ctx workflow.Context) error {
 		return r.refuse(ctx, StepValidate, apperr.InvalidManifest, msg)
 	}
 	r.pipelines = out.Pipelines
+	if err := r.addLibraries(ctx, out.Libraries); err != nil {
+		return err
+	}
 	r.done(ctx, StepValidate, "shipline.yaml is valid")
 	return nil
 }
@@ -406,6 +413,9 @@ func (r *release) publish(ctx workflow.Context) error {
 	}
 	if b := buildsOutcome(r.state.Builds, len(r.state.Builds)); b != "" {
 		memo[MemoBuilds] = b
+	}
+	if libs := r.librariesMemo(); len(libs) > 0 {
+		memo[MemoLibraries] = libs
 	}
 	if err := workflow.UpsertMemo(ctx, memo); err != nil {
 		return err

@@ -29,7 +29,7 @@ func (r *release) buildAndTest(ctx workflow.Context) error {
 	}
 	for _, p := range r.pipelines {
 		if _, ok := r.state.Builds[p.Name]; !ok {
-			r.state.Builds[p.Name] = PipelineBuild{Pipeline: p.Name, Status: StepPending}
+			r.state.Builds[p.Name] = PipelineBuild{Pipeline: p.Name, Status: StepPending, Library: r.isLibrary(p.Name)}
 		}
 	}
 	type pending struct {
@@ -62,7 +62,7 @@ func (r *release) buildAndTest(ctx workflow.Context) error {
 		}
 		r.setBuild(p.name, func(b *PipelineBuild) {
 			*b = PipelineBuild{Pipeline: p.name, Status: StepDone, Cached: out.Cached, File: out.File, SHA256: out.SHA256, Size: out.Size,
-				Seconds: out.Seconds, LogPath: out.LogPath, LogTail: out.LogTail}
+				Seconds: out.Seconds, LogPath: out.LogPath, LogTail: out.LogTail, Library: b.Library, Object: out.Object}
 		})
 	}
 	if len(failures) > 0 {
@@ -106,9 +106,13 @@ func (r *release) buildsFailed(ctx workflow.Context, failures []buildFailed) err
 	if rank(worst) == 0 {
 		return &parkable{step: StepBuildTest, reason: strings.Join(msgs, "\n")}
 	}
-	what := "the build of pipeline " + worst.pipeline + " failed"
+	kind := "pipeline"
+	if r.state.Builds[worst.pipeline].Library {
+		kind = "library"
+	}
+	what := "the build of " + kind + " " + worst.pipeline + " failed"
 	if worst.typ == apperr.TestsFailed {
-		what = "the tests of pipeline " + worst.pipeline + " failed"
+		what = "the tests of " + kind + " " + worst.pipeline + " failed"
 	}
 	msg := fmt.Sprintf("%s at %s (%s), so %s was not tagged:\n%s\n`shipline logs %s` prints the full build logs; fix it, push, and run `shipline release %s --project %s` again",
 		what, short(r.state.Commit), r.state.Ref, r.in.Version, strings.Join(msgs, "\n"), id, r.in.Version, r.in.Project)
@@ -118,13 +122,20 @@ func (r *release) buildsFailed(ctx workflow.Context, failures []buildFailed) err
 // buildsDetail says what the build step did: how many pipelines, how many of
 // them the build cache already held.
 func (r *release) buildsDetail() string {
-	cached := 0
+	cached, libs := 0, 0
 	for _, name := range sortedNames(r.state.Builds) {
 		if r.state.Builds[name].Cached {
 			cached++
 		}
+		if r.state.Builds[name].Library {
+			libs++
+		}
 	}
-	n := len(r.state.Builds)
+	n := len(r.state.Builds) - libs
+	if libs > 0 {
+		return fmt.Sprintf("%d %s and %d %s built and tested (%d from cache)", n, plural(n, "pipeline", "pipelines"),
+			libs, plural(libs, "library", "libraries"), cached)
+	}
 	return fmt.Sprintf("%d %s built and tested (%d from cache)", n, plural(n, "pipeline", "pipelines"), cached)
 }
 

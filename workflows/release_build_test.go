@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestReleaseBuildsAndTestsBeforeTag(t *testing.T) {
 		t.Fatalf("built %d pipelines, want %d: %+v", len(inputs), len(demoPipelines), inputs)
 	}
 	for _, p := range demoPipelines {
-		if in := inputs[p.Name]; in.Project != "demo" || in.Commit != commit || in.Pipeline != p {
+		if in := inputs[p.Name]; in.Project != "demo" || in.Commit != commit || !reflect.DeepEqual(in.Pipeline, p) {
 			t.Errorf("build input of %s = %+v, want pipeline %+v at %s", p.Name, in, p, commit)
 		}
 	}

@@ -54,6 +54,7 @@ func newReleaseEnv(t *testing.T, settings activities.ProjectSettings) *releaseEn
 	env.RegisterActivity(&activities.Config{})
 	env.RegisterActivity(&activities.Messages{})
 	env.RegisterActivity(&activities.Build{})
+	env.RegisterActivity(&activities.Libraries{})
 	e.audit = installProjectAudit(env)
 	env.OnActivity(configActs.Project, mock.Anything, activities.ProjectInput{Project: "demo"}).Return(settings, nil)
 	env.OnActivity(configActs.Signatures, mock.Anything).Return(func(context.Context) (signing.Policy, error) { return e.pol, nil })

@@ -85,6 +85,10 @@ const (
 	// DagNotParsed: Airflow has not parsed a written DAG yet (transient).
 	DagNotParsed = "DagNotParsed"
 
+	// DependencyNotPublished: a pipeline depends on a version of a library of
+	// the project that its package index does not hold (and the release does
+	// not publish).
+	DependencyNotPublished = "DependencyNotPublished"
 	// VersionAlreadyPublished: a package index already holds the library
 	// version with other bytes; published versions are immutable, so bump the
 	// version.
@@ -177,6 +181,7 @@ var classes = map[string]Class{
 	VerificationFailed: Fails,
 
 	VersionAlreadyPublished: Fails,
+	DependencyNotPublished:  Refused,
 
 	GitAuthFailed:     Parks,
 	BuildToolMissing:  Parks,

@@ -118,6 +118,7 @@ func TestClassOfEachType(t *testing.T) {
 		{DagNotParsed, "DagNotParsed", Parks},
 		{ActiveRunTimeout, "ActiveRunTimeout", Parks},
 		{VersionAlreadyPublished, "VersionAlreadyPublished", Fails},
+		{DependencyNotPublished, "DependencyNotPublished", Refused},
 		{IndexConfig, "IndexConfig", Parks},
 		{IndexAuth, "IndexAuth", Parks},
 		{IndexRejected, "IndexRejected", Parks},

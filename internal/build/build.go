@@ -81,6 +81,9 @@ type Request struct {
 	TreeHash string
 	// Export writes the pipeline directory's files into dir (called on a miss).
 	Export func(ctx context.Context, dir string) error
+	// ExportLibrary writes the files of a library the pipeline uses
+	// (Pipeline.Uses) into dir; nil leaves the libraries out of its tests.
+	ExportLibrary func(ctx context.Context, path, dir string) error
 	// Heartbeat, if set, is called every HeartbeatEvery while Build works (also
 	// while it waits for another build of the same key), with the current step.
 	Heartbeat func(step string)
@@ -217,7 +220,7 @@ func (b *Builder) buildLocked(ctx context.Context, req Request, key string, step
 		return Result{}, fmt.Errorf("create build directory: %w", err)
 	}
 
-	s := &session{b: b, r: r, p: p, key: key, tree: req.TreeHash, work: work, src: src, out: out}
+	s := &session{b: b, r: r, p: p, key: key, tree: req.TreeHash, work: work, src: src, out: out, exportLibrary: req.ExportLibrary}
 	artifact, tools, err := s.run(ctx)
 	if err != nil {
 		var be *apperr.Error

@@ -40,7 +40,12 @@ func Key(p manifest.Pipeline, treeHash string) string {
 		Build    string `json:"build"`
 		Artifact string `json:"artifact"`
 		Test     string `json:"test"`
-	}{BuilderVersion, treeHash, p.Name, string(p.Language), p.Build, p.Artifact, p.Test}
+		// A library's release version (absent for pipelines, whose keys stay as they were).
+		Version string `json:"version,omitempty"`
+		Group   string `json:"group,omitempty"`
+		// The libraries a pipeline's tests import, with their trees.
+		Uses []manifest.UsedLibrary `json:"uses,omitempty"`
+	}{BuilderVersion, treeHash, p.Name, string(p.Language), p.Build, p.Artifact, p.Test, p.Version, p.Group, p.Uses}
 	data, _ := json.Marshal(in) // cannot fail: strings only
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])

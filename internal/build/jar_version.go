@@ -34,7 +34,7 @@ const manifestName = "META-INF/MANIFEST.MF"
 // and returns the copy's path.
 func (s *session) stampJar(path string) (string, error) {
 	label := ContentLabel(s.tree)
-	name, version, err := stampJar(path, filepath.Join(s.work, "stamped"), label)
+	name, version, err := stampJarAs(path, filepath.Join(s.work, "stamped"), label, s.p.Version, s.p.Name)
 	if err != nil {
 		return "", s.fail(ErrBuildFailed, outcome{}, fmt.Sprintf("cannot add the content version to %s: %v", filepath.Base(path), err),
 			"the artifact must be a jar (zip) file; fix the build or the artifact glob")
@@ -46,6 +46,13 @@ func (s *session) stampJar(path string) (string, error) {
 // stampJar copies the jar at src into dir under its stamped name; it returns
 // the new path and the Implementation-Version written.
 func stampJar(src, dir, label string) (string, string, error) {
+	return stampJarAs(src, dir, label, "", "")
+}
+
+// stampJarAs is stampJar; a library's jar (fixed, its release version, not
+// empty) gets Implementation-Version fixed and the Maven file name
+// <artifact>-<fixed>.jar instead of the content label.
+func stampJarAs(src, dir, label, fixed, artifact string) (string, string, error) {
 	zr, err := zip.OpenReader(src)
 	if err != nil {
 		return "", "", err
@@ -72,8 +79,12 @@ func stampJar(src, dir, label string) (string, string, error) {
 		}
 		text = buf.Bytes()
 	}
-	declared, edited := setImplementationVersion(text, label)
-	version := WithLabel(declared, label)
+	to := func(declared string) string { return WithLabel(declared, label) }
+	if fixed != "" {
+		to = func(string) string { return fixed }
+	}
+	declared, edited := setImplementationVersionTo(text, to)
+	version := to(declared)
 	signed := false
 	for _, f := range zr.File {
 		signed = signed || (strings.EqualFold(pathDir(f.Name), "META-INF") && strings.HasSuffix(strings.ToUpper(f.Name), ".SF"))
@@ -81,7 +92,10 @@ func stampJar(src, dir, label string) (string, string, error) {
 
 	stem := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
 	file := stem + "-" + label + ".jar"
-	if declared != "" && strings.HasSuffix(stem, "-"+declared) {
+	switch {
+	case fixed != "":
+		file = artifact + "-" + fixed + ".jar"
+	case declared != "" && strings.HasSuffix(stem, "-"+declared):
 		file = strings.TrimSuffix(stem, declared) + version + ".jar"
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -160,6 +174,12 @@ func stampJar(src, dir, label string) (string, string, error) {
 // version (added if missing). Only the main section is rewritten, with CRLF
 // line ends and 72-byte lines; the per-entry sections are kept as they are.
 func setImplementationVersion(manifest []byte, label string) (string, []byte) {
+	return setImplementationVersionTo(manifest, func(declared string) string { return WithLabel(declared, label) })
+}
+
+// setImplementationVersionTo is setImplementationVersion with the new
+// version computed by to from the declared one ("" when none).
+func setImplementationVersionTo(manifest []byte, to func(declared string) string) (string, []byte) {
 	text := strings.ReplaceAll(strings.ReplaceAll(string(manifest), "\r\n", "\n"), "\r", "\n")
 	main, rest, _ := strings.Cut(text, "\n\n")
 	type attr struct{ name, value string }
@@ -177,11 +197,11 @@ func setImplementationVersion(manifest []byte, label string) (string, []byte) {
 	for i, a := range attrs {
 		if strings.EqualFold(a.name, "Implementation-Version") {
 			declared, found = strings.TrimSpace(a.value), true
-			attrs[i].value = WithLabel(declared, label)
+			attrs[i].value = to(declared)
 		}
 	}
 	if !found {
-		attrs = append(attrs, attr{"Implementation-Version", label})
+		attrs = append(attrs, attr{"Implementation-Version", to("")})
 	}
 	if len(attrs) == 0 || !strings.EqualFold(attrs[0].name, "Manifest-Version") {
 		attrs = append([]attr{{"Manifest-Version", "1.0"}}, attrs...)

@@ -64,7 +64,7 @@ func (s *session) python(ctx context.Context) (string, map[string]string, error)
 	}
 
 	label := ContentLabel(s.tree)
-	how, err := labelPython(s.src, s.p.Path, label)
+	how, err := s.versionPython(label)
 	var le *labelError
 	if errors.As(err, &le) {
 		return "", nil, s.fail(ErrBuildFailed, outcome{}, le.what, le.fix)
@@ -104,6 +104,10 @@ func (s *session) pytest(ctx context.Context, py string) error {
 	path := s.src
 	if isDir(filepath.Join(s.src, "src")) {
 		path = filepath.Join(s.src, "src")
+	}
+	path, err := s.withUsedLibraries(ctx, path)
+	if err != nil {
+		return err
 	}
 	out, err := s.runPython(ctx, command{
 		step: "tests",

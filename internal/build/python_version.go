@@ -199,6 +199,9 @@ func wheelVersion(file string) string {
 
 // checkWheelLabel fails a build whose wheel does not carry the label.
 func (s *session) checkWheelLabel(wheel, label string) error {
+	if s.p.Version != "" {
+		return s.checkWheelVersion(wheel)
+	}
 	v := wheelVersion(wheel)
 	if hasLabel(v, label) {
 		s.r.logf("content version: %s", v)

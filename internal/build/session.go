@@ -25,6 +25,8 @@ type session struct {
 	work string // the build's private directory
 	src  string // the exported pipeline directory (work/src)
 	out  string // where the artifact is written (work/out), outside the sources
+	// exportLibrary exports a library the pipeline uses (Request.ExportLibrary).
+	exportLibrary func(ctx context.Context, path, dir string) error
 }
 
 // run builds the artifact and returns its path and the versions of the tools

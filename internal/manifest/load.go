@@ -51,6 +51,8 @@ func load(fsys fs.FS, checkVars bool) (*Manifest, diag.List) {
 	for _, name := range m.byPosition("pipelines.", sortedKeys(m.Pipelines)) {
 		diags = append(diags, m.checkPipelineDir(fsys, m.Pipelines[name])...)
 	}
+	diags = append(diags, m.checkLibraries(fsys)...)
+	m.setUses(fsys)
 	scanned := map[string]scan{}
 	for _, name := range m.byPosition("jobs.", sortedKeys(m.Jobs)) {
 		diags = append(diags, m.checkDefinition(fsys, m.Jobs[name], scanned, checkVars)...)

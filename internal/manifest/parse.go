@@ -26,7 +26,7 @@ const (
 )
 
 var (
-	topKeys         = []string{"name", "variables", "pipelines", "jobs", "fabrics"}
+	topKeys         = []string{"name", "variables", "pipelines", "jobs", "fabrics", "libraries"}
 	pipelineKeys    = []string{"path", "language", "build", "artifact", "test"}
 	jobKeys         = []string{"scheduler", "fabric", "pipelines", "definition"}
 	overrideKeys    = []string{"variables", "jobs"}
@@ -73,6 +73,7 @@ type parser struct {
 	// deferred checks that need the whole file (names defined later in it).
 	jobPipelineRefs []nameRef
 	overrideJobRefs []nameRef
+	libraryRefs     []nameRef
 }
 
 // nameRef is a use of a pipeline or job name at a position.
@@ -103,6 +104,7 @@ func Parse(file string, data []byte) (*Manifest, diag.List) {
 	p := &parser{Decoder: yamlnode.Decoder{File: file}, m: m}
 	p.top(root)
 	p.crossRefs()
+	p.crossLibraries()
 	yamlnode.Sort(p.Diags)
 	return m, p.Diags
 }
@@ -148,6 +150,9 @@ func (p *parser) top(root *yaml.Node) {
 			if !yamlnode.IsNull(v) {
 				p.Map(v, "fabrics", nil, p.override)
 			}
+		case "libraries":
+			p.setPos("libraries", k)
+			p.libraries(v)
 		}
 	})
 	if !ok {
@@ -237,7 +242,7 @@ func (p *parser) pipelines(k, v *yaml.Node) {
 				p.missing(k, empty[req.key], req.fix, "pipeline", name, req.key)
 			}
 		}
-		p.buildRule(k, name, pl, buildNode, artifactNode)
+		p.buildRule(k, "pipeline", name, pl, buildNode, artifactNode)
 		p.m.Pipelines[name] = pl
 	})
 }
@@ -247,13 +252,13 @@ func (p *parser) pipelines(k, v *yaml.Node) {
 // without them is compiled by convention (javac on src/main/java, then jar);
 // scala pipelines, and java ones with a build command, must say how they are
 // built and where the jar lands.
-func (p *parser) buildRule(k *yaml.Node, name string, pl Pipeline, build, artifact *yaml.Node) {
+func (p *parser) buildRule(k *yaml.Node, what, name string, pl Pipeline, build, artifact *yaml.Node) {
 	switch pl.Language {
 	case Python:
 		for _, n := range []*yaml.Node{build, artifact} {
 			if n != nil {
-				p.Errorf(n, fmt.Sprintf("remove %s: python pipelines are built into a wheel with `python -m build --wheel` from their pyproject.toml", n.Value),
-					"python pipeline %q cannot set %s", name, n.Value)
+				p.Errorf(n, fmt.Sprintf("remove %s: python "+what+"s are built into a wheel with `python -m build --wheel` from their pyproject.toml", n.Value),
+					"python %s %q cannot set %s", what, name, n.Value)
 			}
 		}
 	case Scala, Java:
@@ -265,12 +270,12 @@ func (p *parser) buildRule(k *yaml.Node, name string, pl Pipeline, build, artifa
 		case build == nil && artifact == nil && pl.Language == Java:
 			// built by convention
 		case build == nil && artifact == nil:
-			p.Errorf(k, "add "+example, "%s pipeline %q needs build and artifact", pl.Language, name)
+			p.Errorf(k, "add "+example, "%s %s %q needs build and artifact", pl.Language, what, name)
 		case build == nil:
-			p.Errorf(artifact, "add the command that produces it, e.g. "+example, "pipeline %q sets artifact without build", name)
+			p.Errorf(artifact, "add the command that produces it, e.g. "+example, "%s %q sets artifact without build", what, name)
 		case artifact == nil:
-			p.Errorf(build, "add the glob of the built jar relative to the pipeline's path, e.g. "+example,
-				"pipeline %q sets build without artifact", name)
+			p.Errorf(build, "add the glob of the built jar relative to the "+what+"'s path, e.g. "+example,
+				"%s %q sets build without artifact", what, name)
 		}
 	}
 }
@@ -462,6 +467,17 @@ func (p *parser) crossRefs() {
 			p.Errorf(r.node, fmt.Sprintf("define jobs.%s or remove fabrics.%s.jobs.%s%s", r.name, r.owner, r.name,
 				known("defined jobs", p.m.Jobs)),
 				"fabric override %q names unknown job %q", r.owner, r.name)
+		}
+	}
+}
+
+// crossLibraries refuses a library named like a pipeline: both share the
+// build cache's, the logs' and the release record's names.
+func (p *parser) crossLibraries() {
+	for _, r := range p.libraryRefs {
+		if _, clash := p.m.Pipelines[r.name]; clash {
+			p.Errorf(r.node, "rename the library or the pipeline: one name cannot be both (builds, logs and the release's record are keyed by name)",
+				"library %q has the name of a pipeline", r.name)
 		}
 	}
 }

@@ -63,6 +63,7 @@ func CheckPlatform(m *Manifest, cfg *platform.Config, project string) diag.List 
 		}
 		diags = append(diags, m.checkVars(name, j, f)...)
 	}
+	diags = append(diags, m.checkLibraryIndexes(cfg)...)
 	for _, name := range m.byPosition("fabrics.", sortedKeys(m.Fabrics)) {
 		if _, ok := cfg.Fabrics[name]; !ok {
 			add(diag.Error, "fabrics."+name, "rename or remove this override"+known("fabrics", cfg.Fabrics),

@@ -12,6 +12,8 @@ type Manifest struct {
 	Pipelines map[string]Pipeline  `json:"pipelines"`
 	Jobs      map[string]Job       `json:"jobs"`
 	Fabrics   map[string]Overrides `json:"fabrics,omitempty"`
+	// Libraries are packages the pipelines share, published to package indexes (libraries.go).
+	Libraries map[string]Library `json:"libraries,omitempty"`
 
 	// src remembers where things are in shipline.yaml and which placeholders each
 	// job's definition uses, so CheckPlatform can point at them. It is set by
@@ -37,6 +39,25 @@ type Pipeline struct {
 	Build    string   `json:"build,omitempty"`    // custom build command (scala/java)
 	Artifact string   `json:"artifact,omitempty"` // glob of the built artifact, relative to Path
 	Test     string   `json:"test,omitempty"`     // custom test command
+	// Version, set only when a library is built (Library.AsPipeline), is the
+	// version the artifact is built as (the release's, e.g. 1.2.0) instead of
+	// the declared version with its content label.
+	Version string `json:"version,omitempty"`
+	// Group is a JVM library's Maven groupId (with Version only).
+	Group string `json:"group,omitempty"`
+	// Uses are the project's Python libraries a Python pipeline depends on
+	// (deps.go): their sources at the same commit are importable by the
+	// pipeline's tests. Set by Load.
+	Uses []UsedLibrary `json:"uses,omitempty"`
+}
+
+// UsedLibrary is a library of the project that a pipeline's tests import.
+type UsedLibrary struct {
+	Name string `json:"name"`
+	Path string `json:"path"`
+	// Tree is the git tree hash of Path at the build's commit (set by the
+	// build activity; part of the build's cache key).
+	Tree string `json:"tree,omitempty"`
 }
 
 // Scheduler runs a job.

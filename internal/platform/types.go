@@ -35,6 +35,8 @@ type Config struct {
 	InternalAuth *InternalAuth `json:"internal_auth,omitempty"`
 	// Windows are the platform-wide change windows and freezes (windows.go).
 	Windows *window.Spec `json:"windows,omitempty"`
+	// PackageIndexes are where libraries are published (package_indexes.go).
+	PackageIndexes map[string]PackageIndex `json:"package_indexes,omitempty"`
 }
 
 // InternalAuth names the secret of internal messages: one of an environment

@@ -59,6 +59,7 @@ func register(r worker.Registry, d Deps) {
 		go activities.StartBuildServers(context.Background(), builds)
 	}
 	r.RegisterActivity(&activities.Runs{Platform: d.Config})
+	r.RegisterActivity(&activities.Libraries{Platform: d.Config, Store: d.Store})
 	auth := &activities.InternalAuth{Secret: d.InternalSecret}
 	r.RegisterActivity(auth)
 	r.RegisterActivity(&activities.Messages{Client: activities.SealingClient{Client: d.Client, Auth: auth}})

@@ -265,9 +265,15 @@ func (c *checker) buildOne(b *activities.Build, p manifest.Pipeline) (activities
 	if err != nil {
 		return activities.BuildOutput{}, err
 	}
+	p.Uses = append([]manifest.UsedLibrary(nil), p.Uses...)
+	for i, u := range p.Uses { // the libraries its tests import, as a release builds it
+		if p.Uses[i].Tree, err = c.src.treeHash(u.Path); err != nil {
+			return activities.BuildOutput{}, err
+		}
+	}
 	return activities.BuildFrom(c.o.ctx, b, p, tree, func(ctx context.Context, dir string) error {
 		return c.src.export(ctx, p.Path, dir)
-	})
+	}, c.src.export)
 }
 
 // buildConfig is where builds and their cache live: platform.yaml's

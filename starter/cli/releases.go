@@ -57,6 +57,8 @@ type releaseRow struct {
 	// tests passed can be the latest.
 	Builds     string `json:"builds"`
 	WorkflowID string `json:"workflow_id,omitempty"`
+	// Libraries the release published to package indexes ("common 1.2.0 on internal").
+	Libraries []string `json:"libraries,omitempty"`
 	// Stages reached through promotion; Fabrics it is deployed to. Linked
 	// releases can no longer be deleted.
 	Stages  []string `json:"stages"`
@@ -105,6 +107,7 @@ func runReleases(ctx context.Context, g *globals, o releasesOptions) error {
 	if err := printReleases(g, rows); err != nil {
 		return err
 	}
+	printReleaseLibraries(g, rows)
 	return printStages(ctx, g, c, o.project)
 }
 
@@ -214,6 +217,7 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 	var m struct {
 		status, commit, by string
 		builds             string
+		libraries          []string
 		at                 time.Time
 		stages, fabrics    []string
 		linked, adopted    bool
@@ -229,6 +233,7 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 	_ = dc.FromPayload(fields[workflows.MemoCreatedBy], &m.by)
 	_ = dc.FromPayload(fields[workflows.MemoCreatedAt], &m.at)
 	_ = dc.FromPayload(fields[workflows.MemoBuilds], &m.builds)
+	_ = dc.FromPayload(fields[workflows.MemoLibraries], &m.libraries)
 	switch {
 	case m.status == string(workflows.StatusReleased):
 	case m.status == string(workflows.StatusRunning) && status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
@@ -241,7 +246,7 @@ func releaseFromExecution(project, id string, status enumspb.WorkflowExecutionSt
 		source = "adopted"
 	}
 	return releaseRow{Version: v, Commit: m.commit, CreatedBy: m.by, CreatedAt: m.at, Source: source, Status: m.status, WorkflowID: id,
-		Stages: m.stages, Fabrics: m.fabrics, Linked: m.linked, Builds: m.builds}, true
+		Stages: m.stages, Fabrics: m.fabrics, Linked: m.linked, Builds: m.builds, Libraries: m.libraries}, true
 }
 
 // remoteTags asks the project's entity to list its remote's tags (the worker fetches them).

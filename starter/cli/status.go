@@ -262,6 +262,8 @@ func printDetails(g *globals, raw json.RawMessage) {
 		Builds  map[string]workflows.PipelineBuild `json:"builds"`
 		Jobs    []workflows.JobRecord              `json:"jobs"`
 		Window  *workflows.WindowWait              `json:"window"`
+		// Libraries a release published.
+		Libraries map[string]workflows.PublishedLibrary `json:"libraries"`
 	}
 	if len(raw) == 0 || json.Unmarshal(raw, &d) != nil {
 		return
@@ -274,6 +276,7 @@ func printDetails(g *globals, raw json.RawMessage) {
 			}
 		}
 	}
+	printPublishedLibraries(g, d.Libraries)
 	if len(d.Jobs) > 0 {
 		fmt.Fprintln(g.stdout, "  jobs:")
 		for _, j := range d.Jobs {

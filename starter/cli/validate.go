@@ -50,6 +50,7 @@ type validateResult struct {
 	Valid       bool      `json:"valid"`
 	Pipelines   int       `json:"pipelines"`
 	Jobs        int       `json:"jobs"`
+	Libraries   int       `json:"libraries,omitempty"`
 	Diagnostics diag.List `json:"diagnostics"`
 }
 
@@ -64,7 +65,7 @@ func runValidate(g *globals, o validateOptions) error {
 	diags := append(pdiags, relativeTo(o.dir, mdiags)...)
 	res := validateResult{Dir: o.dir, Valid: !diags.HasErrors(), Diagnostics: diags}
 	if m != nil {
-		res.Pipelines, res.Jobs = len(m.Pipelines), len(m.Jobs)
+		res.Pipelines, res.Jobs, res.Libraries = len(m.Pipelines), len(m.Jobs), len(m.Libraries)
 	}
 	if g.json() {
 		if res.Diagnostics == nil {
@@ -78,7 +79,14 @@ func runValidate(g *globals, o validateOptions) error {
 			fmt.Fprintln(g.stdout, d.String())
 		}
 		if res.Valid {
-			fmt.Fprintf(g.stdout, "%s is valid: %s, %s\n", o.dir, countOf(res.Pipelines, "pipeline"), countOf(res.Jobs, "job"))
+			libs := ""
+			switch {
+			case res.Libraries == 1:
+				libs = ", 1 library"
+			case res.Libraries > 1:
+				libs = fmt.Sprintf(", %d libraries", res.Libraries)
+			}
+			fmt.Fprintf(g.stdout, "%s is valid: %s, %s%s\n", o.dir, countOf(res.Pipelines, "pipeline"), countOf(res.Jobs, "job"), libs)
 		}
 	}
 	if !res.Valid {
@@ -112,6 +120,7 @@ func validateFS(ctx context.Context, fsys fs.FS, platformFile string) (m *manife
 		m, mdiags = manifest.Load(fsys)
 	}
 	mdiags = append(mdiags, fabric.CheckProjectDAGs(ctx, fsys, m, cfg, "", nil)...)
+	mdiags = append(mdiags, checkLibraryDeps(ctx, fsys, m, cfg)...)
 	return m, cfg, pdiags, mdiags
 }
 

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -125,7 +126,7 @@ jobs:
 		"jobs/dag/dag.py":                 "from airflow import DAG\n\nwith DAG(dag_id=\"${project.name}__dag\") as dag\n    pass\n",
 	})
 	g := gitActivities(t, remote.bare, nil)
-	g.Platform.Fabrics["dev"] = platform.Fabric{Name: "dev", Kind: platform.KindLocal, Owner: "developers", Root: t.TempDir()}
+	g.Platform.Fabrics["dev"] = platform.Fabric{Name: "dev", Kind: fabric.KindLocal, Owner: "developers", Settings: fabric.LocalSettings{Root: t.TempDir()}}
 	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
 	env.RegisterActivity(g)
 	val, err := env.ExecuteActivity(g.ValidateManifest, ValidateManifestInput{Project: "demo", Commit: commit})

@@ -14,12 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/templating"
 )
@@ -43,10 +45,92 @@ import (
 // first time it parses the DAG.
 type airflowFabric struct {
 	name      string
-	dags      string
+	dags      dagFolder
 	artifacts artifactStore
 	api       *airflowAPI // nil without airflow_url
 	env       Env
+}
+
+// KindAirflow is an Airflow deployment whose DAG folder the worker writes.
+const KindAirflow platform.FabricKind = "airflow"
+
+// AirflowSettings are an airflow fabric's platform.yaml keys.
+type AirflowSettings struct {
+	DagsFolder     string `json:"dags_folder"`
+	ArtifactFabric string `json:"artifact_fabric,omitempty"`
+	AirflowURL     string `json:"airflow_url,omitempty"`
+	UserEnv        string `json:"airflow_user_env,omitempty"`
+	PasswordEnv    string `json:"airflow_password_env,omitempty"`
+}
+
+var airflowKind = Kind{
+	KindSpec: platform.KindSpec{
+		Name:       KindAirflow,
+		Keys:       []string{"dags_folder", "artifact_fabric", "airflow_url", "airflow_user_env", "airflow_password_env"},
+		Schedulers: []string{string(manifest.Airflow)},
+		Decode:     decodeAirflow,
+		SeesRuns: func(f platform.Fabric) bool { // runs are read through the REST API
+			s, err := settingsOf[AirflowSettings](f)
+			return err == nil && s.AirflowURL != ""
+		},
+	},
+	Open: func(cfg *platform.Config, f platform.Fabric, env Env) (Fabric, error) {
+		s, err := settingsOf[AirflowSettings](f)
+		if err != nil {
+			return nil, err
+		}
+		return newAirflow(cfg, f.Name, s, env)
+	},
+}
+
+// decodeAirflow reads and checks an airflow fabric's keys.
+func decodeAirflow(d *platform.KindDecoder) any {
+	var s AirflowSettings
+	name := d.Fabric()
+	if d.Require("dags_folder", "add dags_folder: the directory Airflow loads DAGs from") {
+		s.DagsFolder = d.Path("dags_folder")
+	}
+	s.ArtifactFabric, _ = d.String("artifact_fabric", "name a databricks or local fabric, or remove artifact_fabric")
+	if s.ArtifactFabric != "" {
+		d.Later(func(c *platform.Config, errorf func(key, fix, format string, args ...any)) {
+			t, ok := c.Fabrics[s.ArtifactFabric]
+			switch {
+			case !ok:
+				errorf("artifact_fabric", "name a databricks or local fabric"+definedFabrics(c),
+					"fabric %q: artifact_fabric %q is not a defined fabric", name, s.ArtifactFabric)
+			case t.Kind != KindDatabricks && t.Kind != KindLocal:
+				errorf("artifact_fabric", "name a databricks or local fabric: the DAG's tasks read artifacts from there",
+					"fabric %q: artifact_fabric %q is of kind %s", name, s.ArtifactFabric, t.Kind)
+			}
+		})
+	}
+	if d.Has("airflow_url") {
+		s.AirflowURL = d.HTTPURL("airflow_url", "write the Airflow web server's URL, e.g. https://airflow.example.com")
+	}
+	s.UserEnv = d.Env("airflow_user_env", "AIRFLOW_USER")
+	s.PasswordEnv = d.Env("airflow_password_env", "AIRFLOW_PASSWORD")
+	// Without the REST API Shipline cannot see the DAG's runs: a setting
+	// about them would silently do nothing.
+	for _, key := range []string{"active_runs", "active_runs_timeout"} {
+		if d.Has(key) && !d.Has("airflow_url") {
+			d.Errorf(key, "add airflow_url: (the web server's REST API, where Shipline reads the DAG's runs), or remove "+key,
+				"airflow fabric %q sets %s but has no airflow_url: Shipline cannot see its runs", name, key)
+		}
+	}
+	return s
+}
+
+// definedFabrics renders " (fabrics: a, b)" for fixes.
+func definedFabrics(c *platform.Config) string {
+	names := make([]string, 0, len(c.Fabrics))
+	for n := range c.Fabrics {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	return " (fabrics: " + strings.Join(names, ", ") + ")"
 }
 
 // artifactStore is the artifact half of a Fabric.
@@ -55,32 +139,53 @@ type artifactStore interface {
 	Upload(ctx context.Context, project, version string, a Artifact) (Upload, error)
 }
 
-func newAirflow(cfg *platform.Config, f platform.Fabric, env Env) (Fabric, error) {
+func newAirflow(cfg *platform.Config, name string, s AirflowSettings, env Env) (*airflowFabric, error) {
 	if env == nil {
 		env = os.Getenv
 	}
-	a := &airflowFabric{name: f.Name, dags: f.DagsFolder, env: env}
-	if f.ArtifactFabric != "" {
-		if f.ArtifactFabric == f.Name {
+	var store artifactStore
+	if s.ArtifactFabric != "" {
+		if s.ArtifactFabric == name {
 			return nil, &apperr.Error{Type: apperr.FabricConfig,
-				Msg: fmt.Sprintf("fabric %q: artifact_fabric names itself; name a databricks or local fabric", f.Name)}
+				Msg: fmt.Sprintf("fabric %q: artifact_fabric names itself; name a databricks or local fabric", name)}
 		}
-		store, err := Open(cfg, f.ArtifactFabric, env)
+		f, err := Open(cfg, s.ArtifactFabric, env)
 		if err != nil {
-			return nil, fmt.Errorf("fabric %q: artifact_fabric: %w", f.Name, err)
+			return nil, fmt.Errorf("fabric %q: artifact_fabric: %w", name, err)
 		}
-		a.artifacts = store
+		store = f
 	} else {
-		a.artifacts = artifactDir(filepath.Join(filepath.Dir(f.DagsFolder), "shipline-artifacts"))
+		store = artifactDir(filepath.Join(filepath.Dir(s.DagsFolder), "shipline-artifacts"))
 	}
-	if f.AirflowURL != "" {
-		a.api = &airflowAPI{
-			fabric: f.Name, base: strings.TrimRight(f.AirflowURL, "/"),
-			userEnv: f.AirflowUserEnv, passEnv: f.AirflowPassEnv, env: env,
-			client: &http.Client{Timeout: 30 * time.Second},
-		}
+	var api *airflowAPI
+	if s.AirflowURL != "" {
+		api = newAirflowAPI(name, s.AirflowURL, airflowAuth{UserEnv: s.UserEnv, PasswordEnv: s.PasswordEnv}, env)
 	}
-	return a, nil
+	return newAirflowOn(name, dagDir(s.DagsFolder), store, api, env), nil
+}
+
+// newAirflowOn is an Airflow fabric whose DAGs live in dags and artifacts in
+// store; api (nil without a REST API) pauses, unpauses and runs the DAGs.
+func newAirflowOn(name string, dags dagFolder, store artifactStore, api *airflowAPI, env Env) *airflowFabric {
+	if env == nil {
+		env = os.Getenv
+	}
+	return &airflowFabric{name: name, dags: dags, artifacts: store, api: api, env: env}
+}
+
+// airflowAuth names the environment variables holding the REST API's
+// credentials: a bearer token, or a user and password (basic auth, or
+// exchanged for a token by Airflow 3).
+type airflowAuth struct {
+	TokenEnv, UserEnv, PasswordEnv string
+}
+
+func newAirflowAPI(fabric, base string, auth airflowAuth, env Env) *airflowAPI {
+	return &airflowAPI{
+		fabric: fabric, base: strings.TrimRight(base, "/"),
+		tokenEnv: auth.TokenEnv, userEnv: auth.UserEnv, passEnv: auth.PasswordEnv, env: env,
+		client: &http.Client{Timeout: 30 * time.Second},
+	}
 }
 
 func (a *airflowFabric) Name() string { return a.name }
@@ -100,30 +205,39 @@ func (a *airflowFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, er
 	if err := checkJobNames(j); err != nil {
 		return JobResult{}, err
 	}
-	if st, err := os.Stat(a.dags); err != nil || !st.IsDir() {
-		return JobResult{}, &apperr.Error{Type: apperr.FabricConfig,
-			Msg: fmt.Sprintf("fabric %q: dags_folder %s is not a directory; create it or fix dags_folder in platform.yaml", a.name, a.dags)}
+	if err := a.dags.Ready(ctx); err != nil {
+		return JobResult{}, a.folderError(err)
 	}
 	name := dagID(j) + ".py"
-	var (
-		dag     dagInfo
-		checked bool
-	)
-	res, err := upsertFile(a.dags, name, dagFileContent(j), func(tmp string) (err error) {
-		dag, err = checkDAGFile(ctx, pythonBin(a.env), tmp, sourceOf(j, name), dagID(j))
-		checked = err == nil
-		return err
-	})
-	if err != nil || a.api == nil {
-		return res, err
+	want := dagFileContent(j)
+	res := JobResult{ID: a.dags.Where(name), Action: JobCreated}
+	have, err := a.dags.Read(ctx, name)
+	switch {
+	case err == nil && bytes.Equal(have, want):
+		res.Action = JobUnchanged
+	case err == nil:
+		res.Action = JobUpdated
+	case !errors.Is(err, fs.ErrNotExist):
+		return JobResult{}, fmt.Errorf("fabric %q: read %s: %w", a.name, res.ID, err)
+	}
+	// Checked on a copy on the worker, before the folder sees it; an
+	// unchanged file only to read its own pause setting.
+	var dag dagInfo
+	if res.Action != JobUnchanged || a.api != nil && j.Paused == nil {
+		if dag, err = a.checkDAG(ctx, j, name, want); err != nil {
+			return JobResult{}, err
+		}
+	}
+	if res.Action != JobUnchanged {
+		if err := a.dags.Replace(ctx, name, want); err != nil {
+			return JobResult{}, fmt.Errorf("fabric %q: write %s: %w", a.name, res.ID, err)
+		}
+	}
+	if a.api == nil {
+		return res, nil
 	}
 	paused := j.Paused
 	if paused == nil {
-		if !checked { // unchanged file: read its own setting
-			if dag, err = checkDAGFile(ctx, pythonBin(a.env), filepath.Join(a.dags, name), sourceOf(j, name), dagID(j)); err != nil {
-				return JobResult{}, err
-			}
-		}
 		if dag.PausedDynamic {
 			return res, nil
 		}
@@ -135,12 +249,123 @@ func (a *airflowFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, er
 	return res, nil
 }
 
+// checkDAG checks the DAG file content (see checkDAGFile) in a temporary
+// file of the worker.
+func (a *airflowFabric) checkDAG(ctx context.Context, j JobSpec, name string, content []byte) (dagInfo, error) {
+	tmp, err := os.CreateTemp("", "shipline-dag-*.py")
+	if err != nil {
+		return dagInfo{}, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(content)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return dagInfo{}, err
+	}
+	return checkDAGFile(ctx, pythonBin(a.env), tmp.Name(), sourceOf(j, name), dagID(j))
+}
+
+// folderError explains a DAG folder the fabric cannot use.
+func (a *airflowFabric) folderError(err error) error {
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return &apperr.Error{Type: apperr.FabricConfig, Cause: err,
+		Msg: fmt.Sprintf("fabric %q: dags_folder %s cannot be used (%v); create it or fix dags_folder in platform.yaml", a.name, a.dags.Where(""), err)}
+}
+
 // InspectJob compares the DAG file with what the spec renders to.
-func (a *airflowFabric) InspectJob(_ context.Context, j JobSpec) (LiveJob, error) {
+func (a *airflowFabric) InspectJob(ctx context.Context, j JobSpec) (LiveJob, error) {
 	if err := checkJobNames(j); err != nil {
 		return LiveJob{}, err
 	}
-	return inspectFile(filepath.Join(a.dags, dagID(j)+".py"), dagFileContent(j), dagFileVersion)
+	name := dagID(j) + ".py"
+	have, err := a.dags.Read(ctx, name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return LiveJob{}, fmt.Errorf("fabric %q: read %s: %w", a.name, a.dags.Where(name), err)
+	}
+	return inspectContent(a.dags.Where(name), have, err == nil, dagFileContent(j), dagFileVersion), nil
+}
+
+// DeleteJob removes the job's DAG file from the folder. Only the file goes:
+// the scheduler marks the DAG inactive itself, and its runs' history in
+// Airflow's database is kept (the REST API's DAG delete would erase it).
+func (a *airflowFabric) DeleteJob(ctx context.Context, project, job string) (JobResult, error) {
+	if err := checkJobNames(JobSpec{Project: project, Job: job}); err != nil {
+		return JobResult{}, err
+	}
+	if err := a.dags.Ready(ctx); err != nil {
+		return JobResult{}, a.folderError(err)
+	}
+	name := project + "__" + job + ".py"
+	removed, err := a.dags.Remove(ctx, name)
+	if err != nil {
+		return JobResult{}, err
+	}
+	if !removed {
+		return JobResult{Action: JobAbsent}, nil
+	}
+	return JobResult{ID: a.dags.Where(name), Action: JobDeleted}, nil
+}
+
+// DeleteArtifacts deletes from the artifact store (the artifact fabric, or
+// the folder next to the DAGs).
+func (a *airflowFabric) DeleteArtifacts(ctx context.Context, project, version string) (int, error) {
+	del, ok := a.artifacts.(artifactDeleter)
+	if !ok {
+		return 0, &apperr.Error{Type: apperr.FabricConfig, Msg: fmt.Sprintf("fabric %q: its artifact store cannot delete artifacts", a.name)}
+	}
+	return del.DeleteArtifacts(ctx, project, version)
+}
+
+// dagFolder is where an Airflow fabric's DAG files live: a directory
+// (dagDir) or an object store. Names are file names in the folder.
+type dagFolder interface {
+	// Where names a file of the folder (the folder itself for "") in
+	// messages and job IDs.
+	Where(name string) string
+	// Ready fails when the folder cannot be used.
+	Ready(ctx context.Context) error
+	// Read returns a file's bytes; an error matching fs.ErrNotExist when absent.
+	Read(ctx context.Context, name string) ([]byte, error)
+	// Replace makes name hold data, atomically: a reader sees the old file
+	// or the new one, whole.
+	Replace(ctx context.Context, name string, data []byte) error
+	// Remove deletes name; false when it was not there.
+	Remove(ctx context.Context, name string) (bool, error)
+}
+
+// dagDir is a DAG folder on the worker's file system.
+type dagDir string
+
+func (d dagDir) Where(name string) string {
+	if name == "" {
+		return string(d)
+	}
+	return filepath.Join(string(d), name)
+}
+
+func (d dagDir) Ready(context.Context) error {
+	if st, err := os.Stat(string(d)); err != nil || !st.IsDir() {
+		return errors.New("not a directory")
+	}
+	return nil
+}
+
+func (d dagDir) Read(_ context.Context, name string) ([]byte, error) {
+	return os.ReadFile(d.Where(name))
+}
+
+func (d dagDir) Replace(_ context.Context, name string, data []byte) error {
+	return writeFileAtomic(string(d), name, data, nil)
+}
+
+func (d dagDir) Remove(_ context.Context, name string) (bool, error) {
+	res, err := removeJobFiles(filepath.Base(string(d)), d.Where(name))
+	return res.Action == JobDeleted, err
 }
 
 // dagID is the dag_id a job's DAG must define.
@@ -382,6 +607,7 @@ func checkDAGFile(ctx context.Context, python, path string, src dagSource, want 
 type airflowAPI struct {
 	fabric           string
 	base             string
+	tokenEnv         string // a bearer token, instead of user and password
 	userEnv, passEnv string
 	env              Env
 	client           *http.Client
@@ -428,7 +654,9 @@ func (a *airflowAPI) statusError(status int, msg, what string) error {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		fix := fmt.Sprintf("check the credentials in $%s/$%s and that the user may edit DAGs", a.userEnv, a.passEnv)
-		if a.userEnv == "" {
+		if a.tokenEnv != "" {
+			fix = fmt.Sprintf("check the token in $%s and that it may edit DAGs", a.tokenEnv)
+		} else if a.userEnv == "" {
 			fix = "set airflow_user_env and airflow_password_env on the fabric in platform.yaml"
 		}
 		return &apperr.Error{Type: apperr.FabricAuth,
@@ -498,6 +726,8 @@ func (a *airflowAPI) send(ctx context.Context, method, path, body, user, pass st
 		req.Header.Set("Content-Type", "application/json")
 	}
 	switch tok := a.bearer(); {
+	case a.tokenEnv != "":
+		req.Header.Set("Authorization", "Bearer "+a.env(a.tokenEnv))
 	case tok != "":
 		req.Header.Set("Authorization", "Bearer "+tok)
 	case user != "":

@@ -35,8 +35,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -75,15 +73,15 @@ func (a *airflowFabric) runAPI(project, job string) (*airflowAPI, error) {
 
 // deployedDAG returns the DAG's ID and the version of its deployed file; a
 // DAG Shipline has not written is a permanent error.
-func (a *airflowFabric) deployedDAG(project, job string) (string, string, error) {
+func (a *airflowFabric) deployedDAG(ctx context.Context, project, job string) (string, string, error) {
 	if err := checkJobNames(JobSpec{Project: project, Job: job}); err != nil {
 		return "", "", err
 	}
 	id := dagID(JobSpec{Project: project, Job: job})
-	data, err := os.ReadFile(filepath.Join(a.dags, id+".py"))
+	data, err := a.dags.Read(ctx, id+".py")
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", "", &apperr.Error{Type: apperr.FabricRejected,
-			Msg: fmt.Sprintf("airflow fabric %q: DAG %s is not deployed (no %s.py in %s); deploy job %s of project %s to this fabric first", a.name, id, id, a.dags, job, project), Cause: ErrJobNotDeployed}
+			Msg: fmt.Sprintf("airflow fabric %q: DAG %s is not deployed (no %s.py in %s); deploy job %s of project %s to this fabric first", a.name, id, id, a.dags.Where(""), job, project), Cause: ErrJobNotDeployed}
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("fabric %q: %w", a.name, err)
@@ -167,7 +165,7 @@ func (a *airflowFabric) StartRun(ctx context.Context, r RunRequest) (RunRef, err
 	if r.Key == "" {
 		return RunRef{}, &apperr.Error{Type: apperr.InvalidInput, Msg: fmt.Sprintf("run of %s/%s on fabric %q: an idempotency key is required", r.Project, r.Job, a.name)}
 	}
-	dag, version, err := a.deployedDAG(r.Project, r.Job)
+	dag, version, err := a.deployedDAG(ctx, r.Project, r.Job)
 	if err != nil {
 		return RunRef{}, err
 	}
@@ -366,7 +364,7 @@ func (a *airflowFabric) listRuns(ctx context.Context, project, job, query string
 	if err != nil {
 		return nil, err
 	}
-	dag, _, err := a.deployedDAG(project, job)
+	dag, _, err := a.deployedDAG(ctx, project, job)
 	if err != nil {
 		return nil, err
 	}

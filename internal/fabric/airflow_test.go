@@ -41,9 +41,9 @@ func airflowConfig(t *testing.T, url string) (*platform.Config, string, string) 
 	}
 	localRoot := filepath.Join(base, "local")
 	cfg := &platform.Config{Fabrics: map[string]platform.Fabric{
-		"af": {Name: "af", Kind: platform.KindAirflow, DagsFolder: dags, ArtifactFabric: "lf", AirflowURL: url,
-			AirflowUserEnv: "AF_USER", AirflowPassEnv: "AF_PASS"},
-		"lf": {Name: "lf", Kind: platform.KindLocal, Root: localRoot},
+		"af": {Name: "af", Kind: KindAirflow, Settings: AirflowSettings{DagsFolder: dags, ArtifactFabric: "lf", AirflowURL: url,
+			UserEnv: "AF_USER", PasswordEnv: "AF_PASS"}},
+		"lf": {Name: "lf", Kind: KindLocal, Settings: LocalSettings{Root: localRoot}},
 	}}
 	return cfg, dags, localRoot
 }
@@ -217,7 +217,9 @@ func TestAirflowArtifacts(t *testing.T) {
 
 	// Without artifact_fabric: next to the DAGs folder.
 	af := cfg.Fabrics["af"]
-	af.ArtifactFabric = ""
+	afs := af.Settings.(AirflowSettings)
+	afs.ArtifactFabric = ""
+	af.Settings = afs
 	cfg.Fabrics["af"] = af
 	f = openAirflow(t, cfg)
 	want = filepath.Join(filepath.Dir(dags), "shipline-artifacts", "demo", "v1.0.0", "ingest", "ingest.whl")

@@ -158,29 +158,6 @@ func (d artifactDir) DeleteArtifacts(ctx context.Context, project, version strin
 	return n, nil
 }
 
-// --- airflow ---
-
-// DeleteJob removes <dags_folder>/<project>__<job>.py.
-func (a *airflowFabric) DeleteJob(_ context.Context, project, job string) (JobResult, error) {
-	if err := checkJobNames(JobSpec{Project: project, Job: job}); err != nil {
-		return JobResult{}, err
-	}
-	if st, err := os.Stat(a.dags); err != nil || !st.IsDir() {
-		return JobResult{}, &apperr.Error{Type: apperr.FabricConfig,
-			Msg: fmt.Sprintf("fabric %q: dags_folder %s is not a directory; fix dags_folder in platform.yaml", a.name, a.dags)}
-	}
-	return removeJobFiles(a.name, filepath.Join(a.dags, project+"__"+job+".py"))
-}
-
-// DeleteArtifacts deletes from the artifact fabric (or the folder next to the DAGs).
-func (a *airflowFabric) DeleteArtifacts(ctx context.Context, project, version string) (int, error) {
-	del, ok := a.artifacts.(artifactDeleter)
-	if !ok {
-		return 0, &apperr.Error{Type: apperr.FabricConfig, Msg: fmt.Sprintf("fabric %q: its artifact store cannot delete artifacts", a.name)}
-	}
-	return del.DeleteArtifacts(ctx, project, version)
-}
-
 // --- databricks ---
 
 // DeleteJob deletes every job tagged with project and job (Jobs API 2.2 delete).

@@ -1,4 +1,5 @@
-package platform
+// The platform config is read with the fabric kinds internal/fabric registers.
+package platform_test
 
 import (
 	"encoding/json"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shipline/shipline/internal/fabric"
+	. "github.com/shipline/shipline/internal/platform"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .want files")
@@ -108,8 +112,8 @@ func TestLoadResolvesAgainstFileDir(t *testing.T) {
 		cfg.Projects["p"].Repo:       filepath.Join(dir, "repos", "p"),
 		cfg.Projects["p"].SSHKeyFile: filepath.Join(sub, "keys", "id"),
 		cfg.Projects["q"].Repo:       "git@host:q.git",
-		cfg.Fabrics["l"].Root:        filepath.Join(sub, "fab"),
-		cfg.Fabrics["af"].DagsFolder: "/abs/dags",
+		cfg.Fabrics["l"].Settings.(fabric.LocalSettings).Root:          filepath.Join(sub, "fab"),
+		cfg.Fabrics["af"].Settings.(fabric.AirflowSettings).DagsFolder: "/abs/dags",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)

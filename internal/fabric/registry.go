@@ -19,6 +19,7 @@ func init() {
 		localKind,
 		databricksKind,
 		airflowKind,
+		managedAirflowKind,
 	)
 }
 

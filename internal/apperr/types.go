@@ -84,6 +84,8 @@ const (
 	FabricUnavailable = "FabricUnavailable"
 	// DagNotParsed: Airflow has not parsed a written DAG yet (transient).
 	DagNotParsed = "DagNotParsed"
+	// DagIDOwned: another project's (or job's) DAG on the fabric has the dag_id.
+	DagIDOwned = "DagIDOwned"
 
 	// VersionAlreadyPublished: a package index already holds the library
 	// version with other bytes; published versions are immutable, so bump the
@@ -191,6 +193,7 @@ var classes = map[string]Class{
 	UnsafePath:        Parks,
 	FabricUnavailable: Parks,
 	DagNotParsed:      Parks,
+	DagIDOwned:        Parks,
 	ActiveRunTimeout:  Parks,
 	IndexConfig:       Parks,
 	IndexAuth:         Parks,

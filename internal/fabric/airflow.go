@@ -3,6 +3,7 @@ package fabric
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ type airflowFabric struct {
 	artifacts artifactStore
 	api       *airflowAPI // nil without airflow_url
 	env       Env
+	checked   sync.Map // sha256 of a DAG file's content → its dagInfo
 }
 
 // KindAirflow is an Airflow deployment whose DAG folder the worker writes.
@@ -220,17 +222,25 @@ func (a *airflowFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, er
 	case !errors.Is(err, fs.ErrNotExist):
 		return JobResult{}, fmt.Errorf("fabric %q: read %s: %w", a.name, res.ID, err)
 	}
-	// Checked on a copy on the worker, before the folder sees it; an
-	// unchanged file only to read its own pause setting.
-	var dag dagInfo
-	if res.Action != JobUnchanged || a.api != nil && j.Paused == nil {
-		if dag, err = a.checkDAG(ctx, j, name, want); err != nil {
-			return JobResult{}, err
-		}
+	// Checked on a copy on the worker, before the folder sees it; then its
+	// dag_id is claimed for the job (dag_owners.go).
+	dag, err := a.checkDAG(ctx, j, name, want)
+	if err != nil {
+		return JobResult{}, err
+	}
+	if err := claimDAG(ctx, a.name, a.dags, dag.ID, j.Project, j.Job, j.Source); err != nil {
+		return JobResult{}, err
 	}
 	if res.Action != JobUnchanged {
 		if err := a.dags.Replace(ctx, name, want); err != nil {
 			return JobResult{}, fmt.Errorf("fabric %q: write %s: %w", a.name, res.ID, err)
+		}
+	}
+	if res.Action == JobUpdated { // a new dag_id frees the old one
+		if old, err := a.checkDAG(ctx, j, name, have); err == nil && old.ID != dag.ID {
+			if err := releaseDAG(ctx, a.dags, old.ID, j.Project, j.Job); err != nil {
+				return JobResult{}, err
+			}
 		}
 	}
 	if a.api == nil {
@@ -243,7 +253,7 @@ func (a *airflowFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, er
 		}
 		paused = dag.PausedUponCreation
 	}
-	if err := a.api.setPaused(ctx, dagID(j), paused != nil && *paused); err != nil {
+	if err := a.api.setPaused(ctx, dag.ID, paused != nil && *paused); err != nil {
 		return JobResult{}, err
 	}
 	return res, nil
@@ -252,6 +262,19 @@ func (a *airflowFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, er
 // checkDAG checks the DAG file content (see checkDAGFile) in a temporary
 // file of the worker.
 func (a *airflowFabric) checkDAG(ctx context.Context, j JobSpec, name string, content []byte) (dagInfo, error) {
+	sum := sha256.Sum256(content)
+	if d, ok := a.checked.Load(sum); ok { // the same bytes check the same
+		return d.(dagInfo), nil
+	}
+	info, err := checkDAGContent(ctx, pythonBin(a.env), j, name, content)
+	if err == nil {
+		a.checked.Store(sum, info)
+	}
+	return info, err
+}
+
+// checkDAGContent checks a DAG file's content in a temporary file of the worker.
+func checkDAGContent(ctx context.Context, python string, j JobSpec, name string, content []byte) (dagInfo, error) {
 	tmp, err := os.CreateTemp("", "shipline-dag-*.py")
 	if err != nil {
 		return dagInfo{}, err
@@ -264,7 +287,7 @@ func (a *airflowFabric) checkDAG(ctx context.Context, j JobSpec, name string, co
 	if err != nil {
 		return dagInfo{}, err
 	}
-	return checkDAGFile(ctx, pythonBin(a.env), tmp.Name(), sourceOf(j, name), dagID(j))
+	return checkDAGFile(ctx, python, tmp.Name(), sourceOf(j, name), dagID(j))
 }
 
 // folderError explains a DAG folder the fabric cannot use.
@@ -300,10 +323,22 @@ func (a *airflowFabric) DeleteJob(ctx context.Context, project, job string) (Job
 	if err := a.dags.Ready(ctx); err != nil {
 		return JobResult{}, a.folderError(err)
 	}
-	name := project + "__" + job + ".py"
+	spec := JobSpec{Project: project, Job: job}
+	name := dagID(spec) + ".py"
+	var owned string // the dag_id the deployed file defines, to release
+	if have, err := a.dags.Read(ctx, name); err == nil {
+		if dag, err := a.checkDAG(ctx, spec, name, have); err == nil {
+			owned = dag.ID
+		}
+	}
 	removed, err := a.dags.Remove(ctx, name)
 	if err != nil {
 		return JobResult{}, err
+	}
+	if owned != "" {
+		if err := releaseDAG(ctx, a.dags, owned, project, job); err != nil {
+			return JobResult{}, err
+		}
 	}
 	if !removed {
 		return JobResult{Action: JobAbsent}, nil
@@ -336,6 +371,9 @@ type dagFolder interface {
 	Replace(ctx context.Context, name string, data []byte) error
 	// Remove deletes name; false when it was not there.
 	Remove(ctx context.Context, name string) (bool, error)
+	// Create writes name only when it does not exist, atomically (of two
+	// creators one wins); false when it existed.
+	Create(ctx context.Context, name string, data []byte) (bool, error)
 }
 
 // dagDir is a DAG folder on the worker's file system.
@@ -363,12 +401,17 @@ func (d dagDir) Replace(_ context.Context, name string, data []byte) error {
 	return writeFileAtomic(string(d), name, data, nil)
 }
 
+func (d dagDir) Create(_ context.Context, name string, data []byte) (bool, error) {
+	return createExclusive(string(d), name, data)
+}
+
 func (d dagDir) Remove(_ context.Context, name string) (bool, error) {
 	res, err := removeJobFiles(filepath.Base(string(d)), d.Where(name))
 	return res.Action == JobDeleted, err
 }
 
-// dagID is the dag_id a job's DAG must define.
+// dagID names a job's DAG file, <project>__<job>.py, and is the dag_id
+// fixes suggest; the DAG's own dag_id is its author's choice.
 func dagID(j JobSpec) string { return j.Project + "__" + j.Job }
 
 // dagHeader is the first line of every DAG file Shipline writes; it records
@@ -499,8 +542,14 @@ type dagCheck struct {
 	} `json:"dags"`
 }
 
+// dagIDRE is Airflow's rule for dag_ids (airflow.utils.helpers.KEY_REGEX,
+// at most 250 characters).
+var dagIDRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,250}$`)
+
 // dagInfo is what a checked DAG file says about itself.
 type dagInfo struct {
+	// ID is the dag_id the file defines.
+	ID string
 	// PausedUponCreation is the file's literal is_paused_upon_creation, nil
 	// when no DAG sets it.
 	PausedUponCreation *bool
@@ -544,11 +593,13 @@ func (s dagSource) pos(line, col int) (int, int) {
 }
 
 // checkDAGFile checks the DAG at path (a rendered file, with Shipline's
-// header line): it must compile and every DAG it defines must have dag_id
-// want. Failures are permanent InvalidDefinition errors wrapping a diag.List
-// whose entries name the source file:line:col (see dagSource). It returns the
+// header line): it must compile and define one DAG (one dag_id) whose dag_id
+// is a string literal Airflow accepts; the author chooses it (renaming a DAG
+// would lose its history in Airflow), and fixes suggest suggest. Failures are
+// permanent InvalidDefinition errors wrapping a diag.List whose entries name
+// the source file:line:col (see dagSource). It returns the dag_id and the
 // file's own pause setting.
-func checkDAGFile(ctx context.Context, python, path string, src dagSource, want string) (dagInfo, error) {
+func checkDAGFile(ctx context.Context, python, path string, src dagSource, suggest string) (dagInfo, error) {
 	cmd := exec.CommandContext(ctx, python, "-I", "-c", dagCheckScript, path)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -579,8 +630,9 @@ func checkDAGFile(ctx context.Context, python, path string, src dagSource, want 
 		return invalid(e.Line, e.Col, "correct the Python syntax of the DAG", "%s", msg)
 	}
 	if len(res.DAGs) == 0 {
-		return invalid(0, 0, fmt.Sprintf("define one with dag_id=%q, e.g. with DAG(dag_id=\"${project.name}__<job>\", ...)", want), "defines no DAG")
+		return invalid(0, 0, fmt.Sprintf("define one, e.g. with DAG(dag_id=%q, ...)", suggest), "defines no DAG")
 	}
+	sort.SliceStable(res.DAGs, func(i, k int) bool { return res.DAGs[i].Line < res.DAGs[k].Line })
 	var info dagInfo
 	for _, d := range res.DAGs {
 		switch p := d.Paused.(type) {
@@ -593,12 +645,16 @@ func checkDAGFile(ctx context.Context, python, path string, src dagSource, want 
 		}
 		switch {
 		case d.ID == nil:
-			return invalid(d.Line, 0, fmt.Sprintf("write dag_id=%q (or \"${project.name}__<job>\")", want),
-				"the dag_id is not a string literal, so Shipline cannot check it")
-		case *d.ID != want:
-			return invalid(d.Line, 0, fmt.Sprintf("name the DAG dag_id=%q (or \"${project.name}__<job>\"): one DAG per job file, named <project>__<job>", want),
-				"defines dag_id %q, expected %q", *d.ID, want)
+			return invalid(d.Line, 0, fmt.Sprintf("write the dag_id as a string, e.g. dag_id=%q (placeholders such as ${project.name} are filled in first)", suggest),
+				"the dag_id is not a string literal, so Shipline cannot check who owns it")
+		case !dagIDRE.MatchString(*d.ID):
+			return invalid(d.Line, 0, "use at most 250 letters, digits, `_`, `-` and `.`, as Airflow requires",
+				"dag_id %q is not a valid Airflow dag_id", *d.ID)
+		case info.ID != "" && *d.ID != info.ID:
+			return invalid(d.Line, 0, "define one DAG per job file: move the other DAG to a job of its own",
+				"defines a second DAG, %q, beside %q", *d.ID, info.ID)
 		}
+		info.ID = *d.ID
 	}
 	return info, nil
 }

@@ -66,13 +66,26 @@ func checkReleaseDir(project, version string) error {
 // --- local directories (local fabric, airflow fallback) ---
 
 // DeleteJob removes <root>/jobs/<project>__<job>.json and
-// <root>/dags/<project>__<job>.py, whichever exist.
-func (l *localFabric) DeleteJob(_ context.Context, project, job string) (JobResult, error) {
-	if err := checkJobNames(JobSpec{Project: project, Job: job}); err != nil {
+// <root>/dags/<project>__<job>.py, whichever exist, and releases the DAG's
+// dag_id (dag_owners.go).
+func (l *localFabric) DeleteJob(ctx context.Context, project, job string) (JobResult, error) {
+	spec := JobSpec{Project: project, Job: job}
+	if err := checkJobNames(spec); err != nil {
 		return JobResult{}, err
 	}
 	base := project + "__" + job
-	return removeJobFiles(l.name, filepath.Join(l.root, "jobs", base+".json"), filepath.Join(l.root, "dags", base+".py"))
+	dags := dagDir(filepath.Join(l.root, "dags"))
+	var owned string
+	if have, err := dags.Read(ctx, base+".py"); err == nil {
+		if dag, err := checkDAGContent(ctx, pythonBin(nil), spec, base+".py", have); err == nil {
+			owned = dag.ID
+		}
+	}
+	res, err := removeJobFiles(l.name, filepath.Join(l.root, "jobs", base+".json"), filepath.Join(l.root, "dags", base+".py"))
+	if err == nil && owned != "" {
+		err = releaseDAG(ctx, dags, owned, project, job)
+	}
+	return res, err
 }
 
 // removeJobFiles removes the files that exist among paths; a directory in

@@ -79,14 +79,16 @@ func (l *localFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, erro
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return JobResult{}, fmt.Errorf("local fabric %q: %w", l.name, err)
 	}
-	var check func(string) error
-	if isDAG {
-		check = func(tmp string) error {
-			_, err := checkDAGFile(ctx, pythonBin(nil), tmp, sourceOf(j, name), dagID(j))
-			return err
+	if isDAG { // checked, and its dag_id claimed, like on an airflow fabric
+		dag, err := checkDAGContent(ctx, pythonBin(nil), j, name, want)
+		if err != nil {
+			return JobResult{}, err
+		}
+		if err := claimDAG(ctx, l.name, dagDir(dir), dag.ID, j.Project, j.Job, j.Source); err != nil {
+			return JobResult{}, err
 		}
 	}
-	return upsertFile(dir, name, want, check)
+	return upsertFile(dir, name, want, nil)
 }
 
 // InspectJob compares the job's file with what the spec renders to.

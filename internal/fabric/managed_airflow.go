@@ -269,6 +269,20 @@ func (b *bucketFolder) replaceFrom(ctx context.Context, name string, r io.Reader
 	return bucket.Copy(ctx, name, tmp, nil)
 }
 
+// Create writes name only when absent: a conditional write on a cloud
+// store, a hard link on a file:// folder (fileblob's own check is not
+// atomic across processes).
+func (b *bucketFolder) Create(ctx context.Context, name string, data []byte) (bool, error) {
+	if b.dir != "" {
+		return createExclusive(b.dir, name, data)
+	}
+	err := b.st.Bucket().WriteAll(ctx, name, data, &blob.WriterOptions{IfNotExist: true, ContentType: "application/json"})
+	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (b *bucketFolder) Remove(ctx context.Context, name string) (bool, error) {
 	ok, err := b.st.Exists(ctx, name)
 	if err != nil || !ok {

@@ -248,7 +248,7 @@ func TestManagedAirflowS3(t *testing.T) {
 		}
 		keys = append(keys, obj.Key)
 	}
-	if strings.Join(keys, " ") != "env/dags/demo__orders.py env/data/shipline/demo/v1.0.0/ingest/ingest.whl" {
+	if strings.Join(keys, " ") != "env/dags/.shipline/owners/demo__orders.json env/dags/demo__orders.py env/data/shipline/demo/v1.0.0/ingest/ingest.whl" {
 		t.Errorf("keys in the bucket = %q (a temporary key left, or a key misplaced)", keys)
 	}
 	if live, err := f.InspectJob(ctx, spec); err != nil || live.Drift || live.Version != "v1.0.0" {

@@ -125,6 +125,12 @@ fabrics:
 	if now, _ := os.ReadFile(dagPath); string(now) != string(dagText) {
 		t.Error("the demo's DAG changed")
 	}
+
+	// 3. A plan says so too, before any deploy tries.
+	code, out, errOut = s.shipline("plan", "v1.0.0", "--project", "sales", "--as", "bob")
+	if code == 0 || !strings.Contains(out+errOut, `dag_id "demo__orders_dag" belongs to job orders_dag of project demo`) {
+		t.Errorf("plan of the second owner: exit %d\n%s\n%s", code, out, errOut)
+	}
 }
 
 // pushFiles writes files into the work tree, commits and pushes them.

@@ -55,7 +55,13 @@ func TestDagIDOwnership(t *testing.T) {
 		t.Fatalf("the owner again: %+v, %v", res, err)
 	}
 
-	_, err := f.UpsertJob(ctx, report)
+	// A plan (InspectJob) says so before a deploy tries.
+	_, err := f.InspectJob(ctx, report)
+	permanentKind(t, err, apperr.DagIDOwned)
+	if live, err := f.InspectJob(ctx, orders); err != nil || !live.Exists || live.Drift {
+		t.Fatalf("the owner's inspection: %+v, %v", live, err)
+	}
+	_, err = f.UpsertJob(ctx, report)
 	fe := permanentKind(t, err, apperr.DagIDOwned)
 	for _, want := range []string{`fabric "af"`, `dag_id "orders_daily" belongs to job orders of project demo`,
 		filepath.Join(dags, ".shipline", "owners", "orders_daily.json"), "job report of project sales cannot deploy",

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -46,7 +47,7 @@ func TestCheckJobsListsEveryProblemAndWritesNothing(t *testing.T) {
 		// The three-line variable on line 3 adds two rendered lines: the
 		// error is on line 6 of the source (8 of the rendered DAG).
 		"jobs/dag/dag.py":   "from airflow import DAG\n\nDOC = \"\"\"${var.doc}\"\"\"\nwith DAG(dag_id=\"${project.name}__dag\") as dag:\n    WHEEL = \"${artifact.ingest}\"\n    print(WHEEL))\n",
-		"jobs/other/dag.py": "from airflow import DAG\n\nwith DAG(dag_id=\"orders\") as dag:\n    pass\n",
+		"jobs/other/dag.py": "from airflow import DAG\n\nwith DAG(dag_id=\"orders\" + VERSION) as dag:\n    pass\n",
 	}
 	bad := remote.commit(t, files)
 	files["jobs/dag/dag.py"] = "from airflow import DAG\n\nDOC = \"\"\"${var.doc}\"\"\"\nwith DAG(dag_id=\"${project.name}__dag\") as dag:\n    WHEEL = \"${artifact.ingest}\"\n"
@@ -78,7 +79,7 @@ func TestCheckJobsListsEveryProblemAndWritesNothing(t *testing.T) {
 		"2 of 3 job definitions are invalid; nothing was written to any fabric",
 		"job dag on fabric af: jobs/dag/dag.py:6:",
 		"SyntaxError: unmatched ')'",
-		`job other on fabric local: jobs/other/dag.py:3: error: defines dag_id "orders", expected "demo__other"`,
+		`job other on fabric local: jobs/other/dag.py:3: error: the dag_id is not a string literal, so Shipline cannot check who owns it`,
 		"release a new version",
 	} {
 		if !strings.Contains(ae.Error(), want) {
@@ -125,7 +126,7 @@ jobs:
 		"jobs/dag/dag.py":                 "from airflow import DAG\n\nwith DAG(dag_id=\"${project.name}__dag\") as dag\n    pass\n",
 	})
 	g := gitActivities(t, remote.bare, nil)
-	g.Platform.Fabrics["dev"] = platform.Fabric{Name: "dev", Kind: platform.KindLocal, Owner: "developers", Root: t.TempDir()}
+	g.Platform.Fabrics["dev"] = platform.Fabric{Name: "dev", Kind: fabric.KindLocal, Owner: "developers", Settings: fabric.LocalSettings{Root: t.TempDir()}}
 	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
 	env.RegisterActivity(g)
 	val, err := env.ExecuteActivity(g.ValidateManifest, ValidateManifestInput{Project: "demo", Commit: commit})

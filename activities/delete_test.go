@@ -87,10 +87,10 @@ func deleteFixture(t *testing.T) (*Deploy, *dbemu.Emulator, string, string) {
 		Projects: map[string]platform.Project{"demo": {Name: "demo", Repo: "file:///nowhere", Admins: []string{"alice"}}},
 		Teams:    map[string]platform.Team{"developers": {Members: []string{"alice"}}},
 		Fabrics: map[string]platform.Fabric{
-			"local": {Name: "local", Kind: platform.KindLocal, Owner: "developers", Root: localRoot},
-			"af":    {Name: "af", Kind: platform.KindAirflow, Owner: "developers", DagsFolder: dags, ArtifactFabric: "local"},
-			"dev": {Name: "dev", Kind: platform.KindDatabricks, Owner: "developers", Host: emu.URL, TokenEnv: "DEV_TOKEN",
-				ArtifactRoot: "/Volumes/main/shipline/artifacts"},
+			"local": {Name: "local", Kind: fabric.KindLocal, Owner: "developers", Settings: fabric.LocalSettings{Root: localRoot}},
+			"af":    {Name: "af", Kind: fabric.KindAirflow, Owner: "developers", Settings: fabric.AirflowSettings{DagsFolder: dags, ArtifactFabric: "local"}},
+			"dev": {Name: "dev", Kind: fabric.KindDatabricks, Owner: "developers", Settings: fabric.DatabricksSettings{Host: emu.URL, TokenEnv: "DEV_TOKEN",
+				ArtifactRoot: "/Volumes/main/shipline/artifacts"}},
 		},
 	}
 	envVars := map[string]string{"DEV_TOKEN": dbemu.DefaultToken}

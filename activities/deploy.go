@@ -215,7 +215,7 @@ func stageJobs(cfg *platform.Config, man *manifest.Manifest, names []string, in 
 			if !ok {
 				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("stage fabric %q is not defined in platform.yaml", f), apperr.FabricMismatch, nil)
 			}
-			if slices.Contains(fabricKinds[string(j.Scheduler)], fab.Kind) {
+			if fab.Runs(string(j.Scheduler)) {
 				jobs = append(jobs, ResolvedJob{Name: name, Scheduler: string(j.Scheduler), Fabric: f, Pipelines: slices.Clone(j.Pipelines), Definition: j.Definition})
 			}
 		}
@@ -226,12 +226,6 @@ func stageJobs(cfg *platform.Config, man *manifest.Manifest, names []string, in 
 	return jobs, nil
 }
 
-// fabricKinds says which fabric kinds run which scheduler's jobs.
-var fabricKinds = map[string][]platform.FabricKind{
-	string(manifest.Databricks): {platform.KindDatabricks, platform.KindLocal},
-	string(manifest.Airflow):    {platform.KindAirflow, platform.KindLocal},
-}
-
 // checkFabricKind refuses a job whose scheduler the target fabric cannot run.
 // The advice names --job only where the project allows choosing jobs.
 func checkFabricKind(cfg *platform.Config, job, scheduler, target string, override, selective bool) error {
@@ -240,12 +234,12 @@ func checkFabricKind(cfg *platform.Config, job, scheduler, target string, overri
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"fabric %q is not defined in platform.yaml (defined: %s)", target, strings.Join(sortedKeys(cfg.Fabrics), ", ")), apperr.FabricMismatch, nil)
 	}
-	if slices.Contains(fabricKinds[scheduler], f.Kind) {
+	if f.Runs(scheduler) {
 		return nil
 	}
 	how := "fix jobs." + job + ".fabric in shipline.yaml"
 	if override {
-		how = "choose a fabric of kind " + string(fabricKinds[scheduler][0]) + " or local for --fabric"
+		how = "choose a fabric of kind " + platform.JoinKinds(platform.KindsRunning(scheduler)) + " for --fabric"
 		if selective {
 			how += ", or deploy the other jobs with --job"
 		}

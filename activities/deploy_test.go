@@ -4,15 +4,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
 )
 
 func selectionFixture() (*platform.Config, *manifest.Manifest) {
 	cfg := &platform.Config{Fabrics: map[string]platform.Fabric{
-		"dev":         {Kind: platform.KindDatabricks},
-		"airflow-dev": {Kind: platform.KindAirflow},
-		"local":       {Kind: platform.KindLocal},
+		"dev":         {Kind: fabric.KindDatabricks},
+		"airflow-dev": {Kind: fabric.KindAirflow},
+		"local":       {Kind: fabric.KindLocal},
 	}}
 	man := &manifest.Manifest{Jobs: map[string]manifest.Job{
 		"daily": {Scheduler: manifest.Databricks, Fabric: "dev", Pipelines: []string{"a", "b"}},

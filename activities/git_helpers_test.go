@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -68,7 +69,7 @@ func gitActivities(t *testing.T, repo string, env map[string]string) *Git {
 				"demo": {Name: "demo", Repo: repo, GitTokenEnv: "DEMO_GIT_TOKEN", Admins: []string{"alice"}},
 			},
 			Teams:   map[string]platform.Team{"developers": {Members: []string{"alice"}}},
-			Fabrics: map[string]platform.Fabric{"dev": {Name: "dev", Kind: platform.KindDatabricks, Owner: "developers"}},
+			Fabrics: map[string]platform.Fabric{"dev": {Name: "dev", Kind: fabric.KindDatabricks, Owner: "developers"}},
 		},
 		Getenv: func(k string) string { return env[k] },
 	}

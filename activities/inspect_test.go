@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -31,7 +32,7 @@ func demoRemote(t *testing.T) (*Deploy, string) {
 	}
 	commit := r.commit(t, files)
 	g := gitActivities(t, r.bare, nil)
-	g.Platform.Fabrics["local"] = platform.Fabric{Name: "local", Kind: platform.KindLocal, Owner: "developers", Root: t.TempDir()}
+	g.Platform.Fabrics["local"] = platform.Fabric{Name: "local", Kind: fabric.KindLocal, Owner: "developers", Settings: fabric.LocalSettings{Root: t.TempDir()}}
 	return &Deploy{Git: g, Platform: g.Platform}, commit
 }
 

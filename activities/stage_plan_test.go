@@ -30,7 +30,7 @@ func TestPlanStageHashFollowsTheFabric(t *testing.T) {
 		}
 		return ""
 	}
-	d.Platform.Fabrics["prod"] = platform.Fabric{Name: "prod", Kind: platform.KindDatabricks, Owner: "developers", Host: emu.URL, TokenEnv: "PLAN_TEST_TOKEN", ArtifactRoot: volume}
+	d.Platform.Fabrics["prod"] = platform.Fabric{Name: "prod", Kind: fabric.KindDatabricks, Owner: "developers", Settings: fabric.DatabricksSettings{Host: emu.URL, TokenEnv: "PLAN_TEST_TOKEN", ArtifactRoot: volume}}
 	ctx := context.Background()
 	fab, err := fabric.Open(d.Platform, "prod", d.env())
 	if err != nil {

@@ -68,7 +68,7 @@ func TestUploadFromAnotherWorkersBuild(t *testing.T) {
 			t.Fatalf("upload to %s from the shared store: %v", fab, err)
 		}
 	}
-	uploaded, err := os.ReadFile(filepath.Join(f.d.Platform.Fabrics["local"].Root, "artifacts", "demo", "v1.0.0", "tool", built.File))
+	uploaded, err := os.ReadFile(filepath.Join(f.d.Platform.Fabrics["local"].Settings.(fabric.LocalSettings).Root, "artifacts", "demo", "v1.0.0", "tool", built.File))
 	if err != nil || string(uploaded) != "tool\n" {
 		t.Errorf("local fabric holds %q (%v)", uploaded, err)
 	}
@@ -132,7 +132,7 @@ func TestUploadOfDamagedCacheEntry(t *testing.T) {
 			t.Errorf("%s: the damaged artifact was uploaded", fab)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(f.d.Platform.Fabrics["local"].Root, "artifacts", "demo", "v1.0.0", "tool", built.File)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(f.d.Platform.Fabrics["local"].Settings.(fabric.LocalSettings).Root, "artifacts", "demo", "v1.0.0", "tool", built.File)); !os.IsNotExist(err) {
 		t.Errorf("the damaged artifact reached the local fabric: %v", err)
 	}
 	rebuilt := f.build()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/starter/cli"
 )
@@ -66,10 +67,13 @@ func TestExampleRunsOffline(t *testing.T) {
 	offline = func(name string) string {
 		f := cfg.Fabrics[name]
 		switch {
-		case f.Kind == platform.KindLocal:
+		case f.Kind == fabric.KindLocal:
 			return ""
-		case f.Kind == platform.KindAirflow && f.AirflowURL == "" && (f.ArtifactFabric == "" || offline(f.ArtifactFabric) == ""):
-			return ""
+		case f.Kind == fabric.KindAirflow:
+			s := f.Settings.(fabric.AirflowSettings)
+			if s.AirflowURL == "" && (s.ArtifactFabric == "" || offline(s.ArtifactFabric) == "") {
+				return ""
+			}
 		}
 		return "kind " + string(f.Kind) + " needs a reachable service and credentials"
 	}

@@ -108,7 +108,7 @@ func TestRunSurvivesWorkerRestart(t *testing.T) {
 	cfg := &platform.Config{
 		Teams:    map[string]platform.Team{"developers": {Members: []string{"bob"}}},
 		Projects: map[string]platform.Project{"demo": {}},
-		Fabrics:  map[string]platform.Fabric{"dev": {Name: "dev", Kind: platform.KindDatabricks, Owner: "developers"}},
+		Fabrics:  map[string]platform.Fabric{"dev": {Name: "dev", Kind: fabric.KindDatabricks, Owner: "developers"}},
 	}
 	newWorker := func() worker.Worker {
 		w := worker.New(c, runRestartQueue, worker.Options{})

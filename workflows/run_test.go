@@ -120,7 +120,7 @@ func newRunEnv(t *testing.T, fab *keyedRunner) *runEnv {
 	cfg := &platform.Config{
 		Teams:    map[string]platform.Team{"developers": {Members: []string{"bob"}}},
 		Projects: map[string]platform.Project{"demo": {}},
-		Fabrics:  map[string]platform.Fabric{"dev": {Name: "dev", Kind: platform.KindDatabricks, Owner: "developers"}},
+		Fabrics:  map[string]platform.Fabric{"dev": {Name: "dev", Kind: fabric.KindDatabricks, Owner: "developers"}},
 	}
 	e.RegisterActivity(&activities.Runs{Platform: cfg, Open: func(_ *platform.Config, name string, _ fabric.Env) (fabric.Fabric, error) {
 		return fab, nil

@@ -84,6 +84,8 @@ const (
 	FabricUnavailable = "FabricUnavailable"
 	// DagNotParsed: Airflow has not parsed a written DAG yet (transient).
 	DagNotParsed = "DagNotParsed"
+	// DagIDOwned: another project's (or job's) DAG on the fabric has the dag_id.
+	DagIDOwned = "DagIDOwned"
 
 	// DependencyNotPublished: a pipeline depends on a version of a library of
 	// the project that its package index does not hold (and the release does
@@ -196,6 +198,7 @@ var classes = map[string]Class{
 	UnsafePath:        Parks,
 	FabricUnavailable: Parks,
 	DagNotParsed:      Parks,
+	DagIDOwned:        Parks,
 	ActiveRunTimeout:  Parks,
 	IndexConfig:       Parks,
 	IndexAuth:         Parks,

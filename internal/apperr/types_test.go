@@ -116,6 +116,7 @@ func TestClassOfEachType(t *testing.T) {
 		{UnsafePath, "UnsafePath", Parks},
 		{FabricUnavailable, "FabricUnavailable", Parks},
 		{DagNotParsed, "DagNotParsed", Parks},
+		{DagIDOwned, "DagIDOwned", Parks},
 		{ActiveRunTimeout, "ActiveRunTimeout", Parks},
 		{VersionAlreadyPublished, "VersionAlreadyPublished", Fails},
 		{DependencyNotPublished, "DependencyNotPublished", Refused},

@@ -3,6 +3,7 @@ package fabric
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,12 +15,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/shipline/shipline/internal/apperr"
 	"github.com/shipline/shipline/internal/diag"
+	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/templating"
 )
@@ -43,10 +46,93 @@ import (
 // first time it parses the DAG.
 type airflowFabric struct {
 	name      string
-	dags      string
+	dags      dagFolder
 	artifacts artifactStore
 	api       *airflowAPI // nil without airflow_url
 	env       Env
+	checked   sync.Map // sha256 of a DAG file's content → its dagInfo
+}
+
+// KindAirflow is an Airflow deployment whose DAG folder the worker writes.
+const KindAirflow platform.FabricKind = "airflow"
+
+// AirflowSettings are an airflow fabric's platform.yaml keys.
+type AirflowSettings struct {
+	DagsFolder     string `json:"dags_folder"`
+	ArtifactFabric string `json:"artifact_fabric,omitempty"`
+	AirflowURL     string `json:"airflow_url,omitempty"`
+	UserEnv        string `json:"airflow_user_env,omitempty"`
+	PasswordEnv    string `json:"airflow_password_env,omitempty"`
+}
+
+var airflowKind = Kind{
+	KindSpec: platform.KindSpec{
+		Name:       KindAirflow,
+		Keys:       []string{"dags_folder", "artifact_fabric", "airflow_url", "airflow_user_env", "airflow_password_env"},
+		Schedulers: []string{string(manifest.Airflow)},
+		Decode:     decodeAirflow,
+		SeesRuns: func(f platform.Fabric) bool { // runs are read through the REST API
+			s, err := settingsOf[AirflowSettings](f)
+			return err == nil && s.AirflowURL != ""
+		},
+	},
+	Open: func(cfg *platform.Config, f platform.Fabric, env Env) (Fabric, error) {
+		s, err := settingsOf[AirflowSettings](f)
+		if err != nil {
+			return nil, err
+		}
+		return newAirflow(cfg, f.Name, s, env)
+	},
+}
+
+// decodeAirflow reads and checks an airflow fabric's keys.
+func decodeAirflow(d *platform.KindDecoder) any {
+	var s AirflowSettings
+	name := d.Fabric()
+	if d.Require("dags_folder", "add dags_folder: the directory Airflow loads DAGs from") {
+		s.DagsFolder = d.Path("dags_folder")
+	}
+	s.ArtifactFabric, _ = d.String("artifact_fabric", "name a databricks or local fabric, or remove artifact_fabric")
+	if s.ArtifactFabric != "" {
+		d.Later(func(c *platform.Config, errorf func(key, fix, format string, args ...any)) {
+			t, ok := c.Fabrics[s.ArtifactFabric]
+			switch {
+			case !ok:
+				errorf("artifact_fabric", "name a databricks or local fabric"+definedFabrics(c),
+					"fabric %q: artifact_fabric %q is not a defined fabric", name, s.ArtifactFabric)
+			case t.Kind != KindDatabricks && t.Kind != KindLocal:
+				errorf("artifact_fabric", "name a databricks or local fabric: the DAG's tasks read artifacts from there",
+					"fabric %q: artifact_fabric %q is of kind %s", name, s.ArtifactFabric, t.Kind)
+			}
+		})
+	}
+	if d.Has("airflow_url") {
+		s.AirflowURL = d.HTTPURL("airflow_url", "write the Airflow web server's URL, e.g. https://airflow.example.com")
+	}
+	s.UserEnv = d.Env("airflow_user_env", "AIRFLOW_USER")
+	s.PasswordEnv = d.Env("airflow_password_env", "AIRFLOW_PASSWORD")
+	// Without the REST API Shipline cannot see the DAG's runs: a setting
+	// about them would silently do nothing.
+	for _, key := range []string{"active_runs", "active_runs_timeout"} {
+		if d.Has(key) && !d.Has("airflow_url") {
+			d.Errorf(key, "add airflow_url: (the web server's REST API, where Shipline reads the DAG's runs), or remove "+key,
+				"airflow fabric %q sets %s but has no airflow_url: Shipline cannot see its runs", name, key)
+		}
+	}
+	return s
+}
+
+// definedFabrics renders " (fabrics: a, b)" for fixes.
+func definedFabrics(c *platform.Config) string {
+	names := make([]string, 0, len(c.Fabrics))
+	for n := range c.Fabrics {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	return " (fabrics: " + strings.Join(names, ", ") + ")"
 }
 
 // artifactStore is the artifact half of a Fabric.
@@ -55,32 +141,53 @@ type artifactStore interface {
 	Upload(ctx context.Context, project, version string, a Artifact) (Upload, error)
 }
 
-func newAirflow(cfg *platform.Config, f platform.Fabric, env Env) (Fabric, error) {
+func newAirflow(cfg *platform.Config, name string, s AirflowSettings, env Env) (*airflowFabric, error) {
 	if env == nil {
 		env = os.Getenv
 	}
-	a := &airflowFabric{name: f.Name, dags: f.DagsFolder, env: env}
-	if f.ArtifactFabric != "" {
-		if f.ArtifactFabric == f.Name {
+	var store artifactStore
+	if s.ArtifactFabric != "" {
+		if s.ArtifactFabric == name {
 			return nil, &apperr.Error{Type: apperr.FabricConfig,
-				Msg: fmt.Sprintf("fabric %q: artifact_fabric names itself; name a databricks or local fabric", f.Name)}
+				Msg: fmt.Sprintf("fabric %q: artifact_fabric names itself; name a databricks or local fabric", name)}
 		}
-		store, err := Open(cfg, f.ArtifactFabric, env)
+		f, err := Open(cfg, s.ArtifactFabric, env)
 		if err != nil {
-			return nil, fmt.Errorf("fabric %q: artifact_fabric: %w", f.Name, err)
+			return nil, fmt.Errorf("fabric %q: artifact_fabric: %w", name, err)
 		}
-		a.artifacts = store
+		store = f
 	} else {
-		a.artifacts = artifactDir(filepath.Join(filepath.Dir(f.DagsFolder), "shipline-artifacts"))
+		store = artifactDir(filepath.Join(filepath.Dir(s.DagsFolder), "shipline-artifacts"))
 	}
-	if f.AirflowURL != "" {
-		a.api = &airflowAPI{
-			fabric: f.Name, base: strings.TrimRight(f.AirflowURL, "/"),
-			userEnv: f.AirflowUserEnv, passEnv: f.AirflowPassEnv, env: env,
-			client: &http.Client{Timeout: 30 * time.Second},
-		}
+	var api *airflowAPI
+	if s.AirflowURL != "" {
+		api = newAirflowAPI(name, s.AirflowURL, airflowAuth{UserEnv: s.UserEnv, PasswordEnv: s.PasswordEnv}, env)
 	}
-	return a, nil
+	return newAirflowOn(name, dagDir(s.DagsFolder), store, api, env), nil
+}
+
+// newAirflowOn is an Airflow fabric whose DAGs live in dags and artifacts in
+// store; api (nil without a REST API) pauses, unpauses and runs the DAGs.
+func newAirflowOn(name string, dags dagFolder, store artifactStore, api *airflowAPI, env Env) *airflowFabric {
+	if env == nil {
+		env = os.Getenv
+	}
+	return &airflowFabric{name: name, dags: dags, artifacts: store, api: api, env: env}
+}
+
+// airflowAuth names the environment variables holding the REST API's
+// credentials: a bearer token, or a user and password (basic auth, or
+// exchanged for a token by Airflow 3).
+type airflowAuth struct {
+	TokenEnv, UserEnv, PasswordEnv string
+}
+
+func newAirflowAPI(fabric, base string, auth airflowAuth, env Env) *airflowAPI {
+	return &airflowAPI{
+		fabric: fabric, base: strings.TrimRight(base, "/"),
+		tokenEnv: auth.TokenEnv, userEnv: auth.UserEnv, passEnv: auth.PasswordEnv, env: env,
+		client: &http.Client{Timeout: 30 * time.Second},
+	}
 }
 
 func (a *airflowFabric) Name() string { return a.name }
@@ -100,50 +207,224 @@ func (a *airflowFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, er
 	if err := checkJobNames(j); err != nil {
 		return JobResult{}, err
 	}
-	if st, err := os.Stat(a.dags); err != nil || !st.IsDir() {
-		return JobResult{}, &apperr.Error{Type: apperr.FabricConfig,
-			Msg: fmt.Sprintf("fabric %q: dags_folder %s is not a directory; create it or fix dags_folder in platform.yaml", a.name, a.dags)}
+	if err := a.dags.Ready(ctx); err != nil {
+		return JobResult{}, a.folderError(err)
 	}
 	name := dagID(j) + ".py"
-	var (
-		dag     dagInfo
-		checked bool
-	)
-	res, err := upsertFile(a.dags, name, dagFileContent(j), func(tmp string) (err error) {
-		dag, err = checkDAGFile(ctx, pythonBin(a.env), tmp, sourceOf(j, name), dagID(j))
-		checked = err == nil
-		return err
-	})
-	if err != nil || a.api == nil {
-		return res, err
+	want := dagFileContent(j)
+	res := JobResult{ID: a.dags.Where(name), Action: JobCreated}
+	have, err := a.dags.Read(ctx, name)
+	switch {
+	case err == nil && bytes.Equal(have, want):
+		res.Action = JobUnchanged
+	case err == nil:
+		res.Action = JobUpdated
+	case !errors.Is(err, fs.ErrNotExist):
+		return JobResult{}, fmt.Errorf("fabric %q: read %s: %w", a.name, res.ID, err)
 	}
-	paused := j.Paused
-	if paused == nil {
-		if !checked { // unchanged file: read its own setting
-			if dag, err = checkDAGFile(ctx, pythonBin(a.env), filepath.Join(a.dags, name), sourceOf(j, name), dagID(j)); err != nil {
+	// Checked on a copy on the worker, before the folder sees it; then its
+	// dag_id is claimed for the job (dag_owners.go).
+	dag, err := a.checkDAG(ctx, j, name, want)
+	if err != nil {
+		return JobResult{}, err
+	}
+	if err := claimDAG(ctx, a.name, a.dags, dag.ID, j.Project, j.Job, j.Source); err != nil {
+		return JobResult{}, err
+	}
+	if res.Action != JobUnchanged {
+		if err := a.dags.Replace(ctx, name, want); err != nil {
+			return JobResult{}, fmt.Errorf("fabric %q: write %s: %w", a.name, res.ID, err)
+		}
+	}
+	if res.Action == JobUpdated { // a new dag_id frees the old one
+		if old, err := a.checkDAG(ctx, j, name, have); err == nil && old.ID != dag.ID {
+			if err := releaseDAG(ctx, a.dags, old.ID, j.Project, j.Job); err != nil {
 				return JobResult{}, err
 			}
 		}
+	}
+	if a.api == nil {
+		return res, nil
+	}
+	paused := j.Paused
+	if paused == nil {
 		if dag.PausedDynamic {
 			return res, nil
 		}
 		paused = dag.PausedUponCreation
 	}
-	if err := a.api.setPaused(ctx, dagID(j), paused != nil && *paused); err != nil {
+	if err := a.api.setPaused(ctx, dag.ID, paused != nil && *paused); err != nil {
 		return JobResult{}, err
 	}
 	return res, nil
 }
 
+// checkDAG checks the DAG file content (see checkDAGFile) in a temporary
+// file of the worker.
+func (a *airflowFabric) checkDAG(ctx context.Context, j JobSpec, name string, content []byte) (dagInfo, error) {
+	sum := sha256.Sum256(content)
+	if d, ok := a.checked.Load(sum); ok { // the same bytes check the same
+		return d.(dagInfo), nil
+	}
+	info, err := checkDAGContent(ctx, pythonBin(a.env), j, name, content)
+	if err == nil {
+		a.checked.Store(sum, info)
+	}
+	return info, err
+}
+
+// checkDAGContent checks a DAG file's content in a temporary file of the worker.
+func checkDAGContent(ctx context.Context, python string, j JobSpec, name string, content []byte) (dagInfo, error) {
+	tmp, err := os.CreateTemp("", "shipline-dag-*.py")
+	if err != nil {
+		return dagInfo{}, err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(content)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return dagInfo{}, err
+	}
+	return checkDAGFile(ctx, python, tmp.Name(), sourceOf(j, name), dagID(j))
+}
+
+// folderError explains a DAG folder the fabric cannot use.
+func (a *airflowFabric) folderError(err error) error {
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return &apperr.Error{Type: apperr.FabricConfig, Cause: err,
+		Msg: fmt.Sprintf("fabric %q: dags_folder %s cannot be used (%v); create it or fix dags_folder in platform.yaml", a.name, a.dags.Where(""), err)}
+}
+
 // InspectJob compares the DAG file with what the spec renders to.
-func (a *airflowFabric) InspectJob(_ context.Context, j JobSpec) (LiveJob, error) {
+func (a *airflowFabric) InspectJob(ctx context.Context, j JobSpec) (LiveJob, error) {
 	if err := checkJobNames(j); err != nil {
 		return LiveJob{}, err
 	}
-	return inspectFile(filepath.Join(a.dags, dagID(j)+".py"), dagFileContent(j), dagFileVersion)
+	name := dagID(j) + ".py"
+	// A dag_id another job owns here would be refused by a deploy: say so
+	// now (plan, check). A DAG that does not check is left to the deploy's
+	// check step.
+	want := dagFileContent(j)
+	if dag, err := a.checkDAG(ctx, j, name, want); err == nil {
+		o, owned, err := readOwner(ctx, a.dags, dag.ID)
+		if err != nil {
+			return LiveJob{}, err
+		}
+		if owned && (o.Project != j.Project || o.Job != j.Job) {
+			return LiveJob{}, dagOwnedError(a.name, a.dags, dag.ID, o, j.Project, j.Job, j.Source)
+		}
+	}
+	have, err := a.dags.Read(ctx, name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return LiveJob{}, fmt.Errorf("fabric %q: read %s: %w", a.name, a.dags.Where(name), err)
+	}
+	return inspectContent(a.dags.Where(name), have, err == nil, want, dagFileVersion), nil
 }
 
-// dagID is the dag_id a job's DAG must define.
+// DeleteJob removes the job's DAG file from the folder. Only the file goes:
+// the scheduler marks the DAG inactive itself, and its runs' history in
+// Airflow's database is kept (the REST API's DAG delete would erase it).
+func (a *airflowFabric) DeleteJob(ctx context.Context, project, job string) (JobResult, error) {
+	if err := checkJobNames(JobSpec{Project: project, Job: job}); err != nil {
+		return JobResult{}, err
+	}
+	if err := a.dags.Ready(ctx); err != nil {
+		return JobResult{}, a.folderError(err)
+	}
+	spec := JobSpec{Project: project, Job: job}
+	name := dagID(spec) + ".py"
+	var owned string // the dag_id the deployed file defines, to release
+	if have, err := a.dags.Read(ctx, name); err == nil {
+		if dag, err := a.checkDAG(ctx, spec, name, have); err == nil {
+			owned = dag.ID
+		}
+	}
+	removed, err := a.dags.Remove(ctx, name)
+	if err != nil {
+		return JobResult{}, err
+	}
+	if owned != "" {
+		if err := releaseDAG(ctx, a.dags, owned, project, job); err != nil {
+			return JobResult{}, err
+		}
+	}
+	if !removed {
+		return JobResult{Action: JobAbsent}, nil
+	}
+	return JobResult{ID: a.dags.Where(name), Action: JobDeleted}, nil
+}
+
+// DeleteArtifacts deletes from the artifact store (the artifact fabric, or
+// the folder next to the DAGs).
+func (a *airflowFabric) DeleteArtifacts(ctx context.Context, project, version string) (int, error) {
+	del, ok := a.artifacts.(artifactDeleter)
+	if !ok {
+		return 0, &apperr.Error{Type: apperr.FabricConfig, Msg: fmt.Sprintf("fabric %q: its artifact store cannot delete artifacts", a.name)}
+	}
+	return del.DeleteArtifacts(ctx, project, version)
+}
+
+// dagFolder is where an Airflow fabric's DAG files live: a directory
+// (dagDir) or an object store. Names are file names in the folder.
+type dagFolder interface {
+	// Where names a file of the folder (the folder itself for "") in
+	// messages and job IDs.
+	Where(name string) string
+	// Ready fails when the folder cannot be used.
+	Ready(ctx context.Context) error
+	// Read returns a file's bytes; an error matching fs.ErrNotExist when absent.
+	Read(ctx context.Context, name string) ([]byte, error)
+	// Replace makes name hold data, atomically: a reader sees the old file
+	// or the new one, whole.
+	Replace(ctx context.Context, name string, data []byte) error
+	// Remove deletes name; false when it was not there.
+	Remove(ctx context.Context, name string) (bool, error)
+	// Create writes name only when it does not exist, atomically (of two
+	// creators one wins); false when it existed.
+	Create(ctx context.Context, name string, data []byte) (bool, error)
+}
+
+// dagDir is a DAG folder on the worker's file system.
+type dagDir string
+
+func (d dagDir) Where(name string) string {
+	if name == "" {
+		return string(d)
+	}
+	return filepath.Join(string(d), name)
+}
+
+func (d dagDir) Ready(context.Context) error {
+	if st, err := os.Stat(string(d)); err != nil || !st.IsDir() {
+		return errors.New("not a directory")
+	}
+	return nil
+}
+
+func (d dagDir) Read(_ context.Context, name string) ([]byte, error) {
+	return os.ReadFile(d.Where(name))
+}
+
+func (d dagDir) Replace(_ context.Context, name string, data []byte) error {
+	return writeFileAtomic(string(d), name, data, nil)
+}
+
+func (d dagDir) Create(_ context.Context, name string, data []byte) (bool, error) {
+	return createExclusive(string(d), name, data)
+}
+
+func (d dagDir) Remove(_ context.Context, name string) (bool, error) {
+	res, err := removeJobFiles(filepath.Base(string(d)), d.Where(name))
+	return res.Action == JobDeleted, err
+}
+
+// dagID names a job's DAG file, <project>__<job>.py, and is the dag_id
+// fixes suggest; the DAG's own dag_id is its author's choice.
 func dagID(j JobSpec) string { return j.Project + "__" + j.Job }
 
 // dagHeader is the first line of every DAG file Shipline writes; it records
@@ -274,8 +555,14 @@ type dagCheck struct {
 	} `json:"dags"`
 }
 
+// dagIDRE is Airflow's rule for dag_ids (airflow.utils.helpers.KEY_REGEX,
+// at most 250 characters).
+var dagIDRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,250}$`)
+
 // dagInfo is what a checked DAG file says about itself.
 type dagInfo struct {
+	// ID is the dag_id the file defines.
+	ID string
 	// PausedUponCreation is the file's literal is_paused_upon_creation, nil
 	// when no DAG sets it.
 	PausedUponCreation *bool
@@ -319,11 +606,13 @@ func (s dagSource) pos(line, col int) (int, int) {
 }
 
 // checkDAGFile checks the DAG at path (a rendered file, with Shipline's
-// header line): it must compile and every DAG it defines must have dag_id
-// want. Failures are permanent InvalidDefinition errors wrapping a diag.List
-// whose entries name the source file:line:col (see dagSource). It returns the
+// header line): it must compile and define one DAG (one dag_id) whose dag_id
+// is a string literal Airflow accepts; the author chooses it (renaming a DAG
+// would lose its history in Airflow), and fixes suggest suggest. Failures are
+// permanent InvalidDefinition errors wrapping a diag.List whose entries name
+// the source file:line:col (see dagSource). It returns the dag_id and the
 // file's own pause setting.
-func checkDAGFile(ctx context.Context, python, path string, src dagSource, want string) (dagInfo, error) {
+func checkDAGFile(ctx context.Context, python, path string, src dagSource, suggest string) (dagInfo, error) {
 	cmd := exec.CommandContext(ctx, python, "-I", "-c", dagCheckScript, path)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -354,8 +643,9 @@ func checkDAGFile(ctx context.Context, python, path string, src dagSource, want 
 		return invalid(e.Line, e.Col, "correct the Python syntax of the DAG", "%s", msg)
 	}
 	if len(res.DAGs) == 0 {
-		return invalid(0, 0, fmt.Sprintf("define one with dag_id=%q, e.g. with DAG(dag_id=\"${project.name}__<job>\", ...)", want), "defines no DAG")
+		return invalid(0, 0, fmt.Sprintf("define one, e.g. with DAG(dag_id=%q, ...)", suggest), "defines no DAG")
 	}
+	sort.SliceStable(res.DAGs, func(i, k int) bool { return res.DAGs[i].Line < res.DAGs[k].Line })
 	var info dagInfo
 	for _, d := range res.DAGs {
 		switch p := d.Paused.(type) {
@@ -368,12 +658,16 @@ func checkDAGFile(ctx context.Context, python, path string, src dagSource, want 
 		}
 		switch {
 		case d.ID == nil:
-			return invalid(d.Line, 0, fmt.Sprintf("write dag_id=%q (or \"${project.name}__<job>\")", want),
-				"the dag_id is not a string literal, so Shipline cannot check it")
-		case *d.ID != want:
-			return invalid(d.Line, 0, fmt.Sprintf("name the DAG dag_id=%q (or \"${project.name}__<job>\"): one DAG per job file, named <project>__<job>", want),
-				"defines dag_id %q, expected %q", *d.ID, want)
+			return invalid(d.Line, 0, fmt.Sprintf("write the dag_id as a string, e.g. dag_id=%q (placeholders such as ${project.name} are filled in first)", suggest),
+				"the dag_id is not a string literal, so Shipline cannot check who owns it")
+		case !dagIDRE.MatchString(*d.ID):
+			return invalid(d.Line, 0, "use at most 250 letters, digits, `_`, `-` and `.`, as Airflow requires",
+				"dag_id %q is not a valid Airflow dag_id", *d.ID)
+		case info.ID != "" && *d.ID != info.ID:
+			return invalid(d.Line, 0, "define one DAG per job file: move the other DAG to a job of its own",
+				"defines a second DAG, %q, beside %q", *d.ID, info.ID)
 		}
+		info.ID = *d.ID
 	}
 	return info, nil
 }
@@ -382,6 +676,7 @@ func checkDAGFile(ctx context.Context, python, path string, src dagSource, want 
 type airflowAPI struct {
 	fabric           string
 	base             string
+	tokenEnv         string // a bearer token, instead of user and password
 	userEnv, passEnv string
 	env              Env
 	client           *http.Client
@@ -428,7 +723,9 @@ func (a *airflowAPI) statusError(status int, msg, what string) error {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		fix := fmt.Sprintf("check the credentials in $%s/$%s and that the user may edit DAGs", a.userEnv, a.passEnv)
-		if a.userEnv == "" {
+		if a.tokenEnv != "" {
+			fix = fmt.Sprintf("check the token in $%s and that it may edit DAGs", a.tokenEnv)
+		} else if a.userEnv == "" {
 			fix = "set airflow_user_env and airflow_password_env on the fabric in platform.yaml"
 		}
 		return &apperr.Error{Type: apperr.FabricAuth,
@@ -498,6 +795,8 @@ func (a *airflowAPI) send(ctx context.Context, method, path, body, user, pass st
 		req.Header.Set("Content-Type", "application/json")
 	}
 	switch tok := a.bearer(); {
+	case a.tokenEnv != "":
+		req.Header.Set("Authorization", "Bearer "+a.env(a.tokenEnv))
 	case tok != "":
 		req.Header.Set("Authorization", "Bearer "+tok)
 	case user != "":

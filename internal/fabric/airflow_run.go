@@ -35,8 +35,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -73,22 +71,27 @@ func (a *airflowFabric) runAPI(project, job string) (*airflowAPI, error) {
 	return a.api, nil
 }
 
-// deployedDAG returns the DAG's ID and the version of its deployed file; a
-// DAG Shipline has not written is a permanent error.
-func (a *airflowFabric) deployedDAG(project, job string) (string, string, error) {
+// deployedDAG returns the dag_id its deployed file defines and the file's
+// version; a DAG Shipline has not written is a permanent error.
+func (a *airflowFabric) deployedDAG(ctx context.Context, project, job string) (string, string, error) {
 	if err := checkJobNames(JobSpec{Project: project, Job: job}); err != nil {
 		return "", "", err
 	}
-	id := dagID(JobSpec{Project: project, Job: job})
-	data, err := os.ReadFile(filepath.Join(a.dags, id+".py"))
+	spec := JobSpec{Project: project, Job: job}
+	id := dagID(spec)
+	data, err := a.dags.Read(ctx, id+".py")
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", "", &apperr.Error{Type: apperr.FabricRejected,
-			Msg: fmt.Sprintf("airflow fabric %q: DAG %s is not deployed (no %s.py in %s); deploy job %s of project %s to this fabric first", a.name, id, id, a.dags, job, project), Cause: ErrJobNotDeployed}
+			Msg: fmt.Sprintf("airflow fabric %q: DAG %s is not deployed (no %s.py in %s); deploy job %s of project %s to this fabric first", a.name, id, id, a.dags.Where(""), job, project), Cause: ErrJobNotDeployed}
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("fabric %q: %w", a.name, err)
 	}
-	return id, dagFileVersion(data), nil
+	dag, err := a.checkDAG(ctx, spec, id+".py", data)
+	if err != nil {
+		return "", "", fmt.Errorf("fabric %q: the deployed DAG %s: %w", a.name, a.dags.Where(id+".py"), err)
+	}
+	return dag.ID, dagFileVersion(data), nil
 }
 
 // call sends a request to /api/<version>/<rest>, trying v2 then v1 (or the
@@ -167,7 +170,7 @@ func (a *airflowFabric) StartRun(ctx context.Context, r RunRequest) (RunRef, err
 	if r.Key == "" {
 		return RunRef{}, &apperr.Error{Type: apperr.InvalidInput, Msg: fmt.Sprintf("run of %s/%s on fabric %q: an idempotency key is required", r.Project, r.Job, a.name)}
 	}
-	dag, version, err := a.deployedDAG(r.Project, r.Job)
+	dag, version, err := a.deployedDAG(ctx, r.Project, r.Job)
 	if err != nil {
 		return RunRef{}, err
 	}
@@ -257,7 +260,10 @@ func (a *airflowFabric) GetRun(ctx context.Context, project, job, runID string) 
 	if err != nil {
 		return Run{}, err
 	}
-	dag := dagID(JobSpec{Project: project, Job: job})
+	dag, _, err := a.deployedDAG(ctx, project, job)
+	if err != nil {
+		return Run{}, err
+	}
 	rest := "dags/" + url.PathEscape(dag) + "/dagRuns/" + url.PathEscape(runID)
 	var dr airflowDagRun
 	v, found, err := a.get(ctx, api, rest, &dr)
@@ -366,7 +372,7 @@ func (a *airflowFabric) listRuns(ctx context.Context, project, job, query string
 	if err != nil {
 		return nil, err
 	}
-	dag, _, err := a.deployedDAG(project, job)
+	dag, _, err := a.deployedDAG(ctx, project, job)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +411,11 @@ func (a *airflowFabric) CancelRun(ctx context.Context, project, job, runID strin
 		return err
 	}
 	api, _ := a.runAPI(project, job)
-	rest := "dags/" + url.PathEscape(dagID(JobSpec{Project: project, Job: job})) + "/dagRuns/" + url.PathEscape(runID)
+	dag, _, err := a.deployedDAG(ctx, project, job)
+	if err != nil {
+		return err
+	}
+	rest := "dags/" + url.PathEscape(dag) + "/dagRuns/" + url.PathEscape(runID)
 	status, data, v, err := api.call(ctx, http.MethodPatch, rest, `{"state":"failed"}`)
 	if err != nil {
 		return err

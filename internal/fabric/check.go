@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
 	"strings"
@@ -18,29 +17,22 @@ import (
 )
 
 // CheckDAG checks a rendered Airflow DAG offline, writing nothing to any
-// fabric: it must compile with the worker's python3 and define dag_id
-// <project>__<job> (the same check the airflow and local fabrics make before
-// they write a DAG). Failures are permanent InvalidDefinition errors wrapping
+// fabric: it must compile with the worker's python3 and define one DAG whose
+// dag_id is a string literal (the same check the airflow, managed-airflow
+// and local fabrics make before they write a DAG). Failures are permanent InvalidDefinition errors wrapping
 // a diag.List that names the source file:line (spec.Source), or
 // PythonUnavailable. env nil reads the process environment.
 func CheckDAG(ctx context.Context, env Env, spec JobSpec) error {
-	if err := checkJobNames(spec); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp("", "shipline-dag-*.py")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(dagFileContent(spec))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	_, err = checkDAGFile(ctx, pythonBin(env), tmp.Name(), sourceOf(spec, dagID(spec)+".py"), dagID(spec))
+	_, err := checkDAG(ctx, env, spec)
 	return err
+}
+
+// checkDAG is CheckDAG returning what the DAG says about itself.
+func checkDAG(ctx context.Context, env Env, spec JobSpec) (dagInfo, error) {
+	if err := checkJobNames(spec); err != nil {
+		return dagInfo{}, err
+	}
+	return checkDAGContent(ctx, pythonBin(env), spec, dagID(spec)+".py", dagFileContent(spec))
 }
 
 // Stand-ins for the values only a deploy knows, used by CheckProjectDAGs.
@@ -58,8 +50,9 @@ const (
 // "" means the manifest's name. Definitions Load found unreadable or
 // malformed are skipped (Load reported them); files are read as Load reads
 // them (manifest.ReadFile: no FIFO, device or link out of the project).
-// Diagnostics name the source file:line; without a Python interpreter it
-// returns one warning.
+// Two jobs whose DAGs define the same dag_id on one fabric are refused (a
+// fabric records one owner per dag_id, see dag_owners.go). Diagnostics name
+// the source file:line; without a Python interpreter it returns one warning.
 func CheckProjectDAGs(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg *platform.Config, project string, env Env) diag.List {
 	if m == nil {
 		return nil
@@ -75,6 +68,7 @@ func CheckProjectDAGs(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg
 	}
 	sort.Strings(names)
 	var diags diag.List
+	owners := map[string]string{} // fabric + "\x00" + dag_id → job
 	for _, name := range names {
 		j := m.Jobs[name]
 		j.Name = name
@@ -105,11 +99,19 @@ func CheckProjectDAGs(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg
 		if err != nil {
 			continue // an unknown placeholder: manifest.Load reported it
 		}
-		err = CheckDAG(ctx, env, spec)
+		dag, err := checkDAG(ctx, env, spec)
 		var ae *apperr.Error
 		var l diag.List
 		switch {
 		case err == nil:
+			key := j.Fabric + "\x00" + dag.ID
+			if other, taken := owners[key]; taken {
+				diags = append(diags, diag.Diagnostic{Severity: diag.Error, File: j.Definition,
+					Summary: fmt.Sprintf("job %q defines dag_id %q, like job %q, for fabric %q: a dag_id has one owner on a fabric", name, dag.ID, other, j.Fabric),
+					Fix:     "give one of the two DAGs another dag_id"})
+			} else {
+				owners[key] = name
+			}
 		case errors.As(err, &l):
 			diags = append(diags, l...)
 		case errors.As(err, &ae) && ae.Type == apperr.PythonUnavailable:

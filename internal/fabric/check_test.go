@@ -73,7 +73,7 @@ func TestCheckProjectDAGs(t *testing.T) {
 		t.Fatal(diags)
 	}
 	got := CheckProjectDAGs(context.Background(), fsys, m, nil, "", nil)
-	if len(got) != 1 || got[0].File != "jobs/bad.py" || got[0].Line != 2 || !strings.Contains(got[0].Summary, `defines dag_id "demo__good", expected "demo__bad"`) {
+	if len(got) != 1 || got[0].File != "jobs/good.py" || !strings.Contains(got[0].Summary, `job "good" defines dag_id "demo__good", like job "bad", for fabric "af"`) {
 		t.Fatalf("diagnostics:\n%s", got.Error())
 	}
 	noPython := func(k string) string { return map[string]string{"SHIPLINE_PYTHON": "/nonexistent/python3"}[k] }

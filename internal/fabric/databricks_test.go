@@ -16,7 +16,6 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/shipline/shipline/internal/apperr"
-	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/test/dbemu"
 )
 
@@ -31,12 +30,12 @@ func dbSetup(t *testing.T, root string) (*dbemu.Emulator, *databricksFabric, map
 	emu := dbemu.Start(dbemu.Options{Volumes: []string{dbVolume}, Seed: 42})
 	t.Cleanup(emu.Close)
 	env := map[string]string{dbTokenEnv: dbemu.DefaultToken}
-	f, err := newDatabricks(platform.Fabric{Name: "dev", Kind: platform.KindDatabricks, Host: emu.URL, TokenEnv: dbTokenEnv, ArtifactRoot: root},
+	f, err := newDatabricks("dev", DatabricksSettings{Host: emu.URL, TokenEnv: dbTokenEnv, ArtifactRoot: root},
 		func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatalf("newDatabricks: %v", err)
 	}
-	d := f.(*databricksFabric)
+	d := f
 	d.retryTimeout = time.Second // the SDK's own 429/503 retries; the test loops retry like Temporal
 	d.rateLimit = 10_000
 	return emu, d, env
@@ -341,13 +340,13 @@ func TestDatabricksInspectJobDrift(t *testing.T) {
 }
 
 func TestDatabricksConfigErrors(t *testing.T) {
-	for _, f := range []platform.Fabric{
-		{Name: "x", Host: "https://h", TokenEnv: "T"},
-		{Name: "x", Host: "https://h", ArtifactRoot: dbVolume},
-		{Name: "x", TokenEnv: "T", ArtifactRoot: dbVolume},
-		{Name: "x", Host: "https://h", TokenEnv: "T", ArtifactRoot: "s3://bucket"},
+	for _, f := range []DatabricksSettings{
+		{Host: "https://h", TokenEnv: "T"},
+		{Host: "https://h", ArtifactRoot: dbVolume},
+		{TokenEnv: "T", ArtifactRoot: dbVolume},
+		{Host: "https://h", TokenEnv: "T", ArtifactRoot: "s3://bucket"},
 	} {
-		_, err := newDatabricks(f, nil)
+		_, err := newDatabricks("x", f, nil)
 		dbKind(t, err, apperr.FabricConfig, true)
 	}
 }

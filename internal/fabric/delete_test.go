@@ -13,7 +13,6 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/shipline/shipline/internal/apperr"
-	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/test/dbemu"
 )
 
@@ -218,7 +217,7 @@ func TestDatabricksDeleteAuthErrors(t *testing.T) {
 func TestLocalDeleteJobAndArtifacts(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	f := newLocal(platform.Fabric{Name: "local", Kind: platform.KindLocal, Root: root})
+	f := newLocal("local", root)
 
 	if res, err := f.DeleteJob(ctx, "demo", "daily"); err != nil || res.Action != JobAbsent {
 		t.Fatalf("delete before any deploy = %+v, %v", res, err)
@@ -287,7 +286,7 @@ func TestLocalDeleteJobAndArtifacts(t *testing.T) {
 func TestLocalDeleteRefusesUnsafePaths(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	f := newLocal(platform.Fabric{Name: "local", Kind: platform.KindLocal, Root: root})
+	f := newLocal("local", root)
 	outside := t.TempDir()
 	precious := filepath.Join(outside, "precious.txt")
 	if err := os.WriteFile(precious, []byte("keep"), 0o644); err != nil {
@@ -389,7 +388,9 @@ func TestAirflowDeleteJobAndArtifacts(t *testing.T) {
 
 	// Without artifact_fabric: the folder next to the DAGs.
 	af := cfg.Fabrics["af"]
-	af.ArtifactFabric = ""
+	afs := af.Settings.(AirflowSettings)
+	afs.ArtifactFabric = ""
+	af.Settings = afs
 	cfg.Fabrics["af"] = af
 	f = openAirflow(t, cfg)
 	if _, err := f.Upload(ctx, "demo", "v1.0.0", artifactFile(t, "ingest", "a.whl", "x")); err != nil {
@@ -403,7 +404,8 @@ func TestAirflowDeleteJobAndArtifacts(t *testing.T) {
 	}
 
 	// A dags_folder that does not exist is a configuration error, not "absent".
-	af.DagsFolder = filepath.Join(t.TempDir(), "missing")
+	afs.DagsFolder = filepath.Join(t.TempDir(), "missing")
+	af.Settings = afs
 	cfg.Fabrics["af"] = af
 	_, err = openAirflow(t, cfg).DeleteJob(ctx, "demo", "orders")
 	permanentKind(t, err, apperr.FabricConfig)

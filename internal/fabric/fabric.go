@@ -1,6 +1,7 @@
 // Package fabric puts artifacts and jobs onto execution environments. Each kind
-// (local, databricks, airflow) is one file behind the Fabric interface; adding a
-// kind touches one file and one line of the registry in Open.
+// (local, databricks, airflow, ...) is one file declaring a Kind value behind
+// the Fabric interface; adding a kind touches that file and one line of the
+// registry (registry.go).
 //
 // Failures a user can act on are *apperr.Error values with a stable type:
 // permanent (bad credentials, a 4xx, an invalid definition) unless the type is
@@ -191,13 +192,8 @@ func Open(cfg *platform.Config, name string, env Env) (Fabric, error) {
 		sort.Strings(known)
 		return nil, &apperr.Error{Type: apperr.FabricRejected, Msg: fmt.Sprintf("fabric %q is not defined in platform.yaml (defined: %v)", name, known)}
 	}
-	switch f.Kind {
-	case platform.KindLocal:
-		return newLocal(f), nil
-	case platform.KindDatabricks:
-		return newDatabricks(f, env)
-	case platform.KindAirflow:
-		return newAirflow(cfg, f, env)
+	if k, ok := kinds[f.Kind]; ok {
+		return k.Open(cfg, f, env)
 	}
 	return nil, &apperr.Error{Type: apperr.FabricRejected, Msg: fmt.Sprintf("fabric %q has unknown kind %q", name, f.Kind)}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -36,8 +37,35 @@ type localFabric struct {
 	artifactDir
 }
 
-func newLocal(f platform.Fabric) Fabric {
-	return &localFabric{name: f.Name, root: f.Root, artifactDir: artifactDir(filepath.Join(f.Root, "artifacts"))}
+// KindLocal is a directory on the worker's machine.
+const KindLocal platform.FabricKind = "local"
+
+// LocalSettings are a local fabric's platform.yaml keys.
+type LocalSettings struct {
+	Root string `json:"root"` // root: the directory deployed into
+}
+
+var localKind = Kind{
+	KindSpec: platform.KindSpec{
+		Name:       KindLocal,
+		Keys:       []string{"root"},
+		Schedulers: []string{string(manifest.Databricks), string(manifest.Airflow)},
+		Decode: func(d *platform.KindDecoder) any {
+			d.Require("root", "add root: the directory to deploy into (relative paths resolve against this file's directory)")
+			return LocalSettings{Root: d.Path("root")}
+		},
+	},
+	Open: func(_ *platform.Config, f platform.Fabric, _ Env) (Fabric, error) {
+		s, err := settingsOf[LocalSettings](f)
+		if err != nil {
+			return nil, err
+		}
+		return newLocal(f.Name, s.Root), nil
+	},
+}
+
+func newLocal(name, root string) *localFabric {
+	return &localFabric{name: name, root: root, artifactDir: artifactDir(filepath.Join(root, "artifacts"))}
 }
 
 func (l *localFabric) Name() string { return l.name }
@@ -51,14 +79,16 @@ func (l *localFabric) UpsertJob(ctx context.Context, j JobSpec) (JobResult, erro
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return JobResult{}, fmt.Errorf("local fabric %q: %w", l.name, err)
 	}
-	var check func(string) error
-	if isDAG {
-		check = func(tmp string) error {
-			_, err := checkDAGFile(ctx, pythonBin(nil), tmp, sourceOf(j, name), dagID(j))
-			return err
+	if isDAG { // checked, and its dag_id claimed, like on an airflow fabric
+		dag, err := checkDAGContent(ctx, pythonBin(nil), j, name, want)
+		if err != nil {
+			return JobResult{}, err
+		}
+		if err := claimDAG(ctx, l.name, dagDir(dir), dag.ID, j.Project, j.Job, j.Source); err != nil {
+			return JobResult{}, err
 		}
 	}
-	return upsertFile(dir, name, want, check)
+	return upsertFile(dir, name, want, nil)
 }
 
 // InspectJob compares the job's file with what the spec renders to.
@@ -228,18 +258,24 @@ func syncDir(dir string) {
 // inspectFile compares a deployed file with what it should hold.
 func inspectFile(path string, want []byte, version func([]byte) string) (LiveJob, error) {
 	have, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return LiveJob{Drift: true, DriftDetail: path + " does not exist (deleted by hand?)"}, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return LiveJob{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	return inspectContent(path, have, err == nil, want, version), nil
+}
+
+// inspectContent compares a deployed file's content (have, when exists)
+// with what it should hold.
+func inspectContent(path string, have []byte, exists bool, want []byte, version func([]byte) string) LiveJob {
+	if !exists {
+		return LiveJob{Drift: true, DriftDetail: path + " does not exist (deleted by hand?)"}
 	}
 	live := LiveJob{Exists: true, ID: path, Version: version(have)}
 	if !bytes.Equal(have, want) {
 		live.Drift = true
 		live.DriftDetail = fmt.Sprintf("%s was changed outside Shipline (first difference at line %d)", path, firstDiffLine(have, want))
 	}
-	return live, nil
+	return live
 }
 
 func firstDiffLine(a, b []byte) int {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/shipline/shipline/internal/apperr"
-	"github.com/shipline/shipline/internal/platform"
 )
 
 // demoWheel builds a wheel of package demo_task: entry point "run" (declared
@@ -73,7 +72,7 @@ func localRunSetup(t *testing.T) (*localFabric, string) {
 	requirePython(t)
 	ctx := context.Background()
 	root := t.TempDir()
-	f := newLocal(platform.Fabric{Name: "local", Kind: platform.KindLocal, Root: root}).(*localFabric)
+	f := newLocal("local", root)
 	whl := demoWheel(t)
 	st, _ := os.Stat(whl)
 	up, err := f.Upload(ctx, "demo", "v2.0.0", Artifact{Pipeline: "task", File: filepath.Base(whl), LocalPath: whl, Size: st.Size()})
@@ -201,7 +200,7 @@ func TestLocalRunSupervisorDied(t *testing.T) {
 func TestLocalRunRefusals(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	f := newLocal(platform.Fabric{Name: "local", Kind: platform.KindLocal, Root: root}).(*localFabric)
+	f := newLocal("local", root)
 	_, err := f.StartRun(ctx, RunRequest{Project: "demo", Job: "nightly", Key: "k"})
 	if fe := permanentKind(t, err, apperr.FabricRejected); !strings.Contains(fe.Msg, "deploy job nightly of project demo to this fabric first") {
 		t.Fatalf("not deployed: %q", fe.Msg)

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/shipline/shipline/internal/apperr"
-	"github.com/shipline/shipline/internal/platform"
 )
 
 // artifactFile writes a build output and describes it.
@@ -49,7 +48,7 @@ func noTempFiles(t *testing.T, dir string) {
 func TestLocalUploadIdempotentAndImmutable(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	f := newLocal(platform.Fabric{Name: "local", Kind: platform.KindLocal, Root: root})
+	f := newLocal("local", root)
 	a := artifactFile(t, "ingest", "ingest-1.0-py3-none-any.whl", "wheel bytes")
 
 	want := filepath.Join(root, "artifacts", "demo", "v1.0.0", "ingest", "ingest-1.0-py3-none-any.whl")
@@ -86,7 +85,7 @@ func TestLocalUploadIdempotentAndImmutable(t *testing.T) {
 
 func TestLocalUploadVerifiesChecksum(t *testing.T) {
 	root := t.TempDir()
-	f := newLocal(platform.Fabric{Name: "local", Root: root})
+	f := newLocal("local", root)
 	a := artifactFile(t, "ingest", "x.whl", "bytes")
 	a.SHA256 = strings.Repeat("0", 64)
 	_, err := f.Upload(context.Background(), "demo", "v1.0.0", a)
@@ -112,7 +111,7 @@ const localJobPayload = `{
 func TestLocalJobsCreateUpdateUnchangedDrift(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	f := newLocal(platform.Fabric{Name: "local", Root: root})
+	f := newLocal("local", root)
 	spec := JobSpec{Project: "demo", Job: "daily", Definition: []byte(localJobPayload), Paused: boolPtr(true), Version: "v1.0.0", DeploymentID: "d1"}
 	path := filepath.Join(root, "jobs", "demo__daily.json")
 
@@ -172,7 +171,7 @@ func TestLocalJobsCreateUpdateUnchangedDrift(t *testing.T) {
 }
 
 func TestLocalJobBadTags(t *testing.T) {
-	f := newLocal(platform.Fabric{Name: "local", Root: t.TempDir()})
+	f := newLocal("local", t.TempDir())
 	_, err := f.UpsertJob(context.Background(), JobSpec{Project: "demo", Job: "daily", Definition: []byte(`{"tags": ["x"]}`)})
 	permanentKind(t, err, apperr.InvalidDefinition)
 }
@@ -181,7 +180,7 @@ func TestLocalDAG(t *testing.T) {
 	requirePython(t)
 	ctx := context.Background()
 	root := t.TempDir()
-	f := newLocal(platform.Fabric{Name: "local", Root: root})
+	f := newLocal("local", root)
 	spec := JobSpec{Project: "demo", Job: "orders", Definition: []byte(validDAG), Version: "v1.0.0"}
 	res, err := f.UpsertJob(ctx, spec)
 	path := filepath.Join(root, "dags", "demo__orders.py")

@@ -1,4 +1,5 @@
-package manifest
+// The platform config is read with the fabric kinds internal/fabric registers.
+package manifest_test
 
 import (
 	"flag"
@@ -9,6 +10,8 @@ import (
 	"testing/fstest"
 
 	"github.com/shipline/shipline/internal/diag"
+	_ "github.com/shipline/shipline/internal/fabric" // registers the fabric kinds
+	. "github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/platform"
 )
 

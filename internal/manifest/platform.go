@@ -23,8 +23,7 @@ func Validate(fsys fs.FS, cfg *platform.Config, project string) (*Manifest, diag
 
 // CheckPlatform cross-checks a manifest with the platform config: the project
 // is registered (as project when non-empty, else as the manifest's name), each
-// job's fabric exists and can run its scheduler (databricks jobs on databricks
-// or local fabrics, airflow jobs on airflow or local fabrics), fabric
+// job's fabric exists and its kind runs the job's scheduler (platform.KindSpec), fabric
 // overrides name known fabrics, and each ${var.X} of a job's definition has a
 // value on the job's fabric (shipline.yaml variables, the manifest's
 // fabrics.<f>.variables, and the platform fabric's variables). Placeholders
@@ -57,8 +56,8 @@ func CheckPlatform(m *Manifest, cfg *platform.Config, project string) diag.List 
 				"job %q: fabric %q is not defined in the platform config", name, j.Fabric)
 			continue
 		}
-		if !runs(f.Kind, j.Scheduler) {
-			add(diag.Error, "jobs."+name+".fabric", fmt.Sprintf("use a %s or local fabric%s", j.Scheduler, compatible(cfg, j.Scheduler)),
+		if !f.Runs(string(j.Scheduler)) && platform.KindsRunning(string(j.Scheduler)) != nil {
+			add(diag.Error, "jobs."+name+".fabric", fmt.Sprintf("use a %s fabric%s", platform.JoinKinds(platform.KindsRunning(string(j.Scheduler))), compatible(cfg, j.Scheduler)),
 				"job %q runs on %s but fabric %q is of kind %s", name, j.Scheduler, j.Fabric, f.Kind)
 		}
 		diags = append(diags, m.checkVars(name, j, f)...)
@@ -73,22 +72,11 @@ func CheckPlatform(m *Manifest, cfg *platform.Config, project string) diag.List 
 	return order(diags)
 }
 
-// runs reports whether a fabric of kind k can run jobs of scheduler s.
-func runs(k platform.FabricKind, s Scheduler) bool {
-	switch s {
-	case Databricks:
-		return k == platform.KindDatabricks || k == platform.KindLocal
-	case Airflow:
-		return k == platform.KindAirflow || k == platform.KindLocal
-	}
-	return true // unknown scheduler: already reported
-}
-
 // compatible renders " (candidates: a, b)" for the fabrics able to run s.
 func compatible(cfg *platform.Config, s Scheduler) string {
 	var names []string
 	for _, n := range sortedKeys(cfg.Fabrics) {
-		if runs(cfg.Fabrics[n].Kind, s) {
+		if cfg.Fabrics[n].Runs(string(s)) {
 			names = append(names, n)
 		}
 	}

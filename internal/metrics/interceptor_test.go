@@ -15,6 +15,7 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/fabric"
 	"github.com/shipline/shipline/internal/manifest"
 	"github.com/shipline/shipline/internal/metrics/metricstest"
 	"github.com/shipline/shipline/internal/platform"
@@ -84,8 +85,8 @@ func TestInterceptorRecordsActivitiesAndDeployOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := &platform.Config{Fabrics: map[string]platform.Fabric{
-		"dev":         {Kind: platform.KindDatabricks},
-		"airflow-dev": {Kind: platform.KindAirflow},
+		"dev":         {Kind: fabric.KindDatabricks},
+		"airflow-dev": {Kind: fabric.KindAirflow},
 	}}
 	var suite testsuite.WorkflowTestSuite
 	run := func(in fakeDeployInput, workflowType string) {

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shipline/shipline/internal/platform"
 )
 
 // Outcomes of shipline_deploys_total. Parked counts each time a deployment
@@ -14,9 +16,8 @@ var deployOutcomes = []string{"succeeded", "parked", "failed", "refused", "cance
 // Label values created up front, so that every family and its usual series
 // exist (at zero) from the first scrape.
 var (
-	knownLanguages   = []string{"python", "scala", "java"}
-	knownFabricKinds = []string{"databricks", "airflow", "local"}
-	knownJobActions  = []string{"created", "updated", "recreated", "unchanged", "failed"}
+	knownLanguages  = []string{"python", "scala", "java"}
+	knownJobActions = []string{"created", "updated", "recreated", "unchanged", "failed"}
 )
 
 // Shipline holds Shipline's own metrics:
@@ -75,7 +76,8 @@ func NewShipline(reg prometheus.Registerer) (*Shipline, error) {
 	for _, l := range knownLanguages {
 		s.buildSecs.WithLabelValues(l)
 	}
-	for _, k := range knownFabricKinds {
+	for _, kind := range platform.Kinds() { // the kinds internal/fabric registered
+		k := string(kind)
 		s.uploadSecs.WithLabelValues(k)
 		for _, a := range knownJobActions {
 			s.upserts.WithLabelValues(k, a)

@@ -45,12 +45,7 @@ var (
 	teamKeys    = []string{"members"}
 	projectKeys = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
 		"auto_deploy", "selective_jobs"}
-	fabricCommon   = []string{"kind", "owner", "variables", "pause_schedules", "active_runs", "active_runs_timeout"}
-	fabricKindKeys = map[FabricKind][]string{
-		KindDatabricks: {"host", "token_env", "profile", "artifact_root"},
-		KindAirflow:    {"dags_folder", "artifact_fabric", "airflow_url", "airflow_user_env", "airflow_password_env"},
-		KindLocal:      {"root"},
-	}
+	fabricCommon  = []string{"kind", "owner", "variables", "pause_schedules", "active_runs", "active_runs_timeout"}
 	promotionKeys = []string{"stages"}
 	stageKeys     = []string{"name", "fabrics", "approval", "soak", "verify", "auto", "on_failure", "windows"}
 	verifyKeys    = []string{"jobs", "params", "timeout"}
@@ -150,6 +145,8 @@ type parser struct {
 	// nodes of names, for cross-references checked once everything is read.
 	teamNodes   map[string]*yaml.Node
 	fabricNodes map[string]*yaml.Node
+	// later are the fabric kinds' checks across fabrics (KindDecoder.Later).
+	later []func()
 }
 
 // config decodes the top level: first the sections, then each in dependency

@@ -1,4 +1,5 @@
-package platform
+// The platform config is read with the fabric kinds internal/fabric registers.
+package platform_test
 
 import (
 	"encoding/json"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shipline/shipline/internal/fabric"
+	. "github.com/shipline/shipline/internal/platform"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden .want files")
@@ -33,7 +37,9 @@ func TestGolden(t *testing.T) {
 			cfg, diags := Parse("platform.yaml", data, baseDir)
 			var got string
 			if len(diags) > 0 {
-				got = diags.Error() + "\n"
+				// The list of every registered kind grows with each kind: the
+				// goldens hold it as <kinds> (TestKindsListed checks it).
+				got = strings.ReplaceAll(diags.Error(), JoinKinds(Kinds()), "<kinds>") + "\n"
 			}
 			if !diags.HasErrors() {
 				js, err := json.MarshalIndent(cfg, "", "  ")
@@ -57,6 +63,20 @@ func TestGolden(t *testing.T) {
 				t.Errorf("output differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", want, got, w)
 			}
 		})
+	}
+}
+
+// TestKindsListed: the kinds internal/fabric registers are the ones a
+// platform.yaml may name, and messages list them all.
+func TestKindsListed(t *testing.T) {
+	_, diags := Parse("platform.yaml", []byte("teams: {dev: {members: [a]}}\nfabrics: {x: {kind: nope, owner: dev}}\n"), baseDir)
+	for _, k := range []FabricKind{fabric.KindLocal, fabric.KindDatabricks, fabric.KindAirflow} {
+		if !strings.Contains(diags.Error(), string(k)) {
+			t.Errorf("kind %s is not listed in %s", k, diags.Error())
+		}
+		if _, ok := LookupKind(k); !ok {
+			t.Errorf("kind %s is not registered", k)
+		}
 	}
 }
 
@@ -108,8 +128,8 @@ func TestLoadResolvesAgainstFileDir(t *testing.T) {
 		cfg.Projects["p"].Repo:       filepath.Join(dir, "repos", "p"),
 		cfg.Projects["p"].SSHKeyFile: filepath.Join(sub, "keys", "id"),
 		cfg.Projects["q"].Repo:       "git@host:q.git",
-		cfg.Fabrics["l"].Root:        filepath.Join(sub, "fab"),
-		cfg.Fabrics["af"].DagsFolder: "/abs/dags",
+		cfg.Fabrics["l"].Settings.(fabric.LocalSettings).Root:          filepath.Join(sub, "fab"),
+		cfg.Fabrics["af"].Settings.(fabric.AirflowSettings).DagsFolder: "/abs/dags",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)

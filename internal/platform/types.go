@@ -127,14 +127,9 @@ type Project struct {
 	SelectiveJobs bool `json:"selective_jobs"`
 }
 
-// FabricKind names a kind of execution environment.
+// FabricKind names a kind of execution environment; the kinds are
+// registered by internal/fabric (see KindSpec).
 type FabricKind string
-
-const (
-	KindDatabricks FabricKind = "databricks"
-	KindAirflow    FabricKind = "airflow"
-	KindLocal      FabricKind = "local"
-)
 
 // Fabric is a named execution environment.
 type Fabric struct {
@@ -151,21 +146,9 @@ type Fabric struct {
 	ActiveRuns        ActiveRunsPolicy `json:"active_runs,omitempty"`
 	ActiveRunsTimeout time.Duration    `json:"active_runs_timeout,omitempty"`
 
-	// databricks
-	Host         string `json:"host,omitempty"`
-	TokenEnv     string `json:"token_env,omitempty"`
-	Profile      string `json:"profile,omitempty"` // Databricks config profile, instead of token_env
-	ArtifactRoot string `json:"artifact_root,omitempty"`
-
-	// airflow
-	DagsFolder     string `json:"dags_folder,omitempty"`
-	ArtifactFabric string `json:"artifact_fabric,omitempty"`
-	AirflowURL     string `json:"airflow_url,omitempty"`
-	AirflowUserEnv string `json:"airflow_user_env,omitempty"`
-	AirflowPassEnv string `json:"airflow_password_env,omitempty"`
-
-	// local
-	Root string `json:"root,omitempty"`
+	// Settings are the kind's own settings, as its KindSpec.Decode read them
+	// (a struct of the kind's file in internal/fabric).
+	Settings any `json:"settings,omitempty"`
 }
 
 // ActiveRunsPolicy is a fabric's active_runs setting.
@@ -194,10 +177,11 @@ func (f Fabric) RunsPolicy() (ActiveRunsPolicy, time.Duration) {
 	return p, t
 }
 
-// SeesRuns tells whether Shipline can read the runs of jobs on the fabric:
-// Databricks and local fabrics always, Airflow ones through airflow_url.
+// SeesRuns tells whether Shipline can read the runs of jobs on the fabric
+// (its kind decides: an Airflow fabric only through its REST API).
 func (f Fabric) SeesRuns() bool {
-	return f.Kind != KindAirflow || f.AirflowURL != ""
+	k, ok := kinds[f.Kind]
+	return !ok || k.SeesRuns == nil || k.SeesRuns(f)
 }
 
 // Promotion lists the ordered stages a release is promoted through.

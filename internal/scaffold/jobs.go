@@ -125,10 +125,10 @@ func findAirflowJobs(fsys fs.FS, files []string, pipelines []Pipeline, project s
 		switch {
 		case len(ids) == 0:
 			j.Name = jobNameOf(file)
-			j.Disabled = fmt.Sprintf("no dag_id written as a string literal was found: name the DAG dag_id=\"${project.name}__%s\"", j.Name)
+			j.Disabled = fmt.Sprintf("no dag_id written as a string literal was found: write it as a string, e.g. dag_id=\"${project.name}__%s\"", j.Name)
 		case len(ids) > 1:
 			j.Name = jobNameOf(file)
-			j.Disabled = fmt.Sprintf("it defines %d DAGs (%s); a deploy writes one DAG per job: keep one DAG per file, named dag_id=\"${project.name}__<job>\"",
+			j.Disabled = fmt.Sprintf("it defines %d DAGs (%s); a deploy writes one DAG per job: keep one DAG per file",
 				len(ids), strings.Join(ids, ", "))
 		default:
 			j.DagID = ids[0]
@@ -143,21 +143,17 @@ func findAirflowJobs(fsys fs.FS, files []string, pipelines []Pipeline, project s
 	return out
 }
 
-// airflowJobName names the job of a DAG: a deploy writes the DAG with
-// dag_id <project>__<job>, so the dag_id says the job's name; any other dag_id
-// must change first (the job is written commented out, with the fix).
+// airflowJobName names the job of a DAG after its dag_id, without a
+// "${project.name}__" or "<project>__" prefix. The DAG keeps its dag_id
+// (renaming a DAG loses its Airflow history): a deploy records which job
+// owns it on each fabric.
 func airflowJobName(id, project, file string) (string, string) {
 	for _, prefix := range []string{"${" + templating.ProjectName + "}__", project + "__"} {
-		if rest, ok := strings.CutPrefix(id, prefix); ok {
-			if manifest.NameRE.MatchString(rest) {
-				return rest, ""
-			}
-			name := sanitizeName(rest, "job")
-			return name, fmt.Sprintf("dag_id %q names job %q, which is not a valid job name: set dag_id=\"${project.name}__%s\" in %s", id, rest, name, file)
+		if rest, ok := strings.CutPrefix(id, prefix); ok && manifest.NameRE.MatchString(rest) {
+			return rest, ""
 		}
 	}
-	name := sanitizeName(id, "job")
-	return name, fmt.Sprintf("dag_id %q is not the dag_id a deploy gives the DAG (<project>__<job>): set dag_id=\"${project.name}__%s\" in %s", id, name, file)
+	return sanitizeName(strings.TrimPrefix(id, "${"+templating.ProjectName+"}__"), "job"), ""
 }
 
 // dagIDs lists the distinct dag_ids a DAG file defines, as written: the

@@ -7,9 +7,10 @@
 //     is not a pipeline itself;
 //   - Databricks jobs are the .json files that parse as a Jobs API job
 //     settings object (a "tasks" list of objects with a "task_key");
-//   - Airflow jobs are the .py files that import airflow and define a DAG; its
-//     dag_id must be "${project.name}__<job>" or "<project>__<job>", the name
-//     a deploy gives it;
+//   - Airflow jobs are the .py files that import airflow and define one DAG
+//     with a literal dag_id, which the DAG keeps (a deploy records who owns it
+//     on each fabric); the job is named after it, without a
+//     "${project.name}__" or "<project>__" prefix;
 //   - a job runs the pipelines its definition references: a
 //     ${artifact.<pipeline>} placeholder, a python_wheel_task package_name, a
 //     wheel or jar file named after the pipeline's package, a main class in one
@@ -33,6 +34,7 @@ import (
 
 	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/manifest"
+	"github.com/shipline/shipline/internal/templating"
 )
 
 // Default fabric names written for jobs, with a TODO to replace them.
@@ -125,7 +127,7 @@ func Init(fsys fs.FS, o Options) (*Result, error) {
 	r := &Result{Project: project, Pipelines: pipelines, Variables: map[string][]string{}}
 	r.Jobs = append(r.Jobs, findDatabricksJobs(fsys, found.json, pipelines)...)
 	r.Jobs = append(r.Jobs, findAirflowJobs(fsys, found.py, pipelines, project)...)
-	nameJobs(r.Jobs)
+	nameJobs(r.Jobs, project)
 	if len(pipelines) == 0 {
 		return r, fmt.Errorf("%w: no pyproject.toml, setup.py, pom.xml or build.sbt outside hidden, build and virtualenv directories%s; "+
 			"shipline.yaml needs at least one pipeline: add one (a directory with its build file) and run init again", ErrNothingFound, jobsSeen(r.Jobs))
@@ -262,16 +264,22 @@ func (r *Result) collectVariables() {
 }
 
 // nameJobs gives every job a unique valid name, in definition order: a
-// collision gets the definition's directory as prefix, then a number.
-func nameJobs(jobs []Job) {
+// collision gets the definition's directory as prefix, then a number. A
+// second DAG with a dag_id another has (once ${project.name} is filled in)
+// is commented out: a fabric takes one owner per dag_id.
+func nameJobs(jobs []Job, project string) {
 	sort.SliceStable(jobs, func(a, b int) bool { return jobs[a].Definition < jobs[b].Definition })
-	taken := map[string]string{} // name → definition
+	taken := map[string]string{}  // name → definition
+	dagIDs := map[string]string{} // dag_id → definition
 	for i := range jobs {
 		j := &jobs[i]
 		name := j.Name
-		if first, dup := taken[name]; dup && j.DagID != "" && j.Disabled == "" {
-			// A DAG's job name is its dag_id's: renaming it would break the DAG.
-			j.Disabled = fmt.Sprintf("dag_id %q names job %q, which %s is already: give one of the DAGs another dag_id", j.DagID, name, first)
+		id := strings.ReplaceAll(j.DagID, "${"+templating.ProjectName+"}", project)
+		if first, dup := dagIDs[id]; dup && id != "" && j.Disabled == "" {
+			// One owner per dag_id on a fabric: a deploy would refuse the second.
+			j.Disabled = fmt.Sprintf("dag_id %q is the DAG's of %s already: give one of the DAGs another dag_id", id, first)
+		} else if id != "" {
+			dagIDs[id] = j.Definition
 		}
 		if taken[name] != "" {
 			if dir := path.Base(path.Dir(j.Definition)); dir != "." && dir != "/" {

@@ -58,8 +58,8 @@ func TestFindPipelines(t *testing.T) {
 	}
 }
 
-// Two DAGs whose dag_ids name the same job: the second is not renamed (its
-// dag_id would no longer match) but commented out, saying why.
+// Two DAGs with the same dag_id (once ${project.name} is filled in): the
+// second is commented out, saying why (a fabric takes one owner per dag_id).
 func TestDuplicateDagJobs(t *testing.T) {
 	dag := func(id string) *fstest.MapFile {
 		return &fstest.MapFile{Data: []byte("from airflow import DAG\n\nwith DAG(dag_id=\"" + id + "\") as d:\n    pass  # ${artifact.p}\n")}
@@ -78,7 +78,7 @@ func TestDuplicateDagJobs(t *testing.T) {
 		byDef[j.Definition] = j
 	}
 	if a, b := byDef["a/dag.py"], byDef["b/dag.py"]; len(r.Jobs) != 2 || a.Name != "load" || a.Disabled != "" ||
-		!strings.Contains(b.Disabled, `names job "load", which a/dag.py is already`) {
+		!strings.Contains(b.Disabled, `dag_id "demo__load" is the DAG's of a/dag.py already`) {
 		t.Fatalf("jobs %+v", r.Jobs)
 	}
 }

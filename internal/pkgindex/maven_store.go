@@ -17,6 +17,9 @@ import (
 type mavenStore interface {
 	// get reads key; found is false when it is absent.
 	get(ctx context.Context, key string) (data []byte, found bool, err error)
+	// digest streams key and returns its hex sha256; found is false when it
+	// is absent.
+	digest(ctx context.Context, key string) (sum string, found bool, err error)
 	exists(ctx context.Context, key string) (bool, error)
 	// put writes data (or, with data nil, the local file path) to key.
 	put(ctx context.Context, key string, data []byte, path string) error
@@ -43,6 +46,10 @@ func (h *mavenHTTP) url(key string) string {
 
 func (h *mavenHTTP) get(ctx context.Context, key string) ([]byte, bool, error) {
 	return h.remote.get(ctx, h.url(key))
+}
+
+func (h *mavenHTTP) digest(ctx context.Context, key string) (string, bool, error) {
+	return h.remote.digest(ctx, h.url(key))
 }
 
 func (h *mavenHTTP) exists(ctx context.Context, key string) (bool, error) {
@@ -127,6 +134,19 @@ func (b *mavenBucket) get(ctx context.Context, key string) ([]byte, bool, error)
 		return nil, false, nil
 	}
 	return data, err == nil, b.s.bucketError(err)
+}
+
+func (b *mavenBucket) digest(ctx context.Context, key string) (string, bool, error) {
+	st, err := b.s.open(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	defer st.Close()
+	sum, err := objectSHA256(ctx, st, key)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
+	}
+	return sum, err == nil, b.s.bucketError(err)
 }
 
 func (b *mavenBucket) exists(ctx context.Context, key string) (bool, error) {

@@ -128,10 +128,23 @@ func FileURL(dir string) string {
 func Redact(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		if i := strings.IndexAny(rawURL, "?@"); i >= 0 {
-			return rawURL[:i]
+		// Unparsed: drop the query and fragment, then whatever precedes an
+		// "@" after the scheme (user info, maybe with a password).
+		s := rawURL
+		if i := strings.IndexAny(s, "?#"); i >= 0 {
+			s = s[:i]
 		}
-		return rawURL
+		scheme, rest, ok := strings.Cut(s, "://")
+		if !ok {
+			scheme, rest = "", s
+		}
+		if i := strings.LastIndex(rest, "@"); i >= 0 {
+			rest = rest[i+1:]
+		}
+		if ok {
+			return scheme + "://" + rest
+		}
+		return rest
 	}
 	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()

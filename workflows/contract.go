@@ -95,6 +95,10 @@ const (
 	// before the stage's deployment starts: a changed plan reopens the gate
 	// (promote_plan.go).
 	ChangeGatePlan = "gate-plan"
+	// ChangeWindowRecheckPace: a RecheckWindowSignal that arrives within
+	// windowRecheckPace of the last read of the windows waits for the pace
+	// before the next read (windows.go).
+	ChangeWindowRecheckPace = "window-recheck-pace"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.

@@ -24,8 +24,8 @@ type mavenStore interface {
 	// put writes data (or, with data nil, the local file path) to key.
 	put(ctx context.Context, key string, data []byte, path string) error
 	// create writes the local file path to key unless key exists (created
-	// false); a store that cannot tell writes it (the server refuses a
-	// redeploy if its policy says so).
+	// false); over HTTP it asks with If-None-Match: *, and a server that
+	// ignores that writes it (it refuses a redeploy if its policy says so).
 	create(ctx context.Context, key, path string) (created bool, err error)
 	url(key string) string
 }
@@ -71,11 +71,24 @@ func (h *mavenHTTP) exists(ctx context.Context, key string) (bool, error) {
 	return true, nil
 }
 
+// create asks the server to write only a new file (If-None-Match: *); a
+// server that honours it answers 412 when another publish wrote it meanwhile.
 func (h *mavenHTTP) create(ctx context.Context, key, path string) (bool, error) {
-	return true, h.put(ctx, key, nil, path)
+	err := h.send(ctx, key, nil, path, "*")
+	if errors.Is(err, errPreconditionFailed) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (h *mavenHTTP) put(ctx context.Context, key string, data []byte, path string) error {
+	return h.send(ctx, key, data, path, "")
+}
+
+// errPreconditionFailed is a conditional PUT's 412.
+var errPreconditionFailed = errors.New("the file exists")
+
+func (h *mavenHTTP) send(ctx context.Context, key string, data []byte, path, ifNoneMatch string) error {
 	var body io.Reader = bytes.NewReader(data)
 	size := int64(len(data))
 	if data == nil {
@@ -96,11 +109,17 @@ func (h *mavenHTTP) put(ctx context.Context, key string, data []byte, path strin
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", mavenContentType(key))
+	if ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", ifNoneMatch)
+	}
 	resp, err := h.do(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if ifNoneMatch != "" && resp.StatusCode == http.StatusPreconditionFailed {
+		return errPreconditionFailed
+	}
 	if resp.StatusCode/100 != 2 {
 		return h.statusError("put "+h.url(key), resp)
 	}

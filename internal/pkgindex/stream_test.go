@@ -118,3 +118,46 @@ func TestUploadFormStreamsTheWheel(t *testing.T) {
 		t.Errorf("the upload form of a 40 MiB wheel allocated %d MiB: the wheel must be streamed", n>>20)
 	}
 }
+
+// Two publishes of one version race over HTTP: the jar is absent when the
+// second reads it and present when it writes. A server that honours
+// If-None-Match keeps the first jar, and the second publish is refused.
+func TestMavenHTTPRaceKeepsTheFirstJar(t *testing.T) {
+	jarPath := "/repo/" + groupDir + "/1.0.0/" + artifact + "-1.0.0.jar"
+	first := []byte("the first publish's jar")
+	var stored []byte
+	gets := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == jarPath && r.Method == http.MethodGet:
+			gets++
+			if gets == 1 { // the other publish writes between this read and our PUT
+				stored = first
+				http.NotFound(w, r)
+				return
+			}
+			_, _ = w.Write(stored)
+		case r.URL.Path == jarPath && r.Method == http.MethodPut:
+			if r.Header.Get("If-None-Match") == "*" && stored != nil {
+				w.WriteHeader(http.StatusPreconditionFailed)
+				return
+			}
+			stored, _ = io.ReadAll(r.Body)
+			w.WriteHeader(http.StatusCreated)
+		case r.Method == http.MethodPut:
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusCreated)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	idx := mavenIndex(t, srv.URL+"/repo", pkgindex.Config{})
+	_, err := publishJar(idx, "1.0.0", pkgindextest.Jar(t, t.TempDir(), "u-1.0.0.jar", "the second publish's bytes"))
+	if apperr.Type(err) != apperr.VersionAlreadyPublished {
+		t.Errorf("the second publish: %v, want %s", err, apperr.VersionAlreadyPublished)
+	}
+	if string(stored) != string(first) {
+		t.Errorf("the repository holds %q, want the first publish's jar", stored)
+	}
+}

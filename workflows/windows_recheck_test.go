@@ -49,3 +49,24 @@ func TestRecheckWindowFloodIsPaced(t *testing.T) {
 		t.Errorf("prod deployed at %s, want Mon 2026-11-30 08:00 Berlin", got)
 	}
 }
+
+// A rollback restores what the stage verified: it never waits for a window,
+// not even in a freeze.
+func TestRollbackDuringAFreezeDoesNotWait(t *testing.T) {
+	e := newPromoteEnv(t, stages(), released())
+	start := time.Date(2026, 12, 23, 10, 0, 0, 0, berlin) // in the year-end freeze of prod
+	e.SetStartTime(start)
+	useWindows(t, e.TestWorkflowEnvironment, windowsPlatform)
+	e.olderRelease("v1.0.0", "sha-old")
+	e.stageRan("prod", "v1.0.0", "v1.1.0")
+	s, err := e.rollback(PromoteInput{Project: "demo", Actor: "carol", Rollback: &RollbackRequest{Stage: "prod", Emergency: true, Reason: "pager"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Status != StatusRolledBack || len(e.deploys) != 1 || e.deploys[0].Stage != "prod" {
+		t.Fatalf("status %s (%s), deploys %+v", s.Status, s.Summary, e.deploys)
+	}
+	if got := e.Now().Sub(start); got > time.Hour {
+		t.Errorf("the rollback ended %s after its start: it waited", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,16 @@ type remote struct {
 	// user and pass are the basic-auth credentials ("" for none); bearer a
 	// token sent as such (maven without a user).
 	user, pass, bearer string
+	// hosts are where the credentials go (the index's URL's host, and the
+	// host of its simple pages): a page may link files on other hosts.
+	hosts []string
+}
+
+// trust adds the host of u to those the credentials go to.
+func (r *remote) trust(u string) {
+	if p, err := url.Parse(u); err == nil && p.Host != "" && !slices.Contains(r.hosts, p.Host) {
+		r.hosts = append(r.hosts, p.Host)
+	}
 }
 
 func newRemote(c Config, tokenUser string) *remote {
@@ -54,6 +65,7 @@ func newRemote(c Config, tokenUser string) *remote {
 	case c.Username != "" || c.Password != "":
 		r.user, r.pass = c.Username, c.Password
 	}
+	r.trust(c.URL)
 	return r
 }
 
@@ -73,6 +85,8 @@ func checkHTTPURL(c Config, raw string) (*url.URL, error) {
 func (r *remote) do(ctx context.Context, req *http.Request) (*http.Response, error) {
 	req = req.WithContext(ctx)
 	switch {
+	case !slices.Contains(r.hosts, req.URL.Host):
+		// Another host (a file the index links elsewhere): no credentials.
 	case r.bearer != "":
 		req.Header.Set("Authorization", "Bearer "+r.bearer)
 	case r.user != "" || r.pass != "":

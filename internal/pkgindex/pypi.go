@@ -46,7 +46,9 @@ func openPyPI(_ context.Context, c Config) (Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pypiIndex{remote: newRemote(c, tokenUser), upload: u.String(), simple: simpleURLOf(u)}, nil
+	p := &pypiIndex{remote: newRemote(c, tokenUser), upload: u.String(), simple: simpleURLOf(u)}
+	p.trust(p.simple)
+	return p, nil
 }
 
 // simpleURLOf is where an upload URL's index serves its simple pages:

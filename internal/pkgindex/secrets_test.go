@@ -2,12 +2,16 @@ package pkgindex_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/shipline/shipline/internal/apperr"
 
 	"github.com/shipline/shipline/internal/pkgindex"
+	"github.com/shipline/shipline/internal/pkgindex/pkgindextest"
 )
 
 // A URL that does not parse is still named in the error, but never with
@@ -54,5 +58,40 @@ func TestOpenRefusesURLsOfTheWrongScheme(t *testing.T) {
 		if _, err := pkgindex.Open(context.Background(), pkgindex.Config{Name: "corp", Kind: c.kind, URL: c.url}); err != nil {
 			t.Errorf("%s %s: %v", c.kind, c.url, err)
 		}
+	}
+}
+
+// The index's page may link its files on another host (a CDN, a mirror):
+// reading them there sends none of the index's credentials.
+func TestCredentialsStayWithTheIndexHost(t *testing.T) {
+	const filename = "common_utils-1.0.0-py3-none-any.whl"
+	var leaked []string
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := r.Header.Get("Authorization"); a != "" {
+			leaked = append(leaked, a)
+		}
+		_, _ = io.WriteString(w, "other bytes")
+	}))
+	defer files.Close()
+	index := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/simple/common-utils/" {
+			// No #sha256=: the file itself is read to compare.
+			_, _ = io.WriteString(w, `<html><body><a href="`+files.URL+`/packages/`+filename+`">`+filename+`</a></body></html>`)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer index.Close()
+	idx, err := pkgindex.Open(context.Background(), pkgindex.Config{Name: "corp", Kind: "pypi", URL: index.URL + "/legacy/", Token: "pypi-s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whl := pkgindextest.Wheel(t, t.TempDir(), "common-utils", "1.0.0", pkgindextest.WheelOptions{})
+	_, err = idx.Publish(context.Background(), pkgindex.File{Name: "common-utils", Version: "1.0.0", Path: whl})
+	if apperr.Type(err) != apperr.VersionAlreadyPublished {
+		t.Errorf("publish over other bytes: %v, want %s", err, apperr.VersionAlreadyPublished)
+	}
+	if len(leaked) > 0 {
+		t.Errorf("the file host received the index's credentials: %q", leaked)
 	}
 }

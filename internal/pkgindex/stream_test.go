@@ -103,7 +103,7 @@ func TestPyPIComparesAHugeFileStreamed(t *testing.T) {
 }
 
 func TestUploadFormStreamsTheWheel(t *testing.T) {
-	big := make([]byte, 40<<20) // incompressible: the wheel is as large
+	big := make([]byte, 24<<20) // incompressible: the wheel is as large
 	if _, err := rand.Read(big); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestUploadFormStreamsTheWheel(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n > maxAlloc/2 {
-		t.Errorf("the upload form of a 40 MiB wheel allocated %d MiB: the wheel must be streamed", n>>20)
+		t.Errorf("the upload form of a 24 MiB wheel allocated %d MiB: the wheel must be streamed", n>>20)
 	}
 }
 

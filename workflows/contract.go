@@ -100,6 +100,10 @@ const (
 	// dependencies on them, and publishes them to their package indexes
 	// (step publish libraries) before it pushes the tag.
 	ChangeReleaseLibraries = "release-libraries"
+	// ChangeWindowRecheckPace: a RecheckWindowSignal that arrives within
+	// windowRecheckPace of the last read of the windows waits for the pace
+	// before the next read (windows.go).
+	ChangeWindowRecheckPace = "window-recheck-pace"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.

@@ -75,6 +75,10 @@ func (w WindowWait) Text() string {
 // changed while it waits counts by then at the latest.
 const windowRecheck = 24 * time.Hour
 
+// windowRecheckPace is the least time between two reads of the windows that
+// RecheckWindowSignal asks for: a flood of signals costs one read per pace.
+const windowRecheckPace = time.Minute
+
 // windowGate is what one workflow decides about windows.
 type windowGate struct {
 	in activities.WindowInput
@@ -139,8 +143,19 @@ func (g windowGate) await(ctx workflow.Context) (*WindowWait, error) {
 		if sleep <= 0 {
 			sleep = time.Second
 		}
-		if _, err := workflow.AwaitWithTimeout(ctx, sleep, func() bool { return recheck.Len() > 0 || g.woken() }); err != nil {
+		ok, err := workflow.AwaitWithTimeout(ctx, sleep, func() bool { return recheck.Len() > 0 || g.woken() })
+		if err != nil {
 			return last, err
+		}
+		if early := in.At.Add(windowRecheckPace).Sub(workflow.Now(ctx)); ok && !g.woken() && early > 0 &&
+			changeVersion(ctx, ChangeWindowRecheckPace) >= 1 {
+			// A recheck soon after a read: read again once the pace allows
+			// (or at the planned wake, or on news).
+			for recheck.ReceiveAsync(nil) {
+			}
+			if _, err := workflow.AwaitWithTimeout(ctx, min(early, in.At.Add(sleep).Sub(workflow.Now(ctx))), g.woken); err != nil {
+				return last, err
+			}
 		}
 		for recheck.ReceiveAsync(nil) {
 		}

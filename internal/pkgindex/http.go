@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,16 @@ type remote struct {
 	// user and pass are the basic-auth credentials ("" for none); bearer a
 	// token sent as such (maven without a user).
 	user, pass, bearer string
+	// hosts are where the credentials go (the index's URL's host, and the
+	// host of its simple pages): a page may link files on other hosts.
+	hosts []string
+}
+
+// trust adds the host of u to those the credentials go to.
+func (r *remote) trust(u string) {
+	if p, err := url.Parse(u); err == nil && p.Host != "" && !slices.Contains(r.hosts, p.Host) {
+		r.hosts = append(r.hosts, p.Host)
+	}
 }
 
 func newRemote(c Config, tokenUser string) *remote {
@@ -54,6 +65,7 @@ func newRemote(c Config, tokenUser string) *remote {
 	case c.Username != "" || c.Password != "":
 		r.user, r.pass = c.Username, c.Password
 	}
+	r.trust(c.URL)
 	return r
 }
 
@@ -73,6 +85,8 @@ func checkHTTPURL(c Config, raw string) (*url.URL, error) {
 func (r *remote) do(ctx context.Context, req *http.Request) (*http.Response, error) {
 	req = req.WithContext(ctx)
 	switch {
+	case !slices.Contains(r.hosts, req.URL.Host):
+		// Another host (a file the index links elsewhere): no credentials.
 	case r.bearer != "":
 		req.Header.Set("Authorization", "Bearer "+r.bearer)
 	case r.user != "" || r.pass != "":
@@ -90,26 +104,51 @@ func (r *remote) do(ctx context.Context, req *http.Request) (*http.Response, err
 
 // get fetches u; found is false on 404/410.
 func (r *remote) get(ctx context.Context, u string) (body []byte, found bool, err error) {
+	rc, found, err := r.open(ctx, u)
+	if err != nil || !found {
+		return nil, found, err
+	}
+	defer rc.Close()
+	body, err = io.ReadAll(rc)
+	if err != nil {
+		return nil, false, fmt.Errorf("package index %s: read %s: %w", r.c.Name, storage.Redact(u), err)
+	}
+	return body, true, nil
+}
+
+// digest streams u and returns its hex sha256 (a published file may be
+// large: it is never held in memory); found is false on 404/410.
+func (r *remote) digest(ctx context.Context, u string) (sum string, found bool, err error) {
+	rc, found, err := r.open(ctx, u)
+	if err != nil || !found {
+		return "", found, err
+	}
+	defer rc.Close()
+	if sum, err = readerSHA256(rc); err != nil {
+		return "", false, fmt.Errorf("package index %s: read %s: %w", r.c.Name, storage.Redact(u), err)
+	}
+	return sum, true, nil
+}
+
+// open starts reading u; found is false on 404/410. The caller closes the body.
+func (r *remote) open(ctx context.Context, u string) (body io.ReadCloser, found bool, err error) {
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
-		return nil, false, configError(r.c, "bad URL %q: %v", storage.Redact(u), err)
+		return nil, false, configError(r.c, "bad URL %q: %v", storage.Redact(u), cause(err))
 	}
 	resp, err := r.do(ctx, req)
 	if err != nil {
 		return nil, false, err
 	}
-	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		resp.Body.Close()
 		return nil, false, nil
 	case resp.StatusCode >= 300:
+		defer resp.Body.Close()
 		return nil, false, r.statusError("read "+storage.Redact(u), resp)
 	}
-	body, err = io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, false, fmt.Errorf("package index %s: read %s: %w", r.c.Name, storage.Redact(u), err)
-	}
-	return body, true, nil
+	return resp.Body, true, nil
 }
 
 // statusError turns an answer that is no success into Shipline's error:

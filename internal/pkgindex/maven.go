@@ -117,7 +117,7 @@ func (m *mavenIndex) Publish(ctx context.Context, f File) (Result, error) {
 	jarKey := co.file(ext)
 	res := Result{URL: m.store.url(jarKey)}
 
-	there, found, err := m.store.get(ctx, jarKey)
+	there, found, err := m.store.digest(ctx, jarKey)
 	if err != nil {
 		return Result{}, err
 	}
@@ -128,15 +128,14 @@ func (m *mavenIndex) Publish(ctx context.Context, f File) (Result, error) {
 		}
 		if !created {
 			// Another publish wrote it meanwhile: compare with that.
-			if there, found, err = m.store.get(ctx, jarKey); err != nil {
+			if there, found, err = m.store.digest(ctx, jarKey); err != nil {
 				return Result{}, err
 			}
 		}
 	}
 	if found {
-		s := sha256.Sum256(there)
-		if h := hex.EncodeToString(s[:]); h != sum {
-			return Result{}, conflict(m.c, f, co.String()+" "+path.Base(jarKey), h, sum)
+		if there != sum {
+			return Result{}, conflict(m.c, f, co.String()+" "+path.Base(jarKey), there, sum)
 		}
 		res.AlreadyPublished = true
 	}

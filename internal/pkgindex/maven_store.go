@@ -17,12 +17,15 @@ import (
 type mavenStore interface {
 	// get reads key; found is false when it is absent.
 	get(ctx context.Context, key string) (data []byte, found bool, err error)
+	// digest streams key and returns its hex sha256; found is false when it
+	// is absent.
+	digest(ctx context.Context, key string) (sum string, found bool, err error)
 	exists(ctx context.Context, key string) (bool, error)
 	// put writes data (or, with data nil, the local file path) to key.
 	put(ctx context.Context, key string, data []byte, path string) error
 	// create writes the local file path to key unless key exists (created
-	// false); a store that cannot tell writes it (the server refuses a
-	// redeploy if its policy says so).
+	// false); over HTTP it asks with If-None-Match: *, and a server that
+	// ignores that writes it (it refuses a redeploy if its policy says so).
 	create(ctx context.Context, key, path string) (created bool, err error)
 	url(key string) string
 }
@@ -45,6 +48,10 @@ func (h *mavenHTTP) get(ctx context.Context, key string) ([]byte, bool, error) {
 	return h.remote.get(ctx, h.url(key))
 }
 
+func (h *mavenHTTP) digest(ctx context.Context, key string) (string, bool, error) {
+	return h.remote.digest(ctx, h.url(key))
+}
+
 func (h *mavenHTTP) exists(ctx context.Context, key string) (bool, error) {
 	req, err := newRequest(http.MethodHead, h.url(key), nil)
 	if err != nil {
@@ -64,11 +71,24 @@ func (h *mavenHTTP) exists(ctx context.Context, key string) (bool, error) {
 	return true, nil
 }
 
+// create asks the server to write only a new file (If-None-Match: *); a
+// server that honours it answers 412 when another publish wrote it meanwhile.
 func (h *mavenHTTP) create(ctx context.Context, key, path string) (bool, error) {
-	return true, h.put(ctx, key, nil, path)
+	err := h.send(ctx, key, nil, path, "*")
+	if errors.Is(err, errPreconditionFailed) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (h *mavenHTTP) put(ctx context.Context, key string, data []byte, path string) error {
+	return h.send(ctx, key, data, path, "")
+}
+
+// errPreconditionFailed is a conditional PUT's 412.
+var errPreconditionFailed = errors.New("the file exists")
+
+func (h *mavenHTTP) send(ctx context.Context, key string, data []byte, path, ifNoneMatch string) error {
 	var body io.Reader = bytes.NewReader(data)
 	size := int64(len(data))
 	if data == nil {
@@ -89,11 +109,17 @@ func (h *mavenHTTP) put(ctx context.Context, key string, data []byte, path strin
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", mavenContentType(key))
+	if ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", ifNoneMatch)
+	}
 	resp, err := h.do(ctx, req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if ifNoneMatch != "" && resp.StatusCode == http.StatusPreconditionFailed {
+		return errPreconditionFailed
+	}
 	if resp.StatusCode/100 != 2 {
 		return h.statusError("put "+h.url(key), resp)
 	}
@@ -127,6 +153,19 @@ func (b *mavenBucket) get(ctx context.Context, key string) ([]byte, bool, error)
 		return nil, false, nil
 	}
 	return data, err == nil, b.s.bucketError(err)
+}
+
+func (b *mavenBucket) digest(ctx context.Context, key string) (string, bool, error) {
+	st, err := b.s.open(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	defer st.Close()
+	sum, err := objectSHA256(ctx, st, key)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
+	}
+	return sum, err == nil, b.s.bucketError(err)
 }
 
 func (b *mavenBucket) exists(ctx context.Context, key string) (bool, error) {

@@ -46,7 +46,9 @@ func openPyPI(_ context.Context, c Config) (Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pypiIndex{remote: newRemote(c, tokenUser), upload: u.String(), simple: simpleURLOf(u)}, nil
+	p := &pypiIndex{remote: newRemote(c, tokenUser), upload: u.String(), simple: simpleURLOf(u)}
+	p.trust(p.simple)
+	return p, nil
 }
 
 // simpleURLOf is where an upload URL's index serves its simple pages:
@@ -211,15 +213,14 @@ func (p *pypiIndex) fileURL(ctx context.Context, name, filename string) string {
 }
 
 func (p *pypiIndex) download(ctx context.Context, u string) (string, error) {
-	body, found, err := p.get(ctx, u)
+	sum, found, err := p.digest(ctx, u)
 	if err != nil {
 		return "", err
 	}
 	if !found {
 		return "", &apperr.Error{Type: apperr.IndexRejected, Msg: fmt.Sprintf("package index %s lists %s but answers 404 for it", p.c.Name, storage.Redact(u))}
 	}
-	sum := sha256.Sum256(body)
-	return hex.EncodeToString(sum[:]), nil
+	return sum, nil
 }
 
 func (p *pypiIndex) Has(ctx context.Context, name, version string) (bool, error) {
@@ -323,13 +324,10 @@ func UploadForm(wheelPath string) ([][2]string, error) {
 	if !ok {
 		return nil, inputError("%s is not a wheel file name (name-version-py-abi-platform.whl)", wheelPath)
 	}
-	data, err := os.ReadFile(wheelPath)
+	sha, md5sum, b2, err := uploadDigests(wheelPath)
 	if err != nil {
 		return nil, err
 	}
-	sha := sha256.Sum256(data)
-	md5sum := md5.Sum(data)
-	b2 := blake2b.Sum256(data)
 	form := [][2]string{
 		{":action", "file_upload"},
 		{"protocol_version", "1"},
@@ -358,10 +356,29 @@ func UploadForm(wheelPath string) ([][2]string, error) {
 	}
 	form = append(form, [2]string{"description", description}, [2]string{"comment", ""})
 	form = append(form,
-		[2]string{"sha256_digest", hex.EncodeToString(sha[:])},
-		[2]string{"md5_digest", hex.EncodeToString(md5sum[:])},
-		[2]string{"blake2_256_digest", hex.EncodeToString(b2[:])})
+		[2]string{"sha256_digest", sha},
+		[2]string{"md5_digest", md5sum},
+		[2]string{"blake2_256_digest", b2})
 	return form, nil
+}
+
+// uploadDigests streams the file once through the hashes the upload API
+// takes (a wheel may be large: it is never held in memory).
+func uploadDigests(path string) (sha, md5sum, b2 string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", "", err
+	}
+	defer f.Close()
+	hs, hm := sha256.New(), md5.New()
+	hb, err := blake2b.New256(nil)
+	if err != nil {
+		return "", "", "", err
+	}
+	if _, err := io.Copy(io.MultiWriter(hs, hm, hb), f); err != nil {
+		return "", "", "", err
+	}
+	return hex.EncodeToString(hs.Sum(nil)), hex.EncodeToString(hm.Sum(nil)), hex.EncodeToString(hb.Sum(nil)), nil
 }
 
 // safeName is the name as twine and PyPI's warehouse want it: runs of

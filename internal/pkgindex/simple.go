@@ -53,6 +53,9 @@ func openSimple(_ context.Context, c Config) (Index, error) {
 	if err != nil || p.Scheme == "" {
 		return nil, configError(c, "url %q is neither an absolute directory nor a bucket URL (file:///srv/pypi, s3://bucket/pypi)", storage.Redact(c.URL))
 	}
+	if err := storage.CheckURL(u); err != nil {
+		return nil, configError(c, "url: %v", err)
+	}
 	return &simpleIndex{c: c, bucket: u}, nil
 }
 

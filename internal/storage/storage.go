@@ -13,6 +13,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -56,20 +57,14 @@ type Store struct {
 func Open(ctx context.Context, rawURL string) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("storage URL %q: %w", Redact(rawURL), err)
+		return nil, fmt.Errorf("storage URL %q: %w", Redact(rawURL), cause(err))
 	}
 	s := &Store{where: Redact(rawURL)}
-	switch u.Scheme {
-	case fileblob.Scheme:
+	if err := checkURL(u, s.where); err != nil {
+		return nil, err
+	}
+	if u.Scheme == fileblob.Scheme {
 		return s.openFile(u)
-	case "":
-		return nil, fmt.Errorf("storage URL %q has no scheme: use one of %s", s.where, schemes())
-	}
-	if !slices.Contains(platform.StorageSchemes, u.Scheme) || !blob.DefaultURLMux().ValidBucketScheme(u.Scheme) {
-		return nil, fmt.Errorf("storage URL %q: unsupported scheme %q: use one of %s", s.where, u.Scheme, schemes())
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("storage URL %q names no bucket: write %s://BUCKET[/PREFIX]", s.where, u.Scheme)
 	}
 	// The URL's path is a prefix inside the bucket (gocloud reads it from ?prefix=).
 	if prefix := strings.Trim(u.Path, "/"); prefix != "" {
@@ -86,6 +81,39 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	}
 	s.bucket = b
 	return s, nil
+}
+
+// CheckURL checks a storage URL's form (scheme, bucket) without opening it.
+func CheckURL(rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("storage URL %q: %w", Redact(rawURL), cause(err))
+	}
+	return checkURL(u, Redact(rawURL))
+}
+
+func checkURL(u *url.URL, where string) error {
+	switch u.Scheme {
+	case fileblob.Scheme:
+		return nil
+	case "":
+		return fmt.Errorf("storage URL %q has no scheme: use one of %s", where, schemes())
+	}
+	if !slices.Contains(platform.StorageSchemes, u.Scheme) || !blob.DefaultURLMux().ValidBucketScheme(u.Scheme) {
+		return fmt.Errorf("storage URL %q: unsupported scheme %q: use one of %s", where, u.Scheme, schemes())
+	}
+	if u.Host == "" {
+		return fmt.Errorf("storage URL %q names no bucket: write %s://BUCKET[/PREFIX]", where, u.Scheme)
+	}
+	return nil
+}
+
+// cause is a *url.Error's cause, without its text, which repeats the URL unredacted.
+func cause(err error) error {
+	if c := errors.Unwrap(err); c != nil {
+		return c
+	}
+	return err
 }
 
 // schemes lists the schemes platform.yaml accepts, for messages.
@@ -128,10 +156,23 @@ func FileURL(dir string) string {
 func Redact(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		if i := strings.IndexAny(rawURL, "?@"); i >= 0 {
-			return rawURL[:i]
+		// Unparsed: drop the query and fragment, then whatever precedes an
+		// "@" after the scheme (user info, maybe with a password).
+		s := rawURL
+		if i := strings.IndexAny(s, "?#"); i >= 0 {
+			s = s[:i]
 		}
-		return rawURL
+		scheme, rest, ok := strings.Cut(s, "://")
+		if !ok {
+			scheme, rest = "", s
+		}
+		if i := strings.LastIndex(rest, "@"); i >= 0 {
+			rest = rest[i+1:]
+		}
+		if ok {
+			return scheme + "://" + rest
+		}
+		return rest
 	}
 	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()

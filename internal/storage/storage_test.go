@@ -255,3 +255,16 @@ func TestPutIfAbsent(t *testing.T) {
 		t.Errorf("key holds %q, %v", data, err)
 	}
 }
+
+func TestRedactUnparsableURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://bob:s3cr%zzet@index.example.com/x": "https://index.example.com/x",
+		"s3://AKIA:s3cr%zzet@bucket/p?region=x":     "s3://bucket/p",
+		"https://host/p%zz?token=t0k":               "https://host/p%zz",
+		"s3://bucket/p?secret=x":                    "s3://bucket/p",
+	} {
+		if got := Redact(raw); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

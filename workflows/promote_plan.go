@@ -120,6 +120,9 @@ func (p *promotion) confirmPlan(ctx workflow.Context, i int) error {
 			r.Changes = []string{"plan " + short12(s.Plan.Hash) + " became " + short12(plan.Hash)}
 		}
 	}
+	if flap := flapping(s.Reopened, r, p.in.Project); flap != "" {
+		r.Changes = append(r.Changes, flap)
+	}
 	r.Reason = fmt.Sprintf("the plan of %s changed since it was approved by %s: %s; approve the new plan (review it with `shipline status %s`)",
 		s.Name, orNobody(voters(s.Approvals)), strings.Join(r.Changes, "; "), workflow.GetInfo(ctx).WorkflowExecution.ID)
 	s.Reopened = append(s.Reopened, r)
@@ -131,6 +134,26 @@ func (p *promotion) confirmPlan(ctx workflow.Context, i int) error {
 		workflow.GetLogger(ctx).Error("memo", "error", err)
 	}
 	return errGateReopened
+}
+
+// flapping says, when a gate reopens again, how many times it reopened and
+// whether the new plan is one the gate showed before: a plan going back and
+// forth reopens the gate after every approval until whoever changes the
+// fabric stops; the gate says so rather than reopening silently each time.
+func flapping(before []GateReopen, r GateReopen, project string) string {
+	if len(before) == 0 {
+		return ""
+	}
+	n := len(before) + 1
+	if r.Hash != "" {
+		for _, b := range before {
+			if b.ApprovedHash == r.Hash || b.Hash == r.Hash {
+				return fmt.Sprintf("the plan went back to plan %s, which this gate showed before (reopen %d of this gate): something changes the fabric back and forth; "+
+					"find and stop it (`shipline deployments --project %s` shows drift), or the gate reopens after every approval", short12(r.Hash), n, project)
+			}
+		}
+	}
+	return fmt.Sprintf("reopen %d of this gate: the plan changed after each approval; find what changes the fabric (`shipline deployments --project %s` shows drift)", n, project)
 }
 
 // setPlan records a computed plan, or why it could not be computed.

@@ -289,3 +289,44 @@ func TestGatePlanOffForPromotionsBeforeIt(t *testing.T) {
 		t.Fatalf("status %s, deploys %d, qa plan %+v, plans computed %v", s.Status, len(e.deploys), qa.Plan, e.plans.computed)
 	}
 }
+
+// A fabric that flaps (a job changed back and forth outside Shipline)
+// reopens the gate after every approval: from the second reopen on, the
+// reopen counts and says the plan went back to one the gate showed before,
+// and what to do, rather than reopening silently again and again.
+func TestGatePlanFlappingSaysSo(t *testing.T) {
+	e := newPromoteEnv(t, stages(), released())
+	drift := []activities.PlanChange{{Fabric: "qa", Job: "daily_orders", Action: "update", From: "v1.1.0", To: "v1.2.0",
+		Detail: "upgrade from v1.1.0", Drift: "settings.max_concurrent_runs: deployed 1, live 4"}}
+	var first string
+	e.RegisterDelayedCallback(func() { first = stageNamed(e.state(), "qa").Plan.Hash; e.plans.set("qa", drift) }, 30*time.Second)
+	e.vote(time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob"}, "") // reopen 1: the drift appeared
+	e.RegisterDelayedCallback(func() { e.plans.set("qa", nil) }, 90*time.Second)
+	e.vote(2*time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob"}, "") // reopen 2: back to the first plan
+	e.RegisterDelayedCallback(func() { e.plans.set("qa", drift) }, 150*time.Second)
+	e.vote(3*time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob"}, "") // reopen 3: the drift again
+	var reopened PromoteState
+	e.RegisterDelayedCallback(func() { reopened = e.state() }, 210*time.Second)
+	e.vote(4*time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "alice"}, "")
+	e.ExecuteWorkflow(Promote, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "alice", To: "qa"})
+	var s PromoteState
+	if err := e.GetWorkflowResult(&s); err != nil {
+		t.Fatal(err)
+	}
+	qa := stageNamed(reopened, "qa")
+	if len(qa.Reopened) != 3 || s.Status != StatusPromoted {
+		t.Fatalf("status %s, reopens %+v: want 3, then promoted", s.Status, qa.Reopened)
+	}
+	last := func(r GateReopen) string { return r.Changes[len(r.Changes)-1] }
+	if strings.Contains(last(qa.Reopened[0]), "reopen ") {
+		t.Fatalf("the first reopen counts: %q", qa.Reopened[0].Changes)
+	}
+	back := "the plan went back to plan " + first[:12] + ", which this gate showed before (reopen 2 of this gate)"
+	if r := qa.Reopened[1]; !strings.HasPrefix(last(r), back) || !strings.Contains(r.Reason, back) ||
+		!strings.Contains(last(r), "`shipline deployments --project demo` shows drift") {
+		t.Fatalf("second reopen: changes %q reason %q; want %q", r.Changes, r.Reason, back)
+	}
+	if r := qa.Reopened[2]; !strings.Contains(last(r), "(reopen 3 of this gate)") || !strings.Contains(reopened.Pending, "reopen 3 of this gate") {
+		t.Fatalf("third reopen: changes %q, pending %q", r.Changes, reopened.Pending)
+	}
+}

@@ -110,7 +110,7 @@ func stageLine(s workflows.StageState) string {
 }
 
 func voteCommand(g *globals, name, update, usage string) *ucli.Command {
-	var project, stage, comment, rollback string
+	var project, stage, comment, rollback, reviewed string
 	var window windowFlags
 	flags := []ucli.Flag{
 		&ucli.StringFlag{Name: "project", Aliases: []string{"p"}, Required: true, Usage: "project name from platform.yaml", Destination: &project},
@@ -120,6 +120,7 @@ func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 	}
 	if update == workflows.ApproveUpdate {
 		flags = append(flags, window.flags()...)
+		flags = append(flags, &ucli.StringFlag{Name: "plan", Usage: "the hash of the plan you reviewed (as `status` prints it: 12 characters, or all 64); refused if the gate shows another plan", Destination: &reviewed})
 	}
 	return &ucli.Command{
 		Name: name, Usage: usage, ArgsUsage: "VERSION (or --rollback ID)",
@@ -129,6 +130,9 @@ func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkReviewedFlag(reviewed); err != nil {
+				return err
+			}
 			if update == workflows.RejectUpdate && strings.TrimSpace(comment) == "" {
 				return invalid("reject needs --comment: say why (it is recorded and shown to the requester), e.g. `shipline reject v1.2.0 --project demo --stage prod --comment \"failing smoke test\"`")
 			}
@@ -136,7 +140,7 @@ func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 				if c.NArg() != 0 || !strings.HasPrefix(rollback, workflows.RollbackID(project, stage, "")) {
 					return invalid("--rollback takes the rollback's ID, rollback/%s/%s/<request>, and no VERSION", project, stage)
 				}
-				return runVote(c.Context, g, project, "", rollback, update, stage, comment, override)
+				return runVote(c.Context, g, project, "", rollback, update, stage, comment, reviewed, override)
 			}
 			if c.NArg() != 1 {
 				return invalid("%s takes exactly one VERSION", name)
@@ -145,12 +149,12 @@ func voteCommand(g *globals, name, update, usage string) *ucli.Command {
 			if err := versionCheckCLI(version); err != nil {
 				return err
 			}
-			return runVote(c.Context, g, project, version, workflows.PromoteID(project, version), update, stage, comment, override)
+			return runVote(c.Context, g, project, version, workflows.PromoteID(project, version), update, stage, comment, reviewed, override)
 		},
 	}
 }
 
-func runVote(ctx context.Context, g *globals, project, version, id, update, stage, comment string, override *workflows.WindowOverride) error {
+func runVote(ctx context.Context, g *globals, project, version, id, update, stage, comment, reviewed string, override *workflows.WindowOverride) error {
 	actor, c, err := g.session()
 	if err != nil {
 		return err
@@ -158,11 +162,13 @@ func runVote(ctx context.Context, g *globals, project, version, id, update, stag
 	defer c.Close()
 	vote := workflows.Vote{Stage: stage, Actor: actor, Comment: comment, OverrideWindow: override}
 	var st workflows.StageState
-	var signErr error
+	var localErr error
 	err = g.withWorker(ctx, c, id, func(ctx context.Context) error {
-		// An approval names the plan the gate shows (printed first), signed with it.
+		// An approval names the plan the gate shows (printed first), or the
+		// one the approver reviewed (--plan), signed with it.
 		if update == workflows.ApproveUpdate {
-			if shown := gatePlan(ctx, c, id, stage); shown != nil {
+			shown := gatePlan(ctx, c, id, stage)
+			if shown != nil {
 				if shown.Plan != nil {
 					vote.PlanHash = shown.Plan.Hash
 				}
@@ -170,14 +176,19 @@ func runVote(ctx context.Context, g *globals, project, version, id, update, stag
 					printPlan(g.stdout, "", *shown)
 				}
 			}
+			if reviewed != "" {
+				if vote.PlanHash, localErr = reviewedPlan(shown, stage, id, reviewed); localErr != nil {
+					return nil
+				}
+			}
 		}
-		if vote.Auth, signErr = g.auth(id, update, actor, vote); signErr != nil {
+		if vote.Auth, localErr = g.auth(id, update, actor, vote); localErr != nil {
 			return nil
 		}
 		return sendUpdate(ctx, c, id, update, vote, &st)
 	})
-	if signErr != nil {
-		return signErr
+	if localErr != nil {
+		return localErr
 	}
 	if errors.Is(err, errNoWorker) {
 		return err

@@ -88,6 +88,44 @@ func printGatePlans(g *globals, indent string, stages []workflows.StageState) {
 	}
 }
 
+// checkReviewedFlag checks approve's --plan: a plan's hash as `status`
+// prints it (its first 12 hex characters) or whole.
+func checkReviewedFlag(reviewed string) error {
+	if reviewed == "" {
+		return nil
+	}
+	if len(reviewed) < 12 || len(reviewed) > 64 || strings.Trim(reviewed, "0123456789abcdef") != "" {
+		return invalid("--plan takes the hash of the plan you reviewed as `shipline status` prints it (12 hex characters, or all 64), not %q", reviewed)
+	}
+	return nil
+}
+
+// reviewedPlan is the hash an approval sends when the approver names the plan
+// they reviewed (--plan): the whole hash of the plan the gate shows, or of
+// one it showed before, that begins with it. Another plan than the one the
+// gate shows goes to the promotion, which refuses it saying how the plan
+// changed (and audits it). A gate that shows no plan cannot approve a
+// reviewed one: refused here.
+func reviewedPlan(shown *workflows.StageState, stage, id, reviewed string) (string, error) {
+	if shown == nil || shown.Plan == nil {
+		why := "it is being computed"
+		if shown != nil && shown.PlanError != "" {
+			why = "it could not be computed: " + firstLine(shown.PlanError)
+		}
+		return "", failed(fmt.Errorf("approve refused: you reviewed plan %s, but the %s gate shows no plan (%s); review it with `shipline status %s`", reviewed, stage, why, id))
+	}
+	hashes := []string{shown.Plan.Hash}
+	for _, r := range shown.Reopened {
+		hashes = append(hashes, r.ApprovedHash, r.Hash)
+	}
+	for _, h := range hashes {
+		if h != "" && strings.HasPrefix(h, reviewed) {
+			return h, nil
+		}
+	}
+	return reviewed, nil
+}
+
 func shortHash12(h string) string {
 	if len(h) > 12 {
 		return h[:12]

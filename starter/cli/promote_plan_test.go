@@ -98,3 +98,45 @@ func TestGoldenApproveWithoutPlan(t *testing.T) {
 		t.Errorf("approve sent %+v, want no plan hash", args)
 	}
 }
+
+// approve --plan names the plan the approver reviewed: the approval sends
+// that plan's whole hash (found among the plans the gate showed), so a gate
+// that reopened since the review refuses it instead of taking an approval of
+// a plan nobody reviewed; a gate that shows no plan refuses it before
+// anything is sent; a malformed hash is bad input.
+func TestApproveReviewedPlan(t *testing.T) {
+	pid := workflows.PromoteID("demo", "v1.0.0")
+	qa := reopenedQA()
+	before, now := qa.Reopened[0].ApprovedHash, qa.Plan.Hash
+	for _, tc := range []struct {
+		name, plan string
+		gate       workflows.StageState
+		code       int
+		sent       string // the hash the approval sent; "" for none sent
+	}{
+		{"reviewed the plan shown", now[:12], qa, ExitOK, now},
+		{"reviewed the plan shown, whole hash", now, qa, ExitOK, now},
+		{"reviewed the plan before the reopen", before[:12], qa, ExitOK, before},
+		{"reviewed a plan the gate never showed", "0123456789ab", qa, ExitOK, "0123456789ab"},
+		{"the gate shows no plan", now[:12], workflows.StageState{Name: "qa", Status: workflows.StageApproval, Team: "developers", Required: 1, PlanError: "403 invalid token"}, ExitFailed, ""},
+		{"not a hash", "abc", qa, ExitInvalid, ""},
+	} {
+		f := newFake()
+		f.add(pid, &fakeWF{typ: workflows.PromoteWorkflow, states: []any{promoteState(workflows.StatusWaiting, "", tc.gate)}, updates: map[string]any{
+			workflows.ApproveUpdate: workflows.StageState{Name: "qa", Required: 1, Approvals: []workflows.Vote{{Actor: "alice", PlanHash: tc.sent}}}}})
+		code, out, errOut := shipline(t, f, "approve", "v1.0.0", "--project", "demo", "--stage", "qa", "--plan", tc.plan)
+		if code != tc.code {
+			t.Errorf("%s: exit %d, want %d\n%s%s", tc.name, code, tc.code, out, errOut)
+		}
+		args := f.wfs[pid].updateArgs
+		switch {
+		case tc.sent == "" && len(args) != 0:
+			t.Errorf("%s: sent %+v, want nothing sent", tc.name, args)
+		case tc.sent != "" && (len(args) != 1 || args[0].(workflows.Vote).PlanHash != tc.sent):
+			t.Errorf("%s: sent %+v, want plan %s", tc.name, args, tc.sent)
+		}
+		if tc.code == ExitFailed && !strings.Contains(errOut, "the qa gate shows no plan (it could not be computed: 403 invalid token)") {
+			t.Errorf("%s: stderr %q", tc.name, errOut)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/shipline/shipline/internal/apperr"
 )
@@ -25,7 +26,10 @@ import (
 //	{"project":…,"version":…,"stage":…,"changes":[…],"artifacts":[…]}
 //
 // with changes sorted by fabric then job, artifacts by fabric then pipeline,
-// each with all its fields (empty strings included). Anything that changes
+// each with all its fields (empty strings included), every string valid
+// UTF-8 (an invalid byte, e.g. from a live value cut short, becomes U+FFFD,
+// as the plan reads once stored as JSON: the hash of the stored plan is its
+// hash). Anything that changes
 // what the deployment does, or what it replaces, changes the hash: a job to
 // create, update or leave, the version a job runs now (another deploy
 // landed), a job changed by hand (drift against what Shipline recorded), a
@@ -163,18 +167,33 @@ func HashStagePlan(p StagePlan) (string, error) {
 		Changes   []PlanChange   `json:"changes"`
 		Artifacts []PlanArtifact `json:"artifacts"`
 	}{p.Project, p.Version, p.Stage, p.Changes, p.Artifacts}
-	if canonical.Changes == nil {
-		canonical.Changes = []PlanChange{}
+	canonical.Changes, canonical.Artifacts = []PlanChange{}, []PlanArtifact{}
+	for _, c := range p.Changes {
+		canonical.Changes = append(canonical.Changes, PlanChange{Fabric: validUTF8(c.Fabric), Job: validUTF8(c.Job), Action: validUTF8(c.Action),
+			From: validUTF8(c.From), To: validUTF8(c.To), Detail: validUTF8(c.Detail), Drift: validUTF8(c.Drift)})
 	}
-	if canonical.Artifacts == nil {
-		canonical.Artifacts = []PlanArtifact{}
+	for _, a := range p.Artifacts {
+		canonical.Artifacts = append(canonical.Artifacts, PlanArtifact{Fabric: validUTF8(a.Fabric), Pipeline: validUTF8(a.Pipeline), Path: validUTF8(a.Path), SHA256: validUTF8(a.SHA256)})
 	}
+	canonical.Project, canonical.Version, canonical.Stage = validUTF8(p.Project), validUTF8(p.Version), validUTF8(p.Stage)
 	data, err := json.Marshal(canonical)
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// validUTF8 is s as encoding/json stores it: each invalid byte U+FFFD.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s { // an invalid byte ranges as one utf8.RuneError
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // DiffStagePlans lists, one line each, how plan b differs from plan a: jobs

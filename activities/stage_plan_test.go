@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,5 +127,31 @@ func TestStagePlanHashIsTheDocumentedCanonicalJSON(t *testing.T) {
 	got, err := HashStagePlan(p)
 	if err != nil || got != hex.EncodeToString(sum[:]) {
 		t.Fatalf("hash %s (%v), want sha256 of %s", got, err, canonical)
+	}
+}
+
+// The hash of a plan read back from where it is stored (the promotion's
+// state, JSON) is the hash it carries, even when a live value cut short left
+// invalid UTF-8 in a drift: whoever checks a plan against its hash (the
+// dashboard, an auditor) gets the same hash, and the same plan computed
+// twice hashes the same.
+func TestStagePlanHashSurvivesItsJSON(t *testing.T) {
+	p := StagePlan{Project: "demo", Version: "v1.2.0", Stage: "prod",
+		Changes: []PlanChange{{Fabric: "prod", Job: "daily", Action: PlanUpdate, From: "v1.1.0", To: "v1.2.0",
+			Drift: "description: deployed \"r\xc3\xa9sum\xc3\", live \"x\xff\xfe\""}}}
+	var err error
+	if p.Hash, err = HashStagePlan(p); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored StagePlan
+	if err := json.Unmarshal(data, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := HashStagePlan(stored); err != nil || again != p.Hash {
+		t.Fatalf("the stored plan hashes %s (%v), the plan carries %s", again, err, p.Hash)
 	}
 }

@@ -37,6 +37,8 @@ type Config struct {
 	Windows *window.Spec `json:"windows,omitempty"`
 	// PackageIndexes are where libraries are published (package_indexes.go).
 	PackageIndexes map[string]PackageIndex `json:"package_indexes,omitempty"`
+	// Notifications are where events (approval needed, parked, ...) are posted.
+	Notifications []Notification `json:"notifications,omitempty"`
 }
 
 // InternalAuth names the secret of internal messages: one of an environment

@@ -38,6 +38,8 @@ type ProjectSettings struct {
 	SelectiveJobs bool     `json:"selective_jobs"`
 	// GitRetry bounds how long git steps retry an unreachable remote before parking.
 	GitRetry time.Duration `json:"git_retry,omitempty"`
+	// Notify are the notification targets of the project's events (nil: none).
+	Notify *NotifySettings `json:"notify,omitempty"`
 }
 
 // Project returns a project's settings; an unregistered project is a permanent
@@ -54,6 +56,7 @@ func (c *Config) Project(_ context.Context, in ProjectInput) (ProjectSettings, e
 		AutoDeploy:    p.AutoDeploy,
 		SelectiveJobs: p.SelectiveJobs,
 		GitRetry:      p.GitRetry,
+		Notify:        notifySettings(c.Platform, in.Project),
 	}, nil
 }
 
@@ -110,6 +113,8 @@ type StageSettings struct {
 // PromotionSettings lists the stages of promotion.stages in order.
 type PromotionSettings struct {
 	Stages []StageSettings `json:"stages"`
+	// Notify are the notification targets of the project's events (nil: none).
+	Notify *NotifySettings `json:"notify,omitempty"`
 }
 
 // Promotion returns promotion.stages with teams resolved to members. A platform
@@ -139,6 +144,7 @@ func (c *Config) Promotion(_ context.Context, in ProjectInput) (PromotionSetting
 		}
 		out.Stages = append(out.Stages, s)
 	}
+	out.Notify = notifySettings(c.Platform, in.Project)
 	return out, nil
 }
 

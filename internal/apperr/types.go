@@ -123,6 +123,16 @@ const (
 	// the stage is not verified and the promotion stops there.
 	VerificationFailed = "VerificationFailed"
 
+	// NotificationConfig: a notification target cannot be posted to as
+	// configured (its URL variable is unset, not a URL, or the target is gone).
+	NotificationConfig = "NotificationConfig"
+	// NotificationRefused: a notification's receiver answered a 4xx other
+	// than 408/429 (a wrong or revoked URL, a bad signature).
+	NotificationRefused = "NotificationRefused"
+	// NotificationUnavailable: a notification's receiver did not answer or
+	// answered 5xx/408/429 (transient: retried).
+	NotificationUnavailable = "NotificationUnavailable"
+
 	// Cancelled: a user cancelled the work.
 	Cancelled = "Cancelled"
 	// Superseded: a deployment of a newer version to the same fabric made the
@@ -205,13 +215,17 @@ var classes = map[string]Class{
 	IndexRejected:     Parks,
 	IndexUnavailable:  Parks,
 
+	NotificationConfig:      Parks,
+	NotificationRefused:     Parks,
+	NotificationUnavailable: Parks,
+
 	Cancelled:  Stopped,
 	Superseded: Stopped,
 }
 
 // transient are the types Temporal retries (with the activity's retry policy)
 // before the workflow sees them; every other type is non-retryable.
-var transient = map[string]bool{FabricUnavailable: true, DagNotParsed: true, IndexUnavailable: true}
+var transient = map[string]bool{FabricUnavailable: true, DagNotParsed: true, IndexUnavailable: true, NotificationUnavailable: true}
 
 // ClassOf returns the class of a type name. A failure without a known type (a
 // timeout, retries that ran out, an error from outside Shipline) parks: it is

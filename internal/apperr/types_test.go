@@ -124,6 +124,9 @@ func TestClassOfEachType(t *testing.T) {
 		{IndexAuth, "IndexAuth", Parks},
 		{IndexRejected, "IndexRejected", Parks},
 		{IndexUnavailable, "IndexUnavailable", Parks},
+		{NotificationConfig, "NotificationConfig", Parks},
+		{NotificationRefused, "NotificationRefused", Parks},
+		{NotificationUnavailable, "NotificationUnavailable", Parks},
 		{Cancelled, "Cancelled", Stopped},
 		{Superseded, "Superseded", Stopped},
 		// Failures without a Shipline type: a transient problem that outlasted its retries.

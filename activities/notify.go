@@ -193,8 +193,11 @@ func (n *Notifier) post(ctx context.Context, t platform.Notification, endpoint s
 	case code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout:
 		return NotifyOutput{}, temporal.NewApplicationError(fmt.Sprintf("notification target %s answered %s%s", t.Name, resp.Status, said), apperr.NotificationUnavailable)
 	default:
-		return NotifyOutput{}, apperr.New(apperr.NotificationRefused, fmt.Sprintf("notification target %s refused the post: %s%s; check the URL in %s (and, for a webhook, the secret in %s)",
-			t.Name, resp.Status, said, t.URLEnv, orNone(t.SecretEnv)))
+		check := "the URL in " + t.URLEnv
+		if t.SecretEnv != "" {
+			check += " and the secret in " + t.SecretEnv
+		}
+		return NotifyOutput{}, apperr.New(apperr.NotificationRefused, fmt.Sprintf("notification target %s refused the post: %s%s; check %s", t.Name, resp.Status, said, check))
 	}
 }
 
@@ -221,13 +224,6 @@ func PromotionURL(base, project, version string) string {
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i]
-	}
-	return s
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
 	}
 	return s
 }

@@ -6,6 +6,7 @@
 package workflows
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,6 +105,9 @@ const (
 	// windowRecheckPace of the last read of the windows waits for the pace
 	// before the next read (windows.go).
 	ChangeWindowRecheckPace = "window-recheck-pace"
+	// ChangeNotify: Promote and Deploy post notifications of their events
+	// (child Notify workflows) and time a gate's reminders and escalations.
+	ChangeNotify = "notify"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -1371,4 +1375,30 @@ type RollbackRequest struct {
 	DeployAs string `json:"deploy_as,omitempty"`
 	// From is the version the stage ran before the rollback (set by the workflow).
 	From string `json:"from,omitempty"`
+}
+
+// ---- Notifications ------------------------------------------------------------
+
+// NotifyWorkflow delivers one event to notification targets (ID NotifyID,
+// input NotifyInput, result NotifyOutcome). It is started, and abandoned, by
+// the workflow the event is about: a receiver that is down never holds it.
+const NotifyWorkflow = "Notify"
+
+// NotifyID is the workflow ID of one event's delivery: notify/<workflow ID>/<run>/<n>,
+// n counting the events of that run. It is the event's ID too.
+func NotifyID(workflowID, run string, n int) string {
+	return "notify/" + workflowID + "/" + run + "/" + strconv.Itoa(n)
+}
+
+// NotifyInput is one event and the targets (platform.yaml notifications
+// names) it goes to.
+type NotifyInput struct {
+	Event   activities.NotifyEvent `json:"event"`
+	Targets []string               `json:"targets"`
+}
+
+// NotifyOutcome says which targets took the event and why the others did not.
+type NotifyOutcome struct {
+	Delivered []string          `json:"delivered,omitempty"`
+	Failed    map[string]string `json:"failed,omitempty"`
 }

@@ -71,6 +71,7 @@ type deployment struct {
 	guard    requestGuard
 	advice   string   // what to do about the current park, when resume cannot help
 	nonces   []string // of the internal messages accepted
+	notices  notices  // events sent to notification targets
 	// v is ChangeParkReleasesFabric: DefaultVersion for deployments started
 	// before parking released the fabrics.
 	v workflow.Version
@@ -230,6 +231,7 @@ func (d *deployment) parkHooks() parkHooks {
 			}
 			d.publish(ctx)
 			d.tellPromotion(ctx, &p)
+			d.notifyParked(ctx, p)
 		},
 		resumed: func(ctx workflow.Context, step string) {
 			d.state.Status, d.state.Parked = StatusRunning, nil

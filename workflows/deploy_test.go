@@ -62,6 +62,7 @@ func newDeployEnv(t *testing.T) *deployEnv {
 		release: &ReleaseState{Progress: Progress{Status: StatusReleased}}}
 	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: deployID})
 	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
+	e.RegisterWorkflowWithOptions(Notify, workflow.RegisterOptions{Name: NotifyWorkflow}) // notify_test.go
 	// The fabric entity is played by a stub child that records DoneSignals
 	// and EnqueueSignals, and with grantOnEnqueue grants its lock at once.
 	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in FabricInput) error {

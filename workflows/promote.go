@@ -69,7 +69,8 @@ type promotion struct {
 	// promotion (auto_deploy) and was not verified there: who deployed it.
 	first *FabricReach
 	// plans: gates show plans and approvals bind to them (promote_plan.go).
-	plans bool
+	plans   bool
+	notices notices // events sent to notification targets
 }
 
 func (p *promotion) setup(ctx workflow.Context) error {
@@ -171,6 +172,7 @@ func (p *promotion) run(ctx workflow.Context) (PromoteState, error) {
 	p.state.Status = StatusPromoted
 	p.state.Summary = fmt.Sprintf("promoted %s of %s to %s", p.in.Version, p.in.Project, p.state.Stages[target].Name)
 	p.publish(ctx)
+	p.notifyPromoted(ctx)
 	return p.state, nil
 }
 
@@ -284,7 +286,8 @@ func (p *promotion) gate(ctx workflow.Context, i int) error {
 	}
 	p.openPlan(ctx, i) // before the gate opens: votes bind to the plan it shows
 	now := workflow.Now(ctx)
-	if s.OpenedAt.IsZero() {
+	opened := s.OpenedAt.IsZero()
+	if opened {
 		s.Status, s.OpenedAt, s.Approvals, s.Rejection = StageApproval, now, nil, nil
 		if s.Timeout > 0 {
 			s.ExpiresAt = now.Add(s.Timeout)
@@ -292,6 +295,7 @@ func (p *promotion) gate(ctx workflow.Context, i int) error {
 	}
 	p.state.Status = StatusWaiting
 	p.publish(ctx)
+	defer p.gateNotices(ctx, i, opened)() // approval needed, reminders, escalation
 	decided := func() bool { return len(s.Approvals) >= s.Required || s.Rejection != nil }
 	for !decided() {
 		cond := func() bool { return decided() || workflow.GetInfo(ctx).GetContinueAsNewSuggested() }
@@ -574,6 +578,7 @@ func (p *promotion) end(ctx workflow.Context, status Status, errType, msg string
 	}
 	p.state.Status, p.state.Summary = status, msg
 	p.publish(ctx)
+	p.notifyRollback(ctx, string(status))
 	if errType == "" { // rejected or expired: a decision, not an error
 		return &endError{nil}
 	}

@@ -59,6 +59,7 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 	e.RegisterWorkflowWithOptions(Deploy, workflow.RegisterOptions{Name: DeployWorkflow})
 	e.RegisterWorkflowWithOptions(Rollback, workflow.RegisterOptions{Name: RollbackWorkflow})
 	e.RegisterWorkflowWithOptions(Verify, workflow.RegisterOptions{Name: VerifyWorkflow})
+	e.RegisterWorkflowWithOptions(Notify, workflow.RegisterOptions{Name: NotifyWorkflow}) // notify_test.go
 	// A stage's verification runs its jobs as child Run workflows; tests that
 	// verify set e.run (verify_test.go).
 	e.RegisterWorkflowWithOptions(func(ctx workflow.Context, in RunInput) (RunOutcome, error) {

@@ -117,6 +117,7 @@ func (p *promotion) rollback(ctx workflow.Context) (PromoteState, error) {
 	} else if err := p.gate(ctx, i); err != nil {
 		return p.state, err
 	}
+	p.notifyRollback(ctx, "started")
 	if err := p.deploy(ctx, i); err != nil {
 		return p.state, err
 	}
@@ -142,6 +143,7 @@ func (p *promotion) rollback(ctx workflow.Context) (PromoteState, error) {
 	}
 	p.state.Summary += "; " + hold.Held(p.in.Project, s.Name)
 	p.publish(ctx)
+	p.notifyRollback(ctx, "finished")
 	return p.state, nil
 }
 

@@ -87,6 +87,7 @@ func (p *promotion) verify(ctx workflow.Context, i int) error {
 		if failed.URL != "" {
 			msg += " (" + failed.URL + ")"
 		}
+		p.notifyVerificationFailed(ctx, i, failed, msg)
 		if st.OnFailure == platform.OnFailureRollback && !p.reverifying() {
 			msg += p.rollBackAfter(ctx, i, msg)
 		}

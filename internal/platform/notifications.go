@@ -72,7 +72,8 @@ var notificationKeys = []string{"name", "kind", "url_env", "url", "secret_env", 
 
 // Wants tells whether the target takes the event of a project (and stage,
 // "" for none): it lists the event, and its projects and stages filters, when
-// set, name them.
+// set, name them (a target with stages takes no event of a deployment outside
+// a promotion).
 func (n Notification) Wants(event, project, stage string) bool {
 	if !slices.Contains(n.Events, event) {
 		return false
@@ -80,7 +81,7 @@ func (n Notification) Wants(event, project, stage string) bool {
 	if len(n.Projects) > 0 && !slices.Contains(n.Projects, project) {
 		return false
 	}
-	return len(n.Stages) == 0 || stage == "" || slices.Contains(n.Stages, stage)
+	return len(n.Stages) == 0 || slices.Contains(n.Stages, stage)
 }
 
 // notifications decodes notifications: a list of targets. Projects and

@@ -15,8 +15,9 @@ func TestNotificationWants(t *testing.T) {
 		{scoped, EventApprovalNeeded, "demo", "prod", true},
 		{scoped, EventApprovalNeeded, "demo", "qa", false},
 		{scoped, EventApprovalNeeded, "other", "prod", false},
-		// An event of no stage (a deploy outside promotions) passes a stages filter.
-		{scoped, EventApprovalNeeded, "demo", "", true},
+		// An event of no stage (a deploy outside promotions) is not one of its stages.
+		{scoped, EventApprovalNeeded, "demo", "", false},
+		{all, EventApprovalNeeded, "demo", "", true},
 	} {
 		if got := c.n.Wants(c.event, c.project, c.stage); got != c.want {
 			t.Errorf("%+v.Wants(%s, %s, %s) = %v, want %v", c.n, c.event, c.project, c.stage, got, c.want)

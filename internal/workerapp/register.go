@@ -48,6 +48,7 @@ func register(r worker.Registry, d Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Project, workflow.RegisterOptions{Name: workflows.ProjectWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Run, workflow.RegisterOptions{Name: workflows.RunWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Notify, workflow.RegisterOptions{Name: workflows.NotifyWorkflow})
 
 	git := &activities.Git{Platform: d.Config}
 	r.RegisterActivity(&activities.Config{Platform: d.Config})
@@ -60,6 +61,7 @@ func register(r worker.Registry, d Deps) {
 	}
 	r.RegisterActivity(&activities.Runs{Platform: d.Config})
 	r.RegisterActivity(&activities.Libraries{Platform: d.Config, Store: d.Store})
+	r.RegisterActivity(&activities.Notifier{Platform: d.Config})
 	auth := &activities.InternalAuth{Secret: d.InternalSecret}
 	r.RegisterActivity(auth)
 	r.RegisterActivity(&activities.Messages{Client: activities.SealingClient{Client: d.Client, Auth: auth}})

@@ -1,0 +1,192 @@
+package test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/shipline/shipline/workflows"
+)
+
+// hookReceiver is a real HTTP receiver of notifications: it keeps each post
+// with its headers, as a Slack channel or a team's webhook endpoint would.
+type hookReceiver struct {
+	*httptest.Server
+	mu    sync.Mutex
+	posts []hookPost
+}
+
+type hookPost struct {
+	header http.Header
+	body   []byte
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	r := &hookReceiver{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.posts = append(r.posts, hookPost{header: req.Header.Clone(), body: body})
+		r.mu.Unlock()
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// await returns the first post of the event, waiting (bounded) for it.
+func (r *hookReceiver) await(t *testing.T, event string) hookPost {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		r.mu.Lock()
+		for _, p := range r.posts {
+			if p.header.Get("X-Shipline-Event") == event {
+				r.mu.Unlock()
+				return p
+			}
+		}
+		r.mu.Unlock()
+		sleep100ms()
+	}
+	t.Fatalf("no %s notification arrived in 60s", event)
+	return hookPost{}
+}
+
+func TestNotificationsEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	const secret = "e2e-webhook-signing-secret"
+	const slackToken = "T0E2E/B0E2E/slacktoken0123"
+	slack, hook := newHookReceiver(t), newHookReceiver(t)
+	t.Setenv("SHIPLINE_TEST_SLACK_URL", slack.URL+"/services/"+slackToken)
+	t.Setenv("SHIPLINE_TEST_HOOK_URL", hook.URL+"/shipline")
+	t.Setenv("SHIPLINE_TEST_HOOK_SECRET", secret)
+	f := newPromoteFixtureWith(t, `    - {name: dev, fabrics: [dev, airflow-dev]}
+    - {name: qa,  fabrics: [qa], approval: {team: developers, required: 1}}
+notifications:
+  - {name: team, kind: slack, url_env: SHIPLINE_TEST_SLACK_URL, events: [approval_needed, reminder, promoted], remind_every: 4h, escalate_after: 24h, escalate_to: audit}
+  - {name: audit, kind: webhook, url_env: SHIPLINE_TEST_HOOK_URL, secret_env: SHIPLINE_TEST_HOOK_SECRET, events: [approval_needed, promoted]}
+`)
+	sh := f.s.shipline
+	if code, out, errOut := sh("release", "v1.2.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
+		t.Fatalf("release: %s\n%s", out, errOut)
+	}
+	if code, out, _ := sh("promote", "v1.2.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 || !strings.Contains(out, "qa: 0 of 1 approvals") {
+		t.Fatalf("promote: exit %d\n%s", code, out)
+	}
+
+	// The gate is waiting: both receivers are told, with who may approve.
+	s := slack.await(t, "approval_needed")
+	var msg struct {
+		Text   string           `json:"text"`
+		Blocks []map[string]any `json:"blocks"`
+	}
+	if err := json.Unmarshal(s.body, &msg); err != nil || !strings.Contains(msg.Text, "Approval needed: v1.2.0 of demo at qa") ||
+		len(msg.Blocks) == 0 || msg.Blocks[0]["type"] != "section" || !strings.Contains(string(s.body), "*May approve:* alice, bob") {
+		t.Fatalf("slack message (%v): %s", err, s.body)
+	}
+	h := hook.await(t, "approval_needed")
+	verifySignature(t, h, secret)
+	var ev map[string]any
+	if err := json.Unmarshal(h.body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev["event"] != "approval_needed" || ev["project"] != "demo" || ev["version"] != "v1.2.0" || ev["stage"] != "qa" || ev["actor"] != "alice" ||
+		!strings.Contains(strings.Join(anyStrings(ev["approvers"]), ","), "alice,bob") {
+		t.Fatalf("webhook event: %s", h.body)
+	}
+	if id, _ := ev["id"].(string); !strings.HasPrefix(id, "notify/"+workflows.PromoteID("demo", "v1.2.0")+"/") ||
+		h.header.Get("X-Shipline-Delivery") != id+"/audit" || s.header.Get("X-Shipline-Delivery") != id+"/team" {
+		t.Fatalf("ids: event %v, deliveries %q %q", ev["id"], h.header.Get("X-Shipline-Delivery"), s.header.Get("X-Shipline-Delivery"))
+	}
+
+	// Approval: the promotion goes on and says it reached qa.
+	if code, _, _ := sh("approve", "v1.2.0", "--project", "demo", "--stage", "qa", "--as", "bob"); code != 0 {
+		t.Fatal("bob's approval refused")
+	}
+	waitFor(t, f.s, workflows.PromoteID("demo", "v1.2.0"), "promoted v1.2.0 of demo to qa")
+	p := hook.await(t, "promoted")
+	verifySignature(t, p, secret)
+	if !strings.Contains(string(p.body), `"summary":"promoted v1.2.0 of demo to qa"`) {
+		t.Fatalf("promoted: %s", p.body)
+	}
+	slack.await(t, "promoted")
+
+	// The URLs' tokens and the signing secret never entered a history, and
+	// the promotion (gate timers and all) replays on this code.
+	assertNoSecretsInHistory(t, f.s, secret, slackToken)
+	replayPromotion(t, f.s, workflows.PromoteID("demo", "v1.2.0"))
+}
+
+// verifySignature checks X-Shipline-Signature as a receiver does: HMAC-SHA256
+// of the raw body with the shared secret, compared in constant time.
+func verifySignature(t *testing.T, p hookPost, secret string) {
+	t.Helper()
+	sig, ok := strings.CutPrefix(p.header.Get("X-Shipline-Signature"), "sha256=")
+	got, err := hex.DecodeString(sig)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(p.body)
+	if !ok || err != nil || !hmac.Equal(got, mac.Sum(nil)) {
+		t.Fatalf("signature %q does not verify", p.header.Get("X-Shipline-Signature"))
+	}
+}
+
+func anyStrings(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, s := range list {
+		if str, ok := s.(string); ok {
+			out = append(out, str)
+		}
+	}
+	return out
+}
+
+// replayPromotion replays the latest run of a promotion from the server's history.
+func replayPromotion(t *testing.T, s *stack, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(client.Options{HostPort: s.address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	var h historypb.History
+	iter := c.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		e, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, e)
+	}
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflowWithOptions(workflows.Promote, workflow.RegisterOptions{Name: workflows.PromoteWorkflow})
+	// As the run it was: child IDs (deployments, notifications) name their parent's run.
+	opts := worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: id, RunID: run}}
+	if err := replayer.ReplayWorkflowHistoryWithOptions(nil, &h, opts); err != nil {
+		t.Errorf("%s does not replay: %v", id, err)
+	}
+}

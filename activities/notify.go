@@ -231,3 +231,19 @@ func firstLine(s string) string {
 // webURL is the dashboard's base URL, for links to its pages; "" while
 // platform.yaml configures no dashboard address.
 func webURL(cfg *platform.Config) string { return "" }
+
+// UnsetNotifyVariables lists, for the worker's start, the targets whose URL
+// (or webhook secret) variable is not set in its environment: their
+// notifications fail until it is. (A function: every method of Notifier is
+// an activity.)
+func UnsetNotifyVariables(cfg *platform.Config) []string {
+	var out []string
+	for _, t := range cfg.Notifications {
+		for _, env := range []string{t.URLEnv, t.SecretEnv} {
+			if env != "" && os.Getenv(env) == "" {
+				out = append(out, fmt.Sprintf("notification target %s: %s is not set in the worker's environment; its notifications fail until it is (set it and restart the worker)", t.Name, env))
+			}
+		}
+	}
+	return out
+}

@@ -293,3 +293,16 @@ func TestNotifySettingsOfAProject(t *testing.T) {
 		t.Error("no targets: want nil")
 	}
 }
+
+func TestNotifyUnsetVariablesAreReported(t *testing.T) {
+	t.Setenv("TEST_SET_URL", "https://hooks.example.com/x")
+	t.Setenv("TEST_UNSET_URL", "")
+	n := notifier(
+		platform.Notification{Name: "team", Kind: platform.NotifySlack, URLEnv: "TEST_SET_URL"},
+		platform.Notification{Name: "audit", Kind: platform.NotifyWebhook, URLEnv: "TEST_UNSET_URL", SecretEnv: "TEST_SET_URL"},
+	)
+	got := UnsetNotifyVariables(n.Platform)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "notification target audit: TEST_UNSET_URL is not set") {
+		t.Errorf("unset = %q", got)
+	}
+}

@@ -61,6 +61,11 @@ func register(r worker.Registry, d Deps) {
 	}
 	r.RegisterActivity(&activities.Runs{Platform: d.Config})
 	r.RegisterActivity(&activities.Libraries{Platform: d.Config, Store: d.Store})
+	for _, problem := range activities.UnsetNotifyVariables(d.Config) {
+		if d.Logger != nil {
+			d.Logger.Warn(problem)
+		}
+	}
 	r.RegisterActivity(&activities.Notifier{Platform: d.Config})
 	auth := &activities.InternalAuth{Secret: d.InternalSecret}
 	r.RegisterActivity(auth)

@@ -65,26 +65,7 @@ func (p *promotion) gateNotices(ctx workflow.Context, i int, opened bool) (stop 
 	if opened {
 		p.notices.send(ctx, n, p.gateEvent(ctx, platform.EventApprovalNeeded, i, ""))
 	}
-	type due struct {
-		at     time.Time
-		event  string
-		target string
-		every  time.Duration // of a reminder
-		after  time.Duration // of an escalation
-	}
-	var plan []*due
-	now := workflow.Now(ctx)
-	for _, t := range n.Targets {
-		if t.RemindEvery > 0 && t.Wants(platform.EventReminder, p.in.Project, s.Name) {
-			k := now.Sub(s.OpenedAt)/t.RemindEvery + 1
-			plan = append(plan, &due{at: s.OpenedAt.Add(k * t.RemindEvery), event: platform.EventReminder, target: t.Name, every: t.RemindEvery})
-		}
-		if t.EscalateAfter > 0 && t.EscalateTo != "" && t.Wants(platform.EventApprovalNeeded, p.in.Project, s.Name) {
-			if at := s.OpenedAt.Add(t.EscalateAfter); at.After(now) {
-				plan = append(plan, &due{at: at, event: platform.EventEscalation, target: t.EscalateTo, after: t.EscalateAfter})
-			}
-		}
-	}
+	plan := gatePlan(n, p.in.Project, s.Name, s.OpenedAt, workflow.Now(ctx))
 	if len(plan) == 0 {
 		return func() {}
 	}
@@ -131,6 +112,35 @@ func (p *promotion) gateNotices(ctx workflow.Context, i int, opened bool) (stop 
 		// A delivery being started finishes starting first.
 		_ = workflow.Await(ctx, func() bool { return !sending })
 	}
+}
+
+// due is a reminder or an escalation of an open gate.
+type due struct {
+	at     time.Time
+	event  string
+	target string
+	every  time.Duration // of a reminder
+	after  time.Duration // of an escalation
+}
+
+// gatePlan is what is due next for a gate of a stage opened at opened, seen
+// at now (later than opened after a continue-as-new): each target's next
+// reminder (a multiple of its remind_every from the opening) and its
+// escalation, unless its time has passed (it was sent then).
+func gatePlan(n *activities.NotifySettings, project, stage string, opened, now time.Time) []*due {
+	var plan []*due
+	for _, t := range n.Targets {
+		if t.RemindEvery > 0 && t.Wants(platform.EventReminder, project, stage) {
+			k := now.Sub(opened)/t.RemindEvery + 1
+			plan = append(plan, &due{at: opened.Add(k * t.RemindEvery), event: platform.EventReminder, target: t.Name, every: t.RemindEvery})
+		}
+		if t.EscalateAfter > 0 && t.EscalateTo != "" && t.Wants(platform.EventApprovalNeeded, project, stage) {
+			if at := opened.Add(t.EscalateAfter); at.After(now) {
+				plan = append(plan, &due{at: at, event: platform.EventEscalation, target: t.EscalateTo, after: t.EscalateAfter})
+			}
+		}
+	}
+	return plan
 }
 
 // notifyPromoted tells the targets the promotion reached its target stage.

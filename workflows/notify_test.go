@@ -351,3 +351,33 @@ func TestNotifyGivesUpOnReceiverThatStaysDown(t *testing.T) {
 		t.Fatalf("outcome = %+v after %d posts", out, len(r.deliveries))
 	}
 }
+
+// A run that continues as new while a gate waits keeps the schedule: the next
+// reminder is the next multiple of remind_every from the opening, and an
+// escalation whose time passed (sent by the run before) is not sent again.
+func TestNotifyGatePlanAfterContinueAsNew(t *testing.T) {
+	opened := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	plan := func(after time.Duration) string {
+		var out []string
+		for _, d := range gatePlan(notifyTargets(), "demo", "prod", opened, opened.Add(after)) {
+			out = append(out, d.event+" "+d.target+" +"+d.at.Sub(opened).String())
+		}
+		return strings.Join(out, "; ")
+	}
+	for after, want := range map[time.Duration]string{
+		0:              "reminder team +4h0m0s; escalation leads +24h0m0s",
+		9 * time.Hour:  "reminder team +12h0m0s; escalation leads +24h0m0s",
+		24 * time.Hour: "reminder team +28h0m0s",
+		25 * time.Hour: "reminder team +28h0m0s",
+		4 * time.Hour:  "reminder team +8h0m0s; escalation leads +24h0m0s",
+	} {
+		if got := plan(after); got != want {
+			t.Errorf("seen %s after the opening: %s, want %s", after, got, want)
+		}
+	}
+	scoped := notifyTargets()
+	scoped.Targets[0].Stages = []string{"qa"}
+	if got := gatePlan(scoped, "demo", "prod", opened, opened); len(got) != 0 {
+		t.Errorf("a target of qa only has a plan at prod: %+v", got)
+	}
+}

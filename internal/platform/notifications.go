@@ -189,10 +189,10 @@ func (p *parser) notification(i int, n *yaml.Node) (Notification, *yaml.Node, bo
 				p.Errorf(vv, "list the events to post, e.g. events: [approval_needed, reminder, promoted]", "%s.events is empty", field)
 			}
 		case "remind_every":
-			t.RemindEvery, _ = p.duration(vv, field+".remind_every", false)
+			t.RemindEvery = p.period(vv, field+".remind_every", "how often to remind while a gate waits, e.g. 4h")
 			remindNode = vv
 		case "escalate_after":
-			t.EscalateAfter, _ = p.duration(vv, field+".escalate_after", false)
+			t.EscalateAfter = p.period(vv, field+".escalate_after", "how long a gate waits before escalate_to is told, e.g. 24h")
 			afterNode = vv
 		case "escalate_to":
 			if s, ok := p.String(vv, field+".escalate_to"); ok {
@@ -257,6 +257,15 @@ func (p *parser) notification(i int, n *yaml.Node) (Notification, *yaml.Node, bo
 			"%s has escalate_after but its events do not list approval_needed", field)
 	}
 	return t, escNode, true
+}
+
+// period decodes a duration that must be longer than 0.
+func (p *parser) period(v *yaml.Node, field, what string) time.Duration {
+	d, ok := p.duration(v, field, true)
+	if ok && d == 0 {
+		p.Errorf(v, "write "+what+", or remove it", "%s must be longer than 0", field)
+	}
+	return d
 }
 
 func knownTargets(ts []Notification) string {

@@ -81,7 +81,7 @@ func TestNotificationsEndToEnd(t *testing.T) {
     - {name: qa,  fabrics: [qa], approval: {team: developers, required: 1}}
 notifications:
   - {name: team, kind: slack, url_env: SHIPLINE_TEST_SLACK_URL, events: [approval_needed, reminder, promoted], remind_every: 4h, escalate_after: 24h, escalate_to: audit}
-  - {name: audit, kind: webhook, url_env: SHIPLINE_TEST_HOOK_URL, secret_env: SHIPLINE_TEST_HOOK_SECRET, events: [approval_needed, promoted]}
+  - {name: audit, kind: webhook, url_env: SHIPLINE_TEST_HOOK_URL, secret_env: SHIPLINE_TEST_HOOK_SECRET, events: [approval_needed, parked, promoted]}
 `)
 	sh := f.s.shipline
 	if code, out, errOut := sh("release", "v1.2.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
@@ -128,9 +128,31 @@ notifications:
 	}
 	slack.await(t, "promoted")
 
+	// A deployment that parks (a bad token) tells the webhook why and how to resume.
+	t.Setenv(devTokenEnv, "dapi-e2e-wrong")
+	code, out, _ := sh("deploy", "v1.2.0", "--project", "demo", "--as", "bob", "--wait")
+	if code != 1 || !strings.Contains(out, "parked") {
+		t.Fatalf("deploy with a bad token: exit %d\n%s", code, out)
+	}
+	parked := hook.await(t, "parked")
+	verifySignature(t, parked, secret)
+	var pe map[string]any
+	if err := json.Unmarshal(parked.body, &pe); err != nil {
+		t.Fatal(err)
+	}
+	if reason, _ := pe["reason"].(string); pe["actor"] != "bob" || pe["version"] != "v1.2.0" || !strings.Contains(reason, devTokenEnv) ||
+		!strings.Contains(pe["summary"].(string), "shipline resume deploy/demo/v1.2.0/") {
+		t.Fatalf("parked event: %s", parked.body)
+	}
+	t.Setenv(devTokenEnv, goodToken)
+	id := pe["workflow_id"].(string)
+	if code, _, errOut := sh("resume", id, "--as", "bob", "--wait"); code != 0 {
+		t.Fatalf("resume %s: %s", id, errOut)
+	}
+
 	// The URLs' tokens and the signing secret never entered a history, and
 	// the promotion (gate timers and all) replays on this code.
-	assertNoSecretsInHistory(t, f.s, secret, slackToken)
+	assertNoSecretsInHistory(t, f.s, secret, slackToken, "dapi-e2e-wrong")
 	replayPromotion(t, f.s, workflows.PromoteID("demo", "v1.2.0"))
 }
 

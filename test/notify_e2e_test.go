@@ -116,6 +116,10 @@ notifications:
 		t.Fatalf("ids: event %v, deliveries %q %q", ev["id"], h.header.Get("X-Shipline-Delivery"), s.header.Get("X-Shipline-Delivery"))
 	}
 
+	if code, out, _ := sh("status", ev["id"].(string)); code != 0 || !strings.Contains(out, "approval_needed delivered to team, audit") {
+		t.Fatalf("status of the delivery: exit %d\n%s", code, out)
+	}
+
 	// Approval: the promotion goes on and says it reached qa.
 	if code, _, _ := sh("approve", "v1.2.0", "--project", "demo", "--stage", "qa", "--as", "bob"); code != 0 {
 		t.Fatal("bob's approval refused")

@@ -25,6 +25,10 @@ const notifyRetry = time.Hour
 // the event is about starts it and goes on without waiting (parent close
 // policy abandon), so no receiver ever holds a promotion or a deployment.
 func Notify(ctx workflow.Context, in NotifyInput) (NotifyOutcome, error) {
+	state := Progress{Status: StatusRunning, Summary: fmt.Sprintf("delivering %s to %s", in.Event.Event, listOrNone(in.Targets))}
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (Progress, error) { return state, nil }); err != nil {
+		return NotifyOutcome{}, err
+	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: notifyRetry,
@@ -55,6 +59,10 @@ func Notify(ctx workflow.Context, in NotifyInput) (NotifyOutcome, error) {
 		if why, failed := out.Failed[t]; failed {
 			summary += fmt.Sprintf("; not to %s: %s", t, why)
 		}
+	}
+	state.Status, state.Summary = StatusSucceeded, summary
+	if len(out.Failed) > 0 {
+		state.Status = StatusFailed
 	}
 	workflow.SetCurrentDetails(ctx, summary)
 	return out, nil

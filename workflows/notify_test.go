@@ -317,6 +317,15 @@ func runNotify(t *testing.T, r *flakyReceiver) NotifyOutcome {
 	if err := env.GetWorkflowResult(&out); err != nil {
 		t.Fatalf("Notify failed: %v", err)
 	}
+	// `shipline status` reads what happened.
+	v, err := env.QueryWorkflow(StateQuery)
+	var p Progress
+	if err == nil {
+		err = v.Get(&p)
+	}
+	if err != nil || !strings.HasPrefix(p.Summary, "promoted delivered to ") || (p.Status == StatusSucceeded) != (len(out.Failed) == 0) {
+		t.Errorf("state %+v (%v) for outcome %+v", p, err, out)
+	}
 	return out
 }
 

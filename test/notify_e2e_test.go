@@ -77,11 +77,16 @@ func TestNotificationsEndToEnd(t *testing.T) {
 	t.Setenv("SHIPLINE_TEST_SLACK_URL", slack.URL+"/services/"+slackToken)
 	t.Setenv("SHIPLINE_TEST_HOOK_URL", hook.URL+"/shipline")
 	t.Setenv("SHIPLINE_TEST_HOOK_SECRET", secret)
+	// A receiver that is down: nothing listens on its port.
+	down := newHookReceiver(t)
+	t.Setenv("SHIPLINE_TEST_DOWN_URL", down.URL+"/down")
+	down.Close()
 	f := newPromoteFixtureWith(t, `    - {name: dev, fabrics: [dev, airflow-dev]}
     - {name: qa,  fabrics: [qa], approval: {team: developers, required: 1}}
 notifications:
   - {name: team, kind: slack, url_env: SHIPLINE_TEST_SLACK_URL, events: [approval_needed, reminder, promoted], remind_every: 4h, escalate_after: 24h, escalate_to: audit}
   - {name: audit, kind: webhook, url_env: SHIPLINE_TEST_HOOK_URL, secret_env: SHIPLINE_TEST_HOOK_SECRET, events: [approval_needed, parked, promoted]}
+  - {name: down, kind: slack, url_env: SHIPLINE_TEST_DOWN_URL, events: [promoted]}
 `)
 	sh := f.s.shipline
 	if code, out, errOut := sh("release", "v1.2.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
@@ -131,6 +136,13 @@ notifications:
 		t.Fatalf("promoted: %s", p.body)
 	}
 	slack.await(t, "promoted")
+	// The promotion ended while the receiver that is down is still retried
+	// (for up to an hour) by the promoted event's own Notify workflow.
+	var pev map[string]any
+	if err := json.Unmarshal(p.body, &pev); err != nil {
+		t.Fatal(err)
+	}
+	awaitRetrying(t, f.s, pev["id"].(string))
 
 	// A deployment that parks (a bad token) tells the webhook why and how to resume.
 	t.Setenv(devTokenEnv, "dapi-e2e-wrong")
@@ -158,6 +170,33 @@ notifications:
 	// the promotion (gate timers and all) replays on this code.
 	assertNoSecretsInHistory(t, f.s, secret, slackToken, "dapi-e2e-wrong")
 	replayPromotion(t, f.s, workflows.PromoteID("demo", "v1.2.0"))
+}
+
+// awaitRetrying waits (bounded) until the Notify workflow id runs with a
+// delivery past its first attempt.
+func awaitRetrying(t *testing.T, s *stack, id string) {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: s.address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 300; i++ {
+		desc, err := c.DescribeWorkflowExecution(context.Background(), id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := desc.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			t.Fatalf("%s is %s; want it still retrying the receiver that is down", id, st)
+		}
+		for _, a := range desc.GetPendingActivities() {
+			if a.GetAttempt() >= 2 && strings.Contains(a.GetLastFailure().GetMessage(), "notification target down did not answer") {
+				return
+			}
+		}
+		sleep100ms()
+	}
+	t.Fatalf("%s never retried the receiver that is down", id)
 }
 
 // verifySignature checks X-Shipline-Signature as a receiver does: HMAC-SHA256

@@ -306,3 +306,20 @@ func TestNotifyUnsetVariablesAreReported(t *testing.T) {
 		t.Errorf("unset = %q", got)
 	}
 }
+
+func TestNotifyEventTitles(t *testing.T) {
+	for _, c := range []struct {
+		e    NotifyEvent
+		want string
+	}{
+		{NotifyEvent{Event: platform.EventReminder, Project: "demo", Version: "v1.2.0", Stage: "prod"}, "Reminder: approval needed: v1.2.0 of demo at prod"},
+		{NotifyEvent{Event: platform.EventEscalation, Project: "demo", Version: "v1.2.0", Stage: "prod"}, "Escalation: approval still needed: v1.2.0 of demo at prod"},
+		{NotifyEvent{Event: platform.EventRollback, Phase: "started", Project: "demo", Version: "v1.0.0", Stage: "qa"}, "Rollback started: v1.0.0 of demo at qa"},
+		{NotifyEvent{Event: platform.EventParked, Project: "demo", Version: "v1.0.0"}, "Deployment parked: v1.0.0 of demo"},
+		{NotifyEvent{Event: platform.EventPromoted, Project: "demo", Version: "v1.2.0", Stage: "prod"}, "Promoted: v1.2.0 of demo at prod"},
+	} {
+		if got := eventTitle(c.e); got != c.want {
+			t.Errorf("title = %q, want %q", got, c.want)
+		}
+	}
+}

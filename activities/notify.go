@@ -228,9 +228,10 @@ func firstLine(s string) string {
 	return s
 }
 
-// webURL is the dashboard's base URL, for links to its pages; "" while
-// platform.yaml configures no dashboard address.
-func webURL(cfg *platform.Config) string { return "" }
+// webURL is the dashboard's base URL, for links to its pages: platform.yaml's
+// web.url once the platform config has the dashboard's web block; until then
+// no address is known and events carry no link (PromotionURL of "").
+func webURL(*platform.Config) string { return "" }
 
 // UnsetNotifyVariables lists, for the worker's start, the targets whose URL
 // (or webhook secret) variable is not set in its environment: their

@@ -37,6 +37,10 @@ type Config struct {
 	Windows *window.Spec `json:"windows,omitempty"`
 	// PackageIndexes are where libraries are published (package_indexes.go).
 	PackageIndexes map[string]PackageIndex `json:"package_indexes,omitempty"`
+	// Web configures the dashboard (nil: not configured; --dev serves it with auth dev).
+	Web *Web `json:"web,omitempty"`
+	// Delegates registers services that sign on behalf of users (the dashboard).
+	Delegates map[string]Delegate `json:"delegates,omitempty"`
 }
 
 // InternalAuth names the secret of internal messages: one of an environment

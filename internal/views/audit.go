@@ -74,6 +74,10 @@ type AuditRecord struct {
 	// Via, on a refused attempt, says how it arrived (workflows.Via*): signed
 	// as the CLI sends it, unsigned, or with a signature that does not verify.
 	Via string `json:"via,omitempty"`
+	// Delegate names the registered delegate that signed the action on
+	// Actor's behalf (the dashboard: "carol via web"); empty when Actor's own
+	// key signed it, or nobody did.
+	Delegate string `json:"delegate,omitempty"`
 	// Dropped counts the refusals of Actor in one window that the audit's
 	// flood cap did not keep (on the audit's summary record).
 	Dropped int `json:"dropped,omitempty"`
@@ -319,6 +323,9 @@ func ExtractActions(project string, run AuditRun, events []*historypb.HistoryEve
 			if r.Stage == "" && run.Type == workflows.StageWorkflow { // release-hold: the entity's stage
 				r.Stage = asString(in["stage"])
 			}
+			if auth, ok := uin["auth"].(map[string]any); ok {
+				r.Delegate = asString(auth["delegate"])
+			}
 			r.Detail = asString(uin["comment"])
 			if r.Detail == "" {
 				r.Detail = asString(uin["reason"])
@@ -553,6 +560,14 @@ func PayloadAsString(p *commonpb.Payload) string {
 		return ""
 	}
 	return s
+}
+
+// Who names who acted: "carol", or "carol via web" when a delegate signed.
+func (r AuditRecord) Who() string {
+	if r.Delegate != "" {
+		return r.Actor + " via " + r.Delegate
+	}
+	return r.Actor
 }
 
 func asString(v any) string {

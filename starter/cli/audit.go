@@ -121,7 +121,7 @@ func printAudit(g *globals, records []auditRecord) error {
 		if len(detail) > 100 {
 			detail = detail[:97] + "..."
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Time.Local().Format(time.DateTime), orDash(r.Actor), r.Action, orDash(r.Version), orDash(where), r.Result, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Time.Local().Format(time.DateTime), orDash(r.Who()), r.Action, orDash(r.Version), orDash(where), r.Result, detail)
 	}
 	return tw.Flush()
 }

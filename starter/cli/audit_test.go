@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/signing"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -442,5 +443,37 @@ func TestAuditSkipsBookkeepingUpdates(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Action != "release" {
 		t.Errorf("actions = %+v, want the release alone", got)
+	}
+}
+
+// A vote the dashboard signed as a delegate shows who voted and through what:
+// "carol via web", in the table and as `delegate` in the JSON line.
+func TestAuditShowsDelegatedVotes(t *testing.T) {
+	promoteID := workflows.PromoteID("demo", "v1.0.0")
+	vote := workflows.Vote{Stage: "prod", Actor: "carol", Comment: "looks good",
+		Auth: &signing.Auth{RequestID: "r1", Time: auditT0, Signature: "c2ln", Delegate: "web"}}
+	events := newAuditHist(t, auditT0).
+		started(workflows.PromoteInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, false).
+		update("u1", workflows.ActionApprove, vote, workflows.StageState{Name: "prod"}).events
+	rs := views.ExtractActions("demo", views.AuditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow}, events)
+	var approve *auditRecord
+	for i := range rs {
+		if rs[i].Action == workflows.ActionApprove {
+			approve = &rs[i]
+		}
+	}
+	if approve == nil || approve.Actor != "carol" || approve.Delegate != "web" || approve.Who() != "carol via web" {
+		t.Fatalf("approval record %+v", approve)
+	}
+	var out bytes.Buffer
+	if err := printAudit(&globals{stdout: &out}, rs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "carol via web") {
+		t.Errorf("table lacks carol via web:\n%s", out.String())
+	}
+	b, _ := json.Marshal(approve)
+	if !strings.Contains(string(b), `"actor":"carol"`) || !strings.Contains(string(b), `"delegate":"web"`) {
+		t.Errorf("JSON line %s", b)
 	}
 }

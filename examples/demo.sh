@@ -5,7 +5,7 @@
 #      requests and reads the public halves from there) and a git remote for examples/demo under
 #      examples/.shipline/remotes/demo.git;
 #   3. validates the project against examples/platform.yaml and starts `shipline-worker --dev` (embedded
-#      Temporal + UI on :8233) in the background;
+#      Temporal + UI on :8233, the dashboard on :8080) in the background;
 #   4. alice (project admin) releases VERSION (default v1.0.0): both wheels are built and tested, the
 #      Databricks job JSON and the Airflow DAG are deployed to the dev stage's fabric (local-dev);
 #   5. alice promotes it: bob (developers) approves qa, which deploys to local-qa; dave and erin
@@ -25,6 +25,7 @@ KEYS=$STATE/keys
 REMOTE=$STATE/remotes/demo.git
 PORT=${TEMPORAL_PORT:-7233}
 UI_PORT=${UI_PORT:-8233}
+WEB_ADDR=${WEB_ADDR:-127.0.0.1:8080}
 PROMOTION=promote/demo/$VERSION
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
@@ -100,7 +101,7 @@ step "shipline validate examples/demo --platform examples/platform.yaml"
 bin/shipline validate examples/demo --platform examples/platform.yaml
 
 step "starting the worker with the embedded Temporal server (log: $STATE/worker.log)"
-bin/shipline-worker --config examples/platform.yaml --dev --temporal-port "$PORT" --ui-port "$UI_PORT" >"$STATE/worker.log" 2>&1 &
+bin/shipline-worker --config examples/platform.yaml --dev --temporal-port "$PORT" --ui-port "$UI_PORT" --web-addr "$WEB_ADDR" >"$STATE/worker.log" 2>&1 &
 worker=$!
 stop() { if [ "${KEEP:-0}" != 1 ]; then kill "$worker" 2>/dev/null && wait "$worker" 2>/dev/null || true; fi; }
 trap stop EXIT
@@ -149,5 +150,7 @@ step "shipline audit --project demo"
 bin/shipline audit --project demo
 
 if [ "${KEEP:-0}" = 1 ]; then
-  echo "The stack keeps running (pid $worker): Temporal UI at http://127.0.0.1:$UI_PORT. Stop it with: kill $worker"
+  echo "The stack keeps running (pid $worker): the dashboard at http://$WEB_ADDR/p/demo (pick a user), Temporal UI at http://127.0.0.1:$UI_PORT. Stop it with: kill $worker"
+else
+  echo "Dashboard: rerun with KEEP=1 and open http://$WEB_ADDR/p/demo (the stage view; approve from the promotion page)."
 fi

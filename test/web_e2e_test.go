@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,13 +126,19 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 	}()
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
+		sctx, scancel := context.WithTimeout(ctx, 3*time.Minute) // a failsafe: a step that hangs fails the test
+		defer scancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			page, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
+			if err != nil {
+				page = err.Error()
+			}
+			t.Fatalf("%s: %v; the page:\n%s", what, err, page)
 		}
 	}
 	text := func(sel string) string {
 		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {innerText: %q}).innerText`, sel, "(no "+sel+")")))
 		if err != nil {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
@@ -139,7 +146,7 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 	}
 	shot := func(name string) {
 		t.Helper()
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
@@ -223,7 +230,11 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 	if !strings.Contains(body, "deploy/demo/v1.0.0/release") || !strings.Contains(body, "succeeded") {
 		t.Errorf("history: %q", body)
 	}
-	do("logs", chromedp.Click(chromedp.CSS(`#history a[href*="logs"]`)), chromedp.WaitVisible(chromedp.CSS(`section.log`)))
+	logsURL := base + "/p/demo/logs?id=" + url.QueryEscape(workflows.DeployID("demo", "v1.0.0", "release"))
+	if href := text(`#history a[href*="logs"]`); href != "logs" {
+		t.Errorf("history's logs link reads %q", href)
+	}
+	do("logs", chromedp.Navigate(logsURL), chromedp.WaitVisible(chromedp.CSS(`section.log`)))
 	body = text("main")
 	shot("logs")
 	if !strings.Contains(body, "ingest_orders") {

@@ -41,7 +41,7 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"who":  func(actor string, a *signing.Auth) string { return signing.Via(actor, a) },
+	"who":  func(actor, delegate string) string { return signing.Via(actor, &signing.Auth{Delegate: delegate}) },
 	"q":    url.QueryEscape,
 	"path": func(s string) string { return url.PathEscape(s) },
 	"dur": func(d time.Duration) string {

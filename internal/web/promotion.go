@@ -31,7 +31,7 @@ type promotionData struct {
 	// Closed says how the promotion ended when it is no longer running.
 	Closed string
 	// Plans are each stage's plan and plan hash as the query gives them (by stage name).
-	Plans map[string]stagePlan
+	Plans map[string]*stagePlan
 }
 
 // stagePlan is what a stage's deploy will change, as the promotion's query
@@ -89,14 +89,14 @@ func (s *Server) promotion(ctx context.Context, project, ver string) (*promotion
 
 // stagePlans reads each stage's `plan` and `plan_hash` from the promotion's
 // state, when its query carries them (a gate that approves the exact plan).
-func stagePlans(raw json.RawMessage) map[string]stagePlan {
+func stagePlans(raw json.RawMessage) map[string]*stagePlan {
 	var loose struct {
 		Stages []map[string]json.RawMessage `json:"stages"`
 	}
 	if json.Unmarshal(raw, &loose) != nil {
 		return nil
 	}
-	out := map[string]stagePlan{}
+	out := map[string]*stagePlan{}
 	for _, st := range loose.Stages {
 		var name, hash string
 		_ = json.Unmarshal(st["name"], &name)
@@ -110,7 +110,7 @@ func stagePlans(raw json.RawMessage) map[string]stagePlan {
 		if json.Unmarshal(plan, &v) == nil {
 			pretty, _ = json.MarshalIndent(v, "", "  ")
 		}
-		out[name] = stagePlan{Hash: hash, Plan: string(pretty)}
+		out[name] = &stagePlan{Hash: hash, Plan: string(pretty)}
 	}
 	return out
 }

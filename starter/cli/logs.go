@@ -1,10 +1,10 @@
 package cli
 
 import (
-	"github.com/shipline/shipline/internal/views"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"

@@ -1,12 +1,14 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -105,12 +107,16 @@ func stagePlans(raw json.RawMessage) map[string]*stagePlan {
 		if len(plan) == 0 || string(plan) == "null" {
 			continue
 		}
-		var pretty []byte
+		// Shown as indented JSON, with < and > as they are (the page escapes them).
 		var v any
+		var pretty bytes.Buffer
 		if json.Unmarshal(plan, &v) == nil {
-			pretty, _ = json.MarshalIndent(v, "", "  ")
+			enc := json.NewEncoder(&pretty)
+			enc.SetEscapeHTML(false)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(v)
 		}
-		out[name] = &stagePlan{Hash: hash, Plan: string(pretty)}
+		out[name] = &stagePlan{Hash: hash, Plan: strings.TrimSpace(pretty.String())}
 	}
 	return out
 }

@@ -13,6 +13,7 @@
 #      its soak; a vote from someone outside prod_support is refused on the way;
 #   6. prints what runs on each stage's fabric (`shipline deployments`) and the audit;
 #   7. stops the worker, unless KEEP=1 (then the stack and its UI stay up until you stop it).
+# APPROVE=browser leaves the qa approval to you, in the dashboard (http://127.0.0.1:8080, user picker).
 # Every fabric is a local folder under examples/.shipline/fabrics/. Every request is signed with the acting
 # user's key (--as NAME --key examples/.shipline/keys/NAME). Rerunning is safe: keys, remote, release
 # and promotion are reused; `rm -rf examples/.shipline` starts from scratch.
@@ -123,9 +124,14 @@ else
   as alice promote "$VERSION" --project demo --wait
   wait_for "the qa gate" "$(gate_open qa)"
 
-  step "bob (developers) approves qa; Shipline deploys the same wheels to local-qa"
-  as bob approve "$VERSION" --project demo --stage qa --comment "checked the dev run"
-  wait_for "the prod gate" "$(gate_open prod)"
+  if [ "${APPROVE:-cli}" = browser ]; then
+    step "approve qa in the dashboard: open http://$WEB_ADDR/p/demo/promotions/$VERSION, pick bob, press Approve on qa"
+    wait_for "bob's approval in the dashboard" "$(gate_open prod)"
+  else
+    step "bob (developers) approves qa; Shipline deploys the same wheels to local-qa"
+    as bob approve "$VERSION" --project demo --stage qa --comment "checked the dev run"
+    wait_for "the prod gate" "$(gate_open prod)"
+  fi
   bin/shipline status "$PROMOTION"
 
   step "bob is not in prod_support: his vote on prod is refused (and recorded)"

@@ -10,15 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"go.temporal.io/sdk/client"
 
@@ -42,21 +38,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("chromium is not installed (Debian package chromium; .ci/run installs it)")
-	}
-	shots := os.Getenv("SHIPLINE_SCREENSHOTS")
-	if shots == "" {
-		shots = filepath.Join("out", "screenshots")
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if abs, err := filepath.Abs(shots); err == nil {
-		shots = abs
-	}
-	t.Logf("screenshots go to %s", shots)
+	br := newBrowser(t, "")
 
 	// The demo project on local fabrics, with signatures required: alice
 	// signs with her key; the dashboard with its own, registered as delegate web.
@@ -98,145 +80,67 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 		t.Fatal("promote failed")
 	}
 
-	// A browser, with a dialog watcher: any alert() means a script ran.
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1400, 1000))...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancelTimeout()
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start the browser: %v", err)
-	}
-	var dialogs atomic.Int32
-	opened := make(chan string, 16)
-	go func() {
-		for ev, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
-			if err != nil {
-				return
-			}
-			dialogs.Add(1)
-			select {
-			case opened <- fmt.Sprintf("%s dialog %q", ev.Type, ev.Message):
-			default:
-			}
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
-		}
-	}()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, scancel := context.WithTimeout(ctx, 3*time.Minute) // a failsafe: a step that hangs fails the test
-		defer scancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			page, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
-			if err != nil {
-				page = err.Error()
-			}
-			t.Fatalf("%s: %v; the page:\n%s", what, err, page)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {innerText: %q}).innerText`, sel, "(no "+sel+")")))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return v
-	}
-	shot := func(name string) {
-		t.Helper()
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	asUser := func(user string) {
-		t.Helper()
-		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-			t.Fatal(err)
-		}
-		h := network.Headers{}
-		if user != "" {
-			h["X-Forwarded-User"] = user
-		}
-		if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: h}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	count := func(expr string) int {
-		t.Helper()
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", expr, err)
-		}
-		return n
-	}
-
 	// 1. No proxy header: refused (401), nothing of the project shown.
-	do("open without the proxy header", chromedp.Navigate(base+"/p/demo"))
-	body := text("body")
-	shot("refused-no-header")
+	br.do("open without the proxy header", chromedp.Navigate(base+"/p/demo"))
+	body := br.text("body")
+	br.shot("refused-no-header")
 	if !strings.Contains(body, "not signed in") || strings.Contains(body, "local-dev") {
 		t.Errorf("without the header: %q", body)
 	}
 	// 2. A forged header from outside the trusted proxies (a hop from
 	// 127.0.0.2, which 127.0.0.1/32 does not cover): refused (403).
 	outside := forwardFrom(t, "127.0.0.2", strings.TrimPrefix(base, "http://"))
-	asUser("carol")
-	do("forged header from outside", chromedp.Navigate("http://"+outside+"/p/demo"))
-	body = text("body")
-	shot("refused-untrusted-proxy")
+	br.asUser("carol")
+	br.do("forged header from outside", chromedp.Navigate("http://"+outside+"/p/demo"))
+	body = br.text("body")
+	br.shot("refused-untrusted-proxy")
 	if !strings.Contains(body, "not one of the dashboard's trusted proxies") || strings.Contains(body, "local-dev") {
 		t.Errorf("forged header from outside: %q", body)
 	}
 
 	// 3. Through the trusted proxy as bob: the stage view.
-	asUser("bob")
-	do("stage view", chromedp.Navigate(base+"/p/demo"), chromedp.WaitVisible(chromedp.CSS(`#stage-dev`)))
-	body = text("#stage-dev")
-	shot("stages")
+	br.asUser("bob")
+	br.do("stage view", chromedp.Navigate(base+"/p/demo"), chromedp.WaitVisible(chromedp.CSS(`#stage-dev`)))
+	body = br.text("#stage-dev")
+	br.shot("stages")
 	if !strings.Contains(body, "local-dev") || !strings.Contains(body, "v1.0.0") || !strings.Contains(body, "alice") {
 		t.Errorf("dev stage: %q", body)
 	}
-	if user := text("#user"); user != "bob" {
+	if user := br.text("#user"); user != "bob" {
 		t.Errorf("signed in as %q", user)
 	}
 
 	// 4. Releases: the <script> of the message is text, and no element.
-	do("releases", chromedp.Navigate(base+"/p/demo/releases"), chromedp.WaitVisible(chromedp.CSS(`#releases`)))
-	msg := text("#releases .message")
-	shot("releases")
+	br.do("releases", chromedp.Navigate(base+"/p/demo/releases"), chromedp.WaitVisible(chromedp.CSS(`#releases`)))
+	msg := br.text("#releases .message")
+	br.shot("releases")
 	if msg != message {
 		t.Errorf("release message shown as %q, want the text %q", msg, message)
 	}
-	if n := count(`document.querySelectorAll("main script, main b").length`); n != 0 {
+	if n := br.count(`document.querySelectorAll("main script, main b").length`); n != 0 {
 		t.Errorf("the release message became %d elements", n)
 	}
 
 	// 5. Deployments, history and a deployment's logs.
-	do("deployments", chromedp.Navigate(base+"/p/demo/deployments"), chromedp.WaitVisible(chromedp.CSS(`#fabric-local-dev`)))
-	body = text("#fabric-local-dev")
-	shot("deployments")
+	br.do("deployments", chromedp.Navigate(base+"/p/demo/deployments"), chromedp.WaitVisible(chromedp.CSS(`#fabric-local-dev`)))
+	body = br.text("#fabric-local-dev")
+	br.shot("deployments")
 	if !strings.Contains(body, "v1.0.0") || !strings.Contains(body, "in sync") {
 		t.Errorf("deployments: %q", body)
 	}
-	do("history", chromedp.Navigate(base+"/p/demo/history"), chromedp.WaitVisible(chromedp.CSS(`#history`)))
-	body = text("#history")
-	shot("history")
+	br.do("history", chromedp.Navigate(base+"/p/demo/history"), chromedp.WaitVisible(chromedp.CSS(`#history`)))
+	body = br.text("#history")
+	br.shot("history")
 	if !strings.Contains(body, "deploy/demo/v1.0.0/release") || !strings.Contains(body, "succeeded") {
 		t.Errorf("history: %q", body)
 	}
 	logsURL := base + "/p/demo/logs?id=" + url.QueryEscape(workflows.DeployID("demo", "v1.0.0", "release"))
-	if href := text(`#history a[href*="logs"]`); href != "logs" {
+	if href := br.text(`#history a[href*="logs"]`); href != "logs" {
 		t.Errorf("history's logs link reads %q", href)
 	}
-	do("logs", chromedp.Navigate(logsURL), chromedp.WaitVisible(chromedp.CSS(`section.log`)))
-	body = text("main")
-	shot("logs")
+	br.do("logs", chromedp.Navigate(logsURL), chromedp.WaitVisible(chromedp.CSS(`section.log`)))
+	body = br.text("main")
+	br.shot("logs")
 	if !strings.Contains(body, "ingest_orders") {
 		t.Errorf("logs: %q", body)
 	}
@@ -245,49 +149,49 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 	// approves with the button, with a comment that tries to inject markup.
 	promo := base + "/p/demo/promotions/v1.0.0"
 	const comment = `ship it <img src=x onerror=alert(2)>`
-	do("promotion waits at qa", chromedp.Navigate(promo), chromedp.WaitVisible(chromedp.CSS(`#stage-qa[data-status="approval"] button.approve`)))
-	shot("promotion-waiting")
-	if body = text("#pending"); !strings.Contains(body, "qa") {
+	br.do("promotion waits at qa", chromedp.Navigate(promo), chromedp.WaitVisible(chromedp.CSS(`#stage-qa[data-status="approval"] button.approve`)))
+	br.shot("promotion-waiting")
+	if body = br.text("#pending"); !strings.Contains(body, "qa") {
 		t.Errorf("why it waits: %q", body)
 	}
-	do("approve qa", chromedp.SendKeys(chromedp.CSS(`#stage-qa input.comment`), comment),
+	br.do("approve qa", chromedp.SendKeys(chromedp.CSS(`#stage-qa input.comment`), comment),
 		chromedp.Click(chromedp.CSS(`#stage-qa button.approve`)), chromedp.WaitVisible(chromedp.CSS(`#flash`)))
-	if body = text("#flash"); !strings.Contains(body, "approved qa") || !strings.Contains(body, "bob via web") {
+	if body = br.text("#flash"); !strings.Contains(body, "approved qa") || !strings.Contains(body, "bob via web") {
 		t.Errorf("after approving: %q", body)
 	}
 	// From here the page is not reloaded: a marker set now survives only
 	// if the stages change through the live update.
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__noReload = "still here"`)); err != nil {
+	if _, err := chromedp.Run(br.ctx, chromedp.Evaluate[string](`window.__noReload = "still here"`)); err != nil {
 		t.Fatal(err)
 	}
-	do("watch the promotion move on", chromedp.WaitVisible(chromedp.CSS(`#stage-prod[data-status="approval"]`)))
-	marker, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__noReload || "reloaded"`))
+	br.do("watch the promotion move on", chromedp.WaitVisible(chromedp.CSS(`#stage-prod[data-status="approval"]`)))
+	marker, err := chromedp.Run(br.ctx, chromedp.Evaluate[string](`window.__noReload || "reloaded"`))
 	if err != nil || marker != "still here" {
 		t.Errorf("the page reloaded (%q, %v); the live update should have moved it", marker, err)
 	}
-	body = text("#stage-qa")
-	shot("promotion-moved-on")
-	if updates, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`#live`), "data-updated")); err != nil || updates.Value == "" || updates.Value == "0" {
+	body = br.text("#stage-qa")
+	br.shot("promotion-moved-on")
+	if updates, err := chromedp.Run(br.ctx, chromedp.AttributeValue(chromedp.CSS(`#live`), "data-updated")); err != nil || updates.Value == "" || updates.Value == "0" {
 		t.Errorf("no live update recorded (data-updated %+v, %v)", updates, err)
 	}
 	if !strings.Contains(body, "approved by bob via web") || !strings.Contains(body, comment) {
 		t.Errorf("qa after the vote: %q", body)
 	}
-	if n := count(`document.querySelectorAll("main img").length`); n != 0 {
+	if n := br.count(`document.querySelectorAll("main img").length`); n != 0 {
 		t.Errorf("the comment's markup became %d elements", n)
 	}
 
 	// 7. The audit: the vote reads "bob via web"; filters and the JSON lines.
-	do("audit", chromedp.Navigate(base+"/p/demo/audit?actor=bob+via+web"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
-	body = text("#audit")
-	shot("audit-filtered")
+	br.do("audit", chromedp.Navigate(base+"/p/demo/audit?actor=bob+via+web"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
+	body = br.text("#audit")
+	br.shot("audit-filtered")
 	if !strings.Contains(body, "bob via web") || !strings.Contains(body, "approve") || strings.Contains(body, "release") {
 		t.Errorf("audit filtered on bob via web: %q", body)
 	}
-	do("audit unfiltered", chromedp.Navigate(base+"/p/demo/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
-	shot("audit")
-	do("projects", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`table`)))
-	shot("projects")
+	br.do("audit unfiltered", chromedp.Navigate(base+"/p/demo/audit"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
+	br.shot("audit")
+	br.do("projects", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`table`)))
+	br.shot("projects")
 	records := auditLines(t, base+"/p/demo/audit.jsonl?action=approve", "bob")
 	if len(records) != 1 || records[0].Actor != "bob" || records[0].Delegate != "web" || records[0].Stage != "qa" || records[0].Result != "ok" {
 		t.Errorf("audit JSON lines for approve: %+v", records)
@@ -326,9 +230,7 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 			t.Errorf("a forged vote counted: %+v", stage.Approvals)
 		}
 	}
-	if n := dialogs.Load(); n != 0 {
-		t.Errorf("%d dialogs opened: a script ran in the page (first: %s)", n, <-opened)
-	}
+	br.noDialogs()
 }
 
 // auditLines downloads the audit's JSON lines as user (through the trusted proxy).
@@ -387,4 +289,42 @@ func forwardFrom(t *testing.T, from, target string) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// TestDashboardDevPicker is the newcomer's path (`make demo`'s platform has no
+// web block): the worker started like --dev serves the dashboard with the
+// user picker on loopback and a dashboard key it generated and registered
+// itself; picking bob and pressing Approve moves the promotion on.
+func TestDashboardDevPicker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	br := newBrowser(t, "dev")
+	cfgPath, _, _ := demoProject(t)
+	kit := testkit.Start(t, cfgPath, testkit.Options{WebAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t))})
+	s := &stack{t: t, kit: kit, cfg: kit.Config, cfgPath: cfgPath, address: kit.Address, uiURL: kit.UIURL, tempPort: kit.TemporalPort}
+	if kit.Config.Web != nil || len(kit.Config.Delegates["web"].Keys) != 1 {
+		t.Fatalf("the dev platform's delegate: %+v", kit.Config.Delegates)
+	}
+	if code, _, _ := s.shipline("release", "v1.0.0", "--project", "demo", "--as", "alice", "--wait"); code != 0 {
+		t.Fatal("release failed")
+	}
+	if code, _, _ := s.shipline("promote", "v1.0.0", "--project", "demo", "--as", "alice"); code != 0 {
+		t.Fatal("promote failed")
+	}
+	base := kit.WebURL
+	br.do("the picker first", chromedp.Navigate(base+"/p/demo/promotions/v1.0.0"), chromedp.WaitVisible(chromedp.CSS(`#pick`)))
+	br.shot("login")
+	br.do("pick bob", chromedp.SetValue(chromedp.CSS(`#pick`), "bob"), chromedp.Click(chromedp.CSS(`#signin`)),
+		chromedp.WaitVisible(chromedp.CSS(`#stage-qa[data-status="approval"] button.approve`)))
+	if user := br.text("#user"); user != "bob" {
+		t.Fatalf("signed in as %q", user)
+	}
+	br.do("approve qa", chromedp.Click(chromedp.CSS(`#stage-qa button.approve`)), chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+		chromedp.WaitVisible(chromedp.CSS(`#stage-prod[data-status="approval"]`)))
+	br.shot("promotion")
+	if body := br.text("#stage-qa"); !strings.Contains(body, "approved by bob via web") {
+		t.Errorf("qa: %q", body)
+	}
+	br.noDialogs()
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -241,13 +242,56 @@ func (s *Server) stagesPage(w http.ResponseWriter, r *http.Request, v *visit) {
 }
 
 // inspector compares recorded jobs with the live fabrics, through the
-// project's read entity (as `shipline deployments` does).
+// project's read entity (as `shipline deployments` does). Pages that refresh
+// themselves would ask the fabrics every few seconds: an answer for the same
+// jobs is reused for inspectTTL.
 func (s *Server) inspector(project string) views.Inspector {
 	return func(ctx context.Context, in workflows.InspectInput) (workflows.InspectOutput, error) {
+		key, _ := json.Marshal(in)
+		if out, ok := s.drift.get(project, string(key)); ok {
+			return out, nil
+		}
 		var out workflows.InspectOutput
-		err := views.ReadProject(ctx, s.opts.Client, s.opts.TaskQueue, project, workflows.InspectUpdate, in, &out)
-		return out, err
+		if err := views.ReadProject(ctx, s.opts.Client, s.opts.TaskQueue, project, workflows.InspectUpdate, in, &out); err != nil {
+			return out, err
+		}
+		s.drift.put(project, string(key), out)
+		return out, nil
 	}
+}
+
+// inspectTTL is how long a drift answer is reused.
+const inspectTTL = 30 * time.Second
+
+// driftCache keeps the last drift answer per project.
+type driftCache struct {
+	mu      sync.Mutex
+	entries map[string]driftEntry
+}
+
+type driftEntry struct {
+	key string
+	at  time.Time
+	out workflows.InspectOutput
+}
+
+func (c *driftCache) get(project, key string) (workflows.InspectOutput, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[project]
+	if !ok || e.key != key || time.Since(e.at) > inspectTTL {
+		return workflows.InspectOutput{}, false
+	}
+	return e.out, true
+}
+
+func (c *driftCache) put(project, key string, out workflows.InspectOutput) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]driftEntry{}
+	}
+	c.entries[project] = driftEntry{key: key, at: time.Now(), out: out}
 }
 
 func (s *Server) releasesPage(w http.ResponseWriter, r *http.Request, v *visit) {

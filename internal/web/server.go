@@ -68,6 +68,7 @@ type Server struct {
 	secret  []byte // keys the CSRF tokens and session cookies of this server
 	pages   *pages
 	log     *zap.Logger
+	drift   driftCache
 }
 
 // New checks the options and prepares the dashboard.

@@ -181,6 +181,14 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 		t.Errorf("the comment's markup became %d elements", n)
 	}
 
+	// The CLI's rules hold for the user named: bob is not in prod_support,
+	// so his vote on prod is refused by the workflow and the page says why.
+	br.do("bob votes on prod", chromedp.Click(chromedp.CSS(`#stage-prod button.approve`)), chromedp.WaitVisible(chromedp.CSS(`#error`)))
+	br.shot("promotion-refused")
+	if body := br.text("#error"); !strings.Contains(body, "bob may not vote on prod") || !strings.Contains(body, "prod_support") {
+		t.Errorf("bob's vote on prod: %q", body)
+	}
+
 	// 7. The audit: the vote reads "bob via web"; filters and the JSON lines.
 	br.do("audit", chromedp.Navigate(base+"/p/demo/audit?actor=bob+via+web"), chromedp.WaitVisible(chromedp.CSS(`#audit`)))
 	body = br.text("#audit")
@@ -193,7 +201,8 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 	br.do("projects", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`table`)))
 	br.shot("projects")
 	records := auditLines(t, base+"/p/demo/audit.jsonl?action=approve", "bob")
-	if len(records) != 1 || records[0].Actor != "bob" || records[0].Delegate != "web" || records[0].Stage != "qa" || records[0].Result != "ok" {
+	if len(records) != 2 || records[0].Actor != "bob" || records[0].Delegate != "web" || records[0].Stage != "qa" || records[0].Result != "ok" ||
+		records[1].Stage != "prod" || records[1].Result != "refused" || records[1].Via != workflows.ViaSigned+" by delegate web" {
 		t.Errorf("audit JSON lines for approve: %+v", records)
 	}
 

@@ -56,6 +56,9 @@ func TestDelegatedVotes(t *testing.T) {
 	relabelled.Auth = sign(t, alice, id, ActionApprove, "alice", relabelled, e.Now().Add(time.Minute), "v-2")
 	relabelled.Auth.Delegate = "web" // alice's own signature passed off as the dashboard's
 	send(2*time.Minute, "relabelled", relabelled)
+	outsider := Vote{Stage: "qa", Actor: "zed"} // not in the qa team: the CLI's rules hold for the user named
+	outsider.Auth = signAs(t, web, "web", id, ActionApprove, "zed", outsider, e.Now().Add(2*time.Minute), "v-4")
+	send(2*time.Minute+time.Second, "outsider", outsider)
 	good := Vote{Stage: "qa", Actor: "bob", Comment: "ok"}
 	good.Auth = signAs(t, web, "web", id, ActionApprove, "bob", good, e.Now().Add(3*time.Minute), "v-3")
 	send(3*time.Minute, "good", good)
@@ -64,19 +67,19 @@ func TestDelegatedVotes(t *testing.T) {
 	if err := e.GetWorkflowResult(&s); err != nil {
 		t.Fatal(err)
 	}
-	if s.Status != StatusPromoted || len(refusals) != 2 || !strings.Contains(refusals[0], "delegate web") || !strings.Contains(refusals[1], "delegate web") {
+	if s.Status != StatusPromoted || len(refusals) != 3 || !strings.Contains(refusals[0], "delegate web") || !strings.Contains(refusals[1], "delegate web") ||
+		!strings.Contains(refusals[2], "zed may not vote on qa") {
 		t.Fatalf("status %s, refusals %q", s.Status, refusals)
 	}
 	votes := s.Stages[1].Approvals
 	if len(votes) != 1 || votes[0].Actor != "bob" || votes[0].Delegate != "web" || votes[0].Auth != nil {
 		t.Errorf("recorded votes %+v", votes)
 	}
+	var via []string
 	for _, r := range e.audit.refusals() {
-		if r.Via != ViaBadSigned {
-			t.Errorf("audited %+v", r)
-		}
+		via = append(via, r.Via)
 	}
-	if n := len(e.audit.refusals()); n != 2 {
-		t.Errorf("%d refusals audited, want 2", n)
+	if want := []string{ViaBadSigned, ViaBadSigned, ViaSigned + " by delegate web"}; strings.Join(via, "|") != strings.Join(want, "|") {
+		t.Errorf("audited arrivals %q, want %q", via, want)
 	}
 }

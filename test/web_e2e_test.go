@@ -149,7 +149,11 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 	// approves with the button, with a comment that tries to inject markup.
 	promo := base + "/p/demo/promotions/v1.0.0"
 	const comment = `ship it <img src=x onerror=alert(2)>`
-	br.do("promotion waits at qa", chromedp.Navigate(promo), chromedp.WaitVisible(chromedp.CSS(`#stage-qa[data-status="approval"] button.approve`)))
+	br.do("promotion waits at qa, with its plan", chromedp.Navigate(promo), chromedp.WaitVisible(chromedp.CSS(`#stage-qa[data-status="approval"] button.approve`)),
+		chromedp.WaitVisible(chromedp.CSS(`#stage-qa .plan-changes`)))
+	if plan := br.text("#stage-qa .plan-changes"); !strings.Contains(plan, "local-qa") || !strings.Contains(plan, "create v1.0.0") {
+		t.Errorf("qa's plan: %q", plan)
+	}
 	br.shot("promotion-waiting")
 	if body = br.text("#pending"); !strings.Contains(body, "qa") {
 		t.Errorf("why it waits: %q", body)
@@ -325,7 +329,7 @@ func TestDashboardDevPicker(t *testing.T) {
 	br.do("the picker first", chromedp.Navigate(base+"/p/demo/promotions/v1.0.0"), chromedp.WaitVisible(chromedp.CSS(`#pick`)))
 	br.shot("login")
 	br.do("pick bob", chromedp.SetValue(chromedp.CSS(`#pick`), "bob"), chromedp.Click(chromedp.CSS(`#signin`)),
-		chromedp.WaitVisible(chromedp.CSS(`#stage-qa[data-status="approval"] button.approve`)))
+		chromedp.WaitVisible(chromedp.CSS(`#stage-qa[data-status="approval"] button.approve`)), chromedp.WaitVisible(chromedp.CSS(`#stage-qa .plan-changes`)))
 	if user := br.text("#user"); user != "bob" {
 		t.Fatalf("signed in as %q", user)
 	}

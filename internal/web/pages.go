@@ -36,6 +36,12 @@ var funcs = template.FuncMap{
 	},
 	"join":  func(s []string) string { return strings.Join(s, ", ") },
 	"short": func(h string) string { return shortHash(h) },
+	"short12": func(h string) string {
+		if len(h) > 12 {
+			return h[:12]
+		}
+		return h
+	},
 	"dash": func(s string) string {
 		if s == "" {
 			return "—"

@@ -1,14 +1,12 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,24 +21,15 @@ import (
 	"github.com/shipline/shipline/workflows"
 )
 
-// promotionData is the promotion page: the promotion's state (its query) and,
-// per stage, the plan of what its deploy will change when the promotion's
-// query carries one.
+// promotionData is the promotion page: the promotion's state (its query),
+// with each gate's plan — what the stage's deploy will change — and its hash,
+// which an approval from the page names.
 type promotionData struct {
 	ID      string
 	Version string
 	State   *workflows.PromoteState
 	// Closed says how the promotion ended when it is no longer running.
 	Closed string
-	// Plans are each stage's plan and plan hash as the query gives them (by stage name).
-	Plans map[string]*stagePlan
-}
-
-// stagePlan is what a stage's deploy will change, as the promotion's query
-// reports it (its `plan` and `plan_hash`, shown as given).
-type stagePlan struct {
-	Hash string
-	Plan string
 }
 
 func (s *Server) promotionPage(w http.ResponseWriter, r *http.Request, v *visit) {
@@ -85,40 +74,7 @@ func (s *Server) promotion(ctx context.Context, project, ver string) (*promotion
 		return d, http.StatusBadGateway, fmt.Errorf("read the state of %s: %w", d.ID, err)
 	}
 	d.State = &st
-	d.Plans = stagePlans(raw)
 	return d, http.StatusOK, nil
-}
-
-// stagePlans reads each stage's `plan` and `plan_hash` from the promotion's
-// state, when its query carries them (a gate that approves the exact plan).
-func stagePlans(raw json.RawMessage) map[string]*stagePlan {
-	var loose struct {
-		Stages []map[string]json.RawMessage `json:"stages"`
-	}
-	if json.Unmarshal(raw, &loose) != nil {
-		return nil
-	}
-	out := map[string]*stagePlan{}
-	for _, st := range loose.Stages {
-		var name, hash string
-		_ = json.Unmarshal(st["name"], &name)
-		_ = json.Unmarshal(st["plan_hash"], &hash)
-		plan := st["plan"]
-		if len(plan) == 0 || string(plan) == "null" {
-			continue
-		}
-		// Shown as indented JSON, with < and > as they are (the page escapes them).
-		var v any
-		var pretty bytes.Buffer
-		if json.Unmarshal(plan, &v) == nil {
-			enc := json.NewEncoder(&pretty)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(v)
-		}
-		out[name] = &stagePlan{Hash: hash, Plan: strings.TrimSpace(pretty.String())}
-	}
-	return out
 }
 
 // vote approves or rejects the stage waiting at the gate, for the signed-in
@@ -148,6 +104,11 @@ func (s *Server) vote(w http.ResponseWriter, r *http.Request, v *visit) {
 	}
 	id := workflows.PromoteID(v.Project, ver)
 	vote := workflows.Vote{Stage: stage, Actor: v.User, Comment: comment}
+	if update == workflows.ApproveUpdate {
+		// The plan the user saw on the page, signed with the vote: if the gate
+		// shows another plan by now, the workflow refuses and says what changed.
+		vote.PlanHash = r.PostFormValue("plan_hash")
+	}
 	auth, err := s.sign(id, update, v.User, vote)
 	if err != nil {
 		refuse(http.StatusInternalServerError, err)

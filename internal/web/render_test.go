@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/views"
 	"github.com/shipline/shipline/workflows"
@@ -24,24 +24,16 @@ func TestPagesRenderAndEscape(t *testing.T) {
 	job := views.DeploymentRow{JobRecord: workflows.JobRecord{Fabric: "dev", Job: "job" + evil, Version: "v1.0.0", Actor: "alice", At: at, DeploymentID: "deploy/demo/v1.0.0/x"}, Drift: "drifted: " + evil}
 	fabric := views.FabricView{Fabric: "dev", Jobs: []views.DeploymentRow{job}, Queue: []workflows.QueueEntry{{DeploymentID: "deploy/demo/v1.1.0/y"}},
 		Parked: []workflows.ParkedDeployment{{DeploymentID: "deploy/demo/v0.9.0/z", Version: "v0.9.0", Step: "upload", Reason: evil}}}
-	plan, _ := json.Marshal(map[string]any{"jobs": []map[string]string{{"job": "daily" + evil, "action": "update", "from": "v0.9.0", "to": "v1.0.0"}}})
 	state := workflows.PromoteState{Project: "demo", Version: "v1.0.0", Actor: "alice", Target: "prod", Pending: "qa waits " + evil,
 		Stages: []workflows.StageState{
 			{Name: "dev", Status: workflows.StageVerified, Fabrics: []string{"dev"}},
 			{Name: "qa", Status: workflows.StageApproval, Team: "developers", Required: 2, Eligible: []string{"bob"},
-				Approvals: []workflows.Vote{{Stage: "qa", Actor: "carol", Comment: evil, At: at, Delegate: "web"}}},
+				Approvals: []workflows.Vote{{Stage: "qa", Actor: "carol", Comment: evil, At: at, Delegate: "web", PlanHash: "abcdef0123456789"}},
+				Plan: &workflows.StagePlan{Hash: "abcdef0123456789ff", Changes: []activities.PlanChange{{Fabric: "qa", Job: "daily" + evil, Action: "update", From: "v0.9.0", To: "v1.0.0", Drift: evil}},
+					Artifacts: []activities.PlanArtifact{{Fabric: "qa", Pipeline: "p", Path: "/x/p.whl", SHA256: "0123456789abcdef"}}},
+				Reopened: []workflows.GateReopen{{At: at, Reason: "the plan changed " + evil, Changes: []string{evil}}}},
 			{Name: "prod", Status: workflows.StageRejected, Rejection: &workflows.Vote{Actor: "dave", Comment: evil}},
 		}}
-	raw, _ := json.Marshal(state)
-	var loose map[string]any
-	_ = json.Unmarshal(raw, &loose)
-	loose["stages"].([]any)[1].(map[string]any)["plan"] = json.RawMessage(plan)
-	loose["stages"].([]any)[1].(map[string]any)["plan_hash"] = "sha256:abc"
-	raw, _ = json.Marshal(loose)
-	plans := stagePlans(raw)
-	if plans["qa"] == nil || plans["qa"].Hash != "sha256:abc" || plans["dev"] != nil {
-		t.Fatalf("plans %+v", plans)
-	}
 	for name, data := range map[string]any{
 		"projects":    []projectRow{{Name: "demo", Repo: evil}},
 		"stages":      stagesData{Stages: []stageRow{{Name: "dev", Fabrics: []stageCell{{Fabric: "dev", View: &fabric}}, Verified: map[string]bool{"v1.0.0": true}, Held: evil}}, Promotions: []views.Promotion{{Version: "v1.0.0", Actor: evil}}},
@@ -49,7 +41,7 @@ func TestPagesRenderAndEscape(t *testing.T) {
 		"deployments": []views.FabricView{fabric},
 		"history":     historyData{Rows: []views.HistoryRow{{ID: "deploy/demo/v1.0.0/x", Status: "failed", Reason: evil, UIURL: "javascript:alert(1)"}}},
 		"logs":        logsData{ID: "deploy/demo/v1.0.0/x", Logs: views.LogsResult{Logs: []views.BuildLog{{Pipeline: "p", Status: "failed", Content: evil}}, Problems: []string{evil}}},
-		"promotion":   &promotionData{ID: "promote/demo/v1.0.0", Version: "v1.0.0", State: &state, Plans: plans},
+		"promotion":   &promotionData{ID: "promote/demo/v1.0.0", Version: "v1.0.0", State: &state},
 		"audit":       auditData{Records: []views.AuditRecord{{Time: at, Actor: "carol", Delegate: "web", Action: "approve", Detail: evil}}, Actors: []string{evil}},
 		"login":       map[string]any{"Users": []string{evil}, "Next": "/"},
 	} {
@@ -68,7 +60,7 @@ func TestPagesRenderAndEscape(t *testing.T) {
 		}
 		switch name {
 		case "promotion":
-			for _, want := range []string{"carol via web", `name="decision" value="approve"`, `name="csrf" value="tok"`, "sha256:abc", "daily&lt;script&gt;", "rejected by <b>dave</b>"} {
+			for _, want := range []string{"carol via web", `name="decision" value="approve"`, `name="csrf" value="tok"`, `name="plan_hash" value="abcdef0123456789ff"`, "update v0.9.0 → v1.0.0", "daily&lt;script&gt;", "rejected by <b>dave</b>", "abcdef012345", "reopened"} {
 				if !strings.Contains(body, want) {
 					t.Errorf("promotion lacks %q:\n%s", want, body)
 				}

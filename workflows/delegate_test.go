@@ -56,10 +56,10 @@ func TestDelegatedVotes(t *testing.T) {
 	relabelled.Auth = sign(t, alice, id, ActionApprove, "alice", relabelled, e.Now().Add(time.Minute), "v-2")
 	relabelled.Auth.Delegate = "web" // alice's own signature passed off as the dashboard's
 	send(2*time.Minute, "relabelled", relabelled)
-	outsider := Vote{Stage: "qa", Actor: "zed"} // not in the qa team: the CLI's rules hold for the user named
+	outsider := Vote{Stage: "qa", Actor: "zed", PlanHash: e.plans.hash("qa", "qa")} // not in the qa team: the CLI's rules hold for the user named
 	outsider.Auth = signAs(t, web, "web", id, ActionApprove, "zed", outsider, e.Now().Add(2*time.Minute), "v-4")
 	send(2*time.Minute+time.Second, "outsider", outsider)
-	good := Vote{Stage: "qa", Actor: "bob", Comment: "ok"}
+	good := Vote{Stage: "qa", Actor: "bob", Comment: "ok", PlanHash: e.plans.hash("qa", "qa")} // the plan the gate shows
 	good.Auth = signAs(t, web, "web", id, ActionApprove, "bob", good, e.Now().Add(3*time.Minute), "v-3")
 	send(3*time.Minute, "good", good)
 	e.ExecuteWorkflow(Promote, in)

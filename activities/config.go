@@ -155,5 +155,11 @@ func (c *Config) Signatures(_ context.Context) (signing.Policy, error) {
 	for name, u := range c.Platform.Users {
 		p.Keys[name] = slices.Clone(u.Keys)
 	}
+	for name, d := range c.Platform.Delegates {
+		if p.Delegates == nil {
+			p.Delegates = map[string][]string{}
+		}
+		p.Delegates[name] = slices.Clone(d.Keys)
+	}
 	return p, nil
 }

@@ -5,7 +5,7 @@
 #      requests and reads the public halves from there) and a git remote for examples/demo under
 #      examples/.shipline/remotes/demo.git;
 #   3. validates the project against examples/platform.yaml and starts `shipline-worker --dev` (embedded
-#      Temporal + UI on :8233) in the background;
+#      Temporal + UI on :8233, the dashboard on :8080) in the background;
 #   4. alice (project admin) releases VERSION (default v1.0.0): both wheels are built and tested, the
 #      Databricks job JSON and the Airflow DAG are deployed to the dev stage's fabric (local-dev);
 #   5. alice promotes it: bob (developers) approves qa, which deploys to local-qa; dave and erin
@@ -13,6 +13,7 @@
 #      its soak; a vote from someone outside prod_support is refused on the way;
 #   6. prints what runs on each stage's fabric (`shipline deployments`) and the audit;
 #   7. stops the worker, unless KEEP=1 (then the stack and its UI stay up until you stop it).
+# APPROVE=browser leaves the qa approval to you, in the dashboard (http://127.0.0.1:8080, user picker).
 # Every fabric is a local folder under examples/.shipline/fabrics/. Every request is signed with the acting
 # user's key (--as NAME --key examples/.shipline/keys/NAME). Rerunning is safe: keys, remote, release
 # and promotion are reused; `rm -rf examples/.shipline` starts from scratch.
@@ -25,6 +26,7 @@ KEYS=$STATE/keys
 REMOTE=$STATE/remotes/demo.git
 PORT=${TEMPORAL_PORT:-7233}
 UI_PORT=${UI_PORT:-8233}
+WEB_ADDR=${WEB_ADDR:-127.0.0.1:8080}
 PROMOTION=promote/demo/$VERSION
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
@@ -100,7 +102,7 @@ step "shipline validate examples/demo --platform examples/platform.yaml"
 bin/shipline validate examples/demo --platform examples/platform.yaml
 
 step "starting the worker with the embedded Temporal server (log: $STATE/worker.log)"
-bin/shipline-worker --config examples/platform.yaml --dev --temporal-port "$PORT" --ui-port "$UI_PORT" >"$STATE/worker.log" 2>&1 &
+bin/shipline-worker --config examples/platform.yaml --dev --temporal-port "$PORT" --ui-port "$UI_PORT" --web-addr "$WEB_ADDR" >"$STATE/worker.log" 2>&1 &
 worker=$!
 stop() { if [ "${KEEP:-0}" != 1 ]; then kill "$worker" 2>/dev/null && wait "$worker" 2>/dev/null || true; fi; }
 trap stop EXIT
@@ -122,9 +124,14 @@ else
   as alice promote "$VERSION" --project demo --wait
   wait_for "the qa gate" "$(gate_open qa)"
 
-  step "bob (developers) approves qa; Shipline deploys the same wheels to local-qa"
-  as bob approve "$VERSION" --project demo --stage qa --comment "checked the dev run"
-  wait_for "the prod gate" "$(gate_open prod)"
+  if [ "${APPROVE:-cli}" = browser ]; then
+    step "approve qa in the dashboard: open http://$WEB_ADDR/p/demo/promotions/$VERSION, pick bob, press Approve on qa"
+    wait_for "bob's approval in the dashboard" "$(gate_open prod)"
+  else
+    step "bob (developers) approves qa; Shipline deploys the same wheels to local-qa"
+    as bob approve "$VERSION" --project demo --stage qa --comment "checked the dev run"
+    wait_for "the prod gate" "$(gate_open prod)"
+  fi
   bin/shipline status "$PROMOTION"
 
   step "bob is not in prod_support: his vote on prod is refused (and recorded)"
@@ -149,5 +156,7 @@ step "shipline audit --project demo"
 bin/shipline audit --project demo
 
 if [ "${KEEP:-0}" = 1 ]; then
-  echo "The stack keeps running (pid $worker): Temporal UI at http://127.0.0.1:$UI_PORT. Stop it with: kill $worker"
+  echo "The stack keeps running (pid $worker): the dashboard at http://$WEB_ADDR/p/demo (pick a user), Temporal UI at http://127.0.0.1:$UI_PORT. Stop it with: kill $worker"
+else
+  echo "Dashboard: rerun with KEEP=1 and open http://$WEB_ADDR/p/demo (the stage view; approve from the promotion page)."
 fi

@@ -112,7 +112,7 @@ func TestDemoScript(t *testing.T) {
 	cmd := exec.Command("bash", "examples/demo.sh")
 	cmd.Dir = repo
 	// Every mutating command of the demo names its --key, so ~/.ssh plays no part.
-	cmd.Env = append(os.Environ(), "TEMPORAL_PORT="+itoa(freePort(t)), "UI_PORT="+itoa(freePort(t)), "KEEP=0", "VERSION=v1.0.0")
+	cmd.Env = append(os.Environ(), "TEMPORAL_PORT="+itoa(freePort(t)), "UI_PORT="+itoa(freePort(t)), "WEB_ADDR=127.0.0.1:"+itoa(freePort(t)), "KEEP=0", "VERSION=v1.0.0")
 	out, err := cmd.CombinedOutput()
 	t.Logf("examples/demo.sh:\n%s", out)
 	if err != nil {
@@ -121,6 +121,7 @@ func TestDemoScript(t *testing.T) {
 	text := string(out)
 	for _, want := range []string{
 		"examples/demo is valid",
+		", dashboard http://127.0.0.1:", // the worker serves the dashboard with --dev
 		"released v1.0.0 of demo",
 		"deployed v1.0.0 of demo to local-dev (2 jobs)",
 		"qa: 1 of 1 approvals",

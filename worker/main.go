@@ -5,14 +5,15 @@
 //
 //	shipline-worker --config platform.yaml [--dev] [--temporal-port 7233] [--ui-port 8233]
 //	                [--log-level info] [--log-format console|json] [--metrics-addr 127.0.0.1:9464]
-//	                [--codec-addr 127.0.0.1:8234]
+//	                [--codec-addr 127.0.0.1:8234] [--web-addr 127.0.0.1:8080]
 //
 // With --metrics-addr the worker serves Prometheus metrics (the Temporal
 // SDK's and Shipline's shipline_* ones) on http://ADDR/metrics. With
 // platform.yaml's temporal.encryption, --codec-addr serves the payload codec
 // endpoint (POST /encode, /decode) for the Temporal UI and the temporal CLI;
 // with --dev it is served on a free loopback port unless given, and the
-// embedded UI uses it.
+// embedded UI uses it. --web-addr serves the dashboard (on by default with
+// --dev, at 127.0.0.1:8080; --web-addr off turns it off).
 //
 // The connection to Temporal follows the temporal CLI's conventions: a
 // profile of the Temporal config file (temporal.profile, TEMPORAL_PROFILE),
@@ -45,6 +46,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, envconfig.EnvLookupOS))
 }
 
+// defaultWebAddr is where --dev serves the dashboard.
+const defaultWebAddr = "127.0.0.1:8080"
+
 // storageEnv names the variable that overrides platform.yaml's storage.
 const storageEnv = "SHIPLINE_STORAGE"
 
@@ -59,6 +63,7 @@ type flags struct {
 	builds       int
 	metricsAddr  string
 	codecAddr    string
+	webAddr      string
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -74,8 +79,19 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.IntVar(&f.builds, "build-parallelism", 0, "pipeline builds run at once on this worker (default: the number of CPUs)")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://`host:port`/metrics, e.g. 127.0.0.1:9464 (default: off)")
 	fs.StringVar(&f.codecAddr, "codec-addr", "", "serve the payload codec endpoint for the Temporal UI on http://`host:port` (needs temporal.encryption; default: off, with --dev a free loopback port)")
+	fs.StringVar(&f.webAddr, "web-addr", "", "serve the dashboard on http://`host:port` (default: off; with --dev "+defaultWebAddr+"; off turns it off)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
+	}
+	switch {
+	case f.webAddr == "off":
+		f.webAddr = ""
+	case f.webAddr == "" && f.dev:
+		f.webAddr = defaultWebAddr
+	case f.webAddr != "":
+		if _, _, err := net.SplitHostPort(f.webAddr); err != nil {
+			return f, fmt.Errorf("--web-addr %q: want HOST:PORT, e.g. 127.0.0.1:8080, or off", f.webAddr)
+		}
 	}
 	if f.metricsAddr != "" {
 		if _, _, err := net.SplitHostPort(f.metricsAddr); err != nil {
@@ -141,6 +157,7 @@ func run(args []string, stdout, stderr io.Writer, env envconfig.EnvLookup) int {
 		BuildParallelism: f.builds,
 		MetricsAddr:      f.metricsAddr,
 		CodecAddr:        f.codecAddr,
+		WebAddr:          f.webAddr,
 		Logger:           logger,
 		Ready:            func(info workerapp.Info) { fmt.Fprintln(stdout, readyLine(info)) },
 	})
@@ -165,6 +182,9 @@ func readyLine(info workerapp.Info) string {
 	}
 	if info.CodecURL != "" {
 		line += ", codec " + info.CodecURL
+	}
+	if info.WebURL != "" {
+		line += ", dashboard " + info.WebURL
 	}
 	return line
 }

@@ -19,7 +19,12 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{args: []string{"--config", "p.yaml"}, want: flags{config: "p.yaml", temporalPort: 7233, uiPort: 8233, logLevel: "info", logFormat: "console"}},
 		{args: []string{"--config=p.yaml", "--dev", "--temporal-port", "17233", "--ui-port", "-1", "--log-level", "debug", "--log-format", "json"},
-			want: flags{config: "p.yaml", dev: true, temporalPort: 17233, uiPort: -1, logLevel: "debug", logFormat: "json"}},
+			want: flags{config: "p.yaml", dev: true, temporalPort: 17233, uiPort: -1, logLevel: "debug", logFormat: "json", webAddr: "127.0.0.1:8080"}},
+		{args: []string{"--config", "p.yaml", "--dev", "--web-addr", "off"},
+			want: flags{config: "p.yaml", dev: true, temporalPort: 7233, uiPort: 8233, logLevel: "info", logFormat: "console"}},
+		{args: []string{"--config", "p.yaml", "--web-addr", "0.0.0.0:9090"},
+			want: flags{config: "p.yaml", temporalPort: 7233, uiPort: 8233, logLevel: "info", logFormat: "console", webAddr: "0.0.0.0:9090"}},
+		{args: []string{"--config", "p.yaml", "--web-addr", "8080"}, wantErr: "--web-addr \"8080\": want HOST:PORT"},
 		{args: []string{"--config", "p.yaml", "--metrics-addr", "127.0.0.1:9464"},
 			want: flags{config: "p.yaml", temporalPort: 7233, uiPort: 8233, logLevel: "info", logFormat: "console", metricsAddr: "127.0.0.1:9464"}},
 		{args: []string{"--config", "p.yaml", "--metrics-addr", "9464"}, wantErr: "want HOST:PORT"},

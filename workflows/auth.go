@@ -182,6 +182,8 @@ func arrivedVia(auth *signing.Auth, err error) string {
 		return ViaStale
 	case errors.Is(err, signing.ErrReplayed):
 		return ViaReplayed
+	case auth.Delegate != "":
+		return ViaSigned + " by delegate " + auth.Delegate // "signed by delegate web": sent from the dashboard
 	}
 	return ViaSigned
 }

@@ -824,6 +824,9 @@ type Vote struct {
 	// PlanHash is the hash of the stage's plan the voter approved (signed
 	// with the vote): an approval of another plan than the gate's is refused.
 	PlanHash string `json:"plan_hash,omitempty"`
+	// Delegate, on a recorded vote, names the delegate that signed it on
+	// Actor's behalf ("carol via web"); the workflow sets it from Auth.
+	Delegate string `json:"delegate,omitempty"`
 }
 
 // StageStatus is where a stage of a promotion stands.

@@ -116,6 +116,10 @@ func (p *promotion) setup(ctx workflow.Context) error {
 			}
 			p.guard.remember(v.Auth)
 			p.state.Requests = p.guard.Seen
+			v.Delegate = ""
+			if v.Auth != nil && refusalsInHandlers(ctx) {
+				v.Delegate = v.Auth.Delegate // verified by admit: the vote was signed by that delegate
+			}
 			v.Auth = nil
 			return p.vote(ctx, v, reject), nil
 		}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, v Vote) error {

@@ -41,7 +41,7 @@ const (
 )
 
 var (
-	topKeys     = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth", "storage", "windows", "package_indexes", "notifications"}
+	topKeys     = []string{"temporal", "state_dir", "teams", "projects", "fabrics", "promotion", "users", "require_signatures", "internal_auth", "storage", "windows", "package_indexes", "notifications", "web", "delegates"}
 	teamKeys    = []string{"members"}
 	projectKeys = []string{"repo", "git_token_env", "git_user_env", "ssh_key_file", "ssh_known_hosts", "git_retry", "admins",
 		"auto_deploy", "selective_jobs"}
@@ -186,6 +186,10 @@ func (p *parser) config(root *yaml.Node) {
 	}
 	if v := sections["package_indexes"]; v != nil {
 		p.packageIndexes(v)
+	}
+	p.delegates(sections["delegates"])
+	if v := sections["web"]; v != nil {
+		p.web(keys["web"], v)
 	}
 	if v := sections["notifications"]; v != nil { // after projects and stages, which it names
 		p.notifications(keys["notifications"], v)

@@ -39,6 +39,10 @@ type Config struct {
 	PackageIndexes map[string]PackageIndex `json:"package_indexes,omitempty"`
 	// Notifications are where events (approval needed, parked, ...) are posted.
 	Notifications []Notification `json:"notifications,omitempty"`
+	// Web configures the dashboard (nil: not configured; --dev serves it with auth dev).
+	Web *Web `json:"web,omitempty"`
+	// Delegates registers services that sign on behalf of users (the dashboard).
+	Delegates map[string]Delegate `json:"delegates,omitempty"`
 }
 
 // InternalAuth names the secret of internal messages: one of an environment

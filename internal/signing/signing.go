@@ -33,6 +33,10 @@ type Auth struct {
 	Time      time.Time `json:"time"`
 	Signature string    `json:"signature"` // base64 ed25519 signature
 	Key       string    `json:"key,omitempty"`
+	// Delegate names the registered delegate (platform.yaml `delegates:`,
+	// e.g. the dashboard, "web") whose key signed the request on the actor's
+	// behalf: "carol via web". Empty: the actor's own key signed it.
+	Delegate string `json:"delegate,omitempty"`
 }
 
 // Request is what a signature covers.
@@ -44,12 +48,20 @@ type Request struct {
 	Args      []byte
 	RequestID string
 	Time      time.Time
+	// Delegate is the delegate signing on the actor's behalf ("" for none).
+	Delegate string
 }
 
-// Payload is the exact byte string that is signed.
+// Payload is the exact byte string that is signed. A delegated request signs
+// another header naming its delegate, so that no signature of one kind can
+// pass for the other.
 func (r Request) Payload() []byte {
 	var b bytes.Buffer
-	b.WriteString("shipline-request-v1\n")
+	if r.Delegate != "" {
+		b.WriteString("shipline-delegated-request-v1\n" + r.Delegate + "\n")
+	} else {
+		b.WriteString("shipline-request-v1\n")
+	}
 	for _, f := range []string{r.WorkflowID, r.Action, r.Actor, r.RequestID, strconv.FormatInt(r.Time.UTC().Unix(), 10)} {
 		b.WriteString(f)
 		b.WriteByte('\n')
@@ -77,7 +89,7 @@ func Sign(key ed25519.PrivateKey, r Request) Auth {
 	sig := ed25519.Sign(key, r.Payload())
 	pub, _ := ssh.NewPublicKey(key.Public())
 	return Auth{RequestID: r.RequestID, Time: r.Time.UTC().Truncate(time.Second), Signature: base64.StdEncoding.EncodeToString(sig),
-		Key: ssh.FingerprintSHA256(pub)}
+		Key: ssh.FingerprintSHA256(pub), Delegate: r.Delegate}
 }
 
 // Policy is what platform.yaml says about signatures.
@@ -85,6 +97,10 @@ type Policy struct {
 	Require bool `json:"require"`
 	// Keys maps each user to their authorized_keys lines.
 	Keys map[string][]string `json:"keys,omitempty"`
+	// Delegates maps each registered delegate (platform.yaml `delegates:`,
+	// e.g. web, the dashboard) to its authorized_keys lines. A delegate signs
+	// requests on behalf of the actor they name; the actor's access rules apply.
+	Delegates map[string][]string `json:"delegates,omitempty"`
 }
 
 // Refusal types (stable: the audit and the CLI match on them).
@@ -98,7 +114,9 @@ var (
 // Check verifies a request under the policy at workflow time now. seen reports
 // whether a request ID was already used in this workflow. With Require false, an
 // unsigned request passes (and so does a signed one whose actor has no keys),
-// but a signature that is present must be valid.
+// but a signature that is present must be valid. A request naming a delegate
+// (Auth.Delegate) must be signed by a key registered for that delegate, with
+// or without Require.
 func (p Policy) Check(r Request, a *Auth, now time.Time, seen func(string) bool) error {
 	if a == nil || a.Signature == "" {
 		if p.Require {
@@ -106,17 +124,31 @@ func (p Policy) Check(r Request, a *Auth, now time.Time, seen func(string) bool)
 		}
 		return nil
 	}
-	keys := p.Keys[r.Actor]
-	if len(keys) == 0 {
-		if p.Require {
-			return fmt.Errorf("%w: %s has no registered key: a platform admin adds it under users.%s.keys in platform.yaml", ErrForged, r.Actor, r.Actor)
+	if a.Delegate != "" {
+		// A delegate's claim is checked whatever Require says: it names who
+		// acts, so it must verify, with a key of that registered delegate.
+		keys := p.Delegates[a.Delegate]
+		if len(keys) == 0 {
+			return fmt.Errorf("%w: %q is not a registered delegate (delegates: in platform.yaml); a request on behalf of %s must be signed by %s's own key or by a registered delegate's", ErrForged, a.Delegate, r.Actor, r.Actor)
 		}
-		return nil
-	}
-	r.RequestID, r.Time = a.RequestID, a.Time
-	sig, err := base64.StdEncoding.DecodeString(a.Signature)
-	if err != nil || !verifyAny(keys, r.Payload(), sig) {
-		return fmt.Errorf("%w: the signature does not match any key of %s for this request", ErrForged, r.Actor)
+		r.RequestID, r.Time, r.Delegate = a.RequestID, a.Time, a.Delegate
+		sig, err := base64.StdEncoding.DecodeString(a.Signature)
+		if err != nil || !verifyAny(keys, r.Payload(), sig) {
+			return fmt.Errorf("%w: the signature does not match any key of the delegate %s for this request on behalf of %s", ErrForged, a.Delegate, r.Actor)
+		}
+	} else {
+		keys := p.Keys[r.Actor]
+		if len(keys) == 0 {
+			if p.Require {
+				return fmt.Errorf("%w: %s has no registered key: a platform admin adds it under users.%s.keys in platform.yaml", ErrForged, r.Actor, r.Actor)
+			}
+			return nil
+		}
+		r.RequestID, r.Time, r.Delegate = a.RequestID, a.Time, ""
+		sig, err := base64.StdEncoding.DecodeString(a.Signature)
+		if err != nil || !verifyAny(keys, r.Payload(), sig) {
+			return fmt.Errorf("%w: the signature does not match any key of %s for this request", ErrForged, r.Actor)
+		}
 	}
 	if age := now.Sub(a.Time); age > MaxAge || age < -MaxAge {
 		return fmt.Errorf("%w: the request was signed at %s, more than %s from now (%s); sign it again", ErrStale, a.Time.UTC().Format(time.RFC3339), MaxAge, now.UTC().Format(time.RFC3339))
@@ -196,4 +228,26 @@ func DefaultKeyFile() string {
 		return ""
 	}
 	return filepath.Join(home, ".ssh", "id_ed25519")
+}
+
+// Via names who acted for the record: "carol", or "carol via web" for a
+// request a delegate signed on carol's behalf.
+func Via(actor string, a *Auth) string {
+	if a != nil && a.Delegate != "" {
+		return actor + " via " + a.Delegate
+	}
+	return actor
+}
+
+// PublicKeyLine is the authorized_keys line of an ed25519 key, with a comment.
+func PublicKeyLine(key ed25519.PrivateKey, comment string) (string, error) {
+	pub, err := ssh.NewPublicKey(key.Public())
+	if err != nil {
+		return "", err
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
+	if comment != "" {
+		line += " " + comment
+	}
+	return line, nil
 }

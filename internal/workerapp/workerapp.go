@@ -63,6 +63,8 @@ type Options struct {
 	// needs temporal.encryption. Empty: none, except with Dev and encryption
 	// on, where it is served on a free loopback port and the embedded UI uses it.
 	CodecAddr string
+	// WebAddr, when set (host:port), serves the dashboard (internal/web) there.
+	WebAddr string
 }
 
 // Info says where a running worker is connected.
@@ -75,6 +77,8 @@ type Info struct {
 	MetricsURL string
 	// CodecURL is the payload codec endpoint, "" when it is not served.
 	CodecURL string
+	// WebURL is the dashboard, "" when it is not served.
+	WebURL string
 }
 
 // Run runs the worker until ctx ends, then stops the worker, closes the
@@ -115,6 +119,10 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	codecAt, err := codecAddr(opts)
+	if err != nil {
+		return err
+	}
+	dash, err := prepareDashboard(opts)
 	if err != nil {
 		return err
 	}
@@ -199,10 +207,19 @@ func Run(ctx context.Context, opts Options) error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", info.TaskQueue, err)
 	}
+	if dash != nil {
+		url, stop, err := dash.serve(ctx, c, info, logger)
+		if err != nil {
+			w.Stop()
+			return err
+		}
+		defer stop()
+		info.WebURL = url
+	}
 	logger.Info("worker polling",
 		zap.String("address", info.Address), zap.String("namespace", info.Namespace),
 		zap.String("task_queue", info.TaskQueue), zap.String("ui", info.UIURL), zap.String("metrics", info.MetricsURL),
-		zap.String("codec", info.CodecURL), zap.Bool("encrypted", payloads.Enabled()))
+		zap.String("codec", info.CodecURL), zap.String("web", info.WebURL), zap.Bool("encrypted", payloads.Enabled()))
 	if opts.Ready != nil {
 		opts.Ready(info)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 	"testing"
 
@@ -21,7 +22,7 @@ func TestAuditShowsReopenedGate(t *testing.T) {
 		update("u-2", workflows.ApproveUpdate, workflows.Vote{Stage: "qa", Actor: "bob", PlanHash: "bbbb"}, workflows.StageState{Name: "qa"}).
 		memo("promoted", "").events
 	var got []string
-	for _, r := range extractActions("demo", auditRun{WorkflowID: pid, RunID: "r1", Type: workflows.PromoteWorkflow}, events) {
+	for _, r := range views.ExtractActions("demo", views.AuditRun{WorkflowID: pid, RunID: "r1", Type: workflows.PromoteWorkflow}, events) {
 		got = append(got, auditLineOf(r))
 	}
 	want := []string{

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func (h *auditHist) refusal(r workflows.Refusal) *auditHist {
 func (h *auditHist) versionMarker(changeID string) *auditHist {
 	return h.add(enumspb.EVENT_TYPE_MARKER_RECORDED, func(ev *historypb.HistoryEvent) {
 		ev.Attributes = &historypb.HistoryEvent_MarkerRecordedEventAttributes{MarkerRecordedEventAttributes: &historypb.MarkerRecordedEventAttributes{
-			MarkerName: versionMarker, Details: map[string]*commonpb.Payloads{versionChangeID: h.payloads(changeID)}}}
+			MarkerName: views.VersionMarker, Details: map[string]*commonpb.Payloads{views.VersionChangeID: h.payloads(changeID)}}}
 	})
 }
 
@@ -46,7 +47,7 @@ func (h *auditHist) verdict(out activities.VerifyOutput) *auditHist {
 // believed (once per nonce); the rest show as forged attempts quoting their
 // claim. A run from before sealing shows its records as they are.
 func TestAuditShowsUnsealedRefusalsAsForged(t *testing.T) {
-	run := auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow}
+	run := views.AuditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow}
 	genuine := workflows.Refusal{Actor: "bob", Action: workflows.DeleteUpdate, Reason: "only admins", Sealed: workflows.Sealed{Seal: &msgauth.Seal{Nonce: "n1", MAC: "m"}}}
 	badMAC := workflows.Refusal{Actor: "erin", Action: workflows.DeleteUpdate, Reason: "x", Sealed: workflows.Sealed{Seal: &msgauth.Seal{Nonce: "n2", MAC: "m"}}}
 	h := newAuditHist(t, auditT0).started(workflows.AuditInput{Project: "demo"}, false).versionMarker(workflows.ChangeInternalAuth).
@@ -54,7 +55,7 @@ func TestAuditShowsUnsealedRefusalsAsForged(t *testing.T) {
 		refusal(workflows.Refusal{Actor: "dave", Action: workflows.DeleteUpdate, Reason: "dave deleted v1.0.0"}).
 		refusal(badMAC).verdict(activities.VerifyOutput{OK: false, Nonce: "n2", Reason: "does not match"}).
 		refusal(genuine) // a copy
-	got := extractActions("demo", run, h.events)
+	got := views.ExtractActions("demo", run, h.events)
 	var lines []string
 	for _, r := range got {
 		lines = append(lines, r.Actor+" "+r.Action+" "+r.Result)
@@ -69,7 +70,7 @@ func TestAuditShowsUnsealedRefusalsAsForged(t *testing.T) {
 
 	legacy := newAuditHist(t, auditT0).started(workflows.AuditInput{Project: "demo"}, false).
 		refusal(workflows.Refusal{Actor: "dave", Action: workflows.DeleteUpdate, Reason: "before sealing"})
-	if got := extractActions("demo", run, legacy.events); len(got) != 1 || got[0].Actor != "dave" {
+	if got := views.ExtractActions("demo", run, legacy.events); len(got) != 1 || got[0].Actor != "dave" {
 		t.Fatalf("a run from before sealing: %+v", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/signing"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -154,36 +156,36 @@ func TestExtractActions(t *testing.T) {
 	promoteID := workflows.PromoteID("demo", "v1.0.0")
 
 	type run struct {
-		run    auditRun
+		run    views.AuditRun
 		events []*historypb.HistoryEvent
 	}
 	runs := []run{
 		// A release that stays open as the record: its result is the memo's status.
-		{auditRun{WorkflowID: releaseID, RunID: "r1", Type: workflows.ReleaseWorkflow},
+		{views.AuditRun{WorkflowID: releaseID, RunID: "r1", Type: workflows.ReleaseWorkflow},
 			newAuditHist(t, auditT0).
 				started(workflows.ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Ref: "main"}, false).
 				memo("running", "").
 				memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "0123456789abcdef", workflows.MemoCreatedBy: "alice"}).events},
 		// Its continued run: no new release action, but a refused-by-handler delete.
-		{auditRun{WorkflowID: releaseID, RunID: "r2", Type: workflows.ReleaseWorkflow},
+		{views.AuditRun{WorkflowID: releaseID, RunID: "r2", Type: workflows.ReleaseWorkflow},
 			newAuditHist(t, auditT0.Add(2*time.Hour)).
 				started(workflows.ReleaseInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Carried: &workflows.ReleaseState{}}, true).
 				memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "0123456789abcdef"}). // republished: no new row
 				update("u-del", workflows.DeleteUpdate, workflows.DeleteRequest{Actor: "alice"}, fmt.Errorf("v1.0.0 is linked: it reached qa")).events},
 		// auto_deploy: the fabrics come from the upserted search attribute.
-		{auditRun{WorkflowID: autoID, RunID: "d1", Type: workflows.DeployWorkflow, Fabrics: []string{"ignored"}},
+		{views.AuditRun{WorkflowID: autoID, RunID: "d1", Type: workflows.DeployWorkflow, Fabrics: []string{"ignored"}},
 			newAuditHist(t, auditT0.Add(3*time.Minute)).
 				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "alice", Trigger: "release"}, false).
 				fabrics("dev", "airflow-dev").
 				completed(workflows.DeployState{Progress: workflows.Progress{Status: workflows.StatusSucceeded, Summary: "deployed v1.0.0 of demo to airflow-dev, dev (2 jobs)"}}).events},
 		// mallory is refused: the failure type says so.
-		{auditRun{WorkflowID: refusedID, RunID: "d2", Type: workflows.DeployWorkflow, Fabrics: []string{"dev"}},
+		{views.AuditRun{WorkflowID: refusedID, RunID: "d2", Type: workflows.DeployWorkflow, Fabrics: []string{"dev"}},
 			newAuditHist(t, auditT0.Add(10*time.Minute)).
 				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "mallory", Trigger: "cli"}, false).
 				memo("refused", "mallory may not deploy to fabric dev").
 				failed(apperr.AccessDenied, "mallory may not deploy to fabric dev: it is owned by team developers").events},
 		// A deployment parks, bob resumes it, it succeeds.
-		{auditRun{WorkflowID: parkedID, RunID: "d3", Type: workflows.DeployWorkflow},
+		{views.AuditRun{WorkflowID: parkedID, RunID: "d3", Type: workflows.DeployWorkflow},
 			newAuditHist(t, auditT0.Add(30*time.Minute)).
 				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "bob", Fabric: "dev", Trigger: "cli"}, false).
 				memo("running", "").
@@ -192,14 +194,14 @@ func TestExtractActions(t *testing.T) {
 				memo("running", "").
 				completed(workflows.DeployState{Progress: workflows.Progress{Status: workflows.StatusSucceeded, Summary: "deployed v1.0.0 of demo to dev (1 jobs)"}}).events},
 		// A promotion waiting at prod: carol approved qa; erin's approval is still running.
-		{auditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow},
+		{views.AuditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow},
 			newAuditHist(t, auditT0.Add(time.Hour)).
 				started(workflows.PromoteInput{Project: "demo", Version: "v1.0.0", Actor: "alice", To: "prod"}, false).
 				memo("waiting", "").
 				update("u-app", workflows.ApproveUpdate, workflows.Vote{Stage: "qa", Actor: "carol", Comment: "lgtm"}, workflows.StageState{Name: "qa"}).
 				update("u-app2", workflows.ApproveUpdate, workflows.Vote{Stage: "prod", Actor: "erin"}, nil).events},
 		// The Audit entity: an approval refused by the validator.
-		{auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow},
+		{views.AuditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow},
 			newAuditHist(t, auditT0.Add(90*time.Minute)).
 				started(workflows.AuditInput{Project: "demo"}, false).
 				signal(workflows.RefusalSignal, workflows.Refusal{Actor: "mallory", Action: workflows.ApproveUpdate, Target: promoteID,
@@ -209,14 +211,14 @@ func TestExtractActions(t *testing.T) {
 	deletedID := workflows.ReleaseID("demo", "v0.9.0")
 	runs = append(runs,
 		// A deployment stopped by an artifact mismatch: refused, as the workflow says (workflows.Outcome).
-		run{auditRun{WorkflowID: mismatchID, RunID: "d4", Type: workflows.DeployWorkflow, Fabrics: []string{"prod"}},
+		run{views.AuditRun{WorkflowID: mismatchID, RunID: "d4", Type: workflows.DeployWorkflow, Fabrics: []string{"prod"}},
 			newAuditHist(t, auditT0.Add(40*time.Minute)).
 				started(workflows.DeployInput{Project: "demo", Version: "v1.0.0", Actor: "carol", Trigger: "promote"}, false).
 				memo("failed", "pipeline ingest built to other bytes").
 				failed(apperr.ArtifactMismatch, "pipeline ingest built to other bytes").events},
 		// A release deleted hours later: the delete adds a row; the release's row
 		// keeps its result and its time.
-		run{auditRun{WorkflowID: deletedID, RunID: "r9", Type: workflows.ReleaseWorkflow},
+		run{views.AuditRun{WorkflowID: deletedID, RunID: "r9", Type: workflows.ReleaseWorkflow},
 			newAuditHist(t, auditT0.Add(-time.Hour)).
 				started(workflows.ReleaseInput{Project: "demo", Version: "v0.9.0", Actor: "alice"}, false).
 				memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "9999999999", workflows.MemoCreatedBy: "alice"}).
@@ -227,9 +229,9 @@ func TestExtractActions(t *testing.T) {
 	)
 	var all []auditRecord
 	for _, r := range runs {
-		all = append(all, extractActions("demo", r.run, r.events)...)
+		all = append(all, views.ExtractActions("demo", r.run, r.events)...)
 	}
-	sortAuditRecords(all)
+	views.SortAuditRecords(all)
 	var got []string
 	for _, r := range all {
 		got = append(got, auditLineOf(r))
@@ -331,12 +333,12 @@ func TestAuditFailureResultFollowsClass(t *testing.T) {
 			want = workflows.StatusSuperseded
 		}
 		f := &failurepb.Failure{FailureInfo: &failurepb.Failure_ApplicationFailureInfo{ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: typ}}}
-		if got := auditFailureResult(f); got != string(want) {
+		if got := views.FailureResult(f); got != string(want) {
 			t.Errorf("a run failed with %q: audit result %q, want %q", typ, got, want)
 		}
 	}
 	f := &failurepb.Failure{FailureInfo: &failurepb.Failure_ApplicationFailureInfo{ApplicationFailureInfo: &failurepb.ApplicationFailureInfo{Type: apperr.ArtifactMismatch}}}
-	if got := auditFailureResult(f); got != string(workflows.StatusRefused) {
+	if got := views.FailureResult(f); got != string(workflows.StatusRefused) {
 		t.Errorf("artifact mismatch: %q", got)
 	}
 }
@@ -359,8 +361,8 @@ func TestHistoryStatus(t *testing.T) {
 		{"refused", true, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, "refused"},
 		{"succeeded", true, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, "succeeded"},
 	} {
-		if got := historyStatus(tc.memo, tc.closed, tc.status); got != tc.want {
-			t.Errorf("historyStatus(%q, %v, %s) = %q, want %q", tc.memo, tc.closed, tc.status, got, tc.want)
+		if got := views.HistoryStatus(tc.memo, tc.closed, tc.status); got != tc.want {
+			t.Errorf("views.HistoryStatus(%q, %v, %s) = %q, want %q", tc.memo, tc.closed, tc.status, got, tc.want)
 		}
 	}
 }
@@ -389,13 +391,13 @@ func TestAuditRefusalsShownOnceAndCapped(t *testing.T) {
 		entity.signal(workflows.RefusalSignal, workflows.Refusal{Actor: "mallory", Action: workflows.ActionResume, Target: promoteID, Reason: "not parked", Via: workflows.ViaUnsigned})
 	}
 	var all []auditRecord
-	all = append(all, extractActions("demo", auditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow}, target.events)...)
+	all = append(all, views.ExtractActions("demo", views.AuditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow}, target.events)...)
 	// The flood spans two runs of the Audit entity (it continued as new).
 	half := len(entity.events) / 2
-	all = append(all, extractActions("demo", auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow}, entity.events[:half])...)
-	all = append(all, extractActions("demo", auditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a2", Type: workflows.AuditWorkflow}, entity.events[half:])...)
-	sortAuditRecords(all)
-	all = capAuditRefusals("demo", all)
+	all = append(all, views.ExtractActions("demo", views.AuditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a1", Type: workflows.AuditWorkflow}, entity.events[:half])...)
+	all = append(all, views.ExtractActions("demo", views.AuditRun{WorkflowID: workflows.AuditID("demo"), RunID: "a2", Type: workflows.AuditWorkflow}, entity.events[half:])...)
+	views.SortAuditRecords(all)
+	all = views.CapAuditRefusals("demo", all)
 	approvals, kept, dropped, failed := 0, 0, 0, 0
 	for _, r := range all {
 		switch {
@@ -433,7 +435,7 @@ func TestAuditSkipsBookkeepingUpdates(t *testing.T) {
 		update("u-acc", workflows.AcceptUpdate, map[string]any{}, map[string]any{"accepted": true}).
 		update("u-claim", workflows.ClaimRequestUpdate, map[string]any{"actor": "alice", "request_id": "r-1"}, map[string]any{"ok": true}).
 		memoFields(map[string]any{workflows.MemoStatus: "released", workflows.MemoCommit: "0123456789abcdef", workflows.MemoCreatedBy: "alice"}).events
-	got := extractActions("demo", auditRun{WorkflowID: releaseID, RunID: "r1", Type: workflows.ReleaseWorkflow}, events)
+	got := views.ExtractActions("demo", views.AuditRun{WorkflowID: releaseID, RunID: "r1", Type: workflows.ReleaseWorkflow}, events)
 	for _, r := range got {
 		if r.Action == workflows.AcceptUpdate || r.Action == workflows.ClaimRequestUpdate {
 			t.Errorf("bookkeeping update shown as an action: %+v", r)
@@ -441,5 +443,37 @@ func TestAuditSkipsBookkeepingUpdates(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Action != "release" {
 		t.Errorf("actions = %+v, want the release alone", got)
+	}
+}
+
+// A vote the dashboard signed as a delegate shows who voted and through what:
+// "carol via web", in the table and as `delegate` in the JSON line.
+func TestAuditShowsDelegatedVotes(t *testing.T) {
+	promoteID := workflows.PromoteID("demo", "v1.0.0")
+	vote := workflows.Vote{Stage: "prod", Actor: "carol", Comment: "looks good",
+		Auth: &signing.Auth{RequestID: "r1", Time: auditT0, Signature: "c2ln", Delegate: "web"}}
+	events := newAuditHist(t, auditT0).
+		started(workflows.PromoteInput{Project: "demo", Version: "v1.0.0", Actor: "alice"}, false).
+		update("u1", workflows.ActionApprove, vote, workflows.StageState{Name: "prod"}).events
+	rs := views.ExtractActions("demo", views.AuditRun{WorkflowID: promoteID, RunID: "p1", Type: workflows.PromoteWorkflow}, events)
+	var approve *auditRecord
+	for i := range rs {
+		if rs[i].Action == workflows.ActionApprove {
+			approve = &rs[i]
+		}
+	}
+	if approve == nil || approve.Actor != "carol" || approve.Delegate != "web" || approve.Who() != "carol via web" {
+		t.Fatalf("approval record %+v", approve)
+	}
+	var out bytes.Buffer
+	if err := printAudit(&globals{stdout: &out}, rs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "carol via web") {
+		t.Errorf("table lacks carol via web:\n%s", out.String())
+	}
+	b, _ := json.Marshal(approve)
+	if !strings.Contains(string(b), `"actor":"carol"`) || !strings.Contains(string(b), `"delegate":"web"`) {
+		t.Errorf("JSON line %s", b)
 	}
 }

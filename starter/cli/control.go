@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 	"time"
 
@@ -83,7 +84,7 @@ func runResume(ctx context.Context, g *globals, id string, wait bool) error {
 	var before struct {
 		Parked *workflows.Parked `json:"parked"`
 	}
-	_, _ = queryState(ctx, c, id, "", &before)
+	_, _ = views.QueryState(ctx, c, id, "", &before)
 
 	req := workflows.ControlRequest{Actor: actor}
 	if req.Auth, err = g.auth(id, workflows.ResumeUpdate, actor, req); err != nil {
@@ -247,5 +248,5 @@ func controlRefused(ctx context.Context, g *globals, c client.Client, id, update
 }
 
 func statusWord(s enumspb.WorkflowExecutionStatus) string {
-	return strings.ToLower(executionStatus(s))
+	return strings.ToLower(views.ExecutionStatus(s))
 }

@@ -2,19 +2,16 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	ucli "github.com/urfave/cli/v2"
-	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
-	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/workflows"
 )
 
@@ -31,24 +28,8 @@ func deploymentsCommand(g *globals) *ucli.Command {
 	}
 }
 
-// deploymentRow is one job on one fabric.
-type deploymentRow struct {
-	workflows.JobRecord
-	Drift string `json:"drift"` // in sync, drifted: …, missing, unknown: …
-}
-
 // fabricView is one fabric's state as `deployments` shows it.
-type fabricView struct {
-	Fabric string                 `json:"fabric"`
-	Queue  []workflows.QueueEntry `json:"queue"`
-	Jobs   []deploymentRow        `json:"jobs"`
-	// Parked deployments hold no lock; the jobs they changed before parking
-	// are among Jobs, with their deployment ID.
-	Parked []workflows.ParkedDeployment `json:"parked,omitempty"`
-	// Busy is what the deployment holding the fabric waits for, when it
-	// waits for a job's active run to end (its summary).
-	Busy string `json:"busy,omitempty"`
-}
+type fabricView = views.FabricView
 
 func runDeployments(ctx context.Context, g *globals, project, fabric string) error {
 	c, err := g.client()
@@ -56,58 +37,29 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 		return err
 	}
 	defer c.Close()
-	states, err := fabricStates(ctx, c, project, fabric)
-	if err != nil {
+	inspect := func(ctx context.Context, in workflows.InspectInput) (workflows.InspectOutput, error) {
+		var out workflows.InspectOutput
+		err := readProject(ctx, g, c, project, workflows.InspectUpdate, in, &out)
+		return out, err
+	}
+	fabrics, err := views.Deployments(ctx, c, project, fabric, inspect)
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return err
+	case err != nil:
 		return failed(err)
 	}
-	var recorded []activities.DeployedJob
-	for _, s := range states {
-		for _, name := range sortedKeys(s.Jobs) {
-			j := s.Jobs[name]
-			recorded = append(recorded, activities.DeployedJob{Project: project, Fabric: s.Fabric, Job: j.Job, Scheduler: j.Scheduler,
-				Version: j.Version, Commit: j.Commit, DeploymentID: j.DeploymentID, Artifacts: j.Artifacts})
-		}
-	}
-	drift := map[string]activities.JobDrift{}
-	if len(recorded) > 0 {
-		var out workflows.InspectOutput
-		if err := readProject(ctx, g, c, project, workflows.InspectUpdate, workflows.InspectInput{Jobs: recorded}, &out); err != nil {
-			return err
-		}
-		for _, d := range out.Jobs {
-			drift[d.Fabric+"/"+d.Job] = d
-		}
-	}
-	views := make([]fabricView, 0, len(states))
-	for _, s := range states {
-		// An empty queue or job list is [] in JSON, not null.
-		v := fabricView{Fabric: s.Fabric, Queue: s.Queue, Jobs: []deploymentRow{}, Parked: s.Parked}
-		if v.Queue == nil {
-			v.Queue = []workflows.QueueEntry{}
-		}
-		for _, name := range sortedKeys(s.Jobs) {
-			j := s.Jobs[name]
-			v.Jobs = append(v.Jobs, deploymentRow{JobRecord: j, Drift: driftText(drift[s.Fabric+"/"+name])})
-		}
-		if len(v.Queue) > 0 {
-			// Best effort: a holder that does not answer is shown as deploying.
-			var holder workflows.DeployState
-			if _, err := queryState(ctx, c, v.Queue[0].DeploymentID, "", &holder); err == nil && holder.Runs != nil {
-				v.Busy = holder.Summary
-			}
-		}
-		views = append(views, v)
-	}
 	if g.json() {
-		return printJSON(g, views)
+		return printJSON(g, fabrics)
 	}
-	if len(views) == 0 {
+	if len(fabrics) == 0 {
 		fmt.Fprintf(g.stdout, "nothing of %s is deployed yet\n", project)
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FABRIC\tJOB\tVERSION\tID\tDEPLOYED BY\tAT\tDEPLOYMENT\tDRIFT\t")
-	for _, v := range views {
+	for _, v := range fabrics {
 		for _, j := range v.Jobs {
 			dep := j.DeploymentID
 			if slices.ContainsFunc(v.Parked, func(p workflows.ParkedDeployment) bool { return p.DeploymentID == dep }) {
@@ -119,7 +71,7 @@ func runDeployments(ctx context.Context, g *globals, project, fabric string) err
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, v := range views {
+	for _, v := range fabrics {
 		for _, p := range v.Parked {
 			fmt.Fprintln(g.stdout, parkedLine(v.Fabric, p))
 		}
@@ -155,65 +107,6 @@ func parkedLine(fabric string, p workflows.ParkedDeployment) string {
 	return fmt.Sprintf("fabric %s: %s (%s) is parked at %s: %s; %s; %s", fabric, p.DeploymentID, p.Version, p.Step, firstLine(p.Reason), left, next)
 }
 
-func driftText(d activities.JobDrift) string {
-	switch {
-	case d.Error != "":
-		return "unknown: " + firstLine(d.Error)
-	case d.Job == "":
-		return "unknown"
-	case !d.Exists:
-		return "missing (deleted on the fabric)"
-	case d.Drift:
-		return "drifted: " + firstLine(d.Detail)
-	default:
-		return "in sync"
-	}
-}
-
-// fabricStates queries every Fabric entity of the project (or one).
-func fabricStates(ctx context.Context, c client.Client, project, fabric string) ([]workflows.FabricState, error) {
-	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND ExecutionStatus = 'Running'", workflows.FabricWorkflow, workflows.ProjectKey.GetName(), project)
-	if fabric != "" {
-		query += fmt.Sprintf(" AND %s = '%s'", workflows.FabricKey.GetName(), fabric)
-	}
-	ids, err := listIDs(ctx, c, query)
-	if err != nil {
-		return nil, fmt.Errorf("list fabrics of %s: %w", project, err)
-	}
-	var states []workflows.FabricState
-	for _, id := range ids {
-		var s workflows.FabricState
-		if _, err := queryState(ctx, c, id, "", &s); err != nil {
-			return nil, fmt.Errorf("query %s: %w", id, err)
-		}
-		states = append(states, s)
-	}
-	sort.Slice(states, func(i, j int) bool { return states[i].Fabric < states[j].Fabric })
-	return states, nil
-}
-
-func listIDs(ctx context.Context, c client.Client, query string) ([]string, error) {
-	seen := map[string]bool{}
-	var ids []string
-	var token []byte
-	for {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 500})
-		if err != nil {
-			return nil, err
-		}
-		for _, ex := range resp.Executions {
-			id := ex.GetExecution().GetWorkflowId()
-			if !seen[id] {
-				seen[id] = true
-				ids = append(ids, id)
-			}
-		}
-		if token = resp.NextPageToken; len(token) == 0 {
-			return ids, nil
-		}
-	}
-}
-
 func historyCommand(g *globals) *ucli.Command {
 	var project, fabric string
 	var onlyFailed bool
@@ -229,67 +122,19 @@ func historyCommand(g *globals) *ucli.Command {
 	}
 }
 
-// historyRow is one deployment.
-type historyRow struct {
-	ID      string    `json:"deployment_id"`
-	Version string    `json:"version"`
-	Actor   string    `json:"actor"`
-	Fabrics []string  `json:"fabrics"`
-	Started time.Time `json:"started"`
-	Status  string    `json:"status"`
-	Reason  string    `json:"reason,omitempty"`
-	Logs    string    `json:"logs"`
-	UIURL   string    `json:"ui_url"`
-}
-
 func runHistory(ctx context.Context, g *globals, project, fabric string, onlyFailed bool) error {
 	c, err := g.client()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s'", workflows.DeployWorkflow, workflows.ProjectKey.GetName(), project)
-	if fabric != "" {
-		query += fmt.Sprintf(" AND %s = '%s'", workflows.FabricKey.GetName(), fabric)
+	rows, err := views.History(ctx, c, project, fabric, onlyFailed, g.workflowURL)
+	if err != nil {
+		return failed(err)
 	}
-	var rows []historyRow
-	var token []byte
-	dc := converter.GetDefaultDataConverter()
-	for {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 500})
-		if err != nil {
-			return failed(fmt.Errorf("list deployments of %s: %w", project, err))
-		}
-		for _, ex := range resp.Executions {
-			id := ex.GetExecution().GetWorkflowId()
-			r := historyRow{ID: id, Started: ex.GetStartTime().AsTime(), Logs: "shipline logs " + id, UIURL: g.workflowURL(id)}
-			fields := ex.GetMemo().GetFields()
-			_ = dc.FromPayload(fields[workflows.MemoStatus], &r.Status)
-			_ = dc.FromPayload(fields[workflows.MemoReason], &r.Reason)
-			for k, v := range ex.GetSearchAttributes().GetIndexedFields() {
-				switch k {
-				case workflows.VersionKey.GetName():
-					_ = dc.FromPayload(v, &r.Version)
-				case workflows.ActorKey.GetName():
-					_ = dc.FromPayload(v, &r.Actor)
-				case workflows.FabricKey.GetName():
-					_ = dc.FromPayload(v, &r.Fabrics)
-				}
-			}
-			r.Status = historyStatus(r.Status, ex.GetCloseTime() != nil, ex.GetStatus())
-			if onlyFailed && !isFailure(r.Status) {
-				continue
-			}
-			rows = append(rows, r)
-		}
-		if token = resp.NextPageToken; len(token) == 0 {
-			break
-		}
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Started.After(rows[j].Started) })
 	if g.json() {
 		if rows == nil {
-			rows = []historyRow{}
+			rows = []views.HistoryRow{}
 		}
 		return printJSON(g, rows)
 	}
@@ -307,14 +152,6 @@ func runHistory(ctx context.Context, g *globals, project, fabric string, onlyFai
 	}
 	fmt.Fprintln(g.stdout, "logs: shipline logs DEPLOYMENT · details: shipline status DEPLOYMENT")
 	return nil
-}
-
-func isFailure(status string) bool {
-	switch workflows.Status(status) {
-	case workflows.StatusFailed, workflows.StatusRefused, workflows.StatusParked, workflows.StatusCancelled:
-		return true
-	}
-	return status == "terminated" || status == "timed out"
 }
 
 func planCommand(g *globals) *ucli.Command {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -39,7 +40,7 @@ func (f *follower) next(ctx context.Context, out any) (ok bool, closed error, er
 	var qerr error
 	// A query waits for a worker: say so within seconds when none serves the queue.
 	err = f.g.withWorker(ctx, f.c, f.id, func(ctx context.Context) error {
-		closed, qerr = queryState(ctx, f.c, f.id, f.runID, out)
+		closed, qerr = views.QueryState(ctx, f.c, f.id, f.runID, out)
 		return nil
 	})
 	if err != nil {
@@ -292,7 +293,7 @@ func stageDeployStopped(ctx context.Context, c client.Client, s workflows.Promot
 			continue
 		}
 		var d workflows.DeployState
-		if _, err := queryState(ctx, c, st.DeploymentID, "", &d); err != nil {
+		if _, err := views.QueryState(ctx, c, st.DeploymentID, "", &d); err != nil {
 			continue
 		}
 		switch d.Status {

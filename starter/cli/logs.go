@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -28,26 +28,10 @@ func logsCommand(g *globals) *ucli.Command {
 }
 
 // buildLog is one pipeline's build log as `logs` prints it.
-type buildLog struct {
-	Pipeline  string `json:"pipeline"`
-	Status    string `json:"status"`
-	Path      string `json:"path,omitempty"`
-	Content   string `json:"content,omitempty"`
-	Truncated bool   `json:"truncated,omitempty"`
-	// Error says why the log could not be read (its tail from the state is shown instead).
-	Error string `json:"error,omitempty"`
-	// tail is the end of the log kept in the deployment's state.
-	tail string
-}
+type buildLog = views.BuildLog
 
 // logsResult is the JSON form of `logs`.
-type logsResult struct {
-	DeploymentID string     `json:"deployment_id"`
-	Status       string     `json:"status,omitempty"`
-	Logs         []buildLog `json:"logs"`
-	// Problems lists what could not be read from the deployment's state.
-	Problems []string `json:"problems,omitempty"`
-}
+type logsResult = views.LogsResult
 
 func runLogs(ctx context.Context, g *globals, id string) error {
 	c, err := g.client()
@@ -65,10 +49,10 @@ func runLogs(ctx context.Context, g *globals, id string) error {
 		if !ok {
 			return failed(fmt.Errorf("%s did not answer with its state; try `shipline status %s`", id, id))
 		}
-		if depID = releaseDeployment(rel); depID == "" {
+		if depID = views.ReleaseDeployment(rel); depID == "" {
 			// A release whose builds failed before its tag has no deployment:
 			// its own builds (step build and test) are the logs.
-			if res := readBuilds(id, rel); len(res.Logs) > 0 {
+			if res := views.ReadBuilds(id, rel); len(res.Logs) > 0 {
 				return printBuildLogs(ctx, g, c, id, rel, res)
 			}
 			if g.json() {
@@ -86,119 +70,22 @@ func runLogs(ctx context.Context, g *globals, id string) error {
 	if !ok {
 		return failed(fmt.Errorf("%s did not answer with its state; try `shipline status %s`", depID, depID))
 	}
-	return printBuildLogs(ctx, g, c, depID, raw, readBuilds(depID, raw))
+	return printBuildLogs(ctx, g, c, depID, raw, views.ReadBuilds(depID, raw))
 }
 
 // printBuildLogs reads the log files of res's builds from the worker and
 // prints them; id and raw are the deployment (or release) and its state.
 func printBuildLogs(ctx context.Context, g *globals, c client.Client, id string, raw json.RawMessage, res logsResult) error {
-	var paths []string
-	for _, l := range res.Logs {
-		if l.Path != "" {
-			paths = append(paths, l.Path)
-		}
-	}
-	if len(paths) > 0 {
+	res = views.FillLogs(ctx, res, func(ctx context.Context, in workflows.ReadLogsInput) (workflows.ReadLogsOutput, error) {
 		var out workflows.ReadLogsOutput
-		if err := readProject(ctx, g, c, deploymentProject(id, raw), workflows.ReadLogsUpdate, workflows.ReadLogsInput{Paths: paths}, &out); err != nil {
-			res.Problems = append(res.Problems, "could not read the log files: "+err.Error())
-		}
-		byPath := map[string]int{}
-		for i, f := range out.Logs {
-			byPath[f.Path] = i
-		}
-		for i, l := range res.Logs {
-			if j, found := byPath[l.Path]; found && l.Path != "" && j < len(out.Logs) {
-				f := out.Logs[j]
-				if f.Error != "" {
-					res.Logs[i].Error, res.Logs[i].Content = f.Error, l.tail
-					continue
-				}
-				res.Logs[i].Content, res.Logs[i].Truncated = f.Content, f.Truncated
-			}
-		}
-	}
+		err := readProject(ctx, g, c, deploymentProject(id, raw), workflows.ReadLogsUpdate, in, &out)
+		return out, err
+	})
 	if g.json() {
 		return printJSON(g, res)
 	}
 	printLogs(g, res)
 	return nil
-}
-
-// releaseDeployment reads the deployment of a release's state: its auto_deploy
-// deployment, else its latest deployment to any fabric.
-func releaseDeployment(raw json.RawMessage) string {
-	var rel struct {
-		DeployID string `json:"deploy_id"`
-		Fabrics  map[string]workflows.FabricReach
-	}
-	_ = json.Unmarshal(raw, &rel)
-	if rel.DeployID != "" {
-		return rel.DeployID
-	}
-	latest := workflows.FabricReach{}
-	for _, name := range sortedKeys(rel.Fabrics) {
-		if r := rel.Fabrics[name]; r.At.After(latest.At) {
-			latest = r
-		}
-	}
-	return latest.DeploymentID
-}
-
-// readBuilds reads the builds of a deployment's state, failed ones first. What
-// it cannot decode is listed in Problems; the rest is still shown.
-func readBuilds(id string, raw json.RawMessage) logsResult {
-	res := logsResult{DeploymentID: id, Logs: []buildLog{}}
-	var s struct {
-		Status string                     `json:"status"`
-		Builds map[string]json.RawMessage `json:"builds"`
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		res.Problems = append(res.Problems, fmt.Sprintf("could not read the state of %s: %v", id, err))
-		// Builds may still be readable one by one.
-		var loose map[string]json.RawMessage
-		if json.Unmarshal(raw, &loose) == nil {
-			_ = json.Unmarshal(loose["builds"], &s.Builds)
-			_ = json.Unmarshal(loose["status"], &s.Status)
-		}
-	}
-	res.Status = s.Status
-	for _, name := range sortedKeys(s.Builds) {
-		var b workflows.PipelineBuild
-		if err := json.Unmarshal(s.Builds[name], &b); err != nil {
-			res.Problems = append(res.Problems, fmt.Sprintf("could not read the build of %s: %v", name, err))
-			continue
-		}
-		if b.Status == workflows.StepPending {
-			continue
-		}
-		l := buildLog{Pipeline: name, Status: buildWord(b), Path: b.LogPath, tail: b.LogTail}
-		if l.Path == "" && b.LogTail != "" {
-			l.Content = b.LogTail
-		}
-		if l.Path == "" && b.LogTail == "" && b.Error != "" {
-			l.Content = b.Error
-		}
-		res.Logs = append(res.Logs, l)
-	}
-	sort.SliceStable(res.Logs, func(i, j int) bool {
-		return res.Logs[i].Status == "failed" && res.Logs[j].Status != "failed"
-	})
-	return res
-}
-
-// buildWord says what happened to a pipeline's build.
-func buildWord(b workflows.PipelineBuild) string {
-	switch {
-	case b.Status == workflows.StepFailed:
-		return "failed"
-	case b.Status == workflows.StepDone && b.Cached:
-		return "cached"
-	case b.Status == workflows.StepDone:
-		return "built"
-	default:
-		return string(b.Status)
-	}
 }
 
 func printLogs(g *globals, res logsResult) {

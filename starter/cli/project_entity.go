@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/shipline/shipline/workflows"
 )
@@ -27,23 +26,7 @@ func readProject(ctx context.Context, g *globals, c client.Client, project, upda
 	}
 	id := workflows.ProjectID(project)
 	err := g.withWorker(ctx, c, id, func(ctx context.Context) error {
-		start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-			ID:                       id,
-			TaskQueue:                g.taskQueue,
-			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.ProjectKey.ValueSet(project)),
-			StaticSummary:            "Reads of " + project + ": releases --refresh, plan, deployments, logs, check",
-		}, workflows.ProjectWorkflow, workflows.ProjectInput{Project: project})
-		h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-			StartWorkflowOperation: start,
-			UpdateOptions: client.UpdateWorkflowOptions{
-				WorkflowID: id, UpdateName: update, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
-			},
-		})
-		if err != nil {
-			return err
-		}
-		return h.Get(ctx, out)
+		return views.ReadProject(ctx, c, g.taskQueue, project, update, in, out)
 	})
 	var ee *exitError
 	switch {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"io"
 	"strings"
 	"time"
@@ -21,7 +22,7 @@ import (
 // workflow says why if an approval needs one).
 func gatePlan(ctx context.Context, c client.Client, id, stage string) *workflows.StageState {
 	var s workflows.PromoteState
-	if _, err := queryState(ctx, c, id, "", &s); err != nil {
+	if _, err := views.QueryState(ctx, c, id, "", &s); err != nil {
 		return nil
 	}
 	for _, st := range s.Stages {

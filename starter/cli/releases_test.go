@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestMarkLatestSkipsFailedTests(t *testing.T) {
 		{Version: "v1.3.0", Source: "shipline", Status: "released"},
 		{Version: "v2.0.0", Source: "external", Status: "tagged"},
 	}
-	markLatest(rows)
+	views.MarkLatest(rows)
 	for _, r := range rows {
 		if r.Latest != (r.Version == "v1.1.0") {
 			t.Errorf("%s latest = %v, want only v1.1.0 latest", r.Version, r.Latest)
@@ -41,8 +42,8 @@ func TestWorseBuilds(t *testing.T) {
 		{workflows.BuildsFailed, workflows.TestsFailed, workflows.TestsFailed},
 		{workflows.TestsFailed, workflows.BuildsPassed, workflows.BuildsPassed},
 	} {
-		if got := worseBuilds(tc.a, tc.b); got != tc.want {
-			t.Errorf("worseBuilds(%q, %q) = %q, want %q", tc.a, tc.b, got, tc.want)
+		if got := views.WorseBuilds(tc.a, tc.b); got != tc.want {
+			t.Errorf("views.WorseBuilds(%q, %q) = %q, want %q", tc.a, tc.b, got, tc.want)
 		}
 	}
 }
@@ -58,7 +59,7 @@ func TestReleasesTable(t *testing.T) {
 			Fabrics: []string{"local"}},
 		{Version: "v0.9.0", Commit: "9999999999", CreatedBy: "dev", CreatedAt: at, Source: "external", Status: "tagged"},
 	}
-	markLatest(rows)
+	views.MarkLatest(rows)
 	var out bytes.Buffer
 	if err := printReleases(&globals{stdout: &out}, rows); err != nil {
 		t.Fatal(err)
@@ -89,16 +90,16 @@ func TestReleaseRowReadsReleaseBuilds(t *testing.T) {
 		}
 		return &commonpb.Memo{Fields: fields}
 	}
-	row, ok := releaseFromExecution("demo", workflows.ReleaseID("demo", "v1.2.0"), enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, memo(string(workflows.StatusReleased), workflows.BuildsPassed))
+	row, ok := views.ReleaseFromExecution("demo", workflows.ReleaseID("demo", "v1.2.0"), enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, memo(string(workflows.StatusReleased), workflows.BuildsPassed))
 	if !ok || row.Builds != workflows.BuildsPassed {
 		t.Fatalf("released row %+v (listed %v), want builds passed", row, ok)
 	}
 	rows := []releaseRow{row, {Version: "v1.1.0", Source: "shipline", Status: "released", Builds: workflows.BuildsPassed}}
-	markLatest(rows)
+	views.MarkLatest(rows)
 	if !rows[0].Latest || rows[0].Version != "v1.2.0" {
 		t.Fatalf("rows %+v: the release built and tested before its tag is the latest", rows)
 	}
-	if row, ok := releaseFromExecution("demo", workflows.ReleaseID("demo", "v1.3.0"), enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, memo(string(workflows.StatusFailed), workflows.TestsFailed)); ok {
+	if row, ok := views.ReleaseFromExecution("demo", workflows.ReleaseID("demo", "v1.3.0"), enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, memo(string(workflows.StatusFailed), workflows.TestsFailed)); ok {
 		t.Fatalf("a release whose tests failed before the tag is listed: %+v", row)
 	}
 }

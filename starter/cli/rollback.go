@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 	"time"
 
@@ -138,7 +138,7 @@ func runReleaseHold(ctx context.Context, g *globals, project, stage string, clea
 	id := workflows.StageID(project, stage)
 	var ledger workflows.StageLedger
 	if !clear {
-		if _, err := queryState(ctx, c, id, "", &ledger); err != nil {
+		if _, err := views.QueryState(ctx, c, id, "", &ledger); err != nil {
 			return failed(fmt.Errorf("stage %s of %s has no record yet (nothing verified nor rolled back there): %w", stage, project, err))
 		}
 		return printLedger(g, ledger)
@@ -267,17 +267,11 @@ func runVerify(ctx context.Context, g *globals, version, project, stage string, 
 // record: the release it runs, the one it verified before, and its hold.
 // Stages that never verified nor rolled back a release have no record.
 func printStages(ctx context.Context, g *globals, c client.Client, project string) error {
-	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND ExecutionStatus = 'Running'", workflows.StageWorkflow, workflows.ProjectKey.GetName(), project)
-	ids, err := listIDs(ctx, c, query)
+	ledgers, err := views.StageLedgers(ctx, c, project)
 	if err != nil {
-		return failed(fmt.Errorf("list stages of %s: %w", project, err))
+		return failed(err)
 	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		var l workflows.StageLedger
-		if _, err := queryState(ctx, c, id, "", &l); err != nil {
-			return failed(fmt.Errorf("query %s: %w", id, err))
-		}
+	for _, l := range ledgers {
 		fmt.Fprintln(g.stdout, stageSummary(l))
 	}
 	return nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"text/tabwriter"
 	"time"
 
@@ -69,7 +70,7 @@ func runRuns(ctx context.Context, g *globals, o runsOptions) error {
 	}
 	defer c.Close()
 	// Which jobs Shipline deployed where: the fabric entities' records.
-	states, err := fabricStates(ctx, c, o.project, o.fabric)
+	states, err := views.FabricStates(ctx, c, o.project, o.fabric)
 	if err != nil {
 		return failed(err)
 	}
@@ -169,7 +170,7 @@ func shiplineRuns(ctx context.Context, c client.Client, project string) (map[str
 		for _, ex := range resp.Executions {
 			id := ex.GetExecution().GetWorkflowId()
 			_, fab, job, _, ok := workflows.ParseRunID(id)
-			runID := payloadAsString(ex.GetMemo().GetFields()[workflows.MemoRunID])
+			runID := views.PayloadAsString(ex.GetMemo().GetFields()[workflows.MemoRunID])
 			if !ok || runID == "" {
 				continue
 			}

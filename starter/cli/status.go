@@ -3,14 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 
 	"github.com/shipline/shipline/workflows"
 )
@@ -83,17 +81,17 @@ func runStatus(ctx context.Context, g *globals, id string) error {
 	}
 	res := statusResult{
 		WorkflowID: id, RunID: desc.WorkflowExecution.RunID, Type: desc.WorkflowType.Name,
-		Execution: executionStatus(desc.Status), Started: desc.WorkflowStartTime, UIURL: g.workflowURL(id),
+		Execution: views.ExecutionStatus(desc.Status), Started: desc.WorkflowStartTime, UIURL: g.workflowURL(id),
 	}
 	if desc.WorkflowCloseTime != nil && !desc.WorkflowCloseTime.IsZero() {
 		res.Closed = desc.WorkflowCloseTime
-		res.Failure = closeFailure(ctx, c, id, res.RunID)
+		res.Failure = views.CloseFailure(ctx, c, id, res.RunID)
 	}
 	var raw json.RawMessage
 	var qerr error
 	// The state comes from the worker: say so within seconds when none serves it.
 	werr := g.withWorker(ctx, c, id, func(ctx context.Context) error {
-		_, qerr = queryState(ctx, c, id, res.RunID, &raw)
+		_, qerr = views.QueryState(ctx, c, id, res.RunID, &raw)
 		return nil
 	})
 	if werr == nil && qerr == nil {
@@ -145,67 +143,6 @@ func stepLine(s workflows.Step) string {
 func firstLine(s string) string {
 	first, _, _ := strings.Cut(s, "\n")
 	return first
-}
-
-// queryState asks a workflow for its state. closed is the workflow's failure when
-// it has ended unsuccessfully (the query may still answer from history).
-func queryState(ctx context.Context, c client.Client, id, runID string, out any) (closed error, qerr error) {
-	desc, err := c.DescribeWorkflow(ctx, id, runID)
-	if err != nil {
-		return nil, err
-	}
-	switch desc.Status {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
-	default:
-		msg := closeFailure(ctx, c, id, runID)
-		if msg == "" {
-			msg = "the workflow ended: " + strings.ToLower(executionStatus(desc.Status))
-		}
-		closed = errors.New(msg)
-	}
-	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	v, err := c.QueryWorkflow(qctx, id, runID, workflows.StateQuery)
-	if err != nil {
-		return closed, err
-	}
-	return closed, v.Get(out)
-}
-
-// closeFailure returns the message a closed workflow failed with, if any.
-func closeFailure(ctx context.Context, c client.Client, id, runID string) string {
-	it := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			return ""
-		}
-		if a := ev.GetWorkflowExecutionFailedEventAttributes(); a != nil {
-			return a.GetFailure().GetMessage()
-		}
-		if a := ev.GetWorkflowExecutionTerminatedEventAttributes(); a != nil {
-			return "terminated: " + a.GetReason()
-		}
-		if ev.GetWorkflowExecutionTimedOutEventAttributes() != nil {
-			return "timed out"
-		}
-		if ev.GetWorkflowExecutionCanceledEventAttributes() != nil {
-			return "cancelled"
-		}
-	}
-	return ""
-}
-
-func executionStatus(s enumspb.WorkflowExecutionStatus) string {
-	name := strings.TrimPrefix(s.String(), "WORKFLOW_EXECUTION_STATUS_")
-	if name == "" {
-		return "Unknown"
-	}
-	parts := strings.Split(strings.ToLower(name), "_")
-	for i, p := range parts {
-		parts[i] = strings.ToUpper(p[:1]) + p[1:]
-	}
-	return strings.Join(parts, "")
 }
 
 func notFound(id string, err error) error {

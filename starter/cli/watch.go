@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 	"time"
 
@@ -99,14 +100,14 @@ func followOther(ctx context.Context, g *globals, c client.Client, id, runID str
 			fmt.Fprintf(g.stdout, "  %s\n", p.Summary)
 		}
 		if st := info.GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			status := strings.ToLower(executionStatus(st))
+			status := strings.ToLower(views.ExecutionStatus(st))
 			if !g.json() {
 				fmt.Fprintf(g.stdout, "%s %s\n", id, status)
 			}
 			if st == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED || o.cancelling {
 				return &p, nil
 			}
-			msg := closeFailure(ctx, c, id, runID)
+			msg := views.CloseFailure(ctx, c, id, runID)
 			if msg == "" {
 				msg = "the workflow ended: " + status
 			}

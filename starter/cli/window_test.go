@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/shipline/shipline/internal/views"
 	"strings"
 	"testing"
 	"time"
@@ -95,15 +96,15 @@ func TestAuditWindowOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, ok := windowOverrideRecord("demo", "promote/demo/v1.0.0", t0, map[string]*commonpb.Payload{workflows.MemoWindowOverride: p})
+	r, ok := views.WindowOverrideRecord("demo", "promote/demo/v1.0.0", t0, map[string]*commonpb.Payload{workflows.MemoWindowOverride: p})
 	if !ok || r.Actor != "carol" || r.Action != "override-window" || r.Stage != "prod" ||
 		r.Detail != "hotfix INC-42 (stage prod was "+closedMsg+")" {
 		t.Fatalf("record = %+v, %v", r, ok)
 	}
-	if _, ok := windowOverrideRecord("demo", "x", t0, map[string]*commonpb.Payload{}); ok {
+	if _, ok := views.WindowOverrideRecord("demo", "x", t0, map[string]*commonpb.Payload{}); ok {
 		t.Error("a memo without an override made a row")
 	}
-	if got := overrideDetail(map[string]any{"override_window": map[string]any{"reason": "outage"}}); got != "--override-window: outage" {
+	if got := views.OverrideDetail(map[string]any{"override_window": map[string]any{"reason": "outage"}}); got != "--override-window: outage" {
 		t.Errorf("vote detail = %q", got)
 	}
 }

@@ -27,6 +27,7 @@ type Options struct {
 	BuildParallelism int
 	DynamicConfig    map[string]any
 	MetricsAddr      string          // "" = no metrics endpoint
+	WebAddr          string          // "" = no dashboard
 	LogLevel         zap.AtomicLevel // zero: warn
 }
 
@@ -37,6 +38,7 @@ type Stack struct {
 	UIURL        string
 	MetricsURL   string
 	CodecURL     string // the payload codec endpoint, "" when not served
+	WebURL       string // the dashboard, "" when not served
 	TemporalPort int
 
 	tb     testing.TB
@@ -71,12 +73,13 @@ func Start(tb testing.TB, cfgPath string, o Options) *Stack {
 		s.done <- workerapp.Run(ctx, workerapp.Options{
 			Config: cfg, Dev: true, TemporalPort: o.TemporalPort, UIPort: uiPort, Logger: logger,
 			BuildParallelism: o.BuildParallelism, DevDynamicConfig: o.DynamicConfig, MetricsAddr: o.MetricsAddr,
-			Ready: func(i workerapp.Info) { ready <- i },
+			WebAddr: o.WebAddr,
+			Ready:   func(i workerapp.Info) { ready <- i },
 		})
 	}()
 	select {
 	case info := <-ready:
-		s.Address, s.UIURL, s.MetricsURL, s.CodecURL = info.Address, info.UIURL, info.MetricsURL, info.CodecURL
+		s.Address, s.UIURL, s.MetricsURL, s.CodecURL, s.WebURL = info.Address, info.UIURL, info.MetricsURL, info.CodecURL, info.WebURL
 	case err := <-s.done:
 		tb.Fatalf("worker stopped before it was ready: %v", err)
 	case <-time.After(3 * time.Minute):

@@ -1,4 +1,4 @@
-package cli
+package views
 
 import (
 	"time"
@@ -9,24 +9,24 @@ import (
 	"github.com/shipline/shipline/workflows"
 )
 
-// auditOverrideWindow is the audit action of a closed stage entered by
+// AuditOverrideWindow is the audit action of a closed stage entered by
 // --override-window: who, which stage, why it was closed, and their reason.
-const auditOverrideWindow = "override-window"
+const AuditOverrideWindow = "override-window"
 
-// windowOverrideRecord is the audit row of a memo update that recorded a
+// WindowOverrideRecord is the audit row of a memo update that recorded a
 // window override (workflows.MemoWindowOverride); ok is false for other memos.
-func windowOverrideRecord(project, workflowID string, at time.Time, fields map[string]*commonpb.Payload) (auditRecord, bool) {
+func WindowOverrideRecord(project, workflowID string, at time.Time, fields map[string]*commonpb.Payload) (AuditRecord, bool) {
 	p := fields[workflows.MemoWindowOverride]
 	var w workflows.WindowWait
 	if p == nil || converter.GetDefaultDataConverter().FromPayload(p, &w) != nil || w.Override == nil {
-		return auditRecord{}, false
+		return AuditRecord{}, false
 	}
-	return auditRecord{Time: at, Actor: w.Override.Actor, Action: auditOverrideWindow, Project: project, Stage: w.Stage, Result: auditOK,
+	return AuditRecord{Time: at, Actor: w.Override.Actor, Action: AuditOverrideWindow, Project: project, Stage: w.Stage, Result: auditOK,
 		Detail: w.Override.Reason + " (stage " + w.Stage + " was " + w.Message + ")", WorkflowID: workflowID}, true
 }
 
-// overrideDetail is what an approve with --override-window adds to its row.
-func overrideDetail(args map[string]any) string {
+// OverrideDetail is what an approve with --override-window adds to its row.
+func OverrideDetail(args map[string]any) string {
 	o, ok := args["override_window"].(map[string]any)
 	if !ok {
 		return ""

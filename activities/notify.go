@@ -229,9 +229,14 @@ func firstLine(s string) string {
 }
 
 // webURL is the dashboard's base URL, for links to its pages: platform.yaml's
-// web.url once the platform config has the dashboard's web block; until then
-// no address is known and events carry no link (PromotionURL of "").
-func webURL(*platform.Config) string { return "" }
+// web.url. Without it no address is known and events carry no link
+// (PromotionURL of "").
+func webURL(cfg *platform.Config) string {
+	if cfg.Web == nil {
+		return ""
+	}
+	return cfg.Web.URL
+}
 
 // UnsetNotifyVariables lists, for the worker's start, the targets whose URL
 // (or webhook secret) variable is not set in its environment: their

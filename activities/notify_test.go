@@ -292,6 +292,13 @@ func TestNotifySettingsOfAProject(t *testing.T) {
 	if notifySettings(&platform.Config{}, "demo") != nil {
 		t.Error("no targets: want nil")
 	}
+	if s.WebURL != "" {
+		t.Errorf("no web block: WebURL = %q, want none", s.WebURL)
+	}
+	cfg.Web = &platform.Web{URL: "https://shipline.example.com"}
+	if got := notifySettings(cfg, "demo").WebURL; got != "https://shipline.example.com" {
+		t.Errorf("WebURL = %q, want platform.yaml's web.url", got)
+	}
 }
 
 func TestNotifyUnsetVariablesAreReported(t *testing.T) {

@@ -82,6 +82,7 @@ func runResume(ctx context.Context, g *globals, id string, wait bool) error {
 	// The park being resumed: following must not mistake it for a new one.
 	var before struct {
 		Parked *workflows.Parked `json:"parked"`
+		Steps  []workflows.Step  `json:"steps"`
 	}
 	_, _ = queryState(ctx, c, id, "", &before)
 
@@ -103,7 +104,7 @@ func runResume(ctx context.Context, g *globals, id string, wait bool) error {
 	if !wait {
 		return nil
 	}
-	o := followOpts{}
+	o := followOpts{resumed: before.Steps}
 	if before.Parked != nil {
 		o.resumedAfter = before.Parked.Since
 	}

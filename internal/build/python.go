@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -199,7 +200,7 @@ func (s *session) pythonTools(ctx context.Context, py string, need []string) (ma
 		return nil, s.fail(ErrToolMissing, outcome{}, fmt.Sprintf("the Python interpreter %s does not run (%v)", py, err),
 			"install python3 on the worker, or set "+PythonEnv+" to a working interpreter")
 	}
-	s.r.logf("tools: %s %v", py, probe.Versions)
+	s.r.logf("tools: %s %s", py, toolVersions(probe.Versions))
 	if len(probe.Missing) > 0 {
 		mods := make([]string, len(probe.Missing))
 		for i, m := range probe.Missing {
@@ -209,4 +210,18 @@ func (s *session) pythonTools(ctx context.Context, py string, need []string) (ma
 			strings.Join(probe.Missing, ", "), strings.Join(mods, " ")), installFix)
 	}
 	return probe.Versions, nil
+}
+
+// toolVersions is how a build log names the Python tools' versions:
+// "build 1.0.3, python 3.11.2, …", sorted by tool.
+func toolVersions(v map[string]string) string {
+	names := make([]string, 0, len(v))
+	for n := range v {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		names[i] = n + " " + v[n]
+	}
+	return strings.Join(names, ", ")
 }

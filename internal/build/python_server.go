@@ -71,7 +71,7 @@ func (s *session) serverTools(ctx context.Context, py string, need []string) (ma
 			tools[m] = v
 		}
 	}
-	s.r.logf("tools: %s %v (from the build server)", py, tools)
+	s.r.logf("tools: %s %s (from the build server)", py, toolVersions(tools))
 	return tools, true
 }
 

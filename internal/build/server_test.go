@@ -506,3 +506,26 @@ func TestServerKilledDuringBuild(t *testing.T) {
 		t.Errorf("the next build did not get a new server (pid %d, the killed one %d)", pid, first)
 	}
 }
+
+// The build log names the Python tools' versions as people read them
+// ("python 3.11.2, setuptools 66.1.1"), not as a Go map, with and without
+// the build server.
+func TestBuildLogToolVersions(t *testing.T) {
+	ctx := context.Background()
+	p := manifest.Pipeline{Name: "orders", Path: "pipelines/orders", Language: manifest.Python}
+	for name, b := range map[string]*Builder{"plain": needPython(t), "server": withServers(t, 0)} {
+		res, err := b.Build(ctx, Request{Pipeline: p, TreeHash: tree1, Export: (&source{files: pythonFiles}).export})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var line string
+		for _, l := range strings.Split(buildLog(t, b, res), "\n") {
+			if strings.HasPrefix(l, "### tools: ") {
+				line = l
+			}
+		}
+		if line == "" || strings.Contains(line, "map[") || !strings.Contains(line, ", python 3.") || !strings.Contains(line, "setuptools ") {
+			t.Errorf("%s: tools line %q, want e.g. \"### tools: /usr/bin/python3 build 1.0.3, python 3.11.2, setuptools 66.1.1, …\"", name, line)
+		}
+	}
+}

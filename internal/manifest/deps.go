@@ -138,8 +138,12 @@ func (m *Manifest) CheckLibraryDeps(deps []LibraryDep, release string, published
 			return diags, fmt.Errorf("ask package index %s whether library %s %s is published: %w", l.Index, l.Name, d.Version, err)
 		}
 		if !ok {
-			diags = append(diags, diag.Errorf(d.File, d.Line, 1,
-				fmt.Sprintf("release the project at the version that publishes %s %s first (a release publishes its libraries before it tags), or depend on a published version", l.Name, d.Version),
+			fix := fmt.Sprintf("release the project at the version that publishes %s %s first (a release publishes its libraries before it tags), or depend on a published version", l.Name, d.Version)
+			if release == "" {
+				// validate and check do not know which version the commit will be released as.
+				fix += fmt.Sprintf("; the release that publishes %s %s itself accepts this pin (this check, outside a release, cannot know the release's version)", l.Name, d.Version)
+			}
+			diags = append(diags, diag.Errorf(d.File, d.Line, 1, fix,
 				"pipeline %q depends on library %s %s (%s), which is not published on package index %q", d.Pipeline, l.Name, d.Version, d.Spec, l.Index))
 		}
 	}

@@ -127,6 +127,10 @@ func TestCheckLibraryDeps(t *testing.T) {
 	if !strings.Contains(diags.Error(), "pipelines/a/pyproject.toml:6:1") {
 		t.Errorf("common 1.2.0 not refused outside a release:\n%s", diags.Error())
 	}
+	// … and the fix says that the release publishing it would accept the pin.
+	if !strings.Contains(diags.Error(), "the release that publishes common 1.2.0 itself accepts this pin") {
+		t.Errorf("the fix outside a release does not say a release of that version accepts the pin:\n%s", diags.Error())
+	}
 	// An index that cannot be asked is an error, not a pass.
 	_, err = m.CheckLibraryDeps(deps, "", func(Library, string) (bool, error) { return false, errors.New("connection refused") })
 	if err == nil || !strings.Contains(err.Error(), "connection refused") {

@@ -83,6 +83,7 @@ func runResume(ctx context.Context, g *globals, id string, wait bool) error {
 	// The park being resumed: following must not mistake it for a new one.
 	var before struct {
 		Parked *workflows.Parked `json:"parked"`
+		Steps  []workflows.Step  `json:"steps"`
 	}
 	_, _ = views.QueryState(ctx, c, id, "", &before)
 
@@ -104,7 +105,7 @@ func runResume(ctx context.Context, g *globals, id string, wait bool) error {
 	if !wait {
 		return nil
 	}
-	o := followOpts{}
+	o := followOpts{resumed: before.Steps}
 	if before.Parked != nil {
 		o.resumedAfter = before.Parked.Since
 	}

@@ -22,6 +22,9 @@ import (
 type followOpts struct {
 	// resumedAfter: a park that began before this time is the one just resumed.
 	resumedAfter time.Time
+	// resumed: the steps of the park just resumed; its failed step is not
+	// printed again as if it had failed anew.
+	resumed []workflows.Step
 	// cancelling: the user cancelled it; any end is what was asked for (exit 0).
 	cancelling bool
 }
@@ -104,6 +107,7 @@ func followKind(ctx context.Context, g *globals, c client.Client, id, runID, typ
 // itself stays open as the record; following does not wait for that.
 func followRelease(ctx context.Context, g *globals, c client.Client, id, runID string, o followOpts) (*workflows.ReleaseState, error) {
 	p := &stepPrinter{g: g, quiet: o.cancelling}
+	p.seenFailed(o.resumed)
 	f := g.follower(c, id, runID)
 	for {
 		var state workflows.ReleaseState
@@ -160,6 +164,7 @@ func followRelease(ctx context.Context, g *globals, c client.Client, id, runID s
 // printing steps, builds and queue position as they change.
 func followDeploy(ctx context.Context, g *globals, c client.Client, id string, o followOpts) (*workflows.DeployState, error) {
 	p := &stepPrinter{g: g, quiet: o.cancelling}
+	p.seenFailed(o.resumed)
 	f := g.follower(c, id, "")
 	lastWait, lastRun := "", ""
 	builds := map[string]workflows.StepStatus{}

@@ -182,6 +182,19 @@ func (p *stepPrinter) print(steps []workflows.Step) {
 	}
 }
 
+// seenFailed marks the failed steps of steps as printed: following a resumed
+// workflow shows the step's new run, not the failure being resumed.
+func (p *stepPrinter) seenFailed(steps []workflows.Step) {
+	for _, s := range steps {
+		if s.Status == workflows.StepFailed {
+			if p.seen == nil {
+				p.seen = map[string]workflows.StepStatus{}
+			}
+			p.seen[s.Name] = s.Status
+		}
+	}
+}
+
 func (p *stepPrinter) done(summary string) {
 	if !p.g.json() {
 		fmt.Fprintln(p.g.stdout, summary)

@@ -120,7 +120,7 @@ func validateFS(ctx context.Context, fsys fs.FS, platformFile string) (m *manife
 		m, mdiags = manifest.Load(fsys)
 	}
 	mdiags = append(mdiags, fabric.CheckProjectDAGs(ctx, fsys, m, cfg, "", nil)...)
-	mdiags = append(mdiags, checkLibraryDeps(ctx, fsys, m, cfg)...)
+	mdiags = append(mdiags, checkLibraryDeps(ctx, fsys, m, cfg, platformFile)...)
 	return m, cfg, pdiags, mdiags
 }
 

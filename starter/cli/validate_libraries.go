@@ -16,8 +16,9 @@ import (
 // project's libraries are published on the libraries' package indexes (the
 // check a release makes before it tags). It needs the platform config (where
 // the indexes are) and reachable indexes; otherwise a warning says the check
-// was skipped and why.
-func checkLibraryDeps(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg *platform.Config) diag.List {
+// was skipped and why. platformFile is the --platform file as given (empty
+// without it); cfg is nil when it is missing or invalid.
+func checkLibraryDeps(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg *platform.Config, platformFile string) diag.List {
 	if m == nil {
 		return nil
 	}
@@ -35,6 +36,9 @@ func checkLibraryDeps(ctx context.Context, fsys fs.FS, m *manifest.Manifest, cfg
 			Summary: fmt.Sprintf("the pipelines' dependencies on libraries (%d pinned, e.g. %s at %s) were not checked against the package indexes: %s",
 				len(pinned), pinned[0].Spec, pinned[0].Where(), why),
 			Fix: fix}}
+	}
+	if cfg == nil && platformFile != "" {
+		return skipped(platformFile+" is invalid (see its errors above)", "fix "+platformFile+" and validate again")
 	}
 	if cfg == nil {
 		return skipped("no platform config", "pass --platform platform.yaml to check them (a release checks them before it tags)")

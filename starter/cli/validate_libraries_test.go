@@ -15,8 +15,8 @@ import (
 // validate checks the pipelines' pinned dependencies on the project's
 // libraries against the package index of --platform: common 1.2.0 is
 // published, 1.3.0 is not and is refused at its file:line. Without
-// --platform, or with an index that cannot be read, it says the check was
-// skipped.
+// --platform, with an index that cannot be read, or with an invalid
+// platform file, it says the check was skipped and why.
 func TestGoldenValidateLibraries(t *testing.T) {
 	dir := t.TempDir()
 	index := filepath.Join(dir, "pypi")
@@ -42,6 +42,9 @@ func TestGoldenValidateLibraries(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := platformYAML("unreadable.yaml", "file://./file/pypi")
+	// An invalid platform file: the check is skipped because of it, not
+	// for want of --platform.
+	invalid := platformYAML("invalid.yaml", "ftp://./pypi")
 
 	var got strings.Builder
 	for _, c := range []struct {
@@ -51,6 +54,7 @@ func TestGoldenValidateLibraries(t *testing.T) {
 		{[]string{"validate", "testdata/validate/libraries", "--platform", good}, ExitInvalid},
 		{[]string{"validate", "testdata/validate/libraries"}, ExitOK},
 		{[]string{"validate", "testdata/validate/libraries", "--platform", bad}, ExitOK},
+		{[]string{"validate", "testdata/validate/libraries", "--platform", invalid}, ExitInvalid},
 	} {
 		code, out, errOut := shipline(t, newFake(), c.args...)
 		if code != c.code {

@@ -108,6 +108,12 @@ const (
 	// ChangeNotify: Promote and Deploy post notifications of their events
 	// (child Notify workflows) and time a gate's reminders and escalations.
 	ChangeNotify = "notify"
+	// ChangePlanAtLock: a Promote passes the approved plan's hash to the
+	// stage's deployment (DeployInput.PlanHash) and reopens the gate when the
+	// deployment ends with PlanChanged; a Deploy given a plan hash recomputes
+	// the stage's plan once it holds its fabrics, before it writes anything
+	// (deploy_plan.go).
+	ChangePlanAtLock = "plan-at-lock"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -439,6 +445,11 @@ type DeployInput struct {
 	Auth *signing.Auth `json:"auth,omitempty"`
 	// OverrideWindow deploys even while a target stage is closed (owner team only; signed, audited).
 	OverrideWindow *WindowOverride `json:"override_window,omitempty"`
+	// PlanHash is the hash of the stage's plan its approvers approved (set by
+	// Promote for a gated stage): once the deployment holds its fabrics it
+	// recomputes the plan and, when it differs, ends with PlanChanged before
+	// writing anything.
+	PlanHash string `json:"plan_hash,omitempty"`
 }
 
 // PipelineBuild is the build state of one pipeline in a deployment.
@@ -538,7 +549,10 @@ type DeployState struct {
 	// ended superseded, or while parked once a newer version succeeded on one
 	// of its fabrics (resume is then refused).
 	Superseded *Supersession `json:"superseded,omitempty"`
-	Reason     string        `json:"reason,omitempty"` // why it failed or was cancelled
+	// PlanChanged is set when the deployment ended with PlanChanged: the plan
+	// it found once it held its fabrics (deploy_plan.go).
+	PlanChanged *PlanAtLock `json:"plan_changed,omitempty"`
+	Reason      string      `json:"reason,omitempty"` // why it failed or was cancelled
 	// Window says which stage's change window the deployment waits for (or overrode).
 	Window   *WindowWait `json:"window,omitempty"`
 	Started  time.Time   `json:"started"`

@@ -270,6 +270,9 @@ func (d *deployment) holding(step func(workflow.Context) error) func(workflow.Co
 				return err
 			}
 			d.relock = false
+			if err := d.confirmPlanAtLock(ctx); err != nil {
+				return err
+			}
 		}
 		return step(ctx)
 	}

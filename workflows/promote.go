@@ -377,17 +377,21 @@ func (p *promotion) deploy(ctx workflow.Context, i int) error {
 	if p.rollingBack() {
 		trigger = "rollback"
 	}
-	s.DeploymentID = DeployID(p.in.Project, p.in.Version, trigger+"-"+s.Name+"-"+workflow.GetInfo(ctx).WorkflowExecution.RunID[:8])
+	s.DeploymentID = DeployID(p.in.Project, p.in.Version, trigger+"-"+s.Name+"-"+workflow.GetInfo(ctx).WorkflowExecution.RunID[:8]+redeploySuffix(*s))
 	p.publish(ctx)
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID: s.DeploymentID, ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		StaticSummary: fmt.Sprintf("Deploy %s of %s to stage %s by %s (promotion)", p.in.Version, p.in.Project, s.Name, deployer),
 	})
 	var out DeployState
-	in := DeployInput{Project: p.in.Project, Version: p.in.Version, Actor: deployer, Trigger: trigger, Stage: s.Name, Fabrics: s.Fabrics, Expect: p.state.Artifacts}
+	in := DeployInput{Project: p.in.Project, Version: p.in.Version, Actor: deployer, Trigger: trigger, Stage: s.Name, Fabrics: s.Fabrics, Expect: p.state.Artifacts,
+		PlanHash: p.approvedPlanHash(ctx, i)}
 	child := workflow.ExecuteChildWorkflow(cctx, DeployWorkflow, in)
 	p.followDeployment(ctx, s, child)
 	if err := child.Get(ctx, &out); err != nil {
+		if in.PlanHash != "" && errorType(err) == apperr.PlanChanged {
+			return p.reopenAtLock(ctx, i, err)
+		}
 		s.Status, s.Detail, s.Parked = StageFailed, userMessage(err), nil
 		return p.end(ctx, StatusFailed, errorType(err), fmt.Sprintf("deploying %s to %s failed: %s", p.in.Version, s.Name, userMessage(err)))
 	}

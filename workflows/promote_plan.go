@@ -48,6 +48,11 @@ type GateReopen struct {
 	Reason string `json:"reason"`
 	// Dropped are the votes that no longer count.
 	Dropped []Vote `json:"dropped,omitempty"`
+	// AtLock: the stage's deployment (DeploymentID) found the plan changed
+	// once it held the stage's fabrics, and ended without writing
+	// (deploy_plan.go); the next deployment has a new ID.
+	AtLock       bool   `json:"at_lock,omitempty"`
+	DeploymentID string `json:"deployment_id,omitempty"`
 }
 
 // StatusReopened is the memo status a promotion publishes when a gate
@@ -102,7 +107,14 @@ func (p *promotion) confirmPlan(ctx workflow.Context, i int) error {
 	case err != nil && s.Plan == nil:
 		return nil
 	}
-	r := GateReopen{At: workflow.Now(ctx), Dropped: s.Approvals}
+	return p.reopen(ctx, s, plan, err, GateReopen{})
+}
+
+// reopen reopens the gate of stage s because its plan is no longer the one
+// approved: plan is the plan now (or err why it could not be computed).
+// r carries what the caller knows of the cause (AtLock).
+func (p *promotion) reopen(ctx workflow.Context, s *StageState, plan StagePlan, err error, r GateReopen) error {
+	r.At, r.Dropped = workflow.Now(ctx), s.Approvals
 	switch {
 	case s.Plan == nil && s.PlanError != "":
 		r.Hash = plan.Hash
@@ -123,8 +135,12 @@ func (p *promotion) confirmPlan(ctx workflow.Context, i int) error {
 	if flap := flapping(s.Reopened, r, p.in.Project); flap != "" {
 		r.Changes = append(r.Changes, flap)
 	}
-	r.Reason = fmt.Sprintf("the plan of %s changed since it was approved by %s: %s; approve the new plan (review it with `shipline status %s`)",
-		s.Name, orNobody(voters(s.Approvals)), strings.Join(r.Changes, "; "), workflow.GetInfo(ctx).WorkflowExecution.ID)
+	when := "since it was approved"
+	if r.AtLock {
+		when = "while its deployment " + r.DeploymentID + " queued for the stage's fabrics, after it was approved"
+	}
+	r.Reason = fmt.Sprintf("the plan of %s changed %s by %s: %s; approve the new plan (review it with `shipline status %s`)",
+		s.Name, when, orNobody(voters(s.Approvals)), strings.Join(r.Changes, "; "), workflow.GetInfo(ctx).WorkflowExecution.ID)
 	s.Reopened = append(s.Reopened, r)
 	p.setPlan(ctx, s, plan, err)
 	// gate() opens it again: no votes, a new timeout.
@@ -171,19 +187,27 @@ func (p *promotion) setPlan(ctx workflow.Context, s *StageState, plan StagePlan,
 // plan`), what the fabric entities record, then the PlanStage activity.
 func (p *promotion) stagePlan(ctx workflow.Context, i int) (StagePlan, error) {
 	s := p.state.Stages[i]
-	res, _, files, err := planBuilds(ctx, PlanInput{Project: p.in.Project, Version: p.in.Version, Actor: p.in.Actor, Stage: s.Name, Fabrics: s.Fabrics})
+	return computeStagePlan(ctx, PlanInput{Project: p.in.Project, Version: p.in.Version, Actor: p.in.Actor, Stage: s.Name, Fabrics: s.Fabrics}, p.state.Artifacts)
+}
+
+// computeStagePlan is the one way a stage's plan is computed: by a promotion
+// at its gate and before its deployment, and by that deployment once it
+// holds its fabrics (deploy_plan.go). pins are the artifacts' checksums the
+// release shipped before.
+func computeStagePlan(ctx workflow.Context, pin PlanInput, pins map[string]string) (StagePlan, error) {
+	res, _, files, err := planBuilds(ctx, pin)
 	if err != nil {
 		return StagePlan{}, err
 	}
-	in := activities.PlanStageInput{Project: p.in.Project, Version: p.in.Version, Stage: s.Name, Commit: res.Commit, Jobs: res.Jobs, Files: files, Pins: p.state.Artifacts}
-	for _, f := range s.Fabrics {
-		fs, err := fabricEntityState(ctx, p.in.Project, f)
+	in := activities.PlanStageInput{Project: pin.Project, Version: pin.Version, Stage: pin.Stage, Commit: res.Commit, Jobs: res.Jobs, Files: files, Pins: pins}
+	for _, f := range pin.Fabrics {
+		fs, err := fabricEntityState(ctx, pin.Project, f)
 		if err != nil {
 			return StagePlan{}, err
 		}
 		for _, name := range sortedNames(fs.Jobs) {
 			j := fs.Jobs[name]
-			in.Recorded = append(in.Recorded, activities.DeployedJob{Project: p.in.Project, Fabric: f, Job: j.Job, Scheduler: j.Scheduler,
+			in.Recorded = append(in.Recorded, activities.DeployedJob{Project: pin.Project, Fabric: f, Job: j.Job, Scheduler: j.Scheduler,
 				Version: j.Version, Commit: j.Commit, DeploymentID: j.DeploymentID, Artifacts: j.Artifacts})
 		}
 	}

@@ -49,6 +49,10 @@ type promoteEnv struct {
 	// plans plays the plans of gated stages (promote_plan_test.go).
 	plans *planPlayer
 	votes int
+	// deployHook, when set, plays how a stage's deployment ends (nil: it
+	// succeeds); deployIDs are the deployments' workflow IDs.
+	deployHook func(workflow.Context, DeployInput) error
+	deployIDs  []string
 }
 
 func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel ReleaseState) *promoteEnv {
@@ -97,8 +101,14 @@ func newPromoteEnv(t *testing.T, settings activities.PromotionSettings, rel Rele
 		}
 		return activities.UpdateOutput{}, nil
 	})
-	e.OnWorkflow(DeployWorkflow, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in DeployInput) (DeployState, error) {
+	e.OnWorkflow(DeployWorkflow, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in DeployInput) (DeployState, error) {
 		e.deploys = append(e.deploys, in)
+		e.deployIDs = append(e.deployIDs, workflow.GetInfo(ctx).WorkflowExecution.ID)
+		if e.deployHook != nil {
+			if err := e.deployHook(ctx, in); err != nil {
+				return DeployState{}, err
+			}
+		}
 		return DeployState{Progress: Progress{Status: StatusSucceeded, Summary: "deployed to " + in.Stage},
 			Builds: map[string]PipelineBuild{"ingest": {SHA256: "sha-ingest"}}}, nil
 	})

@@ -187,7 +187,10 @@ func (d *deployment) windowThenLock(ctx workflow.Context) error {
 	if err := d.awaitWindow(ctx); err != nil {
 		return err
 	}
-	return d.lock(ctx)
+	if err := d.lock(ctx); err != nil {
+		return err
+	}
+	return d.confirmPlanAtLock(ctx)
 }
 
 func (d *deployment) awaitWindow(ctx workflow.Context) error {

@@ -138,6 +138,11 @@ const (
 	// Superseded: a deployment of a newer version to the same fabric made the
 	// work pointless (a promotion whose stage deployment was superseded).
 	Superseded = "Superseded"
+	// PlanChanged: a promotion's deployment, once it held its fabrics, found
+	// that the stage's plan is no longer the one approved (another deployment
+	// landed while it queued, a job changed by hand); it wrote nothing, and
+	// the gate reopens with the new plan.
+	PlanChanged = "PlanChanged"
 )
 
 // Class says what a failure of a type means for the work that hit it.
@@ -181,6 +186,7 @@ var classes = map[string]Class{
 	ActiveRun:             Refused,
 	NotDeployed:           Refused,
 	RunsUnsupported:       Refused,
+	PlanChanged:           Refused,
 
 	UnknownRef:         Fails,
 	TagConflict:        Fails,

@@ -129,6 +129,7 @@ func TestClassOfEachType(t *testing.T) {
 		{NotificationUnavailable, "NotificationUnavailable", Parks},
 		{Cancelled, "Cancelled", Stopped},
 		{Superseded, "Superseded", Stopped},
+		{PlanChanged, "PlanChanged", Refused},
 		// Failures without a Shipline type: a transient problem that outlasted its retries.
 		{"", "", Parks},
 		{"PanicError", "PanicError", Parks},

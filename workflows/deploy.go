@@ -430,6 +430,9 @@ func (d *deployment) superseded(ctx workflow.Context, s *Supersession) error {
 			d.queued = slices.DeleteFunc(d.queued, func(q string) bool { return q == f })
 		}
 	}
+	if err := d.supersededPlan(ctx, s); err != nil {
+		return err
+	}
 	d.state.Superseded = s
 	setStep(d.state.Steps, StepLock, StepSkipped, "superseded: "+s.Reason, workflow.Now(ctx))
 	d.state.Summary = fmt.Sprintf("superseded: %s; %s of %s was not deployed (a named outcome, not a failure)", s.Reason, d.in.Version, d.in.Project)

@@ -23,7 +23,10 @@ import (
 // releases the fabrics and ends the deployment with PlanChanged, carrying
 // the new plan (PlanAtLock); the promotion reopens the gate with it, as
 // confirmPlan does, and once the new plan is approved starts a new
-// deployment with a new ID.
+// deployment with a new ID. A deployment that a fabric drops from its queue
+// because a newer version landed there (superseded) computes the plan too:
+// when it changed, it ends with PlanChanged as well, so the gate reopens
+// and shows what deploying now would do, instead of the promotion ending.
 
 // PlanAtLock is what a deployment found when it recomputed its stage's plan
 // holding the fabrics: the plan now, or why it could not be computed.
@@ -36,26 +39,65 @@ type PlanAtLock struct {
 // confirmPlanAtLock runs once the deployment holds its fabrics (first lock,
 // or again after a resume, while nothing is written yet).
 func (d *deployment) confirmPlanAtLock(ctx workflow.Context) error {
-	if d.in.PlanHash == "" || d.in.Stage == "" || len(d.jobs) > 0 || changeVersion(ctx, ChangePlanAtLock) < 1 {
+	if !d.checksPlan(ctx) {
 		return nil
 	}
 	held := "holding " + strings.Join(d.state.Fabrics, ", ")
 	setStep(d.state.Steps, StepLock, StepRunning, held+"; checking the approved plan "+short12(d.in.PlanHash), workflow.Now(ctx))
-	pin := PlanInput{Project: d.in.Project, Version: d.in.Version, Actor: d.in.Actor, Stage: d.in.Stage, Fabrics: d.in.Fabrics}
-	plan, err := computeStagePlan(ctx, pin, d.in.Expect)
-	if temporal.IsCanceledError(err) {
+	pc, err := d.planNow(ctx)
+	if err != nil {
 		return err
 	}
-	if err == nil && plan.Hash == d.in.PlanHash {
-		setStep(d.state.Steps, StepLock, StepDone, held+"; the approved plan "+short12(plan.Hash)+" holds", workflow.Now(ctx))
+	if pc == nil {
+		setStep(d.state.Steps, StepLock, StepDone, held+"; the approved plan "+short12(d.in.PlanHash)+" holds", workflow.Now(ctx))
 		return nil
 	}
-	pc := &PlanAtLock{ApprovedHash: d.in.PlanHash}
-	if err != nil {
-		pc.Error = userMessage(err)
-	} else {
-		pc.Plan = &plan
+	return d.planChanged(ctx, pc)
+}
+
+// supersededPlan runs when a fabric dropped the deployment from its queue
+// because a newer version succeeded there or is queued behind it. When the
+// newer version landed, the stage's plan is no longer the approved one: the
+// deployment ends with PlanChanged (the gate reopens and shows it) rather
+// than superseded. It returns nil when the plan still holds (the newer
+// version is only queued) or the deployment checks no plan.
+func (d *deployment) supersededPlan(ctx workflow.Context, s *Supersession) error {
+	if !d.checksPlan(ctx) {
+		return nil
 	}
+	pc, err := d.planNow(ctx)
+	if err != nil || pc == nil {
+		return err
+	}
+	d.state.Superseded = s
+	return d.planChanged(ctx, pc)
+}
+
+// checksPlan: the deployment was handed an approved plan and has written
+// nothing yet.
+func (d *deployment) checksPlan(ctx workflow.Context) bool {
+	return d.in.PlanHash != "" && d.in.Stage != "" && len(d.jobs) == 0 && changeVersion(ctx, ChangePlanAtLock) >= 1
+}
+
+// planNow computes the stage's plan again (computeStagePlan, as the
+// promotion did): nil when it is the approved one, else what it is now. The
+// error is only a cancellation.
+func (d *deployment) planNow(ctx workflow.Context) (*PlanAtLock, error) {
+	pin := PlanInput{Project: d.in.Project, Version: d.in.Version, Actor: d.in.Actor, Stage: d.in.Stage, Fabrics: d.in.Fabrics}
+	plan, err := computeStagePlan(ctx, pin, d.in.Expect)
+	switch {
+	case temporal.IsCanceledError(err):
+		return nil, err
+	case err == nil && plan.Hash == d.in.PlanHash:
+		return nil, nil
+	case err != nil:
+		return &PlanAtLock{ApprovedHash: d.in.PlanHash, Error: userMessage(err)}, nil
+	}
+	return &PlanAtLock{ApprovedHash: d.in.PlanHash, Plan: &plan}, nil
+}
+
+// planChanged ends the deployment with PlanChanged, releasing its fabrics.
+func (d *deployment) planChanged(ctx workflow.Context, pc *PlanAtLock) error {
 	msg, failure := planChangedFailure(d.in.Stage, pc)
 	d.state.PlanChanged = pc
 	setStep(d.state.Steps, StepLock, StepFailed, msg, workflow.Now(ctx))

@@ -124,6 +124,8 @@ type planAtLockEnv struct {
 	planned   int
 	upserts   int
 	queued    DeployState
+	// supersede, when set, is what dev answers at an hour instead of the grant.
+	supersede *Supersession
 }
 
 func newPlanAtLockEnv(t *testing.T, approved, landed activities.StagePlan) *planAtLockEnv {
@@ -160,6 +162,10 @@ func newPlanAtLockEnv(t *testing.T, approved, landed activities.StagePlan) *plan
 	e.RegisterDelayedCallback(func() {
 		e.queued = e.query()
 		e.hasLanded = true
+		if e.supersede != nil {
+			e.SignalWorkflow(GrantSignal, sealed(deployID, GrantSignal, Grant{Fabric: "dev", Superseded: e.supersede}))
+			return
+		}
 		e.SignalWorkflow(GrantSignal, sealed(deployID, GrantSignal, Grant{Fabric: "dev", Granted: true}))
 	}, time.Hour)
 	return e
@@ -232,5 +238,39 @@ func TestDeployWithoutPlanHashSkipsPlan(t *testing.T) {
 	e.ExecuteWorkflow(Deploy, e.in)
 	if s := e.result(); s.Status != StatusSucceeded || e.planned != 0 {
 		t.Fatalf("status %s, plans computed %d", s.Status, e.planned)
+	}
+}
+
+// A newer version landed on dev while the deployment queued, and dev dropped
+// it as superseded: the plan is no longer the approved one (it would now
+// take the jobs back from v1.1.0), so it ends with PlanChanged carrying that
+// plan — the promotion's gate reopens — instead of superseded.
+func TestDeploySupersededWithChangedPlanEndsPlanChanged(t *testing.T) {
+	approved, landed := stagePlanOf("v0.9.0"), stagePlanOf("v1.1.0")
+	e := newPlanAtLockEnv(t, approved, landed)
+	e.supersede = &Supersession{By: "deploy/demo/v1.1.0/cli", Version: "v1.1.0", Reason: "deploy/demo/v1.1.0/cli deployed the newer v1.1.0 to fabric dev"}
+	e.ExecuteWorkflow(Deploy, e.in)
+	var app *temporal.ApplicationError
+	if err := e.GetWorkflowError(); !errors.As(err, &app) || app.Type() != apperr.PlanChanged {
+		t.Fatalf("error %v: want type %s", err, apperr.PlanChanged)
+	}
+	var pc PlanAtLock
+	if err := app.Details(&pc); err != nil || pc.Plan == nil || pc.Plan.Hash != landed.Hash {
+		t.Fatalf("details %+v (%v)", pc, err)
+	}
+	if s := e.query(); s.Status != Outcome(apperr.PlanChanged) || s.Superseded == nil || e.builds.Load() != 0 || e.upserts != 0 || e.planned != 1 {
+		t.Fatalf("state %s superseded %+v, builds %d, upserts %d, plans %d", s.Status, s.Superseded, e.builds.Load(), e.upserts, e.planned)
+	}
+}
+
+// Superseded by a newer version only queued behind it (the plan still
+// holds): the deployment ends superseded, as before.
+func TestDeploySupersededWithSamePlanEndsSuperseded(t *testing.T) {
+	approved := stagePlanOf("v0.9.0")
+	e := newPlanAtLockEnv(t, approved, approved)
+	e.supersede = &Supersession{By: "deploy/demo/v1.1.0/cli", Version: "v1.1.0", Reason: "deploy/demo/v1.1.0/cli deploys the newer v1.1.0 to fabric dev and is queued behind it"}
+	e.ExecuteWorkflow(Deploy, e.in)
+	if s := e.result(); s.Status != StatusSuperseded || s.PlanChanged != nil || e.planned != 1 {
+		t.Fatalf("status %s, plan changed %+v, plans %d", s.Status, s.PlanChanged, e.planned)
 	}
 }

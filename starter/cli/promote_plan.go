@@ -72,6 +72,9 @@ func printReopens(g *globals, indent string, st workflows.StageState) {
 		}
 		fmt.Fprintf(g.stdout, "%sreopened %s: the plan of %s changed after %s approved plan %s; the new plan is %s:\n", indent,
 			g.local(r.At).Format(time.DateTime), st.Name, orDash(strings.Join(dropped, ", ")), orDash(shortHash12(r.ApprovedHash)), orDash(shortHash12(r.Hash)))
+		if r.AtLock {
+			fmt.Fprintf(g.stdout, "%s  (found by deployment %s once it held the stage's fabrics; it wrote nothing)\n", indent, r.DeploymentID)
+		}
 		for _, c := range r.Changes {
 			fmt.Fprintf(g.stdout, "%s  - %s\n", indent, c)
 		}

@@ -132,7 +132,8 @@ fabrics:
 
 	// 3. A plan says so too, before any deploy tries.
 	code, out, errOut = s.shipline("plan", "v1.0.0", "--project", "sales", "--as", "bob")
-	if code == 0 || !strings.Contains(out+errOut, `dag_id "demo__orders_dag" belongs to job orders_dag of project demo`) {
+	if code == 0 || !strings.Contains(out+errOut, `dag_id "demo__orders_dag" belongs to job orders_dag of project demo`) ||
+		!strings.Contains(out+errOut, "job orders_report on fabric composer cannot claim its dag_id") || strings.Contains(out+errOut, "read job") {
 		t.Errorf("plan of the second owner: exit %d\n%s\n%s", code, out, errOut)
 	}
 }

@@ -35,7 +35,8 @@ type CheckJobsOutput struct {
 // CheckJobs renders every job for its fabric exactly as the schedule step
 // will (placeholders, variables, pause state, artifact paths) and checks each
 // offline: a Databricks payload must render to a JSON object, an Airflow DAG
-// must compile and name its dag_id. It writes nothing. Every invalid
+// must compile and name its dag_id, which no other job may own on the fabric
+// (fabric.CheckDagOwner, as plan and check ask). It writes nothing. Every invalid
 // definition is listed in one permanent InvalidDefinition failure naming the
 // source files; anything else (no Python on the worker, a git read) fails
 // as it is, to be retried or parked.
@@ -65,11 +66,14 @@ func (d *Deploy) CheckJobs(ctx context.Context, in CheckJobsInput) (CheckJobsOut
 			if err == nil {
 				err = CheckRendered(ctx, d.env(), j, spec)
 			}
+			if err == nil {
+				err = claimableDag(ctx, fab, j, spec)
+			}
 			switch {
 			case err == nil:
 			case apperr.IsType(err, apperr.InvalidDefinition):
 				problems = append(problems, fmt.Sprintf("job %s on fabric %s: %s", j.Name, j.Fabric, indent(apperr.Message(err))))
-			case isApplicationError(err):
+			case isApplicationError(err), apperr.IsType(err, apperr.DagIDOwned):
 				return err // already says which job
 			default:
 				return fmt.Errorf("check job %s for fabric %s: %w", j.Name, j.Fabric, err)

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -103,6 +104,27 @@ func TestCheckJobsListsEveryProblemAndWritesNothing(t *testing.T) {
 		entries, _ := os.ReadDir(dir)
 		if len(entries) != 0 {
 			t.Errorf("the check wrote into %s: %v", dir, entries)
+		}
+	}
+	// A dag_id another project owns on a fabric is refused here, before any
+	// upload, with the error the schedule step would give.
+	owner := filepath.Join(dags, ".shipline", "owners", "demo__dag.json")
+	if err := os.MkdirAll(filepath.Dir(owner), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(owner, []byte(`{"dag_id": "demo__dag", "project": "sales", "job": "report"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = check(good)
+	ae = appError(t, err, apperr.DagIDOwned)
+	for _, want := range []string{
+		"job dag on fabric af cannot claim its dag_id:",
+		`dag_id "demo__dag" belongs to job report of project sales`,
+		owner,
+		"give the DAG in jobs/dag/dag.py another dag_id",
+	} {
+		if !strings.Contains(ae.Error(), want) {
+			t.Errorf("message lacks %q:\n%s", want, ae.Error())
 		}
 	}
 }

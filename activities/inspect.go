@@ -90,6 +90,9 @@ func (d *Deploy) PlanJobs(ctx context.Context, in PlanJobsInput) (PlanJobsOutput
 // differs, or pending: an artifact is still to be built) or leave it
 // unchanged. `shipline plan` and `shipline check` plan each job with it.
 func PlanJob(ctx context.Context, fab fabric.Fabric, j ResolvedJob, spec fabric.JobSpec, pending bool) (PlannedJob, error) {
+	if err := claimableDag(ctx, fab, j, spec); err != nil {
+		return PlannedJob{}, err
+	}
 	live, err := fab.InspectJob(ctx, spec)
 	if err != nil {
 		return PlannedJob{}, fmt.Errorf("read job %s on fabric %s: %w", j.Name, j.Fabric, err)
@@ -104,6 +107,15 @@ func PlanJob(ctx context.Context, fab fabric.Fabric, j ResolvedJob, spec fabric.
 		pj.Action = "unchanged"
 	}
 	return pj, nil
+}
+
+// claimableDag refuses a job whose dag_id another job owns on its fabric,
+// as its deployment would be refused at the schedule step.
+func claimableDag(ctx context.Context, fab fabric.Fabric, j ResolvedJob, spec fabric.JobSpec) error {
+	if err := fabric.CheckDagOwner(ctx, fab, spec); err != nil {
+		return fmt.Errorf("job %s on fabric %s cannot claim its dag_id: %w", j.Name, j.Fabric, err)
+	}
+	return nil
 }
 
 // DeployedJob is a job as recorded by a fabric entity, to compare with the live one.

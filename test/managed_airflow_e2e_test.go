@@ -104,14 +104,15 @@ fabrics:
 		t.Errorf("deployments on composer: exit %d\n%s", code, out)
 	}
 
-	// 2. The second project's DAG with the same dag_id is refused; the demo's stays.
+	// 2. The second project's DAG with the same dag_id is refused at the
+	// check step, before anything is uploaded; the demo's stays.
 	code, out, errOut = s.shipline("--output", "json", "release", "v1.0.0", "--project", "sales", "--as", "bob", "--wait")
 	if code == 0 {
 		t.Fatalf("a second owner of dag_id demo__orders_dag was accepted:\n%s", out)
 	}
 	reason := errOut
-	if !strings.Contains(reason, "deploy/sales/v1.0.0/release is parked at schedule") {
-		t.Errorf("the sales deployment did not park at schedule:\n%s", reason)
+	if !strings.Contains(reason, "deploy/sales/v1.0.0/release is parked at check") {
+		t.Errorf("the sales deployment did not park at check:\n%s", reason)
 	}
 	for _, want := range []string{`dag_id "demo__orders_dag" belongs to job orders_dag of project demo`, `fabric "composer"`,
 		"job orders_report of project sales cannot deploy", "give the DAG in jobs/orders_dag/dag.py another dag_id"} {
@@ -122,13 +123,17 @@ fabrics:
 	if _, err := os.Stat(filepath.Join(bucket, "dags", "sales__orders_report.py")); !os.IsNotExist(err) {
 		t.Errorf("the refused DAG reached the bucket: %v", err)
 	}
+	if uploaded, _ := filepath.Glob(filepath.Join(bucket, "data", "shipline", "sales", "*")); len(uploaded) != 0 {
+		t.Errorf("the refused deployment uploaded artifacts: %v", uploaded)
+	}
 	if now, _ := os.ReadFile(dagPath); string(now) != string(dagText) {
 		t.Error("the demo's DAG changed")
 	}
 
 	// 3. A plan says so too, before any deploy tries.
 	code, out, errOut = s.shipline("plan", "v1.0.0", "--project", "sales", "--as", "bob")
-	if code == 0 || !strings.Contains(out+errOut, `dag_id "demo__orders_dag" belongs to job orders_dag of project demo`) {
+	if code == 0 || !strings.Contains(out+errOut, `dag_id "demo__orders_dag" belongs to job orders_dag of project demo`) ||
+		!strings.Contains(out+errOut, "job orders_report on fabric composer cannot claim its dag_id") || strings.Contains(out+errOut, "read job") {
 		t.Errorf("plan of the second owner: exit %d\n%s\n%s", code, out, errOut)
 	}
 }

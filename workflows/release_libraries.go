@@ -10,6 +10,7 @@ import (
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/apperr"
+	"github.com/shipline/shipline/internal/diag"
 	"github.com/shipline/shipline/internal/manifest"
 )
 
@@ -151,9 +152,31 @@ func (r *release) checkLibraryDeps(ctx workflow.Context) error {
 	if !out.Diagnostics.HasErrors() {
 		return nil
 	}
-	msg := fmt.Sprintf("pipelines at %s (%s) depend on library versions that are not published, so %s was not tagged:\n%s",
-		short(r.state.Commit), r.state.Ref, r.in.Version, out.Diagnostics.Error())
+	msg := fmt.Sprintf("%s; so %s was not tagged (pipelines at %s (%s) depend on library versions that are not published):\n%s",
+		firstDiagnostic(out.Diagnostics), r.in.Version, short(r.state.Commit), r.state.Ref, out.Diagnostics.Error())
 	return r.refuse(ctx, StepPublishLibraries, apperr.DependencyNotPublished, msg)
+}
+
+// firstDiagnostic is the first error as a one-line summary, file:line first,
+// counting the others, for the line `status` and --wait show.
+func firstDiagnostic(l diag.List) string {
+	var errs []diag.Diagnostic
+	for _, d := range l {
+		if d.Severity == "" || d.Severity == diag.Error {
+			errs = append(errs, d)
+		}
+	}
+	if len(errs) == 0 {
+		return ""
+	}
+	line := errs[0].Summary
+	if w := errs[0].Where(); w != "" {
+		line = w + ": " + line
+	}
+	if len(errs) > 1 {
+		line += fmt.Sprintf(" (and %d more below)", len(errs)-1)
+	}
+	return line
 }
 
 // publishFailed ends the release untagged when the library cannot be

@@ -190,6 +190,11 @@ func TestReleaseUnpublishedDependencyRefused(t *testing.T) {
 	if !strings.Contains(msg, `pipelines/ingest/pyproject.toml:6:1: error: pipeline "ingest" depends on library common 1.1.0`) || !strings.Contains(msg, "so v1.2.0 was not tagged") {
 		t.Errorf("message:\n%s", msg)
 	}
+	// The first line, the one `status` and --wait show, names the place and the problem.
+	if first, _, _ := strings.Cut(msg, "\n"); !strings.HasPrefix(first, `pipelines/ingest/pyproject.toml:6:1: pipeline "ingest" depends on library common 1.1.0`) ||
+		!strings.Contains(first, "so v1.2.0 was not tagged") {
+		t.Errorf("first line: %s", first)
+	}
 	if state.Status != StatusRefused {
 		t.Errorf("status %s", state.Status)
 	}

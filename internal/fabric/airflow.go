@@ -306,19 +306,7 @@ func (a *airflowFabric) InspectJob(ctx context.Context, j JobSpec) (LiveJob, err
 		return LiveJob{}, err
 	}
 	name := dagID(j) + ".py"
-	// A dag_id another job owns here would be refused by a deploy: say so
-	// now (plan, check). A DAG that does not check is left to the deploy's
-	// check step.
 	want := dagFileContent(j)
-	if dag, err := a.checkDAG(ctx, j, name, want); err == nil {
-		o, owned, err := readOwner(ctx, a.dags, dag.ID)
-		if err != nil {
-			return LiveJob{}, err
-		}
-		if owned && (o.Project != j.Project || o.Job != j.Job) {
-			return LiveJob{}, dagOwnedError(a.name, a.dags, dag.ID, o, j.Project, j.Job, j.Source)
-		}
-	}
 	have, err := a.dags.Read(ctx, name)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return LiveJob{}, fmt.Errorf("fabric %q: read %s: %w", a.name, a.dags.Where(name), err)

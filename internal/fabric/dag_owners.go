@@ -140,3 +140,56 @@ func createExclusive(dir, name string, data []byte) (bool, error) {
 	syncDir(filepath.Dir(target))
 	return true, nil
 }
+
+// dagOwnerChecker is a fabric that records the owner of each dag_id.
+type dagOwnerChecker interface {
+	checkDagOwner(ctx context.Context, j JobSpec) error
+}
+
+// CheckDagOwner refuses, read-only, with DagIDOwned a job whose DAG's dag_id
+// another job owns on fab, as deploying it would be refused at its schedule
+// step. `shipline plan`, `shipline check` and a deployment's check step
+// (before any upload) ask it. A fabric without dag_ids, or a DAG that does
+// not check (left to the check of its definition), passes.
+func CheckDagOwner(ctx context.Context, fab Fabric, j JobSpec) error {
+	c, ok := fab.(dagOwnerChecker)
+	if !ok {
+		return nil
+	}
+	return c.checkDagOwner(ctx, j)
+}
+
+// checkOwner refuses dagID when another job than j's owns it in dags.
+func checkOwner(ctx context.Context, fabric string, dags dagFolder, dagID string, j JobSpec) error {
+	o, owned, err := readOwner(ctx, dags, dagID)
+	if err != nil {
+		return err
+	}
+	if owned && (o.Project != j.Project || o.Job != j.Job) {
+		return dagOwnedError(fabric, dags, dagID, o, j.Project, j.Job, j.Source)
+	}
+	return nil
+}
+
+func (a *airflowFabric) checkDagOwner(ctx context.Context, j JobSpec) error {
+	if err := checkJobNames(j); err != nil {
+		return err
+	}
+	dag, err := a.checkDAG(ctx, j, dagID(j)+".py", dagFileContent(j))
+	if err != nil {
+		return nil
+	}
+	return checkOwner(ctx, a.name, a.dags, dag.ID, j)
+}
+
+func (l *localFabric) checkDagOwner(ctx context.Context, j JobSpec) error {
+	dir, name, want, isDAG, err := l.jobFile(j)
+	if err != nil || !isDAG {
+		return err
+	}
+	dag, err := checkDAGContent(ctx, pythonBin(nil), j, name, want)
+	if err != nil {
+		return nil
+	}
+	return checkOwner(ctx, l.name, dagDir(dir), dag.ID, j)
+}

@@ -55,9 +55,12 @@ func TestDagIDOwnership(t *testing.T) {
 		t.Fatalf("the owner again: %+v, %v", res, err)
 	}
 
-	// A plan (InspectJob) says so before a deploy tries.
-	_, err := f.InspectJob(ctx, report)
+	// A plan, a check and a deployment's check step say so before a deploy tries.
+	err := CheckDagOwner(ctx, f, report)
 	permanentKind(t, err, apperr.DagIDOwned)
+	if err := CheckDagOwner(ctx, f, orders); err != nil {
+		t.Fatalf("the owner's claim is refused: %v", err)
+	}
 	if live, err := f.InspectJob(ctx, orders); err != nil || !live.Exists || live.Drift {
 		t.Fatalf("the owner's inspection: %+v, %v", live, err)
 	}

@@ -147,6 +147,10 @@ func bucketURL(d *platform.KindDecoder, key string) string {
 		d.Errorf(key, fix, "%s %q names no bucket", field, s)
 		return ""
 	}
+	if err := storage.CheckURL(u.String()); err != nil {
+		d.Errorf(key, fix, "%s: %v", field, err)
+		return ""
+	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	return u.String()
 }

@@ -57,17 +57,21 @@ func TestManagedAirflowConfig(t *testing.T) {
 	}
 
 	for settings, wantErr := range map[string]string{
-		"airflow_url: https://x":         `managed-airflow fabric "ma" has no dags_folder`,
-		"dags_folder: /opt/airflow/dags": `fabrics.ma.dags_folder "/opt/airflow/dags" is not a bucket URL`,
-		"dags_folder: 'gs://u:p@b/dags'": "fabrics.ma.dags_folder holds credentials",
-		"dags_folder: file://host/dags":  "names no absolute directory",
+		"airflow_url: https://x":                                       `managed-airflow fabric "ma" has no dags_folder`,
+		"dags_folder: /opt/airflow/dags":                               `fabrics.ma.dags_folder "/opt/airflow/dags" is not a bucket URL`,
+		"dags_folder: 'gs://u:p@b/dags'":                               "fabrics.ma.dags_folder holds credentials",
+		"dags_folder: file://host/dags":                                "names no absolute directory",
+		"dags_folder: 's3://b/dags?region=eu-west-1&bogus=1'":          `fabrics.ma.dags_folder: storage URL "s3://b/dags": unknown option "bogus" for s3://: remove it, or use one of region,`,
+		"dags_folder: gs://b/dags, artifact_root: 'gs://b/a?region=x'": `fabrics.ma.artifact_root: storage URL "gs://b/a": unknown option "region" for gs://`,
+		"dags_folder: 'file:///'":                                      `names the file system's root`,
+		"dags_folder: 'file:///srv/dags?create_dir=1'":                 `file:// takes no query parameters (found "create_dir")`,
 		"dags_folder: gs://b/dags, airflow_url: https://x, token_env: T, username_env: U, password_env: P": "sets both a token and a user",
 		"dags_folder: gs://b/dags, airflow_url: https://x, username_env: U":                                "sets only one of username_env and password_env",
 		"dags_folder: gs://b/dags, token_env: T":                                                           `sets token_env but has no airflow_url`,
 		"dags_folder: gs://b/dags, token_env: dapi123":                                                     "looks like a secret itself",
 		"dags_folder: gs://b/dags, root: /x":                                                               `unknown key "root" in fabrics.ma`,
 	} {
-		if _, errs := managedConfig(t, settings); !strings.Contains(errs, wantErr) {
+		if _, errs := managedConfig(t, settings); !strings.Contains(errs, wantErr) || !strings.Contains(errs, "platform.yaml:") {
 			t.Errorf("%s:\n%s\nwant %q", settings, errs, wantErr)
 		}
 	}

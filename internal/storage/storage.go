@@ -17,8 +17,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,6 +97,12 @@ func CheckURL(rawURL string) error {
 func checkURL(u *url.URL, where string) error {
 	switch u.Scheme {
 	case fileblob.Scheme:
+		for k := range u.Query() {
+			return fmt.Errorf("storage URL %q: file:// takes no query parameters (found %q): remove it", where, k)
+		}
+		if u.Path != "" && path.Clean(u.Path) == "/" {
+			return fmt.Errorf("storage URL %q names the file system's root: name a directory of its own, e.g. file:///srv/shipline", where)
+		}
 		return nil
 	case "":
 		return fmt.Errorf("storage URL %q has no scheme: use one of %s", where, schemes())
@@ -105,7 +113,25 @@ func checkURL(u *url.URL, where string) error {
 	if u.Host == "" {
 		return fmt.Errorf("storage URL %q names no bucket: write %s://BUCKET[/PREFIX]", where, u.Scheme)
 	}
+	known := urlOptions[u.Scheme]
+	for _, k := range slices.Sorted(maps.Keys(u.Query())) {
+		if k != "prefix" && !slices.Contains(known, k) {
+			return fmt.Errorf("storage URL %q: unknown option %q for %s://: remove it, or use one of %s",
+				where, k, u.Scheme, strings.Join(known, ", "))
+		}
+	}
 	return nil
+}
+
+// urlOptions are the query options gocloud.dev's URL opener of each bucket
+// scheme accepts (v0.47: s3blob with aws.V2ConfigFromURLParams, gcsblob,
+// azureblob); any other one would fail only when the bucket is opened.
+var urlOptions = map[string][]string{
+	"s3": {"region", "endpoint", "profile", "dualstack", "fips", "rate_limiter_capacity", "anonymous", "role",
+		"hostname_immutable", "request_checksum_calculation", "response_checksum_validation", "awssdk",
+		"ssetype", "kmskeyid", "accelerate", "use_path_style", "s3ForcePathStyle", "disable_https"},
+	"gs":     {"access_id", "private_key_path", "anonymous", "universe_domain", "grpc", "zonal"},
+	"azblob": {"domain", "protocol", "cdn", "localemu", "storage_account"},
 }
 
 // cause is a *url.Error's cause, without its text, which repeats the URL unredacted.

@@ -225,9 +225,31 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // safeNext keeps a redirect on the dashboard: a path, never another host.
+// Control characters are refused too: a browser drops tabs and newlines from
+// a URL, so "/\t/evil.example.com" would be "//evil.example.com" to it.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return "/"
 	}
 	return next
+}
+
+// loopbackHost wraps the dev dashboard: it answers only requests addressed
+// to a loopback host name. Listening on loopback is not enough: a page on
+// another site can make its own name resolve to 127.0.0.1 (DNS rebinding),
+// then read the picker and post to it as the same origin.
+func loopbackHost(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+		if !strings.EqualFold(host, "localhost") && (err != nil || !ip.IsLoopback()) {
+			http.Error(w, fmt.Sprintf("refused: this dashboard runs with web.auth dev (a user picker) and answers only at a loopback address (127.0.0.1, ::1, localhost), not at %q", r.Host), http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

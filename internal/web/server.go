@@ -88,6 +88,9 @@ func New(opts Options) (*Server, error) {
 	} else {
 		s.web = platform.Web{Auth: platform.WebAuthDev, Delegate: platform.DefaultDelegate}
 	}
+	if s.web.Auth == "" {
+		s.web.Auth = platform.WebAuthDev // as the picker in user() does
+	}
 	if s.opts.Delegate == "" {
 		s.opts.Delegate = s.web.Delegate
 	}
@@ -183,6 +186,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /p/{project}/promotions/{version}/vote", s.user(s.project(s.vote)))
 	mux.HandleFunc("GET /p/{project}/audit", s.user(s.project(s.auditPage)))
 	mux.HandleFunc("GET /p/{project}/audit.jsonl", s.user(s.project(s.auditJSONL)))
+	if s.web.Auth == platform.WebAuthDev {
+		return securityHeaders(loopbackHost(mux))
+	}
 	return securityHeaders(mux)
 }
 

@@ -49,7 +49,12 @@ func do(t *testing.T, h http.Handler, method, target, remote string, header http
 	}
 	req := httptest.NewRequest(method, target, body)
 	req.RemoteAddr = remote
+	req.Host = "127.0.0.1:8080"
 	for k, vs := range header {
+		if k == "Host" {
+			req.Host = vs[0]
+			continue
+		}
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}

@@ -24,7 +24,7 @@ func DevKeyFile(stateDir string) string { return filepath.Join(stateDir, "web", 
 // LoadOrCreateKey reads the ed25519 private key at path, or creates one there
 // (mode 0600, OpenSSH format) when there is none.
 func LoadOrCreateKey(path string) (ed25519.PrivateKey, error) {
-	key, err := signing.LoadPrivateKey(path)
+	key, err := loadPrivateKey(path)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return key, err
 	}
@@ -45,6 +45,22 @@ func LoadOrCreateKey(path string) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
+// errKeyTooOpen marks a key file that others may read or write.
+var errKeyTooOpen = errors.New("too open")
+
+// loadPrivateKey reads the dashboard's key, refusing a file that anyone but
+// its owner may read or write: with it one signs as any user "via web".
+func loadPrivateKey(path string) (ed25519.PrivateKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%w: the dashboard's key %s has mode %04o, so others may read or change it and sign as any user; `chmod 600 %s`", errKeyTooOpen, path, perm, path)
+	}
+	return signing.LoadPrivateKey(path)
+}
+
 // DashboardKey finds the key the dashboard signs with and makes sure platform
 // config registers it as the dashboard's delegate: web.key_file, which must be
 // registered under delegates (a platform admin's decision); or, with dev and
@@ -59,7 +75,9 @@ func DashboardKey(cfg *platform.Config, dev bool) (ed25519.PrivateKey, string, e
 	var err error
 	switch {
 	case w.KeyFile != "":
-		if key, err = signing.LoadPrivateKey(w.KeyFile); err != nil {
+		if key, err = loadPrivateKey(w.KeyFile); errors.Is(err, errKeyTooOpen) {
+			return nil, "", fmt.Errorf("web.key_file: %w", err)
+		} else if err != nil {
 			return nil, "", fmt.Errorf("web.key_file: %w; create it with `ssh-keygen -t ed25519 -N '' -f %s` and register its .pub line under delegates.%s.keys in platform.yaml", err, w.KeyFile, w.Delegate)
 		}
 	case dev:

@@ -74,3 +74,37 @@ func TestDevAuthRefusesForeignHost(t *testing.T) {
 		t.Errorf("proxy: %d %s", res.StatusCode, body)
 	}
 }
+
+// The promotion page's "You approved qa" comes only from the redirect after
+// the user's own vote: a link carrying ?voted=approve&stage=prod, or the
+// query of another session or user, shows nothing.
+func TestVotedMessageOnlyAfterOwnVote(t *testing.T) {
+	s := testServer(t, nil)
+	bob := &visit{User: "bob", Session: strings.Repeat("ab", 16), Project: "demo"}
+	q, err := url.ParseQuery(s.votedQuery(bob, "v1.0.0", "approve", "qa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.votedFlash(q, bob, "v1.0.0"); !strings.Contains(got, "You approved qa") {
+		t.Errorf("own vote: %q", got)
+	}
+	alice := &visit{User: "alice", Session: bob.Session, Project: "demo"}
+	other := &visit{User: "bob", Session: strings.Repeat("cd", 16), Project: "demo"}
+	forged := url.Values{"voted": {"approve"}, "stage": {"prod"}}
+	moved := url.Values{"voted": {"approve"}, "stage": {"prod"}, "m": {q.Get("m")}}
+	for name, tc := range map[string]struct {
+		q   url.Values
+		v   *visit
+		ver string
+	}{
+		"a crafted link":  {forged, bob, "v1.0.0"},
+		"another stage":   {moved, bob, "v1.0.0"},
+		"another version": {q, bob, "v2.0.0"},
+		"another user":    {q, alice, "v1.0.0"},
+		"another session": {q, other, "v1.0.0"},
+	} {
+		if got := s.votedFlash(tc.q, tc.v, tc.ver); got != "" {
+			t.Errorf("%s: %q", name, got)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,14 +40,31 @@ func (s *Server) promotionPage(w http.ResponseWriter, r *http.Request, v *visit)
 		s.renderStatus(w, r, status, "promotion", v, d, func(p *page) { p.Error = err.Error() })
 		return
 	}
-	var flash string
-	switch q := r.URL.Query(); q.Get("voted") {
-	case workflows.ApproveUpdate:
-		flash = fmt.Sprintf("You approved %s: recorded as %s via %s.", q.Get("stage"), v.User, s.opts.Delegate)
-	case workflows.RejectUpdate:
-		flash = fmt.Sprintf("You rejected %s: recorded as %s via %s.", q.Get("stage"), v.User, s.opts.Delegate)
-	}
+	flash := s.votedFlash(r.URL.Query(), v, ver)
 	s.render(w, r, "promotion", v, d, func(p *page) { p.Flash = flash })
+}
+
+// votedQuery is what the redirect after a vote carries to the promotion page
+// for its message, with a MAC of this session and user: a link cannot make
+// the page say "You approved prod" to someone who did not.
+func (s *Server) votedQuery(v *visit, ver, update, stage string) string {
+	return url.Values{"voted": {update}, "stage": {stage}, "m": {s.mac("voted", v.Session, v.User, v.Project, ver, update, stage)}}.Encode()
+}
+
+// votedFlash is the message about the vote just made ("" when the query
+// names none, or was not made by votedQuery for this visit).
+func (s *Server) votedFlash(q url.Values, v *visit, ver string) string {
+	update, stage := q.Get("voted"), q.Get("stage")
+	if want := s.mac("voted", v.Session, v.User, v.Project, ver, update, stage); q.Get("m") == "" || !hmac.Equal([]byte(q.Get("m")), []byte(want)) {
+		return ""
+	}
+	switch update {
+	case workflows.ApproveUpdate:
+		return fmt.Sprintf("You approved %s: recorded as %s via %s.", stage, v.User, s.opts.Delegate)
+	case workflows.RejectUpdate:
+		return fmt.Sprintf("You rejected %s: recorded as %s via %s.", stage, v.User, s.opts.Delegate)
+	}
+	return ""
 }
 
 // promotion reads a promotion's state (and its stages' plans, when present).
@@ -128,7 +146,7 @@ func (s *Server) vote(w http.ResponseWriter, r *http.Request, v *visit) {
 		return
 	}
 	s.log.Info("dashboard vote", zap.String("user", v.User), zap.String("via", s.opts.Delegate), zap.String("promotion", id), zap.String("stage", stage), zap.String("vote", update))
-	http.Redirect(w, r, fmt.Sprintf("/p/%s/promotions/%s?voted=%s&stage=%s", url.PathEscape(v.Project), url.PathEscape(ver), update, url.QueryEscape(stage)), http.StatusSeeOther)
+	http.Redirect(w, r, fmt.Sprintf("/p/%s/promotions/%s?%s", url.PathEscape(v.Project), url.PathEscape(ver), s.votedQuery(v, ver, update, stage)), http.StatusSeeOther)
 }
 
 // sign signs a request on the user's behalf with the dashboard's delegate key.

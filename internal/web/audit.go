@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -67,15 +68,17 @@ func (f auditFilter) keep(r views.AuditRecord) bool {
 	return true
 }
 
-// query is the filter as a query string, for the download link.
-func (f auditFilter) Query() string {
+// Query is the filter as a query string, for the download link: encoded
+// here (url.Values), so the template takes it as it is instead of escaping
+// its = and & again, which would lose the filter.
+func (f auditFilter) Query() template.URL {
 	q := url.Values{}
 	for k, v := range map[string]string{"actor": f.Actor, "action": f.Action, "stage": f.Stage, "version": f.Version, "result": f.Result, "since": f.Since, "until": f.Until} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
-	return q.Encode()
+	return template.URL(q.Encode()) // url.Values.Encode escapes every key and value
 }
 
 // auditData is the audit page: the records kept, the filter, and the values

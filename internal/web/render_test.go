@@ -1,8 +1,10 @@
 package web
 
 import (
+	"html"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -119,5 +121,30 @@ func TestAuditFilter(t *testing.T) {
 	}
 	if _, err := parseAuditFilter(url.Values{"since": {"yesterday"}}); err == nil || !strings.Contains(err.Error(), "is not a time") {
 		t.Errorf("bad since: %v", err)
+	}
+}
+
+// The audit page's Download link carries the page's filter: the download is
+// the records the page shows.
+func TestAuditDownloadKeepsFilter(t *testing.T) {
+	s := testServer(t, proxyWeb)
+	v := &visit{User: "carol", CSRF: "tok", Auth: platform.WebAuthProxy, Project: "demo"}
+	f, err := parseAuditFilter(url.Values{"actor": {"carol via web"}, "stage": {"qa"}, "since": {"2026-11-22T10:30"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	s.render(rec, httptest.NewRequest("GET", "/p/demo/audit", nil), "audit", v, auditData{Filter: f})
+	m := regexp.MustCompile(`href="([^"]*)" id="download"`).FindStringSubmatch(rec.Body.String())
+	if m == nil {
+		t.Fatalf("no download link:\n%s", rec.Body.String())
+	}
+	u, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseAuditFilter(u.Query())
+	if err != nil || u.Path != "/p/demo/audit.jsonl" || got.Actor != f.Actor || got.Stage != f.Stage || got.Since != f.Since {
+		t.Errorf("download link %q: filter %+v, %v; want %+v", m[1], got, err, f)
 	}
 }

@@ -48,8 +48,9 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"who":  func(actor, delegate string) string { return signing.Via(actor, &signing.Auth{Delegate: delegate}) },
-	"q":    url.QueryEscape,
+	"who": func(actor, delegate string) string { return signing.Via(actor, &signing.Auth{Delegate: delegate}) },
+	// path escapes a path segment ("/" too); a query value needs no
+	// function: html/template escapes it (escaping it first would escape it twice).
 	"path": func(s string) string { return url.PathEscape(s) },
 	"dur": func(d time.Duration) string {
 		if d == 0 {

@@ -148,3 +148,35 @@ func TestAuditDownloadKeepsFilter(t *testing.T) {
 		t.Errorf("download link %q: filter %+v, %v; want %+v", m[1], got, err, f)
 	}
 }
+
+// Every page's logs link names its deployment or release: following it opens
+// that one's logs (the ID is escaped once, by the template).
+func TestLogsLinksNameTheDeployment(t *testing.T) {
+	s := testServer(t, proxyWeb)
+	v := &visit{User: "carol", CSRF: "tok", Auth: platform.WebAuthProxy, Project: "demo"}
+	dep := "deploy/demo/v1.0.0/promote-qa-01a2 x&y=z"
+	rel := "release/demo/v1.0.0"
+	state := workflows.PromoteState{Project: "demo", Version: "v1.0.0", Stages: []workflows.StageState{{Name: "qa", Status: workflows.StageDeployed, DeploymentID: dep}}}
+	linkRE := regexp.MustCompile(`href="(/p/demo/logs\?[^"]*)"`)
+	for name, tc := range map[string]struct {
+		data any
+		want string
+	}{
+		"deployments": {[]views.FabricView{{Fabric: "dev", Jobs: []views.DeploymentRow{{JobRecord: workflows.JobRecord{Fabric: "dev", Job: "j", Version: "v1.0.0", DeploymentID: dep}}}}}, dep},
+		"history":     {historyData{Rows: []views.HistoryRow{{ID: dep, Status: "failed"}}}, dep},
+		"promotion":   {&promotionData{ID: "promote/demo/v1.0.0", Version: "v1.0.0", State: &state}, dep},
+		"releases":    {[]releaseRow{{Release: views.Release{Version: "v1.0.0", WorkflowID: rel}}}, rel},
+	} {
+		rec := httptest.NewRecorder()
+		s.render(rec, httptest.NewRequest("GET", "/", nil), name, v, tc.data)
+		m := linkRE.FindStringSubmatch(rec.Body.String())
+		if m == nil {
+			t.Errorf("%s: no logs link:\n%s", name, rec.Body.String())
+			continue
+		}
+		u, err := url.Parse(html.UnescapeString(m[1]))
+		if err != nil || u.Query().Get("id") != tc.want || !ownedBy(u.Query().Get("id"), "demo") {
+			t.Errorf("%s: logs link %q names %q, want %q (%v)", name, m[1], u.Query().Get("id"), tc.want, err)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,11 +133,11 @@ web: {auth: proxy, user_header: X-Forwarded-User, trusted_proxies: ["127.0.0.1/3
 	if !strings.Contains(body, "deploy/demo/v1.0.0/release") || !strings.Contains(body, "succeeded") {
 		t.Errorf("history: %q", body)
 	}
-	logsURL := base + "/p/demo/logs?id=" + url.QueryEscape(workflows.DeployID("demo", "v1.0.0", "release"))
 	if href := br.text(`#history a[href*="logs"]`); href != "logs" {
 		t.Errorf("history's logs link reads %q", href)
 	}
-	br.do("logs", chromedp.Navigate(logsURL), chromedp.WaitVisible(chromedp.CSS(`section.log`)))
+	// Following the history's link (not a URL made here) opens the logs.
+	br.do("logs", chromedp.Click(chromedp.CSS(`#history a[href*="logs"]`)), chromedp.WaitVisible(chromedp.CSS(`section.log`)))
 	body = br.text("main")
 	br.shot("logs")
 	if !strings.Contains(body, "ingest_orders") {

@@ -1104,6 +1104,13 @@ const cliLimit = 6 * time.Minute
 // (no second copy, no temporary file left behind).
 func (f *fixture) checkOneFile(t *testing.T, dir, name, version string) {
 	t.Helper()
+	f.checkFiles(t, dir, name, version, nil)
+}
+
+// checkFiles checks that dir holds exactly name (naming version) and the
+// entries of also, leaving out Python's __pycache__.
+func (f *fixture) checkFiles(t *testing.T, dir, name, version string, also []string) {
+	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Errorf("%v", err)
@@ -1111,7 +1118,7 @@ func (f *fixture) checkOneFile(t *testing.T, dir, name, version string) {
 	}
 	var names []string
 	for _, e := range entries {
-		if e.Name() != "__pycache__" {
+		if e.Name() != "__pycache__" && !slices.Contains(also, e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
@@ -1125,9 +1132,36 @@ func (f *fixture) checkOneFile(t *testing.T, dir, name, version string) {
 	}
 }
 
+// checkDAGs checks that a DAG folder holds exactly the DAG name (naming
+// version) and, under .shipline/owners, the one record saying that the
+// project owns its dag_id (the file's name without .py) — no second DAG, no
+// leftover temporary file.
 func (f *fixture) checkDAGs(t *testing.T, dir, name, version string) {
 	t.Helper()
-	f.checkOneFile(t, dir, name, version)
+	f.checkFiles(t, dir, name, version, []string{".shipline"})
+	dagID := strings.TrimSuffix(name, ".py")
+	owners := filepath.Join(dir, ".shipline", "owners")
+	entries, err := os.ReadDir(owners)
+	if err != nil {
+		t.Errorf("the ownership records of %s: %v", dir, err)
+		return
+	}
+	if len(entries) != 1 || entries[0].Name() != dagID+".json" {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("%s holds %v, want exactly [%s.json]", owners, names, dagID)
+		return
+	}
+	var rec struct {
+		DagID   string `json:"dag_id"`
+		Project string `json:"project"`
+	}
+	data, _ := os.ReadFile(filepath.Join(owners, dagID+".json"))
+	if err := json.Unmarshal(data, &rec); err != nil || rec.DagID != dagID || rec.Project != project {
+		t.Errorf("%s/%s.json = %s, want dag_id %s owned by project %s", owners, dagID, data, dagID, project)
+	}
 }
 
 func git(t testing.TB, dir string, args ...string) string { return testkit.Git(t, dir, args...) }

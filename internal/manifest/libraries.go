@@ -95,14 +95,7 @@ func (p *parser) libraries(v *yaml.Node) {
 			case "path":
 				l.Path, _ = p.relPath(vv, field+".path", true)
 			case "language":
-				if s, ok := p.String(vv, field+".language"); ok {
-					switch Language(s) {
-					case Python, Scala, Java:
-						l.Language = Language(s)
-					default:
-						p.Errorf(vv, "use python, scala or java", "unknown language %q for library %q", s, name)
-					}
-				}
+				l.Language = p.language(vv, field, "library", name)
 			case "index":
 				if s, ok := p.String(vv, field+".index"); ok {
 					l.Index = s

@@ -204,14 +204,7 @@ func (p *parser) pipelines(k, v *yaml.Node) {
 			case "path":
 				pl.Path, _ = p.relPath(vv, field+".path", true)
 			case "language":
-				if s, ok := p.String(vv, field+".language"); ok {
-					switch Language(s) {
-					case Python, Scala, Java:
-						pl.Language = Language(s)
-					default:
-						p.Errorf(vv, "use python, scala or java", "unknown language %q for pipeline %q", s, name)
-					}
-				}
+				pl.Language = p.language(vv, field, "pipeline", name)
 			case "build":
 				buildNode = kk
 				pl.Build, _ = p.String(vv, field+".build")
@@ -488,4 +481,19 @@ func known[V any](what string, m map[string]V) string {
 		return ""
 	}
 	return fmt.Sprintf(" (%s: %s)", what, strings.Join(sortedKeys(m), ", "))
+}
+
+// language reads the language of a pipeline or library (what) called name:
+// one of the languages Shipline builds, "" (reported) otherwise.
+func (p *parser) language(v *yaml.Node, field, what, name string) Language {
+	s, ok := p.String(v, field+".language")
+	if !ok {
+		return ""
+	}
+	switch Language(s) {
+	case Python, Scala, Java:
+		return Language(s)
+	}
+	p.Errorf(v, "use python, scala or java", "unknown language %q for %s %q", s, what, name)
+	return ""
 }

@@ -65,7 +65,14 @@ func TestRunServesMetrics(t *testing.T) {
 		t.Fatal("deploy of an unknown project succeeded")
 	}
 
+	// The SDK counts a workflow's end after the server accepted the final
+	// workflow task, which can be after the client saw the result: scrape
+	// until the count is there.
 	fams := metricstest.MustScrape(t, info.MetricsURL)
+	for deadline := time.Now().Add(30 * time.Second); fams.Value("temporal_workflow_failed", "workflow_type=Deploy") <= 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		fams = metricstest.MustScrape(t, info.MetricsURL)
+	}
 	if got := fams.Value("shipline_deploys_total", "outcome=refused"); got != 1 {
 		t.Errorf("shipline_deploys_total{outcome=refused} = %v, want 1", got)
 	}

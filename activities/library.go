@@ -215,7 +215,7 @@ func OpenIndex(ctx context.Context, cfg *platform.Config, name string, getenv fu
 		return nil, &apperr.Error{Type: apperr.IndexConfig, Msg: fmt.Sprintf("package index %q is not defined in the platform config (package_indexes: %s): ask the platform admins to add it, or fix the library's index:",
 			name, strings.Join(names, ", "))}
 	}
-	c := pkgindex.Config{Name: name, Kind: ix.Kind, URL: ix.URL}
+	c := pkgindex.Config{Name: name, Kind: ix.Kind, URL: ix.URL, SimpleURL: ix.SimpleURL}
 	for _, v := range []struct {
 		env string
 		to  *string

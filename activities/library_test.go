@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,5 +164,45 @@ func TestCheckDependencies(t *testing.T) {
 	}
 	if out := check("v1.3.0"); len(out.Diagnostics) != 0 {
 		t.Fatalf("the release v1.3.0 publishes common 1.3.0 itself:\n%s", out.Diagnostics.Error())
+	}
+}
+
+// platform.yaml's simple_url reaches the index: a devpi-like server whose
+// simple pages are at <index>/+simple/ answers whether a pinned version is
+// published only through it.
+func TestOpenIndexSimpleURL(t *testing.T) {
+	srv := pkgindextest.NewPyPI(t)
+	srv.NoJSON = true
+	srv.AddToken("ci", "tok")
+	up, err := pkgindex.Open(context.Background(), pkgindex.Config{Name: "up", Kind: "pypi", URL: srv.UploadURL(), Token: "tok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whl := pkgindextest.Wheel(t, t.TempDir(), "common", "1.2.0", pkgindextest.WheelOptions{})
+	if _, err := up.Publish(context.Background(), pkgindex.File{Name: "common", Version: "1.2.0", Path: whl}); err != nil {
+		t.Fatal(err)
+	}
+	devpi := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.Path, "/team/prod/+simple/")
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		r.URL.Path = "/simple/" + rest
+		srv.ServeHTTP(w, r)
+	}))
+	defer devpi.Close()
+	lib := manifest.Library{Name: "common", Path: "libs/common", Language: manifest.Python, Index: "devpi"}
+	for _, c := range []struct {
+		simpleURL string
+		want      bool
+	}{{devpi.URL + "/team/prod/+simple/", true}, {"", false}} {
+		cfg := &platform.Config{PackageIndexes: map[string]platform.PackageIndex{
+			"devpi": {Name: "devpi", Kind: platform.IndexPyPI, URL: devpi.URL + "/team/prod/", SimpleURL: c.simpleURL, TokenEnv: "DEVPI_TOKEN"},
+		}}
+		ok, err := PublishedIn(context.Background(), cfg, func(string) string { return "tok" })(lib, "1.2.0")
+		if err != nil || ok != c.want {
+			t.Errorf("simple_url %q: published = %v, %v; want %v", c.simpleURL, ok, err, c.want)
+		}
 	}
 }

@@ -41,6 +41,9 @@ type Config struct {
 	// upload URL (e.g. https://upload.pypi.org/legacy/); for maven, the
 	// repository's http(s):// URL or a bucket URL.
 	URL string
+	// SimpleURL is, for pypi, where the index serves its PEP 503 simple
+	// pages (devpi: <index>/+simple/); empty: derived from URL (simpleURLOf).
+	SimpleURL string
 	// Username and Password are basic-auth credentials (pypi, maven over HTTP).
 	Username, Password string
 	// Token is an API token: for pypi it is sent as the password of the user

@@ -46,7 +46,17 @@ func openPyPI(_ context.Context, c Config) (Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pypiIndex{remote: newRemote(c, tokenUser), upload: u.String(), simple: simpleURLOf(u)}
+	simple := simpleURLOf(u)
+	if c.SimpleURL != "" {
+		s, err := checkHTTPURL(c, c.SimpleURL)
+		if err != nil {
+			return nil, err
+		}
+		s.RawQuery, s.Fragment = "", ""
+		s.Path = strings.TrimSuffix(s.Path, "/") + "/"
+		simple = s.String()
+	}
+	p := &pypiIndex{remote: newRemote(c, tokenUser), upload: u.String(), simple: simple}
 	p.trust(p.simple)
 	return p, nil
 }
@@ -55,7 +65,8 @@ func openPyPI(_ context.Context, c Config) (Index, error) {
 // PyPI and TestPyPI serve https://upload.pypi.org/legacy/ at
 // https://pypi.org/simple/; other warehouse-like servers serve …/legacy/ at
 // …/simple/; Artifactory, Nexus, GitLab, CodeArtifact and pypiserver serve
-// <url> at <url>/simple/.
+// <url> at <url>/simple/. Others (devpi: <index>/+simple/) are named by
+// platform.yaml's simple_url.
 func simpleURLOf(upload *url.URL) string {
 	u := *upload
 	u.RawQuery, u.Fragment = "", ""
@@ -175,11 +186,11 @@ func (p *pypiIndex) compare(ctx context.Context, pf pythonFile, sum string) (Res
 // jsonLink finds the file in the index's JSON API (PyPI's release
 // endpoint); ok is false when the index has none or it does not list it.
 func (p *pypiIndex) jsonLink(ctx context.Context, pf pythonFile) (remoteLink, bool) {
-	root, ok := strings.CutSuffix(p.simple, "simple/")
+	root, ok := strings.CutSuffix(p.simple, "/simple/")
 	if !ok {
 		return remoteLink{}, false
 	}
-	u := root + "pypi/" + url.PathEscape(Normalize(pf.Name)) + "/" + url.PathEscape(normVersion(pf.Version)) + "/json"
+	u := root + "/pypi/" + url.PathEscape(Normalize(pf.Name)) + "/" + url.PathEscape(normVersion(pf.Version)) + "/json"
 	body, found, err := p.get(ctx, u)
 	if err != nil || !found {
 		return remoteLink{}, false

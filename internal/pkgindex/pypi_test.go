@@ -288,3 +288,72 @@ func TestPyPIConfig(t *testing.T) {
 		}
 	}
 }
+
+// devpi serves an index's uploads at the index's URL and its simple pages at
+// <index>/+simple/, not at <url>/simple/: simple_url names them, and both the
+// published-version check and immutability read them there.
+func TestPyPISimpleURL(t *testing.T) {
+	srv := pkgindextest.NewPyPI(t)
+	srv.NoJSON = true
+	srv.AddUser("ci", "secret")
+	const index = "/team/prod/"
+	devpi := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		switch {
+		case p == index && r.Method == http.MethodPost:
+			r.URL.Path = "/legacy/"
+		case strings.HasPrefix(p, index+"+simple/"):
+			r.URL.Path = "/simple/" + strings.TrimPrefix(p, index+"+simple/")
+		case strings.HasPrefix(p, index+"packages/"):
+			r.URL.Path = "/packages/" + strings.TrimPrefix(p, index+"packages/")
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	defer devpi.Close()
+	ctx := context.Background()
+	open := func(simpleURL string) pkgindex.Index {
+		t.Helper()
+		idx, err := pkgindex.Open(ctx, pkgindex.Config{Name: "devpi", Kind: "pypi", URL: devpi.URL + index, SimpleURL: simpleURL, Username: "ci", Password: "secret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	whl := pkgindextest.Wheel(t, t.TempDir(), "common", "1.0.0", pkgindextest.WheelOptions{Code: "X = 1"})
+	other := pkgindextest.Wheel(t, t.TempDir(), "common", "1.0.0", pkgindextest.WheelOptions{Code: "X = 2"})
+
+	guessed := open("")
+	publish(t, guessed, "common", "1.0.0", whl)
+	// Guessing <url>/simple/ finds nothing: the published version looks
+	// unpublished, and other bytes are refused only by the upload's answer.
+	if ok, err := guessed.Has(ctx, "common", "1.0.0"); err != nil || ok {
+		t.Fatalf("Has without simple_url = %v, %v; the guess was expected to miss devpi's pages", ok, err)
+	}
+
+	named := open(devpi.URL + strings.TrimSuffix(index, "/") + "/+simple") // no trailing slash: added
+	if ok, err := named.Has(ctx, "common", "1.0.0"); err != nil || !ok {
+		t.Errorf("Has with simple_url = %v, %v, want true", ok, err)
+	}
+	if ok, err := named.Has(ctx, "common", "1.0.1"); err != nil || ok {
+		t.Errorf("Has(1.0.1) with simple_url = %v, %v, want false", ok, err)
+	}
+	res := publish(t, named, "common", "1.0.0", whl)
+	if !res.AlreadyPublished || !strings.HasPrefix(res.URL, devpi.URL+index+"packages/") {
+		t.Errorf("same bytes again: %+v, want AlreadyPublished with the file's URL on the index", res)
+	}
+	_, err := named.Publish(ctx, pkgindex.File{Name: "common", Version: "1.0.0", Path: other})
+	if apperr.Type(err) != apperr.VersionAlreadyPublished || !strings.Contains(err.Error(), sha256File(t, whl)) || !strings.Contains(err.Error(), sha256File(t, other)) {
+		t.Errorf("other bytes with simple_url: %v (type %q), want %s naming both sha256", err, apperr.Type(err), apperr.VersionAlreadyPublished)
+	}
+	if ups := srv.Uploads(); len(ups) != 1 {
+		t.Errorf("server holds %d files, want 1", len(ups))
+	}
+	for _, u := range []string{"ftp://x/+simple/", "https://u:p@devpi.example.com/+simple/"} {
+		if _, err := pkgindex.Open(ctx, pkgindex.Config{Name: "devpi", Kind: "pypi", URL: devpi.URL + index, SimpleURL: u}); apperr.Type(err) != apperr.IndexConfig {
+			t.Errorf("simple_url %q: %v, want %s", u, err, apperr.IndexConfig)
+		}
+	}
+}

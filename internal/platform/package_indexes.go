@@ -23,6 +23,11 @@ type PackageIndex struct {
 	// URL is where the index lives: file:// (made absolute), s3://, gs://,
 	// azblob:// or http(s)://. For kind pypi it is the upload URL (…/legacy/).
 	URL string `json:"url"`
+	// SimpleURL is, for kind pypi, where the server serves its PEP 503 simple
+	// pages when they are not at the upload URL's …/simple/ (devpi:
+	// https://host/<user>/<index>/+simple/). Releases read them to compare
+	// what is published and to find pinned versions.
+	SimpleURL string `json:"simple_url,omitempty"`
 	// UsernameEnv and PasswordEnv name the variables of HTTP basic auth;
 	// TokenEnv the variable of an API token (PyPI's __token__, a bearer token).
 	UsernameEnv string `json:"username_env,omitempty"`
@@ -43,7 +48,7 @@ var IndexKinds = []string{IndexSimple, IndexPyPI, IndexMaven}
 // PythonIndex reports whether an index of this kind serves Python wheels.
 func PythonIndex(kind string) bool { return kind == IndexSimple || kind == IndexPyPI }
 
-var packageIndexKeys = []string{"kind", "url", "username_env", "password_env", "token_env"}
+var packageIndexKeys = []string{"kind", "url", "simple_url", "username_env", "password_env", "token_env"}
 
 // indexSchemes are the URL schemes a package index may live at: buckets and
 // directories (gocloud.dev/blob) and HTTP.
@@ -70,7 +75,7 @@ func (p *parser) packageIndex(name string, k, v *yaml.Node) PackageIndex {
 		p.Errorf(k, "give it kind: and url:, e.g. "+example, "package index %q has no settings", name)
 		return ix
 	}
-	var urlNode *yaml.Node
+	var urlNode, simpleNode *yaml.Node
 	creds := map[string]*yaml.Node{}
 	ok := p.Map(v, field, packageIndexKeys, func(key string, kk, vv *yaml.Node) {
 		fk := field + "." + key
@@ -92,6 +97,13 @@ func (p *parser) packageIndex(name string, k, v *yaml.Node) PackageIndex {
 				ix.URL = s
 			} else if ok || yamlnode.IsNull(vv) {
 				p.Errorf(kk, "give the index's URL, e.g. file:///srv/pypi, https://pypi.example.com/legacy/ or https://nexus.example.com/repository/maven-releases/", "%s is empty", fk)
+			}
+		case "simple_url":
+			simpleNode = vv
+			if s, ok := p.String(vv, fk); ok && strings.TrimSpace(s) != "" {
+				ix.SimpleURL = s
+			} else if ok || yamlnode.IsNull(vv) {
+				p.Errorf(kk, "give the URL of the server's simple pages, e.g. https://devpi.example.com/team/prod/+simple/, or remove simple_url", "%s is empty", fk)
 			}
 		case "username_env", "password_env", "token_env":
 			creds[key] = kk
@@ -118,8 +130,32 @@ func (p *parser) packageIndex(name string, k, v *yaml.Node) PackageIndex {
 		ix.URL = p.indexURL(urlNode, field, ix.URL)
 		p.indexScheme(urlNode, name, ix)
 	}
+	if simpleNode != nil && ix.SimpleURL != "" {
+		p.simpleURL(simpleNode, name, ix)
+	}
 	p.indexCredentials(name, k, &ix, creds)
 	return ix
+}
+
+// simpleURL checks simple_url: only for kind pypi, an http(s) URL with a
+// host and no credentials.
+func (p *parser) simpleURL(n *yaml.Node, name string, ix PackageIndex) {
+	field := "package_indexes." + name + ".simple_url"
+	if ix.Kind != "" && ix.Kind != IndexPyPI {
+		p.Errorf(n, "remove simple_url: it is for kind pypi, whose upload URL is not where pip reads",
+			"%s is set on package index %q of kind %s", field, name, ix.Kind)
+		return
+	}
+	u, err := url.Parse(ix.SimpleURL)
+	switch {
+	case err != nil:
+		p.Errorf(n, "write the URL pip takes as --index-url, e.g. https://devpi.example.com/team/prod/+simple/", "%s %q is not a URL: %v", field, ix.SimpleURL, unwrapURL(err))
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		p.Errorf(n, "write the URL pip takes as --index-url, e.g. https://devpi.example.com/team/prod/+simple/", "%s %q is not an http:// or https:// URL", field, ix.SimpleURL)
+	case u.User != nil:
+		p.Errorf(n, "remove the credentials from the URL: name their environment variables with username_env/password_env or token_env",
+			"%s holds credentials; secrets never go in platform.yaml", field)
+	}
 }
 
 // indexCredentials checks the credential settings go together: username_env

@@ -93,6 +93,9 @@ type checkStep struct {
 // checkedPipeline is one pipeline's build and tests.
 type checkedPipeline struct {
 	Pipeline string `json:"pipeline"`
+	// Library: this is one of the project's libraries (shipline.yaml's
+	// libraries:), built and tested as a release builds it before publishing.
+	Library bool `json:"library,omitempty"`
 	// Status is built, cached, failed or skipped.
 	Status      string   `json:"status"`
 	File        string   `json:"file,omitempty"`
@@ -252,12 +255,54 @@ func (c *checker) build() {
 		}
 		c.rep.Pipelines = append(c.rep.Pipelines, cp)
 	}
+	libFailed, libCached := c.buildLibraries(builder)
+	failed, cached = failed+libFailed, cached+libCached
+	what := countOf(len(names), "pipeline")
+	if n := len(c.m.Libraries); n > 0 {
+		what += " and " + countOf(n, "library")
+	}
 	st := checkStep{Name: checkBuild, Status: stepOK,
-		Summary: fmt.Sprintf("%s built and tested, %d from the cache (cache: %s)", countOf(len(names), "pipeline"), cached, cacheWhere(builder.Platform))}
+		Summary: fmt.Sprintf("%s built and tested, %d from the cache (cache: %s)", what, cached, cacheWhere(builder.Platform))}
 	if failed > 0 {
-		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s failed", failed, countOf(len(names), "pipeline"))
+		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s failed", failed, what)
 	}
 	c.rep.Steps = append(c.rep.Steps, st)
+}
+
+// checkLibraryRelease is the release version libraries are built at by a
+// check: what a release publishes is built and tested the same way, under
+// its own version.
+const checkLibraryRelease = "v0.0.0"
+
+// buildLibraries builds and tests the project's libraries as a release does
+// before it publishes them (nothing is published); it returns how many failed
+// and how many came from the cache.
+func (c *checker) buildLibraries(builder *activities.Build) (failed, cached int) {
+	for _, name := range sortedKeys(c.m.Libraries) {
+		l := c.m.Libraries[name]
+		cp := checkedPipeline{Pipeline: name, Library: true}
+		p, err := l.AsPipeline(checkLibraryRelease)
+		var out activities.BuildOutput
+		if err == nil {
+			p.Name = name
+			out, err = c.buildOne(builder, p)
+		}
+		switch {
+		case err == nil && out.Cached:
+			cp.Status, cp.File, cached = "cached", out.File, cached+1
+		case err == nil:
+			cp.Status, cp.File = "built", out.File
+		default:
+			failed++
+			cp.Status, cp.Error = stepFailed, apperr.Message(err)
+			if fd, ok := build.Details(err); ok {
+				cp.LogPath = fd.LogPath
+			}
+			c.buildFailure(&cp, p, err)
+		}
+		c.rep.Pipelines = append(c.rep.Pipelines, cp)
+	}
+	return failed, cached
 }
 
 func (c *checker) buildOne(b *activities.Build, p manifest.Pipeline) (activities.BuildOutput, error) {
@@ -294,12 +339,16 @@ func (c *checker) buildConfig() *platform.Config {
 // line when pytest's output names them, else the pipeline's directory.
 func (c *checker) buildFailure(cp *checkedPipeline, p manifest.Pipeline, err error) {
 	fd, _ := build.Details(err)
+	kind := "pipeline"
+	if cp.Library {
+		kind = "library"
+	}
 	if apperr.IsType(err, apperr.TestsFailed) {
 		tests := failedTests(fd.LogTail)
 		for _, t := range tests {
 			cp.FailedTests = append(cp.FailedTests, t.ID)
 			a := annotation{Level: "error", Title: "shipline check: tests of " + p.Name,
-				Message: fmt.Sprintf("pipeline %s: test %s failed", p.Name, t.ID)}
+				Message: fmt.Sprintf("%s %s: test %s failed", kind, p.Name, t.ID)}
 			if t.Reason != "" {
 				a.Message += ": " + t.Reason
 			}

@@ -63,6 +63,9 @@ func printCheckReport(g *globals, r *checkReport) {
 
 func printPipelines(g *globals, ps []checkedPipeline) {
 	for _, p := range ps {
+		if p.Library {
+			p.Pipeline += " (library)"
+		}
 		switch p.Status {
 		case "built":
 			fmt.Fprintf(g.stdout, "    %-18s built and tested: %s\n", p.Pipeline, p.File)

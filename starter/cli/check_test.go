@@ -90,6 +90,9 @@ fabrics:
 		files[k] = v
 	}
 	for name, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(f.proj, filepath.FromSlash(name))), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(f.proj, filepath.FromSlash(name)), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -612,5 +615,55 @@ func TestGoldenCheckOnWorker(t *testing.T) {
 	code, _, _ := checkGoldenWith(t, "check_on_worker", f, w, "check", f.proj)
 	if code != ExitFailed {
 		t.Errorf("exit %d, want 1 (a definition is invalid)", code)
+	}
+}
+
+// The project's libraries are built and tested by check as a release builds
+// them before publishing (nothing is published): a failing library test
+// fails the check naming the library and the test; once fixed it passes.
+func TestCheckBuildsAndTestsLibraries(t *testing.T) {
+	skipWithoutPythonBuild(t)
+	t.Setenv("GITHUB_ACTIONS", "true")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	f := newCheckFixture(t, "local-dev", "", map[string]string{
+		"libs/common/pyproject.toml":         "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"common\"\nversion = \"0.0.0\"\n\n[tool.setuptools.packages.find]\nwhere = [\"src\"]\n",
+		"libs/common/src/common/__init__.py": "def greeting(name):\n    return 'hello ' + name\n",
+		"libs/common/tests/test_common.py":   "from common import greeting\n\n\ndef test_greeting():\n    assert greeting('x') == 'hi x'\n",
+	})
+	man := filepath.Join(f.proj, "shipline.yaml")
+	data, err := os.ReadFile(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(man, append(data, "libraries:\n  common: {path: libs/common, language: python, index: internal}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noWorker := newFake()
+	noWorker.pollers["shipline"] = 0
+	code, out, errOut := shipline(t, noWorker, "check", f.proj)
+	if code != ExitFailed {
+		t.Fatalf("exit %d, want 1 (the library's test fails)\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"common (library)   TESTS FAILED: tests/test_common.py::test_greeting",
+		"::error file=proj/libs/common/tests/test_common.py,line=5,title=shipline check%3A tests of common::library common: test tests/test_common.py::test_greeting failed",
+		"1 of 2 pipelines and 1 library failed",
+		"ingest_orders      built and tested",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+
+	test := filepath.Join(f.proj, "libs", "common", "tests", "test_common.py")
+	if err := os.WriteFile(test, []byte("from common import greeting\n\n\ndef test_greeting():\n    assert greeting('x') == 'hello x'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = shipline(t, noWorker, "check", f.proj)
+	if code != ExitOK {
+		t.Fatalf("exit %d after the fix, want 0\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "common (library)   built and tested: common-0.0.0-py3-none-any.whl") || !strings.Contains(out, "2 pipelines and 1 library built and tested, 2 from the cache") {
+		t.Errorf("the fixed library is not built and tested:\n%s", out)
 	}
 }

@@ -3,25 +3,61 @@ package fabric
 // The JSON comparison that tells whether a live job holds what Shipline sends.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/big"
 	"reflect"
 	"sort"
+	"strings"
 )
 
 // diffSubset returns where want is not contained in got ("" when it is):
 // objects compare only want's keys, arrays element by element (matched by
 // task_key / job_cluster_key / environment_key when elements carry one),
-// numbers by value.
+// numbers by value. Every difference is named, in key order, joined by "; "
+// (the first maxDiffs, then how many more): a plan that shows the drift
+// changes whenever the live job changes again.
 func diffSubset(path string, want, got any) string {
+	var d differences
+	d.walk(path, want, got)
+	if len(d.found) == 0 {
+		return ""
+	}
+	out := strings.Join(d.found, "; ")
+	if d.more > 0 {
+		out += fmt.Sprintf("; and %d more differences", d.more)
+	}
+	return out
+}
+
+// maxDiffs is how many differences diffSubset names.
+const maxDiffs = 20
+
+// differences collects the differences a walk finds.
+type differences struct {
+	found []string
+	more  int
+}
+
+func (d *differences) add(format string, args ...any) {
+	if len(d.found) < maxDiffs {
+		d.found = append(d.found, fmt.Sprintf(format, args...))
+		return
+	}
+	d.more++
+}
+
+func (d *differences) walk(path string, want, got any) {
 	switch w := want.(type) {
 	case nil:
-		return ""
+		return
 	case map[string]any:
 		g, ok := got.(map[string]any)
 		if !ok {
-			return fmt.Sprintf("%s: deployed an object, live has %s", orRoot(path), show(got))
+			d.add("%s: deployed an object, live has %s", orRoot(path), show(got))
+			return
 		}
 		keys := make([]string, 0, len(w))
 		for k := range w {
@@ -34,54 +70,59 @@ func diffSubset(path string, want, got any) string {
 			}
 			gv, ok := g[k]
 			if !ok {
-				return fmt.Sprintf("%s: deployed %s, missing live", join(path, k), show(w[k]))
+				d.add("%s: deployed %s, missing live", join(path, k), show(w[k]))
+				continue
 			}
-			if d := diffSubset(join(path, k), w[k], gv); d != "" {
-				return d
-			}
+			d.walk(join(path, k), w[k], gv)
 		}
-		return ""
+		return
 	case []any:
 		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return fmt.Sprintf("%s: deployed %d elements, live has %s", orRoot(path), len(w), show(got))
-		}
-		if key := elementKey(w); key != "" {
+		if key := elementKey(w); ok && key != "" {
 			byKey := map[any]any{}
 			for _, el := range g {
 				if m, ok := el.(map[string]any); ok {
 					byKey[m[key]] = el
 				}
 			}
+			wanted := map[any]bool{}
 			for _, el := range w {
 				k := el.(map[string]any)[key]
+				wanted[k] = true
 				p := fmt.Sprintf("%s[%s=%v]", path, key, k)
 				gv, ok := byKey[k]
 				if !ok {
-					return fmt.Sprintf("%s: missing live", p)
+					d.add("%s: missing live", p)
+					continue
 				}
-				if d := diffSubset(p, el, gv); d != "" {
-					return d
+				d.walk(p, el, gv)
+			}
+			for _, el := range g {
+				m, _ := el.(map[string]any)
+				if k := m[key]; !wanted[k] {
+					d.add("%s[%s=%v]: not deployed, live has %s", path, key, k, show(el))
 				}
 			}
-			return ""
+			return
+		}
+		if !ok || len(g) != len(w) {
+			d.add("%s: deployed %d elements, live has %s", orRoot(path), len(w), show(got))
+			return
 		}
 		for i := range w {
-			if d := diffSubset(fmt.Sprintf("%s[%d]", path, i), w[i], g[i]); d != "" {
-				return d
-			}
+			d.walk(fmt.Sprintf("%s[%d]", path, i), w[i], g[i])
 		}
-		return ""
+		return
 	case json.Number:
 		if g, ok := got.(json.Number); ok && sameNumber(w, g) {
-			return ""
+			return
 		}
 	default:
 		if reflect.DeepEqual(want, got) {
-			return ""
+			return
 		}
 	}
-	return fmt.Sprintf("%s: deployed %s, live %s", orRoot(path), show(want), show(got))
+	d.add("%s: deployed %s, live %s", orRoot(path), show(want), show(got))
 }
 
 func elementKey(list []any) string {
@@ -121,13 +162,16 @@ func orRoot(p string) string {
 	return p
 }
 
+// show renders a JSON value for a difference; a long one is cut, with the
+// checksum of the whole so that two long values never read the same.
 func show(v any) string {
 	b, err := json.Marshal(v)
-	if err != nil || len(b) > 80 {
-		if err == nil {
-			return string(b[:77]) + "..."
-		}
+	if err != nil {
 		return fmt.Sprint(v)
+	}
+	if len(b) > 80 {
+		sum := sha256.Sum256(b)
+		return fmt.Sprintf("%s... (%d bytes, sha256 %s)", strings.ToValidUTF8(string(b[:60]), ""), len(b), hex.EncodeToString(sum[:])[:12])
 	}
 	return string(b)
 }

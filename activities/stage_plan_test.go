@@ -100,6 +100,16 @@ func TestPlanStageHashFollowsTheFabric(t *testing.T) {
 	if len(diff) != 1 || diff[0] != "prod/daily_orders: drift: max_concurrent_runs: deployed 1, live 4 (was: none)" {
 		t.Fatalf("diff %q", diff)
 	}
+	// A second edit, after the first was seen (and perhaps approved): the
+	// plan names both, and its hash changes again.
+	if err := w.Jobs.Update(ctx, jobs.UpdateJob{JobId: id, NewSettings: &jobs.JobSettings{Description: "edited by hand"}}); err != nil {
+		t.Fatal(err)
+	}
+	twice := plan(in)
+	if twice.Hash == edited.Hash || !strings.Contains(twice.Changes[0].Drift, "max_concurrent_runs: deployed 1, live 4") ||
+		!strings.Contains(twice.Changes[0].Drift, `description: deployed "Ingests`) {
+		t.Fatalf("after a second change by hand: hash %s (was %s), drift %q", twice.Hash, edited.Hash, twice.Changes[0].Drift)
+	}
 
 	// Another deployment landed: the fabric records v1.1.1.
 	landed := in

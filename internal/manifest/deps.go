@@ -88,8 +88,11 @@ func (m *Manifest) LibraryDeps(fsys fs.FS) []LibraryDep {
 	return deps
 }
 
-// setUses records on each Python pipeline the project's Python libraries it
-// depends on (any specifier), in name order.
+// setUses records on each pipeline the project's libraries it depends on
+// (any specifier), in name order: on a Python pipeline its Python libraries
+// (their sources are importable by its tests), on a Java or Scala pipeline
+// its JVM libraries (compiled onto its classpath; a library with a build
+// command brings the jar that command builds).
 func (m *Manifest) setUses(fsys fs.FS) {
 	used := map[string]map[string]bool{}
 	for _, d := range m.LibraryDeps(fsys) {
@@ -100,18 +103,25 @@ func (m *Manifest) setUses(fsys fs.FS) {
 	}
 	for _, name := range sortedKeys(used) {
 		p := m.Pipelines[name]
-		if p.Language != Python {
-			continue
-		}
 		p.Uses = nil
 		for _, lib := range sortedKeys(used[name]) {
-			if l := m.Libraries[lib]; l.Language == Python && l.Path != "" && !problem(l.Path) {
-				p.Uses = append(p.Uses, UsedLibrary{Name: l.Name, Path: l.Path})
+			l := m.Libraries[lib]
+			sameKind := (p.Language == Python && l.Language == Python) || (isJVM(p.Language) && isJVM(l.Language))
+			if !sameKind || l.Path == "" || problem(l.Path) {
+				continue
 			}
+			u := UsedLibrary{Name: l.Name, Path: l.Path}
+			if isJVM(l.Language) {
+				u.Build, u.Artifact = l.Build, l.Artifact
+			}
+			p.Uses = append(p.Uses, u)
 		}
 		m.Pipelines[name] = p
 	}
 }
+
+// isJVM reports whether a language builds into a jar.
+func isJVM(l Language) bool { return l == Java || l == Scala }
 
 // Published answers whether a library's version is on its package index.
 type Published func(l Library, version string) (bool, error)

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -86,8 +87,56 @@ func TestLibraryDeps(t *testing.T) {
 		}
 		return strings.Join(names, ",")
 	}
-	if uses("a") != "common@libs/common,utils_x@libs/utils" || uses("b") != "common@libs/common,utils_x@libs/utils" || uses("c") != "" || uses("d") != "common@libs/common" {
+	// The Java pipeline uses the JVM library its pom.xml names with the
+	// library's group (not org.other's jcommon, nor the Python libraries).
+	if uses("a") != "common@libs/common,utils_x@libs/utils" || uses("b") != "common@libs/common,utils_x@libs/utils" || uses("c") != "jcommon@libs/jcommon" || uses("d") != "common@libs/common" {
 		t.Errorf("uses: a %s, b %s, c %s, d %s", uses("a"), uses("b"), uses("c"), uses("d"))
+	}
+}
+
+// A JVM pipeline uses the project's JVM libraries its pom.xml depends on
+// (by the library's group and name), with a library's build command and jar
+// glob; a dependency on the same artifactId of another group is not the
+// library, and a Scala pipeline gets its JVM libraries too.
+func TestJVMPipelineUses(t *testing.T) {
+	file := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
+	pom := func(deps string) *fstest.MapFile {
+		return file("<project>\n  <dependencies>\n" + deps + "  </dependencies>\n</project>\n")
+	}
+	dep := func(group, artifact string) string {
+		return "    <dependency><groupId>" + group + "</groupId><artifactId>" + artifact + "</artifactId></dependency>\n"
+	}
+	fsys := fstest.MapFS{
+		"shipline.yaml": file(`name: demo
+pipelines:
+  j: {path: pipelines/j, language: java}
+  other: {path: pipelines/other, language: java}
+  s: {path: pipelines/s, language: scala, build: "sbt -batch package", artifact: "target/*.jar"}
+libraries:
+  jcommon: {path: libs/jcommon, language: java, index: maven, group: com.example}
+  sutil: {path: libs/sutil, language: scala, index: maven, group: com.example, build: "sbt -batch package", artifact: "target/*.jar"}
+  common: {path: libs/common, language: python, index: internal}
+`),
+		"libs/jcommon/src/main/java/A.java": file("class A {}\n"),
+		"libs/sutil/build.sbt":              file("\n"),
+		"libs/common/pyproject.toml":        file("[project]\nname = \"common\"\nversion = \"0.0.0\"\n"),
+		"pipelines/j/pom.xml":               pom(dep("com.example", "sutil") + dep("com.example", "jcommon")),
+		"pipelines/other/pom.xml":           pom(dep("org.other", "jcommon") + dep("com.example", "common")),
+		"pipelines/s/pom.xml":               pom(dep("com.example", "jcommon")),
+	}
+	m, diags := Load(fsys)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	want := []UsedLibrary{{Name: "jcommon", Path: "libs/jcommon"}, {Name: "sutil", Path: "libs/sutil", Build: "sbt -batch package", Artifact: "target/*.jar"}}
+	if got := m.Pipelines["j"].Uses; !reflect.DeepEqual(got, want) {
+		t.Errorf("j uses %+v, want %+v", got, want)
+	}
+	if got := m.Pipelines["other"].Uses; got != nil {
+		t.Errorf("a dependency on org.other:jcommon (and on the Python library's name) uses %+v, want none", got)
+	}
+	if got := m.Pipelines["s"].Uses; !reflect.DeepEqual(got, want[:1]) {
+		t.Errorf("the scala pipeline uses %+v, want %+v", got, want[:1])
 	}
 }
 

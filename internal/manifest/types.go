@@ -45,19 +45,24 @@ type Pipeline struct {
 	Version string `json:"version,omitempty"`
 	// Group is a JVM library's Maven groupId (with Version only).
 	Group string `json:"group,omitempty"`
-	// Uses are the project's Python libraries a Python pipeline depends on
-	// (deps.go): their sources at the same commit are importable by the
-	// pipeline's tests. Set by Load.
+	// Uses are the project's libraries a pipeline depends on (deps.go), at
+	// the same commit: a Python pipeline's Python libraries, importable by
+	// its tests; a Java or Scala pipeline's JVM libraries, on its compile
+	// and test classpath. Set by Load.
 	Uses []UsedLibrary `json:"uses,omitempty"`
 }
 
-// UsedLibrary is a library of the project that a pipeline's tests import.
+// UsedLibrary is a library of the project that a pipeline's build uses.
 type UsedLibrary struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
 	// Tree is the git tree hash of Path at the build's commit (set by the
 	// build activity; part of the build's cache key).
 	Tree string `json:"tree,omitempty"`
+	// Build and Artifact are a JVM library's build command and jar glob
+	// (empty for a library built by convention, and for Python libraries).
+	Build    string `json:"build,omitempty"`
+	Artifact string `json:"artifact,omitempty"`
 }
 
 // Scheduler runs a job.

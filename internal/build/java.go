@@ -47,6 +47,11 @@ func (s *session) java(ctx context.Context) (string, map[string]string, error) {
 	tools := map[string]string{"javac": javacVersion(ctx, t.javac)}
 	s.r.logf("tools: %s (%s), %s, %s", t.javac, tools["javac"], t.jar, t.java)
 
+	libs, err := s.exposeLibraries(ctx, t.javac)
+	if err != nil {
+		return "", nil, err
+	}
+	libCP := joinClasspath(libs...)
 	if err := s.testCommand(ctx); err != nil {
 		return "", nil, err
 	}
@@ -59,18 +64,19 @@ func (s *session) java(ctx context.Context) (string, map[string]string, error) {
 		return "", nil, s.fail(ErrBuildFailed, outcome{}, "no Java sources under src/main/java",
 			"put the sources under src/main/java, or set build and artifact in shipline.yaml to build another way")
 	}
-	if err := s.javac(ctx, t.javac, "compile", sources, classes, "", ErrBuildFailed); err != nil {
+	if err := s.javac(ctx, t.javac, "compile", sources, classes, libCP, ErrBuildFailed); err != nil {
 		return "", nil, err
 	}
 	if err := copyTree(filepath.Join(s.src, "src", "main", "resources"), classes); err != nil {
 		return "", nil, fmt.Errorf("copy resources: %w", err)
 	}
 	if s.p.Test == "" && isDir(filepath.Join(s.src, "src", "test", "java")) {
-		if err := s.javaTests(ctx, t, classes); err != nil {
+		if err := s.javaTests(ctx, t, classes, libCP); err != nil {
 			return "", nil, err
 		}
 	}
 
+	// The jar holds the pipeline's classes only, never its libraries'.
 	jarPath := filepath.Join(s.out, s.p.Name+".jar")
 	out, err := s.r.run(ctx, command{step: "jar", dir: s.work,
 		args: []string{t.jar, "--create", "--file", jarPath, "--date=" + jarDate, "-C", classes, "."}})
@@ -85,23 +91,7 @@ func (s *session) java(ctx context.Context) (string, map[string]string, error) {
 
 // javac compiles sources into dir with classpath cp (may be empty).
 func (s *session) javac(ctx context.Context, javac, step string, sources []string, dir, cp string, kind *apperr.Error) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	// An argument file keeps long source lists off the command line.
-	var list strings.Builder
-	for _, src := range sources {
-		list.WriteString(`"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(src) + "\"\n")
-	}
-	argfile := filepath.Join(s.work, step+"-sources.txt")
-	if err := os.WriteFile(argfile, []byte(list.String()), 0o644); err != nil {
-		return fmt.Errorf("write javac argument file: %w", err)
-	}
-	args := []string{javac, "-encoding", "UTF-8", "-d", dir}
-	if cp != "" {
-		args = append(args, "-cp", cp)
-	}
-	out, err := s.r.run(ctx, command{step: step, dir: s.src, args: append(args, "@"+argfile)})
+	out, err := s.compileJava(ctx, javac, step, s.src, sources, dir, cp)
 	if err != nil {
 		return err
 	}
@@ -112,9 +102,32 @@ func (s *session) javac(ctx context.Context, javac, step string, sources []strin
 	return nil
 }
 
-// javaTests compiles src/test/java against the main classes and runs every
-// top-level class named *Test as a main class; any non-zero exit fails.
-func (s *session) javaTests(ctx context.Context, t jdk, classes string) error {
+// compileJava runs javac in runDir on sources, writing classes into dir,
+// with classpath cp (may be empty), and returns its outcome.
+func (s *session) compileJava(ctx context.Context, javac, step, runDir string, sources []string, dir, cp string) (outcome, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return outcome{}, fmt.Errorf("create %s: %w", dir, err)
+	}
+	// An argument file keeps long source lists off the command line.
+	var list strings.Builder
+	for _, src := range sources {
+		list.WriteString(`"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(src) + "\"\n")
+	}
+	argfile := filepath.Join(s.work, step+"-sources.txt")
+	if err := os.WriteFile(argfile, []byte(list.String()), 0o644); err != nil {
+		return outcome{}, fmt.Errorf("write javac argument file: %w", err)
+	}
+	args := []string{javac, "-encoding", "UTF-8", "-d", dir}
+	if cp != "" {
+		args = append(args, "-cp", cp)
+	}
+	return s.r.run(ctx, command{step: step, dir: runDir, args: append(args, "@"+argfile)})
+}
+
+// javaTests compiles src/test/java against the main classes and the
+// libraries' classpath libCP (may be empty) and runs every top-level class
+// named *Test as a main class; any non-zero exit fails.
+func (s *session) javaTests(ctx context.Context, t jdk, classes, libCP string) error {
 	sources, err := findFiles(filepath.Join(s.src, "src", "test", "java"), ".java")
 	if err != nil {
 		return fmt.Errorf("list Java test sources: %w", err)
@@ -124,7 +137,7 @@ func (s *session) javaTests(ctx context.Context, t jdk, classes string) error {
 		return nil
 	}
 	testClasses := filepath.Join(s.work, "test-classes")
-	if err := s.javac(ctx, t.javac, "compile tests", sources, testClasses, classes, ErrTestsFailed); err != nil {
+	if err := s.javac(ctx, t.javac, "compile tests", sources, testClasses, joinClasspath(classes, libCP), ErrTestsFailed); err != nil {
 		return err
 	}
 	if err := copyTree(filepath.Join(s.src, "src", "test", "resources"), testClasses); err != nil {
@@ -134,7 +147,7 @@ func (s *session) javaTests(ctx context.Context, t jdk, classes string) error {
 	if err != nil {
 		return fmt.Errorf("list test classes: %w", err)
 	}
-	cp := testClasses + string(os.PathListSeparator) + classes
+	cp := joinClasspath(testClasses, classes, libCP)
 	ran := 0
 	for _, c := range compiled {
 		rel, _ := filepath.Rel(testClasses, c)

@@ -57,6 +57,9 @@ func (s *session) build(ctx context.Context) (string, map[string]string, error) 
 // custom runs the manifest's test and build commands and picks the artifact
 // by the manifest's glob.
 func (s *session) custom(ctx context.Context) (string, map[string]string, error) {
+	if _, err := s.exposeLibraries(ctx, ""); err != nil {
+		return "", nil, err
+	}
 	if err := s.testCommand(ctx); err != nil {
 		return "", nil, err
 	}

@@ -27,16 +27,31 @@ where = ["src"]
 	"libs/common/tests/test_common.py":   "from common import greeting\n\ndef test_greeting():\n    assert greeting('x') == 'hello x'\n",
 }
 
-// jvmLibraryFiles is a small Java library built by convention (javac, jar).
+// jvmLibraryFiles is a small Java library built by convention (javac, jar),
+// and a Java pipeline whose pom.xml depends on it and whose code and test
+// use its class.
 var jvmLibraryFiles = map[string]string{
 	"libs/jcommon/src/main/java/com/example/jcommon/Greeting.java": "package com.example.jcommon;\n\npublic class Greeting {\n    public static String of(String name) { return \"hello \" + name; }\n}\n",
+	"pipelines/greet/pom.xml": `<project>
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>com.example</groupId><artifactId>greet</artifactId><version>1.0.0</version>
+  <dependencies>
+    <dependency><groupId>com.example</groupId><artifactId>jcommon</artifactId><version>1.0.0</version></dependency>
+  </dependencies>
+</project>
+`,
+	"pipelines/greet/src/main/java/com/example/greet/Greet.java": "package com.example.greet;\n\nimport com.example.jcommon.Greeting;\n\npublic class Greet {\n    public static String run(String who) { return Greeting.of(who); }\n}\n",
+	"pipelines/greet/src/test/java/com/example/greet/GreetTest.java": "package com.example.greet;\n\npublic class GreetTest {\n    public static void main(String[] args) {\n" +
+		"        if (!Greet.run(\"greet\").equals(\"hello greet\")) { System.exit(1); }\n        System.out.println(\"GreetTest ok\");\n    }\n}\n",
 }
 
 // TestLibraryReleaseEndToEnd releases a project with a Python library on the
 // embedded stack: the release builds and tests the library, publishes it to
 // a simple index in a directory before the tag, records it (status,
 // releases), and pip installs it from there; the pipeline that depends on it
-// is built (its tests import the library's sources) and deployed. A later release whose pipeline pins a version
+// is built (its tests import the library's sources) and deployed. With a JDK,
+// a Java library is published to a Maven repository that Maven resolves, and
+// a Java pipeline that imports its class compiles and tests against it. A later release whose pipeline pins a version
 // the index does not hold is refused before its tag, naming the file:line.
 func TestLibraryReleaseEndToEnd(t *testing.T) {
 	if testing.Short() {
@@ -70,6 +85,8 @@ func TestLibraryReleaseEndToEnd(t *testing.T) {
 			writeFile(t, filepath.Join(work, name), content)
 		}
 		libs += "  jcommon: {path: libs/jcommon, language: java, index: maven, group: com.example}\n"
+		// The Java pipeline greet depends on jcommon 1.0.0, published by this release.
+		replaceIn(t, filepath.Join(work, "shipline.yaml"), "pipelines:\n", "pipelines:\n  greet: {path: pipelines/greet, language: java}\n")
 	}
 	appendFile(t, filepath.Join(work, "shipline.yaml"), libs)
 	// score_churn depends on the library at the version this release publishes.
@@ -138,6 +155,19 @@ func TestLibraryReleaseEndToEnd(t *testing.T) {
 			t.Fatalf("the Java library is not in the Maven repository: %v", err)
 		}
 		mavenResolves(t, mvn, m2)
+		// The release built and tested greet against jcommon's sources at its commit.
+		logs, _ := filepath.Glob(filepath.Join(filepath.Dir(cfgPath), ".shipline", "logs", "builds", "*.log"))
+		var greetLog string
+		for _, l := range logs {
+			if data, _ := os.ReadFile(l); strings.Contains(string(data), "shipline build of pipeline greet (java)") {
+				greetLog = string(data)
+			}
+		}
+		for _, want := range []string{"compiles against library jcommon from libs/jcommon (tree ", "GreetTest ok"} {
+			if !strings.Contains(greetLog, want) {
+				t.Errorf("the build log of greet lacks %q (logs %v):\n%s", want, logs, greetLog)
+			}
+		}
 	}
 
 	// A pipeline pinned to a library version nobody published: refused before the tag.

@@ -27,7 +27,9 @@
 //     of src/main/resources, packed with `jar` into <pipeline>-sl.<hash>.jar. Tests: the
 //     `test` command if any, else when src/test/java exists every compiled
 //     class named *Test (not nested) is run with `java` as a main class after
-//     compiling; a non-zero exit fails the build.
+//     compiling; a non-zero exit fails the build. The JVM libraries the
+//     pipeline uses (Pipeline.Uses) are on its compile and test classpath,
+//     not in its jar (java_library.go).
 //
 // Every wheel and jar carries its content version, the declared version plus
 // "+sl.<first 8 hex digits of the tree hash>" (see version.go): a changed

@@ -142,8 +142,9 @@ func (b *Build) Pipeline(ctx context.Context, in BuildInput) (BuildOutput, error
 // *apperr.Error values of internal/build. (A function, not a method: Build's
 // methods are its activities.)
 //
-// exportLibrary writes the files of a library the pipeline's tests import
-// (p.Uses, whose Tree must be set: it is part of the cache key) into dir.
+// exportLibrary writes the files of a library the pipeline uses (p.Uses,
+// whose Tree must be set: it is part of the cache key) into dir: its tests
+// import it, or it compiles against it.
 func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, export func(ctx context.Context, dir string) error,
 	exportLibrary func(ctx context.Context, path, dir string) error) (BuildOutput, error) {
 	bld, err := b.builder(ctx)
@@ -154,7 +155,7 @@ func BuildFrom(ctx context.Context, b *Build, p manifest.Pipeline, tree string, 
 		Pipeline: p,
 		TreeHash: tree,
 		Export:   export,
-		// The libraries the pipeline's tests import (Pipeline.Uses).
+		// The libraries the pipeline uses (Pipeline.Uses).
 		ExportLibrary: exportLibrary,
 		Heartbeat: func(step string) {
 			if activity.IsActivity(ctx) {

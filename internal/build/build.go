@@ -84,7 +84,7 @@ type Request struct {
 	// Export writes the pipeline directory's files into dir (called on a miss).
 	Export func(ctx context.Context, dir string) error
 	// ExportLibrary writes the files of a library the pipeline uses
-	// (Pipeline.Uses) into dir; nil leaves the libraries out of its tests.
+	// (Pipeline.Uses) into dir; nil leaves the libraries out of its build.
 	ExportLibrary func(ctx context.Context, path, dir string) error
 	// Heartbeat, if set, is called every HeartbeatEvery while Build works (also
 	// while it waits for another build of the same key), with the current step.

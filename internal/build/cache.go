@@ -43,7 +43,8 @@ func Key(p manifest.Pipeline, treeHash string) string {
 		// A library's release version (absent for pipelines, whose keys stay as they were).
 		Version string `json:"version,omitempty"`
 		Group   string `json:"group,omitempty"`
-		// The libraries a pipeline's tests import, with their trees.
+		// The libraries a pipeline uses (its tests import, or it compiles
+		// against), with their trees and a JVM library's build settings.
 		Uses []manifest.UsedLibrary `json:"uses,omitempty"`
 	}{BuilderVersion, treeHash, p.Name, string(p.Language), p.Build, p.Artifact, p.Test, p.Version, p.Group, p.Uses}
 	data, _ := json.Marshal(in) // cannot fail: strings only

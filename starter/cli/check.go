@@ -311,7 +311,7 @@ func (c *checker) buildOne(b *activities.Build, p manifest.Pipeline) (activities
 		return activities.BuildOutput{}, err
 	}
 	p.Uses = append([]manifest.UsedLibrary(nil), p.Uses...)
-	for i, u := range p.Uses { // the libraries its tests import, as a release builds it
+	for i, u := range p.Uses { // the libraries it uses, as a release builds it
 		if p.Uses[i].Tree, err = c.src.treeHash(u.Path); err != nil {
 			return activities.BuildOutput{}, err
 		}

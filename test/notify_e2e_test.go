@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -143,10 +144,18 @@ notifications:
 		t.Fatal(err)
 	}
 	awaitRetrying(t, f.s, pev["id"].(string))
+	// The promotion's status says who was told what, and which receiver
+	// has not taken it yet, with its answer.
+	code, out, _ := sh("status", workflows.PromoteID("demo", "v1.2.0"))
+	if code != 0 || !strings.Contains(out, "  notifications:\n") ||
+		!regexp.MustCompile(`approval_needed \(qa\) +team: delivered; audit: delivered`).MatchString(out) ||
+		!regexp.MustCompile(`promoted \(qa\) +.*down: retrying \(attempt \d+\): notification target down did not answer`).MatchString(out) {
+		t.Fatalf("status of the promotion: exit %d\n%s", code, out)
+	}
 
 	// A deployment that parks (a bad token) tells the webhook why and how to resume.
 	t.Setenv(devTokenEnv, "dapi-e2e-wrong")
-	code, out, _ := sh("deploy", "v1.2.0", "--project", "demo", "--as", "bob", "--wait")
+	code, out, _ = sh("deploy", "v1.2.0", "--project", "demo", "--as", "bob", "--wait")
 	if code != 1 || !strings.Contains(out, "parked") {
 		t.Fatalf("deploy with a bad token: exit %d\n%s", code, out)
 	}

@@ -114,6 +114,10 @@ const (
 	// the stage's plan once it holds its fabrics, before it writes anything
 	// (deploy_plan.go).
 	ChangePlanAtLock = "plan-at-lock"
+	// ChangeNotifyTargetIDs: a Notify names each delivery's activity after its
+	// target (NotifyActivityID), so `status` can say which receiver a retrying
+	// delivery waits for.
+	ChangeNotifyTargetIDs = "notify-target-ids"
 )
 
 // DefaultTaskQueue is used when platform.yaml names none.
@@ -554,9 +558,11 @@ type DeployState struct {
 	PlanChanged *PlanAtLock `json:"plan_changed,omitempty"`
 	Reason      string      `json:"reason,omitempty"` // why it failed or was cancelled
 	// Window says which stage's change window the deployment waits for (or overrode).
-	Window   *WindowWait `json:"window,omitempty"`
-	Started  time.Time   `json:"started"`
-	Finished time.Time   `json:"finished,omitempty"`
+	Window *WindowWait `json:"window,omitempty"`
+	// Notices are the latest events sent to notification targets (parked).
+	Notices  []Notice  `json:"notices,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitempty"`
 }
 
 // Acceptance is the result of AcceptUpdate.
@@ -976,6 +982,9 @@ type PromoteState struct {
 	Requests []string `json:"requests,omitempty"`
 	// Nonces of internal messages accepted (a copy sent again is refused).
 	Nonces []string `json:"nonces,omitempty"`
+	// Notices are the latest events sent to notification targets (approval
+	// needed, reminders, escalations, verification failed, rollback, promoted).
+	Notices []Notice `json:"notices,omitempty"`
 }
 
 // LinkRequest is the input of LinkUpdate.
@@ -1412,6 +1421,30 @@ func NotifyID(workflowID, run string, n int) string {
 type NotifyInput struct {
 	Event   activities.NotifyEvent `json:"event"`
 	Targets []string               `json:"targets"`
+}
+
+// NotifyActivityID is the activity ID of a Notify's delivery to target.
+func NotifyActivityID(target string) string { return "send:" + target }
+
+// Notice is an event a workflow sent to notification targets. Its Notify
+// workflow (ID) says whether they took it: `status` and the dashboard ask it
+// (views.Notices).
+type Notice struct {
+	ID      string    `json:"id"`
+	Event   string    `json:"event"`
+	Stage   string    `json:"stage,omitempty"`
+	Targets []string  `json:"targets"`
+	At      time.Time `json:"at"`
+}
+
+// MaxNotices is how many of its latest notices a workflow's state keeps.
+const MaxNotices = 20
+
+// NotifyState is a Notify's state, answered by StateQuery: its progress and
+// the outcome of the targets whose delivery ended.
+type NotifyState struct {
+	Progress
+	Outcome NotifyOutcome `json:"outcome"`
 }
 
 // NotifyOutcome says which targets took the event and why the others did not.

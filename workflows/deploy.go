@@ -87,6 +87,7 @@ func (d *deployment) setup(ctx workflow.Context) error {
 		Builds: map[string]PipelineBuild{}, Started: workflow.Now(ctx),
 	}
 	d.granted = workflow.GetSignalChannel(ctx, GrantSignal)
+	d.notices.sent = func(n Notice) { d.state.Notices = keepNotice(d.state.Notices, n) }
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (DeployState, error) { return d.state, nil }); err != nil {
 		return err
 	}

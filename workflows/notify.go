@@ -25,8 +25,9 @@ const notifyRetry = time.Hour
 // the event is about starts it and goes on without waiting (parent close
 // policy abandon), so no receiver ever holds a promotion or a deployment.
 func Notify(ctx workflow.Context, in NotifyInput) (NotifyOutcome, error) {
+	var out NotifyOutcome
 	state := Progress{Status: StatusRunning, Summary: fmt.Sprintf("delivering %s to %s", in.Event.Event, listOrNone(in.Targets))}
-	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (Progress, error) { return state, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (NotifyState, error) { return NotifyState{Progress: state, Outcome: out}, nil }); err != nil {
 		return NotifyOutcome{}, err
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -38,21 +39,41 @@ func Notify(ctx workflow.Context, in NotifyInput) (NotifyOutcome, error) {
 			MaximumInterval:    5 * time.Minute,
 		},
 	})
+	named := changeVersion(ctx, ChangeNotifyTargetIDs) >= 1
 	futures := make([]workflow.Future, len(in.Targets))
 	for i, t := range in.Targets {
-		futures[i] = workflow.ExecuteActivity(actx, notifyActs.Send, activities.NotifyInput{Target: t, Event: in.Event})
-	}
-	var out NotifyOutcome
-	for i, f := range futures {
-		if err := f.Get(ctx, nil); err != nil {
-			if out.Failed == nil {
-				out.Failed = map[string]string{}
-			}
-			out.Failed[in.Targets[i]] = userMessage(err)
-			workflow.GetLogger(ctx).Error("notification not delivered", "target", in.Targets[i], "event", in.Event.Event, "error", userMessage(err))
-			continue
+		tctx := actx
+		if named {
+			ao := workflow.GetActivityOptions(actx)
+			ao.ActivityID = NotifyActivityID(t)
+			tctx = workflow.WithActivityOptions(actx, ao)
 		}
-		out.Delivered = append(out.Delivered, in.Targets[i])
+		futures[i] = workflow.ExecuteActivity(tctx, notifyActs.Send, activities.NotifyInput{Target: t, Event: in.Event})
+	}
+	// Each target's outcome is recorded as it comes (the query shows it
+	// while the others still retry); Delivered keeps the targets' order.
+	done := make([]bool, len(futures))
+	sel := workflow.NewSelector(ctx)
+	for i, f := range futures {
+		sel.AddFuture(f, func(f workflow.Future) {
+			if err := f.Get(ctx, nil); err != nil {
+				if out.Failed == nil {
+					out.Failed = map[string]string{}
+				}
+				out.Failed[in.Targets[i]] = userMessage(err)
+				workflow.GetLogger(ctx).Error("notification not delivered", "target", in.Targets[i], "event", in.Event.Event, "error", userMessage(err))
+			}
+			done[i] = true
+			out.Delivered = out.Delivered[:0]
+			for k, t := range in.Targets {
+				if _, failed := out.Failed[t]; done[k] && !failed {
+					out.Delivered = append(out.Delivered, t)
+				}
+			}
+		})
+	}
+	for range futures {
+		sel.Select(ctx)
 	}
 	summary := fmt.Sprintf("%s delivered to %s", in.Event.Event, listOrNone(out.Delivered))
 	for _, t := range in.Targets {
@@ -68,8 +89,21 @@ func Notify(ctx workflow.Context, in NotifyInput) (NotifyOutcome, error) {
 	return out, nil
 }
 
-// notices counts the events a run sent, for their IDs.
-type notices struct{ sent int }
+// notices counts the events a run sent, for their IDs, and hands each to
+// sent (set by the workflow: it keeps them in its state).
+type notices struct {
+	count int
+	sent  func(Notice)
+}
+
+// keepNotice appends n to list, keeping the latest MaxNotices.
+func keepNotice(list []Notice, n Notice) []Notice {
+	list = append(list, n)
+	if len(list) > MaxNotices {
+		list = append([]Notice(nil), list[len(list)-MaxNotices:]...)
+	}
+	return list
+}
 
 // send starts a Notify workflow delivering the event to the targets of
 // settings that want it (a stage's events go to the targets whose stages
@@ -92,9 +126,9 @@ func (n *notices) sendTo(ctx workflow.Context, targets []string, e activities.No
 	if len(targets) == 0 || changeVersion(ctx, ChangeNotify) == workflow.DefaultVersion {
 		return
 	}
-	n.sent++
+	n.count++
 	info := workflow.GetInfo(ctx)
-	e.ID = NotifyID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID[:8], n.sent)
+	e.ID = NotifyID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID[:8], n.count)
 	e.Time, e.WorkflowID = workflow.Now(ctx), info.WorkflowExecution.ID
 	// Disconnected: a gate decided while the child starts must not cancel it.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
@@ -105,6 +139,9 @@ func (n *notices) sendTo(ctx workflow.Context, targets []string, e activities.No
 	child := workflow.ExecuteChildWorkflow(cctx, NotifyWorkflow, NotifyInput{Event: e, Targets: targets})
 	if err := child.GetChildWorkflowExecution().Get(dctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("notification not started", "event", e.Event, "targets", targets, "error", err)
+	}
+	if n.sent != nil {
+		n.sent(Notice{ID: e.ID, Event: e.Event, Stage: e.Stage, Targets: targets, At: e.Time})
 	}
 }
 

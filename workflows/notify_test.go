@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -142,6 +145,19 @@ func TestNotifyGateApprovalRemindersAndEscalation(t *testing.T) {
 	if len(promoted) != 1 || promoted[0].target != "team" || promoted[0].event.Stage != "prod" || promoted[0].event.Summary != "promoted v1.2.0 of demo to prod" {
 		t.Fatalf("promoted = %+v", promoted)
 	}
+	// The promotion's state lists what it sent (the latest MaxNotices), each
+	// with its Notify workflow, for `status` and the dashboard.
+	if len(out.Notices) != len(sent.sent) { // each event here went to one target
+		t.Fatalf("%d notices in the state, want %d", len(out.Notices), len(sent.sent))
+	}
+	last := out.Notices[len(out.Notices)-1]
+	if last.Event != platform.EventPromoted || last.Stage != "prod" || !slices.Equal(last.Targets, []string{"team"}) || last.ID != promoted[0].event.ID || !last.At.Equal(promoted[0].event.Time) {
+		t.Errorf("last notice %+v, want the promoted event %s", last, promoted[0].event.ID)
+	}
+	if n := out.Notices[len(out.Notices)-2]; n.Event != platform.EventReminder || n.Stage != "prod" {
+		t.Errorf("notice before the last %+v, want prod's last reminder", n)
+	}
+
 	// The leads are told of nothing else (they list rollback only).
 	for _, s := range sent.sent {
 		if s.target == "leads" && s.event.Event != platform.EventEscalation {
@@ -233,19 +249,25 @@ func TestNotifyVerificationFailureAndRollback(t *testing.T) {
 		!strings.Contains(vf[0].event.Summary, "verification of v1.2.0 on qa failed: report on qa failed") {
 		t.Fatalf("verification_failed = %+v", vf)
 	}
+	// Each event is its own Notify workflow: the two deliveries may reach
+	// the receiver in either order.
 	rb := sent.of(platform.EventRollback, "qa")
 	var phases []string
+	byPhase := map[string]activities.NotifyEvent{}
 	for _, r := range rb {
 		phases = append(phases, r.event.Phase)
+		byPhase[r.event.Phase] = r.event
 		if r.target != "leads" || r.event.Version != "v1.0.0" || !strings.Contains(r.event.Reason, "AssertionError") {
 			t.Errorf("rollback event %+v to %s", r.event, r.target)
 		}
 	}
-	if strings.Join(phases, ",") != "started,finished" {
-		t.Fatalf("rollback phases = %v", phases)
+	slices.Sort(phases)
+	if strings.Join(phases, ",") != "finished,started" {
+		t.Fatalf("rollback phases = %v, want started and finished once each", phases)
 	}
-	if !strings.Contains(rb[1].event.Summary, "rolled back automatically qa of demo to v1.0.0") {
-		t.Errorf("finished: %q", rb[1].event.Summary)
+	if started, finished := byPhase["started"], byPhase["finished"]; finished.Time.Before(started.Time) ||
+		!strings.Contains(finished.Summary, "rolled back automatically qa of demo to v1.0.0") {
+		t.Errorf("started %+v, finished %+v", started, finished)
 	}
 }
 
@@ -312,7 +334,18 @@ func runNotify(t *testing.T, r *flakyReceiver) NotifyOutcome {
 	env.RegisterActivity(&activities.Notifier{Platform: &platform.Config{Notifications: []platform.Notification{
 		{Name: "team", Kind: platform.NotifySlack, URLEnv: "TEST_NOTIFY_URL", Events: []string{platform.EventPromoted}}}}})
 	ev := activities.NotifyEvent{Event: platform.EventPromoted, Project: "demo", Version: "v1.2.0", Summary: "promoted v1.2.0 of demo to prod", ID: "notify/promote/demo/v1.2.0/abcd1234/3"}
+	// Each delivery's activity is named after its target, so that `status`
+	// can say which receiver a retrying delivery waits for.
+	var ids []string
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		ids = append(ids, info.ActivityID)
+	})
 	env.ExecuteWorkflow(Notify, NotifyInput{Event: ev, Targets: []string{"team"}})
+	defer func() {
+		if len(ids) == 0 || slices.ContainsFunc(ids, func(id string) bool { return id != NotifyActivityID("team") }) {
+			t.Errorf("delivery activity IDs %v, want each %q", ids, NotifyActivityID("team"))
+		}
+	}()
 	var out NotifyOutcome
 	if err := env.GetWorkflowResult(&out); err != nil {
 		t.Fatalf("Notify failed: %v", err)
@@ -388,5 +421,16 @@ func TestNotifyGatePlanAfterContinueAsNew(t *testing.T) {
 	scoped.Targets[0].Stages = []string{"qa"}
 	if got := gatePlan(scoped, "demo", "prod", opened, opened); len(got) != 0 {
 		t.Errorf("a target of qa only has a plan at prod: %+v", got)
+	}
+}
+
+// A state keeps the latest MaxNotices notices, oldest dropped first.
+func TestKeepNotice(t *testing.T) {
+	var list []Notice
+	for i := range MaxNotices + 3 {
+		list = keepNotice(list, Notice{ID: strconv.Itoa(i)})
+	}
+	if len(list) != MaxNotices || list[0].ID != "3" || list[MaxNotices-1].ID != strconv.Itoa(MaxNotices+2) {
+		t.Errorf("kept %d notices, first %s, last %s", len(list), list[0].ID, list[len(list)-1].ID)
 	}
 }

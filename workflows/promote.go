@@ -89,6 +89,7 @@ func (p *promotion) setup(ctx workflow.Context) error {
 		p.state = PromoteState{Progress: Progress{Status: StatusRunning}, Project: p.in.Project, Version: p.in.Version, Actor: p.in.Actor, Target: p.in.To}
 		p.state.Summary = fmt.Sprintf("promoting %s of %s for %s", p.in.Version, p.in.Project, p.in.Actor)
 	}
+	p.notices.sent = func(n Notice) { p.state.Notices = keepNotice(p.state.Notices, n) }
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (PromoteState, error) {
 		s := p.state
 		s.Pending = p.pending(workflow.Now(ctx))

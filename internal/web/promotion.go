@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,7 +32,14 @@ type promotionData struct {
 	State   *workflows.PromoteState
 	// Closed says how the promotion ended when it is no longer running.
 	Closed string
+	// Notifications are the latest events the promotion sent and how each
+	// target took them (read from their Notify workflows).
+	Notifications []views.NoticeStatus
 }
+
+// pageNotices is how many of a promotion's latest notices its page shows
+// (each is read from its Notify workflow at every refresh).
+const pageNotices = 5
 
 func (s *Server) promotionPage(w http.ResponseWriter, r *http.Request, v *visit) {
 	ver := r.PathValue("version")
@@ -92,6 +100,9 @@ func (s *Server) promotion(ctx context.Context, project, ver string) (*promotion
 		return d, http.StatusBadGateway, fmt.Errorf("read the state of %s: %w", d.ID, err)
 	}
 	d.State = &st
+	notices := st.Notices[max(0, len(st.Notices)-pageNotices):]
+	d.Notifications = views.Notices(ctx, s.opts.Client, notices)
+	slices.Reverse(d.Notifications) // newest first
 	return d, http.StatusOK, nil
 }
 

@@ -43,9 +43,11 @@ func TestPagesRenderAndEscape(t *testing.T) {
 		"deployments": []views.FabricView{fabric},
 		"history":     historyData{Rows: []views.HistoryRow{{ID: "deploy/demo/v1.0.0/x", Status: "failed", Reason: evil, UIURL: "javascript:alert(1)"}}},
 		"logs":        logsData{ID: "deploy/demo/v1.0.0/x", Logs: views.LogsResult{Logs: []views.BuildLog{{Pipeline: "p", Status: "failed", Content: evil}}, Problems: []string{evil}}},
-		"promotion":   &promotionData{ID: "promote/demo/v1.0.0", Version: "v1.0.0", State: &state},
-		"audit":       auditData{Records: []views.AuditRecord{{Time: at, Actor: "carol", Delegate: "web", Action: "approve", Detail: evil}}, Actors: []string{evil}},
-		"login":       map[string]any{"Users": []string{evil}, "Next": "/"},
+		"promotion": &promotionData{ID: "promote/demo/v1.0.0", Version: "v1.0.0", State: &state, Notifications: []views.NoticeStatus{
+			{Notice: workflows.Notice{Event: "approval_needed", Stage: "qa", At: at}, Deliveries: []views.Delivery{
+				{Target: "team", State: views.DeliveryRetrying, Attempt: 3, Detail: "answered 503 " + evil}, {Target: "leads", State: views.DeliveryDelivered}}}}},
+		"audit": auditData{Records: []views.AuditRecord{{Time: at, Actor: "carol", Delegate: "web", Action: "approve", Detail: evil}}, Actors: []string{evil}},
+		"login": map[string]any{"Users": []string{evil}, "Next": "/"},
 	} {
 		rec := httptest.NewRecorder()
 		s.render(rec, httptest.NewRequest("GET", "/", nil), name, v, data)
@@ -62,7 +64,8 @@ func TestPagesRenderAndEscape(t *testing.T) {
 		}
 		switch name {
 		case "promotion":
-			for _, want := range []string{"carol via web", `name="decision" value="approve"`, `name="csrf" value="tok"`, `name="plan_hash" value="abcdef0123456789ff"`, "update v0.9.0 → v1.0.0", "daily&lt;script&gt;", "rejected by <b>dave</b>", "abcdef012345", "reopened"} {
+			for _, want := range []string{"carol via web", `name="decision" value="approve"`, `name="csrf" value="tok"`, `name="plan_hash" value="abcdef0123456789ff"`, "update v0.9.0 → v1.0.0", "daily&lt;script&gt;", "rejected by <b>dave</b>", "abcdef012345", "reopened",
+				`<span class="delivery warn">team: retrying (attempt 3): answered 503 &lt;script&gt;`, `<span class="delivery">leads: delivered</span>`} {
 				if !strings.Contains(body, want) {
 					t.Errorf("promotion lacks %q:\n%s", want, body)
 				}

@@ -64,6 +64,10 @@ type fakeWF struct {
 	history []*historypb.HistoryEvent
 	// updateArgs are the arguments of the updates sent to it, in order.
 	updateArgs []any
+	// pending are its pending activities (DescribeWorkflowExecution).
+	pending []*workflowpb.PendingActivityInfo
+	// result is what a completed workflow returned (GetWorkflow).
+	result any
 }
 
 // fakeClient embeds client.Client (nil): a call the tests did not script panics.
@@ -194,7 +198,18 @@ func (f *fakeClient) DescribeWorkflowExecution(_ context.Context, id, _ string) 
 	if w.neverRan {
 		resp.PendingWorkflowTask = &workflowpb.PendingWorkflowTaskInfo{State: enumspb.PENDING_WORKFLOW_TASK_STATE_SCHEDULED, ScheduledTime: timestamppb.New(t0)}
 	}
+	resp.PendingActivities = w.pending
 	return resp, nil
+}
+
+func (f *fakeClient) GetWorkflow(_ context.Context, id, _ string) client.WorkflowRun {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var result any
+	if w, err := f.wf(id); err == nil {
+		result = w.result
+	}
+	return fakeRun{id: id, result: result}
 }
 
 // fakeValue is a query or update answer.

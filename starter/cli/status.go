@@ -67,6 +67,9 @@ type statusResult struct {
 	Failure    string          `json:"failure,omitempty"`
 	UIURL      string          `json:"ui_url"`
 	State      json.RawMessage `json:"state,omitempty"`
+	// Notifications are the events the workflow sent (its state's notices)
+	// and how their delivery went, newest last.
+	Notifications []views.NoticeStatus `json:"notifications,omitempty"`
 }
 
 func runStatus(ctx context.Context, g *globals, id string) error {
@@ -92,6 +95,14 @@ func runStatus(ctx context.Context, g *globals, id string) error {
 	// The state comes from the worker: say so within seconds when none serves it.
 	werr := g.withWorker(ctx, c, id, func(ctx context.Context) error {
 		_, qerr = views.QueryState(ctx, c, id, res.RunID, &raw)
+		if qerr == nil {
+			var s struct {
+				Notices []workflows.Notice `json:"notices"`
+			}
+			if json.Unmarshal(raw, &s) == nil && len(s.Notices) > 0 {
+				res.Notifications = views.Notices(ctx, c, s.Notices)
+			}
+		}
 		return nil
 	})
 	if werr == nil && qerr == nil {
@@ -122,6 +133,7 @@ func printStatus(g *globals, res statusResult) {
 		}
 	}
 	printDetails(g, res.State)
+	printNotifications(g, res.Notifications)
 	if res.Failure != "" && (p.Summary == "" || !strings.Contains(p.Summary, res.Failure)) {
 		fmt.Fprintf(g.stdout, "  failure: %s\n", res.Failure)
 	}
@@ -130,6 +142,26 @@ func printStatus(g *globals, res statusResult) {
 		fmt.Fprintf(g.stdout, "  closed:  %s\n", g.local(*res.Closed).Format(time.DateTime))
 	}
 	fmt.Fprintf(g.stdout, "  UI:      %s\n", res.UIURL)
+}
+
+// printNotifications lists the events a workflow sent and how each target
+// took them; deliveries that failed or retry are what to look at.
+func printNotifications(g *globals, ns []views.NoticeStatus) {
+	if len(ns) == 0 {
+		return
+	}
+	fmt.Fprintln(g.stdout, "  notifications:")
+	for _, n := range ns {
+		event := n.Event
+		if n.Stage != "" {
+			event += " (" + n.Stage + ")"
+		}
+		parts := make([]string, len(n.Deliveries))
+		for i, d := range n.Deliveries {
+			parts[i] = d.Text()
+		}
+		fmt.Fprintf(g.stdout, "    %s  %-28s %s\n", g.local(n.At).Format(time.DateTime), event, strings.Join(parts, "; "))
+	}
 }
 
 func stepLine(s workflows.Step) string {

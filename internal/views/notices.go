@@ -1,0 +1,147 @@
+package views
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/shipline/shipline/workflows"
+)
+
+// Delivery states of a notice to one target.
+const (
+	DeliveryDelivered = "delivered"
+	DeliverySending   = "sending"
+	DeliveryRetrying  = "retrying"
+	DeliveryFailed    = "not delivered"
+	DeliveryUnknown   = "unknown"
+)
+
+// NoticeStatus is one event a workflow sent and how its delivery went to
+// each target: read from its Notify workflow.
+type NoticeStatus struct {
+	workflows.Notice
+	Deliveries []Delivery `json:"deliveries"`
+}
+
+// Delivery is how a notice's delivery to one target went.
+type Delivery struct {
+	Target string `json:"target"`
+	State  string `json:"state"`
+	// Detail is the receiver's last answer (retrying, not delivered) or why
+	// the state is unknown.
+	Detail string `json:"detail,omitempty"`
+	// Attempt is the attempt under way while retrying.
+	Attempt int32 `json:"attempt,omitempty"`
+	// Next is when a retrying delivery is tried again.
+	Next *time.Time `json:"next,omitempty"`
+}
+
+// Failed reports whether a delivery did not reach its target, or has not
+// yet after a failed attempt.
+func (d Delivery) Failed() bool { return d.State == DeliveryRetrying || d.State == DeliveryFailed }
+
+// Text renders a delivery for the CLI and the dashboard: "team: delivered",
+// "team: retrying (attempt 3): notification target team answered 503 …".
+func (d Delivery) Text() string {
+	s := d.Target + ": " + d.State
+	if d.Attempt > 1 {
+		s += fmt.Sprintf(" (attempt %d)", d.Attempt)
+	}
+	if d.Detail != "" {
+		s += ": " + d.Detail
+	}
+	return s
+}
+
+// Notices reads how each notice's delivery went, from its Notify workflow:
+// its result once it ended; while it runs, the targets it has finished
+// (its state query) and the retries of the others (its pending activities).
+func Notices(ctx context.Context, c client.Client, notices []workflows.Notice) []NoticeStatus {
+	out := make([]NoticeStatus, 0, len(notices))
+	for _, n := range notices {
+		out = append(out, NoticeStatus{Notice: n, Deliveries: deliveries(ctx, c, n)})
+	}
+	return out
+}
+
+func deliveries(ctx context.Context, c client.Client, n workflows.Notice) []Delivery {
+	all := func(state, detail string) []Delivery {
+		out := make([]Delivery, len(n.Targets))
+		for i, t := range n.Targets {
+			out[i] = Delivery{Target: t, State: state, Detail: detail}
+		}
+		return out
+	}
+	desc, err := c.DescribeWorkflowExecution(ctx, n.ID, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return all(DeliveryUnknown, "its Notify workflow "+n.ID+" is not found (past the namespace's retention, or never started: see the worker's log)")
+	case err != nil:
+		return all(DeliveryUnknown, "cannot read its Notify workflow "+n.ID+": "+err.Error())
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	var outcome workflows.NotifyOutcome
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		if err := c.GetWorkflow(ctx, n.ID, info.GetExecution().GetRunId()).Get(ctx, &outcome); err != nil {
+			return all(DeliveryUnknown, "cannot read the result of its Notify workflow "+n.ID+": "+err.Error())
+		}
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var st workflows.NotifyState
+		if v, err := c.QueryWorkflow(qctx, n.ID, info.GetExecution().GetRunId(), workflows.StateQuery); err == nil {
+			_ = v.Get(&st) // a Notify older than its outcome query answers Progress only
+		}
+		outcome = st.Outcome
+	default:
+		return all(DeliveryFailed, "its Notify workflow "+n.ID+" ended "+strings.ToLower(ExecutionStatus(info.GetStatus())))
+	}
+	pending := map[string]Delivery{}
+	for _, pa := range desc.GetPendingActivities() {
+		target, ok := strings.CutPrefix(pa.GetActivityId(), workflows.NotifyActivityID(""))
+		if !ok {
+			continue
+		}
+		d := Delivery{Target: target, State: DeliverySending, Attempt: pa.GetAttempt()}
+		if f := pa.GetLastFailure(); f != nil {
+			d.State, d.Detail = DeliveryRetrying, f.GetMessage()
+			if t := pa.GetNextAttemptScheduleTime(); t != nil {
+				next := t.AsTime()
+				d.Next = &next
+			}
+		}
+		pending[target] = d
+	}
+	out := make([]Delivery, len(n.Targets))
+	for i, t := range n.Targets {
+		switch why, failed := outcome.Failed[t]; {
+		case failed:
+			out[i] = Delivery{Target: t, State: DeliveryFailed, Detail: why}
+		case contains(outcome.Delivered, t):
+			out[i] = Delivery{Target: t, State: DeliveryDelivered}
+		case pending[t].Target != "":
+			out[i] = pending[t]
+		default:
+			out[i] = Delivery{Target: t, State: DeliverySending}
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

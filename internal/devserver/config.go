@@ -20,6 +20,7 @@ import (
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 const (
@@ -153,7 +154,7 @@ func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (t
 		temporal.WithConfig(conf),
 		temporal.ForServices(serviceNames(ports)),
 		temporal.WithStaticHosts(hosts),
-		temporal.WithLogger(serverlog.NewZapLogger(logger)),
+		temporal.WithLogger(serverlog.NewZapLogger(logger.WithOptions(zap.WithFatalHook(fatalHook{})))),
 		temporal.WithDynamicConfigClient(dynConf),
 	}, authOptions(opts)...)
 	server, err := temporal.NewServer(serverOpts...)
@@ -161,4 +162,20 @@ func newTemporalServer(opts Options, sqlConf *config.SQL, logger *zap.Logger) (t
 		return nil, fmt.Errorf("build temporal server: %w", err)
 	}
 	return server, nil
+}
+
+// fatalHook ends the process when the Temporal server logs Fatal (it cannot
+// go on: a port taken, its database gone), as the server expects, but first
+// writes the message to stderr, whatever the logger does with it: a test's
+// logger keeps its lines until the test ends, which the exit prevents, and
+// the test run would end with a bare FAIL.
+type fatalHook struct{}
+
+func (fatalHook) OnWrite(ce *zapcore.CheckedEntry, fields []zapcore.Field) {
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range fields {
+		f.AddTo(enc)
+	}
+	fmt.Fprintf(os.Stderr, "embedded Temporal server stopped the process: %s %v\n", ce.Message, enc.Fields)
+	os.Exit(1)
 }

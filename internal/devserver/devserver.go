@@ -214,13 +214,5 @@ func checkPortFree(ip string, port int) error {
 	return l.Close()
 }
 
-// freePort asks the kernel for an unused port on ip. Another process could
-// take it before the server binds it, which is unlikely on loopback.
-func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("find a free port on %s: %w", ip, err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is FreePort (ports.go).
+func freePort(ip string) (int, error) { return FreePort(ip) }

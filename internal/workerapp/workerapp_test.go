@@ -204,12 +204,11 @@ func listAttributes(ctx context.Context, t *testing.T, c client.Client, ns strin
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := devserver.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // warnLogger writes warnings to stderr: the server may log for a moment

@@ -5,7 +5,6 @@ package testkit
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/shipline/shipline/internal/devserver"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/workerapp"
 )
@@ -109,12 +109,11 @@ func (s *Stack) Stop() {
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := devserver.FreePort("127.0.0.1")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // Git runs the git CLI in dir (fixed author, no user config) and returns its

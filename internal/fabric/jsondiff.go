@@ -26,8 +26,10 @@ func diffSubset(path string, want, got any) string {
 		return ""
 	}
 	out := strings.Join(d.found, "; ")
-	if d.more > 0 {
-		out += fmt.Sprintf("; and %d more differences", d.more)
+	if len(d.rest) > 0 {
+		// The ones not named still change the text (and a plan's hash).
+		sum := sha256.Sum256([]byte(strings.Join(d.rest, "\n")))
+		out += fmt.Sprintf("; and %d more differences (sha256 %s)", len(d.rest), hex.EncodeToString(sum[:])[:12])
 	}
 	return out
 }
@@ -38,7 +40,7 @@ const maxDiffs = 20
 // differences collects the differences a walk finds.
 type differences struct {
 	found []string
-	more  int
+	rest  []string // past maxDiffs
 }
 
 func (d *differences) add(format string, args ...any) {
@@ -46,7 +48,7 @@ func (d *differences) add(format string, args ...any) {
 		d.found = append(d.found, fmt.Sprintf(format, args...))
 		return
 	}
-	d.more++
+	d.rest = append(d.rest, fmt.Sprintf(format, args...))
 }
 
 func (d *differences) walk(path string, want, got any) {
@@ -97,11 +99,16 @@ func (d *differences) walk(path string, want, got any) {
 				}
 				d.walk(p, el, gv)
 			}
+			var extra []string // in key order, whatever order the live job lists them in
 			for _, el := range g {
 				m, _ := el.(map[string]any)
 				if k := m[key]; !wanted[k] {
-					d.add("%s[%s=%v]: not deployed, live has %s", path, key, k, show(el))
+					extra = append(extra, fmt.Sprintf("%s[%s=%v]: not deployed, live has %s", path, key, k, show(el)))
 				}
+			}
+			sort.Strings(extra)
+			for _, e := range extra {
+				d.add("%s", e)
 			}
 			return
 		}

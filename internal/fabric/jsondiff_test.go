@@ -64,7 +64,39 @@ func TestDiffSubsetCapsTheList(t *testing.T) {
 		l = append(l, fmt.Sprintf(`"k%02d": 2`, i))
 	}
 	got := diffSubset("", decodeJSON(t, "{"+strings.Join(w, ",")+"}"), decodeJSON(t, "{"+strings.Join(l, ",")+"}"))
-	if n := strings.Count(got, "deployed 1, live 2"); n != maxDiffs || !strings.HasSuffix(got, "; and 5 more differences") {
+	if n := strings.Count(got, "deployed 1, live 2"); n != maxDiffs || !strings.Contains(got, "; and 5 more differences (sha256 ") {
 		t.Errorf("%d differences named, ending %q", n, got[len(got)-40:])
+	}
+}
+
+// A further hand edit of a difference past the ones named still changes the
+// drift text (the checksum of the rest), so a plan's hash follows it.
+func TestDiffSubsetChangePastTheCap(t *testing.T) {
+	var w, l1, l2 []string
+	for i := range maxDiffs + 5 {
+		w = append(w, fmt.Sprintf(`"k%02d": 1`, i))
+		l1 = append(l1, fmt.Sprintf(`"k%02d": 2`, i))
+		v := 2
+		if i == maxDiffs+2 {
+			v = 3
+		}
+		l2 = append(l2, fmt.Sprintf(`"k%02d": %d`, i, v))
+	}
+	want := decodeJSON(t, "{"+strings.Join(w, ",")+"}")
+	a := diffSubset("", want, decodeJSON(t, "{"+strings.Join(l1, ",")+"}"))
+	b := diffSubset("", want, decodeJSON(t, "{"+strings.Join(l2, ",")+"}"))
+	if a == b {
+		t.Errorf("a change past the cap leaves the drift text the same: %q", b[len(b)-60:])
+	}
+}
+
+// Two reads of one live job whose API lists its extra tasks in another order
+// give the same drift text: a gate does not reopen for nothing.
+func TestDiffSubsetExtrasInKeyOrder(t *testing.T) {
+	want := decodeJSON(t, `{"tasks": [{"task_key": "a"}]}`)
+	a := diffSubset("", want, decodeJSON(t, `{"tasks": [{"task_key": "a"}, {"task_key": "c"}, {"task_key": "b"}]}`))
+	b := diffSubset("", want, decodeJSON(t, `{"tasks": [{"task_key": "a"}, {"task_key": "b"}, {"task_key": "c"}]}`))
+	if a != b || !strings.HasPrefix(a, "tasks[task_key=b]") {
+		t.Errorf("same live job, tasks listed in another order:\n%q\n%q", a, b)
 	}
 }

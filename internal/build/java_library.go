@@ -33,8 +33,9 @@ const LibraryClasspathEnv = "SHIPLINE_LIBRARY_CLASSPATH"
 //     the build (work/uses-classes/<library>);
 //   - a library with a build command (any scala library, a java one built
 //     with mvn or gradle): the command runs in the library's exported copy and
-//     the one file its artifact glob matches is the jar used. Its tests are
-//     not run there (the library's own build at release runs them).
+//     the one file its artifact glob matches is the jar used. Shipline runs
+//     no test of the library there (its own build at release does), though
+//     a command like `mvn package` runs them itself.
 //
 // The classpath goes on the convention build's javac and java commands, and
 // to a pipeline's own build and test commands as $SHIPLINE_LIBRARY_CLASSPATH.

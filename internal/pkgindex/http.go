@@ -27,15 +27,19 @@ type remote struct {
 	// user and pass are the basic-auth credentials ("" for none); bearer a
 	// token sent as such (maven without a user).
 	user, pass, bearer string
-	// hosts are where the credentials go (the index's URL's host, and the
-	// host of its simple pages): a page may link files on other hosts.
-	hosts []string
+	// origins are where the credentials go (scheme://host of the index's
+	// URL and of its simple pages): a page may link files on other hosts,
+	// or on the same host over plain http, which get none.
+	origins []string
 }
 
-// trust adds the host of u to those the credentials go to.
+// origin is scheme://host of u.
+func origin(u *url.URL) string { return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) }
+
+// trust adds the origin of u to those the credentials go to.
 func (r *remote) trust(u string) {
-	if p, err := url.Parse(u); err == nil && p.Host != "" && !slices.Contains(r.hosts, p.Host) {
-		r.hosts = append(r.hosts, p.Host)
+	if p, err := url.Parse(u); err == nil && p.Host != "" && !slices.Contains(r.origins, origin(p)) {
+		r.origins = append(r.origins, origin(p))
 	}
 }
 
@@ -85,8 +89,9 @@ func checkHTTPURL(c Config, raw string) (*url.URL, error) {
 func (r *remote) do(ctx context.Context, req *http.Request) (*http.Response, error) {
 	req = req.WithContext(ctx)
 	switch {
-	case !slices.Contains(r.hosts, req.URL.Host):
-		// Another host (a file the index links elsewhere): no credentials.
+	case !slices.Contains(r.origins, origin(req.URL)):
+		// Another host, or plain http (a file the index links elsewhere):
+		// no credentials.
 	case r.bearer != "":
 		req.Header.Set("Authorization", "Bearer "+r.bearer)
 	case r.user != "" || r.pass != "":

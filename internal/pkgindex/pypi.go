@@ -48,9 +48,10 @@ func openPyPI(_ context.Context, c Config) (Index, error) {
 	}
 	simple := simpleURLOf(u)
 	if c.SimpleURL != "" {
-		s, err := checkHTTPURL(c, c.SimpleURL)
-		if err != nil {
-			return nil, err
+		s, err := url.Parse(c.SimpleURL)
+		if err != nil || (s.Scheme != "http" && s.Scheme != "https") || s.Host == "" || s.User != nil || origin(s) != origin(u) {
+			return nil, configError(c, "simple_url %q is not an http(s) URL on the index's own scheme and host (%s), without credentials: the credentials go to it",
+				storage.Redact(c.SimpleURL), origin(u))
 		}
 		s.RawQuery, s.Fragment = "", ""
 		s.Path = strings.TrimSuffix(s.Path, "/") + "/"

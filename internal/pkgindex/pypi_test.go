@@ -351,9 +351,18 @@ func TestPyPISimpleURL(t *testing.T) {
 	if ups := srv.Uploads(); len(ups) != 1 {
 		t.Errorf("server holds %d files, want 1", len(ups))
 	}
-	for _, u := range []string{"ftp://x/+simple/", "https://u:p@devpi.example.com/+simple/"} {
-		if _, err := pkgindex.Open(ctx, pkgindex.Config{Name: "devpi", Kind: "pypi", URL: devpi.URL + index, SimpleURL: u}); apperr.Type(err) != apperr.IndexConfig {
-			t.Errorf("simple_url %q: %v, want %s", u, err, apperr.IndexConfig)
+	// The credentials go to the simple pages: never in clear when the index
+	// is https, never to another host.
+	host := strings.TrimPrefix(devpi.URL, "http://")
+	for _, c := range []struct{ url, simple string }{
+		{devpi.URL + index, "ftp://" + host + "/+simple/"},
+		{devpi.URL + index, "http://u:p@" + host + "/+simple/"},
+		{devpi.URL + index, "http://elsewhere.example.com/team/prod/+simple/"},
+		{"https://" + host + index, "http://" + host + index + "+simple/"},
+	} {
+		_, err := pkgindex.Open(ctx, pkgindex.Config{Name: "devpi", Kind: "pypi", URL: c.url, SimpleURL: c.simple, Username: "ci", Password: "secret"})
+		if apperr.Type(err) != apperr.IndexConfig || !strings.Contains(err.Error(), "simple_url") {
+			t.Errorf("url %s, simple_url %q: %v, want %s naming simple_url", c.url, c.simple, err, apperr.IndexConfig)
 		}
 	}
 }

@@ -155,6 +155,16 @@ func (p *parser) simpleURL(n *yaml.Node, name string, ix PackageIndex) {
 	case u.User != nil:
 		p.Errorf(n, "remove the credentials from the URL: name their environment variables with username_env/password_env or token_env",
 			"%s holds credentials; secrets never go in platform.yaml", field)
+	case u.RawQuery != "" || u.Fragment != "":
+		p.Errorf(n, "remove the query or fragment: write the URL pip takes as --index-url", "%s %q has a query or fragment", field, ix.SimpleURL)
+	default:
+		// The index's credentials are sent to its simple pages: only on the
+		// index's own scheme and host (never in clear, never elsewhere).
+		if up, err := url.Parse(ix.URL); err == nil && up.Host != "" &&
+			(!strings.EqualFold(up.Scheme, u.Scheme) || !strings.EqualFold(up.Host, u.Host)) {
+			p.Errorf(n, fmt.Sprintf("point simple_url at %s://%s/…, where the index's credentials go; they are never sent in clear or to another host", up.Scheme, up.Host),
+				"%s %q is not on the scheme and host of the index's url %s", field, ix.SimpleURL, up.Scheme+"://"+up.Host)
+		}
 	}
 }
 

@@ -64,6 +64,10 @@ func (d Delivery) Text() string {
 // its result once it ended; while it runs, the targets it has finished
 // (its state query) and the retries of the others (its pending activities).
 func Notices(ctx context.Context, c client.Client, notices []workflows.Notice) []NoticeStatus {
+	// One deadline for all: a worker that does not answer the queries costs
+	// one wait, not one per notice.
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
 	out := make([]NoticeStatus, 0, len(notices))
 	for _, n := range notices {
 		out = append(out, NoticeStatus{Notice: n, Deliveries: deliveries(ctx, c, n)})
@@ -89,25 +93,31 @@ func deliveries(ctx context.Context, c client.Client, n workflows.Notice) []Deli
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	var outcome workflows.NotifyOutcome
+	unread := "" // why the finished targets' outcome is not known
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 		if err := c.GetWorkflow(ctx, n.ID, info.GetExecution().GetRunId()).Get(ctx, &outcome); err != nil {
 			return all(DeliveryUnknown, "cannot read the result of its Notify workflow "+n.ID+": "+err.Error())
 		}
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
 		var st workflows.NotifyState
-		if v, err := c.QueryWorkflow(qctx, n.ID, info.GetExecution().GetRunId(), workflows.StateQuery); err == nil {
-			_ = v.Get(&st) // a Notify older than its outcome query answers Progress only
+		v, err := c.QueryWorkflow(ctx, n.ID, info.GetExecution().GetRunId(), workflows.StateQuery)
+		if err == nil {
+			err = v.Get(&st) // a Notify older than its outcome query answers Progress only
+		}
+		if err != nil {
+			unread = "cannot ask its Notify workflow " + n.ID + ": " + err.Error()
 		}
 		outcome = st.Outcome
 	default:
-		return all(DeliveryFailed, "its Notify workflow "+n.ID+" ended "+strings.ToLower(ExecutionStatus(info.GetStatus())))
+		return all(DeliveryUnknown, "its Notify workflow "+n.ID+" was "+strings.ToLower(spaced(ExecutionStatus(info.GetStatus())))+" before it said")
 	}
 	pending := map[string]Delivery{}
 	for _, pa := range desc.GetPendingActivities() {
 		target, ok := strings.CutPrefix(pa.GetActivityId(), workflows.NotifyActivityID(""))
+		if !ok && len(n.Targets) == 1 {
+			target, ok = n.Targets[0], true // a Notify from before its activities were named
+		}
 		if !ok {
 			continue
 		}
@@ -130,11 +140,25 @@ func deliveries(ctx context.Context, c client.Client, n workflows.Notice) []Deli
 			out[i] = Delivery{Target: t, State: DeliveryDelivered}
 		case pending[t].Target != "":
 			out[i] = pending[t]
+		case unread != "":
+			out[i] = Delivery{Target: t, State: DeliveryUnknown, Detail: unread}
 		default:
 			out[i] = Delivery{Target: t, State: DeliverySending}
 		}
 	}
 	return out
+}
+
+// spaced writes an execution status with spaces: "TimedOut" → "Timed out".
+func spaced(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func contains(list []string, s string) bool {

@@ -264,7 +264,11 @@ func (c *checker) build() {
 	st := checkStep{Name: checkBuild, Status: stepOK,
 		Summary: fmt.Sprintf("%s built and tested, %d from the cache (cache: %s)", what, cached, cacheWhere(builder.Platform))}
 	if failed > 0 {
-		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %s failed", failed, what)
+		total := len(names) + len(c.m.Libraries)
+		st.Status, st.Summary = stepFailed, fmt.Sprintf("%d of %d failed (%s)", failed, total, what)
+		if len(c.m.Libraries) == 0 {
+			st.Summary = fmt.Sprintf("%d of %s failed", failed, what)
+		}
 	}
 	c.rep.Steps = append(c.rep.Steps, st)
 }

@@ -647,7 +647,7 @@ func TestCheckBuildsAndTestsLibraries(t *testing.T) {
 	for _, want := range []string{
 		"common (library)   TESTS FAILED: tests/test_common.py::test_greeting",
 		"::error file=proj/libs/common/tests/test_common.py,line=5,title=shipline check%3A tests of common::library common: test tests/test_common.py::test_greeting failed",
-		"1 of 2 pipelines and 1 library failed",
+		"1 of 3 failed (2 pipelines and 1 library)",
 		"ingest_orders      built and tested",
 	} {
 		if !strings.Contains(out, want) {

@@ -27,6 +27,7 @@ func TestGoldenStatusNotifications(t *testing.T) {
 		{ID: id(2), Event: platform.EventReminder, Stage: "qa", Targets: []string{"team"}, At: t0.Add(4 * time.Hour)},
 		{ID: id(3), Event: platform.EventEscalation, Stage: "qa", Targets: []string{"leads"}, At: t0.Add(24 * time.Hour)},
 		{ID: id(4), Event: platform.EventReminder, Stage: "qa", Targets: []string{"team"}, At: t0.Add(28 * time.Hour)},
+		{ID: id(5), Event: platform.EventReminder, Stage: "qa", Targets: []string{"team"}, At: t0.Add(32 * time.Hour)},
 	}
 	for _, out := range []string{"text", "json"} {
 		f := newFake()
@@ -40,6 +41,7 @@ func TestGoldenStatusNotifications(t *testing.T) {
 				NextAttemptScheduleTime: timestamppb.New(t0.Add(4*time.Hour + 30*time.Second))}}})
 		f.add(id(3), &fakeWF{typ: workflows.NotifyWorkflow, status: enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED,
 			result: workflows.NotifyOutcome{Delivered: []string{"leads"}}})
+		f.add(id(5), &fakeWF{typ: workflows.NotifyWorkflow, status: enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED})
 		code, stdout, _ := golden(t, "status_promote_notifications_"+out, f, "--output", out, "status", pid)
 		if code != ExitOK {
 			t.Fatalf("exit %d", code)
@@ -51,6 +53,7 @@ func TestGoldenStatusNotifications(t *testing.T) {
 				"reminder (qa)                team: retrying (attempt 4): notification target team answered 503 Service Unavailable",
 				"escalation (qa)              leads: delivered",
 				"team: unknown: its Notify workflow " + id(4) + " is not found",
+				"team: unknown: its Notify workflow " + id(5) + " was terminated before it said",
 			},
 			"json": {`"notifications": [`, `"state": "retrying"`, `"attempt": 4`, `"state": "not delivered"`, `"state": "unknown"`},
 		}[out] {

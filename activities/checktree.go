@@ -27,9 +27,10 @@ type CheckTreeInput struct {
 	Commit  string `json:"commit"`
 	// Fabric, when set, sends every job to it (as deploy --fabric).
 	Fabric string `json:"fabric,omitempty"`
-	// Files are the project files a render reads — shipline.yaml and each
-	// job's definition — by path in the project, as the CLI sends them to a
-	// worker; Dirs the pipeline directories (their files stay with the CLI).
+	// Files are the project files a render reads — shipline.yaml, each job's
+	// definition and each Python library's pyproject.toml — by path in the
+	// project, as the CLI sends them to a worker; Dirs the pipeline and
+	// library directories (their other files stay with the CLI).
 	Files map[string]string `json:"files,omitempty"`
 	Dirs  []string          `json:"dirs,omitempty"`
 	// Artifacts maps each pipeline the CLI built to its artifact's file name;

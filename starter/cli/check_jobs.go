@@ -53,7 +53,7 @@ func (c *checker) onWorker() {
 	}
 	in := c.treeInput()
 	in.Files = map[string]string{}
-	for _, name := range append([]string{manifest.FileName}, c.definitions()...) {
+	for _, name := range append(append([]string{manifest.FileName}, c.definitions()...), c.libraryFiles()...) {
 		data, err := manifest.ReadFile(c.src.fsys, name)
 		if err != nil {
 			c.failJobs(fmt.Sprintf("read %s: %v", name, err))
@@ -63,6 +63,9 @@ func (c *checker) onWorker() {
 	}
 	for _, name := range sortedKeys(c.m.Pipelines) {
 		in.Dirs = append(in.Dirs, c.m.Pipelines[name].Path)
+	}
+	for _, name := range sortedKeys(c.m.Libraries) {
+		in.Dirs = append(in.Dirs, c.m.Libraries[name].Path)
 	}
 	var out workflows.CheckOutput
 	if err := readProject(c.o.ctx, c.g, tc, c.m.Name, workflows.CheckUpdate, in, &out); err != nil {
@@ -78,6 +81,19 @@ func (c *checker) definitions() []string {
 	for _, name := range sortedKeys(c.m.Jobs) {
 		if d := c.m.Jobs[name].Definition; d != "" && !slices.Contains(out, d) {
 			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// libraryFiles lists the files of the libraries that validation reads
+// besides their directories: a Python library's pyproject.toml (its name and
+// version are checked).
+func (c *checker) libraryFiles() []string {
+	var out []string
+	for _, name := range sortedKeys(c.m.Libraries) {
+		if l := c.m.Libraries[name]; l.Language == manifest.Python {
+			out = append(out, l.Path+"/pyproject.toml")
 		}
 	}
 	return out

@@ -6,15 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/shipline/shipline/activities"
 	"github.com/shipline/shipline/internal/diag"
@@ -665,5 +668,74 @@ func TestCheckBuildsAndTestsLibraries(t *testing.T) {
 	}
 	if !strings.Contains(out, "common (library)   built and tested: common-0.0.0-py3-none-any.whl") || !strings.Contains(out, "2 pipelines and 1 library built and tested, 2 from the cache") {
 		t.Errorf("the fixed library is not built and tested:\n%s", out)
+	}
+}
+
+// Without --platform, check sends the worker what its validation of the
+// project reads: besides shipline.yaml and the definitions, each library's
+// directory and a Python library's pyproject.toml. The worker's own check
+// (activities' CheckTree, run here on what the CLI sent) then accepts a
+// project with a library, as `check --platform` does, instead of reporting
+// the library's directory as missing.
+func TestCheckOnWorkerSendsTheLibraries(t *testing.T) {
+	skipWithoutPythonBuild(t)
+	t.Setenv("GITHUB_ACTIONS", "")
+	f := newCheckFixture(t, "local-dev", "", map[string]string{
+		"libs/common/pyproject.toml":         "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"common\"\nversion = \"0.0.0\"\n\n[tool.setuptools.packages.find]\nwhere = [\"src\"]\n",
+		"libs/common/src/common/__init__.py": "def greeting(name):\n    return 'hello ' + name\n",
+	})
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(f.root, "cache"))
+	man := filepath.Join(f.proj, "shipline.yaml")
+	data, err := os.ReadFile(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(man, append(data, "libraries:\n  common: {path: libs/common, language: python, index: internal}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	index := fmt.Sprintf("package_indexes:\n  internal: {kind: simple, url: %q}\n", "file://"+filepath.ToSlash(filepath.Join(f.root, "pypi")))
+	pf, err := os.OpenFile(f.platform, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pf.WriteString(index); err != nil {
+		t.Fatal(err)
+	}
+	pf.Close()
+
+	w := newFake()
+	w.reads[workflows.CheckUpdate] = activities.CheckTreeOutput{Jobs: []activities.CheckedJob{}}
+	if code, out, errOut := shipline(t, w, "check", f.proj); code != ExitOK {
+		t.Fatalf("exit %d, want 0\n%s\n%s", code, out, errOut)
+	}
+	sent := w.readArgs[workflows.CheckUpdate]
+	if len(sent) != 1 {
+		t.Fatalf("check sent %d check reads, want 1", len(sent))
+	}
+	in, ok := sent[0].(activities.CheckTreeInput)
+	if !ok {
+		t.Fatalf("check read input is %T", sent[0])
+	}
+	if !slices.Contains(in.Dirs, "libs/common") || in.Files["libs/common/pyproject.toml"] == "" {
+		t.Errorf("check did not send the library: dirs %v, files %v", in.Dirs, slices.Sorted(maps.Keys(in.Files)))
+	}
+
+	cfg, diags := platform.Load(f.platform)
+	if diags.HasErrors() {
+		t.Fatalf("platform.yaml: %v", diags)
+	}
+	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
+	d := &activities.Deploy{Platform: cfg}
+	env.RegisterActivity(d.CheckTree)
+	val, err := env.ExecuteActivity(d.CheckTree, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out activities.CheckTreeOutput
+	if err := val.Get(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Diagnostics.HasErrors() || out.Error != "" {
+		t.Errorf("the worker's check of what the CLI sent fails: %v %s", out.Diagnostics, out.Error)
 	}
 }

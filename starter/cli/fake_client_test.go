@@ -79,15 +79,16 @@ type fakeClient struct {
 	pollers map[string]int     // task queue → pollers (absent: 1)
 	// encrypting marks the pollers' identities as a worker's that encrypts payloads.
 	encrypting bool
-	calls      []string       // mutating calls, in order
-	reads      map[string]any // answers of the project entity's read updates, by update name
+	calls      []string         // mutating calls, in order
+	reads      map[string]any   // answers of the project entity's read updates, by update name
+	readArgs   map[string][]any // the arguments of the reads sent, by update name
 	// listed answers ListWorkflow by the workflow type its query names.
 	listed map[string][]*workflowpb.WorkflowExecutionInfo
 }
 
 func newFake() *fakeClient {
 	return &fakeClient{wfs: map[string]*fakeWF{}, onStart: map[string]*fakeWF{}, pollers: map[string]int{}, reads: map[string]any{},
-		listed: map[string][]*workflowpb.WorkflowExecutionInfo{}}
+		readArgs: map[string][]any{}, listed: map[string][]*workflowpb.WorkflowExecutionInfo{}}
 }
 
 func (f *fakeClient) add(id string, w *fakeWF) *fakeWF {
@@ -272,6 +273,7 @@ func (f *fakeClient) UpdateWithStartWorkflow(ctx context.Context, o client.Updat
 		if !ok {
 			return nil, fmt.Errorf("unexpected read %q of %s", o.UpdateOptions.UpdateName, id)
 		}
+		f.readArgs[o.UpdateOptions.UpdateName] = append(f.readArgs[o.UpdateOptions.UpdateName], o.UpdateOptions.Args...)
 		return fakeHandle{id: id, v: res}, nil
 	}
 	if w, ok := f.wfs[id]; ok && w.status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {

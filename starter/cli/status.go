@@ -269,6 +269,9 @@ func printDetails(g *globals, raw json.RawMessage) {
 		fmt.Fprintln(g.stdout, "  stages:")
 		for _, st := range d.Stages {
 			fmt.Fprintf(g.stdout, "    %s\n", stageLine(st))
+			if w := stageWindowLine(st); w != "" {
+				fmt.Fprintf(g.stdout, "               window: %s\n", w)
+			}
 		}
 		printGatePlans(g, "  ", d.Stages)
 	}

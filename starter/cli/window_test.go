@@ -53,6 +53,19 @@ func TestGoldenWindows(t *testing.T) {
 		f.calls = nil
 		golden(t, "status_promote_window", f, "status", workflows.PromoteID("demo", "v1.0.0"))
 	})
+	t.Run("status of a promotion entered by override", func(t *testing.T) {
+		override := &workflows.WindowOverride{Reason: "hotfix INC-42", Actor: "carol", At: t0}
+		prod := workflows.StageState{Name: "prod", Fabrics: []string{"prod"}, Status: workflows.StageVerified, Detail: "deployed v1.0.0 of demo to prod (1 jobs)",
+			Window: &workflows.WindowWait{Stage: "prod", Message: closedMsg, Reason: "year-end freeze", Since: t0, Override: override}, Override: override}
+		s := promoteState(workflows.StatusPromoted, "promoted v1.0.0 of demo to prod",
+			workflows.StageState{Name: "dev", Fabrics: []string{"dev"}, Status: workflows.StageVerified}, prod)
+		f := newFake()
+		f.add(workflows.PromoteID("demo", "v1.0.0"), &fakeWF{typ: workflows.PromoteWorkflow, states: []any{s}})
+		_, stdout, _ := golden(t, "status_promote_window_override", f, "status", workflows.PromoteID("demo", "v1.0.0"))
+		if !strings.Contains(stdout, "entered by override of carol: hotfix INC-42") {
+			t.Errorf("status does not say the stage was entered by override:\n%s", stdout)
+		}
+	})
 	t.Run("override flags", func(t *testing.T) {
 		f := newFake()
 		f.onStart[workflows.DeployWorkflow] = &fakeWF{typ: workflows.DeployWorkflow, accept: workflows.Acceptance{Accepted: true}}

@@ -93,3 +93,13 @@ func windowOverrideLine(st workflows.StageState) string {
 	}
 	return fmt.Sprintf("%s: window override recorded (%s): if the stage is closed when it deploys, it goes ahead", st.Name, reason)
 }
+
+// stageWindowLine says how a stage of a promotion met a closed window when
+// the stage line alone does not: entered by whose override and why, or the
+// override refused while it waits ("" otherwise).
+func stageWindowLine(st workflows.StageState) string {
+	if w := st.Window; w != nil && (w.Override != nil || w.Refused != "") {
+		return w.Text()
+	}
+	return ""
+}

@@ -65,7 +65,9 @@ func loadPrivateKey(path string) (ed25519.PrivateKey, error) {
 // config registers it as the dashboard's delegate: web.key_file, which must be
 // registered under delegates (a platform admin's decision); or, with dev and
 // no key_file, a key kept under state_dir that is registered in cfg (in
-// memory: the dev platform trusts its own dashboard).
+// memory: the dev platform trusts its own dashboard). A key_file that is
+// not registered is refused with --dev too, so that a platform.yaml tried
+// with --dev does not fail only in production.
 func DashboardKey(cfg *platform.Config, dev bool) (ed25519.PrivateKey, string, error) {
 	w := platform.Web{Auth: platform.WebAuthDev, Delegate: platform.DefaultDelegate}
 	if cfg.Web != nil {
@@ -95,7 +97,7 @@ func DashboardKey(cfg *platform.Config, dev bool) (ed25519.PrivateKey, string, e
 	if slices.ContainsFunc(registered, func(k string) bool { return samePublicKey(k, line) }) {
 		return key, w.Delegate, nil
 	}
-	if !dev {
+	if w.KeyFile != "" { // a platform admin's key: registered by them, also with --dev
 		return nil, "", fmt.Errorf("the public key of web.key_file %s is not registered under delegates.%s.keys in platform.yaml: add %q", w.KeyFile, w.Delegate, line)
 	}
 	if cfg.Delegates == nil {

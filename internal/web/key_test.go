@@ -52,3 +52,37 @@ func TestDashboardKeyFileMustBePrivate(t *testing.T) {
 		t.Errorf("dev key 0644: %v", err)
 	}
 }
+
+// A web.key_file whose public key platform.yaml does not register is refused
+// at start with --dev as without it, saying what to add: only the dev key a
+// --dev worker generates itself is registered for it.
+func TestDashboardKeyFileMustBeRegisteredAlsoWithDev(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web_key")
+	key, err := LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := LoadOrCreateKey(filepath.Join(dir, "other_key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := signing.PublicKeyLine(key, "shipline-web")
+	otherLine, _ := signing.PublicKeyLine(other, "other")
+	for _, dev := range []bool{false, true} {
+		cfg := &platform.Config{StateDir: dir, Web: &platform.Web{Auth: platform.WebAuthProxy, KeyFile: path, Delegate: "web"},
+			Delegates: map[string]platform.Delegate{"web": {Keys: []string{otherLine}}}}
+		_, _, err := DashboardKey(cfg, dev)
+		if err == nil || !strings.Contains(err.Error(), "is not registered under delegates.web.keys") || !strings.Contains(err.Error(), strings.TrimSuffix(line, " shipline-web")) {
+			t.Errorf("dev %v: unregistered key_file: %v", dev, err)
+		}
+		if len(cfg.Delegates["web"].Keys) != 1 {
+			t.Errorf("dev %v: the key_file was registered in memory: %v", dev, cfg.Delegates["web"].Keys)
+		}
+	}
+	// --dev without key_file: its own key under state_dir, registered in memory.
+	cfg := &platform.Config{StateDir: dir}
+	if _, delegate, err := DashboardKey(cfg, true); err != nil || delegate != "web" || len(cfg.Delegates["web"].Keys) != 1 {
+		t.Errorf("dev key: %v %q %v", err, delegate, cfg.Delegates)
+	}
+}

@@ -68,6 +68,21 @@ func Parse(file string, data []byte) (*yaml.Node, diag.List) {
 
 func syntaxError(file string, data []byte, err error) diag.Diagnostic {
 	msg := err.Error()
+	line, problem := 0, strings.TrimPrefix(msg, "yaml: ")
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		problem = m[2]
+	}
+	if strings.HasPrefix(problem, parserProblem) {
+		// yaml.v3 reports a parser error's line 0-based (its scanner errors
+		// 1-based), and none at all on the first line.
+		// The end of a file without a final newline counts as its last line.
+		last := bytes.Count(data, []byte("\n"))
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			last++
+		}
+		return parserError(file, max(1, min(line+1, last)), problem)
+	}
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		d := diag.Diagnostic{Severity: diag.Error, File: file, Line: line,
@@ -95,6 +110,27 @@ func syntaxError(file string, data []byte, err error) diag.Diagnostic {
 		d.Line, d.Col = line, col
 		d.Summary = fmt.Sprintf("not a YAML text file: %s at line %d, column %d", what, line, col)
 		d.Fix = "save the file as UTF-8 text without control characters (is this a binary file?)"
+	}
+	return d
+}
+
+// parserProblem starts every problem of yaml.v3's parser (as opposed to its
+// scanner): a collection that does not go on as YAML expects.
+const parserProblem = "did not find expected "
+
+// parserError is a parser problem at line, where yaml.v3 points: the start of
+// the collection that does not go on as expected, or the problem itself.
+func parserError(file string, line int, problem string) diag.Diagnostic {
+	d := diag.Diagnostic{Severity: diag.Error, File: file, Line: line, Summary: "invalid YAML: " + problem,
+		Fix: "fix the YAML syntax (indentation, quoting, `key: value` pairs)"}
+	switch {
+	case strings.HasSuffix(problem, "'}'"), strings.HasSuffix(problem, "']'"):
+		d.Summary += " (a `{…}` or `[…]` from this line on is not closed where YAML expects)"
+		d.Fix = "close it on the line it opens; inside `{…}` and `[…]` quote a value holding `?`, `,`, `[`, `]`, `{`, `}` or ` #`, " +
+			"e.g. dags_folder: \"s3://bucket/dags?region=eu-west-1\""
+	case strings.HasSuffix(problem, "key"), strings.HasSuffix(problem, "indicator"):
+		d.Summary += " (in the block that starts on this line, or at it)"
+		d.Fix = "indent the entries of one mapping (or the `-` items of one list) to the same column, and nested ones further"
 	}
 	return d
 }

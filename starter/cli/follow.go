@@ -209,6 +209,9 @@ func followDeploy(ctx context.Context, g *globals, c client.Client, id string, o
 			case workflows.StatusWaiting:
 				if s.Window != nil && !o.cancelling { // a window may open in days: say so and stop following
 					p.done(s.Summary)
+					if !g.json() {
+						fmt.Fprintf(g.stdout, "it deploys by itself once the stage opens (`shipline status %s`); to deploy now, a member of the owner team of the stage's fabrics cancels it (`shipline cancel %s`) and deploys again with --override-window --reason R\n", id, id)
+					}
 					return &s, nil
 				}
 			case workflows.StatusSuperseded:

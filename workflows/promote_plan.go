@@ -245,6 +245,9 @@ func (p *promotion) checkPlanVote(s StageState, v Vote, reject bool) error {
 	case v.PlanHash == "":
 		return fmt.Errorf("the approval names no plan: the %s gate approves plan %s; review it with `shipline status %s` and approve with a shipline CLI that sends the plan's hash",
 			s.Name, short12(s.Plan.Hash), id)
+	case v.PlanHash != s.Plan.Hash && !gateShowed(s, v.PlanHash):
+		return fmt.Errorf("the %s gate never showed plan %s: it shows plan %s; check the hash you copied (`shipline status %s` prints it) and approve again",
+			s.Name, short12(v.PlanHash), short12(s.Plan.Hash), id)
 	case v.PlanHash != s.Plan.Hash:
 		msg := fmt.Sprintf("the plan changed since you looked: you approved plan %s, the %s gate now shows plan %s", short12(v.PlanHash), s.Name, short12(s.Plan.Hash))
 		for _, r := range s.Reopened {
@@ -255,6 +258,16 @@ func (p *promotion) checkPlanVote(s StageState, v Vote, reject bool) error {
 		return fmt.Errorf("%s; review with `shipline status %s` and approve again", msg, id)
 	}
 	return nil
+}
+
+// gateShowed says whether hash is a plan the gate showed before it reopened.
+func gateShowed(s StageState, hash string) bool {
+	for _, r := range s.Reopened {
+		if r.ApprovedHash == hash || r.Hash == hash {
+			return true
+		}
+	}
+	return false
 }
 
 // reopenedPending adds to a gate's pending sentence that it reopened.

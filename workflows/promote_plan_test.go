@@ -130,7 +130,7 @@ func TestGatePlanVoteRecordsHash(t *testing.T) {
 	e.RegisterDelayedCallback(func() { shown = stageNamed(e.state(), "qa") }, 30*time.Second)
 	e.vote(time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob", PlanHash: noPlanHash}, "the approval names no plan: the qa gate approves plan ")
 	e.vote(2*time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob", PlanHash: strings.Repeat("ab", 32)},
-		"the plan changed since you looked: you approved plan abababababab, the qa gate now shows plan ")
+		"the qa gate never showed plan abababababab: it shows plan ")
 	e.vote(3*time.Minute, ApproveUpdate, Vote{Stage: "qa", Actor: "bob"}, "")
 	e.ExecuteWorkflow(Promote, PromoteInput{Project: "demo", Version: "v1.2.0", Actor: "alice", To: "qa"})
 	var s PromoteState

@@ -77,7 +77,7 @@ func runRecheckWindow(ctx context.Context, g *globals, id string) error {
 		return failed(fmt.Errorf("signal %s: %s", id, cleanWorkflowError(err)))
 	}
 	if !g.json() {
-		fmt.Fprintf(g.stdout, "%s reads its change windows again; `shipline status %s` shows whether it goes on\n", id, id)
+		fmt.Fprintf(g.stdout, "%s reads its change windows again (within a minute: a workflow reads them at most once a minute); `shipline status %s` shows whether it goes on\n", id, id)
 	}
 	return nil
 }

@@ -224,7 +224,7 @@ func OpenIndex(ctx context.Context, cfg *platform.Config, name string, getenv fu
 			continue
 		}
 		if *v.to = getenv(v.env); *v.to == "" {
-			return nil, &apperr.Error{Type: apperr.IndexConfig, Msg: fmt.Sprintf("package index %s: the environment variable %s that platform.yaml names for its credentials is not set on the worker: set it and resume", name, v.env)}
+			return nil, &apperr.Error{Type: apperr.IndexConfig, Msg: fmt.Sprintf("package index %s: the environment variable %s that platform.yaml names for its credentials is not set: set it in the worker's environment, restart the worker and resume the release (for `shipline validate` or `check`: in their environment)", name, v.env)}
 		}
 	}
 	return pkgindex.Open(ctx, c)

@@ -112,7 +112,7 @@ func TestPublishLibrary(t *testing.T) {
 func TestOpenIndexCredentials(t *testing.T) {
 	l, _ := libraryActivities(t, "")
 	_, err := OpenIndex(context.Background(), l.Platform, "secured", l.getenv)
-	if apperr.Type(err) != apperr.IndexConfig || !strings.Contains(err.Error(), "SECURED_TOKEN") {
+	if apperr.Type(err) != apperr.IndexConfig || !strings.Contains(err.Error(), "SECURED_TOKEN") || !strings.Contains(err.Error(), "restart the worker and resume") {
 		t.Fatalf("err = %v", err)
 	}
 	_, err = OpenIndex(context.Background(), l.Platform, "nexus", l.getenv)

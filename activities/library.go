@@ -230,6 +230,28 @@ func OpenIndex(ctx context.Context, cfg *platform.Config, name string, getenv fu
 	return pkgindex.Open(ctx, c)
 }
 
+// UnsetIndexVariables lists, for the worker's start, the package indexes
+// whose credential variables are not set in its environment: a release that
+// publishes a library there parks until they are. (A function: every method
+// of Libraries is an activity.)
+func UnsetIndexVariables(cfg *platform.Config) []string {
+	names := make([]string, 0, len(cfg.PackageIndexes))
+	for n := range cfg.PackageIndexes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []string
+	for _, name := range names {
+		ix := cfg.PackageIndexes[name]
+		for _, env := range []string{ix.UsernameEnv, ix.PasswordEnv, ix.TokenEnv} {
+			if env != "" && os.Getenv(env) == "" {
+				out = append(out, fmt.Sprintf("package index %s: %s is not set in the worker's environment; a release that publishes a library there parks until it is (set it and restart the worker)", name, env))
+			}
+		}
+	}
+	return out
+}
+
 func (l *Libraries) getenv(k string) string {
 	if l.Getenv != nil {
 		return l.Getenv(k)

@@ -206,3 +206,18 @@ func TestOpenIndexSimpleURL(t *testing.T) {
 		}
 	}
 }
+
+// The worker warns at start about a package index whose credential variable
+// is unset, naming the index and the variable, as it does for notifications.
+func TestUnsetIndexVariablesAreReported(t *testing.T) {
+	l, _ := libraryActivities(t, "")
+	t.Setenv("SECURED_TOKEN", "")
+	got := UnsetIndexVariables(l.Platform)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "package index secured: SECURED_TOKEN is not set in the worker's environment") {
+		t.Errorf("unset = %q", got)
+	}
+	t.Setenv("SECURED_TOKEN", "x")
+	if got := UnsetIndexVariables(l.Platform); len(got) != 0 {
+		t.Errorf("with the variable set: %q", got)
+	}
+}

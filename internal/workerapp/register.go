@@ -61,7 +61,7 @@ func register(r worker.Registry, d Deps) {
 	}
 	r.RegisterActivity(&activities.Runs{Platform: d.Config})
 	r.RegisterActivity(&activities.Libraries{Platform: d.Config, Store: d.Store})
-	for _, problem := range activities.UnsetNotifyVariables(d.Config) {
+	for _, problem := range append(activities.UnsetIndexVariables(d.Config), activities.UnsetNotifyVariables(d.Config)...) {
 		if d.Logger != nil {
 			d.Logger.Warn(problem)
 		}

@@ -101,9 +101,16 @@ fi
 step "shipline validate examples/demo --platform examples/platform.yaml"
 bin/shipline validate examples/demo --platform examples/platform.yaml
 
+# A stack an earlier KEEP=1 run left running holds the ports (and writes the log): say so, touch nothing.
+if [ -f "$STATE/worker.pid" ] && kept=$(cat "$STATE/worker.pid") && kill -0 "$kept" 2>/dev/null &&
+  grep -q shipline-worker "/proc/$kept/cmdline" 2>/dev/null; then
+  echo "the demo's worker from an earlier KEEP=1 run still runs (pid $kept, log $STATE/worker.log) and holds its ports: stop it with \`kill $kept\`, then run the demo again" >&2
+  exit 1
+fi
 step "starting the worker with the embedded Temporal server (log: $STATE/worker.log)"
 bin/shipline-worker --config examples/platform.yaml --dev --temporal-port "$PORT" --ui-port "$UI_PORT" --web-addr "$WEB_ADDR" >"$STATE/worker.log" 2>&1 &
 worker=$!
+echo "$worker" >"$STATE/worker.pid"
 stop() { if [ "${KEEP:-0}" != 1 ]; then kill "$worker" 2>/dev/null && wait "$worker" 2>/dev/null || true; fi; }
 trap stop EXIT
 for _ in $(seq 1 300); do

@@ -149,7 +149,7 @@ func TestReleaseLibraryOtherBytesRefused(t *testing.T) {
 		func(context.Context, activities.PublishLibraryInput) (activities.PublishedLibrary, error) {
 			attempts++
 			return activities.PublishedLibrary{}, temporal.NewNonRetryableApplicationError(
-				"package index internal already holds common 1.2.0 of project demo (common-1.2.0-py3-none-any.whl) with other bytes: sha256 aaa there, bbb built now; published versions are immutable: bump the library's version and release again",
+				"package index internal already holds common 1.2.0 of project demo (common-1.2.0-py3-none-any.whl) with other bytes: sha256 aaa there, bbb built now; published versions are immutable and a library takes the release's version: release a new version (e.g. the next patch)",
 				apperr.VersionAlreadyPublished, nil)
 		})
 	e.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: ReleaseID("demo", "v1.2.0")})

@@ -146,7 +146,7 @@ func TestMavenImmutability(t *testing.T) {
 	if apperr.Type(err) != apperr.VersionAlreadyPublished {
 		t.Fatalf("other bytes: %v, want %s", err, apperr.VersionAlreadyPublished)
 	}
-	for _, s := range []string{"package index nexus", "common-utils 1.0.0", group + ":" + artifact + ":1.0.0", sha256File(t, jar), sha256File(t, other), "bump"} {
+	for _, s := range []string{"package index nexus", "common-utils 1.0.0", group + ":" + artifact + ":1.0.0", sha256File(t, jar), sha256File(t, other), "release a new version"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("refusal %q does not say %q", err, s)
 		}

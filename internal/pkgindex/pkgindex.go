@@ -198,7 +198,7 @@ func conflict(c Config, f File, what, there, here string) error {
 	}
 	return &apperr.Error{Type: apperr.VersionAlreadyPublished, Msg: fmt.Sprintf(
 		"package index %s already holds %s %s%s (%s) with other bytes: sha256 %s there, %s built now; "+
-			"published versions are immutable: bump the library's version and release again",
+			"published versions are immutable and a library takes the release's version: release a new version (e.g. the next patch)",
 		c.Name, f.Name, f.Version, proj, what, there, here)}
 }
 

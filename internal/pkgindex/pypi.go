@@ -133,7 +133,7 @@ func (p *pypiIndex) Publish(ctx context.Context, f File) (Result, error) {
 	}
 	return Result{}, &apperr.Error{Type: apperr.IndexRejected, Msg: err.Error() + fmt.Sprintf(
 		"; the index holds %s already but its page %s %s, so its sha256 cannot be compared with %s: "+
-			"if it is the same file, nothing is to do; otherwise bump the library's version", pf.Filename, p.projectPage(pf.Name), why, sum)}
+			"if it is the same file, nothing is to do; otherwise release a new version (a library takes the release's version)", pf.Filename, p.projectPage(pf.Name), why, sum)}
 }
 
 // fileExists reports whether an upload's refusal says the file exists:

@@ -177,7 +177,7 @@ func TestPyPIImmutability(t *testing.T) {
 	if apperr.Type(err) != apperr.VersionAlreadyPublished {
 		t.Fatalf("other bytes: %v, want %s", err, apperr.VersionAlreadyPublished)
 	}
-	for _, s := range []string{"artifactory", "common 1.0.0", sha256File(t, whl), sha256File(t, other), "bump"} {
+	for _, s := range []string{"artifactory", "common 1.0.0", sha256File(t, whl), sha256File(t, other), "release a new version"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("refusal %q does not say %q", err, s)
 		}

@@ -164,7 +164,7 @@ func TestSimpleImmutability(t *testing.T) {
 	if !errors.As(err, &app) || !app.Permanent() {
 		t.Error("the refusal is retryable")
 	}
-	for _, s := range []string{"package index internal", "common 1.0.0", sha256File(t, whl), sha256File(t, other), "bump the library's version"} {
+	for _, s := range []string{"package index internal", "common 1.0.0", sha256File(t, whl), sha256File(t, other), "release a new version"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("refusal %q does not say %q", err, s)
 		}

@@ -250,12 +250,16 @@ func printDetails(g *globals, raw json.RawMessage) {
 	if len(raw) == 0 || json.Unmarshal(raw, &d) != nil {
 		return
 	}
-	if len(d.Builds) > 0 {
+	var builds []string
+	for _, name := range sortedKeys(d.Builds) {
+		if b := d.Builds[name]; b.Status != workflows.StepPending {
+			builds = append(builds, buildLine(b))
+		}
+	}
+	if len(builds) > 0 { // none started yet (waiting in the queue or for a window): no heading
 		fmt.Fprintln(g.stdout, "  builds:")
-		for _, name := range sortedKeys(d.Builds) {
-			if b := d.Builds[name]; b.Status != workflows.StepPending {
-				fmt.Fprintf(g.stdout, "    %s\n", buildLine(b))
-			}
+		for _, l := range builds {
+			fmt.Fprintf(g.stdout, "    %s\n", l)
 		}
 	}
 	printPublishedLibraries(g, d.Libraries)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,23 @@ func TestGoldenStatusNotifications(t *testing.T) {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("%s status lacks %q:\n%s", out, want, stdout)
 			}
+		}
+	}
+}
+
+// A deployment whose builds have not started (it waits in its fabric's queue
+// or for a window) prints no empty builds heading; one whose builds run lists them.
+func TestStatusBuildsHeadingOnlyWithBuilds(t *testing.T) {
+	for _, c := range []struct {
+		status workflows.StepStatus
+		want   bool
+	}{{workflows.StepPending, false}, {workflows.StepRunning, true}} {
+		var out strings.Builder
+		g := &globals{stdout: &out}
+		raw, _ := json.Marshal(workflows.DeployState{Builds: map[string]workflows.PipelineBuild{"ingest": {Pipeline: "ingest", Status: c.status}}})
+		printDetails(g, raw)
+		if got := strings.Contains(out.String(), "builds:"); got != c.want {
+			t.Errorf("builds %s: heading printed = %v, want %v:\n%s", c.status, got, c.want, out.String())
 		}
 	}
 }

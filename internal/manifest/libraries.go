@@ -101,22 +101,8 @@ func (p *parser) libraries(v *yaml.Node) {
 					l.Index = s
 					p.checkName(vv, s, "package index name")
 				}
-			case "build":
-				buildNode = kk
-				l.Build, _ = p.String(vv, field+".build")
-				if l.Build == "" && yamlnode.IsNull(vv) {
-					p.Errorf(kk, "give the build command, or remove build:", "%s.build is empty", field)
-				}
-			case "artifact":
-				artifactNode = kk
-				if s, ok := p.String(vv, field+".artifact"); ok {
-					l.Artifact = s
-					p.artifactGlob(vv, field, s)
-				} else if yamlnode.IsNull(vv) {
-					p.Errorf(kk, "give the artifact's glob, or remove artifact:", "%s.artifact is empty", field)
-				}
-			case "test":
-				l.Test, _ = p.String(vv, field+".test")
+			case "build", "artifact", "test":
+				p.buildKey(key, kk, vv, field, buildKeys{&l.Build, &l.Artifact, &l.Test, &buildNode, &artifactNode})
 			case "group":
 				groupNode = kk
 				if s, ok := p.String(vv, field+".group"); ok {

@@ -205,22 +205,8 @@ func (p *parser) pipelines(k, v *yaml.Node) {
 				pl.Path, _ = p.relPath(vv, field+".path", true)
 			case "language":
 				pl.Language = p.language(vv, field, "pipeline", name)
-			case "build":
-				buildNode = kk
-				pl.Build, _ = p.String(vv, field+".build")
-				if pl.Build == "" && yamlnode.IsNull(vv) {
-					p.Errorf(kk, "give the build command, or remove build:", "%s.build is empty", field)
-				}
-			case "artifact":
-				artifactNode = kk
-				if s, ok := p.String(vv, field+".artifact"); ok {
-					pl.Artifact = s
-					p.artifactGlob(vv, field, s)
-				} else if yamlnode.IsNull(vv) {
-					p.Errorf(kk, "give the artifact's glob, or remove artifact:", "%s.artifact is empty", field)
-				}
-			case "test":
-				pl.Test, _ = p.String(vv, field+".test")
+			case "build", "artifact", "test":
+				p.buildKey(key, kk, vv, field, buildKeys{&pl.Build, &pl.Artifact, &pl.Test, &buildNode, &artifactNode})
 			}
 		})
 		if !isMap {
@@ -238,6 +224,36 @@ func (p *parser) pipelines(k, v *yaml.Node) {
 		p.buildRule(k, "pipeline", name, pl, buildNode, artifactNode)
 		p.m.Pipelines[name] = pl
 	})
+}
+
+// buildKeys are where the keys pipelines and libraries share (build,
+// artifact, test) are decoded to, and the nodes of build and artifact for
+// buildRule.
+type buildKeys struct {
+	build, artifact, test   *string
+	buildNode, artifactNode **yaml.Node
+}
+
+// buildKey decodes one of build, artifact and test of field.
+func (p *parser) buildKey(key string, kk, vv *yaml.Node, field string, to buildKeys) {
+	switch key {
+	case "build":
+		*to.buildNode = kk
+		*to.build, _ = p.String(vv, field+".build")
+		if *to.build == "" && yamlnode.IsNull(vv) {
+			p.Errorf(kk, "give the build command, or remove build:", "%s.build is empty", field)
+		}
+	case "artifact":
+		*to.artifactNode = kk
+		if s, ok := p.String(vv, field+".artifact"); ok {
+			*to.artifact = s
+			p.artifactGlob(vv, field, s)
+		} else if yamlnode.IsNull(vv) {
+			p.Errorf(kk, "give the artifact's glob, or remove artifact:", "%s.artifact is empty", field)
+		}
+	case "test":
+		*to.test, _ = p.String(vv, field+".test")
+	}
 }
 
 // buildRule: python pipelines are always built as wheels by Shipline

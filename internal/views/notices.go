@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,7 +137,7 @@ func deliveries(ctx context.Context, c client.Client, n workflows.Notice) []Deli
 		switch why, failed := outcome.Failed[t]; {
 		case failed:
 			out[i] = Delivery{Target: t, State: DeliveryFailed, Detail: why}
-		case contains(outcome.Delivered, t):
+		case slices.Contains(outcome.Delivered, t):
 			out[i] = Delivery{Target: t, State: DeliveryDelivered}
 		case pending[t].Target != "":
 			out[i] = pending[t]
@@ -159,13 +160,4 @@ func spaced(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

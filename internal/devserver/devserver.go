@@ -17,6 +17,8 @@ import (
 	"go.temporal.io/server/temporal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/shipline/shipline/internal/freeport"
 )
 
 // Defaults applied by Start to zero-valued Options fields.
@@ -214,5 +216,5 @@ func checkPortFree(ip string, port int) error {
 	return l.Close()
 }
 
-// freePort is FreePort (ports.go).
-func freePort(ip string) (int, error) { return FreePort(ip) }
+// freePort is freeport.Get.
+func freePort(ip string) (int, error) { return freeport.Get(ip) }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shipline/shipline/internal/devserver"
+	"github.com/shipline/shipline/internal/freeport"
 	"github.com/shipline/shipline/internal/testcerts"
 )
 
@@ -168,7 +169,7 @@ func head(b []byte) string {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	p, err := devserver.FreePort("127.0.0.1")
+	p, err := freeport.Get("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

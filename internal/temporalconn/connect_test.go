@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shipline/shipline/internal/devserver"
+	"github.com/shipline/shipline/internal/freeport"
 	"github.com/shipline/shipline/internal/temporalconn"
 	"github.com/shipline/shipline/internal/testcerts"
 )
@@ -222,7 +223,7 @@ func wantAll(t *testing.T, err error, parts ...string) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	p, err := devserver.FreePort("127.0.0.1")
+	p, err := freeport.Get("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

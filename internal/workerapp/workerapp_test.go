@@ -17,6 +17,7 @@ import (
 
 	"github.com/shipline/shipline/internal/codec"
 	"github.com/shipline/shipline/internal/devserver"
+	"github.com/shipline/shipline/internal/freeport"
 	"github.com/shipline/shipline/internal/platform"
 )
 
@@ -204,7 +205,7 @@ func listAttributes(ctx context.Context, t *testing.T, c client.Client, ns strin
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	p, err := devserver.FreePort("127.0.0.1")
+	p, err := freeport.Get("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

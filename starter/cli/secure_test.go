@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shipline/shipline/internal/devserver"
+	"github.com/shipline/shipline/internal/freeport"
 	"github.com/shipline/shipline/internal/temporalconn"
 	"github.com/shipline/shipline/internal/testcerts"
 	"github.com/shipline/shipline/internal/workerapp"
@@ -147,7 +148,7 @@ func write(t *testing.T, path, data string) {
 
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
-	p, err := devserver.FreePort("127.0.0.1")
+	p, err := freeport.Get("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

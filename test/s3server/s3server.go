@@ -18,8 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -33,6 +31,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/shipline/shipline/internal/freeport"
 )
 
 // Credentials of the two identities every server knows. They are test
@@ -426,28 +426,16 @@ func (s *Server) logTail(n int) string {
 	return "last lines of " + s.Log + ":\n" + strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// freePorts returns n distinct free loopback ports, drawn at random from
-// 20000–32767: clear of the kernel's ephemeral range (32768 and up), from
-// which outgoing connections could take a port before weed binds it.
+// freePorts returns n distinct free loopback ports, clear of the kernel's
+// ephemeral range (freeport.Get).
 func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 1000 {
-			return nil, fmt.Errorf("found only %d free loopback ports", len(ports))
-		}
-		p := 20000 + rand.IntN(12768)
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	ports := make([]int, n)
+	for i := range ports {
+		p, err := freeport.Get("127.0.0.1")
 		if err != nil {
-			continue
+			return nil, err
 		}
-		ls = append(ls, l)
-		ports = append(ports, p)
+		ports[i] = p
 	}
 	return ports, nil
 }

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/shipline/shipline/internal/devserver"
+	"github.com/shipline/shipline/internal/freeport"
 	"github.com/shipline/shipline/internal/platform"
 	"github.com/shipline/shipline/internal/workerapp"
 )
@@ -109,7 +109,7 @@ func (s *Stack) Stop() {
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	p, err := devserver.FreePort("127.0.0.1")
+	p, err := freeport.Get("127.0.0.1")
 	if err != nil {
 		tb.Fatal(err)
 	}

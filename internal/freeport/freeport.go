@@ -1,4 +1,6 @@
-package devserver
+// Package freeport hands out free TCP ports for servers Shipline starts
+// itself (the embedded Temporal server, test servers).
+package freeport
 
 import (
 	"fmt"
@@ -10,7 +12,7 @@ import (
 	"sync"
 )
 
-// Free ports for the embedded server's services. A port the kernel picks
+// A port the kernel picks
 // (listen on :0) comes from the ephemeral range, which outgoing connections
 // use too: between the moment it is found free and the moment the server
 // binds it, a connection of this or another process may take it, and the
@@ -27,9 +29,9 @@ var handedOut = struct {
 	ports map[int]bool
 }{ports: map[int]bool{}}
 
-// FreePort returns a port free on ip, outside the ephemeral range, that this
+// Get returns a port free on ip, outside the ephemeral range, that this
 // process has not handed out before.
-func FreePort(ip string) (int, error) {
+func Get(ip string) (int, error) {
 	low, high := portFloor, ephemeralLow()
 	handedOut.Lock()
 	defer handedOut.Unlock()
